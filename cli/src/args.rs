@@ -1,0 +1,144 @@
+//! Command-line arguments, as clap parses them. Nothing outside this file and
+//! `main.rs` sees clap: `config.rs` resolves these into a `RunConfig` once.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A task runner for JavaScript/TypeScript workspaces that caches task results
+/// and listens to the tools it runs.
+#[derive(Debug, Parser)]
+#[command(name = "vp", version, about, long_about = None)]
+#[command(propagate_version = true, disable_help_subcommand = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a task (or list the tasks when no task is given)
+    Run(RunArgs),
+    /// Run the project's own `vite build` as a cached task (a drop-in for `vite build`)
+    Build(BuildArgs),
+    /// Run any command under the file-access tracer and print what it read and wrote
+    Trace(TraceArgs),
+    /// Inspect and manage the task cache
+    Cache(CacheArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub(crate) enum LogMode {
+    /// Children write straight to the terminal as they run
+    #[default]
+    Interleaved,
+    /// Every line is prefixed with `[pkg#task]`
+    Labeled,
+    /// Each task's output is printed as one block when it ends
+    Grouped,
+}
+
+/// Options shared by everything that executes tasks (`vp run`, `vp build`).
+#[derive(Debug, Args, Clone)]
+pub(crate) struct ExecOptions {
+    /// Cache every selected task, package.json scripts included
+    #[arg(long, overrides_with = "no_cache")]
+    pub(crate) cache: bool,
+    /// Run every selected task without reading or writing the cache
+    #[arg(long = "no-cache", overrides_with = "cache")]
+    pub(crate) no_cache: bool,
+    /// How task output is shown
+    #[arg(long, value_enum, default_value_t = LogMode::Interleaved)]
+    pub(crate) log: LogMode,
+    /// Show every task's cache status and reasons, and what its tools reported to vp
+    #[arg(short, long)]
+    pub(crate) verbose: bool,
+    /// Where the cache lives (default: `node_modules/.cache/vp` at the workspace root)
+    #[arg(long, env = "VP_CACHE_DIR", value_name = "DIR")]
+    pub(crate) cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The task to run: `task` (in the package of the current directory) or `pkg#task`
+    pub(crate) task: Option<String>,
+    /// Run the task in every package that has it, dependencies first
+    #[arg(short, long)]
+    pub(crate) recursive: bool,
+    /// Run the task in the current package and in every package it depends on
+    #[arg(short, long)]
+    pub(crate) transitive: bool,
+    /// Run the task of the workspace root package
+    #[arg(short = 'w', long = "workspace-root")]
+    pub(crate) workspace_root: bool,
+    /// Select packages with a pnpm-style selector (repeatable): `name`, `@scope/*`,
+    /// `./dir`, `name...`, `...name`, `name^...`, `!name`
+    #[arg(short = 'F', long = "filter", value_name = "SELECTOR")]
+    pub(crate) filter: Vec<String>,
+    /// Maximum number of tasks running at once
+    #[arg(long, env = "VP_RUN_CONCURRENCY_LIMIT", default_value_t = 4, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) concurrency_limit: u32,
+    /// Start every selected task at once, ignoring dependency order and the limit
+    #[arg(long)]
+    pub(crate) parallel: bool,
+    /// Print the summary of the previous run and exit
+    #[arg(long)]
+    pub(crate) last_details: bool,
+    #[command(flatten)]
+    pub(crate) exec: ExecOptions,
+    /// Extra arguments, appended to the last command of the task (after `--`)
+    #[arg(last = true, value_name = "ARGS")]
+    pub(crate) extra: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BuildArgs {
+    #[command(flatten)]
+    pub(crate) exec: ExecOptions,
+    /// Arguments for `vite build` (`--mode`, `--outDir`, `-c`, ...), passed through unchanged
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "VITE_ARGS")]
+    pub(crate) vite_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TraceArgs {
+    /// Print the result as JSON
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Also list every recorded access in order, not only the classification
+    #[arg(long)]
+    pub(crate) log: bool,
+    /// Root of the paths that count (default: the workspace root, else the current directory)
+    #[arg(long, value_name = "DIR")]
+    pub(crate) root: Option<PathBuf>,
+    /// The command to run, after `--`
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CacheArgs {
+    /// Where the cache lives (default: `node_modules/.cache/vp` at the workspace root)
+    #[arg(long, env = "VP_CACHE_DIR", value_name = "DIR", global = true)]
+    pub(crate) cache_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: CacheCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CacheCommand {
+    /// Delete the whole cache
+    Clean,
+    /// Evict least-recently-used entries until the cache fits the size bound
+    Prune {
+        /// Size bound, e.g. `2GiB`, `500MB` (default: `VP_CACHE_MAX_SIZE`, else 5GiB)
+        #[arg(long, value_name = "SIZE")]
+        max_size: Option<String>,
+    },
+    /// Show entries, stored bytes and hit counts
+    Stats,
+    /// Print where the cache is
+    Path,
+}
