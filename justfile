@@ -1,0 +1,41 @@
+# vp's recipes: thin wrappers over cargo, node and the scripts in scripts/.
+# Run `bash scripts/bootstrap.sh` once first (scripts/test.sh and scripts/example.sh do it for you).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes
+default:
+    @just --list
+
+# Build every crate of the workspace (debug profile: tests, the example and CI share one RocksDB build)
+build:
+    cargo build --workspace
+
+# Run every test (unit, trycmd, e2e); uses cargo-nextest when it is installed
+test:
+    if cargo nextest --version >/dev/null 2>&1; then \
+        cargo test --workspace --doc; \
+        cargo nextest run --workspace --no-fail-fast; \
+    else \
+        cargo test --workspace --no-fail-fast; \
+    fi
+
+# Run only the end-to-end tests (real Node and Vite in the fixtures/ workspaces)
+e2e *ARGS:
+    cargo test -p vp --test e2e -- {{ARGS}}
+
+# Build vp and run it twice on the bundled example workspace
+example:
+    bash scripts/example.sh
+
+# Run the benchmarks and update docs/benchmarks.md
+bench *ARGS:
+    bash bench/run-peers.sh {{ARGS}}
+
+# Format the Rust code
+fmt:
+    cargo fmt --all
+
+# Lint the Rust code (the workspace lints make clippy's `all` group an error)
+lint:
+    cargo clippy --workspace --all-targets
