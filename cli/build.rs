@@ -42,11 +42,15 @@ fn run() -> Result<(), String> {
         Some(prebuilt) => PathBuf::from(prebuilt),
         None => build_addon(&root, &out_dir)?,
     };
-    let bytes = fs::read(&built).map_err(|e| format!("cannot read the built addon `{}`: {e}", built.display()))?;
+    let bytes = fs::read(&built)
+        .map_err(|e| format!("cannot read the built addon `{}`: {e}", built.display()))?;
     fs::write(&dest, &bytes).map_err(|e| format!("cannot write `{}`: {e}", dest.display()))?;
     // Content hash for the materialized file name: a new addon never
     // reuses an old file, identical builds share one.
-    println!("cargo:rustc-env=VP_BRIDGE_ADDON_HASH={:016x}", fnv1a64(&bytes));
+    println!(
+        "cargo:rustc-env=VP_BRIDGE_ADDON_HASH={:016x}",
+        fnv1a64(&bytes)
+    );
     Ok(())
 }
 
@@ -67,8 +71,11 @@ fn build_addon(root: &Path, out_dir: &Path) -> Result<PathBuf, String> {
     if release {
         cmd.arg("--release");
     }
-    // The embedded copy needs no debug info: smaller binary, faster build.
+    // The embedded copy needs no debug info (smaller binary, faster build)
+    // and is always optimized: every tool call goes through it, and a dev
+    // build of vp should not make tools measurably slower.
     cmd.env(format!("CARGO_PROFILE_{profile_env}_DEBUG"), "0")
+        .env(format!("CARGO_PROFILE_{profile_env}_OPT_LEVEL"), "2")
         .env(format!("CARGO_PROFILE_{profile_env}_STRIP"), "debuginfo")
         // Under `cargo clippy` the workspace wrapper would lint the addon
         // again (and could fail this build); the outer run lints it anyway.
@@ -84,10 +91,11 @@ fn build_addon(root: &Path, out_dir: &Path) -> Result<PathBuf, String> {
         ));
     }
     let profile_dir = if release { "release" } else { "debug" };
-    Ok(target_dir
-        .join(&target)
-        .join(profile_dir)
-        .join(format!("{}vp_bridge_neon{}", dll_prefix(&target), dll_suffix(&target))))
+    Ok(target_dir.join(&target).join(profile_dir).join(format!(
+        "{}vp_bridge_neon{}",
+        dll_prefix(&target),
+        dll_suffix(&target)
+    )))
 }
 
 /// `<target>/<profile>/bridge-addon` next to cargo's own `build/` dir, so
@@ -102,7 +110,11 @@ fn addon_target_dir(out_dir: &Path) -> PathBuf {
 }
 
 fn dll_prefix(target: &str) -> &'static str {
-    if target.contains("windows") { "" } else { "lib" }
+    if target.contains("windows") {
+        ""
+    } else {
+        "lib"
+    }
 }
 
 fn dll_suffix(target: &str) -> &'static str {

@@ -5,9 +5,7 @@
 
 /// Whether `name` matches `pattern` as a whole.
 pub(crate) fn matches(pattern: &[u8], name: &[u8]) -> bool {
-    expand_braces(pattern)
-        .iter()
-        .any(|p| match_here(p, name))
+    expand_braces(pattern).iter().any(|p| match_here(p, name))
 }
 
 /// `a{b,c}d` → `abd`, `acd` (nested braces expanded recursively).
@@ -136,7 +134,11 @@ mod tests {
             ("", "A", false),
         ];
         for (pattern, name, want) in cases {
-            assert_eq!(matches(pattern.as_bytes(), name.as_bytes()), *want, "{pattern} vs {name}");
+            assert_eq!(
+                matches(pattern.as_bytes(), name.as_bytes()),
+                *want,
+                "{pattern} vs {name}"
+            );
         }
     }
 }

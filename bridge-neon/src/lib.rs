@@ -130,7 +130,12 @@ fn get_envs(mut cx: FunctionContext) -> JsResult<JsObject> {
         Some(client) => match client.get_envs(query, tracked) {
             Ok(map) => map
                 .into_iter()
-                .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.to_string_lossy().into_owned(),
+                        v.to_string_lossy().into_owned(),
+                    )
+                })
                 .collect(),
             Err(err) => return throw_call(&mut cx, err),
         },
@@ -188,8 +193,11 @@ fn process_env(cx: &mut FunctionContext) -> NeonResult<Vec<(String, String)>> {
     Ok(pairs)
 }
 
+/// A bridge function as exported to JS.
+type Exported = fn(FunctionContext) -> JsResult<JsValue>;
+
 fn exports<'a, C: Context<'a>>(cx: &mut C, target: Handle<'a, JsObject>) -> NeonResult<()> {
-    let functions: [(&str, fn(FunctionContext) -> JsResult<JsValue>); 5] = [
+    let functions: [(&str, Exported); 5] = [
         ("ignoreInput", |cx| ignore_input(cx).map(|v| v.upcast())),
         ("ignoreOutput", |cx| ignore_output(cx).map(|v| v.upcast())),
         ("disableCache", |cx| disable_cache(cx).map(|v| v.upcast())),

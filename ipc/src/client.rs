@@ -344,7 +344,12 @@ mod tests {
     fn a_non_socket_fd_is_unavailable() {
         let file = std::fs::File::open("/dev/null").expect("open /dev/null");
         let err = Client::from_fd(file.as_raw_fd(), "t", "test").expect_err("not a socket");
-        assert_eq!(err, Unavailable::NotASocket { fd: file.as_raw_fd() });
+        assert_eq!(
+            err,
+            Unavailable::NotASocket {
+                fd: file.as_raw_fd()
+            }
+        );
         assert!(err.to_string().contains("not a unix socket"), "{err}");
     }
 
@@ -366,7 +371,12 @@ mod tests {
         let mut fds = [0; 2];
         // SAFETY: fds has room for two descriptors.
         let rc = unsafe {
-            libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
         };
         assert_eq!(rc, 0);
         // SAFETY: fresh fds from socketpair.

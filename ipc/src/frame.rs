@@ -220,7 +220,9 @@ mod tests {
         };
         assert_eq!(
             body(&glob),
-            [5, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, b'V', b'*', 0]
+            [
+                5, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, b'V', b'*', 0
+            ]
         );
         let prefix = Request::GetEnvs {
             query: EnvQuery::Prefix(b"V".to_vec()),
@@ -249,10 +251,7 @@ mod tests {
         let err = Response::Error {
             message: "no".into(),
         };
-        assert_eq!(
-            body(&err),
-            [3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, b'n', b'o']
-        );
+        assert_eq!(body(&err), [3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, b'n', b'o']);
     }
 
     #[test]
@@ -273,7 +272,11 @@ mod tests {
             let got: Request = read_frame(&mut input).expect("reads").expect("a frame");
             assert_eq!(&got, m);
         }
-        assert!(read_frame::<Request>(&mut input).expect("clean end").is_none());
+        assert!(
+            read_frame::<Request>(&mut input)
+                .expect("clean end")
+                .is_none()
+        );
     }
 
     #[test]

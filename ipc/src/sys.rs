@@ -167,14 +167,22 @@ mod tests {
     #[test]
     fn broker_check_tells_the_fd_kinds_apart() {
         let (a, _b) = stream_pair().expect("socketpair");
-        assert_eq!(check_broker(a.as_raw_fd()), FdCheck::WrongType(libc::SOCK_STREAM));
+        assert_eq!(
+            check_broker(a.as_raw_fd()),
+            FdCheck::WrongType(libc::SOCK_STREAM)
+        );
         let file = std::fs::File::open("/dev/null").expect("open /dev/null");
         assert_eq!(check_broker(file.as_raw_fd()), FdCheck::NotASocket);
         assert_eq!(check_broker(-1), FdCheck::Closed);
         let mut fds = [0; 2];
         // SAFETY: fds has room for two descriptors.
         let rc = unsafe {
-            libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
         };
         assert_eq!(rc, 0);
         // SAFETY: fresh fds from socketpair.

@@ -102,10 +102,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let first = materialize(dir.path()).expect("written");
         assert_eq!(fs::read(&first).expect("readable"), ADDON);
-        let mtime = fs::metadata(&first).and_then(|m| m.modified()).expect("mtime");
+        let mtime = fs::metadata(&first)
+            .and_then(|m| m.modified())
+            .expect("mtime");
         let second = materialize(dir.path()).expect("reused");
         assert_eq!(first, second);
-        assert_eq!(fs::metadata(&second).and_then(|m| m.modified()).expect("mtime"), mtime);
+        assert_eq!(
+            fs::metadata(&second)
+                .and_then(|m| m.modified())
+                .expect("mtime"),
+            mtime
+        );
         let leftovers: Vec<_> = fs::read_dir(dir.path())
             .expect("list")
             .filter_map(Result::ok)
@@ -126,8 +133,13 @@ mod tests {
     fn concurrent_materializations_agree() {
         let dir = tempfile::tempdir().expect("tempdir");
         let paths: Vec<_> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..4).map(|_| s.spawn(|| materialize(dir.path()))).collect();
-            handles.into_iter().map(|h| h.join().expect("thread")).collect()
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| materialize(dir.path())))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
         });
         for path in paths {
             assert_eq!(fs::read(path.expect("written")).expect("read"), ADDON);
@@ -137,11 +149,17 @@ mod tests {
     #[test]
     fn an_unwritable_dir_is_a_clear_error() {
         let err = materialize(Path::new("/proc/vp-cannot-write-here")).expect_err("fails");
-        assert!(err.to_string().contains("/proc/vp-cannot-write-here"), "{err}");
+        assert!(
+            err.to_string().contains("/proc/vp-cannot-write-here"),
+            "{err}"
+        );
     }
 
     #[test]
     fn the_embedded_addon_is_a_shared_object() {
-        assert!(ADDON.starts_with(b"\x7fELF"), "embedded addon is not an ELF file");
+        assert!(
+            ADDON.starts_with(b"\x7fELF"),
+            "embedded addon is not an ELF file"
+        );
     }
 }

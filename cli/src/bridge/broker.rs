@@ -3,7 +3,6 @@
 //! datagrams with their private stream attached (`SCM_RIGHTS`). Used by
 //! `session.rs`; the wire rules are in docs/protocol.md.
 
-use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -85,7 +84,8 @@ pub(super) enum BrokerMsg {
 pub(super) fn recv(sock: RawFd) -> io::Result<BrokerMsg> {
     let mut data = vec![0u8; MAX_HELLO_FRAME];
     // SAFETY: CMSG_SPACE is a pure size computation.
-    let space = unsafe { libc::CMSG_SPACE((MAX_FDS * std::mem::size_of::<RawFd>()) as u32) } as usize;
+    let space =
+        unsafe { libc::CMSG_SPACE((MAX_FDS * std::mem::size_of::<RawFd>()) as u32) } as usize;
     let mut control = vec![0u64; space.div_ceil(8)];
     let mut iov = libc::iovec {
         iov_base: data.as_mut_ptr().cast(),
@@ -176,13 +176,20 @@ pub(super) struct Refused {
 
 /// Checks a broker datagram: exactly one fd, a complete Hello frame, the
 /// protocol version this runner speaks, the task's token.
-pub(super) fn accept(data: &[u8], mut fds: Vec<OwnedFd>, truncated: bool, token: &str) -> Result<Accepted, Refused> {
+pub(super) fn accept(
+    data: &[u8],
+    mut fds: Vec<OwnedFd>,
+    truncated: bool,
+    token: &str,
+) -> Result<Accepted, Refused> {
     let fd_count = fds.len();
     let stream = fds.pop();
     let refuse = |reason: String, stream: Option<OwnedFd>| Err(Refused { reason, stream });
     if truncated {
         return refuse(
-            format!("hello on the broker was larger than {MAX_HELLO_FRAME} bytes or carried too many fds"),
+            format!(
+                "hello on the broker was larger than {MAX_HELLO_FRAME} bytes or carried too many fds"
+            ),
             stream,
         );
     }
@@ -211,13 +218,17 @@ pub(super) fn accept(data: &[u8], mut fds: Vec<OwnedFd>, truncated: bool, token:
     let label = format!("{} (pid {pid})", printable(&client));
     if protocol != PROTOCOL_VERSION {
         return refuse(
-            format!("{label} speaks protocol version {protocol}; this vp speaks version {PROTOCOL_VERSION}"),
+            format!(
+                "{label} speaks protocol version {protocol}; this vp speaks version {PROTOCOL_VERSION}"
+            ),
             stream,
         );
     }
     if sent != token {
         return refuse(
-            format!("{label} sent a wrong task token (hint: it inherited the bridge of another task or vp)"),
+            format!(
+                "{label} sent a wrong task token (hint: it inherited the bridge of another task or vp)"
+            ),
             stream,
         );
     }
@@ -241,11 +252,6 @@ fn printable(name: &str) -> String {
     }
 }
 
-/// Lossless-enough display of an env name for messages.
-pub(super) fn show(name: &OsStr) -> String {
-    name.to_string_lossy().into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,19 +273,40 @@ mod tests {
 
     #[test]
     fn a_good_hello_is_accepted_with_a_clean_label() {
-        let got = accept(&hello("tok", PROTOCOL_VERSION), vec![an_fd()], false, "tok").expect("accepted");
+        let got =
+            accept(&hello("tok", PROTOCOL_VERSION), vec![an_fd()], false, "tok").expect("accepted");
         assert_eq!(got.label, "tool?x (pid 7)");
     }
 
     #[test]
     fn bad_hellos_are_refused_with_a_reason() {
         let cases: Vec<(Vec<u8>, Vec<OwnedFd>, bool, &str)> = vec![
-            (hello("nope", PROTOCOL_VERSION), vec![an_fd()], false, "wrong task token"),
-            (hello("tok", 99), vec![an_fd()], false, "protocol version 99"),
+            (
+                hello("nope", PROTOCOL_VERSION),
+                vec![an_fd()],
+                false,
+                "wrong task token",
+            ),
+            (
+                hello("tok", 99),
+                vec![an_fd()],
+                false,
+                "protocol version 99",
+            ),
             (hello("tok", PROTOCOL_VERSION), vec![], false, "0 fds"),
-            (hello("tok", PROTOCOL_VERSION), vec![an_fd(), an_fd()], false, "2 fds"),
+            (
+                hello("tok", PROTOCOL_VERSION),
+                vec![an_fd(), an_fd()],
+                false,
+                "2 fds",
+            ),
             (b"garbage!".to_vec(), vec![an_fd()], false, "bad hello"),
-            (hello("tok", PROTOCOL_VERSION), vec![an_fd()], true, "larger than"),
+            (
+                hello("tok", PROTOCOL_VERSION),
+                vec![an_fd()],
+                true,
+                "larger than",
+            ),
             (
                 vp_ipc::encode_frame(&Request::DisableCache).expect("encodes"),
                 vec![an_fd()],
@@ -289,7 +316,11 @@ mod tests {
         ];
         for (data, fds, truncated, want) in cases {
             let err = accept(&data, fds, truncated, "tok").expect_err("refused");
-            assert!(err.reason.contains(want), "{:?} should mention {want:?}", err.reason);
+            assert!(
+                err.reason.contains(want),
+                "{:?} should mention {want:?}",
+                err.reason
+            );
         }
     }
 

@@ -96,7 +96,9 @@ fn handle(request: Request, label: &str, env: &EnvSource, report: &mut BridgeRep
             Err(message) => Response::Error { message },
         },
         Request::DisableCache => {
-            report.cache_disabled_by.get_or_insert_with(|| label.to_owned());
+            report
+                .cache_disabled_by
+                .get_or_insert_with(|| label.to_owned());
             Response::Ack
         }
         Request::GetEnv { name, tracked } => {
@@ -200,10 +202,11 @@ mod tests {
     use super::*;
 
     fn env() -> EnvSource {
-        let full: BTreeMap<OsString, OsString> = [("NODE_ENV", "prod"), ("HOME", "/root"), ("VITE_X", "1")]
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        let full: BTreeMap<OsString, OsString> =
+            [("NODE_ENV", "prod"), ("HOME", "/root"), ("VITE_X", "1")]
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect();
         EnvSource::new(Rc::new(full), Rc::new(|n: &OsStr| n == "HOME"))
     }
 
@@ -278,7 +281,9 @@ mod tests {
             &env(),
             &mut report,
         );
-        assert!(matches!(answer, Response::Error { ref message } if message.contains("not absolute")));
+        assert!(
+            matches!(answer, Response::Error { ref message } if message.contains("not absolute"))
+        );
         assert!(report.ignored_inputs.is_empty());
         handle(
             Request::IgnoreOutput {

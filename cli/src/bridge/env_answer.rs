@@ -73,7 +73,10 @@ pub(crate) struct EnvSource {
 }
 
 impl EnvSource {
-    pub(crate) fn new(full: Rc<BTreeMap<OsString, OsString>>, is_untracked: UntrackedPolicy) -> Self {
+    pub(crate) fn new(
+        full: Rc<BTreeMap<OsString, OsString>>,
+        is_untracked: UntrackedPolicy,
+    ) -> Self {
         EnvSource { full, is_untracked }
     }
 
@@ -85,10 +88,15 @@ impl EnvSource {
         (self.is_untracked)(name)
     }
 
-    pub(crate) fn query(&self, query: &EnvQuery) -> Result<BTreeMap<OsString, OsString>, QueryError> {
+    pub(crate) fn query(
+        &self,
+        query: &EnvQuery,
+    ) -> Result<BTreeMap<OsString, OsString>, QueryError> {
         match_query(
             query,
-            self.full.iter().map(|(k, v)| (k.as_os_str(), v.as_os_str())),
+            self.full
+                .iter()
+                .map(|(k, v)| (k.as_os_str(), v.as_os_str())),
             &*self.is_untracked,
         )
     }
@@ -117,12 +125,16 @@ mod tests {
     }
 
     fn names(map: &BTreeMap<OsString, OsString>) -> Vec<String> {
-        map.keys().map(|k| k.to_string_lossy().into_owned()).collect()
+        map.keys()
+            .map(|k| k.to_string_lossy().into_owned())
+            .collect()
     }
 
     #[test]
     fn prefix_queries_skip_untracked_names() {
-        let got = source().query(&EnvQuery::Prefix(b"VITE_".to_vec())).expect("valid");
+        let got = source()
+            .query(&EnvQuery::Prefix(b"VITE_".to_vec()))
+            .expect("valid");
         assert_eq!(names(&got), ["VITE_A", "VITE_B"]);
         assert_eq!(got[OsStr::new("VITE_A")], "1");
     }
@@ -130,7 +142,9 @@ mod tests {
     #[test]
     fn glob_queries_match_whole_names() {
         let src = source();
-        let got = src.query(&EnvQuery::Glob(b"*_ENV".to_vec())).expect("valid");
+        let got = src
+            .query(&EnvQuery::Glob(b"*_ENV".to_vec()))
+            .expect("valid");
         assert_eq!(names(&got), ["NODE_ENV"]);
         let all = src.query(&EnvQuery::Glob(b"*".to_vec())).expect("valid");
         assert_eq!(names(&all), ["NODE_ENV", "VITE_A", "VITE_B"]);
@@ -140,9 +154,16 @@ mod tests {
 
     #[test]
     fn bad_globs_are_errors() {
-        let err = source().query(&EnvQuery::Glob(b"VITE_[".to_vec())).expect_err("bad glob");
-        assert!(err.to_string().contains("invalid env glob `VITE_[`"), "{err}");
-        let err = source().query(&EnvQuery::Glob(vec![0xff])).expect_err("not utf-8");
+        let err = source()
+            .query(&EnvQuery::Glob(b"VITE_[".to_vec()))
+            .expect_err("bad glob");
+        assert!(
+            err.to_string().contains("invalid env glob `VITE_[`"),
+            "{err}"
+        );
+        let err = source()
+            .query(&EnvQuery::Glob(vec![0xff]))
+            .expect_err("not utf-8");
         assert!(err.to_string().contains("not valid UTF-8"), "{err}");
     }
 

@@ -18,7 +18,9 @@ mod node_tests;
 mod transport_tests;
 
 #[allow(unused_imports)]
-pub(crate) use addon::{AddonError, default_dir as default_addon_dir, materialize as materialize_addon};
+pub(crate) use addon::{
+    AddonError, default_dir as default_addon_dir, materialize as materialize_addon,
+};
 #[allow(unused_imports)]
 pub(crate) use env_answer::{QueryError, UntrackedPolicy, match_query};
 #[allow(unused_imports)]

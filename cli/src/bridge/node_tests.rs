@@ -84,25 +84,63 @@ fn node_tools_report_through_the_package_the_addon_workers_and_grandchildren() {
     let cmd = node_command(&node, "under-vp.js", &[], work.path());
     let (output, report) = run_under_bridge(cmd, &addon);
     assert_success(&output);
-    assert!(report.protocol_errors.is_empty(), "{:?}", report.protocol_errors);
-    let inputs: Vec<_> = report.ignored_inputs.iter().map(|p| p.display().to_string()).collect();
-    for want in ["/vp-test/main-cjs", "/vp-test/main-addon", "/vp-test/main-esm", "/vp-test/worker-0", "/vp-test/worker-3"] {
-        assert!(inputs.iter().any(|p| p == want), "missing {want} in {inputs:?}");
+    assert!(
+        report.protocol_errors.is_empty(),
+        "{:?}",
+        report.protocol_errors
+    );
+    let inputs: Vec<_> = report
+        .ignored_inputs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    for want in [
+        "/vp-test/main-cjs",
+        "/vp-test/main-addon",
+        "/vp-test/main-esm",
+        "/vp-test/worker-0",
+        "/vp-test/worker-3",
+    ] {
+        assert!(
+            inputs.iter().any(|p| p == want),
+            "missing {want} in {inputs:?}"
+        );
     }
-    let outputs: Vec<_> = report.ignored_outputs.iter().map(|p| p.display().to_string()).collect();
+    let outputs: Vec<_> = report
+        .ignored_outputs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     let relative = work.path().canonicalize().expect("cwd").join("out-rel");
-    for want in ["/vp-test/fork", "/vp-test/spawn", "/vp-test/exit-now", relative.to_str().expect("utf-8")] {
-        assert!(outputs.iter().any(|p| p == want), "missing {want} in {outputs:?}");
+    for want in [
+        "/vp-test/fork",
+        "/vp-test/spawn",
+        "/vp-test/exit-now",
+        relative.to_str().expect("utf-8"),
+    ] {
+        assert!(
+            outputs.iter().any(|p| p == want),
+            "missing {want} in {outputs:?}"
+        );
     }
     assert!(report.tracked_envs.contains_key(OsStr::new("NODE_ENV")));
     assert!(report.untracked_env_reads.contains(OsStr::new("HOME")));
     assert!(
-        report.env_queries.iter().any(|q| q.query == vp_ipc::EnvQuery::Prefix(b"VITE_".to_vec())
-            && q.matches.contains_key(OsStr::new("VITE_SECRET_THING"))),
+        report
+            .env_queries
+            .iter()
+            .any(|q| q.query == vp_ipc::EnvQuery::Prefix(b"VITE_".to_vec())
+                && q.matches.contains_key(OsStr::new("VITE_SECRET_THING"))),
         "{:?}",
         report.env_queries
     );
-    assert!(report.cache_disabled_by.as_deref().is_some_and(|who| who.contains("under-vp.js")), "{report:?}");
+    assert!(
+        report
+            .cache_disabled_by
+            .as_deref()
+            .is_some_and(|who| who.contains("under-vp.js")),
+        "{report:?}"
+    );
     // main + fork + spawn + exit-now grandchildren; workers share the main connection.
     assert_eq!(report.clients.len(), 4, "{:?}", report.clients);
 }
@@ -118,7 +156,8 @@ fn outside_vp_the_package_and_addon_are_no_ops() {
     let work = tempfile::tempdir().expect("tempdir");
     let mut cmd = node_command(&node, "outside-vp.js", &[], work.path());
     // The addon itself, loaded without a runner (no VP_IPC_FD).
-    cmd.env("VP_BRIDGE_TEST_ADDON", &addon).env("VITE_LOCAL", "here");
+    cmd.env("VP_BRIDGE_TEST_ADDON", &addon)
+        .env("VITE_LOCAL", "here");
     let output = cmd.stdin(Stdio::null()).output().expect("node ran");
     assert_success(&output);
 }
@@ -136,5 +175,8 @@ fn node_round_trip_and_addon_load_benchmark() {
     let (output, report) = run_under_bridge(cmd, &addon);
     assert_success(&output);
     eprint!("{}", String::from_utf8_lossy(&output.stdout));
-    assert!(report.untracked_env_reads.contains(OsStr::new("NODE_ENV")), "the calls reached the runner");
+    assert!(
+        report.untracked_env_reads.contains(OsStr::new("NODE_ENV")),
+        "the calls reached the runner"
+    );
 }

@@ -104,7 +104,9 @@ impl BridgeReport {
             lines.push(format!("bridge: protocol error: {err}"));
         }
         for client in &self.lingering_clients {
-            lines.push(format!("bridge: {client} was still connected after the task ended"));
+            lines.push(format!(
+                "bridge: {client} was still connected after the task ended"
+            ));
         }
         lines
     }
@@ -129,7 +131,11 @@ fn list_names<'a>(names: impl ExactSizeIterator<Item = &'a OsString>) -> String 
     if total == 0 {
         return "nothing".to_owned();
     }
-    let mut text = names.take(SHOWN).map(|n| show(n)).collect::<Vec<_>>().join(", ");
+    let mut text = names
+        .take(SHOWN)
+        .map(|n| show(n))
+        .collect::<Vec<_>>()
+        .join(", ");
     if total > SHOWN {
         text.push_str(&format!(" and {} more", total - SHOWN));
     }
@@ -156,7 +162,9 @@ mod tests {
         };
         report.ignored_inputs.insert("/w/node_modules/.vite".into());
         report.ignored_outputs.insert("/w/.cache".into());
-        report.tracked_envs.insert("NODE_ENV".into(), Some("secret-value".into()));
+        report
+            .tracked_envs
+            .insert("NODE_ENV".into(), Some("secret-value".into()));
         report.tracked_envs.insert("MISSING".into(), None);
         report.env_queries.push(TrackedQuery {
             query: EnvQuery::Prefix(b"VITE_".to_vec()),

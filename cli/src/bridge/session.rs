@@ -128,7 +128,10 @@ impl BridgeSession {
     /// Like [`BridgeSession::serve`], but `task` is the future that waits
     /// for the task (e.g. `child.status()`); returns its output with the
     /// report.
-    pub(crate) async fn serve_with<T>(mut self, task: impl Future<Output = T>) -> (T, BridgeReport) {
+    pub(crate) async fn serve_with<T>(
+        mut self,
+        task: impl Future<Output = T>,
+    ) -> (T, BridgeReport) {
         // Any copy of the child end left here would keep the broker from
         // ever reporting EOF.
         self.child_end = None;
@@ -153,7 +156,13 @@ impl BridgeSession {
         };
         let ex = LocalExecutor::new();
         let output = ex
-            .run(run_phases(&ex, &broker, &shared, task, self.ctx.drain_timeout))
+            .run(run_phases(
+                &ex,
+                &broker,
+                &shared,
+                task,
+                self.ctx.drain_timeout,
+            ))
             .await;
         // Cancels connections still open after the drain, closing their streams.
         drop(ex);
@@ -310,4 +319,3 @@ fn random_token() -> io::Result<String> {
         .map_err(|e| io::Error::other(format!("cannot generate the bridge token: {e}")))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
-

@@ -91,7 +91,8 @@ impl Harness {
         .expect("encodes");
         send_datagram(self.fd(), &hello, Some(theirs.as_raw_fd()));
         drop(theirs);
-        mine.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        mine.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         mine
     }
 }
@@ -115,10 +116,15 @@ fn send_datagram(sock: RawFd, data: &[u8], fd: Option<RawFd>) {
             let cmsg = libc::CMSG_FIRSTHDR(&msg);
             (*cmsg).cmsg_level = libc::SOL_SOCKET;
             (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN((fds.len() * std::mem::size_of::<RawFd>()) as u32) as _;
+            (*cmsg).cmsg_len =
+                libc::CMSG_LEN((fds.len() * std::mem::size_of::<RawFd>()) as u32) as _;
             std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
         }
-        assert!(libc::sendmsg(sock, &msg, 0) >= 0, "sendmsg: {}", std::io::Error::last_os_error());
+        assert!(
+            libc::sendmsg(sock, &msg, 0) >= 0,
+            "sendmsg: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -174,7 +180,11 @@ fn eight_threads_of_a_thousand_calls_share_one_connection() {
     });
     drop(client);
     let report = harness.finish();
-    assert!(report.protocol_errors.is_empty(), "{:?}", report.protocol_errors);
+    assert!(
+        report.protocol_errors.is_empty(),
+        "{:?}",
+        report.protocol_errors
+    );
     assert_eq!(report.clients.len(), 1, "one private stream per process");
     assert_eq!(report.ignored_inputs.len(), 8 * 5);
     assert!(report.ignored_inputs.contains(&PathBuf::from("/t/7/8")));
@@ -202,10 +212,16 @@ fn twenty_forked_children_each_open_their_own_stream() {
         wait_ok(pid);
     }
     // The parent's stream was not disturbed by its children.
-    client.ignore_output("/parent/after").expect("parent call after forks");
+    client
+        .ignore_output("/parent/after")
+        .expect("parent call after forks");
     drop(client);
     let report = harness.finish();
-    assert!(report.protocol_errors.is_empty(), "{:?}", report.protocol_errors);
+    assert!(
+        report.protocol_errors.is_empty(),
+        "{:?}",
+        report.protocol_errors
+    );
     assert_eq!(report.clients.len(), 21);
     assert_eq!(report.ignored_outputs.len(), 22);
     assert!(report.ignored_outputs.contains(&PathBuf::from("/child/19")));
@@ -236,20 +252,44 @@ fn an_oversized_frame_closes_only_that_client() {
     let harness = Harness::start();
     let mut raw = harness.raw_stream(&harness.token);
     assert_eq!(read_answer(&mut raw), Some(Response::Ack));
-    raw.write_all(&(vp_ipc::MAX_FRAME_LEN + 1).to_le_bytes()).expect("write header");
+    raw.write_all(&(vp_ipc::MAX_FRAME_LEN + 1).to_le_bytes())
+        .expect("write header");
     match read_answer(&mut raw) {
         Some(Response::Error { message }) => assert!(message.contains("exceeds"), "{message}"),
         other => panic!("expected an error answer, got {other:?}"),
     }
-    assert_eq!(raw.read(&mut [0u8; 1]).expect("closed"), 0, "server closed the stream");
+    assert_eq!(
+        raw.read(&mut [0u8; 1]).expect("closed"),
+        0,
+        "server closed the stream"
+    );
     // The session still serves others.
     let client = harness.client("after");
-    assert_eq!(client.get_env("NODE_ENV", false).expect("served").as_deref(), Some(OsStr::new("production")));
+    assert_eq!(
+        client
+            .get_env("NODE_ENV", false)
+            .expect("served")
+            .as_deref(),
+        Some(OsStr::new("production"))
+    );
     drop(client);
     let report = harness.finish();
-    assert_eq!(report.protocol_errors.len(), 1, "{:?}", report.protocol_errors);
-    assert!(report.protocol_errors[0].starts_with("raw (pid "), "{:?}", report.protocol_errors);
-    assert!(report.uncacheable_reason().is_some_and(|r| r.contains("exceeds")));
+    assert_eq!(
+        report.protocol_errors.len(),
+        1,
+        "{:?}",
+        report.protocol_errors
+    );
+    assert!(
+        report.protocol_errors[0].starts_with("raw (pid "),
+        "{:?}",
+        report.protocol_errors
+    );
+    assert!(
+        report
+            .uncacheable_reason()
+            .is_some_and(|r| r.contains("exceeds"))
+    );
 }
 
 #[test]
@@ -263,7 +303,11 @@ fn a_truncated_frame_is_a_protocol_error() {
     drop(raw);
     let report = harness.finish();
     assert_eq!(report.protocol_errors.len(), 1);
-    assert!(report.protocol_errors[0].contains("middle of a frame"), "{:?}", report.protocol_errors);
+    assert!(
+        report.protocol_errors[0].contains("middle of a frame"),
+        "{:?}",
+        report.protocol_errors
+    );
 }
 
 #[test]
@@ -273,7 +317,10 @@ fn garbage_on_a_stream_and_on_the_broker_are_protocol_errors() {
     assert_eq!(read_answer(&mut raw), Some(Response::Ack));
     raw.write_all(&8u32.to_le_bytes()).expect("header");
     raw.write_all(b"garbage!").expect("body");
-    assert!(matches!(read_answer(&mut raw), Some(Response::Error { .. })));
+    assert!(matches!(
+        read_answer(&mut raw),
+        Some(Response::Error { .. })
+    ));
     // A datagram without a stream, and one that is not a frame at all.
     send_datagram(harness.fd(), b"\x02\x00\x00\x00hi", None);
     let (_mine, theirs) = UnixStream::pair().expect("socketpair");
@@ -282,7 +329,12 @@ fn garbage_on_a_stream_and_on_the_broker_are_protocol_errors() {
     client.ignore_input("/ok").expect("served after garbage");
     drop(client);
     let report = harness.finish();
-    assert_eq!(report.protocol_errors.len(), 3, "{:?}", report.protocol_errors);
+    assert_eq!(
+        report.protocol_errors.len(),
+        3,
+        "{:?}",
+        report.protocol_errors
+    );
     assert!(report.ignored_inputs.contains(&PathBuf::from("/ok")));
 }
 
@@ -291,21 +343,28 @@ fn a_wrong_token_is_refused_with_a_clear_error() {
     let harness = Harness::start();
     let client = Client::from_fd(harness.fd(), "not-the-token", "intruder").expect("valid broker");
     match client.ignore_input("/x") {
-        Err(CallError::Rejected(message)) => assert!(message.contains("wrong task token"), "{message}"),
+        Err(CallError::Rejected(message)) => {
+            assert!(message.contains("wrong task token"), "{message}")
+        }
         other => panic!("expected a rejection, got {other:?}"),
     }
     drop(client);
     let report = harness.finish();
     assert!(report.ignored_inputs.is_empty());
     assert_eq!(report.protocol_errors.len(), 1);
-    assert!(report.protocol_errors[0].contains("intruder"), "{:?}", report.protocol_errors);
+    assert!(
+        report.protocol_errors[0].contains("intruder"),
+        "{:?}",
+        report.protocol_errors
+    );
 }
 
 #[test]
 fn a_wrong_protocol_version_is_refused() {
     let harness = Harness::start();
     let (mut mine, theirs) = UnixStream::pair().expect("socketpair");
-    mine.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    mine.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let hello = vp_ipc::encode_frame(&Request::Hello {
         protocol: 99,
         token: harness.token.clone(),
@@ -333,12 +392,21 @@ fn a_client_outliving_the_session_gets_an_error_not_a_hang() {
     let kept = unsafe { OwnedFd::from_raw_fd(libc::dup(harness.fd())) };
     let started = Instant::now();
     let report = harness.finish();
-    assert!(started.elapsed() < Duration::from_secs(5), "the drain is bounded");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the drain is bounded"
+    );
     assert_eq!(report.lingering_clients.len(), 1, "{report:?}");
     let err = client.ignore_input("/late").expect_err("session is over");
-    assert!(matches!(err, CallError::Closed | CallError::Frame(_)), "{err}");
+    assert!(
+        matches!(err, CallError::Closed | CallError::Frame(_)),
+        "{err}"
+    );
     let fresh = Client::from_fd(kept.as_raw_fd(), "x", "fresh").expect("still a socket");
-    assert!(fresh.disable_cache().is_err(), "no server behind the broker any more");
+    assert!(
+        fresh.disable_cache().is_err(),
+        "no server behind the broker any more"
+    );
 }
 
 #[test]
@@ -348,22 +416,43 @@ fn env_answers_come_from_the_full_environment_and_respect_config() {
     let vite = client
         .get_envs(EnvQuery::Prefix(b"VITE_".to_vec()), true)
         .expect("served");
-    assert_eq!(vite.get(OsStr::new("VITE_SECRET_THING")).map(OsString::as_os_str), Some(OsStr::new("from-vp")));
-    let all = client.get_envs(EnvQuery::Glob(b"*".to_vec()), true).expect("served");
-    assert!(!all.contains_key(OsStr::new("GITHUB_TOKEN")), "untracked names are never in a match-set");
+    assert_eq!(
+        vite.get(OsStr::new("VITE_SECRET_THING"))
+            .map(OsString::as_os_str),
+        Some(OsStr::new("from-vp"))
+    );
+    let all = client
+        .get_envs(EnvQuery::Glob(b"*".to_vec()), true)
+        .expect("served");
+    assert!(
+        !all.contains_key(OsStr::new("GITHUB_TOKEN")),
+        "untracked names are never in a match-set"
+    );
     assert!(!all.contains_key(OsStr::new("HOME")));
-    assert_eq!(client.get_env("HOME", true).expect("served").as_deref(), Some(OsStr::new("/home/test")));
+    assert_eq!(
+        client.get_env("HOME", true).expect("served").as_deref(),
+        Some(OsStr::new("/home/test"))
+    );
     match client.get_envs(EnvQuery::Glob(b"[".to_vec()), true) {
-        Err(CallError::Rejected(message)) => assert!(message.contains("invalid env glob"), "{message}"),
+        Err(CallError::Rejected(message)) => {
+            assert!(message.contains("invalid env glob"), "{message}")
+        }
         other => panic!("expected a rejected glob, got {other:?}"),
     }
     // A refused request does not close the connection.
     client.ignore_output("/still").expect("served");
     drop(client);
     let report = harness.finish();
-    assert!(report.protocol_errors.is_empty(), "{:?}", report.protocol_errors);
+    assert!(
+        report.protocol_errors.is_empty(),
+        "{:?}",
+        report.protocol_errors
+    );
     assert_eq!(report.env_queries.len(), 2);
-    assert!(report.tracked_envs.is_empty(), "HOME is untracked by config");
+    assert!(
+        report.tracked_envs.is_empty(),
+        "HOME is untracked by config"
+    );
     assert!(report.untracked_env_reads.contains(OsStr::new("HOME")));
 }
 
@@ -378,7 +467,14 @@ fn round_trip_latency() {
         client.get_env("NODE_ENV", false).expect("served");
     }
     let per_call = started.elapsed() / CALLS;
-    eprintln!("bridge round trip (Rust client, debug build): {per_call:?} per call over {CALLS} calls");
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    eprintln!(
+        "bridge round trip (Rust client, {build} build): {per_call:?} per call over {CALLS} calls"
+    );
     drop(client);
     let report = harness.finish();
     assert!(report.untracked_env_reads.contains(OsStr::new("NODE_ENV")));
@@ -394,19 +490,34 @@ fn configure_child_hands_a_real_child_the_broker() {
     let (output, report) = smol::block_on(async {
         let mut session = BridgeSession::new(ctx).expect("bridge session");
         let mut cmd = std::process::Command::new("/bin/sh");
-        cmd.args(["-c", "readlink /proc/self/fd/$VP_IPC_FD; echo \"fd=$VP_IPC_FD token=${#VP_IPC_TOKEN}\""]);
+        cmd.args([
+            "-c",
+            "readlink /proc/self/fd/$VP_IPC_FD; echo \"fd=$VP_IPC_FD token=${#VP_IPC_TOKEN}\"",
+        ]);
         session.configure_child(&mut cmd);
         // async_process ignores the std Command's stdio settings.
         let mut cmd = async_process::Command::from(cmd);
-        let child = cmd.stdout(std::process::Stdio::piped()).spawn().expect("spawn sh");
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
         drop(cmd);
         session.serve_with(child.output()).await
     });
-    assert!(started.elapsed() < Duration::from_secs(10), "serve waited for the drain timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "serve waited for the drain timeout"
+    );
     let output = output.expect("sh ran");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.starts_with("socket:["), "broker not installed: {stdout}");
-    assert!(stdout.contains(&format!("fd={}", super::broker::child_fd_number())), "{stdout}");
+    assert!(
+        stdout.starts_with("socket:["),
+        "broker not installed: {stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("fd={}", super::broker::child_fd_number())),
+        "{stdout}"
+    );
     assert!(stdout.contains("token=32"), "{stdout}");
     assert_eq!(report, BridgeReport::default());
 }
