@@ -76,9 +76,11 @@ function getEnv(name, options) {
 
 function getEnvs(query, options) {
   const isTracked = tracked(options);
-  const select = selector(query);
+  checkQuery(query);
   const api = runner();
+  // Under vp the runner matches (and validates) the glob itself.
   if (api) return api.getEnvs(query, { tracked: isTracked });
+  const select = selector(query);
   const out = {};
   for (const name of Object.keys(process.env)) {
     if (select(name)) out[name] = process.env[name];
@@ -86,16 +88,24 @@ function getEnvs(query, options) {
   return out;
 }
 
+function checkQuery(query) {
+  const ok =
+    typeof query === 'string' || (query !== null && typeof query === 'object' && typeof query.prefix === 'string');
+  if (!ok) throw new TypeError('vp-bridge: getEnvs expects a glob string or { prefix: string }');
+}
+
 function selector(query) {
   if (typeof query === 'string') {
-    const re = globToRegExp(query);
+    let re;
+    try {
+      re = globToRegExp(query);
+    } catch (err) {
+      throw new Error(`vp-bridge: invalid env glob \`${query}\`: ${err.message}`);
+    }
     return (name) => re.test(name);
   }
-  if (query && typeof query === 'object' && typeof query.prefix === 'string') {
-    const prefix = query.prefix;
-    return (name) => name.startsWith(prefix);
-  }
-  throw new TypeError('vp-bridge: getEnvs expects a glob string or { prefix: string }');
+  const prefix = query.prefix;
+  return (name) => name.startsWith(prefix);
 }
 
 // Same rules as the runner: `*`, `?`, `[a-z]`/`[!a-z]`, `{a,b}`, `\` escapes;

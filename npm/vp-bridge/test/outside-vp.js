@@ -36,6 +36,7 @@ async function main() {
   assert.strictEqual(b.disableCache(), undefined);
   checkEnvFunctions(b);
   assert.throws(() => b.getEnvs(42), TypeError);
+  assert.throws(() => b.getEnvs('[z-a]'), /^Error: vp-bridge: invalid env glob/);
   assert.throws(() => b.getEnv('A', { tracked: 'yes' }), TypeError);
   assert.throws(() => b.ignoreInput(undefined), TypeError);
 
