@@ -30,6 +30,7 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("no command given (hint: `vp trace -- <command> [args...]`)");
     };
     let command: Vec<String> = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let shown_command = shell_words::join(&command);
 
     let mut cmd = std::process::Command::new(program);
     cmd.args(rest);
@@ -51,7 +52,7 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     }))?;
 
     let exit_code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-    let summary = RunSummary { command: &command, exit_code, root: &root };
+    let summary = RunSummary { command: &command, shown_command: &shown_command, exit_code, root: &root };
     let excluded_dirs = [root.join(CACHE_DIR)];
     let opts = ClassifyOptions { root: &root, excluded_dirs: &excluded_dirs, ignored_inputs: &[], ignored_outputs: &[] };
 

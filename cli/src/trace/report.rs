@@ -13,6 +13,8 @@ use super::log::AccessLog;
 /// What was run and how it ended, for the report header.
 pub(crate) struct RunSummary<'a> {
     pub(crate) command: &'a [String],
+    /// The command quoted for a shell, as shown to people.
+    pub(crate) shown_command: &'a str,
     pub(crate) exit_code: i32,
     pub(crate) root: &'a Path,
 }
@@ -62,7 +64,7 @@ pub(crate) fn write_log(out: &mut dyn Write, log: &AccessLog) -> io::Result<()> 
 
 pub(crate) fn write_human(out: &mut dyn Write, run: &RunSummary<'_>, c: &AccessClassification) -> io::Result<()> {
     let root = run.root;
-    writeln!(out, "vp trace: `{}` exited with code {}; paths relative to {}", run.command.join(" "), run.exit_code, root.display())?;
+    writeln!(out, "vp trace: `{}` exited with code {}; paths relative to {}", run.shown_command, run.exit_code, root.display())?;
     writeln!(out, "inputs ({}):", c.inputs.len())?;
     for (path, access) in &c.inputs {
         let (label, extra) = input_label(access);
@@ -102,7 +104,7 @@ pub(crate) fn write_human(out: &mut dyn Write, run: &RunSummary<'_>, c: &AccessC
 
 /// The untraced case: one clear sentence, no classification.
 pub(crate) fn write_untraced(out: &mut dyn Write, run: &RunSummary<'_>, reason: &str) -> io::Result<()> {
-    writeln!(out, "vp trace: `{}` exited with code {} but ran without file tracing: {reason}", run.command.join(" "), run.exit_code)
+    writeln!(out, "vp trace: `{}` exited with code {} but ran without file tracing: {reason}", run.shown_command, run.exit_code)
 }
 
 pub(crate) fn json(run: &RunSummary<'_>, outcome: Result<&AccessClassification, &str>, log: Option<&AccessLog>) -> Value {
@@ -181,7 +183,7 @@ mod tests {
     #[test]
     fn human_report_lists_every_section() {
         let command = vec!["tool".to_owned(), "--flag".to_owned()];
-        let run = RunSummary { command: &command, exit_code: 0, root: Path::new("/w") };
+        let run = RunSummary { command: &command, shown_command: "tool --flag", exit_code: 0, root: Path::new("/w") };
         let mut out = Vec::new();
         write_human(&mut out, &run, &sample()).expect("write");
         let text = String::from_utf8(out).expect("utf8");
@@ -207,7 +209,7 @@ excluded: 12 paths outside the root or in /proc, /sys, /dev, .git or the cache d
     #[test]
     fn json_report_uses_relative_paths() {
         let command = vec!["tool".to_owned()];
-        let run = RunSummary { command: &command, exit_code: 3, root: Path::new("/w") };
+        let run = RunSummary { command: &command, shown_command: "tool", exit_code: 3, root: Path::new("/w") };
         let doc = json(&run, Ok(&sample()), None);
         assert_eq!(doc["exit_code"], 3);
         assert_eq!(doc["inputs"]["a.txt"]["kind"], "content-read");

@@ -7,7 +7,7 @@
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, PathBuf};
 
 const PAGE: usize = 4096;
 /// Longest path the kernel accepts, NUL included.
@@ -93,11 +93,15 @@ pub(crate) fn absolute(tid: u32, raw: &[u8], base: impl FnOnce() -> io::Result<O
             None => return Ok(None),
         }
     };
-    Ok(Some(normalize(&rewrite_proc_self(tid, joined))))
+    Ok(Some(normalize(rewrite_proc_self(tid, joined))))
 }
 
 fn rewrite_proc_self(tid: u32, path: PathBuf) -> PathBuf {
     let bytes = path.as_os_str().as_bytes();
+    // Hot path: almost no path is under /proc; don't format anything for them.
+    if !bytes.starts_with(b"/proc/") {
+        return path;
+    }
     let replace = |prefix: &[u8], with: String| -> Option<PathBuf> {
         let rest = bytes.strip_prefix(prefix)?;
         if !rest.is_empty() && !rest.starts_with(b"/") {
@@ -114,7 +118,13 @@ fn rewrite_proc_self(tid: u32, path: PathBuf) -> PathBuf {
 
 /// Drops `.` components and repeated or trailing slashes; keeps `..`, whose
 /// meaning depends on symlinks and is settled by `resolve.rs`.
-pub(crate) fn normalize(path: &Path) -> PathBuf {
+pub(crate) fn normalize(path: PathBuf) -> PathBuf {
+    // Hot path: most paths tools pass are already clean.
+    let bytes = path.as_os_str().as_bytes();
+    let clean = !bytes.windows(2).any(|w| w == b"//" || w == b"/.") && !bytes.ends_with(b"/") && !bytes.starts_with(b".");
+    if clean {
+        return path;
+    }
     let mut out = PathBuf::new();
     for component in path.components() {
         match component {
@@ -168,6 +178,9 @@ mod tests {
         let p = absolute(7, b"../x", || Ok(Some(PathBuf::from("/w/pkg")))).expect("ok");
         assert_eq!(p, Some(PathBuf::from("/w/pkg/../x")));
         assert_eq!(absolute(7, b"x", || Ok(None)).expect("ok"), None);
+        assert_eq!(absolute(7, b"/w/.git/./HEAD", no_base).expect("ok"), Some(PathBuf::from("/w/.git/HEAD")));
+        assert_eq!(absolute(7, b"/w/.hidden", no_base).expect("ok"), Some(PathBuf::from("/w/.hidden")));
+        assert_eq!(absolute(7, b"/", no_base).expect("ok"), Some(PathBuf::from("/")));
     }
 
     #[test]
