@@ -17,11 +17,21 @@ pub(crate) struct Reporter {
     partial: HashMap<(usize, OutputStream), Vec<u8>>,
     /// Grouped mode: each task's output in arrival order.
     groups: HashMap<usize, Vec<(OutputStream, Vec<u8>)>>,
+    /// Per task: the header lines and the outcome, for `-v` and `--last-details`.
+    details: Vec<TaskDetail>,
+}
+
+#[derive(Default, Clone)]
+struct TaskDetail {
+    commands: Vec<String>,
+    notices: Vec<String>,
+    outcome: Option<String>,
 }
 
 impl Reporter {
     pub(crate) fn new(mode: LogMode, verbose: bool, labels: Vec<String>, out: Box<dyn Write>, err: Box<dyn Write>) -> Reporter {
-        Reporter { mode, verbose, labels, out, err, partial: HashMap::new(), groups: HashMap::new() }
+        let details = vec![TaskDetail::default(); labels.len()];
+        Reporter { mode, verbose, labels, out, err, partial: HashMap::new(), groups: HashMap::new(), details }
     }
 
     pub(crate) fn terminal(mode: LogMode, verbose: bool, labels: Vec<String>) -> Reporter {
@@ -35,14 +45,25 @@ impl Reporter {
             RunEvent::TaskStarted { .. } => {}
             RunEvent::CommandStarted { task, header } => {
                 let line = header_line(header);
+                self.details[*task].commands.push(line.clone());
                 self.own_line(*task, &line);
             }
             RunEvent::TaskOutput { task, stream, bytes } => self.output(*task, *stream, bytes),
             RunEvent::TaskNotice { task, message } => {
+                self.details[*task].notices.push(message.clone());
                 let line = format!("vp: {message}");
                 self.own_line(*task, &line);
             }
-            RunEvent::TaskFinished { task, outcome, .. } => {
+            RunEvent::TaskFinished { task, outcome, duration } => {
+                self.details[*task].outcome = Some(match outcome {
+                    TaskOutcome::Succeeded { cache_hits, commands, .. } if *commands > 0 => {
+                        format!("succeeded in {} ({cache_hits}/{commands} from cache)", format_duration(*duration))
+                    }
+                    TaskOutcome::Succeeded { .. } => format!("succeeded in {}", format_duration(*duration)),
+                    TaskOutcome::Failed { message, .. } => message.clone(),
+                    TaskOutcome::Skipped => "not started".to_owned(),
+                    TaskOutcome::Cancelled => "cancelled".to_owned(),
+                });
                 self.flush_partial(*task);
                 if let TaskOutcome::Failed { message, .. } = outcome {
                     let line = format!("vp: {} {message}", self.labels[*task]);
@@ -145,11 +166,41 @@ impl Reporter {
             return;
         }
         let _ = writeln!(self.err, "---");
+        if self.verbose {
+            let table = self.details_table();
+            let _ = self.err.write_all(table.as_bytes());
+        }
         let line = summary_line(stats);
         let _ = writeln!(self.err, "{line}");
         for n in &stats.not_cached {
             let _ = writeln!(self.err, "vp run: {n}");
         }
+    }
+
+    /// Every task with its commands' cache status and its outcome.
+    fn details_table(&self) -> String {
+        let mut text = String::new();
+        for (label, d) in self.labels.iter().zip(&self.details) {
+            text.push_str(&format!("{label}: {}\n", d.outcome.as_deref().unwrap_or("not started")));
+            for c in &d.commands {
+                text.push_str(&format!("    {c}\n"));
+            }
+            for n in &d.notices {
+                text.push_str(&format!("    vp: {n}\n"));
+            }
+        }
+        text
+    }
+
+    /// The text `vp run --last-details` shows for this run.
+    pub(crate) fn last_details(&self, stats: &RunStats) -> String {
+        let mut text = self.details_table();
+        text.push_str(&summary_line(stats));
+        text.push('\n');
+        for n in &stats.not_cached {
+            text.push_str(&format!("vp run: {n}\n"));
+        }
+        text
     }
 }
 

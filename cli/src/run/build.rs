@@ -57,6 +57,9 @@ pub(crate) fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         display: Some(display),
         items: vec![CommandItem::Direct { argv }],
         header_cwd: header_cwd(&ws.root, &pkg.dir),
+        package_dir: pkg.dir.clone(),
+        inputs: crate::cache::GlobConfig::auto(),
+        outputs: crate::cache::GlobConfig::auto(),
         cwd: pkg.dir.clone(),
         env_policy,
         child_env,
@@ -64,7 +67,7 @@ pub(crate) fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         interactive: false,
     };
     let opts = SchedulerOptions { concurrency: 1, parallel: false };
-    execute_specs(vec![spec], &[Vec::new()], &args.exec, &opts)
+    execute_specs(&ws.root, vec![spec], &[Vec::new()], &args.exec, &opts)
 }
 
 /// The `vite` bin script as Node would resolve `vite` from `dir`: the nearest

@@ -9,7 +9,9 @@ use anyhow::Context;
 
 use super::events::RunEvent;
 use super::scheduler::{self, SchedulerOptions};
-use super::task::{RunContext, TaskSpec};
+use super::task::{RunCache, RunContext, TaskSpec};
+use crate::cache::{CacheSettings, GlobConfig};
+use crate::workspace::GlobEntry;
 use super::{command_line, env::EnvPolicy, resolve};
 use crate::args::{ExecOptions, RunArgs};
 use crate::graph::{self, ExecutionPlan, PackageGraph, TaskKind, TaskQuery, TaskSelection};
@@ -19,9 +21,21 @@ use crate::workspace::Workspace;
 /// Exit code of a run interrupted with Ctrl-C (128 + SIGINT).
 const EXIT_INTERRUPTED: u8 = 130;
 
+/// Beside the store: the details of the last run, for `--last-details`.
+const LAST_DETAILS_FILE: &str = "last-run.txt";
+
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
     let ws = Workspace::load(&cwd)?;
+    if args.last_details {
+        let settings = CacheSettings::resolve(args.exec.cache_dir.as_deref(), None, &ws.root, &cwd, |k| std::env::var(k).ok())?;
+        let file = settings.dir.join(LAST_DETAILS_FILE);
+        match std::fs::read_to_string(&file) {
+            Ok(text) => print!("{text}"),
+            Err(_) => println!("no previous run recorded in `{}`", settings.dir.display()),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let Some(task) = args.task.as_deref() else {
         print_task_list(&ws, &cwd);
         return Ok(ExitCode::SUCCESS);
@@ -108,6 +122,9 @@ fn execute_plan(
             display: None,
             items,
             header_cwd: header_cwd(&ws.root, &cwd),
+            package_dir: pkg.dir.clone(),
+            inputs: glob_config(t.def.input.as_deref()),
+            outputs: glob_config(t.def.output.as_deref()),
             cwd,
             env_policy,
             child_env,
@@ -116,12 +133,27 @@ fn execute_plan(
         });
     }
     let deps: Vec<Vec<usize>> = plan.tasks.iter().map(|t| t.deps.clone()).collect();
-    execute_specs(specs, &deps, exec, opts)
+    execute_specs(&ws.root, specs, &deps, exec, opts)
+}
+
+/// `input`/`output` config: omitted means auto; a list is auto only if it
+/// contains `{ "auto": true }`.
+pub(super) fn glob_config(entries: Option<&[GlobEntry]>) -> GlobConfig {
+    let Some(entries) = entries else { return GlobConfig::auto() };
+    let mut config = GlobConfig { auto: false, globs: Vec::new() };
+    for e in entries {
+        match e {
+            GlobEntry::Glob(g) => config.globs.push(g.clone()),
+            GlobEntry::Auto(flag) => config.auto |= flag.auto,
+        }
+    }
+    config
 }
 
 /// Runs resolved tasks on one `LocalExecutor` with a terminal reporter and
 /// turns the result into vp's exit code.
 pub(super) fn execute_specs(
+    root: &Path,
     specs: Vec<TaskSpec>,
     deps: &[Vec<usize>],
     exec: &ExecOptions,
@@ -130,15 +162,47 @@ pub(super) fn execute_specs(
     let labels = specs.iter().map(|s| s.label.clone()).collect();
     let reporter = Rc::new(std::cell::RefCell::new(Reporter::terminal(exec.log, exec.verbose, labels)));
     let sink = Rc::clone(&reporter);
+    let emit = move |e: RunEvent| sink.borrow_mut().report(&e);
+    let cwd = std::env::current_dir().context("cannot determine the current directory")?;
+    let settings = CacheSettings::resolve(exec.cache_dir.as_deref(), None, root, &cwd, |k| std::env::var(k).ok())?;
+    let cache = if specs.iter().any(|s| s.cache_enabled) {
+        open_cache(&settings, &emit)
+    } else {
+        Err("caching is off".to_owned())
+    };
+    let addon_path = match crate::bridge::materialize_addon(&crate::bridge::default_addon_dir()) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            emit(RunEvent::Notice { message: format!("Node tools cannot talk to vp in this run: {e}") });
+            None
+        }
+    };
+    let full_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     let ctx = Rc::new(RunContext {
-        emit: Box::new(move |e: RunEvent| sink.borrow_mut().report(&e)),
+        emit: Box::new(emit),
         children: super::spawn::ChildRegistry::default(),
         cancelled: std::cell::Cell::new(false),
+        verbose: exec.verbose,
+        workspace_root: root.to_path_buf(),
+        full_env_map: Rc::new(full_env.iter().cloned().collect()),
+        full_env: std::sync::Arc::new(full_env),
+        cache,
+        addon_path,
+        not_cached: std::cell::RefCell::new(Vec::new()),
     });
-    let ex = smol::LocalExecutor::new();
+    let ex = Rc::new(smol::LocalExecutor::new());
     let specs = Rc::new(specs);
-    let stats = smol::block_on(ex.run(scheduler::run(&ex, specs, deps, opts, Rc::clone(&ctx))));
+    let mut stats = smol::block_on(ex.run(scheduler::run(&ex, specs, deps, opts, Rc::clone(&ctx))));
+    stats.not_cached = ctx.not_cached.borrow().clone();
     reporter.borrow_mut().report(&RunEvent::RunFinished { stats: stats.clone() });
+    let details = reporter.borrow().last_details(&stats);
+    // Best effort: `--last-details` then has nothing to show, which it says.
+    let _ = std::fs::create_dir_all(&settings.dir)
+        .and_then(|()| std::fs::write(settings.dir.join(LAST_DETAILS_FILE), details));
+    if let Ok(c) = &ctx.cache {
+        // Keep the cache within its bound; a failure here loses nothing.
+        let _ = c.store.prune_if_needed(settings.max_size);
+    }
     Ok(if stats.cancelled {
         ExitCode::from(EXIT_INTERRUPTED)
     } else if let Some((_, code)) = stats.first_failure {
@@ -148,7 +212,27 @@ pub(super) fn execute_specs(
     })
 }
 
-pub(super) fn header_cwd(root: &Path, cwd: &Path) -> String {
+pub(super) /// Opens the store, telling the user when it waits for or repairs it.
+/// Failing to open is never fatal: the run goes on without the cache.
+fn open_cache(settings: &CacheSettings, emit: &dyn Fn(RunEvent)) -> Result<RunCache, String> {
+    let mut notify = |n: crate::cache::StoreNotice| emit(RunEvent::Notice { message: n.to_string() });
+    match crate::cache::open(&settings.dir, &settings.open, &mut notify) {
+        Ok(crate::cache::Opened::Ready(store)) => Ok(RunCache { store: std::sync::Arc::new(store), dir: settings.dir.clone() }),
+        Ok(crate::cache::Opened::Busy { holder }) => {
+            let who = holder.map_or_else(|| "another vp".to_owned(), |pid| format!("another vp (pid {pid})"));
+            let reason = format!("{who} holds the cache lock");
+            emit(RunEvent::Notice { message: format!("{reason}; running without the cache") });
+            Err(reason)
+        }
+        Err(e) => {
+            let reason = format!("the cache at `{}` could not be opened: {e}", settings.dir.display());
+            emit(RunEvent::Notice { message: format!("{reason}; running without the cache") });
+            Err(reason)
+        }
+    }
+}
+
+fn header_cwd(root: &Path, cwd: &Path) -> String {
     match cwd.strip_prefix(root) {
         Ok(rel) if rel.as_os_str().is_empty() => String::new(),
         Ok(rel) => format!("~/{}", rel.display()),

@@ -27,7 +27,7 @@ enum Wake {
 }
 
 pub(crate) async fn run(
-    ex: &smol::LocalExecutor<'_>,
+    ex: &Rc<smol::LocalExecutor<'static>>,
     specs: Rc<Vec<TaskSpec>>,
     deps: &[Vec<usize>],
     opts: &SchedulerOptions,
@@ -62,10 +62,10 @@ pub(crate) async fn run(
             let Some(i) = ready.pop_front() else { break };
             started_flags[i] = true;
             running += 1;
-            let (specs, ctx, tx) = (Rc::clone(&specs), Rc::clone(&ctx), tx.clone());
+            let (specs, ctx, tx, task_ex) = (Rc::clone(&specs), Rc::clone(&ctx), tx.clone(), Rc::clone(ex));
             ex.spawn(async move {
                 let t0 = Instant::now();
-                let outcome = task::execute(i, &specs[i], &ctx).await;
+                let outcome = task::execute(i, &specs[i], &ctx, &task_ex).await;
                 let _ = tx.send((i, outcome, t0.elapsed())).await;
             })
             .detach();
@@ -104,7 +104,7 @@ pub(crate) async fn run(
                         stats.succeeded += 1;
                         stats.cache_hits += cache_hits;
                         stats.saved += *saved;
-                        let _ = commands;
+                        stats.cached_commands += commands;
                         for &d in &dependents[i] {
                             waiting[d] -= 1;
                             if waiting[d] == 0 && !opts.parallel {
