@@ -92,6 +92,7 @@ impl MissReasons {
         Self(reasons)
     }
 
+    #[allow(dead_code, reason = "for the runner's verbose report")]
     pub(crate) fn as_slice(&self) -> &[MissReason] {
         &self.0
     }

@@ -79,6 +79,7 @@ pub(super) fn blob_meta_key(blob: &Digest) -> Vec<u8> {
 }
 
 impl Store {
+    #[allow(dead_code, reason = "for the runner's messages")]
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
