@@ -101,8 +101,19 @@ pub(crate) enum Opened {
     },
 }
 
+/// Opening is on the path of every `vp run`: do not flush the WAL into a new
+/// table file on open (recovery replays it into memory instead), do not
+/// recompute statistics, and do not stat every table file. The crate has no
+/// setters for these, hence the options string.
+const FAST_OPEN: &str = "avoid_flush_during_recovery=true;skip_stats_update_on_db_open=true;\
+                         skip_checking_sst_file_sizes_on_db_open=true";
+
 fn db_options() -> Options {
-    let mut o = Options::default();
+    // The string is constant and covered by a test; should it ever fail to
+    // parse, the defaults are correct, only slower to open.
+    let mut o = Options::default()
+        .get_options_from_string(FAST_OPEN)
+        .unwrap_or_default();
     o.create_if_missing(true);
     o.create_missing_column_families(true);
     o.set_compression_type(DBCompressionType::Zstd);
@@ -471,6 +482,15 @@ mod tests {
         assert!(matches!(err, CacheError::ForeignDir { .. }));
         assert!(err.to_string().contains("does not look like a vp cache"));
         assert!(tmp.path().join("my-notes.txt").exists());
+    }
+
+    #[test]
+    fn fast_open_options_parse() {
+        assert!(
+            Options::default()
+                .get_options_from_string(FAST_OPEN)
+                .is_ok()
+        );
     }
 
     #[test]
