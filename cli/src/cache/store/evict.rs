@@ -174,10 +174,7 @@ impl Store {
         self.write(batch)?;
         if report.removed_entries > 0 || report.removed_blobs > 0 {
             // Deletions only free disk space once compacted away.
-            for name in COLUMN_FAMILIES {
-                self.db
-                    .compact_range_cf(self.cf(name)?, None::<&[u8]>, None::<&[u8]>);
-            }
+            self.compact()?;
         }
         report.remaining_bytes = total - report.freed_bytes;
         report.remaining_entries = kept;
@@ -193,7 +190,21 @@ impl Store {
         if self.approximate_disk_bytes()? <= max_bytes {
             return Ok(None);
         }
-        self.prune(max_bytes).map(Some)
+        let report = self.prune(max_bytes)?;
+        if report.removed_entries == 0 && report.removed_blobs == 0 {
+            // The live data fits, the files do not: overwritten values are
+            // still on disk. Compact now, or every run would prune again.
+            self.compact()?;
+        }
+        Ok(Some(report))
+    }
+
+    fn compact(&self) -> Result<(), CacheError> {
+        for name in COLUMN_FAMILIES {
+            self.db
+                .compact_range_cf(self.cf(name)?, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
     }
 
     fn approximate_disk_bytes(&self) -> Result<u64, CacheError> {

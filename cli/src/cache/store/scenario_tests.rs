@@ -736,6 +736,21 @@ fn kill_9_never_leaves_an_entry_without_its_blobs() {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
+        if round == 0 {
+            // A second process on the same store: waits, then gives up with
+            // the holder's pid rather than failing.
+            let mut notices = Vec::new();
+            let opts = OpenOptions {
+                lock_timeout: Duration::from_millis(100),
+            };
+            let got =
+                open(&tmp.path().join("cache"), &opts, &mut |n| notices.push(n)).expect("no error");
+            assert!(
+                matches!(got, Opened::Busy { holder: Some(pid) } if pid == child.id()),
+                "not busy"
+            );
+            assert_eq!(notices.len(), 1, "one waiting message");
+        }
         let mut r = [0u8; 2];
         getrandom::fill(&mut r).expect("random");
         std::thread::sleep(Duration::from_millis(u64::from(
