@@ -10,14 +10,19 @@ use std::os::unix::fs::MetadataExt;
 use serde::{Deserialize, Serialize};
 
 /// Nanoseconds since the Unix epoch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub(crate) struct Timestamp(pub(crate) i64);
 
 impl Timestamp {
     /// Now, by the clock file timestamps are taken from. The runner takes this
     /// right before spawning a task and passes it back when storing the run.
     pub(crate) fn now_coarse() -> Self {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME_COARSE
         // exists on every Linux since 2.6.32, and on failure `ts` stays zero,
         // which only makes the "changed since start" check stricter.
@@ -86,8 +91,14 @@ mod tests {
             let p = dir.path().join(format!("f{i}"));
             std::fs::write(&p, b"x").expect("write");
             let meta = std::fs::metadata(&p).expect("stat");
-            assert!(Timestamp::mtime(&meta) >= start, "mtime before the coarse start");
-            assert!(Timestamp::ctime(&meta) >= start, "ctime before the coarse start");
+            assert!(
+                Timestamp::mtime(&meta) >= start,
+                "mtime before the coarse start"
+            );
+            assert!(
+                Timestamp::ctime(&meta) >= start,
+                "ctime before the coarse start"
+            );
         }
     }
 
@@ -99,7 +110,10 @@ mod tests {
             std::fs::write(&p, b"x").expect("write");
             let start = Timestamp::task_start();
             let meta = std::fs::metadata(&p).expect("stat");
-            assert!(Timestamp::mtime(&meta) < start, "a write before the start looks like one during the run");
+            assert!(
+                Timestamp::mtime(&meta) < start,
+                "a write before the start looks like one during the run"
+            );
             std::fs::write(&p, b"y").expect("write");
             let meta = std::fs::metadata(&p).expect("stat");
             assert!(Timestamp::mtime(&meta) >= start);

@@ -26,7 +26,10 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
         .expect("cache types always encode")
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, DecodeError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, DecodeError> {
     let (value, _) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
         .map_err(|source| DecodeError { what, source })?;
     Ok(value)
@@ -45,7 +48,8 @@ mod tests {
         let bytes = encode(&m);
         let back: BTreeMap<Vec<u8>, u64> = decode("map", &bytes).expect("decodes");
         assert_eq!(back, m);
-        let err = decode::<BTreeMap<Vec<u8>, u64>>("map", &[0xff, 0xff, 0xff]).expect_err("garbage");
+        let err =
+            decode::<BTreeMap<Vec<u8>, u64>>("map", &[0xff, 0xff, 0xff]).expect_err("garbage");
         assert!(err.to_string().starts_with("cannot decode a stored map"));
     }
 }

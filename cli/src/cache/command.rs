@@ -11,15 +11,21 @@ use anyhow::Context as _;
 
 use super::settings::CacheSettings;
 use super::size::format_size;
+use super::store::Store;
 use super::store::evict::{self, CleanOutcome};
 use super::store::open::{self, Opened};
-use super::store::Store;
 use crate::args::{CacheArgs, CacheCommand};
 
 pub(crate) fn run(args: CacheArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let env = |k: &str| std::env::var(k).ok();
-    execute(args, &cwd, &env, &mut io::stdout().lock(), &mut io::stderr().lock())
+    execute(
+        args,
+        &cwd,
+        &env,
+        &mut io::stdout().lock(),
+        &mut io::stderr().lock(),
+    )
 }
 
 /// The nearest directory at or above `start` that is a workspace root
@@ -74,7 +80,12 @@ fn execute(
         CacheCommand::Path => writeln!(out, "{}", dir.display())?,
         CacheCommand::Clean => match evict::clean(dir, &settings.open, &mut notify)? {
             CleanOutcome::Removed { freed_bytes } => {
-                writeln!(out, "removed the cache at `{}` ({})", dir.display(), format_size(freed_bytes))?;
+                writeln!(
+                    out,
+                    "removed the cache at `{}` ({})",
+                    dir.display(),
+                    format_size(freed_bytes)
+                )?;
             }
             CleanOutcome::NothingThere => writeln!(out, "no cache at `{}`", dir.display())?,
         },
@@ -105,10 +116,27 @@ fn execute(
             };
             let s = store.stats()?;
             writeln!(out, "cache:    {}", dir.display())?;
-            writeln!(out, "entries:  {} ({} for {} {})", s.entries, format_size(s.entry_bytes), s.tasks, plural(s.tasks, "task", "tasks"))?;
-            writeln!(out, "blobs:    {} ({} compressed)", s.blobs, format_size(s.blob_bytes))?;
+            writeln!(
+                out,
+                "entries:  {} ({} for {} {})",
+                s.entries,
+                format_size(s.entry_bytes),
+                s.tasks,
+                plural(s.tasks, "task", "tasks")
+            )?;
+            writeln!(
+                out,
+                "blobs:    {} ({} compressed)",
+                s.blobs,
+                format_size(s.blob_bytes)
+            )?;
             writeln!(out, "hits:     {}", s.hits)?;
-            writeln!(out, "on disk:  {} (bound {})", format_size(s.disk_bytes), format_size(settings.max_size))?;
+            writeln!(
+                out,
+                "on disk:  {} (bound {})",
+                format_size(s.disk_bytes),
+                format_size(settings.max_size)
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -125,7 +153,11 @@ fn open_existing(
     }
     match open::open(dir, &settings.open, notify)? {
         Opened::Ready(store) => Ok(Some(store)),
-        Opened::Busy { holder } => Err(super::error::CacheError::Busy { dir: dir.to_path_buf(), holder }.into()),
+        Opened::Busy { holder } => Err(super::error::CacheError::Busy {
+            dir: dir.to_path_buf(),
+            holder,
+        }
+        .into()),
     }
 }
 
@@ -137,23 +169,47 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
 mod tests {
     use super::*;
 
-    fn run_in(cwd: &Path, command: CacheCommand, cache_dir: Option<PathBuf>) -> (anyhow::Result<ExitCode>, String, String) {
+    fn run_in(
+        cwd: &Path,
+        command: CacheCommand,
+        cache_dir: Option<PathBuf>,
+    ) -> (anyhow::Result<ExitCode>, String, String) {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let env = |_: &str| None;
-        let r = execute(CacheArgs { cache_dir, command }, cwd, &env, &mut out, &mut err);
-        (r, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
+        let r = execute(
+            CacheArgs { cache_dir, command },
+            cwd,
+            &env,
+            &mut out,
+            &mut err,
+        );
+        (
+            r,
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&err).into_owned(),
+        )
     }
 
     #[test]
     fn path_defaults_to_workspace_root() {
         let ws = tempfile::tempdir().expect("tempdir");
-        std::fs::write(ws.path().join("pnpm-workspace.yaml"), "packages: ['packages/*']\n").expect("write");
+        std::fs::write(
+            ws.path().join("pnpm-workspace.yaml"),
+            "packages: ['packages/*']\n",
+        )
+        .expect("write");
         let pkg = ws.path().join("packages/a");
         std::fs::create_dir_all(&pkg).expect("mkdir");
         std::fs::write(pkg.join("package.json"), "{}").expect("write");
         let (r, out, _) = run_in(&pkg, CacheCommand::Path, None);
         assert!(r.is_ok());
-        assert_eq!(out.trim(), ws.path().join("node_modules/.cache/vp").display().to_string());
+        assert_eq!(
+            out.trim(),
+            ws.path()
+                .join("node_modules/.cache/vp")
+                .display()
+                .to_string()
+        );
     }
 
     #[test]
@@ -163,11 +219,26 @@ mod tests {
         let (_, out, _) = run_in(ws.path(), CacheCommand::Stats, Some(dir.clone()));
         assert!(out.starts_with("no cache at"), "{out}");
         assert!(!dir.exists(), "stats must not create a cache");
-        drop(open::open(&dir, &open::OpenOptions { lock_timeout: std::time::Duration::ZERO }, &mut |_| {}).expect("create"));
+        drop(
+            open::open(
+                &dir,
+                &open::OpenOptions {
+                    lock_timeout: std::time::Duration::ZERO,
+                },
+                &mut |_| {},
+            )
+            .expect("create"),
+        );
         let (r, out, _) = run_in(ws.path(), CacheCommand::Stats, Some(dir.clone()));
         assert!(r.is_ok());
         assert!(out.contains("entries:  0"), "{out}");
-        let (r, out, _) = run_in(ws.path(), CacheCommand::Prune { max_size: Some("1MiB".into()) }, Some(dir.clone()));
+        let (r, out, _) = run_in(
+            ws.path(),
+            CacheCommand::Prune {
+                max_size: Some("1MiB".into()),
+            },
+            Some(dir.clone()),
+        );
         assert!(r.is_ok());
         assert!(out.starts_with("removed 0 entries and 0 blobs"), "{out}");
         let (r, out, _) = run_in(ws.path(), CacheCommand::Clean, Some(dir.clone()));
@@ -179,8 +250,18 @@ mod tests {
     #[test]
     fn bad_max_size_is_an_error() {
         let ws = tempfile::tempdir().expect("tempdir");
-        let (r, _, _) = run_in(ws.path(), CacheCommand::Prune { max_size: Some("huge".into()) }, Some(ws.path().join("c")));
-        assert!(r.expect_err("bad size").to_string().starts_with("invalid size `huge`"));
+        let (r, _, _) = run_in(
+            ws.path(),
+            CacheCommand::Prune {
+                max_size: Some("huge".into()),
+            },
+            Some(ws.path().join("c")),
+        );
+        assert!(
+            r.expect_err("bad size")
+                .to_string()
+                .starts_with("invalid size `huge`")
+        );
     }
 
     #[test]
@@ -189,12 +270,20 @@ mod tests {
         let root = ws.path().join("mono");
         let pkg = root.join("packages/a");
         std::fs::create_dir_all(pkg.join("src")).expect("mkdir");
-        std::fs::write(root.join("package.json"), r#"{"workspaces": ["packages/*"]}"#).expect("write");
+        std::fs::write(
+            root.join("package.json"),
+            r#"{"workspaces": ["packages/*"]}"#,
+        )
+        .expect("write");
         std::fs::write(pkg.join("package.json"), "{}").expect("write");
         assert_eq!(find_workspace_root(&pkg.join("src")), Some(root.clone()));
         // Without a workspace marker, the nearest package wins.
         std::fs::write(root.join("package.json"), "{}").expect("write");
         let found = find_workspace_root(&pkg.join("src")).expect("a package");
-        assert!(found == pkg || !found.starts_with(&root), "{}", found.display());
+        assert!(
+            found == pkg || !found.starts_with(&root),
+            "{}",
+            found.display()
+        );
     }
 }

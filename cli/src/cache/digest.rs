@@ -109,7 +109,10 @@ mod tests {
     #[test]
     fn domains_separate() {
         assert_ne!(Digest::of(Domain::EnvValue, b"x"), Digest::of_content(b"x"));
-        assert_ne!(Digest::of(Domain::EnvValue, b"x"), Digest::of(Domain::SpawnKey, b"x"));
+        assert_ne!(
+            Digest::of(Domain::EnvValue, b"x"),
+            Digest::of(Domain::SpawnKey, b"x")
+        );
     }
 
     #[test]

@@ -38,7 +38,12 @@ pub(crate) struct Stamp {
 
 impl Stamp {
     pub(crate) fn of(meta: &Metadata) -> Self {
-        Self { size: meta.len(), mtime: Timestamp::mtime(meta), ctime: Timestamp::ctime(meta), ino: meta.ino() }
+        Self {
+            size: meta.len(),
+            mtime: Timestamp::mtime(meta),
+            ctime: Timestamp::ctime(meta),
+            ino: meta.ino(),
+        }
     }
 }
 
@@ -53,7 +58,11 @@ pub(crate) enum InputState {
     File { hash: Digest, stamp: Stamp },
     /// A directory whose entries were listed: sorted names (for "added in" /
     /// "removed from" reasons) and a hash over names and entry types.
-    Dir { listing: Digest, names: Vec<Vec<u8>>, stamp: Stamp },
+    Dir {
+        listing: Digest,
+        names: Vec<Vec<u8>>,
+        stamp: Stamp,
+    },
     /// The path itself is a symlink (probed without being followed, or
     /// dangling).
     Symlink { target: Vec<u8> },
@@ -64,9 +73,18 @@ pub(crate) enum InputState {
 pub(crate) enum OutputState {
     /// Content in the `blobs` column family under `blob`; `stored` is the
     /// compressed size (for eviction accounting), `size` the real one.
-    File { blob: Digest, mode: u32, size: u64, stored: u64 },
-    Symlink { target: Vec<u8> },
-    Dir { mode: u32 },
+    File {
+        blob: Digest,
+        mode: u32,
+        size: u64,
+        stored: u64,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
+    Dir {
+        mode: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,7 +153,12 @@ impl CacheEntry {
                 (p, c)
             })
             .collect();
-        let encoded = super::codec::encode(&(inputs, &self.glob_inputs, &self.tracked_env, &self.env_queries));
+        let encoded = super::codec::encode(&(
+            inputs,
+            &self.glob_inputs,
+            &self.tracked_env,
+            &self.env_queries,
+        ));
         Digest::of(super::digest::Domain::EntryVariant, &encoded)
     }
 
@@ -181,7 +204,12 @@ impl EntryKey {
 
 impl std::fmt::Debug for EntryKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "EntryKey({}/{})", self.spawn.short(), self.variant.short())
+        write!(
+            f,
+            "EntryKey({}/{})",
+            self.spawn.short(),
+            self.variant.short()
+        )
     }
 }
 
@@ -192,7 +220,10 @@ mod tests {
 
     #[test]
     fn entry_key_round_trip() {
-        let k = EntryKey { spawn: Digest::of(Domain::SpawnKey, b"a"), variant: Digest::of(Domain::EntryVariant, b"b") };
+        let k = EntryKey {
+            spawn: Digest::of(Domain::SpawnKey, b"a"),
+            variant: Digest::of(Domain::EntryVariant, b"b"),
+        };
         assert_eq!(EntryKey::from_bytes(&k.to_bytes()), Some(k));
         assert_eq!(EntryKey::from_bytes(&[0; 10]), None);
     }
@@ -201,15 +232,31 @@ mod tests {
     fn blobs_lists_outputs_and_log() {
         let d = |s: &[u8]| Digest::of_content(s);
         let mut outputs = BTreeMap::new();
-        outputs.insert(RelPath::from_stored(b"a").expect("valid"), OutputState::File { blob: d(b"a"), mode: 0o644, size: 1, stored: 10 });
-        outputs.insert(RelPath::from_stored(b"l").expect("valid"), OutputState::Symlink { target: b"a".to_vec() });
+        outputs.insert(
+            RelPath::from_stored(b"a").expect("valid"),
+            OutputState::File {
+                blob: d(b"a"),
+                mode: 0o644,
+                size: 1,
+                stored: 10,
+            },
+        );
+        outputs.insert(
+            RelPath::from_stored(b"l").expect("valid"),
+            OutputState::Symlink {
+                target: b"a".to_vec(),
+            },
+        );
         let e = CacheEntry {
             inputs: BTreeMap::new(),
             glob_inputs: BTreeSet::new(),
             tracked_env: BTreeMap::new(),
             env_queries: BTreeMap::new(),
             outputs,
-            log: Some(LogRef { blob: d(b"log"), stored: 5 }),
+            log: Some(LogRef {
+                blob: d(b"log"),
+                stored: 5,
+            }),
             duration: Duration::from_millis(3),
             stat_time: Timestamp(0),
         };

@@ -38,8 +38,23 @@ pub(crate) fn hash_value(value: &[u8]) -> Digest {
 /// `DB_PASSWORD`), case-insensitively. Hashing a harmless value costs nothing,
 /// so the list errs on the broad side.
 const SECRET_WORDS: &[&str] = &[
-    "KEY", "SECRET", "SECRETS", "TOKEN", "PASSWORD", "PASSWD", "PASS", "PWD", "PASSPHRASE",
-    "CREDENTIAL", "CREDENTIALS", "AUTH", "APIKEY", "PRIVATE", "SIGNATURE", "COOKIE", "SESSION",
+    "KEY",
+    "SECRET",
+    "SECRETS",
+    "TOKEN",
+    "PASSWORD",
+    "PASSWD",
+    "PASS",
+    "PWD",
+    "PASSPHRASE",
+    "CREDENTIAL",
+    "CREDENTIALS",
+    "AUTH",
+    "APIKEY",
+    "PRIVATE",
+    "SIGNATURE",
+    "COOKIE",
+    "SESSION",
 ];
 
 /// True when a variable's value must never be stored in clear.
@@ -112,7 +127,10 @@ impl<'a> EnvView<'a> {
         vars: impl IntoIterator<Item = (OsString, OsString)>,
         is_untracked: &'a dyn Fn(&OsStr) -> bool,
     ) -> Self {
-        let vars = vars.into_iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect();
+        let vars = vars
+            .into_iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect();
         Self { vars, is_untracked }
     }
 
@@ -146,10 +164,25 @@ mod tests {
 
     #[test]
     fn secret_names() {
-        for name in ["AWS_SECRET_ACCESS_KEY", "NPM_TOKEN", "DB_PASSWORD", "api_key", "MY_PASS", "GCP_CREDENTIALS", "SECRET"] {
+        for name in [
+            "AWS_SECRET_ACCESS_KEY",
+            "NPM_TOKEN",
+            "DB_PASSWORD",
+            "api_key",
+            "MY_PASS",
+            "GCP_CREDENTIALS",
+            "SECRET",
+        ] {
             assert!(is_secret_name(name.as_bytes()), "{name}");
         }
-        for name in ["NODE_ENV", "VITE_API_URL", "KEYBOARD", "PWD", "PATH", "MONKEY_BUSINESS"] {
+        for name in [
+            "NODE_ENV",
+            "VITE_API_URL",
+            "KEYBOARD",
+            "PWD",
+            "PATH",
+            "MONKEY_BUSINESS",
+        ] {
             assert!(!is_secret_name(name.as_bytes()), "{name}");
         }
     }
@@ -181,11 +214,15 @@ mod tests {
     fn queries_skip_untracked_names() {
         let untracked = |n: &OsStr| n.as_bytes().starts_with(b"VITE_CI_");
         let env = EnvView::new(
-            [("VITE_A", "1"), ("VITE_CI_RUN", "42"), ("OTHER", "x")].map(|(k, v)| (k.into(), v.into())),
+            [("VITE_A", "1"), ("VITE_CI_RUN", "42"), ("OTHER", "x")]
+                .map(|(k, v)| (k.into(), v.into())),
             &untracked,
         );
         let got = env.query(&EnvQuery::Prefix(b"VITE_".to_vec()));
-        assert_eq!(got.keys().cloned().collect::<Vec<_>>(), vec![b"VITE_A".to_vec()]);
+        assert_eq!(
+            got.keys().cloned().collect::<Vec<_>>(),
+            vec![b"VITE_A".to_vec()]
+        );
         assert_eq!(env.tracked(b"VITE_CI_RUN"), None);
         assert_eq!(env.tracked(b"OTHER"), Some(Some(hash_value(b"x"))));
         assert_eq!(env.tracked(b"UNSET"), Some(None));

@@ -30,10 +30,16 @@ pub(crate) fn observe(abs: &Path, kind: InputKind) -> io::Result<InputState> {
         if lmeta.file_type().is_symlink() {
             match fs::metadata(abs) {
                 Ok(meta) if kind != InputKind::Probe => return observe_followed(abs, kind, &meta),
-                _ => return Ok(InputState::Symlink { target: read_link_bytes(abs)? }),
+                _ => {
+                    return Ok(InputState::Symlink {
+                        target: read_link_bytes(abs)?,
+                    });
+                }
             }
         }
-        return Ok(InputState::Present { is_dir: lmeta.is_dir() });
+        return Ok(InputState::Present {
+            is_dir: lmeta.is_dir(),
+        });
     }
     observe_followed(abs, kind, &lmeta)
 }
@@ -42,14 +48,23 @@ fn observe_followed(abs: &Path, kind: InputKind, meta: &Metadata) -> io::Result<
     match kind {
         InputKind::ContentRead if meta.is_file() => {
             let (hash, _) = digest::hash_file(abs)?;
-            Ok(InputState::File { hash, stamp: Stamp::of(meta) })
+            Ok(InputState::File {
+                hash,
+                stamp: Stamp::of(meta),
+            })
         }
         InputKind::Listing if meta.is_dir() => {
             let (listing, names) = list_dir(abs)?;
-            Ok(InputState::Dir { listing, names, stamp: Stamp::of(meta) })
+            Ok(InputState::Dir {
+                listing,
+                names,
+                stamp: Stamp::of(meta),
+            })
         }
         // Read of a directory or listing of a file: only the type mattered.
-        _ => Ok(InputState::Present { is_dir: meta.is_dir() }),
+        _ => Ok(InputState::Present {
+            is_dir: meta.is_dir(),
+        }),
     }
 }
 
@@ -89,7 +104,10 @@ pub(crate) enum Change {
     Added,
     Removed,
     /// A listed directory gained and/or lost entries.
-    Entries { added: Vec<Vec<u8>>, removed: Vec<Vec<u8>> },
+    Entries {
+        added: Vec<Vec<u8>>,
+        removed: Vec<Vec<u8>>,
+    },
 }
 
 impl Change {
@@ -141,12 +159,16 @@ impl FsView {
 
     fn follow(&mut self, abs: &Path) -> Result<Metadata, ErrorKind> {
         let f = self.facts(abs);
-        f.follow.get_or_insert_with(|| fs::metadata(abs).map_err(|e| e.kind())).clone()
+        f.follow
+            .get_or_insert_with(|| fs::metadata(abs).map_err(|e| e.kind()))
+            .clone()
     }
 
     fn nofollow(&mut self, abs: &Path) -> Result<Metadata, ErrorKind> {
         let f = self.facts(abs);
-        f.nofollow.get_or_insert_with(|| fs::symlink_metadata(abs).map_err(|e| e.kind())).clone()
+        f.nofollow
+            .get_or_insert_with(|| fs::symlink_metadata(abs).map_err(|e| e.kind()))
+            .clone()
     }
 
     fn hash(&mut self, abs: &Path) -> Option<Digest> {
@@ -166,13 +188,20 @@ impl FsView {
 
     fn link(&mut self, abs: &Path) -> Option<Vec<u8>> {
         let f = self.facts(abs);
-        f.link.get_or_insert_with(|| read_link_bytes(abs).ok()).clone()
+        f.link
+            .get_or_insert_with(|| read_link_bytes(abs).ok())
+            .clone()
     }
 
     /// Whether `abs` still matches `recorded`. `stat_time` is when the entry's
     /// stamps were taken: a stamp whose mtime/ctime is not older may hide a
     /// same-tick modification, so such files are hashed.
-    pub(crate) fn check(&mut self, abs: &Path, recorded: &InputState, stat_time: Timestamp) -> Check {
+    pub(crate) fn check(
+        &mut self,
+        abs: &Path,
+        recorded: &InputState,
+        stat_time: Timestamp,
+    ) -> Check {
         match recorded {
             InputState::Missing => match self.nofollow(abs) {
                 Err(ErrorKind::NotFound) => Check::Same,
@@ -209,7 +238,11 @@ impl FsView {
                     _ => Check::Changed(Change::Modified),
                 }
             }
-            InputState::Dir { listing, names, stamp } => {
+            InputState::Dir {
+                listing,
+                names,
+                stamp,
+            } => {
                 let meta = match self.follow_or_gone(abs) {
                     Ok(m) if m.is_dir() => m,
                     Ok(_) => return Check::Changed(Change::Modified),
@@ -222,8 +255,16 @@ impl FsView {
                 match self.listing(abs) {
                     Some((h, _)) if h == *listing => Check::SameRestamped(now),
                     Some((_, current)) => {
-                        let added: Vec<_> = current.iter().filter(|n| names.binary_search(n).is_err()).cloned().collect();
-                        let removed: Vec<_> = names.iter().filter(|n| current.binary_search(n).is_err()).cloned().collect();
+                        let added: Vec<_> = current
+                            .iter()
+                            .filter(|n| names.binary_search(n).is_err())
+                            .cloned()
+                            .collect();
+                        let removed: Vec<_> = names
+                            .iter()
+                            .filter(|n| current.binary_search(n).is_err())
+                            .cloned()
+                            .collect();
                         if added.is_empty() && removed.is_empty() {
                             // Same names, different entry types.
                             Check::Changed(Change::Modified)
@@ -281,7 +322,10 @@ mod tests {
         let rec = observe(&p, InputKind::ContentRead).expect("observe");
         let mut view = FsView::default();
         // Stamps taken "at the epoch": every mtime is racy.
-        assert!(matches!(view.check(&p, &rec, Timestamp(0)), Check::SameRestamped(_)));
+        assert!(matches!(
+            view.check(&p, &rec, Timestamp(0)),
+            Check::SameRestamped(_)
+        ));
         assert_eq!(view.hashed, 1);
     }
 
@@ -293,7 +337,10 @@ mod tests {
         let rec = observe(&p, InputKind::ContentRead).expect("observe");
         fs::write(&p, "two").expect("write");
         let mut view = FsView::default();
-        assert_eq!(view.check(&p, &rec, later()), Check::Changed(Change::Modified));
+        assert_eq!(
+            view.check(&p, &rec, later()),
+            Check::Changed(Change::Modified)
+        );
     }
 
     #[test]
@@ -306,7 +353,10 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         fs::write(&p, "one").expect("write");
         let mut view = FsView::default();
-        assert!(matches!(view.check(&p, &rec, later()), Check::SameRestamped(_)));
+        assert!(matches!(
+            view.check(&p, &rec, later()),
+            Check::SameRestamped(_)
+        ));
     }
 
     #[test]
@@ -320,8 +370,14 @@ mod tests {
         fs::remove_file(&p).expect("rm");
         fs::write(dir.path().join("b.js"), "").expect("write");
         let mut view = FsView::default();
-        assert_eq!(view.check(&p, &rec, later()), Check::Changed(Change::Removed));
-        assert_eq!(view.check(&dir.path().join("b.js"), &missing, later()), Check::Changed(Change::Added));
+        assert_eq!(
+            view.check(&p, &rec, later()),
+            Check::Changed(Change::Removed)
+        );
+        assert_eq!(
+            view.check(&dir.path().join("b.js"), &missing, later()),
+            Check::Changed(Change::Added)
+        );
     }
 
     #[test]
@@ -335,7 +391,10 @@ mod tests {
         let mut view = FsView::default();
         assert_eq!(
             view.check(dir.path(), &rec, later()),
-            Check::Changed(Change::Entries { added: vec![b"b".to_vec()], removed: vec![b"c".to_vec()] })
+            Check::Changed(Change::Entries {
+                added: vec![b"b".to_vec()],
+                removed: vec![b"c".to_vec()]
+            })
         );
     }
 
@@ -347,7 +406,10 @@ mod tests {
         fs::remove_file(dir.path().join("a")).expect("rm");
         fs::create_dir(dir.path().join("a")).expect("mkdir");
         let mut view = FsView::default();
-        assert_eq!(view.check(dir.path(), &rec, later()), Check::Changed(Change::Modified));
+        assert_eq!(
+            view.check(dir.path(), &rec, later()),
+            Check::Changed(Change::Modified)
+        );
     }
 
     #[test]
@@ -358,14 +420,30 @@ mod tests {
         symlink("t1", &link).expect("symlink");
         // A probe records the link itself; a content read follows it.
         let probe = observe(&link, InputKind::Probe).expect("observe");
-        assert_eq!(probe, InputState::Symlink { target: b"t1".to_vec() });
-        assert!(matches!(observe(&link, InputKind::ContentRead).expect("observe"), InputState::File { .. }));
+        assert_eq!(
+            probe,
+            InputState::Symlink {
+                target: b"t1".to_vec()
+            }
+        );
+        assert!(matches!(
+            observe(&link, InputKind::ContentRead).expect("observe"),
+            InputState::File { .. }
+        ));
         fs::remove_file(&link).expect("rm");
         symlink("t2", &link).expect("symlink");
         // Dangling now: a content read records the link.
-        assert_eq!(observe(&link, InputKind::ContentRead).expect("observe"), InputState::Symlink { target: b"t2".to_vec() });
+        assert_eq!(
+            observe(&link, InputKind::ContentRead).expect("observe"),
+            InputState::Symlink {
+                target: b"t2".to_vec()
+            }
+        );
         let mut view = FsView::default();
-        assert_eq!(view.check(&link, &probe, later()), Check::Changed(Change::Modified));
+        assert_eq!(
+            view.check(&link, &probe, later()),
+            Check::Changed(Change::Modified)
+        );
     }
 
     #[test]
@@ -381,15 +459,25 @@ mod tests {
         fs::remove_file(&p).expect("rm");
         fs::create_dir(&p).expect("mkdir");
         let mut view = FsView::default();
-        assert_eq!(view.check(&p, &rec, later()), Check::Changed(Change::Modified));
+        assert_eq!(
+            view.check(&p, &rec, later()),
+            Check::Changed(Change::Modified)
+        );
     }
 
     #[test]
     fn change_reasons() {
         let dir = RelPath::from_stored(b"src").expect("valid");
         let mut out = Vec::new();
-        Change::Entries { added: vec![b"b.js".to_vec()], removed: vec![b"c.js".to_vec()] }.into_reasons(&dir, &mut out);
+        Change::Entries {
+            added: vec![b"b.js".to_vec()],
+            removed: vec![b"c.js".to_vec()],
+        }
+        .into_reasons(&dir, &mut out);
         let shown: Vec<String> = out.iter().map(ToString::to_string).collect();
-        assert_eq!(shown, vec!["'b.js' added in 'src'", "'c.js' removed from 'src'"]);
+        assert_eq!(
+            shown,
+            vec!["'b.js' added in 'src'", "'c.js' removed from 'src'"]
+        );
     }
 }

@@ -50,7 +50,9 @@ impl ProgramIdentity {
         let location = Location::of(workspace_root, resolved);
         let stamp = match location {
             Location::Workspace(_) => None,
-            Location::External(_) => std::fs::metadata(resolved).ok().map(|m| (m.len(), Timestamp::mtime(&m))),
+            Location::External(_) => std::fs::metadata(resolved)
+                .ok()
+                .map(|m| (m.len(), Timestamp::mtime(&m))),
         };
         Self { location, stamp }
     }
@@ -67,7 +69,10 @@ pub(crate) struct GlobConfig {
 impl GlobConfig {
     /// The default when a task configures nothing: observed accesses only.
     pub(crate) fn auto() -> Self {
-        Self { auto: true, globs: Vec::new() }
+        Self {
+            auto: true,
+            globs: Vec::new(),
+        }
     }
 
     /// Order does not matter (negatives apply to the whole set), so it is
@@ -124,7 +129,11 @@ impl SpawnFingerprint {
                 .iter()
                 .map(|(k, v)| (k.as_bytes().to_vec(), EnvValue::for_declared(k, v)))
                 .collect(),
-            untracked_env: spec.untracked_env.iter().map(|n| n.as_bytes().to_vec()).collect(),
+            untracked_env: spec
+                .untracked_env
+                .iter()
+                .map(|n| n.as_bytes().to_vec())
+                .collect(),
             package_dir: Location::of(spec.workspace_root, spec.package_dir),
             inputs: spec.inputs.canonical(),
             outputs: spec.outputs.canonical(),
@@ -238,7 +247,10 @@ mod tests {
     #[test]
     fn relative_inside_workspace() {
         let a = fp(&base());
-        assert_eq!(a.cwd, Location::Workspace(RelPath::from_stored(b"packages/a").expect("valid")));
+        assert_eq!(
+            a.cwd,
+            Location::Workspace(RelPath::from_stored(b"packages/a").expect("valid"))
+        );
         assert_eq!(a.program.stamp, None);
         let external = ProgramIdentity::of(Path::new("/ws"), Path::new("/no/such/node"));
         assert!(matches!(external.location, Location::External(_)));
@@ -250,9 +262,15 @@ mod tests {
         let mut s = base();
         s.cwd = "/ws/packages/a/sub".into();
         s.program = "/ws/node_modules/.bin/tsc".into();
-        s.env = vec![("NODE_ENV".into(), "development".into()), ("VITE_X".into(), "1".into())];
+        s.env = vec![
+            ("NODE_ENV".into(), "development".into()),
+            ("VITE_X".into(), "1".into()),
+        ];
         s.untracked = vec![];
-        s.inputs = GlobConfig { auto: true, globs: vec!["src/**".into()] };
+        s.inputs = GlobConfig {
+            auto: true,
+            globs: vec!["src/**".into()],
+        };
         let reasons = fp(&s).diff(&a);
         assert_eq!(
             reasons,
@@ -265,15 +283,24 @@ mod tests {
                 MissReason::EnvAdded("VITE_X".into()),
             ]
         );
-        assert!(a.diff(&fp(&s)).contains(&MissReason::EnvRemoved("VITE_X".into())));
+        assert!(
+            a.diff(&fp(&s))
+                .contains(&MissReason::EnvRemoved("VITE_X".into()))
+        );
     }
 
     #[test]
     fn glob_order_is_not_a_change() {
         let mut s1 = base();
-        s1.inputs = GlobConfig { auto: false, globs: vec!["b/**".into(), "a/**".into()] };
+        s1.inputs = GlobConfig {
+            auto: false,
+            globs: vec!["b/**".into(), "a/**".into()],
+        };
         let mut s2 = base();
-        s2.inputs = GlobConfig { auto: false, globs: vec!["a/**".into(), "b/**".into()] };
+        s2.inputs = GlobConfig {
+            auto: false,
+            globs: vec!["a/**".into(), "b/**".into()],
+        };
         assert_eq!(fp(&s1).key(), fp(&s2).key());
     }
 
@@ -286,6 +313,9 @@ mod tests {
         assert!(!bytes.windows(12).any(|w| w == b"s3cr3t-value"));
         let mut s2 = base();
         s2.env = vec![("NPM_TOKEN".into(), "other".into())];
-        assert_eq!(fp(&s2).diff(&f), vec![MissReason::EnvChanged("NPM_TOKEN".into())]);
+        assert_eq!(
+            fp(&s2).diff(&f),
+            vec![MissReason::EnvChanged("NPM_TOKEN".into())]
+        );
     }
 }

@@ -35,16 +35,26 @@ fn compile(pattern: &str) -> Result<Glob, GlobError> {
         .literal_separator(true)
         .backslash_escape(true)
         .build()
-        .map_err(|source| GlobError { glob: pattern.to_string(), source })
+        .map_err(|source| GlobError {
+            glob: pattern.to_string(),
+            source,
+        })
 }
 
 /// Where walking for `pattern` starts (package-relative, normalised) and how
 /// deep below it a match can be (`None`: unbounded, the pattern has `**`).
 fn walk_root(pattern: &str) -> (PathBuf, Option<usize>) {
     let comps: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
-    let literal = comps.iter().take_while(|c| !c.contains(['*', '?', '[', '{', '\\'])).count();
+    let literal = comps
+        .iter()
+        .take_while(|c| !c.contains(['*', '?', '[', '{', '\\']))
+        .count();
     let base = normalize(&comps[..literal].iter().collect::<PathBuf>());
-    let depth = if pattern.contains("**") { None } else { Some(comps.len() - literal) };
+    let depth = if pattern.contains("**") {
+        None
+    } else {
+        Some(comps.len() - literal)
+    };
     (base, depth)
 }
 
@@ -77,9 +87,16 @@ impl TaskGlobs {
             }
         }
         let build = |b: GlobSetBuilder, what: &str| {
-            b.build().map_err(|source| GlobError { glob: what.to_string(), source })
+            b.build().map_err(|source| GlobError {
+                glob: what.to_string(),
+                source,
+            })
         };
-        Ok(Self { include: build(include, "<includes>")?, exclude: build(exclude, "<excludes>")?, bases: kept })
+        Ok(Self {
+            include: build(include, "<includes>")?,
+            exclude: build(exclude, "<excludes>")?,
+            bases: kept,
+        })
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -99,7 +116,11 @@ impl TaskGlobs {
     /// positive patterns match under `package_dir`, minus negatives. Symlinked
     /// directories are matched but not descended into (no cycles); `skip`
     /// prunes whole subtrees (the cache dir, `.git`).
-    pub(crate) fn walk(&self, package_dir: &Path, skip: &dyn Fn(&Path) -> bool) -> io::Result<Vec<PathBuf>> {
+    pub(crate) fn walk(
+        &self,
+        package_dir: &Path,
+        skip: &dyn Fn(&Path) -> bool,
+    ) -> io::Result<Vec<PathBuf>> {
         let mut found = Vec::new();
         for (base, depth) in &self.bases {
             let abs = normalize(&package_dir.join(base));
@@ -163,7 +184,8 @@ mod tests {
     use super::*;
 
     fn globs(list: &[&str]) -> TaskGlobs {
-        TaskGlobs::new(&list.iter().map(|s| (*s).to_string()).collect::<Vec<_>>()).expect("valid globs")
+        TaskGlobs::new(&list.iter().map(|s| (*s).to_string()).collect::<Vec<_>>())
+            .expect("valid globs")
     }
 
     fn tree(root: &Path, files: &[&str]) {
@@ -178,14 +200,27 @@ mod tests {
     fn walks_from_literal_base_and_applies_negatives() {
         let ws = tempfile::tempdir().expect("tempdir");
         let pkg = ws.path().join("pkg");
-        tree(&pkg, &["src/a.ts", "src/deep/b.ts", "src/c.js", "src/gen/x.ts", "other/d.ts"]);
+        tree(
+            &pkg,
+            &[
+                "src/a.ts",
+                "src/deep/b.ts",
+                "src/c.js",
+                "src/gen/x.ts",
+                "other/d.ts",
+            ],
+        );
         tree(ws.path(), &["shared/s.ts"]);
         let g = globs(&["src/**/*.ts", "!src/gen/**", "../shared/*.ts"]);
         let found = g.walk(&pkg, &|_| false).expect("walk");
         let rel: Vec<PathBuf> = found.iter().map(|p| package_relative(&pkg, p)).collect();
         assert_eq!(
             rel,
-            vec![PathBuf::from("src/a.ts"), "src/deep/b.ts".into(), "../shared/s.ts".into()]
+            vec![
+                PathBuf::from("src/a.ts"),
+                "src/deep/b.ts".into(),
+                "../shared/s.ts".into()
+            ]
         );
     }
 
@@ -223,8 +258,14 @@ mod tests {
     #[test]
     fn walk_roots() {
         assert_eq!(walk_root("src/**/*.ts"), (PathBuf::from("src"), None));
-        assert_eq!(walk_root("../shared/*.ts"), (PathBuf::from("../shared"), Some(1)));
-        assert_eq!(walk_root("package.json"), (PathBuf::from("package.json"), Some(0)));
+        assert_eq!(
+            walk_root("../shared/*.ts"),
+            (PathBuf::from("../shared"), Some(1))
+        );
+        assert_eq!(
+            walk_root("package.json"),
+            (PathBuf::from("package.json"), Some(0))
+        );
         assert_eq!(walk_root("**"), (PathBuf::new(), None));
         assert_eq!(walk_root("a/*/c.txt"), (PathBuf::from("a"), Some(2)));
     }
@@ -233,16 +274,29 @@ mod tests {
     fn literal_file_pattern_matches() {
         let ws = tempfile::tempdir().expect("tempdir");
         tree(ws.path(), &["package.json", "src/a.js"]);
-        let found = globs(&["package.json"]).walk(ws.path(), &|_| false).expect("walk");
+        let found = globs(&["package.json"])
+            .walk(ws.path(), &|_| false)
+            .expect("walk");
         assert_eq!(found, vec![ws.path().join("package.json")]);
-        let none = globs(&["missing/**"]).walk(ws.path(), &|_| false).expect("walk");
+        let none = globs(&["missing/**"])
+            .walk(ws.path(), &|_| false)
+            .expect("walk");
         assert!(none.is_empty());
     }
 
     #[test]
     fn package_relative_paths() {
-        assert_eq!(package_relative(Path::new("/ws/p"), Path::new("/ws/p/a/b")), PathBuf::from("a/b"));
-        assert_eq!(package_relative(Path::new("/ws/p"), Path::new("/ws/q/c")), PathBuf::from("../q/c"));
-        assert_eq!(package_relative(Path::new("/ws/p"), Path::new("/ws/p")), PathBuf::new());
+        assert_eq!(
+            package_relative(Path::new("/ws/p"), Path::new("/ws/p/a/b")),
+            PathBuf::from("a/b")
+        );
+        assert_eq!(
+            package_relative(Path::new("/ws/p"), Path::new("/ws/q/c")),
+            PathBuf::from("../q/c")
+        );
+        assert_eq!(
+            package_relative(Path::new("/ws/p"), Path::new("/ws/p")),
+            PathBuf::new()
+        );
     }
 }

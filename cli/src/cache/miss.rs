@@ -51,8 +51,18 @@ impl MissReason {
             Self::EnvAdded(n) => write!(f, "env '{n}' added"),
             Self::EnvRemoved(n) => write!(f, "env '{n}' removed"),
             Self::Modified(p) => write!(f, "'{}' modified", p.relative_to(base)),
-            Self::Added(p) => write!(f, "'{}' added in '{}'", name(p), p.parent().relative_to(base)),
-            Self::Removed(p) => write!(f, "'{}' removed from '{}'", name(p), p.parent().relative_to(base)),
+            Self::Added(p) => write!(
+                f,
+                "'{}' added in '{}'",
+                name(p),
+                p.parent().relative_to(base)
+            ),
+            Self::Removed(p) => write!(
+                f,
+                "'{}' removed from '{}'",
+                name(p),
+                p.parent().relative_to(base)
+            ),
         }
     }
 }
@@ -92,6 +102,7 @@ impl MissReasons {
         Self(reasons)
     }
 
+    #[allow(dead_code, reason = "for the runner's verbose report")]
     pub(crate) fn as_slice(&self) -> &[MissReason] {
         &self.0
     }
@@ -103,7 +114,11 @@ impl MissReasons {
     /// Shows at most `limit` reasons joined by `, `, then "and N more";
     /// paths relative to `base` (the task's package directory).
     pub(crate) fn display<'a>(&'a self, base: &'a RelPath, limit: usize) -> impl fmt::Display + 'a {
-        Shown { reasons: &self.0, base, limit: limit.max(1) }
+        Shown {
+            reasons: &self.0,
+            base,
+            limit: limit.max(1),
+        }
     }
 }
 
@@ -159,18 +174,42 @@ mod tests {
     fn grammar_matches_compat() {
         let base = rel("packages/a");
         let cases = [
-            (MissReason::Modified(rel("packages/a/test.txt")), "'test.txt' modified"),
-            (MissReason::Added(rel("packages/a/src/b.js")), "'b.js' added in 'src'"),
-            (MissReason::Removed(rel("packages/a/src/c.js")), "'c.js' removed from 'src'"),
-            (MissReason::Added(rel("packages/a/b.js")), "'b.js' added in '.'"),
-            (MissReason::Modified(rel("shared/x.js")), "'../../shared/x.js' modified"),
-            (MissReason::EnvChanged("VITE_MY_VAR".into()), "env 'VITE_MY_VAR' changed"),
+            (
+                MissReason::Modified(rel("packages/a/test.txt")),
+                "'test.txt' modified",
+            ),
+            (
+                MissReason::Added(rel("packages/a/src/b.js")),
+                "'b.js' added in 'src'",
+            ),
+            (
+                MissReason::Removed(rel("packages/a/src/c.js")),
+                "'c.js' removed from 'src'",
+            ),
+            (
+                MissReason::Added(rel("packages/a/b.js")),
+                "'b.js' added in '.'",
+            ),
+            (
+                MissReason::Modified(rel("shared/x.js")),
+                "'../../shared/x.js' modified",
+            ),
+            (
+                MissReason::EnvChanged("VITE_MY_VAR".into()),
+                "env 'VITE_MY_VAR' changed",
+            ),
             (MissReason::EnvAdded("A".into()), "env 'A' added"),
             (MissReason::EnvRemoved("A".into()), "env 'A' removed"),
             (MissReason::ArgsChanged, "args changed"),
             (MissReason::ProgramChanged, "program changed"),
-            (MissReason::WorkingDirectoryChanged, "working directory changed"),
-            (MissReason::InputConfigChanged, "input configuration changed"),
+            (
+                MissReason::WorkingDirectoryChanged,
+                "working directory changed",
+            ),
+            (
+                MissReason::InputConfigChanged,
+                "input configuration changed",
+            ),
             (MissReason::EnvsChanged, "envs changed"),
         ];
         for (reason, want) in cases {
@@ -181,13 +220,21 @@ mod tests {
 
     #[test]
     fn caps_with_and_n_more() {
-        let reasons: Vec<_> = (0..7).map(|i| MissReason::Modified(rel(&format!("f{i}")))).collect();
+        let reasons: Vec<_> = (0..7)
+            .map(|i| MissReason::Modified(rel(&format!("f{i}"))))
+            .collect();
         let all = MissReasons::new(reasons);
         assert_eq!(
             all.display(&RelPath::root(), 3).to_string(),
             "'f0' modified, 'f1' modified, 'f2' modified and 4 more"
         );
-        assert_eq!(all.display(&RelPath::root(), 0).to_string().matches("modified").count(), 1);
+        assert_eq!(
+            all.display(&RelPath::root(), 0)
+                .to_string()
+                .matches("modified")
+                .count(),
+            1
+        );
     }
 
     #[test]
@@ -198,7 +245,10 @@ mod tests {
             MissReason::ArgsChanged,
             MissReason::Modified(rel("a")),
         ]);
-        assert_eq!(all.display(&RelPath::root(), 10).to_string(), "args changed, env 'X' added, 'a' modified");
+        assert_eq!(
+            all.display(&RelPath::root(), 10).to_string(),
+            "args changed, env 'X' added, 'a' modified"
+        );
         assert!(!all.is_first_run());
         assert!(MissReasons::new(vec![MissReason::NoPreviousRun]).is_first_run());
     }

@@ -48,7 +48,10 @@ impl RelPath {
         if bytes.is_empty() {
             return Ok(Self::root());
         }
-        if bytes.split(|&b| b == b'/').any(|c| c.is_empty() || c == b"." || c == b"..") {
+        if bytes
+            .split(|&b| b == b'/')
+            .any(|c| c.is_empty() || c == b"." || c == b"..")
+        {
             return Err(UnsafePath::BadComponent(shown()));
         }
         Ok(Self(bytes.to_vec()))
@@ -135,8 +138,16 @@ impl RelPath {
         let common = mine.iter().zip(&theirs).take_while(|(a, b)| a == b).count();
         let mut parts: Vec<String> = Vec::new();
         parts.extend(std::iter::repeat_n("..".to_string(), theirs.len() - common));
-        parts.extend(mine[common..].iter().map(|c| String::from_utf8_lossy(c).into_owned()));
-        if parts.is_empty() { ".".to_string() } else { parts.join("/") }
+        parts.extend(
+            mine[common..]
+                .iter()
+                .map(|c| String::from_utf8_lossy(c).into_owned()),
+        );
+        if parts.is_empty() {
+            ".".to_string()
+        } else {
+            parts.join("/")
+        }
     }
 }
 
@@ -193,9 +204,18 @@ mod tests {
     #[test]
     fn from_abs_keeps_inside_and_rejects_outside() {
         let root = Path::new("/ws");
-        assert_eq!(RelPath::from_abs(root, Path::new("/ws/a/b.js")).map(|p| p.to_string()), Some("a/b.js".into()));
-        assert_eq!(RelPath::from_abs(root, Path::new("/ws")).map(|p| p.is_root()), Some(true));
-        assert_eq!(RelPath::from_abs(root, Path::new("/ws/a/../../etc/passwd")), None);
+        assert_eq!(
+            RelPath::from_abs(root, Path::new("/ws/a/b.js")).map(|p| p.to_string()),
+            Some("a/b.js".into())
+        );
+        assert_eq!(
+            RelPath::from_abs(root, Path::new("/ws")).map(|p| p.is_root()),
+            Some(true)
+        );
+        assert_eq!(
+            RelPath::from_abs(root, Path::new("/ws/a/../../etc/passwd")),
+            None
+        );
         assert_eq!(RelPath::from_abs(root, Path::new("/wsx/a")), None);
         assert_eq!(
             RelPath::from_abs(root, Path::new("/ws/pkg/./x/../y")).map(|p| p.to_string()),
@@ -206,11 +226,26 @@ mod tests {
     #[test]
     fn from_stored_refuses_escapes() {
         assert!(RelPath::from_stored(b"dist/a.js").is_ok());
-        assert!(matches!(RelPath::from_stored(b"/etc/passwd"), Err(UnsafePath::Absolute(_))));
-        assert!(matches!(RelPath::from_stored(b"dist/../../x"), Err(UnsafePath::BadComponent(_))));
-        assert!(matches!(RelPath::from_stored(b"dist//x"), Err(UnsafePath::BadComponent(_))));
-        assert!(matches!(RelPath::from_stored(b"./x"), Err(UnsafePath::BadComponent(_))));
-        assert!(matches!(RelPath::from_stored(b"x\0y"), Err(UnsafePath::Nul(_))));
+        assert!(matches!(
+            RelPath::from_stored(b"/etc/passwd"),
+            Err(UnsafePath::Absolute(_))
+        ));
+        assert!(matches!(
+            RelPath::from_stored(b"dist/../../x"),
+            Err(UnsafePath::BadComponent(_))
+        ));
+        assert!(matches!(
+            RelPath::from_stored(b"dist//x"),
+            Err(UnsafePath::BadComponent(_))
+        ));
+        assert!(matches!(
+            RelPath::from_stored(b"./x"),
+            Err(UnsafePath::BadComponent(_))
+        ));
+        assert!(matches!(
+            RelPath::from_stored(b"x\0y"),
+            Err(UnsafePath::Nul(_))
+        ));
         assert!(RelPath::from_stored(b"").is_ok_and(|p| p.is_root()));
     }
 
@@ -222,14 +257,23 @@ mod tests {
         assert!(p.is_within(&RelPath::from_stored(b"src").expect("valid")));
         assert!(!p.is_within(&RelPath::from_stored(b"sr").expect("valid")));
         assert!(p.is_within(&RelPath::root()));
-        assert_eq!(RelPath::from_stored(b"a").expect("valid").parent(), RelPath::root());
+        assert_eq!(
+            RelPath::from_stored(b"a").expect("valid").parent(),
+            RelPath::root()
+        );
     }
 
     #[test]
     fn relative_display() {
         let p = RelPath::from_stored(b"packages/a/src/x.js").expect("valid");
-        assert_eq!(p.relative_to(&RelPath::from_stored(b"packages/a").expect("valid")), "src/x.js");
-        assert_eq!(p.relative_to(&RelPath::from_stored(b"packages/b").expect("valid")), "../a/src/x.js");
+        assert_eq!(
+            p.relative_to(&RelPath::from_stored(b"packages/a").expect("valid")),
+            "src/x.js"
+        );
+        assert_eq!(
+            p.relative_to(&RelPath::from_stored(b"packages/b").expect("valid")),
+            "../a/src/x.js"
+        );
         assert_eq!(p.relative_to(&RelPath::root()), "packages/a/src/x.js");
         assert_eq!(RelPath::root().relative_to(&RelPath::root()), ".");
     }
@@ -238,12 +282,18 @@ mod tests {
     fn non_utf8_names_survive() {
         let raw = b"dir/\xffname";
         let p = RelPath::from_stored(raw).expect("valid");
-        assert_eq!(p.to_abs(Path::new("/ws")).as_os_str().as_bytes(), b"/ws/dir/\xffname");
+        assert_eq!(
+            p.to_abs(Path::new("/ws")).as_os_str().as_bytes(),
+            b"/ws/dir/\xffname"
+        );
     }
 
     #[test]
     fn normalize_relative_and_absolute() {
-        assert_eq!(normalize(Path::new("../../a/./b/../c")), PathBuf::from("../../a/c"));
+        assert_eq!(
+            normalize(Path::new("../../a/./b/../c")),
+            PathBuf::from("../../a/c")
+        );
         assert_eq!(normalize(Path::new("a/../../b")), PathBuf::from("../b"));
         assert_eq!(normalize(Path::new("/a/../../b")), PathBuf::from("/b"));
         assert_eq!(normalize(Path::new("./")), PathBuf::new());
@@ -251,8 +301,14 @@ mod tests {
 
     #[test]
     fn vcs_paths() {
-        assert!(is_vcs_path(&RelPath::from_stored(b".git/HEAD").expect("valid")));
-        assert!(is_vcs_path(&RelPath::from_stored(b"sub/.git/index").expect("valid")));
-        assert!(!is_vcs_path(&RelPath::from_stored(b".github/x.yml").expect("valid")));
+        assert!(is_vcs_path(
+            &RelPath::from_stored(b".git/HEAD").expect("valid")
+        ));
+        assert!(is_vcs_path(
+            &RelPath::from_stored(b"sub/.git/index").expect("valid")
+        ));
+        assert!(!is_vcs_path(
+            &RelPath::from_stored(b".github/x.yml").expect("valid")
+        ));
     }
 }

@@ -22,10 +22,16 @@ use super::store::lookup::CacheHit;
 pub(crate) enum RestoreError {
     #[error("refusing to restore a cached output: {0}")]
     UnsafePath(#[from] UnsafePath),
-    #[error("refusing to restore '{path}': '{through}' is a symlink that leads outside the workspace")]
+    #[error(
+        "refusing to restore '{path}': '{through}' is a symlink that leads outside the workspace"
+    )]
     Escapes { path: RelPath, through: RelPath },
     #[error("cannot restore '{path}': '{blocker}' is in the way ({what})")]
-    Conflict { path: RelPath, blocker: RelPath, what: &'static str },
+    Conflict {
+        path: RelPath,
+        blocker: RelPath,
+        what: &'static str,
+    },
     #[error("cannot restore '{path}': {source}")]
     Io {
         path: RelPath,
@@ -58,8 +64,17 @@ impl Store {
     /// Restores every output of `hit` under `workspace_root` and reads its
     /// log. Blocking. Stops at the first error: the runner then executes the
     /// task instead (a partial restore is overwritten by that run).
-    pub(crate) fn restore(&self, hit: &CacheHit, workspace_root: &Path) -> Result<RestoreReport, RestoreError> {
-        let mut r = Restorer { store: self, root: workspace_root.to_path_buf(), canonical_root: None, tmp_seq: 0 };
+    pub(crate) fn restore(
+        &self,
+        hit: &CacheHit,
+        workspace_root: &Path,
+    ) -> Result<RestoreReport, RestoreError> {
+        let mut r = Restorer {
+            store: self,
+            root: workspace_root.to_path_buf(),
+            canonical_root: None,
+            tmp_seq: 0,
+        };
         let mut report = RestoreReport::default();
         let mut dir_modes = Vec::new();
         for (stored_rel, state) in &hit.entry.outputs {
@@ -74,7 +89,9 @@ impl Store {
                     dir_modes.push((rel.clone(), *mode));
                     false
                 }
-                OutputState::File { blob, mode, size, .. } => {
+                OutputState::File {
+                    blob, mode, size, ..
+                } => {
                     r.ensure_dir(&rel.parent(), &rel)?;
                     r.file(&rel, blob, *mode, *size)?
                 }
@@ -83,16 +100,27 @@ impl Store {
                     r.symlink(&rel, target)?
                 }
             };
-            if wrote { report.written += 1 } else { report.unchanged += 1 }
+            if wrote {
+                report.written += 1
+            } else {
+                report.unchanged += 1
+            }
         }
         // Modes of directories last: a read-only directory would refuse the
         // files that go into it. Deepest first for the same reason.
         for (rel, mode) in dir_modes.into_iter().rev() {
             let abs = rel.to_abs(workspace_root);
-            let current = fs::symlink_metadata(&abs).map_err(|source| RestoreError::Io { path: rel.clone(), source })?;
+            let current = fs::symlink_metadata(&abs).map_err(|source| RestoreError::Io {
+                path: rel.clone(),
+                source,
+            })?;
             if current.permissions().mode() & 0o7777 != mode {
-                fs::set_permissions(&abs, Permissions::from_mode(mode))
-                    .map_err(|source| RestoreError::Io { path: rel.clone(), source })?;
+                fs::set_permissions(&abs, Permissions::from_mode(mode)).map_err(|source| {
+                    RestoreError::Io {
+                        path: rel.clone(),
+                        source,
+                    }
+                })?;
             }
         }
         report.log = self.read_log(hit)?;
@@ -112,7 +140,13 @@ impl Restorer<'_> {
         if let Some(c) = &self.canonical_root {
             return Ok(c.clone());
         }
-        let c = self.root.canonicalize().map_err(|source| RestoreError::Io { path: path.clone(), source })?;
+        let c = self
+            .root
+            .canonicalize()
+            .map_err(|source| RestoreError::Io {
+                path: path.clone(),
+                source,
+            })?;
         self.canonical_root = Some(c.clone());
         Ok(c)
     }
@@ -120,7 +154,10 @@ impl Restorer<'_> {
     /// Creates `dir` component by component, never following a symlink that
     /// leaves the workspace (`for_path` names the output in errors).
     fn ensure_dir(&mut self, dir: &RelPath, for_path: &RelPath) -> Result<(), RestoreError> {
-        let io = |source| RestoreError::Io { path: for_path.clone(), source };
+        let io = |source| RestoreError::Io {
+            path: for_path.clone(),
+            source,
+        };
         let mut cur = RelPath::root();
         for comp in dir.components() {
             cur = cur.join(comp);
@@ -132,12 +169,27 @@ impl Restorer<'_> {
                     match abs.canonicalize() {
                         Ok(target) if target.starts_with(&root) && target.is_dir() => {}
                         Ok(target) if target.starts_with(&root) => {
-                            return Err(RestoreError::Conflict { path: for_path.clone(), blocker: cur, what: "a symlink to a file" });
+                            return Err(RestoreError::Conflict {
+                                path: for_path.clone(),
+                                blocker: cur,
+                                what: "a symlink to a file",
+                            });
                         }
-                        _ => return Err(RestoreError::Escapes { path: for_path.clone(), through: cur }),
+                        _ => {
+                            return Err(RestoreError::Escapes {
+                                path: for_path.clone(),
+                                through: cur,
+                            });
+                        }
                     }
                 }
-                Ok(_) => return Err(RestoreError::Conflict { path: for_path.clone(), blocker: cur, what: "a file" }),
+                Ok(_) => {
+                    return Err(RestoreError::Conflict {
+                        path: for_path.clone(),
+                        blocker: cur,
+                        what: "a file",
+                    });
+                }
                 Err(e) if e.kind() == ErrorKind::NotFound => match fs::create_dir(&abs) {
                     Ok(()) => {}
                     Err(e) if e.kind() == ErrorKind::AlreadyExists && abs.is_dir() => {}
@@ -153,32 +205,55 @@ impl Restorer<'_> {
         self.tmp_seq += 1;
         let mut name = std::ffi::OsString::from(".");
         name.push(abs.file_name().unwrap_or_default());
-        name.push(format!(".vp-restore-{}-{}", std::process::id(), self.tmp_seq));
+        name.push(format!(
+            ".vp-restore-{}-{}",
+            std::process::id(),
+            self.tmp_seq
+        ));
         abs.with_file_name(name)
     }
 
     /// Returns whether the file had to be written.
-    fn file(&mut self, rel: &RelPath, blob: &Digest, mode: u32, size: u64) -> Result<bool, RestoreError> {
+    fn file(
+        &mut self,
+        rel: &RelPath,
+        blob: &Digest,
+        mode: u32,
+        size: u64,
+    ) -> Result<bool, RestoreError> {
         let abs = rel.to_abs(&self.root);
-        let io = |source| RestoreError::Io { path: rel.clone(), source };
+        let io = |source| RestoreError::Io {
+            path: rel.clone(),
+            source,
+        };
         match fs::symlink_metadata(&abs) {
             Ok(m) if m.is_dir() => {
-                return Err(RestoreError::Conflict { path: rel.clone(), blocker: rel.clone(), what: "a directory" });
+                return Err(RestoreError::Conflict {
+                    path: rel.clone(),
+                    blocker: rel.clone(),
+                    what: "a directory",
+                });
             }
-            Ok(m) if m.is_file() && m.len() == size => {
-                if digest::hash_file(&abs).is_ok_and(|(h, _)| h == *blob) {
-                    if m.permissions().mode() & 0o7777 != mode {
-                        fs::set_permissions(&abs, Permissions::from_mode(mode)).map_err(io)?;
-                    }
-                    return Ok(false);
+            Ok(m)
+                if m.is_file()
+                    && m.len() == size
+                    && digest::hash_file(&abs).is_ok_and(|(h, _)| h == *blob) =>
+            {
+                if m.permissions().mode() & 0o7777 != mode {
+                    fs::set_permissions(&abs, Permissions::from_mode(mode)).map_err(io)?;
                 }
+                return Ok(false);
             }
             _ => {}
         }
         let bytes = self.store.blob(blob)?;
         let tmp = self.temp_path(&abs);
         let written = (|| {
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(&bytes)?;
             // The umask must not change the recorded mode.
             f.set_permissions(Permissions::from_mode(mode))?;
@@ -194,20 +269,29 @@ impl Restorer<'_> {
 
     fn symlink(&mut self, rel: &RelPath, target: &[u8]) -> Result<bool, RestoreError> {
         let abs = rel.to_abs(&self.root);
-        let io = |source| RestoreError::Io { path: rel.clone(), source };
+        let io = |source| RestoreError::Io {
+            path: rel.clone(),
+            source,
+        };
         match fs::symlink_metadata(&abs) {
             Ok(m) if m.is_dir() => {
-                return Err(RestoreError::Conflict { path: rel.clone(), blocker: rel.clone(), what: "a directory" });
+                return Err(RestoreError::Conflict {
+                    path: rel.clone(),
+                    blocker: rel.clone(),
+                    what: "a directory",
+                });
             }
-            Ok(m) if m.file_type().is_symlink() => {
-                if fs::read_link(&abs).is_ok_and(|t| t.as_os_str().as_bytes() == target) {
-                    return Ok(false);
-                }
+            Ok(m)
+                if m.file_type().is_symlink()
+                    && fs::read_link(&abs).is_ok_and(|t| t.as_os_str().as_bytes() == target) =>
+            {
+                return Ok(false);
             }
             _ => {}
         }
         let tmp = self.temp_path(&abs);
-        let made = symlink(std::ffi::OsStr::from_bytes(target), &tmp).and_then(|()| fs::rename(&tmp, &abs));
+        let made = symlink(std::ffi::OsStr::from_bytes(target), &tmp)
+            .and_then(|()| fs::rename(&tmp, &abs));
         if let Err(e) = made {
             let _ = fs::remove_file(&tmp);
             return Err(io(e));

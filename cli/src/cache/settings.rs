@@ -13,7 +13,10 @@ use super::store::open::OpenOptions;
 /// inside the workspace, so deleting the workspace deletes its cache, and
 /// under `node_modules` so that every tool already ignores it.
 pub(crate) fn default_cache_dir(workspace_root: &Path) -> PathBuf {
-    workspace_root.join("node_modules").join(".cache").join("vp")
+    workspace_root
+        .join("node_modules")
+        .join(".cache")
+        .join("vp")
 }
 
 #[derive(Clone, Debug)]
@@ -38,11 +41,18 @@ impl CacheSettings {
             Some(d) => normalize(&cwd.join(d)),
             None => default_cache_dir(workspace_root),
         };
-        let max_size = match cli_max_size.map(str::to_string).or_else(|| env("VP_CACHE_MAX_SIZE")) {
+        let max_size = match cli_max_size
+            .map(str::to_string)
+            .or_else(|| env("VP_CACHE_MAX_SIZE"))
+        {
             Some(text) => parse_size(&text)?,
             None => DEFAULT_MAX_SIZE,
         };
-        Ok(Self { dir, max_size, open: OpenOptions::from_env(&env) })
+        Ok(Self {
+            dir,
+            max_size,
+            open: OpenOptions::from_env(&env),
+        })
     }
 }
 
@@ -54,12 +64,20 @@ mod tests {
     fn precedence() {
         let root = Path::new("/ws");
         let none = |_: &str| None;
-        let s = CacheSettings::resolve(None, None, root, Path::new("/ws/pkg"), none).expect("resolves");
+        let s =
+            CacheSettings::resolve(None, None, root, Path::new("/ws/pkg"), none).expect("resolves");
         assert_eq!(s.dir, PathBuf::from("/ws/node_modules/.cache/vp"));
         assert_eq!(s.max_size, DEFAULT_MAX_SIZE);
 
         let env = |k: &str| (k == "VP_CACHE_MAX_SIZE").then(|| "1MiB".to_string());
-        let s = CacheSettings::resolve(Some(Path::new("../c")), None, root, Path::new("/ws/pkg"), env).expect("resolves");
+        let s = CacheSettings::resolve(
+            Some(Path::new("../c")),
+            None,
+            root,
+            Path::new("/ws/pkg"),
+            env,
+        )
+        .expect("resolves");
         assert_eq!(s.dir, PathBuf::from("/ws/c"));
         assert_eq!(s.max_size, 1 << 20);
         let s = CacheSettings::resolve(None, Some("2KiB"), root, root, env).expect("resolves");
@@ -69,6 +87,8 @@ mod tests {
     #[test]
     fn bad_size_is_an_error() {
         let env = |_: &str| Some("lots".to_string());
-        assert!(CacheSettings::resolve(None, None, Path::new("/ws"), Path::new("/ws"), env).is_err());
+        assert!(
+            CacheSettings::resolve(None, None, Path::new("/ws"), Path::new("/ws"), env).is_err()
+        );
     }
 }

@@ -6,14 +6,18 @@
 pub(crate) const DEFAULT_MAX_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid size `{0}`\n(hint: use a number of bytes or a unit, e.g. `500MB`, `2GiB`, `1.5G`)")]
+#[error(
+    "invalid size `{0}`\n(hint: use a number of bytes or a unit, e.g. `500MB`, `2GiB`, `1.5G`)"
+)]
 pub(crate) struct SizeError(pub(crate) String);
 
 /// `KB`/`MB`/`GB`/`TB` are decimal, `KiB`... and bare `K`/`M`/`G`/`T` binary.
 pub(crate) fn parse_size(text: &str) -> Result<u64, SizeError> {
     let err = || SizeError(text.to_string());
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     if num.is_empty() {
         return Err(err());
@@ -32,7 +36,7 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, SizeError> {
         _ => return Err(err()),
     };
     let bytes = value * mult;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > 1.8e19 {
+    if !bytes.is_finite() || !(0.0..=1.8e19).contains(&bytes) {
         return Err(err());
     }
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -49,7 +53,11 @@ pub(crate) fn format_size(bytes: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 #[cfg(test)]
@@ -71,7 +79,12 @@ mod tests {
         for bad in ["", "GB", "-1", "1.2.3M", "12 parsecs", "1e400"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
-        assert!(parse_size("x").expect_err("bad").to_string().starts_with("invalid size `x`"));
+        assert!(
+            parse_size("x")
+                .expect_err("bad")
+                .to_string()
+                .starts_with("invalid size `x`")
+        );
     }
 
     #[test]

@@ -79,16 +79,29 @@ pub(super) fn blob_meta_key(blob: &Digest) -> Vec<u8> {
 }
 
 impl Store {
+    #[allow(dead_code, reason = "for the runner's messages")]
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
     pub(super) fn cf(&self, name: &'static str) -> Result<&ColumnFamily, CacheError> {
-        self.db.cf_handle(name).ok_or_else(|| CacheError::MissingColumnFamily { dir: self.dir.clone(), name })
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| CacheError::MissingColumnFamily {
+                dir: self.dir.clone(),
+                name,
+            })
     }
 
-    pub(super) fn db_err(&self, op: &'static str) -> impl FnOnce(rocksdb::Error) -> CacheError + '_ {
-        move |source| CacheError::Db { dir: self.dir.clone(), op, source }
+    pub(super) fn db_err(
+        &self,
+        op: &'static str,
+    ) -> impl FnOnce(rocksdb::Error) -> CacheError + '_ {
+        move |source| CacheError::Db {
+            dir: self.dir.clone(),
+            op,
+            source,
+        }
     }
 
     pub(super) fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, CacheError> {
@@ -102,15 +115,21 @@ impl Store {
 
     pub(crate) fn task_record(&self, task: &str) -> Result<Option<TaskRecord>, CacheError> {
         // An unreadable record only loses a miss explanation: treat as absent.
-        Ok(self.get(CF_TASKS, task.as_bytes())?.and_then(|b| codec::decode("task record", &b).ok()))
+        Ok(self
+            .get(CF_TASKS, task.as_bytes())?
+            .and_then(|b| codec::decode("task record", &b).ok()))
     }
 
     pub(crate) fn entry(&self, key: EntryKey) -> Result<Option<CacheEntry>, CacheError> {
-        Ok(self.get(CF_ENTRIES, &key.to_bytes())?.and_then(|b| codec::decode("cache entry", &b).ok()))
+        Ok(self
+            .get(CF_ENTRIES, &key.to_bytes())?
+            .and_then(|b| codec::decode("cache entry", &b).ok()))
     }
 
     pub(super) fn entry_meta(&self, key: EntryKey) -> Result<Option<EntryMeta>, CacheError> {
-        Ok(self.get(CF_META, &entry_meta_key(key))?.and_then(|b| codec::decode("entry metadata", &b).ok()))
+        Ok(self
+            .get(CF_META, &entry_meta_key(key))?
+            .and_then(|b| codec::decode("entry metadata", &b).ok()))
     }
 
     /// The compressed size of a stored blob, `None` when it is not stored.
@@ -128,8 +147,14 @@ impl Store {
             .db
             .get_pinned_cf(handle, blob.as_bytes())
             .map_err(self.db_err("read"))?
-            .ok_or_else(|| CacheError::MissingBlob { dir: self.dir.clone(), blob: blob.to_string() })?;
-        let corrupt = || CacheError::CorruptBlob { dir: self.dir.clone(), blob: blob.to_string() };
+            .ok_or_else(|| CacheError::MissingBlob {
+                dir: self.dir.clone(),
+                blob: blob.to_string(),
+            })?;
+        let corrupt = || CacheError::CorruptBlob {
+            dir: self.dir.clone(),
+            blob: blob.to_string(),
+        };
         let bytes = zstd::stream::decode_all(&stored[..]).map_err(|_| corrupt())?;
         if Digest::of_content(&bytes) != *blob {
             return Err(corrupt());
@@ -138,9 +163,17 @@ impl Store {
     }
 
     /// Adds a blob and its size record to `batch`; returns the compressed size.
-    pub(super) fn put_blob(&self, batch: &mut WriteBatch, blob: &Digest, bytes: &[u8]) -> Result<u64, CacheError> {
-        let compressed = zstd::bulk::compress(bytes, 3)
-            .map_err(|e| CacheError::Io { op: "compress an output for", path: self.dir.clone(), source: e })?;
+    pub(super) fn put_blob(
+        &self,
+        batch: &mut WriteBatch,
+        blob: &Digest,
+        bytes: &[u8],
+    ) -> Result<u64, CacheError> {
+        let compressed = zstd::bulk::compress(bytes, 3).map_err(|e| CacheError::Io {
+            op: "compress an output for",
+            path: self.dir.clone(),
+            source: e,
+        })?;
         let len = compressed.len() as u64;
         batch.put_cf(self.cf(CF_BLOBS)?, blob.as_bytes(), compressed);
         batch.put_cf(self.cf(CF_META)?, blob_meta_key(blob), len.to_le_bytes());
@@ -148,10 +181,16 @@ impl Store {
     }
 
     /// Entries stored under one spawn key, with their metadata.
-    pub(super) fn variants(&self, spawn: &Digest) -> Result<Vec<(EntryKey, Option<EntryMeta>)>, CacheError> {
+    pub(super) fn variants(
+        &self,
+        spawn: &Digest,
+    ) -> Result<Vec<(EntryKey, Option<EntryMeta>)>, CacheError> {
         let handle = self.cf(CF_ENTRIES)?;
         let mut out = Vec::new();
-        let iter = self.db.iterator_cf(handle, IteratorMode::From(&spawn.as_bytes()[..], rocksdb::Direction::Forward));
+        let iter = self.db.iterator_cf(
+            handle,
+            IteratorMode::From(&spawn.as_bytes()[..], rocksdb::Direction::Forward),
+        );
         for item in iter {
             let (k, _) = item.map_err(self.db_err("scan entries"))?;
             if !k.starts_with(spawn.as_bytes()) {

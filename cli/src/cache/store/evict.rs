@@ -9,7 +9,10 @@ use std::path::Path;
 
 use rocksdb::{IteratorMode, WriteBatch};
 
-use super::db::{CF_BLOBS, CF_ENTRIES, CF_META, CF_TASKS, COLUMN_FAMILIES, EntryMeta, Store, blob_meta_key, entry_meta_key};
+use super::db::{
+    CF_BLOBS, CF_ENTRIES, CF_META, CF_TASKS, COLUMN_FAMILIES, EntryMeta, Store, blob_meta_key,
+    entry_meta_key,
+};
 use super::open::{self, OpenOptions, Opened, StoreNotice};
 use crate::cache::codec;
 use crate::cache::digest::Digest;
@@ -59,12 +62,17 @@ impl Store {
             let (k, v) = item.map_err(self.db_err("scan metadata"))?;
             match k.split_first() {
                 Some((b'e', rest)) => {
-                    if let (Some(key), Ok(m)) = (EntryKey::from_bytes(rest), codec::decode::<EntryMeta>("entry metadata", &v)) {
+                    if let (Some(key), Ok(m)) = (
+                        EntryKey::from_bytes(rest),
+                        codec::decode::<EntryMeta>("entry metadata", &v),
+                    ) {
                         metas.insert(key, m);
                     }
                 }
                 Some((b'b', rest)) => {
-                    if let (Some(d), Ok(len)) = (Digest::from_slice(rest), <[u8; 8]>::try_from(&v[..])) {
+                    if let (Some(d), Ok(len)) =
+                        (Digest::from_slice(rest), <[u8; 8]>::try_from(&v[..]))
+                    {
                         blob_sizes.insert(d, u64::from_le_bytes(len));
                     }
                 }
@@ -72,9 +80,14 @@ impl Store {
             }
         }
         let mut entries = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_ENTRIES)?, IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_ENTRIES)?, IteratorMode::Start)
+        {
             let (k, v) = item.map_err(self.db_err("scan entries"))?;
-            let Some(key) = EntryKey::from_bytes(&k) else { continue };
+            let Some(key) = EntryKey::from_bytes(&k) else {
+                continue;
+            };
             // An entry that cannot be decoded references nothing and goes first.
             let blobs = codec::decode::<CacheEntry>("cache entry", &v)
                 .map(|e| e.blobs().map(|(d, _)| d).collect())
@@ -82,7 +95,11 @@ impl Store {
             let used = metas.remove(&key).map_or(0, |m| m.last_used_ms);
             entries.push((key, used, v.len() as u64, blobs));
         }
-        Ok(Census { entries, blob_sizes, orphan_metas: metas.into_keys().collect() })
+        Ok(Census {
+            entries,
+            blob_sizes,
+            orphan_metas: metas.into_keys().collect(),
+        })
     }
 
     /// Evicts least recently used entries until entries + blobs take at most
@@ -90,7 +107,10 @@ impl Store {
     /// prune again at once), and deletes every unreferenced blob. Blocking;
     /// waits for in-flight `record`s.
     pub(crate) fn prune(&self, max_bytes: u64) -> Result<PruneReport, CacheError> {
-        let _gc = self.gc.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _gc = self
+            .gc
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut census = self.census()?;
         let mut refs: HashMap<Digest, usize> = HashMap::new();
         for (_, _, _, blobs) in &census.entries {
@@ -98,13 +118,19 @@ impl Store {
                 *refs.entry(*b).or_default() += 1;
             }
         }
-        let total: u64 = census.entries.iter().map(|e| e.2).sum::<u64>() + census.blob_sizes.values().sum::<u64>();
+        let total: u64 = census.entries.iter().map(|e| e.2).sum::<u64>()
+            + census.blob_sizes.values().sum::<u64>();
         let mut report = PruneReport::default();
         let mut batch = WriteBatch::default();
 
         // Sweep: blobs nothing references (left by replaced variants or by
         // entries evicted earlier).
-        let unreferenced: Vec<Digest> = census.blob_sizes.keys().filter(|b| !refs.contains_key(*b)).copied().collect();
+        let unreferenced: Vec<Digest> = census
+            .blob_sizes
+            .keys()
+            .filter(|b| !refs.contains_key(*b))
+            .copied()
+            .collect();
         for b in unreferenced {
             report.freed_bytes += census.blob_sizes.get(&b).copied().unwrap_or(0);
             report.removed_blobs += 1;
@@ -115,7 +141,11 @@ impl Store {
             batch.delete_cf(self.cf(CF_META)?, entry_meta_key(*key));
         }
 
-        let target = if total - report.freed_bytes > max_bytes { max_bytes / 10 * 9 } else { u64::MAX };
+        let target = if total - report.freed_bytes > max_bytes {
+            max_bytes / 10 * 9
+        } else {
+            u64::MAX
+        };
         census.entries.sort_by_key(|e| e.1);
         let mut kept = census.entries.len();
         for (key, _, size, blobs) in &census.entries {
@@ -144,9 +174,7 @@ impl Store {
         self.write(batch)?;
         if report.removed_entries > 0 || report.removed_blobs > 0 {
             // Deletions only free disk space once compacted away.
-            for name in COLUMN_FAMILIES {
-                self.db.compact_range_cf(self.cf(name)?, None::<&[u8]>, None::<&[u8]>);
-            }
+            self.compact()?;
         }
         report.remaining_bytes = total - report.freed_bytes;
         report.remaining_entries = kept;
@@ -155,19 +183,43 @@ impl Store {
 
     /// Prunes only when the store's files exceed `max_bytes` (a cheap check
     /// of RocksDB's size properties, so it can run after every `vp run`).
-    pub(crate) fn prune_if_needed(&self, max_bytes: u64) -> Result<Option<PruneReport>, CacheError> {
+    pub(crate) fn prune_if_needed(
+        &self,
+        max_bytes: u64,
+    ) -> Result<Option<PruneReport>, CacheError> {
         if self.approximate_disk_bytes()? <= max_bytes {
             return Ok(None);
         }
-        self.prune(max_bytes).map(Some)
+        let report = self.prune(max_bytes)?;
+        if report.removed_entries == 0 && report.removed_blobs == 0 {
+            // The live data fits, the files do not: overwritten values are
+            // still on disk. Compact now, or every run would prune again.
+            self.compact()?;
+        }
+        Ok(Some(report))
+    }
+
+    fn compact(&self) -> Result<(), CacheError> {
+        for name in COLUMN_FAMILIES {
+            self.db
+                .compact_range_cf(self.cf(name)?, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
     }
 
     fn approximate_disk_bytes(&self) -> Result<u64, CacheError> {
         let mut total = 0;
         for name in COLUMN_FAMILIES {
             let cf = self.cf(name)?;
-            for prop in ["rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"] {
-                total += self.db.property_int_value_cf(cf, prop).map_err(self.db_err("read its size"))?.unwrap_or(0);
+            for prop in [
+                "rocksdb.total-sst-files-size",
+                "rocksdb.cur-size-all-mem-tables",
+            ] {
+                total += self
+                    .db
+                    .property_int_value_cf(cf, prop)
+                    .map_err(self.db_err("read its size"))?
+                    .unwrap_or(0);
             }
         }
         Ok(total)
@@ -204,7 +256,10 @@ impl Store {
                 _ => {}
             }
         }
-        for item in self.db.iterator_cf(self.cf(CF_ENTRIES)?, IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_ENTRIES)?, IteratorMode::Start)
+        {
             let (_, v) = item.map_err(self.db_err("scan entries"))?;
             s.entries += 1;
             s.entry_bytes += v.len() as u64;
@@ -220,7 +275,9 @@ impl Store {
 
 /// Total size of the files under `dir` (0 when it does not exist).
 pub(crate) fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .filter_map(Result::ok)
         .map(|e| match e.metadata() {
@@ -239,7 +296,11 @@ pub(crate) enum CleanOutcome {
 
 /// Deletes the store in `dir` and any copies set aside next to it. Takes the
 /// store's lock first so a running vp's cache is never deleted under it.
-pub(crate) fn clean(dir: &Path, options: &OpenOptions, notify: &mut dyn FnMut(StoreNotice)) -> Result<CleanOutcome, CacheError> {
+pub(crate) fn clean(
+    dir: &Path,
+    options: &OpenOptions,
+    notify: &mut dyn FnMut(StoreNotice),
+) -> Result<CleanOutcome, CacheError> {
     let copies = open::set_aside_copies(dir);
     if !dir.exists() && copies.is_empty() {
         return Ok(CleanOutcome::NothingThere);
@@ -249,7 +310,12 @@ pub(crate) fn clean(dir: &Path, options: &OpenOptions, notify: &mut dyn FnMut(St
         // Opening proves no other vp holds it (and refuses foreign dirs).
         match open::open(dir, options, notify)? {
             Opened::Ready(store) => drop(store),
-            Opened::Busy { holder } => return Err(CacheError::Busy { dir: dir.to_path_buf(), holder }),
+            Opened::Busy { holder } => {
+                return Err(CacheError::Busy {
+                    dir: dir.to_path_buf(),
+                    holder,
+                });
+            }
         }
         freed += dir_size(dir);
         fs::remove_dir_all(dir).map_err(CacheError::io("delete", dir))?;

@@ -29,7 +29,8 @@ pub(crate) struct LookupRequest<'a> {
 
 #[derive(Debug)]
 pub(crate) enum LookupOutcome {
-    Hit(CacheHit),
+    /// Boxed: an entry is large next to a list of reasons.
+    Hit(Box<CacheHit>),
     Miss(MissReasons),
 }
 
@@ -72,13 +73,18 @@ impl Validator<'_> {
         let req = self.req;
         self.glob_files
             .get_or_insert_with(|| {
-                Scope::new(req.paths, &req.spawn.inputs, &[]).ok().and_then(|scope| scope.glob_files().ok())
+                Scope::new(req.paths, &req.spawn.inputs, &[])
+                    .ok()
+                    .and_then(|scope| scope.glob_files().ok())
             })
             .as_ref()
     }
 
     fn validate(&mut self, entry: &CacheEntry, mode: Mode) -> Verdict {
-        let mut v = Verdict { reasons: Vec::new(), restamped: Vec::new() };
+        let mut v = Verdict {
+            reasons: Vec::new(),
+            restamped: Vec::new(),
+        };
         let done = |v: &Verdict| mode == Mode::FirstDifference && !v.reasons.is_empty();
 
         // Env first: no I/O.
@@ -102,8 +108,11 @@ impl Validator<'_> {
         if !entry.glob_inputs.is_empty() || !self.req.spawn.inputs.globs.is_empty() {
             match self.glob_files() {
                 Some(now) => {
-                    let added = now.iter().filter(|p| !entry.glob_inputs.contains(*p) && !entry.outputs.contains_key(*p));
-                    v.reasons.extend(added.map(|p| MissReason::Added(p.clone())));
+                    let added = now.iter().filter(|p| {
+                        !entry.glob_inputs.contains(*p) && !entry.outputs.contains_key(*p)
+                    });
+                    v.reasons
+                        .extend(added.map(|p| MissReason::Added(p.clone())));
                 }
                 None => v.reasons.push(MissReason::InputConfigChanged),
             }
@@ -136,14 +145,21 @@ impl Store {
         let spawn_key = req.spawn.key();
         let mut candidates = self.variants(&spawn_key)?;
         candidates.sort_by_key(|(_, m)| std::cmp::Reverse(m.map_or(0, |m| m.last_used_ms)));
-        let mut validator = Validator { req, fs: FsView::default(), glob_files: None };
+        let mut validator = Validator {
+            req,
+            fs: FsView::default(),
+            glob_files: None,
+        };
         let mut newest: Option<CacheEntry> = None;
         for (key, meta) in candidates {
-            let Some(entry) = self.entry(key)? else { continue };
+            let Some(entry) = self.entry(key)? else {
+                continue;
+            };
             let verdict = validator.validate(&entry, Mode::FirstDifference);
             if verdict.reasons.is_empty() {
-                let entry = self.mark_hit(req, key, meta, entry, verdict.restamped, lookup_start)?;
-                return Ok(LookupOutcome::Hit(CacheHit { key, entry }));
+                let entry =
+                    self.mark_hit(req, key, meta, entry, verdict.restamped, lookup_start)?;
+                return Ok(LookupOutcome::Hit(Box::new(CacheHit { key, entry })));
             }
             newest.get_or_insert(entry);
         }
@@ -163,7 +179,11 @@ impl Store {
                 reasons.extend(req.spawn.diff(&spawn));
                 // Same command: compare against its newest entry; otherwise
                 // against the entry the task used last time.
-                if entry.spawn == req.spawn.key() { newest_same_key.or(self.entry(entry)?) } else { self.entry(entry)? }
+                if entry.spawn == req.spawn.key() {
+                    newest_same_key.or(self.entry(entry)?)
+                } else {
+                    self.entry(entry)?
+                }
             }
             // Another task with the identical command may have stored it.
             None if newest_same_key.is_some() => newest_same_key,
@@ -189,7 +209,10 @@ impl Store {
         restamped: Vec<(RelPath, crate::cache::entry::Stamp)>,
         lookup_start: Timestamp,
     ) -> Result<CacheEntry, CacheError> {
-        let _gc = self.gc.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _gc = self
+            .gc
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.get(CF_ENTRIES, &key.to_bytes())?.is_none() {
             // Pruned since it was read: writing it back could resurrect an
             // entry whose blobs are gone. Restoring will fail and the runner
@@ -198,12 +221,19 @@ impl Store {
         }
         let mut batch = WriteBatch::default();
         let now = Timestamp::now_coarse().as_millis();
-        let mut meta = meta.unwrap_or(EntryMeta { created_ms: now, last_used_ms: now, hits: 0, size: 0 });
+        let mut meta = meta.unwrap_or(EntryMeta {
+            created_ms: now,
+            last_used_ms: now,
+            hits: 0,
+            size: 0,
+        });
         meta.hits += 1;
         meta.last_used_ms = now;
         if !restamped.is_empty() {
             for (rel, stamp) in restamped {
-                if let Some(InputState::File { stamp: s, .. } | InputState::Dir { stamp: s, .. }) = entry.inputs.get_mut(&rel) {
+                if let Some(InputState::File { stamp: s, .. } | InputState::Dir { stamp: s, .. }) =
+                    entry.inputs.get_mut(&rel)
+                {
                     *s = stamp;
                 }
             }
@@ -215,8 +245,15 @@ impl Store {
             batch.put_cf(self.cf(CF_ENTRIES)?, key.to_bytes(), encoded);
         }
         batch.put_cf(self.cf(CF_META)?, entry_meta_key(key), codec::encode(&meta));
-        let record = TaskRecord { entry: key, spawn: req.spawn.clone() };
-        batch.put_cf(self.cf(CF_TASKS)?, req.task.as_bytes(), codec::encode(&record));
+        let record = TaskRecord {
+            entry: key,
+            spawn: req.spawn.clone(),
+        };
+        batch.put_cf(
+            self.cf(CF_TASKS)?,
+            req.task.as_bytes(),
+            codec::encode(&record),
+        );
         self.write(batch)?;
         Ok(entry)
     }

@@ -44,22 +44,46 @@ impl OpenOptions {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum StoreNotice {
     /// Another process holds the lock; vp waits up to `timeout`.
-    WaitingForLock { dir: PathBuf, holder: Option<u32>, timeout: Duration },
+    WaitingForLock {
+        dir: PathBuf,
+        holder: Option<u32>,
+        timeout: Duration,
+    },
     /// The store could not be used as is and was renamed; a fresh one is used.
-    SetAside { dir: PathBuf, moved_to: PathBuf, reason: String },
+    SetAside {
+        dir: PathBuf,
+        moved_to: PathBuf,
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for StoreNotice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::WaitingForLock { dir, holder, timeout } => {
-                write!(f, "waiting for the cache lock on `{}` held by another vp", dir.display())?;
+            Self::WaitingForLock {
+                dir,
+                holder,
+                timeout,
+            } => {
+                write!(
+                    f,
+                    "waiting for the cache lock on `{}` held by another vp",
+                    dir.display()
+                )?;
                 if let Some(pid) = holder {
                     write!(f, " (pid {pid})")?;
                 }
-                write!(f, "; running without the cache after {}s", timeout.as_secs_f64())
+                write!(
+                    f,
+                    "; running without the cache after {}s",
+                    timeout.as_secs_f64()
+                )
             }
-            Self::SetAside { dir, moved_to, reason } => write!(
+            Self::SetAside {
+                dir,
+                moved_to,
+                reason,
+            } => write!(
                 f,
                 "the cache at `{}` could not be used ({reason}); moved it to `{}` and started a new one",
                 dir.display(),
@@ -72,11 +96,24 @@ impl std::fmt::Display for StoreNotice {
 pub(crate) enum Opened {
     Ready(Store),
     /// Another vp kept the lock past the timeout: run without the cache.
-    Busy { holder: Option<u32> },
+    Busy {
+        holder: Option<u32>,
+    },
 }
 
+/// Opening is on the path of every `vp run`: do not flush the WAL into a new
+/// table file on open (recovery replays it into memory instead), do not
+/// recompute statistics, and do not stat every table file. The crate has no
+/// setters for these, hence the options string.
+const FAST_OPEN: &str = "avoid_flush_during_recovery=true;skip_stats_update_on_db_open=true;\
+                         skip_checking_sst_file_sizes_on_db_open=true";
+
 fn db_options() -> Options {
-    let mut o = Options::default();
+    // The string is constant and covered by a test; should it ever fail to
+    // parse, the defaults are correct, only slower to open.
+    let mut o = Options::default()
+        .get_options_from_string(FAST_OPEN)
+        .unwrap_or_default();
     o.create_if_missing(true);
     o.create_missing_column_families(true);
     o.set_compression_type(DBCompressionType::Zstd);
@@ -93,7 +130,11 @@ fn cf_descriptors() -> Vec<ColumnFamilyDescriptor> {
         .map(|&name| {
             let mut o = Options::default();
             // Blobs are zstd-compressed by us already.
-            let compression = if name == CF_BLOBS { DBCompressionType::None } else { DBCompressionType::Zstd };
+            let compression = if name == CF_BLOBS {
+                DBCompressionType::None
+            } else {
+                DBCompressionType::Zstd
+            };
             o.set_compression_type(compression);
             ColumnFamilyDescriptor::new(name, o)
         })
@@ -110,12 +151,18 @@ fn is_lock_error(e: &rocksdb::Error) -> bool {
 fn is_unusable_store(e: &rocksdb::Error) -> bool {
     matches!(
         e.kind(),
-        rocksdb::ErrorKind::Corruption | rocksdb::ErrorKind::InvalidArgument | rocksdb::ErrorKind::NotSupported
+        rocksdb::ErrorKind::Corruption
+            | rocksdb::ErrorKind::InvalidArgument
+            | rocksdb::ErrorKind::NotSupported
     )
 }
 
 fn read_holder(dir: &Path) -> Option<u32> {
-    fs::read_to_string(dir.join(PID_FILE)).ok()?.trim().parse().ok()
+    fs::read_to_string(dir.join(PID_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// `Some(true)`: exists and is ours; `Some(false)`: exists, not empty and
@@ -134,13 +181,21 @@ fn looks_like_ours(dir: &Path) -> Result<Option<bool>, CacheError> {
 
 /// Opens (or creates) the store in `dir`, waiting up to
 /// `options.lock_timeout` for another vp. Blocking.
-pub(crate) fn open(dir: &Path, options: &OpenOptions, notify: &mut dyn FnMut(StoreNotice)) -> Result<Opened, CacheError> {
+pub(crate) fn open(
+    dir: &Path,
+    options: &OpenOptions,
+    notify: &mut dyn FnMut(StoreNotice),
+) -> Result<Opened, CacheError> {
     let started = Instant::now();
     let mut announced = false;
     let mut set_aside_once = false;
     loop {
         let existed = match looks_like_ours(dir)? {
-            Some(false) => return Err(CacheError::ForeignDir { dir: dir.to_path_buf() }),
+            Some(false) => {
+                return Err(CacheError::ForeignDir {
+                    dir: dir.to_path_buf(),
+                });
+            }
             Some(true) => true,
             None => false,
         };
@@ -150,7 +205,11 @@ pub(crate) fn open(dir: &Path, options: &OpenOptions, notify: &mut dyn FnMut(Sto
                 Ok(()) => {
                     // Best effort: only used to name the holder in a message.
                     let _ = fs::write(dir.join(PID_FILE), std::process::id().to_string());
-                    return Ok(Opened::Ready(Store { db, dir: dir.to_path_buf(), gc: RwLock::new(()) }));
+                    return Ok(Opened::Ready(Store {
+                        db,
+                        dir: dir.to_path_buf(),
+                        gc: RwLock::new(()),
+                    }));
                 }
                 Err(reason) => reason,
             },
@@ -161,13 +220,22 @@ pub(crate) fn open(dir: &Path, options: &OpenOptions, notify: &mut dyn FnMut(Sto
                 }
                 if !announced {
                     announced = true;
-                    notify(StoreNotice::WaitingForLock { dir: dir.to_path_buf(), holder, timeout: options.lock_timeout });
+                    notify(StoreNotice::WaitingForLock {
+                        dir: dir.to_path_buf(),
+                        holder,
+                        timeout: options.lock_timeout,
+                    });
                 }
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
             Err(e) if is_unusable_store(&e) => e.to_string(),
-            Err(source) => return Err(CacheError::Open { dir: dir.to_path_buf(), source }),
+            Err(source) => {
+                return Err(CacheError::Open {
+                    dir: dir.to_path_buf(),
+                    source,
+                });
+            }
         };
         if set_aside_once {
             // A fresh store is unusable too: something else is wrong; say so.
@@ -179,7 +247,11 @@ pub(crate) fn open(dir: &Path, options: &OpenOptions, notify: &mut dyn FnMut(Sto
         }
         let moved_to = set_aside(dir)?;
         set_aside_once = true;
-        notify(StoreNotice::SetAside { dir: dir.to_path_buf(), moved_to, reason: problem });
+        notify(StoreNotice::SetAside {
+            dir: dir.to_path_buf(),
+            moved_to,
+            reason: problem,
+        });
     }
 }
 
@@ -191,7 +263,9 @@ fn check_schema(db: &DB, existed: bool) -> Result<(), String> {
     match db.get_cf(meta, META_SCHEMA) {
         Ok(Some(v)) => match <[u8; 4]>::try_from(v.as_slice()).map(u32::from_le_bytes) {
             Ok(SCHEMA_VERSION) => Ok(()),
-            Ok(other) => Err(format!("it has schema version {other}, this vp uses {SCHEMA_VERSION}")),
+            Ok(other) => Err(format!(
+                "it has schema version {other}, this vp uses {SCHEMA_VERSION}"
+            )),
             Err(_) => Err("its schema version record is corrupt".into()),
         },
         Ok(None) if !existed => db
@@ -208,7 +282,9 @@ fn set_aside(dir: &Path) -> Result<PathBuf, CacheError> {
     for old in set_aside_copies(dir) {
         let _ = fs::remove_dir_all(&old);
     }
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let mut target = sibling(dir, &format!(".old-{secs}"));
     let mut n = 1;
     while target.exists() {
@@ -220,7 +296,10 @@ fn set_aside(dir: &Path) -> Result<PathBuf, CacheError> {
 }
 
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {
-    let mut name = dir.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+    let mut name = dir
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
     name.push(suffix);
     dir.with_file_name(name)
 }
@@ -253,7 +332,13 @@ mod tests {
     }
 
     fn open_ready(dir: &Path) -> Store {
-        match open(dir, &OpenOptions { lock_timeout: Duration::from_millis(200) }, &mut quiet()) {
+        match open(
+            dir,
+            &OpenOptions {
+                lock_timeout: Duration::from_millis(200),
+            },
+            &mut quiet(),
+        ) {
             Ok(Opened::Ready(s)) => s,
             Ok(Opened::Busy { .. }) => panic!("unexpectedly busy"),
             Err(e) => panic!("open failed: {e}"),
@@ -267,7 +352,10 @@ mod tests {
         drop(open_ready(&dir));
         assert!(dir.join("CURRENT").exists());
         drop(open_ready(&dir));
-        assert!(set_aside_copies(&dir).is_empty(), "a healthy store is not set aside");
+        assert!(
+            set_aside_copies(&dir).is_empty(),
+            "a healthy store is not set aside"
+        );
     }
 
     #[test]
@@ -276,7 +364,9 @@ mod tests {
         let dir = tmp.path().join("cache");
         let _held = open_ready(&dir);
         let mut notices = Vec::new();
-        let opts = OpenOptions { lock_timeout: Duration::from_millis(150) };
+        let opts = OpenOptions {
+            lock_timeout: Duration::from_millis(150),
+        };
         let t = Instant::now();
         let got = open(&dir, &opts, &mut |n| notices.push(n)).expect("no error");
         assert!(matches!(got, Opened::Busy { holder: Some(pid) } if pid == std::process::id()));
@@ -284,7 +374,10 @@ mod tests {
         assert_eq!(notices.len(), 1);
         let text = notices[0].to_string();
         assert!(text.starts_with("waiting for the cache lock on"), "{text}");
-        assert!(text.contains(&format!("(pid {})", std::process::id())), "{text}");
+        assert!(
+            text.contains(&format!("(pid {})", std::process::id())),
+            "{text}"
+        );
     }
 
     #[test]
@@ -294,15 +387,33 @@ mod tests {
         {
             let store = open_ready(&dir);
             let meta = store.db.cf_handle(CF_META).expect("meta cf");
-            store.db.put_cf(meta, META_SCHEMA, (SCHEMA_VERSION + 1).to_le_bytes()).expect("put");
+            store
+                .db
+                .put_cf(meta, META_SCHEMA, (SCHEMA_VERSION + 1).to_le_bytes())
+                .expect("put");
         }
         let mut notices = Vec::new();
-        let got = open(&dir, &OpenOptions { lock_timeout: Duration::ZERO }, &mut |n| notices.push(n)).expect("opens");
+        let got = open(
+            &dir,
+            &OpenOptions {
+                lock_timeout: Duration::ZERO,
+            },
+            &mut |n| notices.push(n),
+        )
+        .expect("opens");
         assert!(matches!(got, Opened::Ready(_)));
-        let [StoreNotice::SetAside { moved_to, reason, .. }] = notices.as_slice() else {
+        let [
+            StoreNotice::SetAside {
+                moved_to, reason, ..
+            },
+        ] = notices.as_slice()
+        else {
             panic!("expected one set-aside notice, got {notices:?}");
         };
-        assert!(reason.contains(&format!("schema version {}", SCHEMA_VERSION + 1)), "{reason}");
+        assert!(
+            reason.contains(&format!("schema version {}", SCHEMA_VERSION + 1)),
+            "{reason}"
+        );
         assert!(moved_to.exists());
         assert_eq!(set_aside_copies(&dir), vec![moved_to.clone()]);
     }
@@ -314,9 +425,19 @@ mod tests {
         drop(open_ready(&dir));
         fs::write(dir.join("CURRENT"), b"\x00\x01garbage").expect("write");
         let mut notices = Vec::new();
-        let got = open(&dir, &OpenOptions { lock_timeout: Duration::ZERO }, &mut |n| notices.push(n)).expect("opens");
+        let got = open(
+            &dir,
+            &OpenOptions {
+                lock_timeout: Duration::ZERO,
+            },
+            &mut |n| notices.push(n),
+        )
+        .expect("opens");
         assert!(matches!(got, Opened::Ready(_)));
-        assert!(matches!(notices.as_slice(), [StoreNotice::SetAside { .. }]), "{notices:?}");
+        assert!(
+            matches!(notices.as_slice(), [StoreNotice::SetAside { .. }]),
+            "{notices:?}"
+        );
     }
 
     #[test]
@@ -326,12 +447,21 @@ mod tests {
         drop(open_ready(&dir));
         for entry in fs::read_dir(&dir).expect("read dir") {
             let p = entry.expect("entry").path();
-            if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("MANIFEST-")) {
+            if p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("MANIFEST-"))
+            {
                 fs::write(&p, vec![0xAB; 4096]).expect("write");
             }
         }
         let mut notices = Vec::new();
-        let got = open(&dir, &OpenOptions { lock_timeout: Duration::ZERO }, &mut |n| notices.push(n)).expect("opens");
+        let got = open(
+            &dir,
+            &OpenOptions {
+                lock_timeout: Duration::ZERO,
+            },
+            &mut |n| notices.push(n),
+        )
+        .expect("opens");
         assert!(matches!(got, Opened::Ready(_)));
         assert_eq!(notices.len(), 1, "{notices:?}");
     }
@@ -340,15 +470,33 @@ mod tests {
     fn foreign_directory_is_refused_not_clobbered() {
         let tmp = tempfile::tempdir().expect("tempdir");
         fs::write(tmp.path().join("my-notes.txt"), "precious").expect("write");
-        let err = open(tmp.path(), &OpenOptions { lock_timeout: Duration::ZERO }, &mut quiet()).err().expect("refused");
+        let err = open(
+            tmp.path(),
+            &OpenOptions {
+                lock_timeout: Duration::ZERO,
+            },
+            &mut quiet(),
+        )
+        .err()
+        .expect("refused");
         assert!(matches!(err, CacheError::ForeignDir { .. }));
         assert!(err.to_string().contains("does not look like a vp cache"));
         assert!(tmp.path().join("my-notes.txt").exists());
     }
 
     #[test]
+    fn fast_open_options_parse() {
+        assert!(
+            Options::default()
+                .get_options_from_string(FAST_OPEN)
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn lock_timeout_from_env() {
-        let o = OpenOptions::from_env(|k| (k == "VP_CACHE_LOCK_TIMEOUT").then(|| "0.5".to_string()));
+        let o =
+            OpenOptions::from_env(|k| (k == "VP_CACHE_LOCK_TIMEOUT").then(|| "0.5".to_string()));
         assert_eq!(o.lock_timeout, Duration::from_millis(500));
         let o = OpenOptions::from_env(|_| Some("soon".to_string()));
         assert_eq!(o.lock_timeout, OpenOptions::DEFAULT_LOCK_TIMEOUT);

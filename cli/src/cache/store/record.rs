@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use rocksdb::WriteBatch;
 
-use super::db::{CF_ENTRIES, CF_META, CF_TASKS, EntryMeta, MAX_VARIANTS, Store, TaskRecord, entry_meta_key};
+use super::db::{
+    CF_ENTRIES, CF_META, CF_TASKS, EntryMeta, MAX_VARIANTS, Store, TaskRecord, entry_meta_key,
+};
 use crate::cache::clock::Timestamp;
 use crate::cache::codec;
 use crate::cache::collect::{self, NotStorable, OutputPath, TaskPaths};
@@ -65,6 +67,7 @@ pub(crate) enum RecordOutcome {
 }
 
 #[derive(Debug, Clone, Copy)]
+#[allow(dead_code, reason = "for the runner's verbose report")]
 pub(crate) struct StoredSummary {
     pub(crate) key: EntryKey,
     pub(crate) inputs: usize,
@@ -77,7 +80,12 @@ impl Store {
     /// Stores a successful run. Blocking (hashes, compresses, writes).
     pub(crate) fn record(&self, req: &RecordRequest<'_>) -> Result<RecordOutcome, CacheError> {
         let run = req.run;
-        let outputs = match collect::collect_outputs(req.paths, &req.spawn.outputs, &run.outputs, &run.ignored_outputs) {
+        let outputs = match collect::collect_outputs(
+            req.paths,
+            &req.spawn.outputs,
+            &run.outputs,
+            &run.ignored_outputs,
+        ) {
             Ok(o) => o,
             Err(why) => return Ok(RecordOutcome::NotStored(why)),
         };
@@ -99,13 +107,25 @@ impl Store {
                 tracked_env.insert(name.as_bytes().to_vec(), state);
             }
         }
-        let env_queries = run.env_queries.iter().map(|q| (q.clone(), req.env.query(q))).collect();
+        let env_queries = run
+            .env_queries
+            .iter()
+            .map(|q| (q.clone(), req.env.query(q)))
+            .collect();
 
         // From the first "is this blob stored?" until the batch is written,
         // pruning must not delete blobs.
-        let _gc = self.gc.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _gc = self
+            .gc
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut batch = WriteBatch::default();
-        let mut archive = Archive { store: self, batch: &mut batch, written: HashMap::new(), new_bytes: 0 };
+        let mut archive = Archive {
+            store: self,
+            batch: &mut batch,
+            written: HashMap::new(),
+            new_bytes: 0,
+        };
         let mut manifest = BTreeMap::new();
         for out in &outputs {
             match archive.output(out)? {
@@ -116,7 +136,11 @@ impl Store {
                 Err(why) => return Ok(RecordOutcome::NotStored(why)),
             }
         }
-        let log = if run.log.is_empty() { None } else { Some(archive.log(&run.log)?) };
+        let log = if run.log.is_empty() {
+            None
+        } else {
+            Some(archive.log(&run.log)?)
+        };
         let new_blob_bytes = archive.new_bytes;
 
         let entry = CacheEntry {
@@ -129,15 +153,30 @@ impl Store {
             duration: run.duration,
             stat_time,
         };
-        let key = EntryKey { spawn: req.spawn.key(), variant: entry.variant() };
+        let key = EntryKey {
+            spawn: req.spawn.key(),
+            variant: entry.variant(),
+        };
         let encoded = codec::encode(&entry);
         let now = Timestamp::now_coarse().as_millis();
         let hits = self.entry_meta(key)?.map_or(0, |m| m.hits);
-        let meta = EntryMeta { created_ms: now, last_used_ms: now, hits, size: encoded.len() as u64 };
+        let meta = EntryMeta {
+            created_ms: now,
+            last_used_ms: now,
+            hits,
+            size: encoded.len() as u64,
+        };
         batch.put_cf(self.cf(CF_ENTRIES)?, key.to_bytes(), &encoded);
         batch.put_cf(self.cf(CF_META)?, entry_meta_key(key), codec::encode(&meta));
-        let record = TaskRecord { entry: key, spawn: req.spawn.clone() };
-        batch.put_cf(self.cf(CF_TASKS)?, req.task.as_bytes(), codec::encode(&record));
+        let record = TaskRecord {
+            entry: key,
+            spawn: req.spawn.clone(),
+        };
+        batch.put_cf(
+            self.cf(CF_TASKS)?,
+            req.task.as_bytes(),
+            codec::encode(&record),
+        );
         self.drop_excess_variants(&mut batch, key)?;
         self.write(batch)?;
         Ok(RecordOutcome::Stored(StoredSummary {
@@ -150,7 +189,11 @@ impl Store {
 
     /// Keeps at most `MAX_VARIANTS` entries per spawn key, dropping the least
     /// recently used. Their blobs are left for `prune` to sweep.
-    fn drop_excess_variants(&self, batch: &mut WriteBatch, keep: EntryKey) -> Result<(), CacheError> {
+    fn drop_excess_variants(
+        &self,
+        batch: &mut WriteBatch,
+        keep: EntryKey,
+    ) -> Result<(), CacheError> {
         let mut others: Vec<(EntryKey, i64)> = self
             .variants(&keep.spawn)?
             .into_iter()
@@ -195,8 +238,14 @@ impl Archive<'_, '_> {
 
     /// `Ok(Ok(None))`: nothing to archive (gone since the run, or a socket
     /// or fifo); `Ok(Err(_))`: the run must not be stored.
-    fn output(&mut self, out: &OutputPath) -> Result<Result<Option<OutputState>, NotStorable>, CacheError> {
-        let unreadable = |e: std::io::Error| NotStorable::OutputUnreadable { path: out.rel.clone(), error: e.to_string() };
+    fn output(
+        &mut self,
+        out: &OutputPath,
+    ) -> Result<Result<Option<OutputState>, NotStorable>, CacheError> {
+        let unreadable = |e: std::io::Error| NotStorable::OutputUnreadable {
+            path: out.rel.clone(),
+            error: e.to_string(),
+        };
         let meta = match fs::symlink_metadata(&out.abs) {
             Ok(m) => m,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Ok(None)),
@@ -206,7 +255,9 @@ impl Archive<'_, '_> {
         let ft = meta.file_type();
         if ft.is_symlink() {
             return Ok(match fs::read_link(&out.abs) {
-                Ok(t) => Ok(Some(OutputState::Symlink { target: t.as_os_str().as_bytes().to_vec() })),
+                Ok(t) => Ok(Some(OutputState::Symlink {
+                    target: t.as_os_str().as_bytes().to_vec(),
+                })),
                 Err(e) => Err(unreadable(e)),
             });
         }
@@ -223,12 +274,18 @@ impl Archive<'_, '_> {
         // The file must be the one we stat'ed: a writer still running (a
         // leftover background process) would make the blob a torn copy.
         match fs::symlink_metadata(&out.abs) {
-            Ok(after) if Stamp::of(&after) == Stamp::of(&meta) && after.len() == bytes.len() as u64 => {}
+            Ok(after)
+                if Stamp::of(&after) == Stamp::of(&meta) && after.len() == bytes.len() as u64 => {}
             _ => return Ok(Err(NotStorable::OutputChangedWhileStoring(out.rel.clone()))),
         }
         let blob = Digest::of_content(&bytes);
         let stored = self.blob(&blob, &bytes)?;
-        Ok(Ok(Some(OutputState::File { blob, mode, size: bytes.len() as u64, stored })))
+        Ok(Ok(Some(OutputState::File {
+            blob,
+            mode,
+            size: bytes.len() as u64,
+            stored,
+        })))
     }
 
     fn log(&mut self, chunks: &[LogChunk]) -> Result<LogRef, CacheError> {
