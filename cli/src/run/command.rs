@@ -212,7 +212,7 @@ pub(super) fn execute_specs(
     })
 }
 
-pub(super) /// Opens the store, telling the user when it waits for or repairs it.
+/// Opens the store, telling the user when it waits for or repairs it.
 /// Failing to open is never fatal: the run goes on without the cache.
 fn open_cache(settings: &CacheSettings, emit: &dyn Fn(RunEvent)) -> Result<RunCache, String> {
     let mut notify = |n: crate::cache::StoreNotice| emit(RunEvent::Notice { message: n.to_string() });
@@ -232,7 +232,7 @@ fn open_cache(settings: &CacheSettings, emit: &dyn Fn(RunEvent)) -> Result<RunCa
     }
 }
 
-fn header_cwd(root: &Path, cwd: &Path) -> String {
+pub(super) fn header_cwd(root: &Path, cwd: &Path) -> String {
     match cwd.strip_prefix(root) {
         Ok(rel) if rel.as_os_str().is_empty() => String::new(),
         Ok(rel) => format!("~/{}", rel.display()),
