@@ -8,8 +8,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn vp() -> &'static str {
-    env!("CARGO_BIN_EXE_vp")
+/// The binary under test. `VP_TEST_BIN` overrides it: worktrees sharing one
+/// `CARGO_TARGET_DIR` overwrite each other's `target/debug/vp`.
+fn vp() -> String {
+    std::env::var("VP_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_vp").to_owned())
 }
 
 /// A finished `vp trace --json --log` run.
@@ -324,7 +326,7 @@ fn nested_vp_trace_runs_untraced_with_a_notice() {
     let out = Command::new(vp())
         .args(["trace", "--json", "--root"])
         .arg(&dir)
-        .args(["--", vp(), "trace", "--", "cat", "x"])
+        .args(["--", vp().as_str(), "trace", "--", "cat", "x"])
         .current_dir(&dir)
         .output()
         .expect("run nested vp trace");
