@@ -312,11 +312,8 @@ fn esbuild_bundle_static_go_binary() {
     assert_eq!(t.input("src/lib/util.js"), Some("content-read"));
     assert_eq!(t.output("out/bundle.js"), Some("file"));
     assert_eq!(t.input("out/bundle.js"), None);
-    // Go threads are traced too: more than one tid appears.
-    let mut tids: Vec<u64> = t.accesses().iter().filter_map(|a| a["tid"].as_u64()).collect();
-    tids.sort_unstable();
-    tids.dedup();
-    assert!(tids.len() > 1, "expected several Go threads, saw {tids:?}");
+    // (Which Go thread makes each call is up to the Go scheduler: threads
+    // are checked with Node's threadpool above, not here.)
 }
 
 #[test]
