@@ -8,8 +8,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn vp() -> &'static str {
-    env!("CARGO_BIN_EXE_vp")
+/// The binary under test. `VP_TEST_BIN` overrides it: worktrees sharing one
+/// `CARGO_TARGET_DIR` overwrite each other's `target/debug/vp`.
+fn vp() -> String {
+    std::env::var("VP_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_vp").to_owned())
 }
 
 /// A finished `vp trace --json --log` run.
@@ -310,11 +312,8 @@ fn esbuild_bundle_static_go_binary() {
     assert_eq!(t.input("src/lib/util.js"), Some("content-read"));
     assert_eq!(t.output("out/bundle.js"), Some("file"));
     assert_eq!(t.input("out/bundle.js"), None);
-    // Go threads are traced too: more than one tid appears.
-    let mut tids: Vec<u64> = t.accesses().iter().filter_map(|a| a["tid"].as_u64()).collect();
-    tids.sort_unstable();
-    tids.dedup();
-    assert!(tids.len() > 1, "expected several Go threads, saw {tids:?}");
+    // (Which Go thread makes each call is up to the Go scheduler: threads
+    // are checked with Node's threadpool above, not here.)
 }
 
 #[test]
@@ -324,7 +323,7 @@ fn nested_vp_trace_runs_untraced_with_a_notice() {
     let out = Command::new(vp())
         .args(["trace", "--json", "--root"])
         .arg(&dir)
-        .args(["--", vp(), "trace", "--", "cat", "x"])
+        .args(["--", vp().as_str(), "trace", "--", "cat", "x"])
         .current_dir(&dir)
         .output()
         .expect("run nested vp trace");

@@ -56,8 +56,9 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     let excluded_dirs = [root.join(CACHE_DIR)];
     let opts = ClassifyOptions { root: &root, excluded_dirs: &excluded_dirs, ignored_inputs: &[], ignored_outputs: &[] };
 
-    let mut stdout = std::io::stdout().lock();
-    let mut stderr = std::io::stderr().lock();
+    // Buffered: a report has hundreds of lines, and stderr is unbuffered.
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut stderr = std::io::BufWriter::new(std::io::stderr().lock());
     let written = match &outcome {
         TraceOutcome::Traced(log) => {
             let classification = classify(log, &opts);
@@ -77,6 +78,7 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
+    let written = written.and_then(|()| stdout.flush()).and_then(|()| stderr.flush());
     // A closed stdout (`vp trace --json ... | head`) is not vp's failure.
     if let Err(err) = written
         && err.kind() != std::io::ErrorKind::BrokenPipe

@@ -62,7 +62,7 @@ pub(crate) enum SpawnError {
 pub(crate) enum TraceOutcome {
     /// The whole tree was observed (see `AccessLog::untraceable` for parts
     /// that could not be decoded).
-    Traced(AccessLog),
+    Traced(Box<AccessLog>),
     /// The filter could not be installed; the command ran unobserved. The
     /// reason is a sentence for the user; the run must not be auto-cached.
     Untraced { reason: String },
@@ -94,7 +94,7 @@ impl Trace {
     pub(crate) async fn finish(mut self) -> TraceOutcome {
         match &mut self.state {
             State::Running(task) => match task.take() {
-                Some(task) => TraceOutcome::Traced(task.await),
+                Some(task) => TraceOutcome::Traced(Box::new(task.await)),
                 None => TraceOutcome::Untraced { reason: "the trace was already finished".to_owned() },
             },
             State::Untraced(reason) => TraceOutcome::Untraced { reason: std::mem::take(reason) },

@@ -36,29 +36,34 @@ pub(crate) fn read_u64(tid: u32, addr: u64) -> io::Result<u64> {
     Ok(u64::from_le_bytes(word))
 }
 
-/// Reads a NUL-terminated string at `addr` into `buf` (cleared first), one
-/// page at a time: a single large read would fail if the string ends just
-/// before an unmapped page.
+/// Reads a NUL-terminated string at `addr` into `buf` (cleared first). Reads
+/// never cross a page boundary (a single large read would fail if the string
+/// ends just before an unmapped page), and the first read is short because
+/// almost every path is: the kernel copies whatever length is asked for.
 pub(crate) fn read_cstr(tid: u32, addr: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+    const FIRST: usize = 256;
     buf.clear();
     if addr == 0 {
         return Err(io::Error::from_raw_os_error(libc::EFAULT));
     }
     let mut chunk = [0u8; PAGE];
     let mut at = addr;
+    let mut want = FIRST;
     loop {
-        let in_page = PAGE - (at as usize % PAGE);
-        let piece = &mut chunk[..in_page];
+        let len = want.min(PAGE - (at as usize % PAGE));
+        let piece = &mut chunk[..len];
         read_exact(tid, at, piece)?;
-        if let Some(nul) = piece.iter().position(|&b| b == 0) {
-            buf.extend_from_slice(&piece[..nul]);
+        // std's NUL search is optimised even in a debug build of vp.
+        if let Ok(cstr) = std::ffi::CStr::from_bytes_until_nul(piece) {
+            buf.extend_from_slice(cstr.to_bytes());
             return Ok(());
         }
         buf.extend_from_slice(piece);
         if buf.len() >= PATH_MAX {
             return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
         }
-        at += in_page as u64;
+        at += len as u64;
+        want = PAGE;
     }
 }
 
