@@ -33,6 +33,14 @@ fn build_example(ws: &Workspace) {
 fn example_builds_in_dependency_order() {
     let ws = Workspace::new("example");
     build_example(&ws);
+    assert_eq!(
+        ws.take_executions(),
+        [
+            "@example/utils#build",
+            "@example/app#build",
+            "@example/site#build"
+        ]
+    );
     assert_eq!(ws.tree("packages/utils/dist").files().count(), 1);
     let report = ws.read("packages/app/dist/report.txt");
     assert!(report.starts_with("Hello from @example/app\n"), "{report}");
