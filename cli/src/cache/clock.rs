@@ -33,22 +33,27 @@ impl Timestamp {
         Self::from_parts(ts.tv_sec, ts.tv_nsec)
     }
 
-    /// The start time of a task: the first coarse-clock value after the
-    /// current tick ends. Waiting for the tick boundary (at most a few ms)
-    /// makes "mtime >= start" exact: a file written before this call (say,
-    /// by a dependency that just finished) has an mtime from an earlier tick
-    /// and is not mistaken for an edit during the run, and any write after
-    /// it is stamped >= the value returned. Blocking: call it off the event
-    /// loop, right before spawning.
+    /// The start time of a task: the first coarse-clock value later than the
+    /// fine clock at the call. Two rules make "mtime >= start" exact:
+    /// - every write before this call is stamped at most the fine time at the
+    ///   call (since Linux 6.13 "multigrain" timestamps, a file can carry a
+    ///   fine-grained mtime that is *ahead* of the coarse clock, so the end of
+    ///   the current coarse tick is not enough: measured here as spurious
+    ///   "modified while it ran" for files written just before a task);
+    /// - every write after it is stamped at least the coarse clock, which
+    ///   never goes back.
+    ///
+    /// Waits one or two clock ticks (a few ms). Blocking: call it off the
+    /// event loop, right before spawning.
     pub(crate) fn task_start() -> Self {
-        let first = Self::now_coarse();
+        let before = Self::now_fine();
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
         loop {
             let now = Self::now_coarse();
-            if now > first || std::time::Instant::now() >= deadline {
-                // Past the deadline the clock did not move (should not happen);
-                // `first` then errs on the side of not storing.
-                return if now > first { now } else { first };
+            if now > before || std::time::Instant::now() >= deadline {
+                // Past the deadline (a clock that does not move), the coarse
+                // value errs on the side of not storing, never of a false hit.
+                return now;
             }
             std::thread::sleep(std::time::Duration::from_micros(250));
         }

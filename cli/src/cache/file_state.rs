@@ -20,7 +20,11 @@ use super::paths::RelPath;
 pub(crate) fn observe(abs: &Path, kind: InputKind) -> io::Result<InputState> {
     let lmeta = match fs::symlink_metadata(abs) {
         Ok(m) => m,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(InputState::Missing),
+        // A path below a regular file (`index.html/tsconfig.json`, probed by
+        // rolldown's tsconfig lookup) cannot exist either: ENOTDIR is missing.
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+            return Ok(InputState::Missing);
+        }
         Err(e) => return Err(e),
     };
     if kind == InputKind::Probe || lmeta.file_type().is_symlink() {
@@ -204,7 +208,7 @@ impl FsView {
     ) -> Check {
         match recorded {
             InputState::Missing => match self.nofollow(abs) {
-                Err(ErrorKind::NotFound) => Check::Same,
+                Err(ErrorKind::NotFound | ErrorKind::NotADirectory) => Check::Same,
                 _ => Check::Changed(Change::Added),
             },
             InputState::Present { is_dir } => match self.nofollow(abs) {
@@ -479,5 +483,15 @@ mod tests {
             shown,
             vec!["'b.js' added in 'src'", "'c.js' removed from 'src'"]
         );
+    }
+
+    #[test]
+    fn a_path_below_a_file_is_missing_not_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("index.html");
+        std::fs::write(&file, "x").expect("write");
+        let below = file.join("tsconfig.json");
+        let state = observe(&below, InputKind::Probe).expect("ENOTDIR is not an error");
+        assert_eq!(state, InputState::Missing);
     }
 }

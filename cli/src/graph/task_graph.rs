@@ -102,7 +102,7 @@ fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>)
     let mut scored: Vec<(f64, &str)> = candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(wanted, c), c))
-        .filter(|(score, _)| *score >= 0.8)
+        .filter(|(score, c)| *score >= 0.8 && *c != wanted)
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     scored.dedup_by(|a, b| a.1 == b.1);

@@ -52,10 +52,11 @@ pub(crate) fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         display.push(' ');
         display.push_str(&shell_words::join(&args.vite_args));
     }
+    let text = display.clone();
     let spec = TaskSpec {
         label,
         display: Some(display),
-        items: vec![CommandItem::Direct { argv }],
+        items: vec![CommandItem::Direct { argv, text }],
         header_cwd: header_cwd(&ws.root, &pkg.dir),
         package_dir: pkg.dir.clone(),
         inputs: crate::cache::GlobConfig::auto(),

@@ -10,8 +10,9 @@ use std::fmt;
 /// One command of a task, ready to resolve and spawn.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CommandItem {
-    /// Spawned directly: `argv[0]` is resolved by vp.
-    Direct { argv: Vec<String> },
+    /// Spawned directly: `argv[0]` is resolved by vp. `text` is the item as
+    /// the user wrote it (plus extra args), for headers and messages.
+    Direct { argv: Vec<String>, text: String },
     /// Needs a shell: run as `sh -c <script>`.
     Shell { script: String },
 }
@@ -19,7 +20,7 @@ pub(crate) enum CommandItem {
 impl fmt::Display for CommandItem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CommandItem::Direct { argv } => f.write_str(&shell_words::join(argv)),
+            CommandItem::Direct { text, .. } => f.write_str(text),
             CommandItem::Shell { script } => f.write_str(script),
         }
     }
@@ -47,7 +48,11 @@ pub(crate) fn parse(command: &str, extra: &[String]) -> Result<Vec<CommandItem>,
     if let Some(last) = items.last_mut() {
         if !extra.is_empty() {
             match last {
-                CommandItem::Direct { argv } => argv.extend(extra.iter().cloned()),
+                CommandItem::Direct { argv, text } => {
+                    argv.extend(extra.iter().cloned());
+                    text.push(' ');
+                    text.push_str(&shell_words::join(extra));
+                }
                 CommandItem::Shell { script } => {
                     script.push(' ');
                     script.push_str(&shell_words::join(extra));
@@ -109,7 +114,7 @@ fn item(text: &str) -> Result<CommandItem, CommandLineError> {
     if argv.is_empty() {
         return Err(CommandLineError::Empty);
     }
-    Ok(CommandItem::Direct { argv })
+    Ok(CommandItem::Direct { argv, text: text.to_owned() })
 }
 
 /// True when `text` uses any syntax only a shell understands, outside quotes.
@@ -158,7 +163,8 @@ mod tests {
     use super::*;
 
     fn direct(args: &[&str]) -> CommandItem {
-        CommandItem::Direct { argv: args.iter().map(|s| (*s).to_owned()).collect() }
+        let argv: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        CommandItem::Direct { text: shell_words::join(&argv), argv }
     }
     fn shell(s: &str) -> CommandItem {
         CommandItem::Shell { script: s.to_owned() }
@@ -166,15 +172,16 @@ mod tests {
 
     #[test]
     fn splits_and_chains_into_items() {
-        assert_eq!(
-            parse("tsc -p . && vite build --mode 'a b'", &[]).unwrap(),
-            vec![direct(&["tsc", "-p", "."]), direct(&["vite", "build", "--mode", "a b"])]
-        );
+        let items = parse("tsc -p . && vite build --mode 'a b'", &[]).unwrap();
+        assert!(matches!(&items[1], CommandItem::Direct { argv, .. } if argv == &["vite", "build", "--mode", "a b"]));
+        assert_eq!(items[0], direct(&["tsc", "-p", "."]));
+        assert_eq!(items[1].to_string(), "vite build --mode 'a b'");
     }
 
     #[test]
     fn quoted_ampersands_do_not_split() {
-        assert_eq!(parse("echo 'a && b'", &[]).unwrap(), vec![direct(&["echo", "a && b"])]);
+        let items = parse("echo 'a && b'", &[]).unwrap();
+        assert!(matches!(&items[..], [CommandItem::Direct { argv, .. }] if argv == &["echo", "a && b"]));
     }
 
     #[test]
@@ -187,7 +194,8 @@ mod tests {
         for s in ["cat a > b", "echo $HOME", "NODE_ENV=prod node x.js", "ls *.js", "echo \"$X\"", "cd ~"] {
             assert_eq!(parse(s, &[]).unwrap(), vec![shell(s)], "{s}");
         }
-        assert_eq!(parse("node --flag=value x", &[]).unwrap(), vec![direct(&["node", "--flag=value", "x"])]);
+        let items = parse("node --flag=value x", &[]).unwrap();
+        assert!(matches!(&items[..], [CommandItem::Direct { argv, text }] if argv == &["node", "--flag=value", "x"] && text == "node --flag=value x"));
     }
 
     #[test]

@@ -130,12 +130,12 @@ async fn run_item(
         (Ok(c), true) => Some(c),
         (Err(reason), true) => {
             (ctx.emit)(header(CacheStatus::Unavailable { reason: reason.clone() }));
-            return run_and_observe(index, spec, &process, None, ctx, ex).await;
+            return run_and_observe(index, spec, &item.to_string(), &process, None, ctx, ex).await;
         }
     };
     let Some(cache) = cache else {
         (ctx.emit)(header(CacheStatus::Disabled));
-        return run_and_observe(index, spec, &process, None, ctx, ex).await;
+        return run_and_observe(index, spec, &item.to_string(), &process, None, ctx, ex).await;
     };
     let fingerprint = Arc::new(SpawnFingerprint::new(SpawnSpec {
         workspace_root: &ctx.workspace_root,
@@ -184,7 +184,7 @@ async fn run_item(
                 Err(e) => {
                     let reason = format!("its stored outputs could not be restored ({e})");
                     (ctx.emit)(header(CacheStatus::Miss { reasons: vec![reason] }));
-                    run_and_observe(index, spec, &process, Some((cache, fingerprint, item_id)), ctx, ex).await
+                    run_and_observe(index, spec, &item.to_string(), &process, Some((cache, fingerprint, item_id)), ctx, ex).await
                 }
             }
         }
@@ -195,11 +195,11 @@ async fn run_item(
                 vec![reasons.display(&base, MISS_REASON_LIMIT).to_string()]
             };
             (ctx.emit)(header(CacheStatus::Miss { reasons }));
-            run_and_observe(index, spec, &process, Some((cache, fingerprint, item_id)), ctx, ex).await
+            run_and_observe(index, spec, &item.to_string(), &process, Some((cache, fingerprint, item_id)), ctx, ex).await
         }
         Err(e) => {
             (ctx.emit)(header(CacheStatus::Unavailable { reason: format!("the cache could not be read: {e}") }));
-            run_and_observe(index, spec, &process, None, ctx, ex).await
+            run_and_observe(index, spec, &item.to_string(), &process, None, ctx, ex).await
         }
     }
 }
@@ -209,6 +209,7 @@ async fn run_item(
 async fn run_and_observe(
     index: usize,
     spec: &TaskSpec,
+    item_text: &str,
     process: &ProcessSpec,
     store_as: Option<(&RunCache, Arc<SpawnFingerprint>, &str)>,
     ctx: &Rc<RunContext>,
@@ -231,7 +232,7 @@ async fn run_and_observe(
     if let Some(b) = bridge.as_mut() {
         b.configure_child(&mut cmd);
     }
-    let started = cache::Timestamp::task_start();
+    let started = blocking::unblock(cache::Timestamp::task_start).await;
     let t0 = Instant::now();
     let spawned = if store_as.is_some() {
         let stdio = ChildStdio {
@@ -241,7 +242,13 @@ async fn run_and_observe(
         };
         trace::spawn_traced(ex, cmd, stdio).await.map(|(c, t)| (c, Some(t))).map_err(|e| error_chain(&e))
     } else {
-        async_process::Command::from(cmd).spawn().map(|c| (c, None)).map_err(|e| e.to_string())
+        // `async_process::Command::from` drops the std command's stdio
+        // settings, so they are set again here.
+        let mut cmd = async_process::Command::from(cmd);
+        cmd.stdin(if process.interactive { std::process::Stdio::inherit() } else { std::process::Stdio::null() })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().map(|c| (c, None)).map_err(|e| e.to_string())
     };
     let (child, tracer) = match spawned {
         Ok(x) => x,
@@ -304,7 +311,7 @@ async fn run_and_observe(
     if code != 0 {
         return ItemResult::Failed(TaskOutcome::Failed {
             exit_code: code,
-            message: format!("failed: `{}` exited with code {code}", spec.display.clone().unwrap_or_else(|| process_display(process))),
+            message: format!("failed: `{}` exited with code {code}", spec.display.clone().unwrap_or_else(|| item_text.to_owned())),
         });
     }
     if let Some((cache, fingerprint, item_id)) = store_as {
@@ -315,12 +322,6 @@ async fn run_and_observe(
         }
     }
     ItemResult::Done { hit: false, saved: Duration::ZERO }
-}
-
-fn process_display(p: &ProcessSpec) -> String {
-    let mut parts = vec![p.program.to_string_lossy().into_owned()];
-    parts.extend(p.args.iter().map(|a| a.to_string_lossy().into_owned()));
-    shell_words::join(parts)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -475,14 +476,13 @@ fn process_spec(spec: &TaskSpec, item: &CommandItem) -> Result<ProcessSpec, Stri
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
     let (program, args): (PathBuf, Vec<OsString>) = match item {
-        CommandItem::Direct { argv } => {
-            let program = resolve::find_program(&argv[0], &spec.cwd, &search).map_err(|searched| {
+        CommandItem::Direct { argv, .. } => {
+            let program = resolve::find_program(&argv[0], &spec.cwd, &search).map_err(|_searched| {
                 format!(
-                    "could not start `{}`: no such program (searched {} directories: \
-                     node_modules/.bin of the package and its parents, then PATH)\n\
+                    "could not start `{}`: no such program in node_modules/.bin of the package \
+                     or its parents, or on PATH\n\
                      (hint: install it with your package manager, or fix the command)",
-                    argv[0],
-                    searched.len()
+                    argv[0]
                 )
             })?;
             (program, argv[1..].iter().map(OsString::from).collect())
