@@ -103,3 +103,16 @@ fn helpful_error_without_vite() {
     out.assert_code(1);
     assert!(out.stderr.contains("`vite` is not installed"), "{}", out.stderr);
 }
+
+#[test]
+fn env_prefix_in_the_config_is_tracked_with_zero_vp_config() {
+    let ws = Workspace::with_node_modules("vite-app", NodeModules::Link);
+    ws.edit("vite.config.js", |s| s.replace("export default defineConfig({", "export default defineConfig({\n  envPrefix: 'APP_',"));
+    ws.edit("src/main.js", |s| format!("{s}\nconsole.log(import.meta.env.APP_FLAVOR);\n"));
+    ws.vp(["build"]).env("APP_FLAVOR", "vanilla").output().assert_success();
+    assert!(dist_text(&ws).contains("vanilla"));
+    let out = ws.vp(["build"]).env("APP_FLAVOR", "chocolate").output();
+    out.assert_success();
+    assert!(out.stderr.contains("○ cache miss"), "{}", out.combined());
+    assert!(dist_text(&ws).contains("chocolate"));
+}
