@@ -12,6 +12,6 @@ mod task_graph;
 pub(crate) use filter::select_packages;
 pub(crate) use package_graph::PackageGraph;
 pub(crate) use task_graph::{
-    ExecutionPlan, GraphError, PlannedTask, TaskKind, TaskQuery, TaskSelection, available_tasks,
+    ExecutionPlan, TaskKind, TaskQuery, TaskSelection, available_tasks,
     build_plan,
 };

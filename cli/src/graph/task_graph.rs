@@ -21,7 +21,6 @@ pub(crate) enum TaskKind {
 #[derive(Debug)]
 pub(crate) struct PlannedTask {
     pub(crate) pkg: usize,
-    pub(crate) name: String,
     /// `pkg#task`, as users write it.
     pub(crate) label: String,
     pub(crate) kind: TaskKind,
@@ -164,7 +163,6 @@ impl Builder<'_> {
         let i = self.nodes.len();
         self.nodes.push(PlannedTask {
             pkg,
-            name: name.to_owned(),
             label: label(self.ws, pkg, name),
             kind: resolved.kind,
             command: resolved.command,

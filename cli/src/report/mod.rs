@@ -8,5 +8,4 @@
 mod format;
 mod reporter;
 
-pub(crate) use format::{format_duration, header_line};
 pub(crate) use reporter::Reporter;

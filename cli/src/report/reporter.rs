@@ -42,7 +42,7 @@ impl Reporter {
     /// itself must still finish and report its exit code.
     pub(crate) fn report(&mut self, event: &RunEvent) {
         match event {
-            RunEvent::TaskStarted { .. } => {}
+            RunEvent::TaskStarted { task } => self.details[*task].outcome = Some("started, did not finish".to_owned()),
             RunEvent::CommandStarted { task, header } => {
                 let line = header_line(header);
                 self.details[*task].commands.push(line.clone());

@@ -22,17 +22,6 @@ pub(crate) const DEFAULT_PASS_THROUGH: &[&str] = &[
     "GITHUB_*", "RUNNER_*", "DOCKER_*", "BUILDKIT_*", "PLAYWRIGHT_*", "VSCODE_*", "*_TOKEN", "VP_*",
 ];
 
-/// Names whose values are never stored in clear text, only as hashes.
-const SECRET_SUFFIXES: &[&str] = &[
-    "_KEY", "_SECRET", "_TOKEN", "_PASSWORD", "_PASS", "_PASSWD", "_CREDENTIALS", "_AUTH",
-    "_PRIVATE_KEY", "_API_KEY", "_ACCESS_KEY",
-];
-
-pub(crate) fn is_secret_name(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    SECRET_SUFFIXES.iter().any(|s| upper.ends_with(s)) || upper == "PASSWORD" || upper == "SECRET"
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("invalid env pattern `{pattern}` in task `{task}`: {message}")]
 pub(crate) struct EnvPatternError {
@@ -148,13 +137,6 @@ mod tests {
         assert!(!p.is_declared(OsStr::new("APP_BUILD_ID")));
         assert!(p.is_untracked(OsStr::new("APP_BUILD_ID")));
         assert!(p.is_declared(OsStr::new("APP_URL")));
-    }
-
-    #[test]
-    fn secret_names() {
-        assert!(is_secret_name("STRIPE_API_KEY"));
-        assert!(is_secret_name("db_password"));
-        assert!(!is_secret_name("VITE_API_URL"));
     }
 
     #[test]

@@ -13,5 +13,6 @@
 
 mod harness;
 mod cache;
+mod run;
 mod smoke;
 mod vite_build;
