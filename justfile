@@ -31,6 +31,7 @@ example:
 
 # Run the benchmarks and update docs/benchmarks.md
 bench *ARGS:
+    bash bench/vp-build-overhead.sh
     bash bench/run-peers.sh {{ARGS}}
 
 # Format the Rust code

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Cold-miss overhead of `vp build` against plain `vite build` on fixtures/vite-app, interleaved
+# (one of each per round, so both see the same machine noise), medians of N rounds.
+#
+#   bash bench/vp-build-overhead.sh [N]      (default N=9; VP=<binary> to measure another vp)
+#
+# "vp build (cold)" clears vp's cache before every run, so each run is a traced miss that also
+# archives the outputs; "vp build (hit)" is the replay. Prints a markdown table.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+N="${1:-9}"
+VP="${VP:-$ROOT/target/debug/vp}"
+[ -x "$VP" ] || { echo "vp-build-overhead: $VP not found (run: cargo test --workspace --no-run)" >&2; exit 1; }
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+cp -r "$ROOT/fixtures/vite-app" "$WORK/app"
+[ -d "$WORK/app/node_modules" ] || { echo "vp-build-overhead: run scripts/bootstrap.sh first" >&2; exit 1; }
+cd "$WORK/app"
+ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null 2>&1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
+plain=(); cold=(); hit=()
+for _ in $(seq "$N"); do
+  plain+=("$(ms node node_modules/vite/bin/vite.js build)")
+  "$VP" cache clean >/dev/null 2>&1 || true
+  cold+=("$(ms "$VP" build)")
+  hit+=("$(ms "$VP" build)")
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+mp=$(median "${plain[@]}"); mc=$(median "${cold[@]}"); mh=$(median "${hit[@]}")
+echo "| command | median wall (ms, N=$N) | ratio to plain vite build |"
+echo "|---|---|---|"
+echo "| \`node node_modules/vite/bin/vite.js build\` | $mp | 1.00 |"
+awk -v c="$mc" -v p="$mp" 'BEGIN { printf "| `vp build`, cold miss (traced, stored) | %d | %.2f |\n", c, c/p }'
+awk -v h="$mh" -v p="$mp" 'BEGIN { printf "| `vp build`, cache hit (restore + replay) | %d | %.2f |\n", h, h/p }'
