@@ -205,6 +205,18 @@ impl Workspace {
         Tree::capture(&path).unwrap_or_else(|e| panic!("snapshotting {}: {e}", path.display()))
     }
 
+    /// Waits (polling) until `rel` exists, e.g. a marker a task writes when it has started.
+    #[track_caller]
+    pub(crate) fn wait_for(&self, rel: impl AsRef<Path>, timeout: std::time::Duration) {
+        let path = self.path(rel);
+        let found = super::run::wait_until(std::time::Instant::now() + timeout, || path.exists());
+        assert!(
+            found,
+            "{} did not appear within {timeout:?}",
+            path.display()
+        );
+    }
+
     /// The file the fixture scripts append their task name to on every real execution.
     pub(crate) fn exec_log(&self) -> &Path {
         &self.exec_log
