@@ -7,9 +7,10 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Build every crate of the workspace (debug profile: tests, the example and CI share one RocksDB build)
+# Build every crate of the workspace. `--no-run` test builds share one feature set (and so one
+# RocksDB compile) with `just test`, the example and CI; a plain `cargo build` would add a second.
 build:
-    cargo build --workspace
+    cargo test --workspace --no-run
 
 # Run every test (unit, trycmd, e2e); uses cargo-nextest when it is installed
 test:

@@ -35,7 +35,7 @@ done
 [ -x /usr/bin/time ] || { echo "run-peers: /usr/bin/time is missing: apt-get install -y time" >&2; exit 1; }
 
 if [ -z "${VPRS_BIN:-}" ]; then
-  (cd "$ROOT" && cargo build -p vp)
+  (cd "$ROOT" && cargo test --workspace --no-run)
   VPRS_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/vp"
   export VPRS_BIN
 fi

@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let result = match cli.command {
         args::Command::Run(args) => run::command::run(args),
-        args::Command::Build(args) => run::command::build(args),
+        args::Command::Build(args) => run::build::build(args),
         args::Command::Trace(args) => trace::command::run(args),
         args::Command::Cache(args) => cache::command::run(args),
     };

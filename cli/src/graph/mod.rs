@@ -1,1 +1,17 @@
-//! (placeholder)
+//! From a loaded workspace and a query to an `ExecutionPlan`: which tasks run
+//! and which must finish before which.
+//!
+//! `package_graph` orders packages by their workspace dependencies, `filter`
+//! evaluates pnpm selectors, `task_graph` resolves tasks, `dependsOn` edges and
+//! cycles. The run module consumes the plan; nothing here touches processes.
+
+mod filter;
+mod package_graph;
+mod task_graph;
+
+pub(crate) use filter::select_packages;
+pub(crate) use package_graph::PackageGraph;
+pub(crate) use task_graph::{
+    ExecutionPlan, GraphError, PlannedTask, TaskKind, TaskQuery, TaskSelection, available_tasks,
+    build_plan,
+};

@@ -1,6 +1,27 @@
-//! (placeholder: owned by the trace work)
-pub(crate) mod command {
-    pub(crate) fn run(_args: crate::args::TraceArgs) -> anyhow::Result<std::process::ExitCode> {
-        anyhow::bail!("`vp trace` is not built yet")
-    }
-}
+//! Observing a process tree's file accesses with seccomp user notification.
+//! `spawn_traced` starts a command with the filter and a supervisor task
+//! (`Trace`) on the event loop; `Trace::finish` yields the ordered
+//! `AccessLog`; `classify` turns it into inputs, outputs, temporaries and
+//! conflicts for the cache. `vp trace` (`command.rs`) shows the result.
+//! Used by `run/` (spawn path) and `cache/` (classification).
+
+mod classify;
+pub(crate) mod command;
+mod decode;
+mod filter;
+mod handshake;
+mod install;
+mod log;
+mod notify;
+mod report;
+mod resolve;
+mod spawn;
+mod supervisor;
+mod tracee;
+
+#[allow(unused_imports)]
+pub(crate) use classify::{AccessClassification, ClassifyOptions, Found, InputAccess, OutputKind, classify};
+#[allow(unused_imports)]
+pub(crate) use log::{Access, AccessLog, Op, PathKind};
+#[allow(unused_imports)]
+pub(crate) use spawn::{ChildStdio, SpawnError, Trace, TraceOutcome, spawn_traced};

@@ -12,4 +12,6 @@
 //! they are missing.
 
 mod harness;
+mod cache;
 mod smoke;
+mod vite_build;

@@ -1,0 +1,449 @@
+//! Turning what a run was seen to do into the inputs and outputs of a cache
+//! entry. Inputs: the tracer's classified reads (when `input` is auto) plus
+//! files matched by explicit `input` globs, minus `!negatives`, tool
+//! `ignoreInput` subtrees and paths vp never fingerprints (outside the
+//! workspace, `.git`, the cache itself). Outputs likewise from observed
+//! writes and `output` globs. Refuses to produce an entry when an input
+//! changed after the task started: that run must not become a hit later.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::clock::Timestamp;
+use super::entry::{InputKind, InputState};
+use super::file_state;
+use super::fingerprint::GlobConfig;
+use super::globs::{GlobError, TaskGlobs, package_relative};
+use super::paths::{self, RelPath};
+
+/// Where a task lives. All absolute and normalised; `workspace_root` is the
+/// directory every stored path is relative to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TaskPaths<'a> {
+    pub(crate) workspace_root: &'a Path,
+    pub(crate) package_dir: &'a Path,
+    pub(crate) cache_dir: &'a Path,
+}
+
+/// Why a successful run is not stored. The runner shows it in the summary
+/// (`vp run: pkg#task not cached because ...`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum NotStorable {
+    /// An input's mtime or ctime is not older than the task's start: it was
+    /// changed while the task ran (by the task or by someone else).
+    InputModifiedDuringRun(RelPath),
+    InputUnreadable {
+        path: RelPath,
+        error: String,
+    },
+    OutputUnreadable {
+        path: RelPath,
+        error: String,
+    },
+    /// An output changed between the end of the run and archiving it.
+    OutputChangedWhileStoring(RelPath),
+    /// Walking an explicit glob failed.
+    GlobWalk {
+        error: String,
+    },
+}
+
+impl fmt::Display for NotStorable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InputModifiedDuringRun(p) => {
+                write!(f, "its input '{p}' was modified while it ran")
+            }
+            Self::InputUnreadable { path, error } => {
+                write!(f, "its input '{path}' could not be read: {error}")
+            }
+            Self::OutputUnreadable { path, error } => {
+                write!(f, "its output '{path}' could not be read: {error}")
+            }
+            Self::OutputChangedWhileStoring(p) => {
+                write!(f, "its output '{p}' changed while it was being stored")
+            }
+            Self::GlobWalk { error } => {
+                write!(f, "its input/output globs could not be walked: {error}")
+            }
+        }
+    }
+}
+
+/// Decides which absolute paths the cache may record, and as what.
+pub(crate) struct Scope<'a> {
+    paths: TaskPaths<'a>,
+    cache_rel: Option<RelPath>,
+    ignored: Vec<RelPath>,
+    globs: TaskGlobs,
+}
+
+impl<'a> Scope<'a> {
+    pub(crate) fn new(
+        paths: TaskPaths<'a>,
+        config: &GlobConfig,
+        ignored: &[PathBuf],
+    ) -> Result<Self, GlobError> {
+        Ok(Self {
+            paths,
+            cache_rel: RelPath::from_abs(paths.workspace_root, paths.cache_dir),
+            ignored: ignored
+                .iter()
+                .filter_map(|p| RelPath::from_abs(paths.workspace_root, p))
+                .collect(),
+            globs: TaskGlobs::new(&config.globs)?,
+        })
+    }
+
+    /// The workspace-relative path when `abs` is recorded at all: inside the
+    /// workspace, not under `.git` or the cache, and not excluded by a
+    /// negative glob. Tool-ignored subtrees are checked separately.
+    fn admit(&self, abs: &Path) -> Option<RelPath> {
+        let rel = RelPath::from_abs(self.paths.workspace_root, abs)?;
+        if paths::is_vcs_path(&rel) || self.cache_rel.as_ref().is_some_and(|c| rel.is_within(c)) {
+            return None;
+        }
+        let pkg_rel = package_relative(self.paths.package_dir, &paths::normalize(abs));
+        if self.globs.excludes(&pkg_rel) {
+            return None;
+        }
+        Some(rel)
+    }
+
+    fn ignored_by_tool(&self, rel: &RelPath) -> bool {
+        self.ignored.iter().any(|i| rel.is_within(i))
+    }
+
+    /// Matches of the positive globs on disk, never descending into the
+    /// cache or `.git`.
+    pub(crate) fn walk_globs(&self) -> Result<Vec<PathBuf>, NotStorable> {
+        if self.globs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cache = paths::normalize(self.paths.cache_dir);
+        let skip = |p: &Path| p == cache || p.file_name().is_some_and(|n| n == ".git");
+        self.globs
+            .walk(self.paths.package_dir, &skip)
+            .map_err(|e| NotStorable::GlobWalk {
+                error: e.to_string(),
+            })
+    }
+
+    /// Files matched by the explicit globs now (for re-walking at lookup).
+    pub(crate) fn glob_files(&self) -> Result<BTreeSet<RelPath>, NotStorable> {
+        Ok(self
+            .walk_globs()?
+            .into_iter()
+            .filter(|p| !p.is_dir())
+            .filter_map(|p| self.admit(&p))
+            .collect())
+    }
+}
+
+/// One output to archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OutputPath {
+    pub(crate) rel: RelPath,
+    pub(crate) abs: PathBuf,
+}
+
+/// Observed writes (when `output` is auto) minus ignored subtrees, plus the
+/// explicit `output` globs (user configuration wins over tool ignores).
+pub(crate) fn collect_outputs(
+    paths: TaskPaths<'_>,
+    config: &GlobConfig,
+    observed: &[PathBuf],
+    ignored: &[PathBuf],
+) -> Result<Vec<OutputPath>, NotStorable> {
+    let scope = Scope::new(paths, config, ignored).map_err(|e| NotStorable::GlobWalk {
+        error: e.to_string(),
+    })?;
+    let mut out: BTreeMap<RelPath, PathBuf> = BTreeMap::new();
+    if config.auto {
+        for abs in observed {
+            if let Some(rel) = scope.admit(abs)
+                && !scope.ignored_by_tool(&rel)
+                && !rel.is_root()
+            {
+                out.insert(rel.clone(), rel.to_abs(paths.workspace_root));
+            }
+        }
+    }
+    for abs in scope.walk_globs()? {
+        if let Some(rel) = scope.admit(&abs) {
+            out.insert(rel.clone(), rel.to_abs(paths.workspace_root));
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(rel, abs)| OutputPath { rel, abs })
+        .collect())
+}
+
+/// What the entry records about the run's inputs.
+#[derive(Debug, Default)]
+pub(crate) struct CollectedInputs {
+    pub(crate) inputs: BTreeMap<RelPath, InputState>,
+    pub(crate) glob_inputs: BTreeSet<RelPath>,
+}
+
+/// Fingerprints every input. `outputs` are the task's own outputs: a file a
+/// glob matches but the task produced is not one of its inputs.
+pub(crate) fn collect_inputs(
+    paths: TaskPaths<'_>,
+    config: &GlobConfig,
+    observed: &[(PathBuf, InputKind)],
+    ignored: &[PathBuf],
+    outputs: &[OutputPath],
+    started: Timestamp,
+) -> Result<CollectedInputs, NotStorable> {
+    let scope = Scope::new(paths, config, ignored).map_err(|e| NotStorable::GlobWalk {
+        error: e.to_string(),
+    })?;
+    let mut wanted: BTreeMap<RelPath, InputKind> = BTreeMap::new();
+    if config.auto {
+        for (abs, kind) in observed {
+            if let Some(rel) = scope.admit(abs)
+                && !scope.ignored_by_tool(&rel)
+            {
+                // The same path seen several ways: keep the strongest.
+                let k = wanted.entry(rel).or_insert(*kind);
+                *k = (*k).max(*kind);
+            }
+        }
+    }
+    let produced: BTreeSet<&RelPath> = outputs.iter().map(|o| &o.rel).collect();
+    let glob_inputs: BTreeSet<RelPath> = scope
+        .glob_files()?
+        .into_iter()
+        .filter(|rel| !produced.contains(rel))
+        .collect();
+    for rel in &glob_inputs {
+        wanted.insert(rel.clone(), InputKind::ContentRead);
+    }
+
+    let mut inputs = BTreeMap::new();
+    for (rel, kind) in wanted {
+        let abs = rel.to_abs(paths.workspace_root);
+        let state = file_state::observe(&abs, kind).map_err(|e| NotStorable::InputUnreadable {
+            path: rel.clone(),
+            error: e.to_string(),
+        })?;
+        if let InputState::File { stamp, .. } | InputState::Dir { stamp, .. } = &state
+            && (stamp.mtime >= started || stamp.ctime >= started)
+        {
+            return Err(NotStorable::InputModifiedDuringRun(rel));
+        }
+        inputs.insert(rel, state);
+    }
+    Ok(CollectedInputs {
+        inputs,
+        glob_inputs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    struct Ws {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        pkg: PathBuf,
+        cache: PathBuf,
+    }
+
+    fn ws(files: &[&str]) -> Ws {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical");
+        for f in files {
+            let p = root.join(f);
+            fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            fs::write(&p, f).expect("write");
+        }
+        let pkg = root.join("pkg");
+        let cache = root.join("node_modules/.cache/vp");
+        Ws {
+            _dir: dir,
+            root,
+            pkg,
+            cache,
+        }
+    }
+
+    impl Ws {
+        fn paths(&self) -> TaskPaths<'_> {
+            TaskPaths {
+                workspace_root: &self.root,
+                package_dir: &self.pkg,
+                cache_dir: &self.cache,
+            }
+        }
+    }
+
+    fn names<V>(m: &BTreeMap<RelPath, V>) -> Vec<String> {
+        m.keys().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn scope_drops_outside_vcs_cache_negatives_and_ignored() {
+        let w = ws(&[
+            "pkg/src/a.js",
+            "pkg/src/gen/g.js",
+            "pkg/.vite/x",
+            ".git/HEAD",
+            "node_modules/.cache/vp/CURRENT",
+            "pkg/README.md",
+        ]);
+        let start = Timestamp::task_start();
+        let observed: Vec<(PathBuf, InputKind)> = [
+            "pkg/src/a.js",
+            "pkg/src/gen/g.js",
+            "pkg/.vite/x",
+            ".git/HEAD",
+            "node_modules/.cache/vp/CURRENT",
+            "pkg/README.md",
+        ]
+        .iter()
+        .map(|p| (w.root.join(p), InputKind::ContentRead))
+        .chain([(PathBuf::from("/etc/hostname"), InputKind::ContentRead)])
+        .collect();
+        let config = GlobConfig {
+            auto: true,
+            globs: vec!["!src/gen/**".into()],
+        };
+        let got = collect_inputs(
+            w.paths(),
+            &config,
+            &observed,
+            &[w.pkg.join(".vite")],
+            &[],
+            start,
+        )
+        .expect("collects");
+        assert_eq!(names(&got.inputs), vec!["pkg/README.md", "pkg/src/a.js"]);
+    }
+
+    #[test]
+    fn strongest_kind_wins() {
+        let w = ws(&["pkg/a.js"]);
+        let start = Timestamp::task_start();
+        let a = w.root.join("pkg/a.js");
+        let observed = vec![
+            (a.clone(), InputKind::Probe),
+            (a.clone(), InputKind::ContentRead),
+            (a, InputKind::Probe),
+        ];
+        let got = collect_inputs(w.paths(), &GlobConfig::auto(), &observed, &[], &[], start)
+            .expect("collects");
+        assert!(matches!(
+            got.inputs.values().next(),
+            Some(InputState::File { .. })
+        ));
+    }
+
+    #[test]
+    fn explicit_globs_add_inputs_but_not_own_outputs() {
+        let w = ws(&["pkg/src/a.ts", "pkg/src/gen.ts", "shared/s.ts"]);
+        let start = Timestamp::task_start();
+        let config = GlobConfig {
+            auto: false,
+            globs: vec!["src/**".into(), "../shared/*.ts".into()],
+        };
+        let outputs = vec![OutputPath {
+            rel: RelPath::from_stored(b"pkg/src/gen.ts").expect("valid"),
+            abs: w.root.join("pkg/src/gen.ts"),
+        }];
+        // auto is off: the observed read of /etc and of README are ignored.
+        let observed = vec![(w.root.join("pkg/README.md"), InputKind::ContentRead)];
+        let got =
+            collect_inputs(w.paths(), &config, &observed, &[], &outputs, start).expect("collects");
+        assert_eq!(names(&got.inputs), vec!["pkg/src/a.ts", "shared/s.ts"]);
+        assert_eq!(got.glob_inputs.len(), 2);
+    }
+
+    #[test]
+    fn input_written_after_start_refuses() {
+        let w = ws(&["pkg/a.js"]);
+        let start = Timestamp::task_start();
+        fs::write(w.root.join("pkg/a.js"), "edited during the run").expect("write");
+        let observed = vec![(w.root.join("pkg/a.js"), InputKind::ContentRead)];
+        let err = collect_inputs(w.paths(), &GlobConfig::auto(), &observed, &[], &[], start)
+            .expect_err("refused");
+        assert_eq!(
+            err,
+            NotStorable::InputModifiedDuringRun(RelPath::from_stored(b"pkg/a.js").expect("valid"))
+        );
+        assert_eq!(
+            err.to_string(),
+            "its input 'pkg/a.js' was modified while it ran"
+        );
+    }
+
+    #[test]
+    fn probe_of_missing_path_is_recorded() {
+        let w = ws(&[]);
+        let start = Timestamp::task_start();
+        let observed = vec![(w.root.join("pkg/vite.config.ts"), InputKind::Probe)];
+        let got = collect_inputs(w.paths(), &GlobConfig::auto(), &observed, &[], &[], start)
+            .expect("collects");
+        assert_eq!(got.inputs.values().next(), Some(&InputState::Missing));
+    }
+
+    #[test]
+    fn outputs_observed_ignored_and_globbed() {
+        let w = ws(&[
+            "pkg/dist/a.js",
+            "pkg/dist/b.js",
+            "pkg/.cache/x",
+            "pkg/extra/e.txt",
+            "pkg/dist/map.js.map",
+        ]);
+        let observed: Vec<PathBuf> = [
+            "pkg/dist/a.js",
+            "pkg/dist/b.js",
+            "pkg/.cache/x",
+            "pkg/dist/map.js.map",
+            "../escape",
+        ]
+        .iter()
+        .map(|p| w.root.join(p))
+        .collect();
+        let config = GlobConfig {
+            auto: true,
+            globs: vec!["extra/**".into(), "!dist/*.map".into()],
+        };
+        let got = collect_outputs(w.paths(), &config, &observed, &[w.pkg.join(".cache")])
+            .expect("collects");
+        let rels: Vec<String> = got.iter().map(|o| o.rel.to_string()).collect();
+        assert_eq!(
+            rels,
+            vec!["pkg/dist/a.js", "pkg/dist/b.js", "pkg/extra/e.txt"]
+        );
+    }
+
+    #[test]
+    fn auto_off_ignores_observed_outputs() {
+        let w = ws(&["pkg/dist/a.js"]);
+        let config = GlobConfig {
+            auto: false,
+            globs: vec![],
+        };
+        let got = collect_outputs(w.paths(), &config, &[w.root.join("pkg/dist/a.js")], &[])
+            .expect("collects");
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn bad_glob_refuses_with_message() {
+        let w = ws(&[]);
+        let config = GlobConfig {
+            auto: true,
+            globs: vec!["src/[".into()],
+        };
+        let err = collect_outputs(w.paths(), &config, &[], &[]).expect_err("bad glob");
+        assert!(err.to_string().contains("invalid glob `src/[`"), "{err}");
+    }
+}

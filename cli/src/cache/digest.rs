@@ -1,0 +1,128 @@
+//! Content hashes (`Digest`, BLAKE3) for files, blobs, keys and env values.
+//! Every hash the cache stores goes through here, each kind of data with its
+//! own domain-separated hasher so that, say, an env value can never collide
+//! with a file that happens to contain the same bytes.
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// A 32-byte BLAKE3 hash.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub(crate) struct Digest([u8; 32]);
+
+/// What a hash is of; each gets its own derived BLAKE3 key.
+#[derive(Clone, Copy)]
+pub(crate) enum Domain {
+    /// The canonical encoding of a spawn fingerprint (the cache key).
+    SpawnKey,
+    /// The content-identity of an entry's inputs (one key can have several).
+    EntryVariant,
+    /// An environment variable value.
+    EnvValue,
+    /// A directory's sorted entry names and kinds.
+    Listing,
+}
+
+impl Domain {
+    fn context(self) -> &'static str {
+        match self {
+            Self::SpawnKey => "vp cache 2025-01 spawn fingerprint",
+            Self::EntryVariant => "vp cache 2025-01 entry variant",
+            Self::EnvValue => "vp cache 2025-01 env value",
+            Self::Listing => "vp cache 2025-01 directory listing",
+        }
+    }
+}
+
+impl Digest {
+    pub(crate) const LEN: usize = 32;
+
+    /// Plain BLAKE3 of file or blob content (content addresses are shared by
+    /// every entry, so they are deliberately not domain-separated).
+    pub(crate) fn of_content(bytes: &[u8]) -> Self {
+        Self(*blake3::hash(bytes).as_bytes())
+    }
+
+    pub(crate) fn of(domain: Domain, bytes: &[u8]) -> Self {
+        let mut h = blake3::Hasher::new_derive_key(domain.context());
+        h.update(bytes);
+        Self(*h.finalize().as_bytes())
+    }
+
+    pub(crate) fn from_slice(bytes: &[u8]) -> Option<Self> {
+        <[u8; 32]>::try_from(bytes).ok().map(Self)
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The first 8 bytes in hex: enough to tell entries apart in messages.
+    pub(crate) fn short(&self) -> String {
+        self.0[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", self.short())
+    }
+}
+
+/// Streams a file through BLAKE3; returns the content hash and the number of
+/// bytes hashed.
+pub(crate) fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
+    let mut file = File::open(path)?;
+    let mut h = blake3::Hasher::new();
+    let n = io::copy(&mut file, &mut h)?;
+    Ok((Digest(*h.finalize().as_bytes()), n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_hash_equals_content_hash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"hello world").expect("write");
+        let (d, n) = hash_file(&p).expect("hash");
+        assert_eq!(n, 11);
+        assert_eq!(d, Digest::of_content(b"hello world"));
+        assert_ne!(d, Digest::of_content(b"hello world!"));
+    }
+
+    #[test]
+    fn domains_separate() {
+        assert_ne!(Digest::of(Domain::EnvValue, b"x"), Digest::of_content(b"x"));
+        assert_ne!(
+            Digest::of(Domain::EnvValue, b"x"),
+            Digest::of(Domain::SpawnKey, b"x")
+        );
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        assert!(hash_file(Path::new("/definitely/not/here")).is_err());
+    }
+
+    #[test]
+    fn from_slice_checks_length() {
+        assert!(Digest::from_slice(&[0; 31]).is_none());
+        assert!(Digest::from_slice(&[7; 32]).is_some_and(|d| d.short() == "0707070707070707"));
+    }
+}

@@ -1,0 +1,52 @@
+//! Errors of the cache as a library. None of them should fail a task run:
+//! the runner reports them and carries on without the cache.
+
+use std::io;
+use std::path::PathBuf;
+
+use super::codec::DecodeError;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CacheError {
+    #[error("cannot open the cache at `{dir}`: {source}")]
+    Open {
+        dir: PathBuf,
+        #[source]
+        source: rocksdb::Error,
+    },
+    #[error("the cache at `{dir}` failed to {op}: {source}")]
+    Db {
+        dir: PathBuf,
+        op: &'static str,
+        #[source]
+        source: rocksdb::Error,
+    },
+    #[error("cannot {op} `{path}`: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "refusing to use `{dir}` as the cache: it is not empty and does not look like a vp cache\n(hint: pass another `--cache-dir`, or empty that directory)"
+    )]
+    ForeignDir { dir: PathBuf },
+    #[error("the cache at `{dir}` has no column family `{name}`")]
+    MissingColumnFamily { dir: PathBuf, name: &'static str },
+    #[error("the cache at `{dir}` is missing blob {blob} (hint: `vp cache clean` starts over)")]
+    MissingBlob { dir: PathBuf, blob: String },
+    #[error("the cache at `{dir}` has a corrupt blob {blob} (hint: `vp cache clean` starts over)")]
+    CorruptBlob { dir: PathBuf, blob: String },
+    #[error("the cache at `{dir}` is in use by another vp{}", holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Busy { dir: PathBuf, holder: Option<u32> },
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+impl CacheError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { op, path, source }
+    }
+}

@@ -1,0 +1,497 @@
+//! Reading the file system for the cache: `observe` records the state of an
+//! input path after a run, `FsView::check` compares a recorded state with the
+//! file system now. Checks stat first and hash only what stat cannot vouch
+//! for (git's racy-clean rule), and remember what they saw so that checking
+//! several entries of one task touches each file once.
+
+use std::collections::HashMap;
+use std::fs::{self, Metadata};
+use std::io::{self, ErrorKind};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::clock::Timestamp;
+use super::digest::{self, Digest, Domain};
+use super::entry::{InputKind, InputState, Stamp};
+use super::miss::MissReason;
+use super::paths::RelPath;
+
+/// The state of `abs` now, as an input touched in the way `kind` says.
+pub(crate) fn observe(abs: &Path, kind: InputKind) -> io::Result<InputState> {
+    let lmeta = match fs::symlink_metadata(abs) {
+        Ok(m) => m,
+        // A path below a regular file (`index.html/tsconfig.json`, probed by
+        // rolldown's tsconfig lookup) cannot exist either: ENOTDIR is missing.
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+            return Ok(InputState::Missing);
+        }
+        Err(e) => return Err(e),
+    };
+    if kind == InputKind::Probe || lmeta.file_type().is_symlink() {
+        // A probe, or a path whose target cannot be followed, is recorded as
+        // what it is itself; a content read or listing follows symlinks,
+        // because the bytes or entries behind it are what the task used.
+        if lmeta.file_type().is_symlink() {
+            match fs::metadata(abs) {
+                Ok(meta) if kind != InputKind::Probe => return observe_followed(abs, kind, &meta),
+                _ => {
+                    return Ok(InputState::Symlink {
+                        target: read_link_bytes(abs)?,
+                    });
+                }
+            }
+        }
+        return Ok(InputState::Present {
+            is_dir: lmeta.is_dir(),
+        });
+    }
+    observe_followed(abs, kind, &lmeta)
+}
+
+fn observe_followed(abs: &Path, kind: InputKind, meta: &Metadata) -> io::Result<InputState> {
+    match kind {
+        InputKind::ContentRead if meta.is_file() => {
+            let (hash, _) = digest::hash_file(abs)?;
+            Ok(InputState::File {
+                hash,
+                stamp: Stamp::of(meta),
+            })
+        }
+        InputKind::Listing if meta.is_dir() => {
+            let (listing, names) = list_dir(abs)?;
+            Ok(InputState::Dir {
+                listing,
+                names,
+                stamp: Stamp::of(meta),
+            })
+        }
+        // Read of a directory or listing of a file: only the type mattered.
+        _ => Ok(InputState::Present {
+            is_dir: meta.is_dir(),
+        }),
+    }
+}
+
+fn read_link_bytes(abs: &Path) -> io::Result<Vec<u8>> {
+    Ok(fs::read_link(abs)?.as_os_str().as_bytes().to_vec())
+}
+
+/// Sorted entry names and a hash over names and entry types.
+fn list_dir(abs: &Path) -> io::Result<(Digest, Vec<Vec<u8>>)> {
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(abs)? {
+        let entry = entry?;
+        let kind = match entry.file_type() {
+            Ok(t) if t.is_dir() => b'd',
+            Ok(t) if t.is_symlink() => b'l',
+            Ok(t) if t.is_file() => b'f',
+            _ => b'o',
+        };
+        entries.push((entry.file_name().as_bytes().to_vec(), kind));
+    }
+    entries.sort();
+    // Names cannot contain NUL, so `name NUL kind` is an unambiguous record.
+    let mut encoded = Vec::new();
+    for (name, kind) in &entries {
+        encoded.extend_from_slice(name);
+        encoded.push(0);
+        encoded.push(*kind);
+    }
+    let names = entries.into_iter().map(|(n, _)| n).collect();
+    Ok((Digest::of(Domain::Listing, &encoded), names))
+}
+
+/// How a recorded input differs from the file system now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Change {
+    Modified,
+    Added,
+    Removed,
+    /// A listed directory gained and/or lost entries.
+    Entries {
+        added: Vec<Vec<u8>>,
+        removed: Vec<Vec<u8>>,
+    },
+}
+
+impl Change {
+    pub(crate) fn into_reasons(self, path: &RelPath, out: &mut Vec<MissReason>) {
+        match self {
+            Self::Modified => out.push(MissReason::Modified(path.clone())),
+            Self::Added => out.push(MissReason::Added(path.clone())),
+            Self::Removed => out.push(MissReason::Removed(path.clone())),
+            Self::Entries { added, removed } => {
+                out.extend(added.iter().map(|n| MissReason::Added(path.join(n))));
+                out.extend(removed.iter().map(|n| MissReason::Removed(path.join(n))));
+            }
+        }
+    }
+}
+
+/// The outcome of checking one input.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Check {
+    Same,
+    /// Same content, but stat no longer vouches for it: store this stamp so
+    /// the next lookup needs no hashing.
+    SameRestamped(Stamp),
+    Changed(Change),
+}
+
+#[derive(Default)]
+struct Facts {
+    follow: Option<Result<Metadata, ErrorKind>>,
+    nofollow: Option<Result<Metadata, ErrorKind>>,
+    hash: Option<Option<Digest>>,
+    listing: Option<Option<(Digest, Vec<Vec<u8>>)>>,
+    link: Option<Option<Vec<u8>>>,
+}
+
+/// A memo of the file system for one lookup. Not shared between lookups:
+/// files change between runs.
+#[derive(Default)]
+pub(crate) struct FsView {
+    facts: HashMap<PathBuf, Facts>,
+    /// How many files had to be hashed (for tests and diagnostics).
+    pub(crate) hashed: usize,
+}
+
+impl FsView {
+    fn facts(&mut self, abs: &Path) -> &mut Facts {
+        self.facts.entry(abs.to_path_buf()).or_default()
+    }
+
+    fn follow(&mut self, abs: &Path) -> Result<Metadata, ErrorKind> {
+        let f = self.facts(abs);
+        f.follow
+            .get_or_insert_with(|| fs::metadata(abs).map_err(|e| e.kind()))
+            .clone()
+    }
+
+    fn nofollow(&mut self, abs: &Path) -> Result<Metadata, ErrorKind> {
+        let f = self.facts(abs);
+        f.nofollow
+            .get_or_insert_with(|| fs::symlink_metadata(abs).map_err(|e| e.kind()))
+            .clone()
+    }
+
+    fn hash(&mut self, abs: &Path) -> Option<Digest> {
+        if let Some(h) = self.facts(abs).hash {
+            return h;
+        }
+        self.hashed += 1;
+        let h = digest::hash_file(abs).ok().map(|(d, _)| d);
+        self.facts(abs).hash = Some(h);
+        h
+    }
+
+    fn listing(&mut self, abs: &Path) -> Option<(Digest, Vec<Vec<u8>>)> {
+        let f = self.facts(abs);
+        f.listing.get_or_insert_with(|| list_dir(abs).ok()).clone()
+    }
+
+    fn link(&mut self, abs: &Path) -> Option<Vec<u8>> {
+        let f = self.facts(abs);
+        f.link
+            .get_or_insert_with(|| read_link_bytes(abs).ok())
+            .clone()
+    }
+
+    /// Whether `abs` still matches `recorded`. `stat_time` is when the entry's
+    /// stamps were taken: a stamp whose mtime/ctime is not older may hide a
+    /// same-tick modification, so such files are hashed.
+    pub(crate) fn check(
+        &mut self,
+        abs: &Path,
+        recorded: &InputState,
+        stat_time: Timestamp,
+    ) -> Check {
+        match recorded {
+            InputState::Missing => match self.nofollow(abs) {
+                Err(ErrorKind::NotFound | ErrorKind::NotADirectory) => Check::Same,
+                _ => Check::Changed(Change::Added),
+            },
+            InputState::Present { is_dir } => match self.nofollow(abs) {
+                Ok(m) if !m.file_type().is_symlink() && m.is_dir() == *is_dir => Check::Same,
+                Ok(_) => Check::Changed(Change::Modified),
+                Err(_) => Check::Changed(Change::Removed),
+            },
+            InputState::Symlink { target } => match self.nofollow(abs) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    if self.link(abs).as_ref() == Some(target) {
+                        Check::Same
+                    } else {
+                        Check::Changed(Change::Modified)
+                    }
+                }
+                Ok(_) => Check::Changed(Change::Modified),
+                Err(_) => Check::Changed(Change::Removed),
+            },
+            InputState::File { hash, stamp } => {
+                let meta = match self.follow_or_gone(abs) {
+                    Ok(m) if m.is_file() => m,
+                    Ok(_) => return Check::Changed(Change::Modified),
+                    Err(change) => return Check::Changed(change),
+                };
+                let now = Stamp::of(&meta);
+                if now == *stamp && !racy(stamp, stat_time) {
+                    return Check::Same;
+                }
+                match self.hash(abs) {
+                    Some(h) if h == *hash => Check::SameRestamped(now),
+                    _ => Check::Changed(Change::Modified),
+                }
+            }
+            InputState::Dir {
+                listing,
+                names,
+                stamp,
+            } => {
+                let meta = match self.follow_or_gone(abs) {
+                    Ok(m) if m.is_dir() => m,
+                    Ok(_) => return Check::Changed(Change::Modified),
+                    Err(change) => return Check::Changed(change),
+                };
+                let now = Stamp::of(&meta);
+                if now == *stamp && !racy(stamp, stat_time) {
+                    return Check::Same;
+                }
+                match self.listing(abs) {
+                    Some((h, _)) if h == *listing => Check::SameRestamped(now),
+                    Some((_, current)) => {
+                        let added: Vec<_> = current
+                            .iter()
+                            .filter(|n| names.binary_search(n).is_err())
+                            .cloned()
+                            .collect();
+                        let removed: Vec<_> = names
+                            .iter()
+                            .filter(|n| current.binary_search(n).is_err())
+                            .cloned()
+                            .collect();
+                        if added.is_empty() && removed.is_empty() {
+                            // Same names, different entry types.
+                            Check::Changed(Change::Modified)
+                        } else {
+                            Check::Changed(Change::Entries { added, removed })
+                        }
+                    }
+                    None => Check::Changed(Change::Modified),
+                }
+            }
+        }
+    }
+
+    /// Follows symlinks; a vanished path is `Removed`, a path that exists but
+    /// cannot be followed (dangling link, permission) is `Modified`.
+    fn follow_or_gone(&mut self, abs: &Path) -> Result<Metadata, Change> {
+        match self.follow(abs) {
+            Ok(m) => Ok(m),
+            Err(_) if self.nofollow(abs).is_ok() => Err(Change::Modified),
+            Err(_) => Err(Change::Removed),
+        }
+    }
+}
+
+fn racy(stamp: &Stamp, stat_time: Timestamp) -> bool {
+    stamp.mtime >= stat_time || stamp.ctime >= stat_time
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn later() -> Timestamp {
+        Timestamp(i64::MAX)
+    }
+
+    #[test]
+    fn unchanged_file_is_same_without_hashing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("a.js");
+        fs::write(&p, "one").expect("write");
+        let rec = observe(&p, InputKind::ContentRead).expect("observe");
+        assert!(matches!(rec, InputState::File { .. }));
+        let mut view = FsView::default();
+        assert_eq!(view.check(&p, &rec, later()), Check::Same);
+        assert_eq!(view.hashed, 0);
+    }
+
+    #[test]
+    fn racy_stamp_forces_a_hash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("a.js");
+        fs::write(&p, "one").expect("write");
+        let rec = observe(&p, InputKind::ContentRead).expect("observe");
+        let mut view = FsView::default();
+        // Stamps taken "at the epoch": every mtime is racy.
+        assert!(matches!(
+            view.check(&p, &rec, Timestamp(0)),
+            Check::SameRestamped(_)
+        ));
+        assert_eq!(view.hashed, 1);
+    }
+
+    #[test]
+    fn content_change_with_same_size_is_modified() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("a.js");
+        fs::write(&p, "one").expect("write");
+        let rec = observe(&p, InputKind::ContentRead).expect("observe");
+        fs::write(&p, "two").expect("write");
+        let mut view = FsView::default();
+        assert_eq!(
+            view.check(&p, &rec, later()),
+            Check::Changed(Change::Modified)
+        );
+    }
+
+    #[test]
+    fn touch_without_change_restamps() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("a.js");
+        fs::write(&p, "one").expect("write");
+        let rec = observe(&p, InputKind::ContentRead).expect("observe");
+        // Rewriting the same bytes changes mtime/ctime, not content.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&p, "one").expect("write");
+        let mut view = FsView::default();
+        assert!(matches!(
+            view.check(&p, &rec, later()),
+            Check::SameRestamped(_)
+        ));
+    }
+
+    #[test]
+    fn removed_and_added() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("a.js");
+        fs::write(&p, "one").expect("write");
+        let rec = observe(&p, InputKind::ContentRead).expect("observe");
+        let missing = observe(&dir.path().join("b.js"), InputKind::Probe).expect("observe");
+        assert_eq!(missing, InputState::Missing);
+        fs::remove_file(&p).expect("rm");
+        fs::write(dir.path().join("b.js"), "").expect("write");
+        let mut view = FsView::default();
+        assert_eq!(
+            view.check(&p, &rec, later()),
+            Check::Changed(Change::Removed)
+        );
+        assert_eq!(
+            view.check(&dir.path().join("b.js"), &missing, later()),
+            Check::Changed(Change::Added)
+        );
+    }
+
+    #[test]
+    fn listing_reports_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("a"), "").expect("write");
+        fs::write(dir.path().join("c"), "").expect("write");
+        let rec = observe(dir.path(), InputKind::Listing).expect("observe");
+        fs::remove_file(dir.path().join("c")).expect("rm");
+        fs::write(dir.path().join("b"), "").expect("write");
+        let mut view = FsView::default();
+        assert_eq!(
+            view.check(dir.path(), &rec, later()),
+            Check::Changed(Change::Entries {
+                added: vec![b"b".to_vec()],
+                removed: vec![b"c".to_vec()]
+            })
+        );
+    }
+
+    #[test]
+    fn listing_type_change_is_modified() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("a"), "").expect("write");
+        let rec = observe(dir.path(), InputKind::Listing).expect("observe");
+        fs::remove_file(dir.path().join("a")).expect("rm");
+        fs::create_dir(dir.path().join("a")).expect("mkdir");
+        let mut view = FsView::default();
+        assert_eq!(
+            view.check(dir.path(), &rec, later()),
+            Check::Changed(Change::Modified)
+        );
+    }
+
+    #[test]
+    fn symlinks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("t1"), "x").expect("write");
+        let link = dir.path().join("l");
+        symlink("t1", &link).expect("symlink");
+        // A probe records the link itself; a content read follows it.
+        let probe = observe(&link, InputKind::Probe).expect("observe");
+        assert_eq!(
+            probe,
+            InputState::Symlink {
+                target: b"t1".to_vec()
+            }
+        );
+        assert!(matches!(
+            observe(&link, InputKind::ContentRead).expect("observe"),
+            InputState::File { .. }
+        ));
+        fs::remove_file(&link).expect("rm");
+        symlink("t2", &link).expect("symlink");
+        // Dangling now: a content read records the link.
+        assert_eq!(
+            observe(&link, InputKind::ContentRead).expect("observe"),
+            InputState::Symlink {
+                target: b"t2".to_vec()
+            }
+        );
+        let mut view = FsView::default();
+        assert_eq!(
+            view.check(&link, &probe, later()),
+            Check::Changed(Change::Modified)
+        );
+    }
+
+    #[test]
+    fn probe_type_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("x");
+        fs::write(&p, "").expect("write");
+        let rec = observe(&p, InputKind::Probe).expect("observe");
+        assert_eq!(rec, InputState::Present { is_dir: false });
+        fs::write(&p, "more content does not matter to a probe").expect("write");
+        let mut view = FsView::default();
+        assert_eq!(view.check(&p, &rec, later()), Check::Same);
+        fs::remove_file(&p).expect("rm");
+        fs::create_dir(&p).expect("mkdir");
+        let mut view = FsView::default();
+        assert_eq!(
+            view.check(&p, &rec, later()),
+            Check::Changed(Change::Modified)
+        );
+    }
+
+    #[test]
+    fn change_reasons() {
+        let dir = RelPath::from_stored(b"src").expect("valid");
+        let mut out = Vec::new();
+        Change::Entries {
+            added: vec![b"b.js".to_vec()],
+            removed: vec![b"c.js".to_vec()],
+        }
+        .into_reasons(&dir, &mut out);
+        let shown: Vec<String> = out.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            vec!["'b.js' added in 'src'", "'c.js' removed from 'src'"]
+        );
+    }
+
+    #[test]
+    fn a_path_below_a_file_is_missing_not_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("index.html");
+        std::fs::write(&file, "x").expect("write");
+        let below = file.join("tsconfig.json");
+        let state = observe(&below, InputKind::Probe).expect("ENOTDIR is not an error");
+        assert_eq!(state, InputState::Missing);
+    }
+}

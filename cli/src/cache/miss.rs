@@ -1,0 +1,255 @@
+//! Why a lookup missed, in the words users already read (COMPAT §4):
+//! `'src/a.js' modified`, `'b.js' added in 'src'`, `env 'X' changed`, ...
+//! The lookup collects *every* difference; `MissReasons::display` shows them
+//! relative to the task's package and caps the list with "and N more".
+
+use std::fmt;
+
+use super::paths::RelPath;
+
+/// One difference between this run and the task's previous cached run.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum MissReason {
+    /// The task has never been stored (or the cache was cleaned).
+    NoPreviousRun,
+    /// The task's previous entry was evicted or could not be read, and
+    /// nothing else is known to differ.
+    PreviousRunEvicted,
+    ArgsChanged,
+    ProgramChanged,
+    WorkingDirectoryChanged,
+    InputConfigChanged,
+    OutputConfigChanged,
+    PlatformChanged,
+    /// The set of untracked (pass-through) env names changed.
+    EnvsChanged,
+    EnvChanged(String),
+    EnvAdded(String),
+    EnvRemoved(String),
+    /// A file (or directory, symlink) that was read differs.
+    Modified(RelPath),
+    /// A path that was missing (or absent from a listing) now exists.
+    Added(RelPath),
+    /// A path that existed (or was listed) is gone.
+    Removed(RelPath),
+}
+
+impl MissReason {
+    /// The text with paths shown relative to `base` (workspace-relative).
+    fn write(&self, f: &mut fmt::Formatter<'_>, base: &RelPath) -> fmt::Result {
+        match self {
+            Self::NoPreviousRun => f.write_str("no previous run"),
+            Self::PreviousRunEvicted => f.write_str("previous run no longer in the cache"),
+            Self::ArgsChanged => f.write_str("args changed"),
+            Self::ProgramChanged => f.write_str("program changed"),
+            Self::WorkingDirectoryChanged => f.write_str("working directory changed"),
+            Self::InputConfigChanged => f.write_str("input configuration changed"),
+            Self::OutputConfigChanged => f.write_str("output configuration changed"),
+            Self::PlatformChanged => f.write_str("platform changed"),
+            Self::EnvsChanged => f.write_str("envs changed"),
+            Self::EnvChanged(n) => write!(f, "env '{n}' changed"),
+            Self::EnvAdded(n) => write!(f, "env '{n}' added"),
+            Self::EnvRemoved(n) => write!(f, "env '{n}' removed"),
+            Self::Modified(p) => write!(f, "'{}' modified", p.relative_to(base)),
+            Self::Added(p) => write!(
+                f,
+                "'{}' added in '{}'",
+                name(p),
+                p.parent().relative_to(base)
+            ),
+            Self::Removed(p) => write!(
+                f,
+                "'{}' removed from '{}'",
+                name(p),
+                p.parent().relative_to(base)
+            ),
+        }
+    }
+}
+
+fn name(p: &RelPath) -> String {
+    String::from_utf8_lossy(p.file_name()).into_owned()
+}
+
+impl MissReason {
+    /// The file a reason is about (file reasons are listed in path order).
+    fn path(&self) -> Option<&RelPath> {
+        match self {
+            Self::Modified(p) | Self::Added(p) | Self::Removed(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for MissReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, &RelPath::root())
+    }
+}
+
+/// Every reason for one miss, in a stable order (configuration first, then
+/// env, then files), deduplicated.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct MissReasons(Vec<MissReason>);
+
+impl MissReasons {
+    pub(crate) fn new(mut reasons: Vec<MissReason>) -> Self {
+        // Keep the first of duplicates (a file can be reported both by a
+        // glob re-walk and by its own check).
+        let mut seen = std::collections::HashSet::new();
+        reasons.retain(|r| seen.insert(r.clone()));
+        reasons.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.path().cmp(&b.path())));
+        Self(reasons)
+    }
+
+    #[allow(dead_code, reason = "for the runner's verbose report")]
+    pub(crate) fn as_slice(&self) -> &[MissReason] {
+        &self.0
+    }
+
+    pub(crate) fn is_first_run(&self) -> bool {
+        self.0 == [MissReason::NoPreviousRun]
+    }
+
+    /// Shows at most `limit` reasons joined by `, `, then "and N more";
+    /// paths relative to `base` (the task's package directory).
+    pub(crate) fn display<'a>(&'a self, base: &'a RelPath, limit: usize) -> impl fmt::Display + 'a {
+        Shown {
+            reasons: &self.0,
+            base,
+            limit: limit.max(1),
+        }
+    }
+}
+
+struct Shown<'a> {
+    reasons: &'a [MissReason],
+    base: &'a RelPath,
+    limit: usize,
+}
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, r) in self.reasons.iter().take(self.limit).enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            r.write(f, self.base)?;
+        }
+        let rest = self.reasons.len().saturating_sub(self.limit);
+        if rest > 0 {
+            write!(f, " and {rest} more")?;
+        }
+        Ok(())
+    }
+}
+
+/// The order a user wants to read them in: what changed about the command,
+/// then env, then files (by path). Stable, so env reasons keep their order.
+fn rank(r: &MissReason) -> u8 {
+    match r {
+        MissReason::NoPreviousRun | MissReason::PreviousRunEvicted => 0,
+        MissReason::PlatformChanged => 1,
+        MissReason::ProgramChanged => 2,
+        MissReason::ArgsChanged => 3,
+        MissReason::WorkingDirectoryChanged => 4,
+        MissReason::InputConfigChanged | MissReason::OutputConfigChanged => 5,
+        MissReason::EnvsChanged
+        | MissReason::EnvChanged(_)
+        | MissReason::EnvAdded(_)
+        | MissReason::EnvRemoved(_) => 6,
+        MissReason::Modified(_) | MissReason::Added(_) | MissReason::Removed(_) => 7,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(s: &str) -> RelPath {
+        RelPath::from_stored(s.as_bytes()).expect("valid path")
+    }
+
+    #[test]
+    fn grammar_matches_compat() {
+        let base = rel("packages/a");
+        let cases = [
+            (
+                MissReason::Modified(rel("packages/a/test.txt")),
+                "'test.txt' modified",
+            ),
+            (
+                MissReason::Added(rel("packages/a/src/b.js")),
+                "'b.js' added in 'src'",
+            ),
+            (
+                MissReason::Removed(rel("packages/a/src/c.js")),
+                "'c.js' removed from 'src'",
+            ),
+            (
+                MissReason::Added(rel("packages/a/b.js")),
+                "'b.js' added in '.'",
+            ),
+            (
+                MissReason::Modified(rel("shared/x.js")),
+                "'../../shared/x.js' modified",
+            ),
+            (
+                MissReason::EnvChanged("VITE_MY_VAR".into()),
+                "env 'VITE_MY_VAR' changed",
+            ),
+            (MissReason::EnvAdded("A".into()), "env 'A' added"),
+            (MissReason::EnvRemoved("A".into()), "env 'A' removed"),
+            (MissReason::ArgsChanged, "args changed"),
+            (MissReason::ProgramChanged, "program changed"),
+            (
+                MissReason::WorkingDirectoryChanged,
+                "working directory changed",
+            ),
+            (
+                MissReason::InputConfigChanged,
+                "input configuration changed",
+            ),
+            (MissReason::EnvsChanged, "envs changed"),
+        ];
+        for (reason, want) in cases {
+            let all = MissReasons::new(vec![reason]);
+            assert_eq!(all.display(&base, 10).to_string(), want);
+        }
+    }
+
+    #[test]
+    fn caps_with_and_n_more() {
+        let reasons: Vec<_> = (0..7)
+            .map(|i| MissReason::Modified(rel(&format!("f{i}"))))
+            .collect();
+        let all = MissReasons::new(reasons);
+        assert_eq!(
+            all.display(&RelPath::root(), 3).to_string(),
+            "'f0' modified, 'f1' modified, 'f2' modified and 4 more"
+        );
+        assert_eq!(
+            all.display(&RelPath::root(), 0)
+                .to_string()
+                .matches("modified")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn orders_config_before_env_before_files_and_dedups() {
+        let all = MissReasons::new(vec![
+            MissReason::Modified(rel("a")),
+            MissReason::EnvAdded("X".into()),
+            MissReason::ArgsChanged,
+            MissReason::Modified(rel("a")),
+        ]);
+        assert_eq!(
+            all.display(&RelPath::root(), 10).to_string(),
+            "args changed, env 'X' added, 'a' modified"
+        );
+        assert!(!all.is_first_run());
+        assert!(MissReasons::new(vec![MissReason::NoPreviousRun]).is_first_run());
+    }
+}

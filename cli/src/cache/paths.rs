@@ -1,0 +1,314 @@
+//! Workspace-relative paths as the cache stores them (`RelPath`), and the
+//! lexical path arithmetic the rest of the cache needs: normalising `..`,
+//! deciding whether an observed absolute path is inside the workspace, and
+//! showing a path relative to a package. Paths are bytes, not `String`: Linux
+//! file names need not be UTF-8 and a cache must not choke on them.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A path relative to the workspace root: components joined by `/`, never
+/// starting or ending with `/`, no `.` or `..` components. The empty path is
+/// the workspace root itself.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+pub(crate) struct RelPath(Vec<u8>);
+
+/// Why a stored path cannot be used to write into the workspace.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum UnsafePath {
+    #[error("`{0}` is absolute")]
+    Absolute(String),
+    #[error("`{0}` has an empty, `.` or `..` component")]
+    BadComponent(String),
+    #[error("`{0}` contains a NUL byte")]
+    Nul(String),
+}
+
+impl RelPath {
+    /// The workspace root.
+    pub(crate) fn root() -> Self {
+        Self(Vec::new())
+    }
+
+    /// Checks bytes read back from the store before they are trusted as a
+    /// place to write: a corrupt or hostile entry must not reach outside the
+    /// workspace.
+    pub(crate) fn from_stored(bytes: &[u8]) -> Result<Self, UnsafePath> {
+        let shown = || String::from_utf8_lossy(bytes).into_owned();
+        if bytes.contains(&0) {
+            return Err(UnsafePath::Nul(shown()));
+        }
+        if bytes.first() == Some(&b'/') {
+            return Err(UnsafePath::Absolute(shown()));
+        }
+        if bytes.is_empty() {
+            return Ok(Self::root());
+        }
+        if bytes
+            .split(|&b| b == b'/')
+            .any(|c| c.is_empty() || c == b"." || c == b"..")
+        {
+            return Err(UnsafePath::BadComponent(shown()));
+        }
+        Ok(Self(bytes.to_vec()))
+    }
+
+    /// The workspace-relative form of `abs`, or `None` when `abs` (after
+    /// resolving `.` and `..` lexically) is outside `root`. `root` must be an
+    /// absolute, normalised path.
+    pub(crate) fn from_abs(root: &Path, abs: &Path) -> Option<Self> {
+        let abs = normalize(abs);
+        let rest = abs.strip_prefix(root).ok()?;
+        Some(Self::from_relative_components(rest))
+    }
+
+    fn from_relative_components(rest: &Path) -> Self {
+        let mut out = Vec::new();
+        for comp in rest.components() {
+            if let Component::Normal(name) = comp {
+                if !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(name.as_bytes());
+            }
+        }
+        Self(out)
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub(crate) fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn to_abs(&self, root: &Path) -> PathBuf {
+        if self.0.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(OsStr::from_bytes(&self.0))
+        }
+    }
+
+    pub(crate) fn join(&self, name: &[u8]) -> Self {
+        let mut out = self.0.clone();
+        if !out.is_empty() {
+            out.push(b'/');
+        }
+        out.extend_from_slice(name);
+        Self(out)
+    }
+
+    /// The directory holding this path (the root's parent is the root).
+    pub(crate) fn parent(&self) -> Self {
+        match self.0.iter().rposition(|&b| b == b'/') {
+            Some(i) => Self(self.0[..i].to_vec()),
+            None => Self::root(),
+        }
+    }
+
+    pub(crate) fn file_name(&self) -> &[u8] {
+        match self.0.iter().rposition(|&b| b == b'/') {
+            Some(i) => &self.0[i + 1..],
+            None => &self.0,
+        }
+    }
+
+    /// Component-wise prefix test: `a/b` is inside `a`, `ab` is not.
+    pub(crate) fn is_within(&self, dir: &Self) -> bool {
+        dir.0.is_empty()
+            || self.0 == dir.0
+            || (self.0.starts_with(&dir.0) && self.0.get(dir.0.len()) == Some(&b'/'))
+    }
+
+    pub(crate) fn components(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.split(|&b| b == b'/').filter(|c| !c.is_empty())
+    }
+
+    /// This path as seen from `base` (both workspace-relative), with `..`
+    /// where needed: what a user standing in the package directory would type.
+    pub(crate) fn relative_to(&self, base: &Self) -> String {
+        let mine: Vec<&[u8]> = self.components().collect();
+        let theirs: Vec<&[u8]> = base.components().collect();
+        let common = mine.iter().zip(&theirs).take_while(|(a, b)| a == b).count();
+        let mut parts: Vec<String> = Vec::new();
+        parts.extend(std::iter::repeat_n("..".to_string(), theirs.len() - common));
+        parts.extend(
+            mine[common..]
+                .iter()
+                .map(|c| String::from_utf8_lossy(c).into_owned()),
+        );
+        if parts.is_empty() {
+            ".".to_string()
+        } else {
+            parts.join("/")
+        }
+    }
+}
+
+impl fmt::Display for RelPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str(".")
+        } else {
+            f.write_str(&String::from_utf8_lossy(&self.0))
+        }
+    }
+}
+
+impl fmt::Debug for RelPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RelPath({self})")
+    }
+}
+
+/// Resolves `.` and `..` without touching the file system (symlinks are not
+/// followed: the tracer reports the path string a process used, and that is
+/// the name the cache fingerprints). `..` above the root stays at the root.
+pub(crate) fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for comp in path.components() {
+        match comp {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                // `/..` is `/`.
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                // A relative path climbing above its start keeps its `..`s.
+                _ => out.push(".."),
+            },
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// True when a workspace-relative path must never be fingerprinted or
+/// archived: anything under a `.git` directory (version-control state changes
+/// on every commit and is never a build input or output).
+pub(crate) fn is_vcs_path(path: &RelPath) -> bool {
+    path.components().any(|c| c == b".git")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_abs_keeps_inside_and_rejects_outside() {
+        let root = Path::new("/ws");
+        assert_eq!(
+            RelPath::from_abs(root, Path::new("/ws/a/b.js")).map(|p| p.to_string()),
+            Some("a/b.js".into())
+        );
+        assert_eq!(
+            RelPath::from_abs(root, Path::new("/ws")).map(|p| p.is_root()),
+            Some(true)
+        );
+        assert_eq!(
+            RelPath::from_abs(root, Path::new("/ws/a/../../etc/passwd")),
+            None
+        );
+        assert_eq!(RelPath::from_abs(root, Path::new("/wsx/a")), None);
+        assert_eq!(
+            RelPath::from_abs(root, Path::new("/ws/pkg/./x/../y")).map(|p| p.to_string()),
+            Some("pkg/y".into())
+        );
+    }
+
+    #[test]
+    fn from_stored_refuses_escapes() {
+        assert!(RelPath::from_stored(b"dist/a.js").is_ok());
+        assert!(matches!(
+            RelPath::from_stored(b"/etc/passwd"),
+            Err(UnsafePath::Absolute(_))
+        ));
+        assert!(matches!(
+            RelPath::from_stored(b"dist/../../x"),
+            Err(UnsafePath::BadComponent(_))
+        ));
+        assert!(matches!(
+            RelPath::from_stored(b"dist//x"),
+            Err(UnsafePath::BadComponent(_))
+        ));
+        assert!(matches!(
+            RelPath::from_stored(b"./x"),
+            Err(UnsafePath::BadComponent(_))
+        ));
+        assert!(matches!(
+            RelPath::from_stored(b"x\0y"),
+            Err(UnsafePath::Nul(_))
+        ));
+        assert!(RelPath::from_stored(b"").is_ok_and(|p| p.is_root()));
+    }
+
+    #[test]
+    fn parent_name_and_within() {
+        let p = RelPath::from_stored(b"src/lib/a.js").expect("valid");
+        assert_eq!(p.parent().to_string(), "src/lib");
+        assert_eq!(p.file_name(), b"a.js");
+        assert!(p.is_within(&RelPath::from_stored(b"src").expect("valid")));
+        assert!(!p.is_within(&RelPath::from_stored(b"sr").expect("valid")));
+        assert!(p.is_within(&RelPath::root()));
+        assert_eq!(
+            RelPath::from_stored(b"a").expect("valid").parent(),
+            RelPath::root()
+        );
+    }
+
+    #[test]
+    fn relative_display() {
+        let p = RelPath::from_stored(b"packages/a/src/x.js").expect("valid");
+        assert_eq!(
+            p.relative_to(&RelPath::from_stored(b"packages/a").expect("valid")),
+            "src/x.js"
+        );
+        assert_eq!(
+            p.relative_to(&RelPath::from_stored(b"packages/b").expect("valid")),
+            "../a/src/x.js"
+        );
+        assert_eq!(p.relative_to(&RelPath::root()), "packages/a/src/x.js");
+        assert_eq!(RelPath::root().relative_to(&RelPath::root()), ".");
+    }
+
+    #[test]
+    fn non_utf8_names_survive() {
+        let raw = b"dir/\xffname";
+        let p = RelPath::from_stored(raw).expect("valid");
+        assert_eq!(
+            p.to_abs(Path::new("/ws")).as_os_str().as_bytes(),
+            b"/ws/dir/\xffname"
+        );
+    }
+
+    #[test]
+    fn normalize_relative_and_absolute() {
+        assert_eq!(
+            normalize(Path::new("../../a/./b/../c")),
+            PathBuf::from("../../a/c")
+        );
+        assert_eq!(normalize(Path::new("a/../../b")), PathBuf::from("../b"));
+        assert_eq!(normalize(Path::new("/a/../../b")), PathBuf::from("/b"));
+        assert_eq!(normalize(Path::new("./")), PathBuf::new());
+    }
+
+    #[test]
+    fn vcs_paths() {
+        assert!(is_vcs_path(
+            &RelPath::from_stored(b".git/HEAD").expect("valid")
+        ));
+        assert!(is_vcs_path(
+            &RelPath::from_stored(b"sub/.git/index").expect("valid")
+        ));
+        assert!(!is_vcs_path(
+            &RelPath::from_stored(b".github/x.yml").expect("valid")
+        ));
+    }
+}

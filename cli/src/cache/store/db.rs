@@ -1,0 +1,216 @@
+//! The `Store` handle and its low-level layout: four column families and the
+//! keys and records inside them. Everything above this file goes through
+//! these helpers, so the on-disk layout is written down in one place.
+//!
+//! - `tasks`:   task id → `TaskRecord` (last used entry + its spawn
+//!   fingerprint, for explaining the next miss)
+//! - `entries`: `EntryKey` (spawn key ++ variant) → `CacheEntry`
+//! - `blobs`:   content hash → zstd-compressed bytes
+//! - `meta`:    `schema` → version; `e`+entry key → `EntryMeta`;
+//!   `b`+blob hash → compressed length. A blob and its `b` record are always
+//!   written and deleted in the same batch.
+
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use rocksdb::{ColumnFamily, DB, IteratorMode, WriteBatch};
+use serde::{Deserialize, Serialize};
+
+use crate::cache::codec;
+use crate::cache::digest::Digest;
+use crate::cache::entry::{CacheEntry, EntryKey};
+use crate::cache::error::CacheError;
+use crate::cache::fingerprint::SpawnFingerprint;
+
+pub(crate) const CF_TASKS: &str = "tasks";
+pub(crate) const CF_ENTRIES: &str = "entries";
+pub(crate) const CF_BLOBS: &str = "blobs";
+pub(crate) const CF_META: &str = "meta";
+pub(crate) const COLUMN_FAMILIES: [&str; 4] = [CF_TASKS, CF_ENTRIES, CF_BLOBS, CF_META];
+
+pub(crate) const META_SCHEMA: &[u8] = b"schema";
+const META_ENTRY: u8 = b'e';
+const META_BLOB: u8 = b'b';
+
+/// How many entries one spawn key keeps (switching between a few branches
+/// keeps hitting; beyond that the least recently used variant goes).
+pub(crate) const MAX_VARIANTS: usize = 8;
+
+/// The last entry a task used (stored or hit), for miss explanations.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct TaskRecord {
+    pub(crate) entry: EntryKey,
+    pub(crate) spawn: SpawnFingerprint,
+}
+
+/// Bookkeeping for LRU eviction and `vp cache stats`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct EntryMeta {
+    pub(crate) created_ms: i64,
+    pub(crate) last_used_ms: i64,
+    pub(crate) hits: u64,
+    /// Encoded size of the entry itself (its blobs are counted separately).
+    pub(crate) size: u64,
+}
+
+/// An open cache. `Send + Sync`: the runner calls it from blocking threads,
+/// several tasks at a time.
+pub(crate) struct Store {
+    pub(super) db: DB,
+    pub(super) dir: PathBuf,
+    /// Shared while recording or marking a hit (a blob seen as present must
+    /// stay present until the batch referencing it is written); exclusive
+    /// while pruning deletes blobs.
+    pub(super) gc: RwLock<()>,
+}
+
+pub(super) fn entry_meta_key(key: EntryKey) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + EntryKey::LEN);
+    k.push(META_ENTRY);
+    k.extend_from_slice(&key.to_bytes());
+    k
+}
+
+pub(super) fn blob_meta_key(blob: &Digest) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + Digest::LEN);
+    k.push(META_BLOB);
+    k.extend_from_slice(blob.as_bytes());
+    k
+}
+
+impl Store {
+    #[allow(dead_code, reason = "for the runner's messages")]
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(super) fn cf(&self, name: &'static str) -> Result<&ColumnFamily, CacheError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| CacheError::MissingColumnFamily {
+                dir: self.dir.clone(),
+                name,
+            })
+    }
+
+    pub(super) fn db_err(
+        &self,
+        op: &'static str,
+    ) -> impl FnOnce(rocksdb::Error) -> CacheError + '_ {
+        move |source| CacheError::Db {
+            dir: self.dir.clone(),
+            op,
+            source,
+        }
+    }
+
+    pub(super) fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, CacheError> {
+        let handle = self.cf(cf)?;
+        self.db.get_cf(handle, key).map_err(self.db_err("read"))
+    }
+
+    pub(super) fn write(&self, batch: WriteBatch) -> Result<(), CacheError> {
+        self.db.write(batch).map_err(self.db_err("write"))
+    }
+
+    pub(crate) fn task_record(&self, task: &str) -> Result<Option<TaskRecord>, CacheError> {
+        // An unreadable record only loses a miss explanation: treat as absent.
+        Ok(self
+            .get(CF_TASKS, task.as_bytes())?
+            .and_then(|b| codec::decode("task record", &b).ok()))
+    }
+
+    pub(crate) fn entry(&self, key: EntryKey) -> Result<Option<CacheEntry>, CacheError> {
+        Ok(self
+            .get(CF_ENTRIES, &key.to_bytes())?
+            .and_then(|b| codec::decode("cache entry", &b).ok()))
+    }
+
+    pub(super) fn entry_meta(&self, key: EntryKey) -> Result<Option<EntryMeta>, CacheError> {
+        Ok(self
+            .get(CF_META, &entry_meta_key(key))?
+            .and_then(|b| codec::decode("entry metadata", &b).ok()))
+    }
+
+    /// The compressed size of a stored blob, `None` when it is not stored.
+    pub(super) fn blob_len(&self, blob: &Digest) -> Result<Option<u64>, CacheError> {
+        Ok(self
+            .get(CF_META, &blob_meta_key(blob))?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(u64::from_le_bytes))
+    }
+
+    /// A blob's original bytes, checked against its hash.
+    pub(crate) fn blob(&self, blob: &Digest) -> Result<Vec<u8>, CacheError> {
+        let handle = self.cf(CF_BLOBS)?;
+        let stored = self
+            .db
+            .get_pinned_cf(handle, blob.as_bytes())
+            .map_err(self.db_err("read"))?
+            .ok_or_else(|| CacheError::MissingBlob {
+                dir: self.dir.clone(),
+                blob: blob.to_string(),
+            })?;
+        let corrupt = || CacheError::CorruptBlob {
+            dir: self.dir.clone(),
+            blob: blob.to_string(),
+        };
+        let bytes = zstd::stream::decode_all(&stored[..]).map_err(|_| corrupt())?;
+        if Digest::of_content(&bytes) != *blob {
+            return Err(corrupt());
+        }
+        Ok(bytes)
+    }
+
+    /// Adds a blob and its size record to `batch`; returns the compressed size.
+    pub(super) fn put_blob(
+        &self,
+        batch: &mut WriteBatch,
+        blob: &Digest,
+        bytes: &[u8],
+    ) -> Result<u64, CacheError> {
+        let compressed = zstd::bulk::compress(bytes, 3).map_err(|e| CacheError::Io {
+            op: "compress an output for",
+            path: self.dir.clone(),
+            source: e,
+        })?;
+        let len = compressed.len() as u64;
+        batch.put_cf(self.cf(CF_BLOBS)?, blob.as_bytes(), compressed);
+        batch.put_cf(self.cf(CF_META)?, blob_meta_key(blob), len.to_le_bytes());
+        Ok(len)
+    }
+
+    /// Entries stored under one spawn key, with their metadata.
+    pub(super) fn variants(
+        &self,
+        spawn: &Digest,
+    ) -> Result<Vec<(EntryKey, Option<EntryMeta>)>, CacheError> {
+        let handle = self.cf(CF_ENTRIES)?;
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            handle,
+            IteratorMode::From(&spawn.as_bytes()[..], rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (k, _) = item.map_err(self.db_err("scan entries"))?;
+            if !k.starts_with(spawn.as_bytes()) {
+                break;
+            }
+            if let Some(key) = EntryKey::from_bytes(&k) {
+                out.push((key, self.entry_meta(key)?));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Store>();
+    }
+}

@@ -1,0 +1,260 @@
+//! Finding a valid entry for a command about to run. The spawn key selects
+//! the candidate entries (newest first); each is validated by stat, hashing
+//! only what stat cannot vouch for, with env re-evaluated against the full
+//! environment. On a miss, the task's previous entry is compared field by
+//! field and file by file so the user sees every difference.
+
+use std::collections::BTreeSet;
+
+use rocksdb::WriteBatch;
+
+use super::db::{CF_ENTRIES, CF_META, CF_TASKS, EntryMeta, Store, TaskRecord, entry_meta_key};
+use crate::cache::clock::Timestamp;
+use crate::cache::codec;
+use crate::cache::collect::{Scope, TaskPaths};
+use crate::cache::entry::{CacheEntry, EntryKey, InputState};
+use crate::cache::env::EnvView;
+use crate::cache::error::CacheError;
+use crate::cache::file_state::{Check, FsView};
+use crate::cache::fingerprint::{SpawnFingerprint, diff_maps};
+use crate::cache::miss::{MissReason, MissReasons};
+use crate::cache::paths::RelPath;
+
+pub(crate) struct LookupRequest<'a> {
+    pub(crate) task: &'a str,
+    pub(crate) spawn: &'a SpawnFingerprint,
+    pub(crate) paths: TaskPaths<'a>,
+    pub(crate) env: &'a EnvView<'a>,
+}
+
+#[derive(Debug)]
+pub(crate) enum LookupOutcome {
+    /// Boxed: an entry is large next to a list of reasons.
+    Hit(Box<CacheHit>),
+    Miss(MissReasons),
+}
+
+#[derive(Debug)]
+pub(crate) struct CacheHit {
+    pub(crate) key: EntryKey,
+    pub(crate) entry: CacheEntry,
+}
+
+impl CacheHit {
+    /// How long the original run took: the time this hit saved.
+    pub(crate) fn saved(&self) -> std::time::Duration {
+        self.entry.duration
+    }
+}
+
+/// Stop at the first difference (checking candidates) or find them all
+/// (explaining a miss).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    FirstDifference,
+    Every,
+}
+
+/// Per-lookup state shared by every candidate: the file-system memo and the
+/// files the explicit input globs match now (walked once, lazily).
+struct Validator<'a> {
+    req: &'a LookupRequest<'a>,
+    fs: FsView,
+    glob_files: Option<Option<BTreeSet<RelPath>>>,
+}
+
+struct Verdict {
+    reasons: Vec<MissReason>,
+    restamped: Vec<(RelPath, crate::cache::entry::Stamp)>,
+}
+
+impl Validator<'_> {
+    fn glob_files(&mut self) -> Option<&BTreeSet<RelPath>> {
+        let req = self.req;
+        self.glob_files
+            .get_or_insert_with(|| {
+                Scope::new(req.paths, &req.spawn.inputs, &[])
+                    .ok()
+                    .and_then(|scope| scope.glob_files().ok())
+            })
+            .as_ref()
+    }
+
+    fn validate(&mut self, entry: &CacheEntry, mode: Mode) -> Verdict {
+        let mut v = Verdict {
+            reasons: Vec::new(),
+            restamped: Vec::new(),
+        };
+        let done = |v: &Verdict| mode == Mode::FirstDifference && !v.reasons.is_empty();
+
+        // Env first: no I/O.
+        for (name, recorded) in &entry.tracked_env {
+            let now = self.req.env.tracked(name).unwrap_or(None);
+            let shown = || String::from_utf8_lossy(name).into_owned();
+            match (recorded, now) {
+                (None, Some(_)) => v.reasons.push(MissReason::EnvAdded(shown())),
+                (Some(_), None) => v.reasons.push(MissReason::EnvRemoved(shown())),
+                (Some(a), Some(b)) if *a != b => v.reasons.push(MissReason::EnvChanged(shown())),
+                _ => {}
+            }
+        }
+        for (query, recorded) in &entry.env_queries {
+            diff_maps(recorded, &self.req.env.query(query), &mut v.reasons);
+        }
+        if done(&v) {
+            return v;
+        }
+
+        if !entry.glob_inputs.is_empty() || !self.req.spawn.inputs.globs.is_empty() {
+            match self.glob_files() {
+                Some(now) => {
+                    let added = now.iter().filter(|p| {
+                        !entry.glob_inputs.contains(*p) && !entry.outputs.contains_key(*p)
+                    });
+                    v.reasons
+                        .extend(added.map(|p| MissReason::Added(p.clone())));
+                }
+                None => v.reasons.push(MissReason::InputConfigChanged),
+            }
+            if done(&v) {
+                return v;
+            }
+        }
+
+        let root = self.req.paths.workspace_root;
+        for (rel, recorded) in &entry.inputs {
+            match self.fs.check(&rel.to_abs(root), recorded, entry.stat_time) {
+                Check::Same => {}
+                Check::SameRestamped(stamp) => v.restamped.push((rel.clone(), stamp)),
+                Check::Changed(change) => {
+                    change.into_reasons(rel, &mut v.reasons);
+                    if done(&v) {
+                        return v;
+                    }
+                }
+            }
+        }
+        v
+    }
+}
+
+impl Store {
+    /// Looks for a valid entry. Blocking (stats, maybe hashes, reads).
+    pub(crate) fn lookup(&self, req: &LookupRequest<'_>) -> Result<LookupOutcome, CacheError> {
+        let lookup_start = Timestamp::now_coarse();
+        let spawn_key = req.spawn.key();
+        let mut candidates = self.variants(&spawn_key)?;
+        candidates.sort_by_key(|(_, m)| std::cmp::Reverse(m.map_or(0, |m| m.last_used_ms)));
+        let mut validator = Validator {
+            req,
+            fs: FsView::default(),
+            glob_files: None,
+        };
+        let mut newest: Option<CacheEntry> = None;
+        for (key, meta) in candidates {
+            let Some(entry) = self.entry(key)? else {
+                continue;
+            };
+            let verdict = validator.validate(&entry, Mode::FirstDifference);
+            if verdict.reasons.is_empty() {
+                let entry =
+                    self.mark_hit(req, key, meta, entry, verdict.restamped, lookup_start)?;
+                return Ok(LookupOutcome::Hit(Box::new(CacheHit { key, entry })));
+            }
+            newest.get_or_insert(entry);
+        }
+        let reasons = self.explain_miss(req, &mut validator, newest)?;
+        Ok(LookupOutcome::Miss(MissReasons::new(reasons)))
+    }
+
+    fn explain_miss(
+        &self,
+        req: &LookupRequest<'_>,
+        validator: &mut Validator<'_>,
+        newest_same_key: Option<CacheEntry>,
+    ) -> Result<Vec<MissReason>, CacheError> {
+        let mut reasons = Vec::new();
+        let previous = match self.task_record(req.task)? {
+            Some(TaskRecord { entry, spawn }) => {
+                reasons.extend(req.spawn.diff(&spawn));
+                // Same command: compare against its newest entry; otherwise
+                // against the entry the task used last time.
+                if entry.spawn == req.spawn.key() {
+                    newest_same_key.or(self.entry(entry)?)
+                } else {
+                    self.entry(entry)?
+                }
+            }
+            // Another task with the identical command may have stored it.
+            None if newest_same_key.is_some() => newest_same_key,
+            None => return Ok(vec![MissReason::NoPreviousRun]),
+        };
+        if let Some(entry) = previous {
+            reasons.extend(validator.validate(&entry, Mode::Every).reasons);
+        }
+        if reasons.is_empty() {
+            reasons.push(MissReason::PreviousRunEvicted);
+        }
+        Ok(reasons)
+    }
+
+    /// Hit bookkeeping in one batch: hit count and last use (LRU), the task's
+    /// pointer, and refreshed stat stamps so the next lookup hashes nothing.
+    fn mark_hit(
+        &self,
+        req: &LookupRequest<'_>,
+        key: EntryKey,
+        meta: Option<EntryMeta>,
+        mut entry: CacheEntry,
+        restamped: Vec<(RelPath, crate::cache::entry::Stamp)>,
+        lookup_start: Timestamp,
+    ) -> Result<CacheEntry, CacheError> {
+        let _gc = self
+            .gc
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.get(CF_ENTRIES, &key.to_bytes())?.is_none() {
+            // Pruned since it was read: writing it back could resurrect an
+            // entry whose blobs are gone. Restoring will fail and the runner
+            // executes the task instead.
+            return Ok(entry);
+        }
+        let mut batch = WriteBatch::default();
+        let now = Timestamp::now_coarse().as_millis();
+        let mut meta = meta.unwrap_or(EntryMeta {
+            created_ms: now,
+            last_used_ms: now,
+            hits: 0,
+            size: 0,
+        });
+        meta.hits += 1;
+        meta.last_used_ms = now;
+        if !restamped.is_empty() {
+            for (rel, stamp) in restamped {
+                if let Some(InputState::File { stamp: s, .. } | InputState::Dir { stamp: s, .. }) =
+                    entry.inputs.get_mut(&rel)
+                {
+                    *s = stamp;
+                }
+            }
+            // Every stamp was verified after `lookup_start`, so that is the
+            // new reference for the racy-clean rule.
+            entry.stat_time = lookup_start;
+            let encoded = codec::encode(&entry);
+            meta.size = encoded.len() as u64;
+            batch.put_cf(self.cf(CF_ENTRIES)?, key.to_bytes(), encoded);
+        }
+        batch.put_cf(self.cf(CF_META)?, entry_meta_key(key), codec::encode(&meta));
+        let record = TaskRecord {
+            entry: key,
+            spawn: req.spawn.clone(),
+        };
+        batch.put_cf(
+            self.cf(CF_TASKS)?,
+            req.task.as_bytes(),
+            codec::encode(&record),
+        );
+        self.write(batch)?;
+        Ok(entry)
+    }
+}

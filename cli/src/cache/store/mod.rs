@@ -1,0 +1,15 @@
+//! The RocksDB store (`Store`): opening it safely (`open`), writing runs
+//! (`record`), finding hits and explaining misses (`lookup`), and bounding
+//! it (`evict`). `db` holds the on-disk layout. All blocking: the runner
+//! calls these through `blocking::unblock`.
+
+pub(crate) mod db;
+pub(crate) mod evict;
+pub(crate) mod lookup;
+pub(crate) mod open;
+pub(crate) mod record;
+
+#[cfg(test)]
+mod scenario_tests;
+
+pub(crate) use db::Store;

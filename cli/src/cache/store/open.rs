@@ -1,0 +1,504 @@
+//! Opening the store: create it on first use, wait (bounded) for another
+//! vp's lock, and move an unreadable, foreign-schema or corrupt store aside
+//! instead of failing. Reports what happened through `StoreNotice`s so the
+//! runner can tell the user while it happens (this module never prints).
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, Options};
+
+use super::db::{CF_BLOBS, CF_META, COLUMN_FAMILIES, META_SCHEMA, Store};
+use crate::cache::codec::SCHEMA_VERSION;
+use crate::cache::error::CacheError;
+
+/// File next to RocksDB's `LOCK` naming the process that holds the store.
+const PID_FILE: &str = "vp.pid";
+/// Files that mark a directory as (a possibly broken) vp cache.
+const OURS: [&str; 4] = ["CURRENT", "IDENTITY", "LOCK", PID_FILE];
+
+#[derive(Clone, Debug)]
+pub(crate) struct OpenOptions {
+    /// How long to wait for another vp's lock before giving up.
+    pub(crate) lock_timeout: Duration,
+}
+
+impl OpenOptions {
+    pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// `VP_CACHE_LOCK_TIMEOUT` (seconds, fractions allowed) overrides the
+    /// default; `lookup` is the environment (injected for tests).
+    pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let lock_timeout = lookup("VP_CACHE_LOCK_TIMEOUT")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map_or(Self::DEFAULT_LOCK_TIMEOUT, Duration::from_secs_f64);
+        Self { lock_timeout }
+    }
+}
+
+/// Something the user should hear about while the store opens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StoreNotice {
+    /// Another process holds the lock; vp waits up to `timeout`.
+    WaitingForLock {
+        dir: PathBuf,
+        holder: Option<u32>,
+        timeout: Duration,
+    },
+    /// The store could not be used as is and was renamed; a fresh one is used.
+    SetAside {
+        dir: PathBuf,
+        moved_to: PathBuf,
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for StoreNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::WaitingForLock {
+                dir,
+                holder,
+                timeout,
+            } => {
+                write!(
+                    f,
+                    "waiting for the cache lock on `{}` held by another vp",
+                    dir.display()
+                )?;
+                if let Some(pid) = holder {
+                    write!(f, " (pid {pid})")?;
+                }
+                write!(
+                    f,
+                    "; running without the cache after {}s",
+                    timeout.as_secs_f64()
+                )
+            }
+            Self::SetAside {
+                dir,
+                moved_to,
+                reason,
+            } => write!(
+                f,
+                "the cache at `{}` could not be used ({reason}); moved it to `{}` and started a new one",
+                dir.display(),
+                moved_to.display()
+            ),
+        }
+    }
+}
+
+pub(crate) enum Opened {
+    Ready(Store),
+    /// Another vp kept the lock past the timeout: run without the cache.
+    Busy {
+        holder: Option<u32>,
+    },
+}
+
+/// Opening is on the path of every `vp run`: do not flush the WAL into a new
+/// table file on open (recovery replays it into memory instead), do not
+/// recompute statistics, and do not stat every table file. The crate has no
+/// setters for these, hence the options string.
+const FAST_OPEN: &str = "avoid_flush_during_recovery=true;skip_stats_update_on_db_open=true;\
+                         skip_checking_sst_file_sizes_on_db_open=true";
+
+fn db_options() -> Options {
+    // The string is constant and covered by a test; should it ever fail to
+    // parse, the defaults are correct, only slower to open.
+    let mut o = Options::default()
+        .get_options_from_string(FAST_OPEN)
+        .unwrap_or_default();
+    o.create_if_missing(true);
+    o.create_missing_column_families(true);
+    o.set_compression_type(DBCompressionType::Zstd);
+    // Keep RocksDB's own log files from piling up in the cache dir.
+    o.set_keep_log_file_num(2);
+    o.set_max_log_file_size(1 << 20);
+    o.set_max_total_wal_size(64 << 20);
+    o
+}
+
+fn cf_descriptors() -> Vec<ColumnFamilyDescriptor> {
+    COLUMN_FAMILIES
+        .iter()
+        .map(|&name| {
+            let mut o = Options::default();
+            // Blobs are zstd-compressed by us already.
+            let compression = if name == CF_BLOBS {
+                DBCompressionType::None
+            } else {
+                DBCompressionType::Zstd
+            };
+            o.set_compression_type(compression);
+            ColumnFamilyDescriptor::new(name, o)
+        })
+        .collect()
+}
+
+/// Whether a RocksDB open error means "somebody else has the LOCK".
+fn is_lock_error(e: &rocksdb::Error) -> bool {
+    e.kind() == rocksdb::ErrorKind::IOError && e.to_string().contains("LOCK")
+}
+
+/// Errors that mean the files are unusable, as opposed to the environment
+/// (permissions, disk full) being wrong.
+fn is_unusable_store(e: &rocksdb::Error) -> bool {
+    matches!(
+        e.kind(),
+        rocksdb::ErrorKind::Corruption
+            | rocksdb::ErrorKind::InvalidArgument
+            | rocksdb::ErrorKind::NotSupported
+    )
+}
+
+fn read_holder(dir: &Path) -> Option<u32> {
+    fs::read_to_string(dir.join(PID_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// `Some(true)`: exists and is ours; `Some(false)`: exists, not empty and
+/// not ours; `None`: absent or empty.
+fn looks_like_ours(dir: &Path) -> Result<Option<bool>, CacheError> {
+    let mut entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(CacheError::io("read", dir)(e)),
+    };
+    if entries.next().is_none() {
+        return Ok(None);
+    }
+    Ok(Some(OURS.iter().any(|f| dir.join(f).exists())))
+}
+
+/// Opens (or creates) the store in `dir`, waiting up to
+/// `options.lock_timeout` for another vp. Blocking.
+pub(crate) fn open(
+    dir: &Path,
+    options: &OpenOptions,
+    notify: &mut dyn FnMut(StoreNotice),
+) -> Result<Opened, CacheError> {
+    let started = Instant::now();
+    let mut announced = false;
+    let mut set_aside_once = false;
+    loop {
+        let existed = match looks_like_ours(dir)? {
+            Some(false) => {
+                return Err(CacheError::ForeignDir {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            Some(true) => true,
+            None => false,
+        };
+        fs::create_dir_all(dir).map_err(CacheError::io("create the cache directory", dir))?;
+        let problem = match DB::open_cf_descriptors(&db_options(), dir, cf_descriptors()) {
+            Ok(db) => match check_schema(&db, existed) {
+                Ok(()) => {
+                    // Best effort: only used to name the holder in a message.
+                    let _ = fs::write(dir.join(PID_FILE), std::process::id().to_string());
+                    return Ok(Opened::Ready(Store {
+                        db,
+                        dir: dir.to_path_buf(),
+                        gc: RwLock::new(()),
+                    }));
+                }
+                Err(reason) => reason,
+            },
+            Err(e) if is_lock_error(&e) => {
+                let holder = read_holder(dir);
+                if started.elapsed() >= options.lock_timeout {
+                    return Ok(Opened::Busy { holder });
+                }
+                if !announced {
+                    announced = true;
+                    notify(StoreNotice::WaitingForLock {
+                        dir: dir.to_path_buf(),
+                        holder,
+                        timeout: options.lock_timeout,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            Err(e) if is_unusable_store(&e) => e.to_string(),
+            Err(source) => {
+                return Err(CacheError::Open {
+                    dir: dir.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        if set_aside_once {
+            // A fresh store is unusable too: something else is wrong; say so.
+            return Err(CacheError::Io {
+                op: "create a usable cache in",
+                path: dir.to_path_buf(),
+                source: std::io::Error::other(problem),
+            });
+        }
+        let moved_to = set_aside(dir)?;
+        set_aside_once = true;
+        notify(StoreNotice::SetAside {
+            dir: dir.to_path_buf(),
+            moved_to,
+            reason: problem,
+        });
+    }
+}
+
+/// `Ok` when the schema matches (or the store is new and gets stamped),
+/// else the reason to set it aside. The DB is dropped (closed) by the caller
+/// on `Err`.
+fn check_schema(db: &DB, existed: bool) -> Result<(), String> {
+    let meta = db.cf_handle(CF_META).ok_or("no `meta` column family")?;
+    match db.get_cf(meta, META_SCHEMA) {
+        Ok(Some(v)) => match <[u8; 4]>::try_from(v.as_slice()).map(u32::from_le_bytes) {
+            Ok(SCHEMA_VERSION) => Ok(()),
+            Ok(other) => Err(format!(
+                "it has schema version {other}, this vp uses {SCHEMA_VERSION}"
+            )),
+            Err(_) => Err("its schema version record is corrupt".into()),
+        },
+        Ok(None) if !existed => db
+            .put_cf(meta, META_SCHEMA, SCHEMA_VERSION.to_le_bytes())
+            .map_err(|e| format!("cannot write the schema version: {e}")),
+        Ok(None) => Err("it has no schema version".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Renames `dir` to `<dir>.old-<unix seconds>`, first deleting earlier
+/// set-aside copies so at most one is kept.
+fn set_aside(dir: &Path) -> Result<PathBuf, CacheError> {
+    for old in set_aside_copies(dir) {
+        let _ = fs::remove_dir_all(&old);
+    }
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut target = sibling(dir, &format!(".old-{secs}"));
+    let mut n = 1;
+    while target.exists() {
+        target = sibling(dir, &format!(".old-{secs}-{n}"));
+        n += 1;
+    }
+    fs::rename(dir, &target).map_err(CacheError::io("move aside", dir))?;
+    Ok(target)
+}
+
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
+    name.push(suffix);
+    dir.with_file_name(name)
+}
+
+/// Earlier copies moved aside by `set_aside` (for `clean` and for keeping
+/// only one).
+pub(crate) fn set_aside_copies(dir: &Path) -> Vec<PathBuf> {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Vec::new();
+    };
+    let mut prefix = name.to_os_string();
+    prefix.push(".old-");
+    let prefix = prefix.as_encoded_bytes().to_vec();
+    let Ok(entries) = fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().as_encoded_bytes().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quiet() -> impl FnMut(StoreNotice) {
+        |_| {}
+    }
+
+    fn open_ready(dir: &Path) -> Store {
+        match open(
+            dir,
+            &OpenOptions {
+                lock_timeout: Duration::from_millis(200),
+            },
+            &mut quiet(),
+        ) {
+            Ok(Opened::Ready(s)) => s,
+            Ok(Opened::Busy { .. }) => panic!("unexpectedly busy"),
+            Err(e) => panic!("open failed: {e}"),
+        }
+    }
+
+    #[test]
+    fn creates_then_reopens() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("cache");
+        drop(open_ready(&dir));
+        assert!(dir.join("CURRENT").exists());
+        drop(open_ready(&dir));
+        assert!(
+            set_aside_copies(&dir).is_empty(),
+            "a healthy store is not set aside"
+        );
+    }
+
+    #[test]
+    fn second_open_in_same_process_is_busy_after_timeout() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("cache");
+        let _held = open_ready(&dir);
+        let mut notices = Vec::new();
+        let opts = OpenOptions {
+            lock_timeout: Duration::from_millis(150),
+        };
+        let t = Instant::now();
+        let got = open(&dir, &opts, &mut |n| notices.push(n)).expect("no error");
+        assert!(matches!(got, Opened::Busy { holder: Some(pid) } if pid == std::process::id()));
+        assert!(t.elapsed() >= Duration::from_millis(150));
+        assert_eq!(notices.len(), 1);
+        let text = notices[0].to_string();
+        assert!(text.starts_with("waiting for the cache lock on"), "{text}");
+        assert!(
+            text.contains(&format!("(pid {})", std::process::id())),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn newer_schema_is_set_aside() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("cache");
+        {
+            let store = open_ready(&dir);
+            let meta = store.db.cf_handle(CF_META).expect("meta cf");
+            store
+                .db
+                .put_cf(meta, META_SCHEMA, (SCHEMA_VERSION + 1).to_le_bytes())
+                .expect("put");
+        }
+        let mut notices = Vec::new();
+        let got = open(
+            &dir,
+            &OpenOptions {
+                lock_timeout: Duration::ZERO,
+            },
+            &mut |n| notices.push(n),
+        )
+        .expect("opens");
+        assert!(matches!(got, Opened::Ready(_)));
+        let [
+            StoreNotice::SetAside {
+                moved_to, reason, ..
+            },
+        ] = notices.as_slice()
+        else {
+            panic!("expected one set-aside notice, got {notices:?}");
+        };
+        assert!(
+            reason.contains(&format!("schema version {}", SCHEMA_VERSION + 1)),
+            "{reason}"
+        );
+        assert!(moved_to.exists());
+        assert_eq!(set_aside_copies(&dir), vec![moved_to.clone()]);
+    }
+
+    #[test]
+    fn garbage_current_is_set_aside() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("cache");
+        drop(open_ready(&dir));
+        fs::write(dir.join("CURRENT"), b"\x00\x01garbage").expect("write");
+        let mut notices = Vec::new();
+        let got = open(
+            &dir,
+            &OpenOptions {
+                lock_timeout: Duration::ZERO,
+            },
+            &mut |n| notices.push(n),
+        )
+        .expect("opens");
+        assert!(matches!(got, Opened::Ready(_)));
+        assert!(
+            matches!(notices.as_slice(), [StoreNotice::SetAside { .. }]),
+            "{notices:?}"
+        );
+    }
+
+    #[test]
+    fn garbage_manifest_is_set_aside() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("cache");
+        drop(open_ready(&dir));
+        for entry in fs::read_dir(&dir).expect("read dir") {
+            let p = entry.expect("entry").path();
+            if p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("MANIFEST-"))
+            {
+                fs::write(&p, vec![0xAB; 4096]).expect("write");
+            }
+        }
+        let mut notices = Vec::new();
+        let got = open(
+            &dir,
+            &OpenOptions {
+                lock_timeout: Duration::ZERO,
+            },
+            &mut |n| notices.push(n),
+        )
+        .expect("opens");
+        assert!(matches!(got, Opened::Ready(_)));
+        assert_eq!(notices.len(), 1, "{notices:?}");
+    }
+
+    #[test]
+    fn foreign_directory_is_refused_not_clobbered() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        fs::write(tmp.path().join("my-notes.txt"), "precious").expect("write");
+        let err = open(
+            tmp.path(),
+            &OpenOptions {
+                lock_timeout: Duration::ZERO,
+            },
+            &mut quiet(),
+        )
+        .err()
+        .expect("refused");
+        assert!(matches!(err, CacheError::ForeignDir { .. }));
+        assert!(err.to_string().contains("does not look like a vp cache"));
+        assert!(tmp.path().join("my-notes.txt").exists());
+    }
+
+    #[test]
+    fn fast_open_options_parse() {
+        assert!(
+            Options::default()
+                .get_options_from_string(FAST_OPEN)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn lock_timeout_from_env() {
+        let o =
+            OpenOptions::from_env(|k| (k == "VP_CACHE_LOCK_TIMEOUT").then(|| "0.5".to_string()));
+        assert_eq!(o.lock_timeout, Duration::from_millis(500));
+        let o = OpenOptions::from_env(|_| Some("soon".to_string()));
+        assert_eq!(o.lock_timeout, OpenOptions::DEFAULT_LOCK_TIMEOUT);
+    }
+}

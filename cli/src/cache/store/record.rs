@@ -1,0 +1,297 @@
+//! Storing a successful run: fingerprint its inputs, archive its outputs as
+//! content-addressed blobs (only new ones are compressed and written), and
+//! write the entry, its new blobs, its metadata and the task's pointer in
+//! ONE `WriteBatch`, so a crash can never leave an entry without its blobs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rocksdb::WriteBatch;
+
+use super::db::{
+    CF_ENTRIES, CF_META, CF_TASKS, EntryMeta, MAX_VARIANTS, Store, TaskRecord, entry_meta_key,
+};
+use crate::cache::clock::Timestamp;
+use crate::cache::codec;
+use crate::cache::collect::{self, NotStorable, OutputPath, TaskPaths};
+use crate::cache::digest::Digest;
+use crate::cache::entry::{CacheEntry, EntryKey, InputKind, LogChunk, LogRef, OutputState, Stamp};
+use crate::cache::env::{EnvQuery, EnvView};
+use crate::cache::error::CacheError;
+use crate::cache::fingerprint::SpawnFingerprint;
+
+/// What the runner saw of one successful (exit 0, not cancelled) run, with
+/// the tracer's and the bridge's results mapped in.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ObservedRun {
+    /// Absolute paths the task read, with how (tracer classification).
+    pub(crate) inputs: Vec<(PathBuf, InputKind)>,
+    /// Absolute paths the task wrote that exist at the end.
+    pub(crate) outputs: Vec<PathBuf>,
+    /// `ignoreInput` / `ignoreOutput` subtrees reported by tools.
+    pub(crate) ignored_inputs: Vec<PathBuf>,
+    pub(crate) ignored_outputs: Vec<PathBuf>,
+    /// Names tools read with `getEnv(name, { tracked: true })`.
+    pub(crate) tracked_env: Vec<OsString>,
+    /// Queries tools made with `getEnvs(query, { tracked: true })`.
+    pub(crate) env_queries: Vec<EnvQuery>,
+    /// stdout/stderr in the order produced.
+    pub(crate) log: Vec<LogChunk>,
+    /// From `Timestamp::task_start()`, taken right before the spawn.
+    pub(crate) started: Timestamp,
+    pub(crate) duration: Duration,
+}
+
+pub(crate) struct RecordRequest<'a> {
+    /// Stable id of the task item, e.g. `pkg#build` or `pkg#build[1]` for the
+    /// second `&&` command.
+    pub(crate) task: &'a str,
+    pub(crate) spawn: &'a SpawnFingerprint,
+    pub(crate) paths: TaskPaths<'a>,
+    pub(crate) run: &'a ObservedRun,
+    /// The runner's full environment and untracked policy.
+    pub(crate) env: &'a EnvView<'a>,
+}
+
+#[derive(Debug)]
+pub(crate) enum RecordOutcome {
+    Stored(StoredSummary),
+    /// The run succeeded but must not become a hit.
+    NotStored(NotStorable),
+}
+
+#[derive(Debug, Clone, Copy)]
+#[allow(dead_code, reason = "for the runner's verbose report")]
+pub(crate) struct StoredSummary {
+    pub(crate) key: EntryKey,
+    pub(crate) inputs: usize,
+    pub(crate) outputs: usize,
+    /// Compressed bytes of blobs that were not in the store before.
+    pub(crate) new_blob_bytes: u64,
+}
+
+impl Store {
+    /// Stores a successful run. Blocking (hashes, compresses, writes).
+    pub(crate) fn record(&self, req: &RecordRequest<'_>) -> Result<RecordOutcome, CacheError> {
+        let run = req.run;
+        let outputs = match collect::collect_outputs(
+            req.paths,
+            &req.spawn.outputs,
+            &run.outputs,
+            &run.ignored_outputs,
+        ) {
+            Ok(o) => o,
+            Err(why) => return Ok(RecordOutcome::NotStored(why)),
+        };
+        let stat_time = Timestamp::now_coarse();
+        let collected = match collect::collect_inputs(
+            req.paths,
+            &req.spawn.inputs,
+            &run.inputs,
+            &run.ignored_inputs,
+            &outputs,
+            run.started,
+        ) {
+            Ok(c) => c,
+            Err(why) => return Ok(RecordOutcome::NotStored(why)),
+        };
+        let mut tracked_env = BTreeMap::new();
+        for name in &run.tracked_env {
+            if let Some(state) = req.env.tracked(name.as_bytes()) {
+                tracked_env.insert(name.as_bytes().to_vec(), state);
+            }
+        }
+        let env_queries = run
+            .env_queries
+            .iter()
+            .map(|q| (q.clone(), req.env.query(q)))
+            .collect();
+
+        // From the first "is this blob stored?" until the batch is written,
+        // pruning must not delete blobs.
+        let _gc = self
+            .gc
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut batch = WriteBatch::default();
+        let mut archive = Archive {
+            store: self,
+            batch: &mut batch,
+            written: HashMap::new(),
+            new_bytes: 0,
+        };
+        let mut manifest = BTreeMap::new();
+        for out in &outputs {
+            match archive.output(out)? {
+                Ok(Some(state)) => {
+                    manifest.insert(out.rel.clone(), state);
+                }
+                Ok(None) => {}
+                Err(why) => return Ok(RecordOutcome::NotStored(why)),
+            }
+        }
+        let log = if run.log.is_empty() {
+            None
+        } else {
+            Some(archive.log(&run.log)?)
+        };
+        let new_blob_bytes = archive.new_bytes;
+
+        let entry = CacheEntry {
+            inputs: collected.inputs,
+            glob_inputs: collected.glob_inputs,
+            tracked_env,
+            env_queries,
+            outputs: manifest,
+            log,
+            duration: run.duration,
+            stat_time,
+        };
+        let key = EntryKey {
+            spawn: req.spawn.key(),
+            variant: entry.variant(),
+        };
+        let encoded = codec::encode(&entry);
+        let now = Timestamp::now_coarse().as_millis();
+        let hits = self.entry_meta(key)?.map_or(0, |m| m.hits);
+        let meta = EntryMeta {
+            created_ms: now,
+            last_used_ms: now,
+            hits,
+            size: encoded.len() as u64,
+        };
+        batch.put_cf(self.cf(CF_ENTRIES)?, key.to_bytes(), &encoded);
+        batch.put_cf(self.cf(CF_META)?, entry_meta_key(key), codec::encode(&meta));
+        let record = TaskRecord {
+            entry: key,
+            spawn: req.spawn.clone(),
+        };
+        batch.put_cf(
+            self.cf(CF_TASKS)?,
+            req.task.as_bytes(),
+            codec::encode(&record),
+        );
+        self.drop_excess_variants(&mut batch, key)?;
+        self.write(batch)?;
+        Ok(RecordOutcome::Stored(StoredSummary {
+            key,
+            inputs: entry.inputs.len(),
+            outputs: entry.outputs.len(),
+            new_blob_bytes,
+        }))
+    }
+
+    /// Keeps at most `MAX_VARIANTS` entries per spawn key, dropping the least
+    /// recently used. Their blobs are left for `prune` to sweep.
+    fn drop_excess_variants(
+        &self,
+        batch: &mut WriteBatch,
+        keep: EntryKey,
+    ) -> Result<(), CacheError> {
+        let mut others: Vec<(EntryKey, i64)> = self
+            .variants(&keep.spawn)?
+            .into_iter()
+            .filter(|(k, _)| *k != keep)
+            .map(|(k, m)| (k, m.map_or(0, |m| m.last_used_ms)))
+            .collect();
+        if others.len() < MAX_VARIANTS {
+            return Ok(());
+        }
+        others.sort_by_key(|(_, used)| std::cmp::Reverse(*used));
+        for (k, _) in others.into_iter().skip(MAX_VARIANTS - 1) {
+            batch.delete_cf(self.cf(CF_ENTRIES)?, k.to_bytes());
+            batch.delete_cf(self.cf(CF_META)?, entry_meta_key(k));
+        }
+        Ok(())
+    }
+}
+
+/// Puts output contents into a batch, each distinct blob once.
+struct Archive<'s, 'b> {
+    store: &'s Store,
+    batch: &'b mut WriteBatch,
+    /// Blobs already put into this batch, with their compressed size.
+    written: HashMap<Digest, u64>,
+    new_bytes: u64,
+}
+
+impl Archive<'_, '_> {
+    /// Stores `bytes` unless already present; returns the compressed size.
+    fn blob(&mut self, blob: &Digest, bytes: &[u8]) -> Result<u64, CacheError> {
+        if let Some(&len) = self.written.get(blob) {
+            return Ok(len);
+        }
+        if let Some(len) = self.store.blob_len(blob)? {
+            return Ok(len);
+        }
+        let len = self.store.put_blob(self.batch, blob, bytes)?;
+        self.written.insert(*blob, len);
+        self.new_bytes += len;
+        Ok(len)
+    }
+
+    /// `Ok(Ok(None))`: nothing to archive (gone since the run, or a socket
+    /// or fifo); `Ok(Err(_))`: the run must not be stored.
+    fn output(
+        &mut self,
+        out: &OutputPath,
+    ) -> Result<Result<Option<OutputState>, NotStorable>, CacheError> {
+        let unreadable = |e: std::io::Error| NotStorable::OutputUnreadable {
+            path: out.rel.clone(),
+            error: e.to_string(),
+        };
+        let meta = match fs::symlink_metadata(&out.abs) {
+            Ok(m) => m,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Ok(None)),
+            Err(e) => return Ok(Err(unreadable(e))),
+        };
+        let mode = meta.mode() & 0o7777;
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            return Ok(match fs::read_link(&out.abs) {
+                Ok(t) => Ok(Some(OutputState::Symlink {
+                    target: t.as_os_str().as_bytes().to_vec(),
+                })),
+                Err(e) => Err(unreadable(e)),
+            });
+        }
+        if ft.is_dir() {
+            return Ok(Ok(Some(OutputState::Dir { mode })));
+        }
+        if !ft.is_file() {
+            return Ok(Ok(None));
+        }
+        let bytes = match fs::read(&out.abs) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(unreadable(e))),
+        };
+        // The file must be the one we stat'ed: a writer still running (a
+        // leftover background process) would make the blob a torn copy.
+        match fs::symlink_metadata(&out.abs) {
+            Ok(after)
+                if Stamp::of(&after) == Stamp::of(&meta) && after.len() == bytes.len() as u64 => {}
+            _ => return Ok(Err(NotStorable::OutputChangedWhileStoring(out.rel.clone()))),
+        }
+        let blob = Digest::of_content(&bytes);
+        let stored = self.blob(&blob, &bytes)?;
+        Ok(Ok(Some(OutputState::File {
+            blob,
+            mode,
+            size: bytes.len() as u64,
+            stored,
+        })))
+    }
+
+    fn log(&mut self, chunks: &[LogChunk]) -> Result<LogRef, CacheError> {
+        let bytes = codec::encode(&chunks);
+        let blob = Digest::of_content(&bytes);
+        let stored = self.blob(&blob, &bytes)?;
+        Ok(LogRef { blob, stored })
+    }
+}

@@ -1,0 +1,193 @@
+//! pnpm-style package selectors for `--filter`.
+//!
+//! `name` and `@scope/*` match names (globs allowed), `./dir` matches packages
+//! at or below a directory, `sel...` adds dependencies, `...sel` adds
+//! dependents, `^` drops the named package itself, `!sel` excludes. Several
+//! filters are a union; exclusions apply last.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use globset::Glob;
+
+use super::PackageGraph;
+use super::task_graph::GraphError;
+use crate::workspace::Workspace;
+
+/// Evaluates `filters` to a set of package indices. Filters that match no
+/// package are returned as warnings rather than errors: a filter list is often
+/// shared between workspaces in CI scripts.
+pub(crate) fn select_packages(
+    ws: &Workspace,
+    graph: &PackageGraph,
+    filters: &[String],
+    cwd: &Path,
+) -> Result<(BTreeSet<usize>, Vec<String>), GraphError> {
+    let mut selected = BTreeSet::new();
+    let mut excluded = BTreeSet::new();
+    let mut warnings = Vec::new();
+    let only_exclusions = filters.iter().all(|f| f.starts_with('!'));
+    if only_exclusions {
+        selected.extend(0..ws.packages.len());
+    }
+    for raw in filters {
+        let (negated, sel) = match raw.strip_prefix('!') {
+            Some(s) => (true, s),
+            None => (false, raw.as_str()),
+        };
+        let matched = evaluate(ws, graph, sel, cwd).map_err(|message| GraphError::InvalidFilter {
+            filter: raw.clone(),
+            message,
+        })?;
+        if matched.is_empty() {
+            warnings.push(format!("filter `{raw}` matched no packages"));
+        }
+        if negated { excluded.extend(matched) } else { selected.extend(matched) };
+    }
+    for e in &excluded {
+        selected.remove(e);
+    }
+    Ok((selected, warnings))
+}
+
+fn evaluate(ws: &Workspace, graph: &PackageGraph, sel: &str, cwd: &Path) -> Result<BTreeSet<usize>, String> {
+    let (with_dependents, rest) = match sel.strip_prefix("...") {
+        Some(r) => (true, r),
+        None => (false, sel),
+    };
+    let (with_deps, core) = match rest.strip_suffix("...") {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
+    let (dependents_exclude_self, core) = match core.strip_prefix('^') {
+        Some(c) if with_dependents => (true, c),
+        _ => (false, core),
+    };
+    let (deps_exclude_self, core) = match core.strip_suffix('^') {
+        Some(c) if with_deps => (true, c),
+        _ => (false, core),
+    };
+    if core.is_empty() {
+        return Err("the selector names no package".to_owned());
+    }
+    let base = base_match(ws, core, cwd)?;
+    let mut out = BTreeSet::new();
+    for &p in &base {
+        if with_deps {
+            out.extend(graph.transitive_deps(p));
+            if !deps_exclude_self {
+                out.insert(p);
+            }
+        }
+        if with_dependents {
+            out.extend(graph.transitive_dependents(p));
+            if !dependents_exclude_self {
+                out.insert(p);
+            }
+        }
+        if !with_deps && !with_dependents {
+            out.insert(p);
+        }
+    }
+    Ok(out)
+}
+
+fn base_match(ws: &Workspace, core: &str, cwd: &Path) -> Result<BTreeSet<usize>, String> {
+    let dir_selector = core
+        .strip_prefix('{')
+        .and_then(|c| c.strip_suffix('}'))
+        .or_else(|| (core.starts_with("./") || core.starts_with("../") || core == ".").then_some(core));
+    if let Some(dir) = dir_selector {
+        let dir = normalize(&cwd.join(dir));
+        return Ok(ws
+            .packages
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.dir.starts_with(&dir))
+            .map(|(i, _)| i)
+            .collect());
+    }
+    let matcher = Glob::new(core).map_err(|e| e.kind().to_string())?.compile_matcher();
+    Ok(ws
+        .packages
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| matcher.is_match(&p.name))
+        .map(|(i, _)| i)
+        .collect())
+}
+
+/// Lexical normalisation (`a/./b/../c` → `a/c`); the directory need not exist.
+fn normalize(path: &Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workspace::Package;
+
+    fn ws() -> Workspace {
+        // root; app -> lib -> util; @s/x -> lib
+        let mk = |name: &str, rel: &str, deps: &[&str]| Package {
+            name: name.to_owned(),
+            dir: Path::new("/w").join(rel),
+            rel_dir: rel.to_owned(),
+            workspace_deps: deps.iter().map(|d| (*d).to_owned()).collect(),
+            scripts: Vec::new(),
+            task_config: None,
+            is_root: rel.is_empty(),
+        };
+        Workspace {
+            root: "/w".into(),
+            packages: vec![
+                mk("root", "", &[]),
+                mk("app", "apps/app", &["lib"]),
+                mk("lib", "packages/lib", &["util"]),
+                mk("util", "packages/util", &[]),
+                mk("@s/x", "packages/x", &["lib"]),
+            ],
+        }
+    }
+
+    fn names(filters: &[&str]) -> Vec<String> {
+        let ws = ws();
+        let g = PackageGraph::new(&ws);
+        let f: Vec<String> = filters.iter().map(|s| (*s).to_owned()).collect();
+        let (sel, _) = select_packages(&ws, &g, &f, Path::new("/w")).unwrap();
+        sel.into_iter().map(|i| ws.packages[i].name.clone()).collect()
+    }
+
+    #[test]
+    fn selectors() {
+        assert_eq!(names(&["app"]), ["app"]);
+        assert_eq!(names(&["@s/*"]), ["@s/x"]);
+        assert_eq!(names(&["./packages"]), ["lib", "util", "@s/x"]);
+        assert_eq!(names(&["app..."]), ["app", "lib", "util"]);
+        assert_eq!(names(&["app^..."]), ["lib", "util"]);
+        assert_eq!(names(&["...lib"]), ["app", "lib", "@s/x"]);
+        assert_eq!(names(&["...^lib"]), ["app", "@s/x"]);
+        assert_eq!(names(&["app...", "!util"]), ["app", "lib"]);
+        assert_eq!(names(&["!root", "!app"]), ["lib", "util", "@s/x"]);
+        assert_eq!(names(&["app", "util"]), ["app", "util"]);
+    }
+
+    #[test]
+    fn no_match_warns() {
+        let ws = ws();
+        let g = PackageGraph::new(&ws);
+        let (sel, warnings) = select_packages(&ws, &g, &["nope".to_owned()], Path::new("/w")).unwrap();
+        assert!(sel.is_empty());
+        assert_eq!(warnings, ["filter `nope` matched no packages"]);
+    }
+}

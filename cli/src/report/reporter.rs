@@ -1,0 +1,307 @@
+//! The human reporter: one writer pair, three log modes.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use super::format::{format_duration, header_line};
+use crate::args::LogMode;
+use crate::run::events::{OutputStream, RunEvent, RunStats, TaskOutcome};
+
+pub(crate) struct Reporter {
+    mode: LogMode,
+    verbose: bool,
+    labels: Vec<String>,
+    out: Box<dyn Write>,
+    err: Box<dyn Write>,
+    /// Labeled mode: the unfinished last line of each (task, stream).
+    partial: HashMap<(usize, OutputStream), Vec<u8>>,
+    /// Grouped mode: each task's output in arrival order.
+    groups: HashMap<usize, Vec<(OutputStream, Vec<u8>)>>,
+    /// Per task: the header lines and the outcome, for `-v` and `--last-details`.
+    details: Vec<TaskDetail>,
+}
+
+#[derive(Default, Clone)]
+struct TaskDetail {
+    commands: Vec<String>,
+    notices: Vec<String>,
+    outcome: Option<String>,
+}
+
+impl Reporter {
+    pub(crate) fn new(mode: LogMode, verbose: bool, labels: Vec<String>, out: Box<dyn Write>, err: Box<dyn Write>) -> Reporter {
+        let details = vec![TaskDetail::default(); labels.len()];
+        Reporter { mode, verbose, labels, out, err, partial: HashMap::new(), groups: HashMap::new(), details }
+    }
+
+    pub(crate) fn terminal(mode: LogMode, verbose: bool, labels: Vec<String>) -> Reporter {
+        Reporter::new(mode, verbose, labels, Box::new(std::io::stdout()), Box::new(std::io::stderr()))
+    }
+
+    /// Writes one event. Write errors (a closed pipe) are ignored: the run
+    /// itself must still finish and report its exit code.
+    pub(crate) fn report(&mut self, event: &RunEvent) {
+        match event {
+            RunEvent::TaskStarted { .. } => {}
+            RunEvent::CommandStarted { task, header } => {
+                let line = header_line(header);
+                self.details[*task].commands.push(line.clone());
+                self.own_line(*task, &line);
+            }
+            RunEvent::TaskOutput { task, stream, bytes } => self.output(*task, *stream, bytes),
+            RunEvent::TaskNotice { task, message } => {
+                self.details[*task].notices.push(message.clone());
+                let line = format!("vp: {message}");
+                self.own_line(*task, &line);
+            }
+            RunEvent::TaskFinished { task, outcome, duration } => {
+                self.details[*task].outcome = Some(match outcome {
+                    TaskOutcome::Succeeded { cache_hits, commands, .. } if *commands > 0 => {
+                        format!("succeeded in {} ({cache_hits}/{commands} from cache)", format_duration(*duration))
+                    }
+                    TaskOutcome::Succeeded { .. } => format!("succeeded in {}", format_duration(*duration)),
+                    TaskOutcome::Failed { message, .. } => message.clone(),
+                    TaskOutcome::Skipped => "not started".to_owned(),
+                    TaskOutcome::Cancelled => "cancelled".to_owned(),
+                });
+                self.flush_partial(*task);
+                if let TaskOutcome::Failed { message, .. } = outcome {
+                    let line = format!("vp: {} {message}", self.labels[*task]);
+                    self.own_line(*task, &line);
+                }
+                self.flush_group(*task);
+            }
+            RunEvent::Notice { message } => {
+                let _ = writeln!(self.err, "vp: {message}");
+            }
+            RunEvent::RunFinished { stats } => self.summary(stats),
+        }
+        let _ = self.out.flush();
+        let _ = self.err.flush();
+    }
+
+    /// A line vp itself prints about a task (header, notice): on stderr so a
+    /// task's stdout stays exactly what its program printed.
+    fn own_line(&mut self, task: usize, line: &str) {
+        match self.mode {
+            LogMode::Interleaved => {
+                let _ = writeln!(self.err, "{line}");
+            }
+            LogMode::Labeled => {
+                let _ = writeln!(self.err, "[{}] {line}", self.labels[task]);
+            }
+            LogMode::Grouped => {
+                let mut bytes = line.as_bytes().to_vec();
+                bytes.push(b'\n');
+                self.groups.entry(task).or_default().push((OutputStream::Stderr, bytes));
+            }
+        }
+    }
+
+    fn output(&mut self, task: usize, stream: OutputStream, bytes: &[u8]) {
+        match self.mode {
+            LogMode::Interleaved => {
+                let _ = self.writer(stream).write_all(bytes);
+            }
+            LogMode::Grouped => self.groups.entry(task).or_default().push((stream, bytes.to_vec())),
+            LogMode::Labeled => {
+                let mut buf = self.partial.remove(&(task, stream)).unwrap_or_default();
+                buf.extend_from_slice(bytes);
+                let mut start = 0;
+                while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
+                    let line = buf[start..start + nl + 1].to_vec();
+                    self.labeled_line(task, stream, &line);
+                    start += nl + 1;
+                }
+                buf.drain(..start);
+                if !buf.is_empty() {
+                    self.partial.insert((task, stream), buf);
+                }
+            }
+        }
+    }
+
+    fn labeled_line(&mut self, task: usize, stream: OutputStream, line: &[u8]) {
+        let prefix = format!("[{}] ", self.labels[task]);
+        let w = self.writer(stream);
+        let _ = w.write_all(prefix.as_bytes());
+        let _ = w.write_all(line);
+        if !line.ends_with(b"\n") {
+            let _ = w.write_all(b"\n");
+        }
+    }
+
+    fn flush_partial(&mut self, task: usize) {
+        for stream in [OutputStream::Stdout, OutputStream::Stderr] {
+            if let Some(rest) = self.partial.remove(&(task, stream)) {
+                self.labeled_line(task, stream, &rest);
+            }
+        }
+    }
+
+    fn flush_group(&mut self, task: usize) {
+        if let Some(chunks) = self.groups.remove(&task) {
+            let _ = writeln!(self.err, "── {} ──", self.labels[task]);
+            for (stream, bytes) in chunks {
+                let _ = self.writer(stream).write_all(&bytes);
+                let _ = self.writer(stream).flush();
+            }
+        }
+    }
+
+    fn writer(&mut self, stream: OutputStream) -> &mut dyn Write {
+        match stream {
+            OutputStream::Stdout => &mut *self.out,
+            OutputStream::Stderr => &mut *self.err,
+        }
+    }
+
+    fn summary(&mut self, stats: &RunStats) {
+        let interesting = stats.tasks > 1 || !stats.not_cached.is_empty() || self.verbose;
+        if !interesting && stats.first_failure.is_none() && !stats.cancelled {
+            return;
+        }
+        if stats.tasks <= 1 && stats.not_cached.is_empty() && !self.verbose {
+            // A single failed or cancelled task already said so on its own line.
+            return;
+        }
+        let _ = writeln!(self.err, "---");
+        if self.verbose {
+            let table = self.details_table();
+            let _ = self.err.write_all(table.as_bytes());
+        }
+        let line = summary_line(stats);
+        let _ = writeln!(self.err, "{line}");
+        for n in &stats.not_cached {
+            let _ = writeln!(self.err, "vp run: {n}");
+        }
+    }
+
+    /// Every task with its commands' cache status and its outcome.
+    fn details_table(&self) -> String {
+        let mut text = String::new();
+        for (label, d) in self.labels.iter().zip(&self.details) {
+            text.push_str(&format!("{label}: {}\n", d.outcome.as_deref().unwrap_or("not started")));
+            for c in &d.commands {
+                text.push_str(&format!("    {c}\n"));
+            }
+            for n in &d.notices {
+                text.push_str(&format!("    vp: {n}\n"));
+            }
+        }
+        text
+    }
+
+    /// The text `vp run --last-details` shows for this run.
+    pub(crate) fn last_details(&self, stats: &RunStats) -> String {
+        let mut text = self.details_table();
+        text.push_str(&summary_line(stats));
+        text.push('\n');
+        for n in &stats.not_cached {
+            text.push_str(&format!("vp run: {n}\n"));
+        }
+        text
+    }
+}
+
+/// `vp run: 2/3 cache hit (66%), 1.2s saved.` or, without cached commands,
+/// `vp run: 3 tasks succeeded in 1.2s.`
+pub(crate) fn summary_line(s: &RunStats) -> String {
+    let mut line = if s.cached_commands > 0 {
+        let pct = s.cache_hits * 100 / s.cached_commands.max(1);
+        format!(
+            "vp run: {}/{} cache hit ({pct}%), {} saved.",
+            s.cache_hits,
+            s.cached_commands,
+            format_duration(s.saved)
+        )
+    } else {
+        format!("vp run: {} of {} tasks succeeded in {}.", s.succeeded, s.tasks, format_duration(s.duration))
+    };
+    if let Some((label, code)) = &s.first_failure {
+        line.push_str(&format!(" {label} failed with exit code {code}"));
+        if s.skipped > 0 {
+            line.push_str(&format!("; {} not started", s.skipped));
+        }
+        line.push('.');
+    } else if s.cancelled {
+        line.push_str(" Cancelled.");
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::run::events::{CacheStatus, CommandHeader};
+
+    #[derive(Clone, Default)]
+    struct Buf(Rc<RefCell<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn run(mode: LogMode, events: &[RunEvent]) -> (String, String) {
+        let (out, err) = (Buf::default(), Buf::default());
+        let mut r = Reporter::new(mode, false, vec!["a#build".into(), "b#build".into()], Box::new(out.clone()), Box::new(err.clone()));
+        for e in events {
+            r.report(e);
+        }
+        let s = |b: Buf| String::from_utf8(b.0.borrow().clone()).unwrap();
+        (s(out), s(err))
+    }
+
+    fn events() -> Vec<RunEvent> {
+        let header = |task| RunEvent::CommandStarted {
+            task,
+            header: CommandHeader { cwd: String::new(), command: "node x".into(), status: CacheStatus::Disabled },
+        };
+        let out = |task, s: &str| RunEvent::TaskOutput { task, stream: OutputStream::Stdout, bytes: s.as_bytes().to_vec() };
+        let done = |task| RunEvent::TaskFinished {
+            task,
+            outcome: TaskOutcome::Succeeded { cache_hits: 0, commands: 1, saved: Duration::ZERO },
+            duration: Duration::ZERO,
+        };
+        vec![header(0), header(1), out(0, "a1\na"), out(1, "b1\n"), out(0, "2\n"), done(1), done(0)]
+    }
+
+    #[test]
+    fn interleaved_passes_bytes_through() {
+        let (out, err) = run(LogMode::Interleaved, &events());
+        assert_eq!(out, "a1\nab1\n2\n");
+        assert_eq!(err, "$ node x ⊘ cache disabled\n$ node x ⊘ cache disabled\n");
+    }
+
+    #[test]
+    fn labeled_prefixes_whole_lines() {
+        let (out, _) = run(LogMode::Labeled, &events());
+        assert_eq!(out, "[a#build] a1\n[b#build] b1\n[a#build] a2\n");
+    }
+
+    #[test]
+    fn grouped_prints_blocks_in_finish_order() {
+        let (out, err) = run(LogMode::Grouped, &events());
+        assert_eq!(out, "b1\na1\na2\n");
+        assert!(err.starts_with("── b#build ──\n$ node x ⊘ cache disabled\n── a#build ──"), "{err}");
+    }
+
+    #[test]
+    fn summary_lines() {
+        let mut s = RunStats { tasks: 3, succeeded: 1, failed: 1, skipped: 1, ..Default::default() };
+        s.first_failure = Some(("a#build".into(), 2));
+        s.duration = Duration::from_millis(1500);
+        assert_eq!(summary_line(&s), "vp run: 1 of 3 tasks succeeded in 1.5s. a#build failed with exit code 2; 1 not started.");
+        let s = RunStats { tasks: 2, cached_commands: 2, cache_hits: 1, saved: Duration::from_millis(1200), ..Default::default() };
+        assert_eq!(summary_line(&s), "vp run: 1/2 cache hit (50%), 1.2s saved.");
+    }
+}

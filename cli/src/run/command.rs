@@ -1,0 +1,272 @@
+//! `vp run` and `vp build`: from arguments to an exit code.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use anyhow::Context;
+
+use super::events::RunEvent;
+use super::scheduler::{self, SchedulerOptions};
+use super::task::{RunCache, RunContext, TaskSpec};
+use crate::cache::{CacheSettings, GlobConfig};
+use crate::workspace::GlobEntry;
+use super::{command_line, env::EnvPolicy, resolve};
+use crate::args::{ExecOptions, RunArgs};
+use crate::graph::{self, ExecutionPlan, PackageGraph, TaskKind, TaskQuery, TaskSelection};
+use crate::report::Reporter;
+use crate::workspace::Workspace;
+
+/// Exit code of a run interrupted with Ctrl-C (128 + SIGINT).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Beside the store: the details of the last run, for `--last-details`.
+const LAST_DETAILS_FILE: &str = "last-run.txt";
+
+pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("cannot determine the current directory")?;
+    let ws = Workspace::load(&cwd)?;
+    if args.last_details {
+        let settings = CacheSettings::resolve(args.exec.cache_dir.as_deref(), None, &ws.root, &cwd, |k| std::env::var(k).ok())?;
+        let file = settings.dir.join(LAST_DETAILS_FILE);
+        match std::fs::read_to_string(&file) {
+            Ok(text) => print!("{text}"),
+            Err(_) => println!("no previous run recorded in `{}`", settings.dir.display()),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(task) = args.task.as_deref() else {
+        print_task_list(&ws, &cwd);
+        return Ok(ExitCode::SUCCESS);
+    };
+    let pkg_graph = PackageGraph::new(&ws);
+    let selection = if args.recursive {
+        TaskSelection::Recursive
+    } else if !args.filter.is_empty() {
+        let (set, warnings) = graph::select_packages(&ws, &pkg_graph, &args.filter, &cwd)?;
+        for w in warnings {
+            eprintln!("warning: {w}");
+        }
+        TaskSelection::Filtered(set)
+    } else if args.transitive {
+        TaskSelection::Transitive
+    } else if args.workspace_root {
+        TaskSelection::WorkspaceRoot
+    } else {
+        TaskSelection::Current
+    };
+    let plan = graph::build_plan(&ws, &pkg_graph, &TaskQuery { task, selection, cwd: &cwd })?;
+    let opts = SchedulerOptions {
+        concurrency: usize::try_from(args.concurrency_limit).unwrap_or(4),
+        parallel: args.parallel,
+    };
+    execute_plan(&ws, &plan, &args.extra, &args.exec, &opts)
+}
+
+fn execute_plan(
+    ws: &Workspace,
+    plan: &ExecutionPlan,
+    extra: &[String],
+    exec: &ExecOptions,
+    opts: &SchedulerOptions,
+) -> anyhow::Result<ExitCode> {
+    let full_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let root_cache = ws.packages[0]
+        .task_config
+        .as_ref()
+        .and_then(|c| c.cache)
+        .map_or((false, true), |c| c.kinds());
+    let single = plan.tasks.len() == 1;
+    let mut specs = Vec::with_capacity(plan.tasks.len());
+    for (i, t) in plan.tasks.iter().enumerate() {
+        let pkg = &ws.packages[t.pkg];
+        // Extra args go to the tasks the user named, not to their dependencies.
+        let is_target = !plan.tasks.iter().any(|other| other.deps.contains(&i)) || single;
+        let items = match &t.command {
+            Some(c) => command_line::parse(c, if is_target { extra } else { &[] })
+                .with_context(|| format!("task `{}` has an invalid command", t.label))?,
+            None => Vec::new(),
+        };
+        let cwd = match &t.def.cwd {
+            Some(rel) => pkg.dir.join(rel),
+            None => pkg.dir.clone(),
+        };
+        if !cwd.is_dir() {
+            anyhow::bail!(
+                "task `{}`: its working directory `{}` does not exist\n(hint: fix `cwd` in `{}`)",
+                t.label,
+                cwd.display(),
+                pkg.dir.join("vite-task.json").display()
+            );
+        }
+        let env_policy = EnvPolicy::new(&t.label, &t.def.env, &t.def.untracked_env)?;
+        let mut child_env = env_policy.child_env(&full_env);
+        let bins = resolve::bin_dirs(&cwd, &ws.root);
+        let path = resolve::child_path(&bins, std::env::var_os("PATH").as_deref());
+        child_env.retain(|(k, _)| k != "PATH");
+        child_env.push(("PATH".into(), path));
+        let default_cache = match t.kind {
+            TaskKind::Task => root_cache.1,
+            TaskKind::Script => root_cache.0,
+        };
+        let cache_enabled = if exec.no_cache {
+            false
+        } else if exec.cache {
+            true
+        } else {
+            t.def.cache.unwrap_or(default_cache)
+        };
+        specs.push(TaskSpec {
+            label: t.label.clone(),
+            display: None,
+            items,
+            header_cwd: header_cwd(&ws.root, &cwd),
+            package_dir: pkg.dir.clone(),
+            inputs: glob_config(t.def.input.as_deref()),
+            outputs: glob_config(t.def.output.as_deref()),
+            cwd,
+            env_policy,
+            child_env,
+            cache_enabled,
+            interactive: single && !cache_enabled,
+        });
+    }
+    let deps: Vec<Vec<usize>> = plan.tasks.iter().map(|t| t.deps.clone()).collect();
+    execute_specs(&ws.root, specs, &deps, exec, opts)
+}
+
+/// `input`/`output` config: omitted means auto; a list is auto only if it
+/// contains `{ "auto": true }`.
+pub(super) fn glob_config(entries: Option<&[GlobEntry]>) -> GlobConfig {
+    let Some(entries) = entries else { return GlobConfig::auto() };
+    let mut config = GlobConfig { auto: false, globs: Vec::new() };
+    for e in entries {
+        match e {
+            GlobEntry::Glob(g) => config.globs.push(g.clone()),
+            GlobEntry::Auto(flag) => config.auto |= flag.auto,
+        }
+    }
+    config
+}
+
+/// Runs resolved tasks on one `LocalExecutor` with a terminal reporter and
+/// turns the result into vp's exit code.
+pub(super) fn execute_specs(
+    root: &Path,
+    specs: Vec<TaskSpec>,
+    deps: &[Vec<usize>],
+    exec: &ExecOptions,
+    opts: &SchedulerOptions,
+) -> anyhow::Result<ExitCode> {
+    let labels = specs.iter().map(|s| s.label.clone()).collect();
+    let reporter = Rc::new(std::cell::RefCell::new(Reporter::terminal(exec.log, exec.verbose, labels)));
+    let sink = Rc::clone(&reporter);
+    let emit = move |e: RunEvent| sink.borrow_mut().report(&e);
+    let cwd = std::env::current_dir().context("cannot determine the current directory")?;
+    let settings = CacheSettings::resolve(exec.cache_dir.as_deref(), None, root, &cwd, |k| std::env::var(k).ok())?;
+    let cache = if specs.iter().any(|s| s.cache_enabled) {
+        open_cache(&settings, &emit)
+    } else {
+        Err("caching is off".to_owned())
+    };
+    let addon_path = match crate::bridge::materialize_addon(&crate::bridge::default_addon_dir()) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            emit(RunEvent::Notice { message: format!("Node tools cannot talk to vp in this run: {e}") });
+            None
+        }
+    };
+    let full_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let ctx = Rc::new(RunContext {
+        emit: Box::new(emit),
+        children: super::spawn::ChildRegistry::default(),
+        cancelled: std::cell::Cell::new(false),
+        verbose: exec.verbose,
+        workspace_root: root.to_path_buf(),
+        full_env_map: Rc::new(full_env.iter().cloned().collect()),
+        full_env: std::sync::Arc::new(full_env),
+        cache,
+        addon_path,
+        not_cached: std::cell::RefCell::new(Vec::new()),
+    });
+    let ex = Rc::new(smol::LocalExecutor::new());
+    let specs = Rc::new(specs);
+    let mut stats = smol::block_on(ex.run(scheduler::run(&ex, specs, deps, opts, Rc::clone(&ctx))));
+    stats.not_cached = ctx.not_cached.borrow().clone();
+    reporter.borrow_mut().report(&RunEvent::RunFinished { stats: stats.clone() });
+    let details = reporter.borrow().last_details(&stats);
+    // Best effort: `--last-details` then has nothing to show, which it says.
+    let _ = std::fs::create_dir_all(&settings.dir)
+        .and_then(|()| std::fs::write(settings.dir.join(LAST_DETAILS_FILE), details));
+    if let Ok(c) = &ctx.cache {
+        // Keep the cache within its bound; a failure here loses nothing.
+        let _ = c.store.prune_if_needed(settings.max_size);
+    }
+    Ok(if stats.cancelled {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if let Some((_, code)) = stats.first_failure {
+        ExitCode::from(u8::try_from(code.clamp(1, 255)).unwrap_or(1))
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Opens the store, telling the user when it waits for or repairs it.
+/// Failing to open is never fatal: the run goes on without the cache.
+fn open_cache(settings: &CacheSettings, emit: &dyn Fn(RunEvent)) -> Result<RunCache, String> {
+    let mut notify = |n: crate::cache::StoreNotice| emit(RunEvent::Notice { message: n.to_string() });
+    match crate::cache::open(&settings.dir, &settings.open, &mut notify) {
+        Ok(crate::cache::Opened::Ready(store)) => Ok(RunCache { store: std::sync::Arc::new(store), dir: settings.dir.clone() }),
+        Ok(crate::cache::Opened::Busy { holder }) => {
+            let who = holder.map_or_else(|| "another vp".to_owned(), |pid| format!("another vp (pid {pid})"));
+            let reason = format!("{who} holds the cache lock");
+            emit(RunEvent::Notice { message: format!("{reason}; running without the cache") });
+            Err(reason)
+        }
+        Err(e) => {
+            let reason = format!("the cache at `{}` could not be opened: {e}", settings.dir.display());
+            emit(RunEvent::Notice { message: format!("{reason}; running without the cache") });
+            Err(reason)
+        }
+    }
+}
+
+pub(super) fn header_cwd(root: &Path, cwd: &Path) -> String {
+    match cwd.strip_prefix(root) {
+        Ok(rel) if rel.as_os_str().is_empty() => String::new(),
+        Ok(rel) => format!("~/{}", rel.display()),
+        Err(_) => cwd.display().to_string(),
+    }
+}
+
+/// `vp run` without a task: the tasks of the current package, or of every
+/// package when run at the workspace root.
+fn print_task_list(ws: &Workspace, cwd: &Path) {
+    let current = ws.package_containing(cwd).unwrap_or(0);
+    let pkgs: Vec<usize> = if current == 0 { (0..ws.packages.len()).collect() } else { vec![current] };
+    let mut any = false;
+    for p in pkgs {
+        let tasks = graph::available_tasks(ws, p);
+        if tasks.is_empty() {
+            continue;
+        }
+        any = true;
+        let pkg = &ws.packages[p];
+        let place = if pkg.rel_dir.is_empty() { String::new() } else { format!(" ({})", pkg.rel_dir) };
+        println!("{}{place}:", pkg.name);
+        let width = tasks.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
+        for (name, command, kind) in tasks {
+            let kind = match kind {
+                TaskKind::Task => "",
+                TaskKind::Script => "  (script)",
+            };
+            println!("  {name:<width$}  {}{kind}", command.as_deref().unwrap_or("(runs its dependsOn only)"));
+        }
+    }
+    if !any {
+        println!("no tasks found: add `scripts` to package.json or `tasks` to vite-task.json");
+    } else {
+        println!("\nrun one with `vp run <task>` or `vp run <package>#<task>`");
+    }
+}

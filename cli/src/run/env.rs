@@ -1,0 +1,165 @@
+//! The environment a task's processes see.
+//!
+//! Strict by default: a child sees only the variables its task declares
+//! (`env`, values fingerprinted), its `untrackedEnv` (passed through, names
+//! only), and a default pass-through list of variables that describe the
+//! machine rather than the build (PATH, HOME, CI, ...). Everything else is
+//! stripped, so an undeclared variable cannot change a cached result unseen.
+//! Tools may still ask for more over the bridge, which fingerprints what they
+//! asked for.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+/// Passed to every child, never fingerprinted by value (COMPAT §5).
+pub(crate) const DEFAULT_PASS_THROUGH: &[&str] = &[
+    "HOME", "USER", "TZ", "LANG", "LC_*", "SHELL", "PWD", "PATH", "XDG_RUNTIME_DIR", "XAUTHORITY",
+    "DBUS_SESSION_BUS_ADDRESS", "CI", "NODE_OPTIONS", "COREPACK_*", "NPM_CONFIG_STORE_DIR",
+    "PNPM_HOME", "LD_LIBRARY_PATH", "LD_PRELOAD", "COLORTERM", "TERM", "TERM_PROGRAM", "DISPLAY",
+    "FORCE_COLOR", "NO_COLOR", "TMP", "TEMP", "TMPDIR", "VERCEL", "VERCEL_*", "NEXT_*",
+    "GITHUB_*", "RUNNER_*", "DOCKER_*", "BUILDKIT_*", "PLAYWRIGHT_*", "VSCODE_*", "*_TOKEN", "VP_*",
+];
+
+/// Names whose values are never stored in clear text, only as hashes.
+const SECRET_SUFFIXES: &[&str] = &[
+    "_KEY", "_SECRET", "_TOKEN", "_PASSWORD", "_PASS", "_PASSWD", "_CREDENTIALS", "_AUTH",
+    "_PRIVATE_KEY", "_API_KEY", "_ACCESS_KEY",
+];
+
+pub(crate) fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_SUFFIXES.iter().any(|s| upper.ends_with(s)) || upper == "PASSWORD" || upper == "SECRET"
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid env pattern `{pattern}` in task `{task}`: {message}")]
+pub(crate) struct EnvPatternError {
+    task: String,
+    pattern: String,
+    message: String,
+}
+
+/// Which variables a task declares, passes through, or strips.
+#[derive(Debug, Clone)]
+pub(crate) struct EnvPolicy {
+    declared: GlobSet,
+    user_untracked: GlobSet,
+    defaults: GlobSet,
+}
+
+fn glob_set(patterns: &[impl AsRef<str>], task: &str) -> Result<GlobSet, EnvPatternError> {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        let p = p.as_ref();
+        let glob = Glob::new(p).map_err(|e| EnvPatternError {
+            task: task.to_owned(),
+            pattern: p.to_owned(),
+            message: e.kind().to_string(),
+        })?;
+        b.add(glob);
+    }
+    b.build().map_err(|e| EnvPatternError {
+        task: task.to_owned(),
+        pattern: patterns.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", "),
+        message: e.to_string(),
+    })
+}
+
+impl EnvPolicy {
+    pub(crate) fn new(task: &str, declared: &[String], untracked: &[String]) -> Result<EnvPolicy, EnvPatternError> {
+        Ok(EnvPolicy {
+            declared: glob_set(declared, task)?,
+            user_untracked: glob_set(untracked, task)?,
+            defaults: glob_set(DEFAULT_PASS_THROUGH, task)?,
+        })
+    }
+
+    /// Declared by the task: passed to the child, value fingerprinted.
+    /// `untrackedEnv` wins over `env` when both match (user config that says
+    /// "don't track" is the more specific intent).
+    pub(crate) fn is_declared(&self, name: &OsStr) -> bool {
+        name.to_str().is_some_and(|n| self.declared.is_match(n)) && !self.is_untracked(name)
+    }
+
+    /// Passed through without fingerprinting the value: the task's
+    /// `untrackedEnv` and the default pass-through list.
+    pub(crate) fn is_untracked(&self, name: &OsStr) -> bool {
+        name.to_str()
+            .is_some_and(|n| self.user_untracked.is_match(n) || self.defaults.is_match(n))
+    }
+
+    /// The variables of `full` the child may see.
+    pub(crate) fn child_env(&self, full: &[(OsString, OsString)]) -> Vec<(OsString, OsString)> {
+        full.iter()
+            .filter(|(k, _)| self.is_declared(k) || self.is_untracked(k))
+            .cloned()
+            .collect()
+    }
+
+    /// Declared variables and their values (the part of the env that is in
+    /// the cache key).
+    pub(crate) fn declared_values(&self, full: &[(OsString, OsString)]) -> BTreeMap<OsString, OsString> {
+        full.iter()
+            .filter(|(k, _)| self.is_declared(k))
+            .cloned()
+            .collect()
+    }
+
+    /// Names of the user's untracked variables that are set (in the key by
+    /// name only).
+    pub(crate) fn untracked_names(&self, full: &[(OsString, OsString)]) -> Vec<OsString> {
+        let mut names: Vec<OsString> = full
+            .iter()
+            .filter(|(k, _)| k.to_str().is_some_and(|n| self.user_untracked.is_match(n)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect()
+    }
+
+    #[test]
+    fn strict_env_keeps_declared_untracked_and_defaults_only() {
+        let p = EnvPolicy::new("t", &["VITE_*".into(), "NODE_ENV".into()], &["DEBUG".into()]).unwrap();
+        let full = env(&[
+            ("PATH", "/bin"), ("VITE_A", "1"), ("NODE_ENV", "production"), ("DEBUG", "x"),
+            ("SECRET_THING", "s"), ("GITHUB_SHA", "abc"), ("NPM_TOKEN", "t"),
+        ]);
+        let names: Vec<_> = p.child_env(&full).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(names, ["PATH", "VITE_A", "NODE_ENV", "DEBUG", "GITHUB_SHA", "NPM_TOKEN"]);
+        let declared: Vec<_> = p.declared_values(&full).into_keys().collect();
+        assert_eq!(declared, ["NODE_ENV", "VITE_A"]);
+        assert_eq!(p.untracked_names(&full), ["DEBUG"]);
+    }
+
+    #[test]
+    fn untracked_wins_over_declared() {
+        let p = EnvPolicy::new("t", &["APP_*".into()], &["APP_BUILD_ID".into()]).unwrap();
+        assert!(!p.is_declared(OsStr::new("APP_BUILD_ID")));
+        assert!(p.is_untracked(OsStr::new("APP_BUILD_ID")));
+        assert!(p.is_declared(OsStr::new("APP_URL")));
+    }
+
+    #[test]
+    fn secret_names() {
+        assert!(is_secret_name("STRIPE_API_KEY"));
+        assert!(is_secret_name("db_password"));
+        assert!(!is_secret_name("VITE_API_URL"));
+    }
+
+    #[test]
+    fn bad_pattern_is_an_error_naming_the_task() {
+        let e = EnvPolicy::new("app#build", &["VITE_[".into()], &[]).unwrap_err().to_string();
+        assert!(e.contains("`VITE_[`") && e.contains("app#build"), "{e}");
+    }
+}

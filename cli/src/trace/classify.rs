@@ -1,0 +1,734 @@
+//! Turns an access log into what the cache needs: inputs (content read,
+//! existence probed, directory listed, symlink followed), outputs, files
+//! the task created and removed (temporaries), pre-existing files it removed,
+//! and inputs it modified (a conflict: such a run must not be stored).
+//! Pure: the end-of-run file states come from `AccessLog::end_state`
+//! (filled by `resolve::snapshot`), so the cache can re-run it after the
+//! tools' reports (`ignoreInput`/`ignoreOutput`) arrived.
+//!
+//! Rules, per real path in syscall order (ARCHITECTURE §4):
+//! - read, probed or listed before the task changed it → input;
+//! - read after the task wrote it → not an input (it reads its own output);
+//! - metadata access (stat, listing, readlink) before the task deletes or
+//!   rewrites it, or before it writes anything below it (emptying `dist/`)
+//!   → not an input;
+//! - content read, then written or deleted → `modified_inputs`;
+//! - written and present at the end → output; created and gone → temporary;
+//! - tool reports are applied first; paths outside the root, in `/proc`,
+//!   `/sys`, `/dev`, under a `.git` directory or an excluded dir are only counted.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Component, Path, PathBuf};
+
+use super::log::{AccessLog, Op, PathKind};
+
+/// What counts, and what the task's own tools asked to ignore.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClassifyOptions<'a> {
+    /// Workspace root, as a real (canonical) path: only paths under it count.
+    pub(crate) root: &'a Path,
+    /// Real paths whose subtrees are never inputs or outputs (vp's cache dir).
+    pub(crate) excluded_dirs: &'a [PathBuf],
+    /// Absolute paths reported with `ignoreInput`: reads in these subtrees are dropped.
+    pub(crate) ignored_inputs: &'a [PathBuf],
+    /// Absolute paths reported with `ignoreOutput`: writes in these subtrees are dropped.
+    pub(crate) ignored_outputs: &'a [PathBuf],
+}
+
+/// How a task depended on an input path. The cache fingerprints each kind differently.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub(crate) enum InputAccess {
+    /// File content was read (opened for reading, executed, hard-linked):
+    /// fingerprint the content.
+    ContentRead,
+    /// Only existence and type were checked (stat, access, a failed open or
+    /// exec of a missing path): fingerprint what is there, `Missing`
+    /// meaning "must stay missing".
+    Probe { found: Found },
+    /// The directory's entries were listed: fingerprint the entry names.
+    Listing,
+    /// A symlink was read or followed: fingerprint its target text.
+    Symlink { target: PathBuf },
+}
+
+/// What a probed path was, at the end of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Found {
+    Missing,
+    File,
+    Dir,
+    /// Socket, fifo or device.
+    Other,
+}
+
+/// What an output path is at the end of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum OutputKind {
+    File,
+    /// A directory the task created (or `mkdir`ed while it existed) that
+    /// holds no other output: restoring means "make sure it exists".
+    /// Directories with outputs below them are implied and not listed.
+    Dir,
+    Symlink,
+    /// Socket or fifo: cannot be archived.
+    Other,
+}
+
+/// Everything the cache needs to know about one run. Paths are absolute,
+/// real (symlinks resolved, except a symlink that is itself an input or
+/// output) and under the root.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct AccessClassification {
+    /// Paths whose state before the run decided its result.
+    pub(crate) inputs: BTreeMap<PathBuf, InputAccess>,
+    /// Paths the run created or changed and that exist at its end.
+    pub(crate) outputs: BTreeMap<PathBuf, OutputKind>,
+    /// Paths the run created and removed again: neither input nor output.
+    pub(crate) temporaries: BTreeSet<PathBuf>,
+    /// Pre-existing paths the run removed (old build artifacts), only
+    /// touched by metadata before: neither input nor output.
+    pub(crate) deleted: BTreeSet<PathBuf>,
+    /// Files whose content the run read and then changed or removed: the
+    /// run modified its own input, so it must not be stored.
+    pub(crate) modified_inputs: Vec<PathBuf>,
+    /// Why the trace may be incomplete (copied from the log). Non-empty:
+    /// do not store the run as auto-tracked.
+    pub(crate) untraceable: Vec<String>,
+    /// How many distinct paths were ignored by the exclusion rules.
+    pub(crate) excluded: usize,
+}
+
+impl AccessClassification {
+    /// Whether the result may be stored: nothing modified its inputs and the
+    /// trace is complete.
+    pub(crate) fn is_cacheable(&self) -> bool {
+        self.modified_inputs.is_empty() && self.untraceable.is_empty()
+    }
+}
+
+/// A per-path event, after symlink expansion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Event {
+    /// Content read (open for reading, exec, link source).
+    Read,
+    /// Existence or metadata.
+    Probe,
+    /// Directory entries.
+    List,
+    /// A symlink's target (readlink, or followed on the way to another path).
+    LinkRead,
+    /// The task wrote or created this path.
+    Create,
+    /// The task removed this name.
+    Delete,
+    /// The task created or removed an entry of this directory.
+    ChildChanged,
+    /// The task created or removed something deeper below this directory.
+    DescendantChanged,
+}
+
+impl Event {
+    fn is_read(self) -> bool {
+        matches!(self, Event::Read | Event::Probe | Event::List | Event::LinkRead)
+    }
+    fn is_own_change(self) -> bool {
+        matches!(self, Event::Create | Event::Delete)
+    }
+}
+
+/// The per-path events one logged operation stands for.
+fn events_of(op: Op) -> &'static [Event] {
+    match op {
+        Op::Read | Op::Exec => &[Event::Read],
+        Op::ReadWrite => &[Event::Read, Event::Create],
+        Op::Write | Op::Mkdir | Op::RenameTo | Op::Link => &[Event::Create],
+        Op::Probe => &[Event::Probe],
+        Op::ReadLink => &[Event::LinkRead],
+        Op::List => &[Event::List],
+        Op::Remove | Op::RenameFrom => &[Event::Delete],
+    }
+}
+
+pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessClassification {
+    let state = &log.end_state;
+    let mut excluded: BTreeSet<PathBuf> = BTreeSet::new();
+    // Insertion-ordered per path; a Vec per path keeps syscall order.
+    let mut per_path: HashMap<PathBuf, Vec<Event>> = HashMap::new();
+    let mut renamed_dirs: Vec<PathBuf> = Vec::new();
+
+    let mut push = |path: &Path, event: Event, excluded: &mut BTreeSet<PathBuf>| {
+        if is_excluded(path, opts) {
+            if !excluded.contains(path) {
+                excluded.insert(path.to_path_buf());
+            }
+            return false;
+        }
+        if event.is_read() && under_any(path, opts.ignored_inputs) {
+            return false;
+        }
+        if event.is_own_change() && under_any(path, opts.ignored_outputs) {
+            return false;
+        }
+        per_path.entry(path.to_path_buf()).or_default().push(event);
+        true
+    };
+
+    for access in &log.accesses {
+        if super::resolve::is_pseudo(&access.path) {
+            if !excluded.contains(&access.path) {
+                excluded.insert(access.path.clone());
+            }
+            continue;
+        }
+        let resolution = state.resolve(&access.path, access.follow);
+        for link in &resolution.links {
+            push(link, Event::LinkRead, &mut excluded);
+        }
+        for &event in events_of(access.op) {
+            let kept = push(&resolution.real, event, &mut excluded);
+            if kept && event.is_own_change() {
+                // Creating or removing a name changes every directory above
+                // it (within the root): their listings and stats are not inputs.
+                for (depth, ancestor) in resolution.real.ancestors().skip(1).enumerate() {
+                    if !ancestor.starts_with(opts.root) {
+                        break;
+                    }
+                    let event = if depth == 0 { Event::ChildChanged } else { Event::DescendantChanged };
+                    push(ancestor, event, &mut excluded);
+                }
+            }
+        }
+        if access.op == Op::RenameTo && state.kind(&resolution.real) == PathKind::Dir {
+            renamed_dirs.push(resolution.real.clone());
+        }
+    }
+
+    let mut out = AccessClassification { untraceable: log.untraceable.clone(), ..AccessClassification::default() };
+    for (path, events) in &per_path {
+        classify_path(path, events, state.kind(path), state.link_targets.get(path), &mut out);
+    }
+
+    // A directory renamed into place brings its whole subtree with it.
+    for dir in renamed_dirs {
+        if let Some(entries) = state.trees.get(&dir) {
+            for (path, kind) in entries {
+                if is_excluded(path, opts) || under_any(path, opts.ignored_outputs) {
+                    continue;
+                }
+                if let Some(kind) = output_kind(*kind) {
+                    out.outputs.entry(path.clone()).or_insert(kind);
+                }
+            }
+        }
+    }
+
+    prune_implied_dirs(&mut out.outputs);
+    out.modified_inputs.sort();
+    out.excluded = excluded.len();
+    out
+}
+
+fn classify_path(path: &Path, events: &[Event], kind: PathKind, link_target: Option<&PathBuf>, out: &mut AccessClassification) {
+    // A directory has no content: opening one for reading is a probe.
+    let content_read = |e: &Event| *e == Event::Read && kind != PathKind::Dir;
+
+    if let Some(first_own) = events.iter().position(|e| e.is_own_change()) {
+        // Metadata looked at before the task changed the path (stat before
+        // unlink, the old dist/ before rewriting it) is not an input; content
+        // read before is: the task modified its own input.
+        if events[..first_own].iter().any(content_read) {
+            out.modified_inputs.push(path.to_path_buf());
+        }
+        match output_kind(kind) {
+            Some(output) => {
+                out.outputs.insert(path.to_path_buf(), output);
+            }
+            None if events[first_own] == Event::Create => {
+                out.temporaries.insert(path.to_path_buf());
+            }
+            None => {
+                out.deleted.insert(path.to_path_buf());
+            }
+        }
+        return;
+    }
+
+    // A directory the task writes into: its listing is the task's own doing
+    // when the task adds or removes entries, and its existence is implied by
+    // the outputs below it. Content reads cannot happen on a directory.
+    let children_changed = events.contains(&Event::ChildChanged);
+    let below_changed = children_changed || events.contains(&Event::DescendantChanged);
+    let counts = |e: &&Event| match e {
+        Event::List => !children_changed,
+        Event::Probe | Event::Read | Event::LinkRead => !below_changed,
+        _ => false,
+    };
+    let reads: Vec<Event> = events.iter().filter(counts).copied().collect();
+    if reads.is_empty() {
+        return;
+    }
+    let access = match kind {
+        PathKind::Symlink => InputAccess::Symlink { target: link_target.cloned().unwrap_or_default() },
+        PathKind::Missing => InputAccess::Probe { found: Found::Missing },
+        PathKind::File if reads.iter().any(content_read) => InputAccess::ContentRead,
+        PathKind::File => InputAccess::Probe { found: Found::File },
+        PathKind::Dir if reads.contains(&Event::List) => InputAccess::Listing,
+        PathKind::Dir => InputAccess::Probe { found: Found::Dir },
+        PathKind::Other => InputAccess::Probe { found: Found::Other },
+    };
+    out.inputs.insert(path.to_path_buf(), access);
+}
+
+fn output_kind(kind: PathKind) -> Option<OutputKind> {
+    match kind {
+        PathKind::Missing => None,
+        PathKind::File => Some(OutputKind::File),
+        PathKind::Dir => Some(OutputKind::Dir),
+        PathKind::Symlink => Some(OutputKind::Symlink),
+        PathKind::Other => Some(OutputKind::Other),
+    }
+}
+
+/// Drops directory outputs that contain another output: restoring the
+/// contents recreates them.
+fn prune_implied_dirs(outputs: &mut BTreeMap<PathBuf, OutputKind>) {
+    let implied: Vec<PathBuf> = outputs
+        .iter()
+        .filter(|(_, kind)| **kind == OutputKind::Dir)
+        .filter(|(dir, _)| {
+            outputs.range::<PathBuf, _>((std::ops::Bound::Excluded(*dir), std::ops::Bound::Unbounded))
+                .next()
+                .is_some_and(|(next, _)| next.starts_with(dir))
+        })
+        .map(|(dir, _)| dir.clone())
+        .collect();
+    for dir in implied {
+        outputs.remove(&dir);
+    }
+}
+
+fn under_any(path: &Path, dirs: &[PathBuf]) -> bool {
+    dirs.iter().any(|dir| path.starts_with(dir))
+}
+
+fn is_excluded(path: &Path, opts: &ClassifyOptions<'_>) -> bool {
+    let Ok(relative) = path.strip_prefix(opts.root) else {
+        return true;
+    };
+    super::resolve::is_pseudo(path)
+        || relative.components().any(|c| c == Component::Normal(".git".as_ref()))
+        || under_any(path, opts.excluded_dirs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::log::{Access, EndState, Resolution};
+    use std::time::Duration;
+
+    const ROOT: &str = "/w";
+
+    /// A synthetic log: accesses in order plus the end-of-run kinds.
+    #[derive(Default)]
+    struct Scenario {
+        log: AccessLog,
+    }
+
+    impl Scenario {
+        fn op(mut self, op: Op, path: &str) -> Self {
+            self.log.accesses.push(Access { at: Duration::ZERO, tid: 1, path: PathBuf::from(path), op, follow: true });
+            self
+        }
+        fn nofollow(mut self, op: Op, path: &str) -> Self {
+            self.log.accesses.push(Access { at: Duration::ZERO, tid: 1, path: PathBuf::from(path), op, follow: false });
+            self
+        }
+        fn exists(mut self, path: &str, kind: PathKind) -> Self {
+            self.log.end_state.kinds.insert(PathBuf::from(path), kind);
+            self
+        }
+        fn file(self, path: &str) -> Self {
+            self.exists(path, PathKind::File)
+        }
+        fn dir(self, path: &str) -> Self {
+            self.exists(path, PathKind::Dir)
+        }
+        fn link(mut self, link: &str, target: &str) -> Self {
+            self.log.end_state.kinds.insert(PathBuf::from(link), PathKind::Symlink);
+            self.log.end_state.link_targets.insert(PathBuf::from(link), PathBuf::from(target));
+            self
+        }
+        fn resolves(mut self, path: &str, follow: bool, real: &str, links: &[&str]) -> Self {
+            self.log.end_state.resolved.insert(
+                (PathBuf::from(path), follow),
+                Resolution { real: PathBuf::from(real), links: links.iter().map(PathBuf::from).collect() },
+            );
+            self
+        }
+        fn run(&self) -> AccessClassification {
+            self.run_with(&[], &[], &[])
+        }
+        fn run_with(&self, excluded: &[PathBuf], ignored_in: &[PathBuf], ignored_out: &[PathBuf]) -> AccessClassification {
+            let opts = ClassifyOptions {
+                root: Path::new(ROOT),
+                excluded_dirs: excluded,
+                ignored_inputs: ignored_in,
+                ignored_outputs: ignored_out,
+            };
+            classify(&self.log, &opts)
+        }
+    }
+
+    fn p(s: &str) -> PathBuf {
+        PathBuf::from(s)
+    }
+
+    fn inputs(c: &AccessClassification) -> Vec<(&str, &InputAccess)> {
+        c.inputs.iter().map(|(k, v)| (k.to_str().expect("utf8"), v)).collect()
+    }
+
+    fn outputs(c: &AccessClassification) -> Vec<&str> {
+        c.outputs.keys().map(|k| k.to_str().expect("utf8")).collect()
+    }
+
+    #[test]
+    fn empty_log_is_empty_and_cacheable() {
+        let c = Scenario::default().run();
+        assert_eq!(c, AccessClassification::default());
+        assert!(c.is_cacheable());
+    }
+
+    #[test]
+    fn cat_a_into_b() {
+        let c = Scenario::default().op(Op::Read, "/w/a").op(Op::Write, "/w/b").file("/w/a").file("/w/b").run();
+        assert_eq!(inputs(&c), vec![("/w/a", &InputAccess::ContentRead)]);
+        assert_eq!(outputs(&c), vec!["/w/b"]);
+        assert!(c.is_cacheable());
+    }
+
+    #[test]
+    fn probe_kinds_come_from_the_end_state() {
+        let c = Scenario::default()
+            .op(Op::Probe, "/w/missing")
+            .op(Op::Read, "/w/also-missing")
+            .op(Op::Exec, "/w/node_modules/.bin/node")
+            .op(Op::Probe, "/w/f")
+            .op(Op::Probe, "/w/d")
+            .op(Op::Read, "/w/d2")
+            .file("/w/f")
+            .dir("/w/d")
+            .dir("/w/d2")
+            .run();
+        let missing = InputAccess::Probe { found: Found::Missing };
+        assert_eq!(
+            inputs(&c),
+            vec![
+                ("/w/also-missing", &missing),
+                ("/w/d", &InputAccess::Probe { found: Found::Dir }),
+                // Opening a directory for reading is not a content read.
+                ("/w/d2", &InputAccess::Probe { found: Found::Dir }),
+                ("/w/f", &InputAccess::Probe { found: Found::File }),
+                ("/w/missing", &missing),
+                ("/w/node_modules/.bin/node", &missing),
+            ]
+        );
+    }
+
+    #[test]
+    fn content_read_wins_over_probe_and_listing_over_probe() {
+        let c = Scenario::default()
+            .op(Op::Probe, "/w/a")
+            .op(Op::Read, "/w/a")
+            .op(Op::Probe, "/w/a")
+            .op(Op::Probe, "/w/src")
+            .op(Op::List, "/w/src")
+            .file("/w/a")
+            .dir("/w/src")
+            .run();
+        assert_eq!(inputs(&c), vec![("/w/a", &InputAccess::ContentRead), ("/w/src", &InputAccess::Listing)]);
+    }
+
+    #[test]
+    fn reading_own_output_is_not_an_input() {
+        let c = Scenario::default()
+            .op(Op::Write, "/w/out.js")
+            .op(Op::Probe, "/w/out.js")
+            .op(Op::Read, "/w/out.js")
+            .file("/w/out.js")
+            .run();
+        assert!(c.inputs.is_empty());
+        assert_eq!(outputs(&c), vec!["/w/out.js"]);
+        assert!(c.modified_inputs.is_empty());
+    }
+
+    #[test]
+    fn write_read_delete_is_a_temporary() {
+        let tmp = "/w/node_modules/.vite-temp/vite.config.js.timestamp-1-abc.mjs";
+        let c = Scenario::default()
+            .op(Op::Mkdir, "/w/node_modules/.vite-temp")
+            .op(Op::Write, tmp)
+            .op(Op::Probe, tmp)
+            .op(Op::Read, tmp)
+            .op(Op::Remove, tmp)
+            .dir("/w/node_modules/.vite-temp")
+            .run();
+        assert!(c.inputs.is_empty(), "{:?}", c.inputs);
+        assert_eq!(c.temporaries, BTreeSet::from([p(tmp)]));
+        // The empty directory left behind is an output.
+        assert_eq!(outputs(&c), vec!["/w/node_modules/.vite-temp"]);
+        assert!(c.is_cacheable());
+    }
+
+    #[test]
+    fn emptying_and_rewriting_dist_has_no_dist_inputs() {
+        // The sequence vite's emptyOutDir produced (TRACING-FINDINGS §4).
+        let c = Scenario::default()
+            .op(Op::Read, "/w/index.html")
+            .op(Op::Probe, "/w/dist")
+            .op(Op::Probe, "/w/dist")
+            .op(Op::List, "/w/dist")
+            .op(Op::Probe, "/w/dist/assets")
+            .op(Op::Remove, "/w/dist/assets")
+            .op(Op::Probe, "/w/dist/assets")
+            .op(Op::List, "/w/dist/assets")
+            .op(Op::Probe, "/w/dist/assets/index-OLD.js")
+            .op(Op::Remove, "/w/dist/assets/index-OLD.js")
+            .op(Op::Remove, "/w/dist/assets")
+            .op(Op::Probe, "/w/dist/index.html")
+            .op(Op::Remove, "/w/dist/index.html")
+            .op(Op::Mkdir, "/w/dist")
+            .op(Op::Mkdir, "/w/dist/assets")
+            .op(Op::Mkdir, "/w/dist/assets")
+            .op(Op::Write, "/w/dist/assets/index-NEW.js")
+            .op(Op::Write, "/w/dist/index.html")
+            .file("/w/index.html")
+            .dir("/w/dist")
+            .dir("/w/dist/assets")
+            .file("/w/dist/assets/index-NEW.js")
+            .file("/w/dist/index.html")
+            .run();
+        assert_eq!(inputs(&c), vec![("/w/index.html", &InputAccess::ContentRead)]);
+        // dist/ and dist/assets/ are implied by the files in them.
+        assert_eq!(outputs(&c), vec!["/w/dist/assets/index-NEW.js", "/w/dist/index.html"]);
+        assert_eq!(c.deleted, BTreeSet::from([p("/w/dist/assets/index-OLD.js")]));
+        assert!(c.modified_inputs.is_empty());
+        assert!(c.is_cacheable());
+    }
+
+    #[test]
+    fn listing_a_directory_the_task_writes_into_is_not_an_input() {
+        let c = Scenario::default()
+            .op(Op::List, "/w/gen")
+            .op(Op::Probe, "/w")
+            .op(Op::Write, "/w/gen/types.d.ts")
+            .op(Op::List, "/w/gen")
+            .dir("/w/gen")
+            .dir("/w")
+            .file("/w/gen/types.d.ts")
+            .run();
+        assert!(c.inputs.is_empty(), "{:?}", c.inputs);
+        assert_eq!(outputs(&c), vec!["/w/gen/types.d.ts"]);
+    }
+
+    #[test]
+    fn deep_writes_drop_ancestor_probes_but_keep_their_listings() {
+        // Writing into an existing dist/assets/ does not change the root's
+        // entries, so listing the root still counts; probing it does not.
+        let c = Scenario::default()
+            .op(Op::List, "/w")
+            .op(Op::Probe, "/w/dist")
+            .op(Op::Write, "/w/dist/assets/a.js")
+            .dir("/w")
+            .dir("/w/dist")
+            .file("/w/dist/assets/a.js")
+            .run();
+        assert_eq!(inputs(&c), vec![("/w", &InputAccess::Listing)]);
+    }
+
+    #[test]
+    fn content_read_then_modified_is_a_conflict() {
+        let c = Scenario::default()
+            .op(Op::Read, "/w/src/a.ts")
+            .op(Op::Write, "/w/src/a.ts")
+            .op(Op::ReadWrite, "/w/db.sqlite")
+            .op(Op::Read, "/w/consumed")
+            .op(Op::Remove, "/w/consumed")
+            .file("/w/src/a.ts")
+            .file("/w/db.sqlite")
+            .run();
+        assert_eq!(c.modified_inputs, vec![p("/w/consumed"), p("/w/db.sqlite"), p("/w/src/a.ts")]);
+        assert!(!c.is_cacheable());
+        assert!(c.inputs.is_empty());
+        assert_eq!(c.deleted, BTreeSet::from([p("/w/consumed")]));
+    }
+
+    #[test]
+    fn read_write_of_own_file_is_fine() {
+        let c = Scenario::default().op(Op::Write, "/w/x").op(Op::ReadWrite, "/w/x").file("/w/x").run();
+        assert!(c.modified_inputs.is_empty());
+        assert_eq!(outputs(&c), vec!["/w/x"]);
+    }
+
+    #[test]
+    fn atomic_write_through_rename() {
+        let c = Scenario::default()
+            .op(Op::Write, "/w/out.json.tmp")
+            .op(Op::RenameFrom, "/w/out.json.tmp")
+            .op(Op::RenameTo, "/w/out.json")
+            .file("/w/out.json")
+            .run();
+        assert_eq!(c.temporaries, BTreeSet::from([p("/w/out.json.tmp")]));
+        assert_eq!(outputs(&c), vec!["/w/out.json"]);
+    }
+
+    #[test]
+    fn renamed_directory_brings_its_tree() {
+        let mut s = Scenario::default()
+            .op(Op::Mkdir, "/w/dist.tmp")
+            .op(Op::Write, "/w/dist.tmp/a.js")
+            .op(Op::RenameFrom, "/w/dist.tmp")
+            .op(Op::RenameTo, "/w/dist")
+            .dir("/w/dist");
+        s.log.end_state.trees.insert(
+            p("/w/dist"),
+            vec![(p("/w/dist/a.js"), PathKind::File), (p("/w/dist/sub"), PathKind::Dir), (p("/w/dist/sub/b.js"), PathKind::File)],
+        );
+        let c = s.run();
+        assert_eq!(outputs(&c), vec!["/w/dist/a.js", "/w/dist/sub/b.js"]);
+        assert_eq!(c.temporaries, BTreeSet::from([p("/w/dist.tmp"), p("/w/dist.tmp/a.js")]));
+    }
+
+    #[test]
+    fn symlinks_record_link_and_target() {
+        let c = Scenario::default()
+            .op(Op::Read, "/w/node_modules/pkg/index.js")
+            .nofollow(Op::ReadLink, "/w/current")
+            .resolves("/w/node_modules/pkg/index.js", true, "/w/packages/pkg/index.js", &["/w/node_modules/pkg"])
+            .link("/w/node_modules/pkg", "../packages/pkg")
+            .link("/w/current", "v2")
+            .file("/w/packages/pkg/index.js")
+            .run();
+        assert_eq!(
+            inputs(&c),
+            vec![
+                ("/w/current", &InputAccess::Symlink { target: p("v2") }),
+                ("/w/node_modules/pkg", &InputAccess::Symlink { target: p("../packages/pkg") }),
+                ("/w/packages/pkg/index.js", &InputAccess::ContentRead),
+            ]
+        );
+    }
+
+    #[test]
+    fn symlink_out_of_the_root_keeps_the_link_only() {
+        let c = Scenario::default()
+            .op(Op::Read, "/w/shared.js")
+            .resolves("/w/shared.js", true, "/elsewhere/shared.js", &["/w/shared.js"])
+            .link("/w/shared.js", "/elsewhere/shared.js")
+            .file("/elsewhere/shared.js")
+            .run();
+        assert_eq!(inputs(&c), vec![("/w/shared.js", &InputAccess::Symlink { target: p("/elsewhere/shared.js") })]);
+        assert_eq!(c.excluded, 1);
+    }
+
+    #[test]
+    fn exclusions_are_counted_not_classified() {
+        let c = Scenario::default()
+            .op(Op::Read, "/usr/lib/libc.so.6")
+            .op(Op::Read, "/usr/lib/libc.so.6")
+            .op(Op::Read, "/proc/12/maps")
+            .op(Op::Read, "/sys/fs/cgroup/cpu.max")
+            .op(Op::Read, "/dev/null")
+            .op(Op::Read, "/w/.git/HEAD")
+            .op(Op::Write, "/w/sub/.git/index")
+            .op(Op::Write, "/w/node_modules/.cache/vp/db")
+            .op(Op::Read, "/w2/other")
+            .file("/usr/lib/libc.so.6")
+            .file("/w/.git/HEAD")
+            .run_with(&[p("/w/node_modules/.cache/vp")], &[], &[]);
+        assert!(c.inputs.is_empty() && c.outputs.is_empty(), "{c:?}");
+        assert_eq!(c.excluded, 8);
+    }
+
+    #[test]
+    fn tool_reports_apply_before_the_overlap_check() {
+        let s = Scenario::default()
+            .op(Op::Read, "/w/node_modules/.vite/deps/x.js")
+            .op(Op::Write, "/w/node_modules/.vite/deps/x.js")
+            .op(Op::Read, "/w/src/a.js")
+            .file("/w/node_modules/.vite/deps/x.js")
+            .file("/w/src/a.js");
+        let vite = p("/w/node_modules/.vite");
+
+        let c = s.run();
+        assert_eq!(c.modified_inputs, vec![p("/w/node_modules/.vite/deps/x.js")]);
+
+        // ignoreInput: the read is dropped, so only an output remains.
+        let c = s.run_with(&[], std::slice::from_ref(&vite), &[]);
+        assert!(c.modified_inputs.is_empty());
+        assert_eq!(outputs(&c), vec!["/w/node_modules/.vite/deps/x.js"]);
+        assert_eq!(inputs(&c), vec![("/w/src/a.js", &InputAccess::ContentRead)]);
+
+        // ignoreOutput: the write is dropped, the read is a plain input.
+        let c = s.run_with(&[], &[], std::slice::from_ref(&vite));
+        assert!(c.modified_inputs.is_empty());
+        assert!(c.outputs.is_empty());
+        assert_eq!(c.inputs.len(), 2);
+
+        // Both: nothing under the subtree counts.
+        let c = s.run_with(&[], std::slice::from_ref(&vite), std::slice::from_ref(&vite));
+        assert_eq!(inputs(&c), vec![("/w/src/a.js", &InputAccess::ContentRead)]);
+        assert!(c.outputs.is_empty());
+    }
+
+    #[test]
+    fn ignored_outputs_do_not_hide_their_parents_listing() {
+        let c = Scenario::default()
+            .op(Op::List, "/w/cache")
+            .op(Op::Write, "/w/cache/x")
+            .dir("/w/cache")
+            .file("/w/cache/x")
+            .run_with(&[], &[], &[p("/w/cache/x")]);
+        assert_eq!(inputs(&c), vec![("/w/cache", &InputAccess::Listing)]);
+    }
+
+    #[test]
+    fn failed_write_of_missing_path_is_a_temporary_not_an_output() {
+        // CONTINUE gives no result: a write that failed leaves nothing behind.
+        let c = Scenario::default().op(Op::Write, "/w/readonly/x").run();
+        assert!(c.outputs.is_empty());
+        assert_eq!(c.temporaries, BTreeSet::from([p("/w/readonly/x")]));
+    }
+
+    #[test]
+    fn created_symlink_is_a_symlink_output() {
+        let c = Scenario::default().nofollow(Op::Link, "/w/bin/tool").link("/w/bin/tool", "../lib/tool.js").run();
+        assert_eq!(c.outputs.get(&p("/w/bin/tool")), Some(&OutputKind::Symlink));
+    }
+
+    #[test]
+    fn untraceable_reasons_make_it_uncacheable() {
+        let mut s = Scenario::default();
+        s.log.untraceable.push("a process made 32-bit system calls".to_owned());
+        let c = s.run();
+        assert!(!c.is_cacheable());
+        assert_eq!(c.untraceable.len(), 1);
+    }
+
+    #[test]
+    fn root_itself_can_be_an_input() {
+        let c = Scenario::default().op(Op::List, "/w").dir("/w").run();
+        assert_eq!(inputs(&c), vec![("/w", &InputAccess::Listing)]);
+    }
+
+    #[test]
+    fn unresolved_paths_default_to_themselves() {
+        let state = EndState::default();
+        let r = state.resolve(Path::new("/w/x"), true);
+        assert_eq!(r.real, p("/w/x"));
+        assert!(r.links.is_empty());
+        assert_eq!(state.kind(Path::new("/w/x")), PathKind::Missing);
+    }
+}

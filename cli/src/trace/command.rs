@@ -1,0 +1,116 @@
+//! `vp trace [--json] [--log] [--root DIR] -- <command...>`: runs one command
+//! under the tracer with inherited stdio and prints what it read and wrote,
+//! classified as `vp run` would (stderr, or JSON on stdout with `--json`,
+//! in which case the command's own stdout goes to stderr). Exits with the
+//! command's exit code. Called from `main.rs`.
+
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+
+use anyhow::Context;
+use smol::LocalExecutor;
+
+use super::classify::{ClassifyOptions, classify};
+use super::report::{self, RunSummary};
+use super::spawn::{ChildStdio, TraceOutcome, spawn_traced};
+use crate::args::TraceArgs;
+
+/// vp's cache directory relative to the root, excluded like `vp run` does.
+const CACHE_DIR: &str = "node_modules/.cache/vp";
+
+pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("could not read the current directory")?;
+    let root = args.root.clone().unwrap_or_else(|| find_root(&cwd));
+    let root = root
+        .canonicalize()
+        .with_context(|| format!("the root `{}` cannot be used (hint: pass an existing directory to --root)", root.display()))?;
+    let Some((program, rest)) = args.command.split_first() else {
+        anyhow::bail!("no command given (hint: `vp trace -- <command> [args...]`)");
+    };
+    let command: Vec<String> = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let shown_command = shell_words::join(&command);
+
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(rest);
+    let mut stdio = ChildStdio::inherit();
+    if args.json {
+        // Keep stdout for the JSON document alone.
+        let stderr = std::io::stderr().as_fd().try_clone_to_owned().context("could not duplicate stderr")?;
+        stdio.stdout = Stdio::from(stderr);
+    }
+
+    let ex = LocalExecutor::new();
+    let (status, outcome) = smol::block_on(ex.run(async {
+        // Ctrl-C reaches the command too; vp stays to report how it ended.
+        let _ignore_interrupts = async_signal::Signals::new([async_signal::Signal::Int]).ok();
+        let (mut child, trace) = spawn_traced(&ex, cmd, stdio).await?;
+        let status = child.status().await.with_context(|| format!("could not wait for `{}`", command[0]))?;
+        let outcome = trace.finish().await;
+        anyhow::Ok((status, outcome))
+    }))?;
+
+    let exit_code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    let summary = RunSummary { command: &command, shown_command: &shown_command, exit_code, root: &root };
+    let excluded_dirs = [root.join(CACHE_DIR)];
+    let opts = ClassifyOptions { root: &root, excluded_dirs: &excluded_dirs, ignored_inputs: &[], ignored_outputs: &[] };
+
+    // Buffered: a report has hundreds of lines, and stderr is unbuffered.
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut stderr = std::io::BufWriter::new(std::io::stderr().lock());
+    let written = match &outcome {
+        TraceOutcome::Traced(log) => {
+            let classification = classify(log, &opts);
+            if args.json {
+                let doc = report::json(&summary, Ok(&classification), args.log.then_some(log));
+                writeln!(stdout, "{doc:#}")
+            } else {
+                (if args.log { report::write_log(&mut stderr, log) } else { Ok(()) })
+                    .and_then(|()| report::write_human(&mut stderr, &summary, &classification))
+            }
+        }
+        TraceOutcome::Untraced { reason } => {
+            if args.json {
+                writeln!(stdout, "{:#}", report::json(&summary, Err(reason), None))
+            } else {
+                report::write_untraced(&mut stderr, &summary, reason)
+            }
+        }
+    };
+    let written = written.and_then(|()| stdout.flush()).and_then(|()| stderr.flush());
+    // A closed stdout (`vp trace --json ... | head`) is not vp's failure.
+    if let Err(err) = written
+        && err.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(err).context("could not write the trace report");
+    }
+    Ok(ExitCode::from(u8::try_from(exit_code).unwrap_or(1)))
+}
+
+use std::os::fd::AsFd;
+
+/// The nearest ancestor with `pnpm-workspace.yaml`, else the nearest with a
+/// `package.json`, else `cwd` itself.
+fn find_root(cwd: &Path) -> PathBuf {
+    let with = |name: &str| cwd.ancestors().find(|dir| dir.join(name).is_file()).map(Path::to_path_buf);
+    with("pnpm-workspace.yaml").or_else(|| with("package.json")).unwrap_or_else(|| cwd.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_prefers_the_workspace_file() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        let pkg = root.join("packages/a/src");
+        std::fs::create_dir_all(&pkg).expect("mkdir");
+        assert_eq!(find_root(&pkg), pkg);
+        std::fs::write(root.join("packages/a/package.json"), "{}").expect("write");
+        assert_eq!(find_root(&pkg), root.join("packages/a"));
+        std::fs::write(root.join("pnpm-workspace.yaml"), "packages: ['packages/*']").expect("write");
+        assert_eq!(find_root(&pkg), root);
+    }
+}

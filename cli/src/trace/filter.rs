@@ -1,0 +1,163 @@
+//! The classic-BPF seccomp program installed in every traced child: which
+//! system calls are sent to the supervisor (user notification), which one is
+//! refused (`io_uring_setup`), and which run untouched. Built in the parent,
+//! before `fork`, because the child may not allocate; `install.rs` loads it.
+
+use libc::sock_filter;
+
+/// `AUDIT_ARCH_X86_64` from `<linux/audit.h>` (not in the libc crate).
+pub(crate) const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+
+/// x32 system calls are x86_64 calls with this bit set in the number.
+pub(crate) const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// System calls whose path (or fd) the supervisor records. Everything that
+/// names a file a tool can read, probe, list, execute, create or remove.
+/// `read`/`write`/`mmap` are not here: the open that produced the fd is.
+pub(crate) const NOTIFIED: &[libc::c_long] = &[
+    libc::SYS_open,
+    libc::SYS_creat,
+    libc::SYS_openat,
+    libc::SYS_openat2,
+    libc::SYS_stat,
+    libc::SYS_lstat,
+    libc::SYS_newfstatat,
+    libc::SYS_statx,
+    libc::SYS_access,
+    libc::SYS_faccessat,
+    libc::SYS_faccessat2,
+    libc::SYS_readlink,
+    libc::SYS_readlinkat,
+    libc::SYS_execve,
+    libc::SYS_execveat,
+    libc::SYS_getdents,
+    libc::SYS_getdents64,
+    libc::SYS_rename,
+    libc::SYS_renameat,
+    libc::SYS_renameat2,
+    libc::SYS_unlink,
+    libc::SYS_unlinkat,
+    libc::SYS_mkdir,
+    libc::SYS_mkdirat,
+    libc::SYS_rmdir,
+    libc::SYS_chdir,
+    libc::SYS_truncate,
+    libc::SYS_link,
+    libc::SYS_linkat,
+    libc::SYS_symlink,
+    libc::SYS_symlinkat,
+];
+
+// Offsets into `struct seccomp_data`.
+const OFFSET_NR: u32 = 0;
+const OFFSET_ARCH: u32 = 4;
+
+const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+const JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+
+const RET_NOTIFY: u32 = libc::SECCOMP_RET_USER_NOTIF;
+const RET_ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+/// io_uring performs opens the filter never sees; refusing the ring makes
+/// libuv (Node) and others fall back to plain system calls (measured).
+const RET_ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+
+fn stmt(code: u16, k: u32) -> sock_filter {
+    sock_filter { code, jt: 0, jf: 0, k }
+}
+
+fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
+    sock_filter { code, jt, jf, k }
+}
+
+/// The filter program. Layout:
+///
+/// ```text
+///   ld arch; jeq X86_64 ? skip : ret NOTIFY      (i386 `int 0x80` and friends)
+///   ld nr;   jge X32_BIT ? ret NOTIFY : skip     (x32 numbers)
+///   jeq io_uring_setup ? ret ENOSYS : skip
+///   jeq NOTIFIED[i] ? → ret NOTIFY               (one test per call)
+///   ret ALLOW
+///   ret NOTIFY
+/// ```
+///
+/// Foreign architectures are notified rather than allowed so the supervisor
+/// can mark the run untraceable instead of silently missing their opens.
+pub(crate) fn program() -> Vec<sock_filter> {
+    let n = NOTIFIED.len();
+    // Every jump offset to the final NOTIFY must fit the 8-bit `jt` field.
+    debug_assert!(n < 250, "too many notified system calls for 8-bit jumps");
+    let mut prog = Vec::with_capacity(n + 10);
+    prog.push(stmt(LD_W_ABS, OFFSET_ARCH));
+    prog.push(jump(JEQ_K, AUDIT_ARCH_X86_64, 1, 0));
+    prog.push(stmt(RET_K, RET_NOTIFY));
+    prog.push(stmt(LD_W_ABS, OFFSET_NR));
+    prog.push(jump(JGE_K, X32_SYSCALL_BIT, 0, 1));
+    prog.push(stmt(RET_K, RET_NOTIFY));
+    prog.push(jump(JEQ_K, libc::SYS_io_uring_setup as u32, 0, 1));
+    prog.push(stmt(RET_K, RET_ENOSYS));
+    for (i, nr) in NOTIFIED.iter().enumerate() {
+        // Distance from the instruction after this one to the final NOTIFY:
+        // the remaining tests (n - 1 - i) plus the ALLOW.
+        let to_notify = u8::try_from(n - i).unwrap_or(u8::MAX);
+        prog.push(jump(JEQ_K, *nr as u32, to_notify, 0));
+    }
+    prog.push(stmt(RET_K, RET_ALLOW));
+    prog.push(stmt(RET_K, RET_NOTIFY));
+    prog
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny interpreter for the instructions `program` uses, so the jump
+    /// arithmetic is checked without installing anything.
+    fn run(prog: &[sock_filter], arch: u32, nr: u32) -> u32 {
+        let mut acc = 0u32;
+        let mut pc = 0usize;
+        loop {
+            let ins = prog[pc];
+            pc += 1;
+            match ins.code {
+                LD_W_ABS => acc = if ins.k == OFFSET_ARCH { arch } else { nr },
+                JEQ_K => pc += usize::from(if acc == ins.k { ins.jt } else { ins.jf }),
+                JGE_K => pc += usize::from(if acc >= ins.k { ins.jt } else { ins.jf }),
+                RET_K => return ins.k,
+                other => panic!("unexpected instruction {other:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_listed_call_is_notified() {
+        let prog = program();
+        for nr in NOTIFIED {
+            assert_eq!(run(&prog, AUDIT_ARCH_X86_64, *nr as u32), RET_NOTIFY, "nr {nr}");
+        }
+    }
+
+    #[test]
+    fn other_calls_are_allowed() {
+        let prog = program();
+        for nr in [libc::SYS_read, libc::SYS_write, libc::SYS_mmap, libc::SYS_close, libc::SYS_fstat] {
+            assert_eq!(run(&prog, AUDIT_ARCH_X86_64, nr as u32), RET_ALLOW, "nr {nr}");
+        }
+    }
+
+    #[test]
+    fn io_uring_setup_is_refused_with_enosys() {
+        let prog = program();
+        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, libc::SYS_io_uring_setup as u32), RET_ENOSYS);
+    }
+
+    #[test]
+    fn foreign_arch_and_x32_are_notified() {
+        let prog = program();
+        const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+        // i386 `read` (3) is harmless on i386 too, but must still be seen.
+        assert_eq!(run(&prog, AUDIT_ARCH_I386, 3), RET_NOTIFY);
+        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | 2), RET_NOTIFY);
+    }
+}

@@ -1,0 +1,151 @@
+//! The ordered access log of one traced process tree: every recorded file
+//! access in the order the supervisor saw the system calls enter, plus the
+//! state of the touched paths when the tree had exited (`EndState`).
+//! `supervisor.rs` fills it, `resolve.rs` adds the end state, `classify.rs`
+//! turns it into inputs and outputs, `vp trace --log` prints it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What a system call did (or tried to do: with user-notify CONTINUE the
+/// supervisor sees the call enter, never its result) to one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Op {
+    /// Opened read-only: its content may be read.
+    Read,
+    /// Opened read-write without truncating: content read and maybe modified.
+    ReadWrite,
+    /// Opened for writing (O_WRONLY, O_CREAT, O_TRUNC), `creat`, `truncate`.
+    Write,
+    /// Metadata or existence only: the stat family, `access`, `chdir`,
+    /// O_PATH / O_DIRECTORY opens.
+    Probe,
+    /// `readlink`: the target of a symlink.
+    ReadLink,
+    /// `getdents`: the entries of a directory.
+    List,
+    /// `execve`: the program file (a missing one is a PATH-search probe).
+    Exec,
+    /// `mkdir`.
+    Mkdir,
+    /// `unlink` or `rmdir`.
+    Remove,
+    /// Source of a `rename`: the name disappears.
+    RenameFrom,
+    /// Destination of a `rename` (or both sides of RENAME_EXCHANGE).
+    RenameTo,
+    /// Destination of `link` / `symlink`: a new name is created.
+    Link,
+}
+
+impl Op {
+    /// Short lower-case name for logs and JSON.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::ReadWrite => "read-write",
+            Op::Write => "write",
+            Op::Probe => "probe",
+            Op::ReadLink => "readlink",
+            Op::List => "list",
+            Op::Exec => "exec",
+            Op::Mkdir => "mkdir",
+            Op::Remove => "remove",
+            Op::RenameFrom => "rename-from",
+            Op::RenameTo => "rename-to",
+            Op::Link => "link",
+        }
+    }
+}
+
+/// One recorded access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Access {
+    /// Time since the trace started, when the supervisor received the call.
+    pub(crate) at: Duration,
+    /// Thread that made the call (in vp's pid namespace).
+    pub(crate) tid: u32,
+    /// Absolute path as the tool named it: relative paths are joined to the
+    /// thread's cwd or dirfd, `.` and `//` removed, `..` and symlinks kept
+    /// (resolving them is `resolve.rs`'s job, after the run).
+    pub(crate) path: PathBuf,
+    pub(crate) op: Op,
+    /// Whether the kernel follows a symlink in the last component
+    /// (false for `lstat`, `readlink`, `unlink`, `O_NOFOLLOW`, ...).
+    pub(crate) follow: bool,
+}
+
+/// What a path is when the traced tree has exited (from `lstat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum PathKind {
+    Missing,
+    File,
+    Dir,
+    Symlink,
+    /// Socket, fifo, device.
+    Other,
+}
+
+/// Where a recorded path leads once symlinks and `..` are resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Resolution {
+    /// The real path (parents resolved; the last component resolved too when
+    /// the access followed it). Missing tails are appended lexically.
+    pub(crate) real: PathBuf,
+    /// Every symlink passed through on the way, in order (their targets are
+    /// in `EndState::link_targets`).
+    pub(crate) links: Vec<PathBuf>,
+}
+
+/// State of the recorded paths after the run. Filled by `resolve::snapshot`
+/// on a blocking thread once the listener hung up; tests build it by hand.
+/// Paths absent from these maps resolve to themselves and count as missing.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EndState {
+    /// Keyed by (recorded path, follow).
+    pub(crate) resolved: HashMap<(PathBuf, bool), Resolution>,
+    /// Kind of every real path (and every symlink) looked at.
+    pub(crate) kinds: HashMap<PathBuf, PathKind>,
+    /// Target text of every symlink met.
+    pub(crate) link_targets: HashMap<PathBuf, PathBuf>,
+    /// Everything below each directory that was a rename destination
+    /// (its content arrived under another name), without following symlinks.
+    pub(crate) trees: HashMap<PathBuf, Vec<(PathBuf, PathKind)>>,
+}
+
+impl EndState {
+    pub(crate) fn resolve(&self, path: &Path, follow: bool) -> Resolution {
+        // Lookup without cloning the key would need a borrowed tuple type;
+        // the clone only happens for paths absent from a hand-built state.
+        match self.resolved.get(&(path.to_path_buf(), follow)) {
+            Some(resolution) => resolution.clone(),
+            None => Resolution { real: path.to_path_buf(), links: Vec::new() },
+        }
+    }
+
+    pub(crate) fn kind(&self, real: &Path) -> PathKind {
+        self.kinds.get(real).copied().unwrap_or(PathKind::Missing)
+    }
+}
+
+/// Everything one traced process tree did to files, in syscall-entry order
+/// across all its threads and processes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AccessLog {
+    pub(crate) accesses: Vec<Access>,
+    /// Why part of the tree's file activity could not be seen (a 32-bit
+    /// system call, unreadable tracee memory, ...). Non-empty means the log
+    /// may be incomplete: the run must not be cached on its strength.
+    pub(crate) untraceable: Vec<String>,
+    pub(crate) end_state: EndState,
+}
+
+impl AccessLog {
+    /// Records a reason once (the same cause tends to repeat thousands of times).
+    pub(crate) fn mark_untraceable(&mut self, reason: String) {
+        if !self.untraceable.contains(&reason) {
+            self.untraceable.push(reason);
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Starting a command under the tracer: the one entry point the runner and
+//! `vp trace` call. It installs the filter hook as the command's last
+//! `pre_exec`, spawns on a blocking thread (std's `spawn` waits for the
+//! child's `execve`, which itself waits for the supervisor: spawning on the
+//! loop thread would deadlock), receives the listener on the loop and starts
+//! the supervisor as a task of the caller's `LocalExecutor`.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+
+use async_io::Async;
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use smol::{LocalExecutor, Task};
+
+use super::handshake::{self, Handshake, Status};
+use super::log::AccessLog;
+use super::supervisor::Supervisor;
+use super::{filter, install, resolve};
+
+/// The child's stdio. Needed separately because converting a
+/// `std::process::Command` into an `async_process::Command` resets its stdio
+/// to "inherit"; these are applied after the conversion.
+#[derive(Debug)]
+pub(crate) struct ChildStdio {
+    pub(crate) stdin: Stdio,
+    pub(crate) stdout: Stdio,
+    pub(crate) stderr: Stdio,
+}
+
+impl ChildStdio {
+    pub(crate) fn inherit() -> Self {
+        Self { stdin: Stdio::inherit(), stdout: Stdio::inherit(), stderr: Stdio::inherit() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SpawnError {
+    #[error("could not create the tracer's handshake socket for `{program}`")]
+    Socket {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("could not start `{program}`")]
+    Spawn {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("could not take over the file-access listener of `{program}`")]
+    Handshake {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The result of tracing one process tree.
+#[derive(Debug)]
+pub(crate) enum TraceOutcome {
+    /// The whole tree was observed (see `AccessLog::untraceable` for parts
+    /// that could not be decoded).
+    Traced(Box<AccessLog>),
+    /// The filter could not be installed; the command ran unobserved. The
+    /// reason is a sentence for the user; the run must not be auto-cached.
+    Untraced { reason: String },
+}
+
+/// A running supervisor (or the note that there is none).
+///
+/// Dropping it without `finish` leaves the supervisor running until the
+/// traced tree exits, so the tree never loses its supervisor mid-run.
+#[derive(Debug)]
+pub(crate) struct Trace {
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    Running(Option<Task<AccessLog>>),
+    Untraced(String),
+}
+
+impl Trace {
+    fn untraced(reason: String) -> Self {
+        Self { state: State::Untraced(reason) }
+    }
+
+    /// Waits until every process and thread of the traced tree is gone
+    /// (including daemons it left behind), then resolves the recorded paths
+    /// (`resolve::snapshot`, on a blocking thread) and returns the log.
+    pub(crate) async fn finish(mut self) -> TraceOutcome {
+        match &mut self.state {
+            State::Running(task) => match task.take() {
+                Some(task) => TraceOutcome::Traced(Box::new(task.await)),
+                None => TraceOutcome::Untraced { reason: "the trace was already finished".to_owned() },
+            },
+            State::Untraced(reason) => TraceOutcome::Untraced { reason: std::mem::take(reason) },
+        }
+    }
+}
+
+impl Drop for Trace {
+    fn drop(&mut self) {
+        if let State::Running(task) = &mut self.state
+            && let Some(task) = task.take()
+        {
+            task.detach();
+        }
+    }
+}
+
+/// Spawns `cmd` with the file-access tracer.
+///
+/// Hooks the caller added with `pre_exec` (fd placement) run before the
+/// filter is installed. The supervisor runs as a task on `ex`, which must be
+/// the executor driving the caller: it has to serve the child's very first
+/// `execve` while this function waits for the spawn. If the filter cannot
+/// be installed the command still runs and the trace is `Untraced`.
+pub(crate) async fn spawn_traced(
+    ex: &LocalExecutor<'_>,
+    mut cmd: std::process::Command,
+    stdio: ChildStdio,
+) -> Result<(async_process::Child, Trace), SpawnError> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let socket_error = |source: io::Error| SpawnError::Socket { program: program.clone(), source };
+    let (parent_end, child_end): (OwnedFd, OwnedFd) =
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(|errno| socket_error(errno.into()))?;
+    let parent_end = Async::new(parent_end).map_err(socket_error)?;
+
+    // SAFETY: the hook only makes async-signal-safe system calls on memory
+    // it owns (see install.rs).
+    unsafe { cmd.pre_exec(install::hook(filter::program(), child_end.as_raw_fd())) };
+    let mut cmd = async_process::Command::from(cmd);
+    cmd.stdin(stdio.stdin).stdout(stdio.stdout).stderr(stdio.stderr);
+    let spawning = blocking::unblock(move || {
+        let child = cmd.spawn();
+        // Closing our copy of the child's end lets the handshake see EOF if
+        // the child died before sending anything.
+        drop(cmd);
+        drop(child_end);
+        child
+    });
+    let spawn_error = |source: io::Error| SpawnError::Spawn { program: program.clone(), source };
+
+    let received = handshake::receive(&parent_end).await;
+    drop(parent_end);
+    match received {
+        Ok(Handshake::Installed(listener)) => match Supervisor::new(listener) {
+            Ok(supervisor) => {
+                let task = ex.spawn(async move {
+                    let log = supervisor.run().await;
+                    blocking::unblock(move || resolve::snapshot(log)).await
+                });
+                // If the spawn fails the child is gone: the task sees
+                // POLLHUP and is dropped here.
+                let child = spawning.await.map_err(spawn_error)?;
+                Ok((child, Trace { state: State::Running(Some(task)) }))
+            }
+            Err(source) => {
+                // The listener is closed: the child's exec fails with ENOSYS.
+                if let Ok(mut child) = spawning.await {
+                    let _ = child.kill();
+                }
+                Err(SpawnError::Handshake { program, source })
+            }
+        },
+        Ok(Handshake::Refused { status, errno }) => {
+            let child = spawning.await.map_err(spawn_error)?;
+            Ok((child, Trace::untraced(refusal_reason(status, errno))))
+        }
+        Ok(Handshake::Closed) => {
+            let child = spawning.await.map_err(spawn_error)?;
+            Ok((child, Trace::untraced("the command started without reporting whether it could be traced".to_owned())))
+        }
+        Err(source) => {
+            // Any listener in flight was dropped with our socket end, so the
+            // child cannot be waiting on a supervisor that will never come.
+            if let Ok(mut child) = spawning.await {
+                let _ = child.kill();
+            }
+            Err(SpawnError::Handshake { program, source })
+        }
+    }
+}
+
+/// A sentence saying why the filter could not be installed.
+fn refusal_reason(status: Status, errno: i32) -> String {
+    let err = io::Error::from_raw_os_error(errno);
+    match (status, errno) {
+        (Status::SeccompFailed, libc::EBUSY) => format!(
+            "this process tree already has a file-access tracer (an outer `vp`, or a sandbox using \
+             seccomp user notification), and Linux allows only one ({err})"
+        ),
+        (Status::SeccompFailed, libc::EINVAL | libc::ENOSYS) => {
+            format!("this kernel does not support seccomp user notification, Linux 5.5 or newer is needed ({err})")
+        }
+        (Status::SeccompFailed, libc::EACCES | libc::EPERM) => {
+            format!("installing a seccomp filter is not permitted here ({err})")
+        }
+        (Status::SeccompFailed, _) => format!("installing the seccomp filter failed ({err})"),
+        (Status::NoNewPrivsFailed, _) => format!("setting no_new_privs failed, which seccomp requires ({err})"),
+        (Status::Installed, _) => format!("the tracer reported an unexpected state ({err})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_reasons_name_the_cause() {
+        assert!(refusal_reason(Status::SeccompFailed, libc::EBUSY).contains("already has a file-access tracer"));
+        assert!(refusal_reason(Status::SeccompFailed, libc::EINVAL).contains("does not support"));
+        assert!(refusal_reason(Status::NoNewPrivsFailed, libc::EPERM).contains("no_new_privs"));
+    }
+}

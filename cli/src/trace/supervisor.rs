@@ -1,0 +1,126 @@
+//! The supervisor: serves one listener on the event loop until the traced
+//! tree is gone (POLLHUP), turning each notification into log entries and
+//! always answering CONTINUE. It never blocks on the tracee: every traced
+//! thread waits for it on each file system call, and if it stopped
+//! answering they would hang (or get ENOSYS once the listener is closed).
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use async_io::Async;
+
+use super::decode::{self, EmptyPath, Source, Target};
+use super::filter::{AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
+use super::log::{Access, AccessLog};
+use super::notify::{self, Readiness};
+use super::tracee;
+
+pub(crate) struct Supervisor {
+    listener: Async<OwnedFd>,
+    log: AccessLog,
+    started: Instant,
+    /// Reused for every path string read from a tracee.
+    buf: Vec<u8>,
+}
+
+impl Supervisor {
+    pub(crate) fn new(listener: OwnedFd) -> std::io::Result<Self> {
+        // Ask for the 6.6+ synchronous wake-up; older kernels just say no.
+        let _ = notify::set_sync_wake_up(listener.as_fd());
+        Ok(Self { listener: Async::new(listener)?, log: AccessLog::default(), started: Instant::now(), buf: Vec::with_capacity(256) })
+    }
+
+    /// Serves notifications until no thread uses the filter any more.
+    pub(crate) async fn run(mut self) -> AccessLog {
+        loop {
+            if let Err(err) = self.listener.readable().await {
+                self.log.mark_untraceable(format!("the tracer stopped waiting for file accesses: {err}"));
+                return self.log;
+            }
+            // Drain everything pending before going back to the reactor.
+            loop {
+                match notify::poll_now(self.listener.get_ref().as_fd()) {
+                    Ok(Readiness::Pending) => self.serve_one(),
+                    Ok(Readiness::HungUp) => return self.log,
+                    Ok(Readiness::Idle) => break,
+                    Err(err) => {
+                        self.log.mark_untraceable(format!("the tracer could not poll its listener: {err}"));
+                        return self.log;
+                    }
+                }
+            }
+        }
+    }
+
+    fn serve_one(&mut self) {
+        let req = match notify::recv(self.listener.get_ref().as_fd()) {
+            Ok(req) => req,
+            // The calling thread was killed between poll and receive.
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) || err.kind() == std::io::ErrorKind::Interrupted => return,
+            Err(err) => {
+                self.log.mark_untraceable(format!("the tracer could not receive a file access: {err}"));
+                return;
+            }
+        };
+        let at = self.started.elapsed();
+        let tid = req.pid;
+        let data = req.data;
+        let nr = data.nr as u32;
+        let mut pending: [Option<Access>; 2] = [None, None];
+        if data.arch != AUDIT_ARCH_X86_64 {
+            self.log.mark_untraceable(format!(
+                "a process made 32-bit system calls (arch {:#x}); their file accesses are not decoded",
+                data.arch
+            ));
+        } else if nr & X32_SYSCALL_BIT != 0 {
+            self.log.mark_untraceable("a process made x32 system calls; their file accesses are not decoded".to_owned());
+        } else {
+            let targets = decode::decode(i64::from(nr), data.args, |ptr| tracee::read_u64(tid, ptr).ok());
+            for (slot, target) in pending.iter_mut().zip(targets) {
+                if let Some(target) = target {
+                    *slot = self.locate(tid, nr, target).map(|path| Access { at, tid, path, op: target.op, follow: target.follow });
+                }
+            }
+        }
+        // Only trust what was read if the thread is still the one that asked.
+        let listener = self.listener.get_ref().as_fd();
+        if notify::id_valid(listener, req.id) {
+            self.log.accesses.extend(pending.into_iter().flatten());
+        }
+        // Fails only if the thread died meanwhile: nothing to do.
+        let _ = notify::send_continue(listener, req.id);
+    }
+
+    /// The absolute path a target names, or `None` when there is nothing to
+    /// record (empty path, bad pointer, fd without a path).
+    fn locate(&mut self, tid: u32, nr: u32, target: Target) -> Option<PathBuf> {
+        let result = match target.source {
+            Source::Fd(fd) => tracee::fd_path(tid, fd),
+            Source::Path { dirfd, ptr, empty } => match tracee::read_cstr(tid, ptr, &mut self.buf) {
+                Ok(()) if self.buf.is_empty() => match empty {
+                    EmptyPath::Skip => Ok(None),
+                    EmptyPath::Dirfd => tracee::fd_path(tid, dirfd),
+                },
+                Ok(()) => tracee::absolute(tid, &self.buf, || {
+                    if dirfd == libc::AT_FDCWD { tracee::cwd(tid).map(Some) } else { tracee::fd_path(tid, dirfd) }
+                }),
+                Err(err) => Err(err),
+            },
+        };
+        match result {
+            Ok(path) => path,
+            Err(err) => {
+                match err.raw_os_error() {
+                    // A bad pointer or an overlong name makes the call itself
+                    // fail; a bad dirfd too; ESRCH: the thread is gone.
+                    Some(libc::EFAULT | libc::ENAMETOOLONG | libc::ENOENT | libc::EBADF | libc::ESRCH) => {}
+                    _ => self.log.mark_untraceable(format!(
+                        "could not read the path of system call {nr} made by thread {tid}: {err}"
+                    )),
+                }
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! `package.json`: only the fields vp uses (name, scripts, dependencies,
+//! workspaces), read leniently because the file belongs to npm, not to vp.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::discover::WorkspaceError;
+
+#[derive(Debug, Default)]
+pub(crate) struct Manifest {
+    pub(crate) name: Option<String>,
+    pub(crate) scripts: Vec<(String, String)>,
+    /// Every dependency name with its version spec, over all dependency kinds.
+    pub(crate) dependencies: Vec<(String, String)>,
+    /// `workspaces` (array form or `{ "packages": [...] }`), if present.
+    pub(crate) workspaces: Option<Vec<String>>,
+}
+
+pub(crate) fn read(path: &Path) -> Result<Manifest, WorkspaceError> {
+    let text = std::fs::read_to_string(path).map_err(|source| WorkspaceError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+fn parse(text: &str, path: &Path) -> Result<Manifest, WorkspaceError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| json_error(path, &e))?;
+    let Value::Object(obj) = value else {
+        return Err(invalid(path, "the top level must be an object"));
+    };
+    let mut manifest = Manifest::default();
+    if let Some(name) = obj.get("name") {
+        manifest.name = Some(
+            name.as_str()
+                .ok_or_else(|| invalid(path, "`name` must be a string"))?
+                .to_owned(),
+        );
+    }
+    if let Some(scripts) = obj.get("scripts") {
+        let scripts = scripts
+            .as_object()
+            .ok_or_else(|| invalid(path, "`scripts` must be an object"))?;
+        for (name, cmd) in scripts {
+            let cmd = cmd
+                .as_str()
+                .ok_or_else(|| invalid(path, &format!("script `{name}` must be a string")))?;
+            manifest.scripts.push((name.clone(), cmd.to_owned()));
+        }
+    }
+    for kind in ["dependencies", "devDependencies", "peerDependencies", "optionalDependencies"] {
+        if let Some(Value::Object(deps)) = obj.get(kind) {
+            for (name, spec) in deps {
+                manifest
+                    .dependencies
+                    .push((name.clone(), spec.as_str().unwrap_or_default().to_owned()));
+            }
+        }
+    }
+    manifest.workspaces = match obj.get("workspaces") {
+        None => None,
+        Some(Value::Array(items)) => Some(string_list(items, path, "workspaces")?),
+        Some(Value::Object(o)) => match o.get("packages") {
+            Some(Value::Array(items)) => Some(string_list(items, path, "workspaces.packages")?),
+            _ => Some(Vec::new()),
+        },
+        Some(_) => return Err(invalid(path, "`workspaces` must be an array of globs")),
+    };
+    Ok(manifest)
+}
+
+fn string_list(items: &[Value], path: &Path, key: &str) -> Result<Vec<String>, WorkspaceError> {
+    items
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| invalid(path, &format!("`{key}` must contain only strings")))
+        })
+        .collect()
+}
+
+pub(super) fn json_error(path: &Path, e: &serde_json::Error) -> WorkspaceError {
+    WorkspaceError::Syntax {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string().split(" at line ").next().unwrap_or_default().to_owned(),
+    }
+}
+
+fn invalid(path: &Path, message: &str) -> WorkspaceError {
+    WorkspaceError::InvalidManifest {
+        path: PathBuf::from(path),
+        message: message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_all_dependency_kinds_and_workspaces_object_form() {
+        let m = parse(
+            r#"{"name":"a","scripts":{"build":"tsc"},"dependencies":{"b":"workspace:*"},
+                "devDependencies":{"c":"^1"},"peerDependencies":{"d":"*"},
+                "workspaces":{"packages":["pkgs/*"]}}"#,
+            Path::new("package.json"),
+        )
+        .unwrap();
+        assert_eq!(m.name.as_deref(), Some("a"));
+        assert_eq!(m.scripts, vec![("build".to_owned(), "tsc".to_owned())]);
+        let names: Vec<_> = m.dependencies.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["b", "c", "d"]);
+        assert_eq!(m.workspaces, Some(vec!["pkgs/*".to_owned()]));
+    }
+
+    #[test]
+    fn syntax_error_names_line_and_column() {
+        let err = parse("{\n  \"name\": ,\n}", Path::new("/w/package.json")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("/w/package.json:2:"), "{text}");
+    }
+
+    #[test]
+    fn wrong_type_is_an_error() {
+        let err = parse(r#"{"scripts": []}"#, Path::new("p.json")).unwrap_err();
+        assert!(err.to_string().contains("`scripts` must be an object"));
+    }
+}

@@ -1,0 +1,234 @@
+//! `vite-task.json`: the task definitions of one package, compatible with
+//! vite-task's schema. Parsing is strict: an unknown key or a wrong type is an
+//! error naming the file, line, column and key path, because a silently
+//! ignored typo (`dependOn`) makes a cache wrong in ways nobody notices.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::discover::WorkspaceError;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TaskConfigFile {
+    /// Root-only: which kinds of tasks are cached by default.
+    #[serde(default)]
+    pub(crate) cache: Option<CacheSetting>,
+    #[serde(default)]
+    pub(crate) tasks: BTreeMap<String, TaskDefinition>,
+}
+
+/// `"cache": true | false | { "scripts": bool, "tasks": bool }`
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(untagged, expecting = "`true`, `false` or an object `{ \"scripts\": bool, \"tasks\": bool }`")]
+pub(crate) enum CacheSetting {
+    All(bool),
+    Kinds(CacheKinds),
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CacheKinds {
+    #[serde(default)]
+    pub(crate) scripts: bool,
+    #[serde(default = "yes")]
+    pub(crate) tasks: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl CacheSetting {
+    /// (cache scripts, cache tasks)
+    pub(crate) fn kinds(self) -> (bool, bool) {
+        match self {
+            CacheSetting::All(b) => (b, b),
+            CacheSetting::Kinds(k) => (k.scripts, k.tasks),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct TaskDefinition {
+    pub(crate) command: Option<String>,
+    pub(crate) cwd: Option<String>,
+    #[serde(default)]
+    pub(crate) depends_on: Vec<String>,
+    pub(crate) cache: Option<bool>,
+    #[serde(default)]
+    pub(crate) env: Vec<String>,
+    #[serde(default)]
+    pub(crate) untracked_env: Vec<String>,
+    pub(crate) input: Option<Vec<GlobEntry>>,
+    pub(crate) output: Option<Vec<GlobEntry>>,
+}
+
+/// One entry of `input`/`output`: a glob (`!` excludes) or `{ "auto": bool }`.
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(untagged, expecting = "a glob string or `{ \"auto\": true }`")]
+pub(crate) enum GlobEntry {
+    Glob(String),
+    Auto(AutoFlag),
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AutoFlag {
+    pub(crate) auto: bool,
+}
+
+pub(crate) fn read(path: &Path, is_root: bool) -> Result<TaskConfigFile, WorkspaceError> {
+    let text = std::fs::read_to_string(path).map_err(|source| WorkspaceError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path, is_root)
+}
+
+fn parse(text: &str, path: &Path, is_root: bool) -> Result<TaskConfigFile, WorkspaceError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let file: TaskConfigFile = serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return super::manifest::json_error(path, &inner);
+        }
+        WorkspaceError::Config {
+            path: path.to_path_buf(),
+            line: inner.line(),
+            column: inner.column(),
+            key,
+            message: inner.to_string().split(" at line ").next().unwrap_or_default().to_owned(),
+        }
+    })?;
+    if !is_root && file.cache.is_some() {
+        let (line, column) = top_level_key_position(text, "cache").unwrap_or((1, 1));
+        return Err(WorkspaceError::Config {
+            path: path.to_path_buf(),
+            line,
+            column,
+            key: "cache".to_owned(),
+            message: "`cache` is a workspace-wide setting and is only allowed in the \
+                      workspace root's vite-task.json (hint: move it there, or set `cache` \
+                      on a single task under `tasks`)"
+                .to_owned(),
+        });
+    }
+    for (name, task) in &file.tasks {
+        if task.cache == Some(false) {
+            for (field, present) in [("input", task.input.is_some()), ("output", task.output.is_some())] {
+                if present {
+                    let (line, column) = top_level_key_position(text, "tasks").unwrap_or((1, 1));
+                    return Err(WorkspaceError::Config {
+                        path: path.to_path_buf(),
+                        line,
+                        column,
+                        key: format!("tasks.{name}.{field}"),
+                        message: format!(
+                            "task `{name}` sets `cache: false`, so `{field}` would have no effect \
+                             (hint: remove `{field}` or enable the cache for this task)"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(file)
+}
+
+/// 1-based (line, column) of a key of the top-level object, found by a small
+/// scan that skips strings and nested values.
+fn top_level_key_position(text: &str, key: &str) -> Option<(usize, usize)> {
+    let needle = format!("\"{key}\"");
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'"' => {
+                if depth == 1 && text[i..].starts_with(&needle) {
+                    let before = &text[..i];
+                    let line = before.matches('\n').count() + 1;
+                    let column = i - before.rfind('\n').map_or(0, |n| n + 1) + 1;
+                    return Some((line, column));
+                }
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str, is_root: bool) -> String {
+        parse(text, Path::new("/w/vite-task.json"), is_root).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_the_full_schema() {
+        let f = parse(
+            r#"{"cache": {"scripts": true}, "tasks": {"build": {"command": "tsc && vite build",
+               "cwd": "src", "dependsOn": ["lint", "utils#build"], "env": ["VITE_*"],
+               "untrackedEnv": ["DEBUG"], "input": ["src/**", "!src/gen/**", {"auto": true}],
+               "output": ["dist/**"]}}}"#,
+            Path::new("vite-task.json"),
+            true,
+        )
+        .unwrap();
+        assert_eq!(f.cache.unwrap().kinds(), (true, true));
+        let b = &f.tasks["build"];
+        assert_eq!(b.depends_on, ["lint", "utils#build"]);
+        assert_eq!(b.input.as_ref().unwrap()[2], GlobEntry::Auto(AutoFlag { auto: true }));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_column_and_key() {
+        let e = err("{\n  \"tasks\": {\n    \"build\": { \"dependOn\": [] }\n  }\n}", true);
+        assert!(e.contains("/w/vite-task.json:3:"), "{e}");
+        assert!(e.contains("dependOn"), "{e}");
+        assert!(e.contains("tasks.build"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key_path() {
+        let e = err(r#"{"tasks": {"build": {"command": 42}}}"#, true);
+        assert!(e.contains("tasks.build.command"), "{e}");
+        assert!(e.contains("expected a string"), "{e}");
+    }
+
+    #[test]
+    fn root_only_key_in_a_package_is_an_error_with_its_position() {
+        let e = err("{\n  \"tasks\": {},\n  \"cache\": true\n}", false);
+        assert!(e.contains("/w/vite-task.json:3:3"), "{e}");
+        assert!(e.contains("only allowed in the workspace root"), "{e}");
+    }
+
+    #[test]
+    fn cache_false_forbids_input() {
+        let e = err(r#"{"tasks": {"t": {"command": "x", "cache": false, "input": []}}}"#, true);
+        assert!(e.contains("tasks.t.input"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_is_reported() {
+        let e = err("{\"tasks\": {", true);
+        assert!(e.contains("/w/vite-task.json:1:"), "{e}");
+    }
+}

@@ -1,0 +1,214 @@
+//! The cache end to end: real Node tools, no cache configuration, observed
+//! inputs and outputs, bridge verbs, restores and miss reasons.
+
+use std::time::Duration;
+
+use crate::harness::{Workspace, assert_same_tree};
+
+fn hits(stderr: &str) -> usize {
+    stderr.matches("◉ cache hit, replaying").count()
+}
+
+fn misses(stderr: &str) -> usize {
+    stderr.matches("○ cache miss").count()
+}
+
+#[test]
+fn second_run_replays_and_rm_dist_restores_byte_identical() {
+    let ws = Workspace::new("example");
+    let first = ws.vp(["run", "-r", "build"]).output();
+    first.assert_success();
+    assert_eq!(misses(&first.stderr), 3, "{}", first.combined());
+    let built = ws.tree("packages");
+
+    let second = ws.vp(["run", "-r", "build"]).output();
+    second.assert_success();
+    assert_eq!(hits(&second.stderr), 3, "{}", second.combined());
+    assert_eq!(second.stdout, first.stdout, "replayed output differs");
+    assert!(second.stderr.contains("vp run: 3/3 cache hit (100%)"), "{}", second.stderr);
+
+    for pkg in ["utils", "app", "site"] {
+        ws.remove(format!("packages/{pkg}/dist"));
+    }
+    let third = ws.vp(["run", "-r", "build"]).output();
+    third.assert_success();
+    assert_eq!(hits(&third.stderr), 3, "{}", third.combined());
+    assert_same_tree(&built, &ws.tree("packages"));
+}
+
+#[test]
+fn modified_source_misses_with_the_path() {
+    let ws = Workspace::new("example");
+    ws.vp(["run", "-r", "build"]).output().assert_success();
+    let src = first_source(&ws, "packages/utils/src");
+    ws.edit(&src, |s| format!("{s}\n// edited\n"));
+    let out = ws.vp(["run", "-r", "build"]).output();
+    out.assert_success();
+    let name = std::path::Path::new(&src).file_name().unwrap().to_string_lossy().into_owned();
+    assert!(out.stderr.contains(&format!("{name}' modified")), "{}", out.stderr);
+}
+
+fn first_source(ws: &Workspace, dir: &str) -> String {
+    let mut names: Vec<_> = std::fs::read_dir(ws.path(dir)).unwrap().flatten().map(|e| e.file_name()).collect();
+    names.sort();
+    format!("{dir}/{}", names[0].to_string_lossy())
+}
+
+#[test]
+fn tool_that_empties_dist_is_restored_after_rm_dist() {
+    let ws = Workspace::new("empties-dist");
+    let first = ws.vp(["run", "build"]).output();
+    first.assert_success();
+    let built = ws.tree("dist");
+    assert!(!built.is_empty());
+    let again = ws.vp(["run", "build"]).output();
+    again.assert_success();
+    assert_eq!(hits(&again.stderr), 1, "a listing of dist/ must not be an input:\n{}", again.combined());
+    ws.remove("dist");
+    let restored = ws.vp(["run", "build"]).output();
+    restored.assert_success();
+    assert_eq!(hits(&restored.stderr), 1, "{}", restored.combined());
+    assert_same_tree(&built, &ws.tree("dist"));
+    assert_eq!(restored.stdout, first.stdout);
+}
+
+#[test]
+fn ignore_input_keeps_the_hit_when_the_ignored_dir_changes() {
+    let ws = Workspace::new("bridge-verbs");
+    ws.vp(["run", "ignore-input"]).output().assert_success();
+    ws.write("scratch/a.txt", "changed scratch\n");
+    let out = ws.vp(["run", "ignore-input"]).output();
+    out.assert_success();
+    assert_eq!(hits(&out.stderr), 1, "{}", out.combined());
+    ws.write("src/data.txt", "changed data\n");
+    let out = ws.vp(["run", "ignore-input"]).output();
+    assert!(out.stderr.contains("'src/data.txt' modified"), "{}", out.stderr);
+}
+
+#[test]
+fn ignore_output_allows_read_write_overlap_and_is_not_archived() {
+    let ws = Workspace::new("bridge-verbs");
+    let first = ws.vp(["run", "ignore-output"]).output();
+    first.assert_success();
+    assert!(!first.stderr.contains("not cached"), "{}", first.combined());
+    // The tool's private state changes between runs; it is neither an input
+    // (no miss) nor an output (a restore never puts the old state back).
+    ws.write(".tool-cache/state.json", "{\"runs\":41}\n");
+    ws.remove("dist");
+    let out = ws.vp(["run", "ignore-output"]).output();
+    out.assert_success();
+    assert_eq!(hits(&out.stderr), 1, "{}", out.combined());
+    assert!(ws.exists("dist/ignore-output.txt"));
+    assert_eq!(ws.read(".tool-cache/state.json"), "{\"runs\":41}\n", "ignored output was restored");
+}
+
+#[test]
+fn get_env_tracked_invalidates_untracked_does_not() {
+    let ws = Workspace::new("bridge-verbs");
+    let run = |t: &str, u: &str| ws.vp(["run", "get-env"]).env("VERB_TRACKED", t).env("VERB_UNTRACKED", u).output();
+    run("a", "x").assert_success();
+    let same = run("a", "y");
+    assert_eq!(hits(&same.stderr), 1, "untracked change must hit:\n{}", same.combined());
+    let changed = run("b", "y");
+    assert!(changed.stderr.contains("env 'VERB_TRACKED' changed"), "{}", changed.stderr);
+    assert!(ws.read("dist/get-env.txt").contains('b'));
+}
+
+#[test]
+fn get_envs_glob_and_prefix_invalidate_on_added_removed_changed() {
+    let ws = Workspace::new("bridge-verbs");
+    let run = |vars: &[(&str, &str)]| {
+        let mut r = ws.vp(["run", "get-envs"]);
+        for (k, v) in vars {
+            r = r.env(k, v);
+        }
+        r.output()
+    };
+    run(&[("VERB_GLOB_A", "1"), ("VERB_PREFIX_X", "1")]).assert_success();
+    let unrelated = run(&[("VERB_GLOB_A", "1"), ("VERB_PREFIX_X", "1"), ("UNRELATED", "2")]);
+    assert_eq!(hits(&unrelated.stderr), 1, "{}", unrelated.combined());
+    let added = run(&[("VERB_GLOB_A", "1"), ("VERB_GLOB_B", "2"), ("VERB_PREFIX_X", "1")]);
+    assert_eq!(misses(&added.stderr), 1, "{}", added.combined());
+    let changed = run(&[("VERB_GLOB_A", "1"), ("VERB_GLOB_B", "2"), ("VERB_PREFIX_X", "9")]);
+    assert_eq!(misses(&changed.stderr), 1, "{}", changed.combined());
+    let removed = run(&[("VERB_GLOB_B", "2"), ("VERB_PREFIX_X", "9")]);
+    assert_eq!(misses(&removed.stderr), 1, "{}", removed.combined());
+    assert!(!ws.read("dist/get-envs.json").contains("VERB_GLOB_A"));
+}
+
+#[test]
+fn disable_cache_forces_execution() {
+    let ws = Workspace::new("bridge-verbs");
+    ws.vp(["run", "disable-cache"]).output().assert_success();
+    let out = ws.vp(["run", "disable-cache"]).output();
+    out.assert_success();
+    assert_eq!(hits(&out.stderr), 0, "{}", out.combined());
+    assert!(out.stderr.contains("asked not to cache this run"), "{}", out.stderr);
+}
+
+#[test]
+fn file_edited_during_the_run_never_gives_a_false_hit() {
+    let ws = Workspace::new("bridge-verbs");
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": { "slow": { "command": "node slow.js" } } }"#,
+    );
+    ws.write(
+        "slow.js",
+        "const fs = require('fs');\n\
+         const text = fs.readFileSync('src/data.txt', 'utf8');\n\
+         fs.writeFileSync('started', '');\n\
+         setTimeout(() => { fs.mkdirSync('dist', { recursive: true }); fs.writeFileSync('dist/slow.txt', text); }, 1500);\n",
+    );
+    let vp = ws.vp(["run", "slow"]);
+    let handle = std::thread::spawn(move || vp.output());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !ws.exists("started") {
+        assert!(std::time::Instant::now() < deadline, "the task never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ws.write("src/data.txt", "edited while the task ran\n");
+    let first = handle.join().unwrap();
+    first.assert_success();
+    assert!(first.stderr.contains("not cached"), "{}", first.combined());
+    let second = ws.vp(["run", "slow"]).output();
+    second.assert_success();
+    assert_eq!(hits(&second.stderr), 0, "false hit after an edit during the run:\n{}", second.combined());
+    assert_eq!(ws.read("dist/slow.txt"), "edited while the task ran\n");
+}
+
+#[test]
+fn miss_reasons_for_env_args_and_added_files() {
+    let ws = Workspace::new("bridge-verbs");
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": { "list": { "command": "node list.js", "env": ["LIST_MODE"] } } }"#,
+    );
+    ws.write(
+        "list.js",
+        "const fs = require('fs');\n\
+         const names = fs.readdirSync('src').sort();\n\
+         fs.mkdirSync('dist', { recursive: true });\n\
+         fs.writeFileSync('dist/list.txt', names.join('\\n') + process.argv.slice(2).join(' ') + (process.env.LIST_MODE ?? ''));\n",
+    );
+    ws.vp(["run", "list"]).output().assert_success();
+    ws.write("src/new.txt", "new\n");
+    let added = ws.vp(["run", "list"]).output();
+    assert!(added.stderr.contains("'new.txt' added in 'src'"), "{}", added.stderr);
+    let env = ws.vp(["run", "list"]).env("LIST_MODE", "fast").output();
+    assert!(env.stderr.contains("env 'LIST_MODE' added"), "{}", env.stderr);
+    let args = ws.vp(["run", "list", "--", "--flag"]).env("LIST_MODE", "fast").output();
+    assert!(args.stderr.contains("args changed"), "{}", args.stderr);
+    ws.remove("src/new.txt");
+    let removed = ws.vp(["run", "list", "--", "--flag"]).env("LIST_MODE", "fast").output();
+    assert!(removed.stderr.contains("'new.txt' removed from 'src'"), "{}", removed.stderr);
+}
+
+#[test]
+fn no_cache_flag_runs_without_the_cache() {
+    let ws = Workspace::new("bridge-verbs");
+    ws.vp(["run", "ignore-input"]).output().assert_success();
+    let out = ws.vp(["run", "ignore-input", "--no-cache"]).output();
+    out.assert_success();
+    assert!(out.stderr.contains("⊘ cache disabled"), "{}", out.stderr);
+}
