@@ -29,10 +29,15 @@ e2e *ARGS:
 example:
     bash scripts/example.sh
 
-# Run the benchmarks and update docs/benchmarks.md
+# Run the peer benchmark and update its section of docs/benchmarks.md (`--with-peers`: also Turborepo, Nx, wireit, vite-plus)
 bench *ARGS:
     bash bench/vp-build-overhead.sh
     bash bench/run-peers.sh {{ARGS}}
+
+# Measure the tracer's overhead on a real `vite build` (prints a Markdown report)
+bench-trace ROUNDS="9":
+    cargo test --workspace --no-run
+    bash bench/trace-overhead.sh {{ROUNDS}}
 
 # Format the Rust code
 fmt:

@@ -41,9 +41,11 @@ Nothing changed, so every task is a cache hit: vp replays each task's output ins
 TXT
 "$VP" run -r build
 
-cat <<'TXT'
+# Show the binary's real path (CARGO_TARGET_DIR may move it), relative to the example if it can.
+VP_SHOWN="$(realpath --relative-to=. "$VP" 2>/dev/null || printf '%s' "$VP")"
+cat <<TXT
 
-Try next (from fixtures/example): edit packages/utils/src/math.js, or `rm -rf packages/*/dist`,
-or set GREETING=Hi, and run `../../target/debug/vp run -r build` again to see the miss reasons
-and the restores. fixtures/example/README.md explains the workspace.
+Try next (from fixtures/example): edit packages/utils/src/math.js, or \`rm -rf packages/*/dist\`,
+or set GREETING=Hi, and run \`$VP_SHOWN run -r build\` again to see the miss reasons and the
+restores. fixtures/example/README.md explains the workspace.
 TXT

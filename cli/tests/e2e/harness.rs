@@ -11,7 +11,8 @@ mod text;
 mod tree;
 mod workspace;
 
-pub(crate) use run::{Output, Run};
+pub(crate) use nix::sys::signal::Signal;
+pub(crate) use run::{Output, Run, Running, wait_until};
 pub(crate) use text::{normalize, strip_ansi, strip_durations};
 pub(crate) use tree::{Entry, Tree, assert_same_tree};
 pub(crate) use workspace::{NodeModules, Workspace, fixture_dir, repo_root, vp_bin};

@@ -2,17 +2,17 @@
 //! of the workspaces under `fixtures/`.
 //!
 //! This directory is one test target (`cargo test -p vp --test e2e`, `just e2e`): cargo finds
-//! `tests/e2e/main.rs`, and its modules sit beside it. Layout: `harness` owns everything reusable (copying a fixture to a temp dir, running `vp` or
-//! any program with a timeout, comparing directory trees, normalising output); every other module
-//! is one area of scenarios. Add a module per feature (e.g. `cache`, `bridge_verbs`, `vite_build`)
-//! next to `smoke` and declare it here.
+//! `tests/e2e/main.rs`, and its modules sit beside it. Layout: `harness` owns everything reusable
+//! (copying a fixture to a temp dir, running `vp` or any program with a timeout, comparing
+//! directory trees, normalising output); every other module is one area of scenarios. Add a
+//! module per feature next to `smoke`, `cache` and `vite_build`, and declare it here.
 //!
 //! The tests install nothing: `scripts/bootstrap.sh` (run by `scripts/test.sh`) installs the npm
 //! dependencies of the fixtures that have some, and the harness fails with that instruction when
-//! they are missing.
+//! they are missing. `VP_E2E_KEEP=1` keeps every test's copy of its fixture for inspection.
 
-mod harness;
 mod cache;
+mod harness;
 mod run;
 mod smoke;
 mod vite_build;

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
 /// Long enough for a cold `vite build` on a loaded 2-core machine, short enough to notice a hang.
@@ -25,6 +25,7 @@ pub(crate) struct Run {
     args: Vec<OsString>,
     cwd: PathBuf,
     timeout: Duration,
+    pipe_grace: Duration,
 }
 
 impl Run {
@@ -38,6 +39,7 @@ impl Run {
             args: Vec::new(),
             cwd: cwd.to_owned(),
             timeout: DEFAULT_TIMEOUT,
+            pipe_grace: PIPE_GRACE,
         }
     }
 
@@ -80,6 +82,12 @@ impl Run {
         self
     }
 
+    /// How long stdout/stderr may stay open after the program exited (default 10 s).
+    pub(crate) fn pipe_grace(mut self, grace: Duration) -> Run {
+        self.pipe_grace = grace;
+        self
+    }
+
     /// The command line, for messages.
     pub(crate) fn display(&self) -> String {
         let mut s = self.program.to_string_lossy().into_owned();
@@ -93,9 +101,17 @@ impl Run {
     /// Runs to completion. Panics (failing the test) when the program cannot be started or
     /// outlives the timeout; a non-zero exit is NOT a panic, it is in the `Output`.
     #[track_caller]
-    pub(crate) fn output(mut self) -> Output {
+    pub(crate) fn output(self) -> Output {
+        self.spawn().wait()
+    }
+
+    /// Starts the program and returns at once, for scenarios that act while it runs (a second
+    /// `vp` on the same workspace, Ctrl-C, `kill -9`, editing a file mid-run).
+    #[track_caller]
+    pub(crate) fn spawn(mut self) -> Running {
         let display = self.display();
-        // Own process group: on timeout the whole tree is killed, not only `vp`.
+        // Own process group: signal_group() reaches the whole tree, like a terminal's Ctrl-C,
+        // and a timeout kills the tree, not only `vp`.
         self.command
             .process_group(0)
             .stdout(Stdio::piped())
@@ -110,26 +126,149 @@ impl Run {
         };
         let stdout = drain(child.stdout.take());
         let stderr = drain(child.stderr.take());
-        let status = wait_with_timeout(&mut child, self.timeout);
-        let elapsed = started.elapsed();
-        let stdout = join(stdout);
-        let stderr = join(stderr);
+        Running {
+            pid: child.id(),
+            child: Some(child),
+            stdout,
+            stderr,
+            display,
+            cwd: self.cwd,
+            timeout: self.timeout,
+            pipe_grace: self.pipe_grace,
+            started,
+        }
+    }
+}
+
+/// How long a process's pipes may stay open after it exited: only something it started and
+/// left behind can hold them, and a test should hear about such a leftover.
+const PIPE_GRACE: Duration = Duration::from_secs(10);
+
+/// A started program; `wait()` gives its `Output`. Dropped without waiting, it is killed with
+/// its process group.
+pub(crate) struct Running {
+    /// Kept apart from `child` so it stays valid after `wait` took the child: a pid of 0 would
+    /// make kill(2) signal the test's own process group.
+    pid: u32,
+    child: Option<Child>,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<String>>,
+    display: String,
+    cwd: PathBuf,
+    timeout: Duration,
+    pipe_grace: Duration,
+    started: Instant,
+}
+
+impl Running {
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends `signal` to the program only (e.g. SIGINT to `vp`, which must forward it).
+    #[track_caller]
+    pub(crate) fn signal(&self, signal: Signal) {
+        let pid = self.pid_t();
+        kill(pid, signal)
+            .unwrap_or_else(|e| panic!("kill -{signal} {pid} ({}): {e}", self.display));
+    }
+
+    /// Sends `signal` to the program's process group, as a terminal does on Ctrl-C.
+    #[track_caller]
+    pub(crate) fn signal_group(&self, signal: Signal) {
+        let pid = self.pid_t();
+        killpg(pid, signal)
+            .unwrap_or_else(|e| panic!("kill -{signal} -{pid} ({}): {e}", self.display));
+    }
+
+    fn pid_t(&self) -> Pid {
+        // Child pids are positive and fit in pid_t; never let a conversion produce 0 or -1.
+        Pid::from_raw(
+            i32::try_from(self.pid)
+                .ok()
+                .filter(|p| *p > 0)
+                .unwrap_or(i32::MAX),
+        )
+    }
+
+    /// True once the program has exited (its output may still be coming).
+    pub(crate) fn has_exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
+    /// Waits for the program (up to the run's timeout, counted from the start) and collects its
+    /// output. Panics if it times out, or if its pipes stay open long after it exited.
+    #[track_caller]
+    pub(crate) fn wait(mut self) -> Output {
+        let Some(mut child) = self.child.take() else {
+            panic!("`{}` was already waited for", self.display);
+        };
+        let deadline = self.started + self.timeout;
+        let status = wait_until_deadline(&mut child, deadline);
+        let elapsed = self.started.elapsed();
+        let pipes_closed = wait_until(Instant::now() + self.pipe_grace, || {
+            [&self.stdout, &self.stderr]
+                .iter()
+                .all(|h| h.as_ref().is_none_or(JoinHandle::is_finished))
+        });
+        if !pipes_closed {
+            // Kill what is left in the group so the readers finish; a leftover in another
+            // group keeps its pipe, and the reader thread is abandoned with it.
+            let _ = killpg(self.pid_t(), Signal::SIGKILL);
+            panic!(
+                "`{}` exited, but a process it started still held its stdout/stderr open {:?} later (a leftover process?)",
+                self.display, self.pipe_grace
+            );
+        }
+        let stdout = join(self.stdout.take());
+        let stderr = join(self.stderr.take());
         let Some(status) = status else {
             panic!(
-                "`{display}` in {} did not finish within {:?}; it was killed\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+                "`{}` in {} did not finish within {:?}; it was killed\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+                self.display,
                 self.cwd.display(),
                 self.timeout
             );
         };
         Output {
-            command: display,
-            cwd: self.cwd,
+            command: self.display.clone(),
+            cwd: self.cwd.clone(),
             code: status.code(),
             signal: status.signal(),
             stdout,
             stderr,
             elapsed,
         }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `done` with a short, growing interval until it is true (returns true) or `deadline`
+/// passes (returns false).
+pub(crate) fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
+    let mut interval = Duration::from_millis(1);
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(interval);
+        interval = (interval * 2).min(Duration::from_millis(20));
     }
 }
 
@@ -154,28 +293,27 @@ fn join(handle: Option<JoinHandle<String>>) -> String {
         .unwrap_or_default()
 }
 
-/// Polls with a short, growing interval; `None` means it timed out and the group was killed.
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    let mut interval = Duration::from_millis(1);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) => {}
-            Err(err) => panic!("waiting for child {} failed: {err}", child.id()),
+/// Waits for the child; `None` means the deadline passed and its process group was killed.
+fn wait_until_deadline(child: &mut Child, deadline: Instant) -> Option<std::process::ExitStatus> {
+    let mut status = None;
+    let exited = wait_until(deadline, || match child.try_wait() {
+        Ok(Some(s)) => {
+            status = Some(s);
+            true
         }
-        if Instant::now() >= deadline {
-            if let Ok(pid) = i32::try_from(child.id()) {
-                // The group may already be gone; the wait below reaps the child either way.
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        thread::sleep(interval);
-        interval = (interval * 2).min(Duration::from_millis(20));
+        Ok(None) => false,
+        Err(err) => panic!("waiting for child {} failed: {err}", child.id()),
+    });
+    if exited {
+        return status;
     }
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // The group may already be gone; the wait below reaps the child either way.
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 /// What a finished run produced.
@@ -301,6 +439,56 @@ mod tests {
             .cloned()
             .unwrap_or_default();
         assert!(text.contains("did not finish within"), "{text}");
+    }
+
+    #[test]
+    fn a_spawned_program_can_be_signalled() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ready = dir.path().join("ready");
+        let script = format!(
+            "trap 'echo got-int; exit 7' INT; echo ready; : > '{}'; while :; do sleep 0.01; done",
+            ready.display()
+        );
+        let running = Run::new("sh", &tmp()).args(["-c", &script]).spawn();
+        assert!(running.pid() > 0);
+        // The marker file is written after the trap is installed.
+        assert!(wait_until(Instant::now() + Duration::from_secs(10), || {
+            ready.exists()
+        }));
+        running.signal(Signal::SIGINT);
+        let out = running.wait();
+        assert_eq!(out.code, Some(7), "{out}");
+        assert_eq!(out.stdout, "ready\ngot-int\n");
+    }
+
+    #[test]
+    fn a_leftover_process_holding_the_pipes_is_reported() {
+        // The background sleep is in another process group (setsid), so killing the group of
+        // the shell does not reach it; it keeps stdout open after the shell exits.
+        let result = std::panic::catch_unwind(|| {
+            Run::new("sh", &tmp())
+                .args(["-c", "setsid sleep 3 & exit 0"])
+                .pipe_grace(Duration::from_millis(300))
+                .output()
+        });
+        let message = result.expect_err("a leftover holding the pipe must fail the run");
+        let text = message
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(text.contains("still held its stdout/stderr open"), "{text}");
+    }
+
+    #[test]
+    fn wait_until_reports_success_and_timeout() {
+        let start = Instant::now();
+        assert!(wait_until(start + Duration::from_secs(5), || start
+            .elapsed()
+            > Duration::from_millis(20)));
+        assert!(!wait_until(
+            Instant::now() + Duration::from_millis(30),
+            || false
+        ));
     }
 
     #[test]

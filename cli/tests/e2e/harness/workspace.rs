@@ -205,6 +205,18 @@ impl Workspace {
         Tree::capture(&path).unwrap_or_else(|e| panic!("snapshotting {}: {e}", path.display()))
     }
 
+    /// Waits (polling) until `rel` exists, e.g. a marker a task writes when it has started.
+    #[track_caller]
+    pub(crate) fn wait_for(&self, rel: impl AsRef<Path>, timeout: std::time::Duration) {
+        let path = self.path(rel);
+        let found = super::run::wait_until(std::time::Instant::now() + timeout, || path.exists());
+        assert!(
+            found,
+            "{} did not appear within {timeout:?}",
+            path.display()
+        );
+    }
+
     /// The file the fixture scripts append their task name to on every real execution.
     pub(crate) fn exec_log(&self) -> &Path {
         &self.exec_log
@@ -225,15 +237,22 @@ impl Workspace {
 }
 
 impl Drop for Workspace {
-    /// Keeps the copy of a failed test (or of every test with `VP_E2E_KEEP=1`) for inspection.
+    /// Deletes the copy, unless `VP_E2E_KEEP` is set. Failed tests do not keep theirs by default:
+    /// copies with `node_modules` are large and CI runs would pile them up in the temp dir.
     fn drop(&mut self) {
-        let keep = std::thread::panicking() || std::env::var_os("VP_E2E_KEEP").is_some();
-        if keep && let Some(temp) = self.temp.take() {
+        let Some(temp) = self.temp.take() else { return };
+        if std::env::var_os("VP_E2E_KEEP").is_some() {
             let path = temp.keep();
             eprintln!(
                 "e2e: kept the copy of fixture {} at {}",
                 self.fixture,
                 path.display()
+            );
+        } else if std::thread::panicking() {
+            eprintln!(
+                "e2e: deleting the copy of fixture {} at {} (set VP_E2E_KEEP=1 to keep it)",
+                self.fixture,
+                temp.path().display()
             );
         }
     }
