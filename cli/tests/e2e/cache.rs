@@ -44,12 +44,12 @@ fn modified_source_misses_with_the_path() {
     ws.edit(&src, |s| format!("{s}\n// edited\n"));
     let out = ws.vp(["run", "-r", "build"]).output();
     out.assert_success();
-    let name = std::path::Path::new(&src).file_name().unwrap().to_string_lossy().into_owned();
+    let name = std::path::Path::new(&src).file_name().expect("a source file name").to_string_lossy().into_owned();
     assert!(out.stderr.contains(&format!("{name}' modified")), "{}", out.stderr);
 }
 
 fn first_source(ws: &Workspace, dir: &str) -> String {
-    let mut names: Vec<_> = std::fs::read_dir(ws.path(dir)).unwrap().flatten().map(|e| e.file_name()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(ws.path(dir)).expect("the fixture's source dir").flatten().map(|e| e.file_name()).collect();
     names.sort();
     format!("{dir}/{}", names[0].to_string_lossy())
 }
@@ -168,7 +168,7 @@ fn file_edited_during_the_run_never_gives_a_false_hit() {
         std::thread::sleep(Duration::from_millis(20));
     }
     ws.write("src/data.txt", "edited while the task ran\n");
-    let first = handle.join().unwrap();
+    let first = handle.join().expect("the vp thread panicked");
     first.assert_success();
     assert!(first.stderr.contains("not cached"), "{}", first.combined());
     let second = ws.vp(["run", "slow"]).output();
