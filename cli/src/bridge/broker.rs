@@ -15,21 +15,9 @@ const MAX_FDS: usize = 8;
 /// A `SOCK_SEQPACKET` pair, both ends close-on-exec (the child's copy is
 /// re-installed without it by [`place_fd`]).
 pub(super) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: fds has room for the two descriptors socketpair writes.
-    let rc = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: socketpair succeeded; both fds are fresh and ours.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    // The same nix call the tracer uses for its handshake pair.
+    socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(io::Error::from)
 }
 
 /// The fd number the broker gets in children: [`vp_ipc::PREFERRED_BROKER_FD`],

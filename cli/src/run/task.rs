@@ -149,13 +149,9 @@ async fn run_item(
         outputs: spec.outputs.clone(),
     }));
     let lookup = {
-        let (store, fp, policy, env) = (Arc::clone(&cache.store), Arc::clone(&fingerprint), spec.env_policy.clone(), Arc::clone(&ctx.full_env));
-        let (root, pkg, dir, id) = (ctx.workspace_root.clone(), spec.package_dir.clone(), cache.dir.clone(), item_id.to_owned());
-        blocking::unblock(move || {
-            let untracked = |n: &OsStr| policy.is_untracked(n);
-            let view = cache::EnvView::new(env.iter().cloned(), &untracked);
-            let paths = TaskPaths { workspace_root: &root, package_dir: &pkg, cache_dir: &dir };
-            store.lookup(&cache::LookupRequest { task: &id, spawn: &fp, paths, env: &view })
+        let (fp, id) = (Arc::clone(&fingerprint), item_id.to_owned());
+        on_store(cache, spec, ctx, move |store, paths, env| {
+            store.lookup(&cache::LookupRequest { task: &id, spawn: &fp, paths, env })
         })
         .await
     };
@@ -443,14 +439,9 @@ async fn store_result(
     item_id: &str,
     run: cache::ObservedRun,
 ) {
-    let store = Arc::clone(&cache.store);
-    let (policy, env) = (spec.env_policy.clone(), Arc::clone(&ctx.full_env));
-    let (root, pkg, dir, id) = (ctx.workspace_root.clone(), spec.package_dir.clone(), cache.dir.clone(), item_id.to_owned());
-    let outcome = blocking::unblock(move || {
-        let untracked = |n: &OsStr| policy.is_untracked(n);
-        let view = cache::EnvView::new(env.iter().cloned(), &untracked);
-        let paths = TaskPaths { workspace_root: &root, package_dir: &pkg, cache_dir: &dir };
-        store.record(&cache::RecordRequest { task: &id, spawn: &fingerprint, paths, run: &run, env: &view })
+    let id = item_id.to_owned();
+    let outcome = on_store(cache, spec, ctx, move |store, paths, env| {
+        store.record(&cache::RecordRequest { task: &id, spawn: &fingerprint, paths, run: &run, env })
     })
     .await;
     match outcome {
@@ -465,6 +456,25 @@ async fn store_result(
         Ok(cache::RecordOutcome::NotStored(why)) => not_cached(index, spec, ctx, &why.to_string()),
         Err(e) => not_cached(index, spec, ctx, &format!("the cache could not be written ({e})")),
     }
+}
+
+/// Runs `op` on a blocking thread with what every store call of a task
+/// needs: the task's paths and a view of vp's full environment under the
+/// task's untracked policy (RocksDB and hashing must stay off the loop).
+async fn on_store<T: Send + 'static>(
+    cache: &RunCache,
+    spec: &TaskSpec,
+    ctx: &RunContext,
+    op: impl FnOnce(&Store, TaskPaths<'_>, &cache::EnvView<'_>) -> T + Send + 'static,
+) -> T {
+    let (store, policy, env) = (Arc::clone(&cache.store), spec.env_policy.clone(), Arc::clone(&ctx.full_env));
+    let (root, pkg, dir) = (ctx.workspace_root.clone(), spec.package_dir.clone(), cache.dir.clone());
+    blocking::unblock(move || {
+        let untracked = |n: &OsStr| policy.is_untracked(n);
+        let view = cache::EnvView::new(env.iter().cloned(), &untracked);
+        op(&store, TaskPaths { workspace_root: &root, package_dir: &pkg, cache_dir: &dir }, &view)
+    })
+    .await
 }
 
 /// Resolves an item's program to a concrete process to start.
