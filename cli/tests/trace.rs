@@ -252,8 +252,8 @@ fn rust_std_operations() {
     assert_eq!(t.code, Some(0), "{}", t.stderr);
 
     assert_eq!(t.input("input.txt"), Some("content-read"));
-    assert_eq!(t.input("meta.txt"), Some("probe"));
-    assert_eq!(t.probe("meta.txt"), Some("file"));
+    // fs::metadata is a stat: size and mtime reach the program.
+    assert_eq!(t.input("meta.txt"), Some("metadata"));
     assert_eq!(t.input("src"), Some("listing"));
     // canonicalize: the link (its target text) and the file it leads to.
     assert_eq!(t.input("link"), Some("symlink"));
@@ -349,4 +349,50 @@ fn missing_program_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("could not start `definitely-not-a-program-vp`"), "{stderr}");
+}
+
+/// Issue: write paths were resolved after the run, so a file written as `dist/link/y.txt`
+/// while `link -> inner` was filed under the link's later target and lost from the entry.
+#[test]
+fn a_write_through_a_symlink_repointed_later_is_filed_where_it_landed() {
+    let (_tmp, dir) = workdir();
+    let script = "mkdir -p dist/inner dist/other && ln -s inner dist/link \
+                  && echo y > dist/link/y.txt && ln -sfn other dist/link";
+    let t = run(&dir, &["sh", "-c", script], &[]);
+    assert_eq!(t.code, Some(0), "{}", t.stderr);
+    assert_eq!(t.output("dist/inner/y.txt"), Some("file"), "{}", t.json["outputs"]);
+    assert_eq!(t.output("dist/link"), Some("symlink"), "{}", t.json["outputs"]);
+    assert_eq!(t.output("dist/other/y.txt"), None);
+    assert_eq!(t.json["cacheable"], true, "{}", t.json["untraceable"]);
+}
+
+/// The read side of the same class: reads are resolved after the run, so a task that repoints
+/// a symlink after reading through it has inputs vp cannot pin down, and is not cacheable.
+#[test]
+fn a_read_through_a_symlink_repointed_later_makes_the_run_uncacheable() {
+    let (_tmp, dir) = workdir();
+    write(&dir, "cfg/a/settings.txt", "a");
+    write(&dir, "cfg/b/settings.txt", "b");
+    std::os::unix::fs::symlink("a", dir.join("cfg/current")).expect("symlink");
+    let t = run(&dir, &["sh", "-c", "cat cfg/current/settings.txt > out.txt && ln -sfn b cfg/current"], &[]);
+    assert_eq!(t.code, Some(0), "{}", t.stderr);
+    assert_eq!(t.json["cacheable"], false, "{}", t.json);
+    let why = t.list("untraceable").join("\n");
+    assert!(why.contains("repointed the symlink"), "{why}");
+}
+
+/// Issue: a file the task only `stat`ed was fingerprinted by existence, so `tsc -b` (which stats
+/// sources and compares mtimes) got stale hits. A stat of a file is a metadata input.
+#[test]
+fn a_stat_of_a_file_is_a_metadata_input() {
+    if !node_available() {
+        return;
+    }
+    let (_tmp, dir) = workdir();
+    write(&dir, "src/a.ts", "export {}");
+    let t = run(&dir, &["node", "-e", "require('fs').statSync('src/a.ts'); require('fs').statSync('src')"], &[]);
+    assert_eq!(t.code, Some(0), "{}", t.stderr);
+    assert_eq!(t.input("src/a.ts"), Some("metadata"), "{}", t.json["inputs"]);
+    assert_eq!(t.input("src"), Some("probe"));
+    assert_eq!(t.probe("src"), Some("dir"));
 }

@@ -2,64 +2,33 @@
 //! the rule that user configuration wins: a name the env policy calls
 //! untracked (user `untrackedEnv` or the default pass-through list) is never
 //! recorded as tracked and never appears in a `GetEnvs` match-set.
-//! [`match_query`] is also what the cache calls to re-evaluate a recorded
-//! query against the current environment at lookup time.
+//! The name matcher is `vp_ipc`'s, which the cache also uses to re-evaluate
+//! a recorded query at lookup time.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::path::Path;
 use std::rc::Rc;
 
-use vp_ipc::EnvQuery;
+use vp_ipc::{EnvGlobError, EnvQuery};
 
 /// Tells whether a variable name is untracked by configuration (user
 /// `untrackedEnv` globs plus the default pass-through list). Provided by
 /// the runner's env module.
 pub(crate) type UntrackedPolicy = Rc<dyn Fn(&OsStr) -> bool>;
 
-/// Why a `GetEnvs` query cannot be evaluated.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum QueryError {
-    #[error("env glob {glob:?} is not valid UTF-8")]
-    GlobNotUtf8 { glob: String },
-    #[error("invalid env glob `{glob}`: {source}")]
-    BadGlob {
-        glob: String,
-        #[source]
-        source: globset::Error,
-    },
-}
-
-/// Every variable of `env` selected by `query`, minus untracked names.
-pub(crate) fn match_query<'a>(
+/// Every variable of `env` selected by `query`, minus untracked names. The
+/// matcher is `vp_ipc`'s, the same one the cache re-evaluates stored queries
+/// with.
+fn match_query<'a>(
     query: &EnvQuery,
     env: impl IntoIterator<Item = (&'a OsStr, &'a OsStr)>,
     is_untracked: &dyn Fn(&OsStr) -> bool,
-) -> Result<BTreeMap<OsString, OsString>, QueryError> {
+) -> Result<BTreeMap<OsString, OsString>, EnvGlobError> {
     use std::os::unix::ffi::OsStrExt;
-    let selects: Box<dyn Fn(&OsStr) -> bool> = match query {
-        EnvQuery::Prefix(prefix) => {
-            let prefix = prefix.clone();
-            Box::new(move |name: &OsStr| name.as_bytes().starts_with(&prefix))
-        }
-        EnvQuery::Glob(glob) => {
-            let glob = std::str::from_utf8(glob).map_err(|_| QueryError::GlobNotUtf8 {
-                glob: String::from_utf8_lossy(glob).into_owned(),
-            })?;
-            let matcher = globset::GlobBuilder::new(glob)
-                .literal_separator(false)
-                .build()
-                .map_err(|source| QueryError::BadGlob {
-                    glob: glob.to_owned(),
-                    source,
-                })?
-                .compile_matcher();
-            Box::new(move |name: &OsStr| matcher.is_match(Path::new(name)))
-        }
-    };
+    let matcher = query.matcher()?;
     Ok(env
         .into_iter()
-        .filter(|(name, _)| selects(name) && !is_untracked(name))
+        .filter(|(name, _)| matcher.matches(name.as_bytes()) && !is_untracked(name))
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .collect())
 }
@@ -91,7 +60,7 @@ impl EnvSource {
     pub(crate) fn query(
         &self,
         query: &EnvQuery,
-    ) -> Result<BTreeMap<OsString, OsString>, QueryError> {
+    ) -> Result<BTreeMap<OsString, OsString>, EnvGlobError> {
         match_query(
             query,
             self.full
@@ -162,9 +131,22 @@ mod tests {
             "{err}"
         );
         let err = source()
-            .query(&EnvQuery::Glob(vec![0xff]))
-            .expect_err("not utf-8");
-        assert!(err.to_string().contains("not valid UTF-8"), "{err}");
+            .query(&EnvQuery::Glob(b"VITE_{A".to_vec()))
+            .expect_err("unclosed braces");
+        assert!(err.to_string().contains("has no closing `}`"), "{err}");
+    }
+
+    #[test]
+    fn alternatives_and_classes_are_served() {
+        let src = source();
+        let got = src
+            .query(&EnvQuery::Glob(b"VITE_{A,B}".to_vec()))
+            .expect("valid");
+        assert_eq!(names(&got), ["VITE_A", "VITE_B"]);
+        let got = src
+            .query(&EnvQuery::Glob(b"VITE_[B]".to_vec()))
+            .expect("valid");
+        assert_eq!(names(&got), ["VITE_B"]);
     }
 
     #[test]

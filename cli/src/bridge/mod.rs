@@ -22,7 +22,7 @@ pub(crate) use addon::{
     AddonError, default_dir as default_addon_dir, materialize as materialize_addon,
 };
 #[allow(unused_imports)]
-pub(crate) use env_answer::{QueryError, UntrackedPolicy, match_query};
+pub(crate) use env_answer::UntrackedPolicy;
 #[allow(unused_imports)]
 pub(crate) use report::{BridgeReport, TrackedQuery};
 #[allow(unused_imports)]

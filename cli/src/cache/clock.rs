@@ -78,6 +78,13 @@ impl Timestamp {
         Self::from_parts(meta.ctime(), meta.ctime_nsec())
     }
 
+    /// When the file was created (statx birth time), if the file system
+    /// records it (ext4, xfs, btrfs, tmpfs do).
+    pub(crate) fn birth(meta: &Metadata) -> Option<Self> {
+        let d = meta.created().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+        Some(Self(i64::try_from(d.as_nanos()).ok()?))
+    }
+
     /// Milliseconds since the epoch (for last-used bookkeeping).
     pub(crate) fn as_millis(self) -> i64 {
         self.0 / 1_000_000

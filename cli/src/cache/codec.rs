@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 /// Bumped whenever the layout of any persisted type or of the store changes;
 /// a store with another version is set aside, never read.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot decode a stored {what}: {source}")]

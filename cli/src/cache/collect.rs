@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::clock::Timestamp;
@@ -179,6 +180,48 @@ pub(crate) fn collect_outputs(
         .into_iter()
         .map(|(rel, abs)| OutputPath { rel, abs })
         .collect())
+}
+
+/// The directories the run owned: those it removed entries from
+/// (`emptied`, from the trace) and those it created, proven by a birth time
+/// at or after the run's start. Only directories of recorded outputs count
+/// (an output or an output's ancestor below the workspace root), never one
+/// a tool asked vp to ignore, `.git` or the cache.
+pub(crate) fn owned_dirs(
+    paths: TaskPaths<'_>,
+    config: &GlobConfig,
+    emptied: &[PathBuf],
+    outputs: &[OutputPath],
+    ignored: &[PathBuf],
+    started: Timestamp,
+) -> BTreeSet<RelPath> {
+    let Ok(scope) = Scope::new(paths, config, ignored) else {
+        return BTreeSet::new();
+    };
+    let mut candidates: BTreeSet<RelPath> = BTreeSet::new();
+    for out in outputs {
+        let mut dir = out.rel.clone();
+        while !dir.is_root() {
+            candidates.insert(dir.clone());
+            dir = dir.parent();
+        }
+    }
+    let born_in_run = |rel: &RelPath| {
+        fs::symlink_metadata(rel.to_abs(paths.workspace_root))
+            .ok()
+            .filter(fs::Metadata::is_dir)
+            .and_then(|m| Timestamp::birth(&m))
+            .is_some_and(|born| born >= started)
+    };
+    let mut owned: BTreeSet<RelPath> = candidates.into_iter().filter(born_in_run).collect();
+    owned.extend(
+        emptied
+            .iter()
+            .filter_map(|abs| scope.admit(abs))
+            .filter(|rel| !rel.is_root()),
+    );
+    owned.retain(|rel| !scope.ignored_by_tool(rel));
+    owned
 }
 
 /// What the entry records about the run's inputs.

@@ -10,10 +10,10 @@ use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use vp_ipc::EnvQuery;
 
 use super::clock::Timestamp;
 use super::digest::Digest;
-use super::env::EnvQuery;
 use super::paths::RelPath;
 
 /// How a process touched an input path (from the tracer's classification).
@@ -119,6 +119,11 @@ pub(crate) struct CacheEntry {
     /// `getEnvs(tracked)` queries and their match-sets (name → value hash).
     pub(crate) env_queries: BTreeMap<EnvQuery, BTreeMap<Vec<u8>, Digest>>,
     pub(crate) outputs: BTreeMap<RelPath, OutputState>,
+    /// Directories the run owned: it created them, or removed entries from
+    /// them (Vite empties `outDir`). A hit leaves these as the run left them:
+    /// outputs of the task's previous entry that this run would not have
+    /// left there are removed (see `restore`).
+    pub(crate) owned_dirs: BTreeSet<RelPath>,
     pub(crate) log: Option<LogRef>,
     pub(crate) duration: Duration,
     /// When the inputs were stat'ed (coarse clock): a file whose mtime is not
@@ -253,6 +258,7 @@ mod tests {
             tracked_env: BTreeMap::new(),
             env_queries: BTreeMap::new(),
             outputs,
+            owned_dirs: BTreeSet::new(),
             log: Some(LogRef {
                 blob: d(b"log"),
                 stored: 5,

@@ -1,13 +1,16 @@
 //! Environment variables as the cache sees them: which names look secret
-//! (their values are stored only as hashes), the queries tools send over the
-//! bridge (`getEnvs` by glob or prefix), and evaluating those queries against
-//! the runner's full environment with the user's untracked names left out.
+//! (their values are stored only as hashes), what a tool was served over the
+//! bridge (hashed into the entry), and re-evaluating a stored `getEnvs` query
+//! against the runner's full environment at lookup, with the user's untracked
+//! names left out. Queries are matched by `vp_ipc`'s matcher, the same one
+//! that served the tool, so the set checked is the set that was served.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
 use serde::{Deserialize, Serialize};
+use vp_ipc::{EnvGlobError, EnvQuery};
 
 use super::digest::{Digest, Domain};
 
@@ -69,52 +72,6 @@ pub(crate) fn is_secret_name(name: &[u8]) -> bool {
         .any(|word| SECRET_WORDS.iter().any(|s| s.as_bytes() == word))
 }
 
-/// A `getEnvs` request from a tool.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub(crate) enum EnvQuery {
-    /// Shell-style wildcard on the name: `*` any run, `?` one byte.
-    Glob(Vec<u8>),
-    /// Every name starting with these bytes.
-    Prefix(Vec<u8>),
-}
-
-impl EnvQuery {
-    pub(crate) fn matches(&self, name: &[u8]) -> bool {
-        match self {
-            Self::Glob(pattern) => wildcard_match(pattern, name),
-            Self::Prefix(prefix) => name.starts_with(prefix),
-        }
-    }
-}
-
-/// Iterative wildcard matcher with single backtrack point (linear in
-/// practice, no recursion on hostile patterns).
-fn wildcard_match(pattern: &[u8], name: &[u8]) -> bool {
-    let (mut p, mut n) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        match pattern.get(p) {
-            Some(b'*') => {
-                star = Some((p, n));
-                p += 1;
-            }
-            Some(&c) if c == b'?' || c == name[n] => {
-                p += 1;
-                n += 1;
-            }
-            _ => match star {
-                Some((sp, sn)) => {
-                    p = sp + 1;
-                    n = sn + 1;
-                    star = Some((sp, sn + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
-}
-
 /// The runner's full environment (not the stripped one children get) plus
 /// the user's policy for names that are never fingerprinted.
 pub(crate) struct EnvView<'a> {
@@ -148,14 +105,44 @@ impl<'a> EnvView<'a> {
         Some(self.vars.get(name).map(|v| hash_value(v)))
     }
 
-    /// A tracked `getEnvs`: every matching, tracked name with its value hash.
-    pub(crate) fn query(&self, query: &EnvQuery) -> BTreeMap<Vec<u8>, Digest> {
-        self.vars
+    /// A tracked `getEnvs`: every matching, tracked name with its value
+    /// hash. An error only if the query no longer compiles (it did when it
+    /// was served), which the lookup treats as a difference.
+    pub(crate) fn query(
+        &self,
+        query: &EnvQuery,
+    ) -> Result<BTreeMap<Vec<u8>, Digest>, EnvGlobError> {
+        let matcher = query.matcher()?;
+        Ok(self
+            .vars
             .iter()
-            .filter(|(name, _)| query.matches(name) && !self.untracked(name))
+            .filter(|(name, _)| matcher.matches(name) && !self.untracked(name))
             .map(|(name, value)| (name.clone(), hash_value(value)))
-            .collect()
+            .collect())
     }
+}
+
+/// What a tool was served for tracked `getEnv`s, as the entry stores it.
+pub(crate) fn served_env(
+    served: &BTreeMap<OsString, Option<OsString>>,
+) -> BTreeMap<Vec<u8>, Option<Digest>> {
+    served
+        .iter()
+        .map(|(name, value)| {
+            let hash = value.as_ref().map(|v| hash_value(v.as_bytes()));
+            (name.as_bytes().to_vec(), hash)
+        })
+        .collect()
+}
+
+/// The match-set a tool was served for one tracked `getEnvs`, as stored.
+pub(crate) fn served_matches(
+    served: &BTreeMap<OsString, OsString>,
+) -> BTreeMap<Vec<u8>, Digest> {
+    served
+        .iter()
+        .map(|(name, value)| (name.as_bytes().to_vec(), hash_value(value.as_bytes())))
+        .collect()
 }
 
 #[cfg(test)]
@@ -196,21 +183,6 @@ mod tests {
     }
 
     #[test]
-    fn wildcards() {
-        assert!(wildcard_match(b"VITE_*", b"VITE_X"));
-        assert!(wildcard_match(b"VITE_*", b"VITE_"));
-        assert!(!wildcard_match(b"VITE_*", b"XVITE_X"));
-        assert!(wildcard_match(b"*_URL", b"VITE_API_URL"));
-        assert!(wildcard_match(b"A?C", b"ABC"));
-        assert!(!wildcard_match(b"A?C", b"AC"));
-        assert!(wildcard_match(b"*A*B*", b"xxAyyBzz"));
-        assert!(!wildcard_match(b"*A*B*", b"xxByyAzz"));
-        assert!(wildcard_match(b"NAME", b"NAME"));
-        assert!(!wildcard_match(b"NAME", b"NAMES"));
-        assert!(wildcard_match(b"", b"") && !wildcard_match(b"", b"X"));
-    }
-
-    #[test]
     fn queries_skip_untracked_names() {
         let untracked = |n: &OsStr| n.as_bytes().starts_with(b"VITE_CI_");
         let env = EnvView::new(
@@ -218,7 +190,9 @@ mod tests {
                 .map(|(k, v)| (k.into(), v.into())),
             &untracked,
         );
-        let got = env.query(&EnvQuery::Prefix(b"VITE_".to_vec()));
+        let got = env
+            .query(&EnvQuery::Prefix(b"VITE_".to_vec()))
+            .expect("prefix");
         assert_eq!(
             got.keys().cloned().collect::<Vec<_>>(),
             vec![b"VITE_A".to_vec()]
@@ -226,7 +200,27 @@ mod tests {
         assert_eq!(env.tracked(b"VITE_CI_RUN"), None);
         assert_eq!(env.tracked(b"OTHER"), Some(Some(hash_value(b"x"))));
         assert_eq!(env.tracked(b"UNSET"), Some(None));
-        let globbed = env.query(&EnvQuery::Glob(b"*THER".to_vec()));
+        let globbed = env.query(&EnvQuery::Glob(b"*THER".to_vec())).expect("glob");
         assert_eq!(globbed.len(), 1);
+    }
+
+    #[test]
+    fn lookup_sees_what_the_bridge_served() {
+        // The bridge served `VITE_{A,B}` from this env; the stored set must be
+        // the one a lookup re-evaluates, or a change of VITE_A would hit.
+        let none = |_: &OsStr| false;
+        let full = [("VITE_A", "1"), ("VITE_B", "2"), ("VITE_C", "3")];
+        let env = EnvView::new(full.map(|(k, v)| (k.into(), v.into())), &none);
+        let query = EnvQuery::Glob(b"VITE_{A,B}".to_vec());
+        let served: BTreeMap<OsString, OsString> = [("VITE_A", "1"), ("VITE_B", "2")]
+            .map(|(k, v)| (k.into(), v.into()))
+            .into_iter()
+            .collect();
+        assert_eq!(env.query(&query).expect("valid"), served_matches(&served));
+        let changed = [("VITE_A", "9"), ("VITE_B", "2")];
+        let env = EnvView::new(changed.map(|(k, v)| (k.into(), v.into())), &none);
+        assert_ne!(env.query(&query).expect("valid"), served_matches(&served));
+        let env = EnvView::new(full.map(|(k, v)| (k.into(), v.into())), &none);
+        assert!(env.query(&EnvQuery::Glob(b"VITE_{".to_vec())).is_err());
     }
 }

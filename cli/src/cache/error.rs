@@ -29,9 +29,13 @@ pub(crate) enum CacheError {
         source: io::Error,
     },
     #[error(
-        "refusing to use `{dir}` as the cache: it is not empty and does not look like a vp cache\n(hint: pass another `--cache-dir`, or empty that directory)"
+        "refusing to use `{dir}` as the cache: it is not empty and has no `VP-CACHE` marker, so vp cannot prove it made it\n(hint: pass another `--cache-dir` or `VP_CACHE_DIR`; if it is a cache of a vp older than the marker, delete it yourself)"
     )]
     ForeignDir { dir: PathBuf },
+    #[error(
+        "the cache at `{dir}` was made by another version of vp (directory layout {layout}, this vp uses 1)\n(hint: clean it with the vp that made it, or pass another `--cache-dir`)"
+    )]
+    OtherLayout { dir: PathBuf, layout: u32 },
     #[error("the cache at `{dir}` has no column family `{name}`")]
     MissingColumnFamily { dir: PathBuf, name: &'static str },
     #[error("the cache at `{dir}` is missing blob {blob} (hint: `vp cache clean` starts over)")]

@@ -96,7 +96,8 @@ pub(crate) struct SpawnSpec<'a> {
     pub(crate) args: &'a [OsString],
     /// Declared (`env`) variables after expanding globs against the full env.
     pub(crate) declared_env: &'a [(OsString, OsString)],
-    /// Untracked names/patterns as configured (values never fingerprinted).
+    /// Names the user's `untrackedEnv` selects that are set (their presence
+    /// is in the key, their values never are).
     pub(crate) untracked_env: &'a [OsString],
     pub(crate) inputs: GlobConfig,
     pub(crate) outputs: GlobConfig,
@@ -166,9 +167,18 @@ impl SpawnFingerprint {
         if self.outputs != previous.outputs {
             out.push(MissReason::OutputConfigChanged);
         }
-        if self.untracked_env != previous.untracked_env {
-            out.push(MissReason::EnvsChanged);
-        }
+        let shown = |n: &Vec<u8>| String::from_utf8_lossy(n).into_owned();
+        out.extend(
+            self.untracked_env
+                .difference(&previous.untracked_env)
+                .map(|n| MissReason::UntrackedEnvSet(shown(n))),
+        );
+        out.extend(
+            previous
+                .untracked_env
+                .difference(&self.untracked_env)
+                .map(|n| MissReason::UntrackedEnvUnset(shown(n))),
+        );
         diff_maps(&previous.env, &self.env, &mut out);
         out
     }
@@ -278,7 +288,7 @@ mod tests {
                 MissReason::ProgramChanged,
                 MissReason::WorkingDirectoryChanged,
                 MissReason::InputConfigChanged,
-                MissReason::EnvsChanged,
+                MissReason::UntrackedEnvUnset("DEBUG".into()),
                 MissReason::EnvChanged("NODE_ENV".into()),
                 MissReason::EnvAdded("VITE_X".into()),
             ]

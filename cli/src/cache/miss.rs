@@ -1,4 +1,4 @@
-//! Why a lookup missed, in the words users already read (COMPAT §4):
+//! Why a lookup missed, in the words users of vite-task already read:
 //! `'src/a.js' modified`, `'b.js' added in 'src'`, `env 'X' changed`, ...
 //! The lookup collects *every* difference; `MissReasons::display` shows them
 //! relative to the task's package and caps the list with "and N more".
@@ -21,8 +21,14 @@ pub(crate) enum MissReason {
     InputConfigChanged,
     OutputConfigChanged,
     PlatformChanged,
-    /// The set of untracked (pass-through) env names changed.
-    EnvsChanged,
+    /// A variable the user's `untrackedEnv` names is set now and was not
+    /// (its presence is in the key, its value never is).
+    UntrackedEnvSet(String),
+    /// A variable the user's `untrackedEnv` names was set and is not now.
+    UntrackedEnvUnset(String),
+    /// A stored `getEnvs` query no longer compiles (a vp upgrade changed
+    /// the glob rules), so its match-set cannot be compared.
+    EnvQueryUnreadable(String),
     EnvChanged(String),
     EnvAdded(String),
     EnvRemoved(String),
@@ -46,7 +52,9 @@ impl MissReason {
             Self::InputConfigChanged => f.write_str("input configuration changed"),
             Self::OutputConfigChanged => f.write_str("output configuration changed"),
             Self::PlatformChanged => f.write_str("platform changed"),
-            Self::EnvsChanged => f.write_str("envs changed"),
+            Self::UntrackedEnvSet(n) => write!(f, "untracked env '{n}' set"),
+            Self::UntrackedEnvUnset(n) => write!(f, "untracked env '{n}' unset"),
+            Self::EnvQueryUnreadable(q) => write!(f, "env query '{q}' cannot be evaluated"),
             Self::EnvChanged(n) => write!(f, "env '{n}' changed"),
             Self::EnvAdded(n) => write!(f, "env '{n}' added"),
             Self::EnvRemoved(n) => write!(f, "env '{n}' removed"),
@@ -154,7 +162,9 @@ fn rank(r: &MissReason) -> u8 {
         MissReason::ArgsChanged => 3,
         MissReason::WorkingDirectoryChanged => 4,
         MissReason::InputConfigChanged | MissReason::OutputConfigChanged => 5,
-        MissReason::EnvsChanged
+        MissReason::UntrackedEnvSet(_)
+        | MissReason::UntrackedEnvUnset(_)
+        | MissReason::EnvQueryUnreadable(_)
         | MissReason::EnvChanged(_)
         | MissReason::EnvAdded(_)
         | MissReason::EnvRemoved(_) => 6,
@@ -210,7 +220,14 @@ mod tests {
                 MissReason::InputConfigChanged,
                 "input configuration changed",
             ),
-            (MissReason::EnvsChanged, "envs changed"),
+            (
+                MissReason::UntrackedEnvSet("DEBUG".into()),
+                "untracked env 'DEBUG' set",
+            ),
+            (
+                MissReason::UntrackedEnvUnset("DEBUG".into()),
+                "untracked env 'DEBUG' unset",
+            ),
         ];
         for (reason, want) in cases {
             let all = MissReasons::new(vec![reason]);

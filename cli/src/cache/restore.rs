@@ -2,12 +2,16 @@
 //! replay. Only files that differ are rewritten (written to a temp file in
 //! the same directory, then renamed over), modes and symlinks are kept, and
 //! every path is checked to stay inside the workspace: no absolute paths, no
-//! `..`, and no writing through a symlink that leads out of it.
+//! `..`, and no writing through a symlink that leads out of it. In
+//! directories the run owned, outputs of the task's previous run that this
+//! run would not have left are removed, but only while they are exactly as
+//! vp recorded them. A file that shares its inode with another name is
+//! replaced, never chmod'ed in place.
 
 use std::fs::{self, OpenOptions, Permissions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use super::codec;
@@ -48,6 +52,9 @@ pub(crate) struct RestoreReport {
     pub(crate) written: usize,
     /// Outputs already identical on disk.
     pub(crate) unchanged: usize,
+    /// Outputs of the task's previous run removed because this run would
+    /// not have left them (see `CacheHit::superseded`).
+    pub(crate) removed: usize,
     /// The run's stdout/stderr in original order, for replay.
     pub(crate) log: Vec<LogChunk>,
 }
@@ -114,13 +121,27 @@ impl Store {
                 path: rel.clone(),
                 source,
             })?;
-            if current.permissions().mode() & 0o7777 != mode {
+            // A symlink standing for the directory (allowed inside the
+            // workspace) is not vp's to chmod: that would change its target.
+            if current.is_dir() && current.permissions().mode() & 0o7777 != mode {
                 fs::set_permissions(&abs, Permissions::from_mode(mode)).map_err(|source| {
                     RestoreError::Io {
                         path: rel.clone(),
                         source,
                     }
                 })?;
+            }
+        }
+        // What the previous run left in directories this run owns, files
+        // first, then directories deepest first (they must be empty).
+        let mut superseded: Vec<&(RelPath, OutputState)> = hit.superseded.iter().collect();
+        superseded.sort_by(|(a, sa), (b, sb)| {
+            let is_dir = |s: &OutputState| matches!(s, OutputState::Dir { .. });
+            is_dir(sa).cmp(&is_dir(sb)).then_with(|| b.cmp(a))
+        });
+        for (rel, state) in superseded {
+            if r.remove_superseded(rel, state)? {
+                report.removed += 1;
             }
         }
         report.log = self.read_log(hit)?;
@@ -201,6 +222,53 @@ impl Restorer<'_> {
         Ok(())
     }
 
+    /// Removes `rel` if it is exactly what the previous run left: a file
+    /// with the recorded content and no other hard link, a symlink with the
+    /// recorded target, an empty directory. Never through a symlink. Anything
+    /// else (a file the user changed or put there) stays. Returns whether
+    /// something was removed.
+    fn remove_superseded(&mut self, rel: &RelPath, state: &OutputState) -> Result<bool, RestoreError> {
+        // Re-validate: entries come from disk and may be corrupt.
+        let rel = RelPath::from_stored(rel.as_bytes())?;
+        let mut dir = RelPath::root();
+        let parent = rel.parent();
+        for comp in parent.components() {
+            dir = dir.join(comp);
+            match fs::symlink_metadata(dir.to_abs(&self.root)) {
+                Ok(m) if m.is_dir() => {}
+                _ => return Ok(false),
+            }
+        }
+        let abs = rel.to_abs(&self.root);
+        let Ok(meta) = fs::symlink_metadata(&abs) else {
+            return Ok(false);
+        };
+        let same = match state {
+            OutputState::File { blob, size, .. } => {
+                meta.is_file()
+                    && meta.nlink() == 1
+                    && meta.len() == *size
+                    && digest::hash_file(&abs).is_ok_and(|(h, _)| h == *blob)
+            }
+            OutputState::Symlink { target } => {
+                meta.file_type().is_symlink()
+                    && fs::read_link(&abs).is_ok_and(|t| t.as_os_str().as_bytes() == target.as_slice())
+            }
+            OutputState::Dir { .. } => {
+                // Not empty: something vp does not know of is inside.
+                return Ok(meta.is_dir() && fs::remove_dir(&abs).is_ok());
+            }
+        };
+        if !same {
+            return Ok(false);
+        }
+        match fs::remove_file(&abs) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(RestoreError::Io { path: rel, source }),
+        }
+    }
+
     fn temp_path(&mut self, abs: &Path) -> PathBuf {
         self.tmp_seq += 1;
         let mut name = std::ffi::OsString::from(".");
@@ -239,10 +307,16 @@ impl Restorer<'_> {
                     && m.len() == size
                     && digest::hash_file(&abs).is_ok_and(|(h, _)| h == *blob) =>
             {
-                if m.permissions().mode() & 0o7777 != mode {
-                    fs::set_permissions(&abs, Permissions::from_mode(mode)).map_err(io)?;
+                if m.permissions().mode() & 0o7777 == mode {
+                    return Ok(false);
                 }
-                return Ok(false);
+                // Only the mode differs. A chmod changes the inode, which
+                // other hard links (maybe outside the workspace) share:
+                // then replace the name instead, below.
+                if m.nlink() == 1 {
+                    fs::set_permissions(&abs, Permissions::from_mode(mode)).map_err(io)?;
+                    return Ok(false);
+                }
             }
             _ => {}
         }

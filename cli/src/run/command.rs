@@ -21,18 +21,18 @@ use crate::workspace::Workspace;
 /// Exit code of a run interrupted with Ctrl-C (128 + SIGINT).
 const EXIT_INTERRUPTED: u8 = 130;
 
-/// Beside the store: the details of the last run, for `--last-details`.
-const LAST_DETAILS_FILE: &str = "last-run.txt";
-
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
     let ws = Workspace::load(&cwd)?;
     if args.last_details {
         let settings = CacheSettings::resolve(args.exec.cache_dir.as_deref(), None, &ws.root, &cwd, |k| std::env::var(k).ok())?;
-        let file = settings.dir.join(LAST_DETAILS_FILE);
-        match std::fs::read_to_string(&file) {
-            Ok(text) => print!("{text}"),
-            Err(_) => println!("no previous run recorded in `{}`", settings.dir.display()),
+        let text = crate::cache::CacheDir::find(&settings.dir)
+            .ok()
+            .flatten()
+            .and_then(|home| std::fs::read_to_string(home.last_run()).ok());
+        match text {
+            Some(text) => print!("{text}"),
+            None => println!("no previous run recorded in `{}`", settings.dir.display()),
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -197,8 +197,11 @@ pub(super) fn execute_specs(
     reporter.borrow_mut().report(&RunEvent::RunFinished { stats: stats.clone() });
     let details = reporter.borrow().last_details(&stats);
     // Best effort: `--last-details` then has nothing to show, which it says.
-    let _ = std::fs::create_dir_all(&settings.dir)
-        .and_then(|()| std::fs::write(settings.dir.join(LAST_DETAILS_FILE), details));
+    // Only into a directory proven to be vp's (claimed with its marker), so
+    // an uncached run never makes the cache dir look foreign.
+    if let Ok(home) = crate::cache::CacheDir::claim(&settings.dir) {
+        let _ = std::fs::write(home.last_run(), details);
+    }
     if let Ok(c) = &ctx.cache {
         // Keep the cache within its bound; a failure here loses nothing.
         let _ = c.store.prune_if_needed(settings.max_size);
@@ -218,6 +221,11 @@ fn open_cache(settings: &CacheSettings, emit: &dyn Fn(RunEvent)) -> Result<RunCa
     let mut notify = |n: crate::cache::StoreNotice| emit(RunEvent::Notice { message: n.to_string() });
     match crate::cache::open(&settings.dir, &settings.open, &mut notify) {
         Ok(crate::cache::Opened::Ready(store)) => Ok(RunCache { store: std::sync::Arc::new(store), dir: settings.dir.clone() }),
+        Ok(crate::cache::Opened::HeldByAncestor { holder }) => {
+            // No notice: the header says it once per task, and the outer
+            // task caches this whole nested run.
+            Err(format!("the vp that started this one (pid {holder}) holds the cache; the outer task caches this run"))
+        }
         Ok(crate::cache::Opened::Busy { holder }) => {
             let who = holder.map_or_else(|| "another vp".to_owned(), |pid| format!("another vp (pid {pid})"));
             let reason = format!("{who} holds the cache lock");

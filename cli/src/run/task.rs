@@ -359,14 +359,11 @@ fn observe(
         ..Default::default()
     };
     if let Some(r) = report {
-        run.tracked_env = r.tracked_envs.keys().cloned().collect();
+        run.tracked_env = r.tracked_envs.clone();
         run.env_queries = r
             .env_queries
             .iter()
-            .map(|q| match &q.query {
-                vp_ipc::EnvQuery::Glob(g) => cache::EnvQuery::Glob(g.clone()),
-                vp_ipc::EnvQuery::Prefix(p) => cache::EnvQuery::Prefix(p.clone()),
-            })
+            .map(|q| (q.query.clone(), q.matches.clone()))
             .collect();
     }
     let needs_trace = spec.inputs.auto || spec.outputs.auto;
@@ -394,7 +391,9 @@ fn observe(
                     .into_iter()
                     .map(|(p, access)| {
                         let kind = match access {
-                            trace::InputAccess::ContentRead => cache::InputKind::ContentRead,
+                            // A stat'ed file is fingerprinted by content: size
+                            // and mtime reached the tool (see `InputAccess::Metadata`).
+                            trace::InputAccess::ContentRead | trace::InputAccess::Metadata => cache::InputKind::ContentRead,
                             trace::InputAccess::Listing => cache::InputKind::Listing,
                             trace::InputAccess::Probe { .. } | trace::InputAccess::Symlink { .. } => cache::InputKind::Probe,
                         };
@@ -402,6 +401,7 @@ fn observe(
                     })
                     .collect();
             }
+            run.emptied_dirs = c.emptied_dirs.into_iter().collect();
             if spec.outputs.auto {
                 run.outputs = c
                     .outputs
@@ -440,8 +440,8 @@ async fn store_result(
     run: cache::ObservedRun,
 ) {
     let id = item_id.to_owned();
-    let outcome = on_store(cache, spec, ctx, move |store, paths, env| {
-        store.record(&cache::RecordRequest { task: &id, spawn: &fingerprint, paths, run: &run, env })
+    let outcome = on_store(cache, spec, ctx, move |store, paths, _env| {
+        store.record(&cache::RecordRequest { task: &id, spawn: &fingerprint, paths, run: &run })
     })
     .await;
     match outcome {

@@ -6,7 +6,7 @@
 //! (filled by `resolve::snapshot`), so the cache can re-run it after the
 //! tools' reports (`ignoreInput`/`ignoreOutput`) arrived.
 //!
-//! Rules, per real path in syscall order (ARCHITECTURE §4):
+//! Rules, per real path in syscall order (docs/tracing.md):
 //! - read, probed or listed before the task changed it → input;
 //! - read after the task wrote it → not an input (it reads its own output);
 //! - metadata access (stat, listing, readlink) before the task deletes or
@@ -42,9 +42,14 @@ pub(crate) enum InputAccess {
     /// File content was read (opened for reading, executed, hard-linked):
     /// fingerprint the content.
     ContentRead,
-    /// Only existence and type were checked (stat, access, a failed open or
-    /// exec of a missing path): fingerprint what is there, `Missing`
-    /// meaning "must stay missing".
+    /// A file's metadata was read (the stat family) but not its bytes: size
+    /// and mtime reach the tool and may decide its result (`tsc -b` skips
+    /// work when sources are older than its build info), so fingerprint the
+    /// content, the portable stand-in for both.
+    Metadata,
+    /// Only existence and type were checked (access, a stat of a directory
+    /// or missing path, a failed open or exec): fingerprint what is there,
+    /// `Missing` meaning "must stay missing".
     Probe { found: Found },
     /// The directory's entries were listed: fingerprint the entry names.
     Listing,
@@ -91,6 +96,10 @@ pub(crate) struct AccessClassification {
     /// Pre-existing paths the run removed (old build artifacts), only
     /// touched by metadata before: neither input nor output.
     pub(crate) deleted: BTreeSet<PathBuf>,
+    /// Directories the run removed an entry from that existed before
+    /// (emptying `dist/`, deleting a stale file): a cache hit must leave them
+    /// as the run did, without entries the run would have removed.
+    pub(crate) emptied_dirs: BTreeSet<PathBuf>,
     /// Files whose content the run read and then changed or removed: the
     /// run modified its own input, so it must not be stored.
     pub(crate) modified_inputs: Vec<PathBuf>,
@@ -114,14 +123,19 @@ impl AccessClassification {
 enum Event {
     /// Content read (open for reading, exec, link source).
     Read,
-    /// Existence or metadata.
+    /// Existence only.
     Probe,
+    /// Metadata (size, times, mode).
+    Stat,
     /// Directory entries.
     List,
     /// A symlink's target (readlink, or followed on the way to another path).
     LinkRead,
     /// The task wrote or created this path.
     Create,
+    /// The task created this path, which did not exist when the call was
+    /// made: reads before it were failed opens, not reads of an input.
+    CreateNew,
     /// The task removed this name.
     Delete,
     /// The task created or removed an entry of this directory.
@@ -132,10 +146,10 @@ enum Event {
 
 impl Event {
     fn is_read(self) -> bool {
-        matches!(self, Event::Read | Event::Probe | Event::List | Event::LinkRead)
+        matches!(self, Event::Read | Event::Probe | Event::Stat | Event::List | Event::LinkRead)
     }
     fn is_own_change(self) -> bool {
-        matches!(self, Event::Create | Event::Delete)
+        matches!(self, Event::Create | Event::CreateNew | Event::Delete)
     }
 }
 
@@ -146,6 +160,7 @@ fn events_of(op: Op) -> &'static [Event] {
         Op::ReadWrite => &[Event::Read, Event::Create],
         Op::Write | Op::Mkdir | Op::RenameTo | Op::Link => &[Event::Create],
         Op::Probe => &[Event::Probe],
+        Op::Stat => &[Event::Stat],
         Op::ReadLink => &[Event::LinkRead],
         Op::List => &[Event::List],
         Op::Remove | Op::RenameFrom => &[Event::Delete],
@@ -176,18 +191,38 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         true
     };
 
-    for access in &log.accesses {
+    // Symlinks that reads went through, with the index of the first such
+    // read: a read resolves after the run, so a link the task repointed
+    // after reading through it leaves the read's real path unknown.
+    let mut links_read_through: HashMap<PathBuf, usize> = HashMap::new();
+    let mut name_changes: Vec<(usize, PathBuf)> = Vec::new();
+    for (index, access) in log.accesses.iter().enumerate() {
+        if access.op.changes_name() {
+            let real = access.at_call.as_ref().map_or_else(|| state.resolve(&access.path, false).real, |c| c.real.clone());
+            name_changes.push((index, real));
+        }
         if super::resolve::is_pseudo(&access.path) {
             if !excluded.contains(&access.path) {
                 excluded.insert(access.path.clone());
             }
             continue;
         }
-        let resolution = state.resolve(&access.path, access.follow);
+        let mut resolution = state.resolve(&access.path, access.follow);
+        if let Some(at_call) = &access.at_call {
+            // Where the call really landed, pinned while it was held.
+            resolution.real = at_call.real.clone();
+        }
+        if !access.op.changes_name() {
+            for link in &resolution.links {
+                links_read_through.entry(link.clone()).or_insert(index);
+            }
+        }
         for link in &resolution.links {
             push(link, Event::LinkRead, &mut excluded);
         }
+        let created_new = access.at_call.as_ref().is_some_and(|c| !c.existed);
         for &event in events_of(access.op) {
+            let event = if event == Event::Create && created_new { Event::CreateNew } else { event };
             let kept = push(&resolution.real, event, &mut excluded);
             if kept && event.is_own_change() {
                 // Creating or removing a name changes every directory above
@@ -207,6 +242,15 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     }
 
     let mut out = AccessClassification { untraceable: log.untraceable.clone(), ..AccessClassification::default() };
+    for (index, changed) in &name_changes {
+        if links_read_through.get(changed).is_some_and(|first_read| first_read < index) {
+            out.untraceable.push(format!(
+                "it repointed the symlink `{}` after reading through it, so what it read cannot be pinned down",
+                changed.display()
+            ));
+            break;
+        }
+    }
     for (path, events) in &per_path {
         classify_path(path, events, state.kind(path), state.link_targets.get(path), &mut out);
     }
@@ -239,14 +283,22 @@ fn classify_path(path: &Path, events: &[Event], kind: PathKind, link_target: Opt
         // Metadata looked at before the task changed the path (stat before
         // unlink, the old dist/ before rewriting it) is not an input; content
         // read before is: the task modified its own input.
-        if events[..first_own].iter().any(content_read) {
+        // A path missing at its first write was missing at every read before
+        // it (a `.tsbuildinfo` probed with open(), then written): an output.
+        let was_missing = events[first_own] == Event::CreateNew;
+        if !was_missing && events[..first_own].iter().any(content_read) {
             out.modified_inputs.push(path.to_path_buf());
+        }
+        if events[first_own] == Event::Delete
+            && let Some(parent) = path.parent()
+        {
+            out.emptied_dirs.insert(parent.to_path_buf());
         }
         match output_kind(kind) {
             Some(output) => {
                 out.outputs.insert(path.to_path_buf(), output);
             }
-            None if events[first_own] == Event::Create => {
+            None if matches!(events[first_own], Event::Create | Event::CreateNew) => {
                 out.temporaries.insert(path.to_path_buf());
             }
             None => {
@@ -263,7 +315,7 @@ fn classify_path(path: &Path, events: &[Event], kind: PathKind, link_target: Opt
     let below_changed = children_changed || events.contains(&Event::DescendantChanged);
     let counts = |e: &&Event| match e {
         Event::List => !children_changed,
-        Event::Probe | Event::Read | Event::LinkRead => !below_changed,
+        Event::Probe | Event::Stat | Event::Read | Event::LinkRead => !below_changed,
         _ => false,
     };
     let reads: Vec<Event> = events.iter().filter(counts).copied().collect();
@@ -274,6 +326,7 @@ fn classify_path(path: &Path, events: &[Event], kind: PathKind, link_target: Opt
         PathKind::Symlink => InputAccess::Symlink { target: link_target.cloned().unwrap_or_default() },
         PathKind::Missing => InputAccess::Probe { found: Found::Missing },
         PathKind::File if reads.iter().any(content_read) => InputAccess::ContentRead,
+        PathKind::File if reads.contains(&Event::Stat) => InputAccess::Metadata,
         PathKind::File => InputAccess::Probe { found: Found::File },
         PathKind::Dir if reads.contains(&Event::List) => InputAccess::Listing,
         PathKind::Dir => InputAccess::Probe { found: Found::Dir },
@@ -339,11 +392,17 @@ mod tests {
 
     impl Scenario {
         fn op(mut self, op: Op, path: &str) -> Self {
-            self.log.accesses.push(Access { at: Duration::ZERO, tid: 1, path: PathBuf::from(path), op, follow: true });
+            self.log.accesses.push(Access { at: Duration::ZERO, tid: 1, path: PathBuf::from(path), op, follow: true, at_call: None });
             self
         }
         fn nofollow(mut self, op: Op, path: &str) -> Self {
-            self.log.accesses.push(Access { at: Duration::ZERO, tid: 1, path: PathBuf::from(path), op, follow: false });
+            self.log.accesses.push(Access { at: Duration::ZERO, tid: 1, path: PathBuf::from(path), op, follow: false, at_call: None });
+            self
+        }
+        /// A name-changing call, with what the supervisor saw while holding it.
+        fn at_call(mut self, op: Op, path: &str, real: &str, existed: bool) -> Self {
+            let at_call = Some(crate::trace::log::AtCall { real: PathBuf::from(real), existed });
+            self.log.accesses.push(Access { at: Duration::ZERO, tid: 1, path: PathBuf::from(path), op, follow: true, at_call });
             self
         }
         fn exists(mut self, path: &str, kind: PathKind) -> Self {
@@ -435,6 +494,82 @@ mod tests {
                 ("/w/node_modules/.bin/node", &missing),
             ]
         );
+    }
+
+    /// Issue: `tsc -b` with everything up to date only stats its sources and
+    /// compares mtimes; fingerprinting those by existence made an edit a hit.
+    #[test]
+    fn a_stated_file_is_a_metadata_input_but_a_stated_dir_or_missing_path_is_a_probe() {
+        let c = Scenario::default()
+            .op(Op::Stat, "/w/src/a.ts")
+            .op(Op::Stat, "/w/src")
+            .op(Op::Stat, "/w/nope.ts")
+            .op(Op::Probe, "/w/src/b.ts")
+            .op(Op::Stat, "/w/src/c.ts")
+            .op(Op::Read, "/w/src/c.ts")
+            .file("/w/src/a.ts")
+            .file("/w/src/b.ts")
+            .file("/w/src/c.ts")
+            .dir("/w/src")
+            .run();
+        assert_eq!(
+            inputs(&c),
+            vec![
+                ("/w/nope.ts", &InputAccess::Probe { found: Found::Missing }),
+                ("/w/src", &InputAccess::Probe { found: Found::Dir }),
+                ("/w/src/a.ts", &InputAccess::Metadata),
+                // `access` learns existence only.
+                ("/w/src/b.ts", &InputAccess::Probe { found: Found::File }),
+                ("/w/src/c.ts", &InputAccess::ContentRead),
+            ]
+        );
+        assert!(c.is_cacheable());
+    }
+
+    /// Issue: `tsc -b` opens its `.tsbuildinfo` before it exists, then writes
+    /// it; a failed open looked like "read its input, then modified it".
+    #[test]
+    fn a_file_missing_at_its_first_write_was_never_an_input() {
+        let c = Scenario::default()
+            .op(Op::Read, "/w/node_modules/.tmp/app.tsbuildinfo")
+            .at_call(Op::Write, "/w/node_modules/.tmp/app.tsbuildinfo", "/w/node_modules/.tmp/app.tsbuildinfo", false)
+            .file("/w/node_modules/.tmp/app.tsbuildinfo")
+            .run();
+        assert!(c.modified_inputs.is_empty(), "{:?}", c.modified_inputs);
+        assert_eq!(outputs(&c), vec!["/w/node_modules/.tmp/app.tsbuildinfo"]);
+        // The same file existing at the write: a real read of an input.
+        let c = Scenario::default()
+            .op(Op::Read, "/w/state.json")
+            .at_call(Op::Write, "/w/state.json", "/w/state.json", true)
+            .file("/w/state.json")
+            .run();
+        assert_eq!(c.modified_inputs, vec![PathBuf::from("/w/state.json")]);
+    }
+
+    /// Issue: write paths resolved after the run filed a write through a
+    /// symlink the task repointed later under the link's new target.
+    #[test]
+    fn a_write_is_filed_where_it_landed_at_the_call() {
+        let c = Scenario::default()
+            .at_call(Op::Write, "/w/dist/link/y.txt", "/w/dist/inner/y.txt", false)
+            .resolves("/w/dist/link/y.txt", true, "/w/dist/other/y.txt", &["/w/dist/link"])
+            .file("/w/dist/inner/y.txt")
+            .run();
+        assert_eq!(outputs(&c), vec!["/w/dist/inner/y.txt"]);
+        assert!(c.is_cacheable());
+    }
+
+    #[test]
+    fn a_stat_before_rewriting_an_output_is_not_an_input() {
+        let c = Scenario::default()
+            .op(Op::Stat, "/w/dist/index.html")
+            .op(Op::Write, "/w/dist/index.html")
+            .file("/w/dist/index.html")
+            .dir("/w/dist")
+            .run();
+        assert!(inputs(&c).is_empty(), "{:?}", inputs(&c));
+        assert_eq!(outputs(&c), vec!["/w/dist/index.html"]);
+        assert!(c.is_cacheable());
     }
 
     #[test]

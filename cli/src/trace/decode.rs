@@ -72,16 +72,17 @@ pub(crate) fn decode(nr: i64, args: [u64; 6], mut read_u64: impl FnMut(u64) -> O
             }
             None => [None, None],
         },
-        libc::SYS_stat | libc::SYS_access | libc::SYS_chdir => one(cwd(args[0]), Op::Probe, true),
-        libc::SYS_lstat => one(cwd(args[0]), Op::Probe, false),
+        libc::SYS_access | libc::SYS_chdir => one(cwd(args[0]), Op::Probe, true),
+        libc::SYS_stat => one(cwd(args[0]), Op::Stat, true),
+        libc::SYS_lstat => one(cwd(args[0]), Op::Stat, false),
         libc::SYS_newfstatat => {
             let flags = args[3];
             // AT_EMPTY_PATH is `fstat`: a re-stat of an fd already recorded when opened.
-            one(at(fd(0), args[1], EmptyPath::Skip), Op::Probe, flags & AT_SYMLINK_NOFOLLOW == 0)
+            one(at(fd(0), args[1], EmptyPath::Skip), Op::Stat, flags & AT_SYMLINK_NOFOLLOW == 0)
         }
         libc::SYS_statx => {
             let flags = args[2];
-            one(at(fd(0), args[1], EmptyPath::Skip), Op::Probe, flags & AT_SYMLINK_NOFOLLOW == 0)
+            one(at(fd(0), args[1], EmptyPath::Skip), Op::Stat, flags & AT_SYMLINK_NOFOLLOW == 0)
         }
         libc::SYS_faccessat => one(at(fd(0), args[1], EmptyPath::Skip), Op::Probe, true),
         libc::SYS_faccessat2 => {

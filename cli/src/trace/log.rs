@@ -18,9 +18,12 @@ pub(crate) enum Op {
     ReadWrite,
     /// Opened for writing (O_WRONLY, O_CREAT, O_TRUNC), `creat`, `truncate`.
     Write,
-    /// Metadata or existence only: the stat family, `access`, `chdir`,
-    /// O_PATH / O_DIRECTORY opens.
+    /// Existence only: `access`, `chdir`, O_PATH / O_DIRECTORY opens.
     Probe,
+    /// The stat family: size, times and mode reach the tool, and a tool
+    /// may decide on them (`tsc -b` compares mtimes with its build info),
+    /// so a stat'ed file is fingerprinted by content, not by existence.
+    Stat,
     /// `readlink`: the target of a symlink.
     ReadLink,
     /// `getdents`: the entries of a directory.
@@ -47,6 +50,7 @@ impl Op {
             Op::ReadWrite => "read-write",
             Op::Write => "write",
             Op::Probe => "probe",
+            Op::Stat => "stat",
             Op::ReadLink => "readlink",
             Op::List => "list",
             Op::Exec => "exec",
@@ -74,6 +78,34 @@ pub(crate) struct Access {
     /// Whether the kernel follows a symlink in the last component
     /// (false for `lstat`, `readlink`, `unlink`, `O_NOFOLLOW`, ...).
     pub(crate) follow: bool,
+    /// For calls that create, change or remove a name: where it landed,
+    /// learned while the call was held, before it ran. `None` for reads, and
+    /// when the parent did not exist (the call fails).
+    pub(crate) at_call: Option<AtCall>,
+}
+
+/// The state of a name-changing call's target just before the call ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AtCall {
+    /// The real path. A task may repoint a symlink on the way later
+    /// (`dist/link -> inner`, then `-> other`); resolving after the run
+    /// would file the write under the new target.
+    pub(crate) real: PathBuf,
+    /// Whether the target existed. A path that was missing at its first
+    /// write was missing at every earlier read too (unless the task made and
+    /// removed it in between, which the log shows): those reads were failed
+    /// opens, not content reads of an input the task then modified.
+    pub(crate) existed: bool,
+}
+
+impl Op {
+    /// Whether the call creates, changes or removes the name it targets.
+    pub(crate) fn changes_name(self) -> bool {
+        matches!(
+            self,
+            Op::ReadWrite | Op::Write | Op::Mkdir | Op::Remove | Op::RenameFrom | Op::RenameTo | Op::Link
+        )
+    }
 }
 
 /// What a path is when the traced tree has exited (from `lstat`).

@@ -31,6 +31,7 @@ fn input_label(access: &InputAccess) -> (&'static str, String) {
     match access {
         InputAccess::ContentRead => ("read", String::new()),
         InputAccess::Listing => ("listed", String::new()),
+        InputAccess::Metadata => ("stat", String::new()),
         InputAccess::Probe { found } => (
             "probed",
             match found {

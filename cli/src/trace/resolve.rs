@@ -25,6 +25,20 @@ pub(crate) fn snapshot(mut log: AccessLog) -> AccessLog {
         if is_pseudo(&access.path) {
             continue;
         }
+        if let Some(real) = access.at_call.as_ref().map(|c| &c.real)
+            && !state.kinds.contains_key(real)
+        {
+            let kind = fs.kind(real);
+            if let (PathKind::Symlink, Some(Entry::Symlink(target))) = (kind, fs.get(real)) {
+                state.link_targets.insert(real.clone(), target);
+            }
+            if access.op == Op::RenameTo && kind == PathKind::Dir && !state.trees.contains_key(real) {
+                let mut entries = Vec::new();
+                walk(real, &mut entries);
+                state.trees.insert(real.clone(), entries);
+            }
+            state.kinds.insert(real.clone(), kind);
+        }
         let key = (access.path.clone(), access.follow);
         if state.resolved.contains_key(&key) {
             continue;
@@ -177,7 +191,7 @@ mod tests {
     use std::time::Duration;
 
     fn access(path: &Path, op: Op, follow: bool) -> Access {
-        Access { at: Duration::ZERO, tid: 1, path: path.to_path_buf(), op, follow }
+        Access { at: Duration::ZERO, tid: 1, path: path.to_path_buf(), op, follow, at_call: None }
     }
 
     #[test]

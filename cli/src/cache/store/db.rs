@@ -57,7 +57,10 @@ pub(crate) struct EntryMeta {
 /// several tasks at a time.
 pub(crate) struct Store {
     pub(super) db: DB,
+    /// The cache directory as the user named it (messages).
     pub(super) dir: PathBuf,
+    /// The proven cache directory the store lives in.
+    pub(super) home: super::layout::CacheDir,
     /// Shared while recording or marking a hit (a blob seen as present must
     /// stay present until the batch referencing it is written); exclusive
     /// while pruning deletes blobs.
@@ -140,26 +143,47 @@ impl Store {
             .map(u64::from_le_bytes))
     }
 
-    /// A blob's original bytes, checked against its hash.
+    /// A blob's original bytes, checked against its hash. A blob that is
+    /// missing or fails the check is forgotten on the spot (blob and size
+    /// record deleted), so the next run that produces the same content
+    /// writes it again instead of deduplicating against the broken copy.
     pub(crate) fn blob(&self, blob: &Digest) -> Result<Vec<u8>, CacheError> {
         let handle = self.cf(CF_BLOBS)?;
         let stored = self
             .db
             .get_pinned_cf(handle, blob.as_bytes())
-            .map_err(self.db_err("read"))?
-            .ok_or_else(|| CacheError::MissingBlob {
+            .map_err(self.db_err("read"))?;
+        let Some(stored) = stored else {
+            self.forget_blob(blob);
+            return Err(CacheError::MissingBlob {
                 dir: self.dir.clone(),
                 blob: blob.to_string(),
-            })?;
-        let corrupt = || CacheError::CorruptBlob {
-            dir: self.dir.clone(),
-            blob: blob.to_string(),
+            });
         };
-        let bytes = zstd::stream::decode_all(&stored[..]).map_err(|_| corrupt())?;
-        if Digest::of_content(&bytes) != *blob {
-            return Err(corrupt());
-        }
-        Ok(bytes)
+        let bytes = zstd::stream::decode_all(&stored[..])
+            .ok()
+            .filter(|bytes| Digest::of_content(bytes) == *blob);
+        drop(stored);
+        bytes.ok_or_else(|| {
+            self.forget_blob(blob);
+            CacheError::CorruptBlob {
+                dir: self.dir.clone(),
+                blob: blob.to_string(),
+            }
+        })
+    }
+
+    /// Deletes a blob and its size record. Best effort: if even this write
+    /// fails the store is failing as a whole, and the caller is already
+    /// reporting an error for this blob.
+    fn forget_blob(&self, blob: &Digest) {
+        let (Ok(blobs), Ok(meta)) = (self.cf(CF_BLOBS), self.cf(CF_META)) else {
+            return;
+        };
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(blobs, blob.as_bytes());
+        batch.delete_cf(meta, blob_meta_key(blob));
+        let _ = self.db.write(batch);
     }
 
     /// Adds a blob and its size record to `batch`; returns the compressed size.

@@ -4,7 +4,6 @@
 //! `stats` counts what is stored; `clean` deletes the whole store.
 
 use std::collections::HashMap;
-use std::fs;
 use std::path::Path;
 
 use rocksdb::{IteratorMode, WriteBatch};
@@ -13,6 +12,7 @@ use super::db::{
     CF_BLOBS, CF_ENTRIES, CF_META, CF_TASKS, COLUMN_FAMILIES, EntryMeta, Store, blob_meta_key,
     entry_meta_key,
 };
+use super::layout::{CacheDir, dir_size};
 use super::open::{self, OpenOptions, Opened, StoreNotice};
 use crate::cache::codec;
 use crate::cache::digest::Digest;
@@ -268,24 +268,9 @@ impl Store {
             item.map_err(self.db_err("scan tasks"))?;
             s.tasks += 1;
         }
-        s.disk_bytes = dir_size(&self.dir);
+        s.disk_bytes = dir_size(&self.home.db());
         Ok(s)
     }
-}
-
-/// Total size of the files under `dir` (0 when it does not exist).
-pub(crate) fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,20 +279,19 @@ pub(crate) enum CleanOutcome {
     NothingThere,
 }
 
-/// Deletes the store in `dir` and any copies set aside next to it. Takes the
-/// store's lock first so a running vp's cache is never deleted under it.
+/// Deletes what vp keeps in `dir` (the store, a set-aside copy, the last
+/// run's details), and only if `dir` carries vp's marker. Takes the store's
+/// lock first so a running vp's cache is never deleted under it.
 pub(crate) fn clean(
     dir: &Path,
     options: &OpenOptions,
     notify: &mut dyn FnMut(StoreNotice),
 ) -> Result<CleanOutcome, CacheError> {
-    let copies = open::set_aside_copies(dir);
-    if !dir.exists() && copies.is_empty() {
+    let Some(home) = CacheDir::find(dir)? else {
         return Ok(CleanOutcome::NothingThere);
-    }
-    let mut freed = 0;
-    if dir.exists() {
-        // Opening proves no other vp holds it (and refuses foreign dirs).
+    };
+    if home.db().exists() {
+        // Opening proves no other vp holds it.
         match open::open(dir, options, notify)? {
             Opened::Ready(store) => drop(store),
             Opened::Busy { holder } => {
@@ -316,13 +300,14 @@ pub(crate) fn clean(
                     holder,
                 });
             }
+            Opened::HeldByAncestor { holder } => {
+                return Err(CacheError::Busy {
+                    dir: dir.to_path_buf(),
+                    holder: Some(holder),
+                });
+            }
         }
-        freed += dir_size(dir);
-        fs::remove_dir_all(dir).map_err(CacheError::io("delete", dir))?;
     }
-    for copy in open::set_aside_copies(dir) {
-        freed += dir_size(&copy);
-        fs::remove_dir_all(&copy).map_err(CacheError::io("delete", &copy))?;
-    }
-    Ok(CleanOutcome::Removed { freed_bytes: freed })
+    let freed_bytes = home.remove()?;
+    Ok(CleanOutcome::Removed { freed_bytes })
 }

@@ -12,7 +12,7 @@ use super::db::{CF_ENTRIES, CF_META, CF_TASKS, EntryMeta, Store, TaskRecord, ent
 use crate::cache::clock::Timestamp;
 use crate::cache::codec;
 use crate::cache::collect::{Scope, TaskPaths};
-use crate::cache::entry::{CacheEntry, EntryKey, InputState};
+use crate::cache::entry::{CacheEntry, EntryKey, InputState, OutputState};
 use crate::cache::env::EnvView;
 use crate::cache::error::CacheError;
 use crate::cache::file_state::{Check, FsView};
@@ -36,8 +36,12 @@ pub(crate) enum LookupOutcome {
 
 #[derive(Debug)]
 pub(crate) struct CacheHit {
-    pub(crate) key: EntryKey,
     pub(crate) entry: CacheEntry,
+    /// Outputs of the task's previous entry, inside directories this entry
+    /// owns, that this entry does not have: the previous run left them, this
+    /// run would not have. Restore removes each one still exactly as
+    /// recorded (so nothing vp did not write is ever removed).
+    pub(crate) superseded: Vec<(RelPath, OutputState)>,
 }
 
 impl CacheHit {
@@ -99,7 +103,12 @@ impl Validator<'_> {
             }
         }
         for (query, recorded) in &entry.env_queries {
-            diff_maps(recorded, &self.req.env.query(query), &mut v.reasons);
+            match self.req.env.query(query) {
+                Ok(now) => diff_maps(recorded, &now, &mut v.reasons),
+                Err(_) => v.reasons.push(MissReason::EnvQueryUnreadable(
+                    String::from_utf8_lossy(query.pattern()).into_owned(),
+                )),
+            }
         }
         if done(&v) {
             return v;
@@ -157,14 +166,67 @@ impl Store {
             };
             let verdict = validator.validate(&entry, Mode::FirstDifference);
             if verdict.reasons.is_empty() {
+                let superseded = self.superseded_outputs(req.task, key, &entry)?;
                 let entry =
                     self.mark_hit(req, key, meta, entry, verdict.restamped, lookup_start)?;
-                return Ok(LookupOutcome::Hit(Box::new(CacheHit { key, entry })));
+                return Ok(LookupOutcome::Hit(Box::new(CacheHit {
+                    entry,
+                    superseded,
+                })));
             }
             newest.get_or_insert(entry);
         }
         let reasons = self.explain_miss(req, &mut validator, newest)?;
         Ok(LookupOutcome::Miss(MissReasons::new(reasons)))
+    }
+
+    /// See `CacheHit::superseded`. Read before `mark_hit` moves the task's
+    /// pointer to the hit entry.
+    fn superseded_outputs(
+        &self,
+        task: &str,
+        key: EntryKey,
+        hit: &CacheEntry,
+    ) -> Result<Vec<(RelPath, OutputState)>, CacheError> {
+        if hit.owned_dirs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let previous = match self.task_record(task)? {
+            Some(record) if record.entry != key => self.entry(record.entry)?,
+            _ => None,
+        };
+        let Some(previous) = previous else {
+            return Ok(Vec::new());
+        };
+        let owned = |rel: &RelPath| hit.owned_dirs.iter().any(|dir| rel.is_within(dir) && rel != dir);
+        // Paths the hit needs: its outputs and every directory above them.
+        let mut needed: BTreeSet<RelPath> = BTreeSet::new();
+        for rel in hit.outputs.keys() {
+            let mut p = rel.clone();
+            while !p.is_root() && needed.insert(p.clone()) {
+                p = p.parent();
+            }
+        }
+        let mut out: Vec<(RelPath, OutputState)> = Vec::new();
+        let mut dirs: BTreeSet<RelPath> = BTreeSet::new();
+        for (rel, state) in &previous.outputs {
+            if !owned(rel) || needed.contains(rel) {
+                continue;
+            }
+            out.push((rel.clone(), state.clone()));
+            // The directories the previous run implied below an owned one.
+            let mut p = rel.parent();
+            while !p.is_root() && owned(&p) && !needed.contains(&p) {
+                dirs.insert(p.clone());
+                p = p.parent();
+            }
+        }
+        for dir in dirs {
+            if !previous.outputs.contains_key(&dir) {
+                out.push((dir, OutputState::Dir { mode: 0 }));
+            }
+        }
+        Ok(out)
     }
 
     fn explain_miss(

@@ -5,6 +5,7 @@
 
 pub(crate) mod db;
 pub(crate) mod evict;
+pub(crate) mod layout;
 pub(crate) mod lookup;
 pub(crate) mod open;
 pub(crate) mod record;

@@ -1,24 +1,27 @@
 //! Opening the store: create it on first use, wait (bounded) for another
-//! vp's lock, and move an unreadable, foreign-schema or corrupt store aside
-//! instead of failing. Reports what happened through `StoreNotice`s so the
-//! runner can tell the user while it happens (this module never prints).
+//! vp's lock, never wait for the lock of the vp that started this one (a
+//! task running `vp run` on its own workspace), and move an unreadable,
+//! foreign-schema or corrupt store aside instead of failing. Only a
+//! directory proven to be vp's (`layout::CacheDir`) is ever used, moved or
+//! deleted. Reports what happened through `StoreNotice`s so the runner can
+//! tell the user while it happens (this module never prints).
 
 use std::fs;
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, Options};
 
 use super::db::{CF_BLOBS, CF_META, COLUMN_FAMILIES, META_SCHEMA, Store};
+use super::layout::CacheDir;
 use crate::cache::codec::SCHEMA_VERSION;
 use crate::cache::error::CacheError;
 
 /// File next to RocksDB's `LOCK` naming the process that holds the store.
 const PID_FILE: &str = "vp.pid";
-/// Files that mark a directory as (a possibly broken) vp cache.
-const OURS: [&str; 4] = ["CURRENT", "IDENTITY", "LOCK", PID_FILE];
+/// How long a waiting vp gives the holder to write its pid file.
+const PID_GRACE: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Debug)]
 pub(crate) struct OpenOptions {
@@ -96,9 +99,11 @@ impl std::fmt::Display for StoreNotice {
 pub(crate) enum Opened {
     Ready(Store),
     /// Another vp kept the lock past the timeout: run without the cache.
-    Busy {
-        holder: Option<u32>,
-    },
+    Busy { holder: Option<u32> },
+    /// The vp that (directly or not) started this process holds the lock:
+    /// this is a nested `vp run` inside one of its tasks. Waiting could
+    /// never succeed; the nested run is cached as part of the outer task.
+    HeldByAncestor { holder: u32 },
 }
 
 /// Opening is on the path of every `vp run`: do not flush the WAL into a new
@@ -157,26 +162,41 @@ fn is_unusable_store(e: &rocksdb::Error) -> bool {
     )
 }
 
-fn read_holder(dir: &Path) -> Option<u32> {
-    fs::read_to_string(dir.join(PID_FILE))
+/// The pid in the store's pid file, if that process is alive (the file
+/// outlives its writer; a dead pid would name the wrong process).
+fn read_holder(db_dir: &Path) -> Option<u32> {
+    let pid: u32 = fs::read_to_string(db_dir.join(PID_FILE))
         .ok()?
         .trim()
         .parse()
-        .ok()
+        .ok()?;
+    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
 }
 
-/// `Some(true)`: exists and is ours; `Some(false)`: exists, not empty and
-/// not ours; `None`: absent or empty.
-fn looks_like_ours(dir: &Path) -> Result<Option<bool>, CacheError> {
-    let mut entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(CacheError::io("read", dir)(e)),
-    };
-    if entries.next().is_none() {
-        return Ok(None);
+/// Whether `pid` is this process's parent, grandparent, ... (read from
+/// `/proc`, which every Linux vp has; any read failure means "no").
+fn is_ancestor(pid: u32) -> bool {
+    let mut current = std::process::id();
+    for _ in 0..64 {
+        let Some(parent) = parent_of(current) else {
+            return false;
+        };
+        if parent == pid {
+            return true;
+        }
+        if parent <= 1 {
+            return false;
+        }
+        current = parent;
     }
-    Ok(Some(OURS.iter().any(|f| dir.join(f).exists())))
+    false
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`; comm may contain spaces and parentheses.
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Opens (or creates) the store in `dir`, waiting up to
@@ -189,36 +209,36 @@ pub(crate) fn open(
     let started = Instant::now();
     let mut announced = false;
     let mut set_aside_once = false;
+    let home = CacheDir::claim(dir)?;
+    let db_dir = home.db();
     loop {
-        let existed = match looks_like_ours(dir)? {
-            Some(false) => {
-                return Err(CacheError::ForeignDir {
-                    dir: dir.to_path_buf(),
-                });
-            }
-            Some(true) => true,
-            None => false,
-        };
-        fs::create_dir_all(dir).map_err(CacheError::io("create the cache directory", dir))?;
-        let problem = match DB::open_cf_descriptors(&db_options(), dir, cf_descriptors()) {
+        let existed = db_dir.exists();
+        let problem = match DB::open_cf_descriptors(&db_options(), &db_dir, cf_descriptors()) {
             Ok(db) => match check_schema(&db, existed) {
                 Ok(()) => {
                     // Best effort: only used to name the holder in a message.
-                    let _ = fs::write(dir.join(PID_FILE), std::process::id().to_string());
+                    let _ = fs::write(db_dir.join(PID_FILE), std::process::id().to_string());
                     return Ok(Opened::Ready(Store {
                         db,
                         dir: dir.to_path_buf(),
+                        home,
                         gc: RwLock::new(()),
                     }));
                 }
                 Err(reason) => reason,
             },
             Err(e) if is_lock_error(&e) => {
-                let holder = read_holder(dir);
+                let holder = read_holder(&db_dir);
+                if let Some(pid) = holder.filter(|&pid| is_ancestor(pid)) {
+                    return Ok(Opened::HeldByAncestor { holder: pid });
+                }
                 if started.elapsed() >= options.lock_timeout {
                     return Ok(Opened::Busy { holder });
                 }
-                if !announced {
+                // The holder writes its pid right after taking the lock: give
+                // it a moment, so the message can name it.
+                let named_or_late = holder.is_some() || started.elapsed() >= PID_GRACE;
+                if !announced && named_or_late {
                     announced = true;
                     notify(StoreNotice::WaitingForLock {
                         dir: dir.to_path_buf(),
@@ -245,7 +265,7 @@ pub(crate) fn open(
                 source: std::io::Error::other(problem),
             });
         }
-        let moved_to = set_aside(dir)?;
+        let moved_to = home.set_aside_db()?;
         set_aside_once = true;
         notify(StoreNotice::SetAside {
             dir: dir.to_path_buf(),
@@ -276,53 +296,6 @@ fn check_schema(db: &DB, existed: bool) -> Result<(), String> {
     }
 }
 
-/// Renames `dir` to `<dir>.old-<unix seconds>`, first deleting earlier
-/// set-aside copies so at most one is kept.
-fn set_aside(dir: &Path) -> Result<PathBuf, CacheError> {
-    for old in set_aside_copies(dir) {
-        let _ = fs::remove_dir_all(&old);
-    }
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let mut target = sibling(dir, &format!(".old-{secs}"));
-    let mut n = 1;
-    while target.exists() {
-        target = sibling(dir, &format!(".old-{secs}-{n}"));
-        n += 1;
-    }
-    fs::rename(dir, &target).map_err(CacheError::io("move aside", dir))?;
-    Ok(target)
-}
-
-fn sibling(dir: &Path, suffix: &str) -> PathBuf {
-    let mut name = dir
-        .file_name()
-        .map(std::ffi::OsStr::to_os_string)
-        .unwrap_or_default();
-    name.push(suffix);
-    dir.with_file_name(name)
-}
-
-/// Earlier copies moved aside by `set_aside` (for `clean` and for keeping
-/// only one).
-pub(crate) fn set_aside_copies(dir: &Path) -> Vec<PathBuf> {
-    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
-        return Vec::new();
-    };
-    let mut prefix = name.to_os_string();
-    prefix.push(".old-");
-    let prefix = prefix.as_encoded_bytes().to_vec();
-    let Ok(entries) = fs::read_dir(parent) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().as_encoded_bytes().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,7 +313,7 @@ mod tests {
             &mut quiet(),
         ) {
             Ok(Opened::Ready(s)) => s,
-            Ok(Opened::Busy { .. }) => panic!("unexpectedly busy"),
+            Ok(Opened::Busy { .. } | Opened::HeldByAncestor { .. }) => panic!("unexpectedly busy"),
             Err(e) => panic!("open failed: {e}"),
         }
     }
@@ -350,10 +323,11 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("cache");
         drop(open_ready(&dir));
-        assert!(dir.join("CURRENT").exists());
+        let home = CacheDir::find(&dir).expect("ours").expect("exists");
+        assert!(home.db().join("CURRENT").exists());
         drop(open_ready(&dir));
         assert!(
-            set_aside_copies(&dir).is_empty(),
+            home.set_aside_copies().is_empty(),
             "a healthy store is not set aside"
         );
     }
@@ -370,6 +344,8 @@ mod tests {
         let t = Instant::now();
         let got = open(&dir, &opts, &mut |n| notices.push(n)).expect("no error");
         assert!(matches!(got, Opened::Busy { holder: Some(pid) } if pid == std::process::id()));
+        // Our own pid is not an ancestor: another thread of one process
+        // waits like another process would.
         assert!(t.elapsed() >= Duration::from_millis(150));
         assert_eq!(notices.len(), 1);
         let text = notices[0].to_string();
@@ -415,7 +391,8 @@ mod tests {
             "{reason}"
         );
         assert!(moved_to.exists());
-        assert_eq!(set_aside_copies(&dir), vec![moved_to.clone()]);
+        let home = CacheDir::find(&dir).expect("ours").expect("exists");
+        assert_eq!(home.set_aside_copies(), vec![moved_to.clone()]);
     }
 
     #[test]
@@ -423,7 +400,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("cache");
         drop(open_ready(&dir));
-        fs::write(dir.join("CURRENT"), b"\x00\x01garbage").expect("write");
+        fs::write(dir.join("db/CURRENT"), b"\x00\x01garbage").expect("write");
         let mut notices = Vec::new();
         let got = open(
             &dir,
@@ -445,7 +422,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("cache");
         drop(open_ready(&dir));
-        for entry in fs::read_dir(&dir).expect("read dir") {
+        for entry in fs::read_dir(dir.join("db")).expect("read dir") {
             let p = entry.expect("entry").path();
             if p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with("MANIFEST-"))
@@ -480,8 +457,61 @@ mod tests {
         .err()
         .expect("refused");
         assert!(matches!(err, CacheError::ForeignDir { .. }));
-        assert!(err.to_string().contains("does not look like a vp cache"));
+        assert!(err.to_string().contains("has no `VP-CACHE` marker"), "{err}");
         assert!(tmp.path().join("my-notes.txt").exists());
+    }
+
+    /// Issue: a user directory holding a file named `CURRENT`, `LOCK` or
+    /// `IDENTITY` was taken for a broken cache, renamed aside, then deleted.
+    #[test]
+    fn rocksdb_looking_user_directory_is_left_alone() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        fs::write(tmp.path().join("CURRENT"), "my data").expect("write");
+        let err = open(
+            tmp.path(),
+            &OpenOptions {
+                lock_timeout: Duration::ZERO,
+            },
+            &mut quiet(),
+        )
+        .err()
+        .expect("refused");
+        assert!(matches!(err, CacheError::ForeignDir { .. }), "{err}");
+        let names: Vec<_> = fs::read_dir(tmp.path())
+            .expect("read")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["CURRENT"]);
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("CURRENT")).expect("read"),
+            "my data"
+        );
+    }
+
+    /// Issue: a task running `vp run` on its own workspace waited 10 s for
+    /// the lock its parent vp held. The ancestor's lock is known at once.
+    #[test]
+    fn lock_held_by_an_ancestor_is_not_waited_for() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("cache");
+        let _held = open_ready(&dir);
+        // Pretend the holder is our parent (the test runner).
+        let parent = parent_of(std::process::id()).expect("a parent");
+        fs::write(dir.join("db").join(PID_FILE), parent.to_string()).expect("write");
+        let mut notices = Vec::new();
+        let t = Instant::now();
+        let got = open(
+            &dir,
+            &OpenOptions {
+                lock_timeout: Duration::from_secs(5),
+            },
+            &mut |n| notices.push(n),
+        )
+        .expect("no error");
+        assert!(matches!(got, Opened::HeldByAncestor { holder } if holder == parent));
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        assert!(notices.is_empty(), "no wait message: {notices:?}");
+        assert!(is_ancestor(parent) && !is_ancestor(std::process::id()));
     }
 
     #[test]

@@ -22,7 +22,8 @@ use crate::cache::codec;
 use crate::cache::collect::{self, NotStorable, OutputPath, TaskPaths};
 use crate::cache::digest::Digest;
 use crate::cache::entry::{CacheEntry, EntryKey, InputKind, LogChunk, LogRef, OutputState, Stamp};
-use crate::cache::env::{EnvQuery, EnvView};
+use crate::cache::env;
+use vp_ipc::EnvQuery;
 use crate::cache::error::CacheError;
 use crate::cache::fingerprint::SpawnFingerprint;
 
@@ -37,10 +38,15 @@ pub(crate) struct ObservedRun {
     /// `ignoreInput` / `ignoreOutput` subtrees reported by tools.
     pub(crate) ignored_inputs: Vec<PathBuf>,
     pub(crate) ignored_outputs: Vec<PathBuf>,
-    /// Names tools read with `getEnv(name, { tracked: true })`.
-    pub(crate) tracked_env: Vec<OsString>,
-    /// Queries tools made with `getEnvs(query, { tracked: true })`.
-    pub(crate) env_queries: Vec<EnvQuery>,
+    /// Directories the task removed entries from (the tracer's
+    /// classification): with the directories it created, the entry owns them.
+    pub(crate) emptied_dirs: Vec<PathBuf>,
+    /// What tools were served for `getEnv(name, { tracked: true })`
+    /// (`None`: unset), untracked names already left out by the bridge.
+    pub(crate) tracked_env: BTreeMap<OsString, Option<OsString>>,
+    /// What tools were served for `getEnvs(query, { tracked: true })`: the
+    /// entry fingerprints exactly these sets.
+    pub(crate) env_queries: Vec<(EnvQuery, BTreeMap<OsString, OsString>)>,
     /// stdout/stderr in the order produced.
     pub(crate) log: Vec<LogChunk>,
     /// From `Timestamp::task_start()`, taken right before the spawn.
@@ -55,8 +61,6 @@ pub(crate) struct RecordRequest<'a> {
     pub(crate) spawn: &'a SpawnFingerprint,
     pub(crate) paths: TaskPaths<'a>,
     pub(crate) run: &'a ObservedRun,
-    /// The runner's full environment and untracked policy.
-    pub(crate) env: &'a EnvView<'a>,
 }
 
 #[derive(Debug)]
@@ -101,16 +105,19 @@ impl Store {
             Ok(c) => c,
             Err(why) => return Ok(RecordOutcome::NotStored(why)),
         };
-        let mut tracked_env = BTreeMap::new();
-        for name in &run.tracked_env {
-            if let Some(state) = req.env.tracked(name.as_bytes()) {
-                tracked_env.insert(name.as_bytes().to_vec(), state);
-            }
-        }
+        let owned_dirs = collect::owned_dirs(
+            req.paths,
+            &req.spawn.outputs,
+            &run.emptied_dirs,
+            &outputs,
+            &run.ignored_outputs,
+            run.started,
+        );
+        let tracked_env = env::served_env(&run.tracked_env);
         let env_queries = run
             .env_queries
             .iter()
-            .map(|q| (q.clone(), req.env.query(q)))
+            .map(|(q, served)| (q.clone(), env::served_matches(served)))
             .collect();
 
         // From the first "is this blob stored?" until the batch is written,
@@ -149,6 +156,7 @@ impl Store {
             tracked_env,
             env_queries,
             outputs: manifest,
+            owned_dirs,
             log,
             duration: run.duration,
             stat_time,

@@ -2,6 +2,7 @@
 //! it, restore it, explain misses, keep variants, prune, and survive
 //! `kill -9` mid-write. (Unit tests of the parts live beside them.)
 
+use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -18,7 +19,8 @@ use crate::cache::clock::Timestamp;
 use crate::cache::codec;
 use crate::cache::collect::{NotStorable, TaskPaths};
 use crate::cache::entry::{CacheEntry, InputKind, LogChunk, Stream};
-use crate::cache::env::{EnvQuery, EnvView};
+use crate::cache::env::EnvView;
+use vp_ipc::EnvQuery;
 use crate::cache::fingerprint::{GlobConfig, SpawnFingerprint, SpawnSpec};
 use crate::cache::paths::RelPath;
 
@@ -39,7 +41,7 @@ fn open_store(dir: &Path) -> Store {
         &mut |_| {},
     ) {
         Ok(Opened::Ready(s)) => s,
-        Ok(Opened::Busy { .. }) => panic!("store busy"),
+        Ok(Opened::Busy { .. } | Opened::HeldByAncestor { .. }) => panic!("store busy"),
         Err(e) => panic!("cannot open store: {e}"),
     }
 }
@@ -136,7 +138,7 @@ impl Ws {
     /// "Runs" a task: `inputs` are read (must exist before), then `outputs`
     /// are written after the start, then the run is recorded.
     fn run(&self, task: &str, c: &Cmd, inputs: &[&str], outputs: &[(&str, &str)]) -> RecordOutcome {
-        self.run_with(task, c, inputs, outputs, |_| {}, &[])
+        self.run_with(task, c, inputs, outputs, |_| {})
     }
 
     fn run_with(
@@ -146,7 +148,6 @@ impl Ws {
         inputs: &[&str],
         outputs: &[(&str, &str)],
         tweak: impl FnOnce(&mut ObservedRun),
-        vars: &[(&str, &str)],
     ) -> RecordOutcome {
         let started = Timestamp::task_start();
         let written: Vec<PathBuf> = outputs
@@ -178,11 +179,6 @@ impl Ws {
             ..ObservedRun::default()
         };
         tweak(&mut run);
-        let env = EnvView::new(
-            vars.iter()
-                .map(|(k, v)| (OsString::from(k), OsString::from(v))),
-            &no_untracked,
-        );
         let spawn = self.spawn(c);
         self.store
             .record(&RecordRequest {
@@ -190,7 +186,6 @@ impl Ws {
                 spawn: &spawn,
                 paths: self.paths(),
                 run: &run,
-                env: &env,
             })
             .expect("record")
     }
@@ -205,7 +200,7 @@ fn miss_text(o: LookupOutcome) -> String {
         LookupOutcome::Miss(r) => r
             .display(&RelPath::from_stored(b"packages/app").expect("valid"), 20)
             .to_string(),
-        LookupOutcome::Hit(h) => panic!("unexpected hit {:?}", h.key),
+        LookupOutcome::Hit(h) => panic!("unexpected hit, {} outputs", h.entry.outputs.len()),
     }
 }
 
@@ -271,7 +266,6 @@ fn restore_keeps_modes_and_symlinks() {
         started,
         ..ObservedRun::default()
     };
-    let env = EnvView::new(Vec::new(), &no_untracked);
     let spawn = w.spawn(&cmd());
     stored(
         w.store
@@ -280,7 +274,6 @@ fn restore_keeps_modes_and_symlinks() {
                 spawn: &spawn,
                 paths: w.paths(),
                 run: &run,
-                env: &env,
             })
             .expect("record"),
     );
@@ -295,6 +288,172 @@ fn restore_keeps_modes_and_symlinks() {
         fs::read_link(w.root.join("packages/app/bin/alias")).expect("readlink"),
         PathBuf::from("cli")
     );
+}
+
+/// Lists every path under `dir` with its content ("<dir>" for directories).
+fn tree(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).expect("read dir") {
+            let p = e.expect("entry").path();
+            let rel = p.strip_prefix(dir).expect("under").display().to_string();
+            if p.is_dir() {
+                out.push((rel, "<dir>".into()));
+                stack.push(p);
+            } else {
+                out.push((rel, fs::read_to_string(&p).expect("read")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+impl Ws {
+    /// A Vite-like run: empties `dist` (removing what is there, as the
+    /// tracer reports it), then writes `outputs`.
+    fn emptying_run(&self, c: &Cmd, input: &str, outputs: &[(&str, &str)]) -> RecordOutcome {
+        let dist = self.pkg.join("dist");
+        // The tracer reports the parent of every removed name.
+        let emptied: Vec<PathBuf> = if dist.exists() {
+            tree(&dist)
+                .into_iter()
+                .filter(|(_, content)| content == "<dir>")
+                .map(|(rel, _)| dist.join(rel))
+                .chain([dist.clone()])
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if dist.exists() {
+            fs::remove_dir_all(&dist).expect("empty dist");
+        }
+        let started = Timestamp::task_start();
+        let written: Vec<PathBuf> = outputs.iter().map(|(p, c)| self.write(p, c)).collect();
+        let run = ObservedRun {
+            inputs: vec![(self.root.join(input), InputKind::ContentRead)],
+            outputs: written,
+            emptied_dirs: emptied,
+            started,
+            ..ObservedRun::default()
+        };
+        let spawn = self.spawn(c);
+        self.store
+            .record(&RecordRequest {
+                task: "app#build",
+                spawn: &spawn,
+                paths: self.paths(),
+                run: &run,
+            })
+            .expect("record")
+    }
+}
+
+/// Issue: build, edit, build, revert, build hit the first entry but left the
+/// edited build's bundle beside the restored one (Vite empties `outDir`).
+#[test]
+fn a_hit_on_an_older_entry_leaves_an_owned_directory_as_that_run_did() {
+    let w = ws();
+    let src = "packages/app/src/main.js";
+    w.write(src, "v1");
+    stored(w.emptying_run(
+        &cmd(),
+        src,
+        &[
+            ("packages/app/dist/index.html", "<script src=assets/index-1.js>"),
+            ("packages/app/dist/assets/index-1.js", "bundle v1"),
+        ],
+    ));
+    let first = tree(&w.pkg.join("dist"));
+    w.write(src, "v2");
+    assert!(!is_hit(&w.lookup("app#build", &cmd())));
+    stored(w.emptying_run(
+        &cmd(),
+        src,
+        &[
+            ("packages/app/dist/index.html", "<script src=assets/index-2.js>"),
+            ("packages/app/dist/assets/index-2.js", "bundle v2"),
+            ("packages/app/dist/extra/chunk.js", "only in v2"),
+        ],
+    ));
+    // A file the user put into dist/ is not vp's: it stays.
+    w.write("packages/app/dist/assets/mine.txt", "the user's");
+    w.write(src, "v1");
+    let LookupOutcome::Hit(hit) = w.lookup("app#build", &cmd()) else {
+        panic!("expected a hit on the first entry")
+    };
+    let report = w.store.restore(&hit, &w.root).expect("restore");
+    assert_eq!(report.removed, 3, "index-2.js, extra/chunk.js, extra/");
+    let mut want = first.clone();
+    want.push(("assets/mine.txt".into(), "the user's".into()));
+    want.sort();
+    assert_eq!(tree(&w.pkg.join("dist")), want);
+    fs::remove_file(w.pkg.join("dist/assets/mine.txt")).expect("rm");
+    assert_eq!(tree(&w.pkg.join("dist")), first, "byte-identical to the first build");
+}
+
+#[test]
+fn a_superseded_output_the_user_changed_is_kept() {
+    let w = ws();
+    let src = "packages/app/src/main.js";
+    w.write(src, "v1");
+    stored(w.emptying_run(&cmd(), src, &[("packages/app/dist/a.js", "v1")]));
+    w.write(src, "v2");
+    stored(w.emptying_run(&cmd(), src, &[("packages/app/dist/b.js", "v2")]));
+    w.write("packages/app/dist/b.js", "edited by hand");
+    w.write(src, "v1");
+    let LookupOutcome::Hit(hit) = w.lookup("app#build", &cmd()) else {
+        panic!("expected a hit")
+    };
+    let report = w.store.restore(&hit, &w.root).expect("restore");
+    assert_eq!(report.removed, 0);
+    assert_eq!(
+        fs::read_to_string(w.pkg.join("dist/b.js")).expect("kept"),
+        "edited by hand"
+    );
+}
+
+/// Issue: the "content unchanged, fix the mode" branch chmod'ed an inode
+/// shared with a file outside the workspace.
+#[test]
+fn restore_never_chmods_an_inode_shared_with_another_name() {
+    let w = ws();
+    let started = Timestamp::task_start();
+    let tool = w.write("packages/app/bin/tool", "#!/bin/sh\n");
+    fs::set_permissions(&tool, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let run = ObservedRun {
+        outputs: vec![tool.clone()],
+        started,
+        ..ObservedRun::default()
+    };
+    let spawn = w.spawn(&cmd());
+    stored(
+        w.store
+            .record(&RecordRequest {
+                task: "t",
+                spawn: &spawn,
+                paths: w.paths(),
+                run: &run,
+            })
+            .expect("record"),
+    );
+    let outside_dir = tempfile::tempdir().expect("outside");
+    let outside = outside_dir.path().join("shared");
+    fs::write(&outside, "#!/bin/sh\n").expect("write");
+    fs::set_permissions(&outside, fs::Permissions::from_mode(0o600)).expect("chmod");
+    fs::remove_file(&tool).expect("rm");
+    fs::hard_link(&outside, &tool).expect("hard link");
+    let LookupOutcome::Hit(hit) = w.lookup("t", &cmd()) else {
+        panic!("expected a hit")
+    };
+    w.store.restore(&hit, &w.root).expect("restore");
+    let mode = |p: &Path| fs::metadata(p).expect("stat").permissions().mode() & 0o7777;
+    assert_eq!(mode(&outside), 0o600, "the outside file is untouched");
+    assert_eq!(mode(&tool), 0o755);
+    assert_eq!(fs::read_to_string(&tool).expect("read"), "#!/bin/sh\n");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(&outside).expect("stat").nlink(), 1);
 }
 
 #[test]
@@ -344,6 +503,44 @@ fn restore_refuses_a_corrupt_entry_path() {
     );
 }
 
+/// Issue: after a checksum error the task re-ran, but dedup saw the blob's
+/// key and skipped rewriting it, so the task missed forever.
+#[test]
+fn a_corrupt_blob_is_healed_by_the_next_store() {
+    let w = ws();
+    stored(w.run("t", &cmd(), &[], &[("packages/app/dist/a.js", "bundle")]));
+    let LookupOutcome::Hit(hit) = w.lookup("t", &cmd()) else {
+        panic!("expected a hit")
+    };
+    let blob = crate::cache::digest::Digest::of_content(b"bundle");
+    let cf = w.store.db.cf_handle(super::db::CF_BLOBS).expect("blobs cf");
+    w.store
+        .db
+        .put_cf(cf, blob.as_bytes(), b"not zstd at all")
+        .expect("corrupt it");
+    fs::remove_file(w.root.join("packages/app/dist/a.js")).expect("rm");
+    let err = w.store.restore(&hit, &w.root).expect_err("corrupt");
+    assert!(err.to_string().contains("corrupt"), "{err}");
+    // The runner then runs the task and stores it again: the blob is
+    // rewritten, and the next restore works.
+    stored(w.run("t", &cmd(), &[], &[("packages/app/dist/a.js", "bundle")]));
+    let LookupOutcome::Hit(hit) = w.lookup("t", &cmd()) else {
+        panic!("expected a hit")
+    };
+    fs::remove_file(w.root.join("packages/app/dist/a.js")).expect("rm");
+    w.store.restore(&hit, &w.root).expect("healed");
+    assert_eq!(
+        fs::read_to_string(w.root.join("packages/app/dist/a.js")).expect("read"),
+        "bundle"
+    );
+    // A blob that vanished altogether heals the same way.
+    w.store.db.delete_cf(cf, blob.as_bytes()).expect("delete");
+    fs::remove_file(w.root.join("packages/app/dist/a.js")).expect("rm");
+    assert!(w.store.restore(&hit, &w.root).is_err());
+    stored(w.run("t", &cmd(), &[], &[("packages/app/dist/a.js", "bundle")]));
+    assert_every_entry_complete(&w.store);
+}
+
 #[test]
 fn miss_lists_every_file_difference() {
     let w = ws();
@@ -360,7 +557,6 @@ fn miss_lists_every_file_difference() {
         started,
         ..ObservedRun::default()
     };
-    let env = EnvView::new(Vec::new(), &no_untracked);
     let spawn = w.spawn(&cmd());
     stored(
         w.store
@@ -369,7 +565,6 @@ fn miss_lists_every_file_difference() {
                 spawn: &spawn,
                 paths: w.paths(),
                 run: &run,
-                env: &env,
             })
             .expect("record"),
     );
@@ -408,20 +603,31 @@ fn miss_lists_config_and_env_differences() {
     );
 }
 
+/// What the bridge would serve for a tracked `getEnvs` against `vars`.
+fn served(query: &EnvQuery, vars: &[(&str, &str)]) -> (EnvQuery, BTreeMap<OsString, OsString>) {
+    let matcher = query.matcher().expect("valid query");
+    let set = vars
+        .iter()
+        .filter(|(k, _)| matcher.matches(k.as_bytes()))
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect();
+    (query.clone(), set)
+}
+
 #[test]
 fn tracked_env_and_queries_invalidate() {
     let w = ws();
-    let tweak = |run: &mut ObservedRun| {
-        run.tracked_env = vec!["MODE".into()];
-        run.env_queries = vec![EnvQuery::Prefix(b"VITE_".to_vec())];
-    };
     let vars = [
         ("MODE", "a"),
         ("VITE_A", "1"),
         ("VITE_B", "2"),
         ("UNRELATED", "x"),
     ];
-    stored(w.run_with("t", &cmd(), &[], &[], tweak, &vars));
+    let tweak = |run: &mut ObservedRun| {
+        run.tracked_env = [("MODE".into(), Some("a".into()))].into_iter().collect();
+        run.env_queries = vec![served(&EnvQuery::Prefix(b"VITE_".to_vec()), &vars)];
+    };
+    stored(w.run_with("t", &cmd(), &[], &[], tweak));
     assert!(is_hit(&w.lookup_with("t", &cmd(), &vars)));
     // A variable nobody asked about does not matter.
     assert!(is_hit(&w.lookup_with(
@@ -443,6 +649,30 @@ fn tracked_env_and_queries_invalidate() {
         text,
         "env 'MODE' changed, env 'VITE_A' changed, env 'VITE_C' added, env 'VITE_B' removed"
     );
+}
+
+/// Issue: `getEnvs('VITE_{A,B}')` was served by one matcher and re-checked by
+/// another that knew only `*` and `?`, so the entry held an empty set and a
+/// change of `VITE_A` hit. Every glob feature must invalidate.
+#[test]
+fn env_globs_with_alternatives_and_classes_invalidate() {
+    for pattern in ["VITE_{A,B}", "VITE_[AB]", "VITE_?", "{VITE,NEXT}_*"] {
+        let w = ws();
+        let query = EnvQuery::Glob(pattern.as_bytes().to_vec());
+        let vars = [("VITE_A", "1"), ("VITE_B", "2"), ("OTHER", "x")];
+        let observed = served(&query, &vars);
+        assert_eq!(observed.1.len(), 2, "{pattern} serves both");
+        stored(w.run_with("t", &cmd(), &[], &[], |run| {
+            run.env_queries = vec![observed.clone()]
+        }));
+        assert!(is_hit(&w.lookup_with("t", &cmd(), &vars)), "{pattern}");
+        let text = miss_text(w.lookup_with(
+            "t",
+            &cmd(),
+            &[("VITE_A", "changed"), ("VITE_B", "2"), ("OTHER", "x")],
+        ));
+        assert_eq!(text, "env 'VITE_A' changed", "{pattern}");
+    }
 }
 
 #[test]
@@ -473,7 +703,7 @@ fn input_edited_during_run_is_not_stored() {
         // The edit happens after the start, like a user saving mid-build.
         fs::write(run.inputs[0].0.clone(), "edited").expect("write");
     };
-    let out = w.run_with("t", &cmd(), &["packages/app/src/a.js"], &[], tweak, &[]);
+    let out = w.run_with("t", &cmd(), &["packages/app/src/a.js"], &[], tweak);
     let RecordOutcome::NotStored(why) = out else {
         panic!("stored a run whose input changed")
     };
@@ -647,7 +877,6 @@ fn crash_writer_child() {
     let cache = root.join("cache");
     let store = open_store(&cache);
     fs::write(root.join("ready"), "").expect("signal ready");
-    let env = EnvView::new(Vec::new(), &no_untracked);
     let paths = TaskPaths {
         workspace_root: &root,
         package_dir: &pkg,
@@ -696,7 +925,6 @@ fn crash_writer_child() {
                 spawn: &spawn,
                 paths,
                 run: &run,
-                env: &env,
             })
             .expect("record");
         if i % 5 == 4 {

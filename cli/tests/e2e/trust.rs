@@ -1,0 +1,103 @@
+//! Trust: the scenarios that make people turn a cache off for good, on real tools. A stale hit
+//! after `tsc -b` ran outside vp, leftovers after restoring an older Vite build, a cache dir
+//! poisoned by one uncached run, a nested `vp run` waiting for its parent's lock.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{NodeModules, Workspace, assert_same_tree, vp_bin};
+
+fn hit(stderr: &str) -> bool {
+    stderr.contains("◉ cache hit, replaying")
+}
+
+/// Done-when of the trust issue: `tsc -b` last ran outside vp (an IDE, a hook), so every
+/// project is up to date and the first traced run only *stats* the sources. An edit must then
+/// re-run `tsc -b`, ship the new output, and fail on a new type error, as plain `tsc -b` does.
+#[test]
+fn tsc_b_that_last_ran_outside_vp_rebuilds_after_an_edit() {
+    let ws = Workspace::with_node_modules("tsc-refs", NodeModules::Link);
+    ws.run(ws.path("node_modules/.bin/tsc")).arg("-b").output().assert_success();
+    assert!(ws.read("lib/dist/greet.js").contains("hello, "));
+
+    let first = ws.vp(["run", "build", "--cache"]).output();
+    first.assert_success();
+    let again = ws.vp(["run", "build", "--cache"]).output();
+    again.assert_success();
+    assert!(hit(&again.stderr), "an unchanged project hits:\n{}", again.combined());
+
+    ws.edit("lib/src/greet.ts", |s| s.replace("hello, ", "good day, "));
+    let edited = ws.vp(["run", "build", "--cache"]).output();
+    edited.assert_success();
+    assert!(!hit(&edited.stderr), "an edit must not hit:\n{}", edited.combined());
+    assert!(edited.stderr.contains("greet.ts' modified"), "{}", edited.stderr);
+    assert!(ws.read("lib/dist/greet.js").contains("good day, "), "the new output ships");
+
+    ws.edit("app/src/main.ts", |s| s.replace("const message: string", "const message: number"));
+    let broken = ws.vp(["run", "build", "--cache"]).output();
+    assert!(broken.stdout.contains("error TS2322"), "{}", broken.combined());
+    let plain = ws.run(ws.path("node_modules/.bin/tsc")).arg("-b").output();
+    assert_ne!(plain.code, Some(0), "{}", plain.combined());
+    assert_eq!(broken.code, plain.code, "vp exits as plain `tsc -b` does:\n{}", broken.combined());
+}
+
+/// Done-when of the trust issue: build, edit, build, revert, build on a real Vite app leaves
+/// `dist/` byte-identical to the first build (Vite empties `outDir` on a real run; the hit must
+/// not leave the edited build's bundle beside the restored one).
+#[test]
+fn vite_build_edit_build_revert_build_leaves_dist_as_the_first_build() {
+    let ws = Workspace::with_node_modules("vite-app", NodeModules::Link);
+    ws.vp(["build"]).output().assert_success();
+    let first = ws.tree("dist");
+    let original = ws.read("src/format.js");
+    ws.edit("src/format.js", |s| format!("{s}\nexport const edited = 'a visible change';\n"));
+    ws.edit("src/main.js", |s| format!("{s}\nimport {{ edited }} from './format.js';\nconsole.log(edited);\n"));
+    let main = ws.read("src/main.js");
+    ws.vp(["build"]).output().assert_success();
+    assert_ne!(first.paths().collect::<Vec<_>>(), ws.tree("dist").paths().collect::<Vec<_>>(), "the edit changes the bundle's name");
+    ws.write("src/format.js", &original);
+    ws.write("src/main.js", main.split("\nimport { edited }").next().unwrap_or(&main));
+    let reverted = ws.vp(["build"]).output();
+    reverted.assert_success();
+    assert!(hit(&reverted.stderr), "the first build is hit again:\n{}", reverted.combined());
+    assert_same_tree(&first, &ws.tree("dist"));
+}
+
+/// Issue: one `vp run --no-cache` (or a run of package.json scripts only) wrote `last-run.txt`
+/// into the cache dir; from then on every run said it "does not look like a vp cache".
+#[test]
+fn an_uncached_first_run_does_not_poison_the_cache_dir() {
+    let ws = Workspace::new("example");
+    ws.vp(["run", "-r", "build", "--no-cache"]).output().assert_success();
+    let cached = ws.vp(["run", "-r", "build"]).output();
+    cached.assert_success();
+    assert!(!cached.stderr.contains("could not be opened"), "{}", cached.combined());
+    assert!(!cached.stderr.contains("VP-CACHE"), "{}", cached.combined());
+    let again = ws.vp(["run", "-r", "build"]).output();
+    assert!(again.stderr.contains("vp run: 3/3 cache hit"), "{}", again.combined());
+    let details = ws.vp(["run", "--last-details"]).output();
+    details.assert_success();
+    assert!(!details.stdout.contains("no previous run"), "{}", details.combined());
+    ws.vp(["cache", "clean"]).output().assert_success().assert_stdout_contains("removed the cache at");
+    assert!(!ws.exists("node_modules/.cache/vp"), "vp's own directory is gone after clean");
+}
+
+/// Issue: a task that runs `vp run` on its own workspace waited 10 s for the lock its parent
+/// held, every time, and the wait message was replayed on later hits.
+#[test]
+fn a_nested_vp_run_does_not_wait_for_its_parents_lock() {
+    let ws = Workspace::new("example");
+    let vp = vp_bin();
+    ws.write(
+        "vite-task.json",
+        format!(
+            r#"{{ "tasks": {{ "outer": {{ "command": "{} run @example/utils#build" }} }} }}"#,
+            vp.display()
+        ),
+    );
+    let started = Instant::now();
+    let out = ws.vp(["run", "outer"]).env("VP_CACHE_LOCK_TIMEOUT", "20").output();
+    out.assert_success();
+    assert!(started.elapsed() < Duration::from_secs(15), "waited {:?}:\n{}", started.elapsed(), out.combined());
+    assert!(!out.stderr.contains("waiting for the cache lock"), "{}", out.combined());
+    assert!(out.stderr.contains("the outer task caches this run"), "{}", out.combined());
+}
