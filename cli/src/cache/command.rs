@@ -4,7 +4,7 @@
 //! set-aside notices go to stderr.
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -15,6 +15,7 @@ use super::store::Store;
 use super::store::evict::{self, CleanOutcome};
 use super::store::open::{self, Opened};
 use crate::args::{CacheArgs, CacheCommand};
+use crate::workspace::WorkspaceError;
 
 pub(crate) fn run(args: CacheArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
@@ -26,29 +27,6 @@ pub(crate) fn run(args: CacheArgs) -> anyhow::Result<ExitCode> {
         &mut io::stdout().lock(),
         &mut io::stderr().lock(),
     )
-}
-
-/// The nearest directory at or above `start` that is a workspace root
-/// (`pnpm-workspace.yaml`, or a `package.json` with `workspaces`), else the
-/// nearest directory with a `package.json`.
-fn find_workspace_root(start: &Path) -> Option<PathBuf> {
-    let mut nearest_package = None;
-    for dir in start.ancestors() {
-        if dir.join("pnpm-workspace.yaml").is_file() {
-            return Some(dir.to_path_buf());
-        }
-        let manifest = dir.join("package.json");
-        if let Ok(text) = std::fs::read_to_string(&manifest) {
-            let has_workspaces = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .is_some_and(|v| v.get("workspaces").is_some());
-            if has_workspaces {
-                return Some(dir.to_path_buf());
-            }
-            nearest_package.get_or_insert_with(|| dir.to_path_buf());
-        }
-    }
-    nearest_package
 }
 
 fn execute(
@@ -64,11 +42,12 @@ fn execute(
     };
     let root = match &args.cache_dir {
         Some(_) => cwd.to_path_buf(),
-        None => find_workspace_root(cwd).with_context(|| {
-            format!(
+        None => crate::workspace::find_root(cwd).map_err(|e| match e {
+            WorkspaceError::NoWorkspace { .. } => anyhow::anyhow!(
                 "no workspace found at or above `{}`\n(hint: run `vp cache` inside a workspace, or pass `--cache-dir`)",
                 cwd.display()
-            )
+            ),
+            e => anyhow::Error::new(e),
         })?,
     };
     let settings = CacheSettings::resolve(args.cache_dir.as_deref(), max_size, &root, cwd, env)?;
@@ -167,6 +146,8 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn run_in(
@@ -265,25 +246,23 @@ mod tests {
     }
 
     #[test]
-    fn workspace_root_search() {
-        let ws = tempfile::tempdir().expect("tempdir");
-        let root = ws.path().join("mono");
-        let pkg = root.join("packages/a");
-        std::fs::create_dir_all(pkg.join("src")).expect("mkdir");
+    fn clean_uses_the_package_when_an_ancestor_workspace_does_not_list_it() {
+        // A stray pnpm-workspace.yaml above the project must not move the
+        // cache (and what `vp cache clean` deletes) to the ancestor.
+        let home = tempfile::tempdir().expect("tempdir");
         std::fs::write(
-            root.join("package.json"),
-            r#"{"workspaces": ["packages/*"]}"#,
+            home.path().join("pnpm-workspace.yaml"),
+            "packages: ['work/*']\n",
         )
         .expect("write");
-        std::fs::write(pkg.join("package.json"), "{}").expect("write");
-        assert_eq!(find_workspace_root(&pkg.join("src")), Some(root.clone()));
-        // Without a workspace marker, the nearest package wins.
-        std::fs::write(root.join("package.json"), "{}").expect("write");
-        let found = find_workspace_root(&pkg.join("src")).expect("a package");
-        assert!(
-            found == pkg || !found.starts_with(&root),
-            "{}",
-            found.display()
+        let project = home.path().join("projects/site");
+        std::fs::create_dir_all(&project).expect("mkdir");
+        std::fs::write(project.join("package.json"), "{}").expect("write");
+        let (r, out, _) = run_in(&project, CacheCommand::Path, None);
+        assert!(r.is_ok());
+        assert_eq!(
+            out.trim(),
+            project.join("node_modules/.cache/vp").display().to_string()
         );
     }
 }

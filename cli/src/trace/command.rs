@@ -22,7 +22,10 @@ const CACHE_DIR: &str = "node_modules/.cache/vp";
 
 pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("could not read the current directory")?;
-    let root = args.root.clone().unwrap_or_else(|| find_root(&cwd));
+    let root = match args.root.clone() {
+        Some(root) => root,
+        None => default_root(&cwd)?,
+    };
     let root = root
         .canonicalize()
         .with_context(|| format!("the root `{}` cannot be used (hint: pass an existing directory to --root)", root.display()))?;
@@ -90,11 +93,15 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
 
 use std::os::fd::AsFd;
 
-/// The nearest ancestor with `pnpm-workspace.yaml`, else the nearest with a
-/// `package.json`, else `cwd` itself.
-fn find_root(cwd: &Path) -> PathBuf {
-    let with = |name: &str| cwd.ancestors().find(|dir| dir.join(name).is_file()).map(Path::to_path_buf);
-    with("pnpm-workspace.yaml").or_else(|| with("package.json")).unwrap_or_else(|| cwd.to_path_buf())
+/// The workspace root of `cwd` (as `vp run` finds it), else `cwd` itself
+/// outside any project.
+fn default_root(cwd: &Path) -> anyhow::Result<PathBuf> {
+    match crate::workspace::find_root(cwd) {
+        Ok(root) => Ok(root),
+        Err(crate::workspace::WorkspaceError::NoWorkspace { .. }) => Ok(cwd.to_path_buf()),
+        Err(e) => Err(anyhow::Error::new(e)
+            .context("cannot tell which workspace this is (hint: pass the root with --root DIR)")),
+    }
 }
 
 #[cfg(test)]
@@ -102,15 +109,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn root_prefers_the_workspace_file() {
+    fn root_is_the_workspace_root_else_the_current_directory() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path();
         let pkg = root.join("packages/a/src");
         std::fs::create_dir_all(&pkg).expect("mkdir");
-        assert_eq!(find_root(&pkg), pkg);
+        assert_eq!(default_root(&pkg).expect("root"), pkg);
         std::fs::write(root.join("packages/a/package.json"), "{}").expect("write");
-        assert_eq!(find_root(&pkg), root.join("packages/a"));
-        std::fs::write(root.join("pnpm-workspace.yaml"), "packages: ['packages/*']").expect("write");
-        assert_eq!(find_root(&pkg), root);
+        assert_eq!(default_root(&pkg).expect("root"), root.join("packages/a"));
+        std::fs::write(root.join("pnpm-workspace.yaml"), "packages: ['packages/*']")
+            .expect("write");
+        assert_eq!(default_root(&pkg).expect("root"), root);
+        // Found by the same rules as `vp run`: an npm `workspaces` root too,
+        // and not a workspace file that does not list the package.
+        std::fs::write(root.join("pnpm-workspace.yaml"), "packages: ['apps/*']").expect("write");
+        assert_eq!(default_root(&pkg).expect("root"), root.join("packages/a"));
+        std::fs::remove_file(root.join("pnpm-workspace.yaml")).expect("rm");
+        std::fs::write(
+            root.join("package.json"),
+            r#"{"workspaces": ["packages/*"]}"#,
+        )
+        .expect("write");
+        assert_eq!(default_root(&pkg).expect("root"), root);
+    }
+
+    #[test]
+    fn a_broken_workspace_file_is_an_error_naming_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::write(tmp.path().join("pnpm-workspace.yaml"), "packages: [a\n").expect("write");
+        let e = format!("{:#}", default_root(tmp.path()).expect_err("broken yaml"));
+        assert!(e.contains("pnpm-workspace.yaml"), "{e}");
+        assert!(e.contains("--root"), "{e}");
     }
 }

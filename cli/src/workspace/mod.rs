@@ -1,9 +1,9 @@
 //! Finding the workspace and loading it into typed form.
 //!
-//! `Workspace::load` finds the root (`discover`), expands the package globs,
-//! reads every `package.json` (`manifest`) and `vite-task.json`
-//! (`task_config`). The graph module consumes the result; nothing here runs
-//! anything.
+//! `Workspace::load` finds the root (`discover`; `find_root` alone for the
+//! commands that need only the root), expands the package globs, reads every
+//! `package.json` (`manifest`) and `vite-task.json` (`task_config`). The graph
+//! module consumes the result; nothing here runs anything.
 
 mod discover;
 mod manifest;
@@ -36,6 +36,14 @@ pub(crate) struct Package {
     pub(crate) scripts: Vec<(String, String)>,
     pub(crate) task_config: Option<TaskConfigFile>,
     pub(crate) is_root: bool,
+}
+
+/// The root of the workspace containing `cwd`, found exactly as
+/// [`Workspace::load`] finds it but without expanding the package globs: the
+/// one place that decides which workspace a directory belongs to (`vp run`,
+/// `vp build`, `vp cache`, `vp trace`).
+pub(crate) fn find_root(cwd: &Path) -> Result<PathBuf, WorkspaceError> {
+    discover::find_root(cwd).map(|root| root.dir)
 }
 
 impl Workspace {
