@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// A task runner for JavaScript/TypeScript workspaces that caches task results
@@ -54,8 +55,8 @@ pub(crate) struct ExecOptions {
     /// Show every task's cache status and reasons, and what its tools reported to vp
     #[arg(short, long)]
     pub(crate) verbose: bool,
-    /// Where the cache lives (default: `node_modules/.cache/vp` at the workspace root)
-    #[arg(long, env = "VP_CACHE_DIR", value_name = "DIR")]
+    /// Where the cache lives (default, also when empty: `node_modules/.cache/vp` at the workspace root)
+    #[arg(long, env = "VP_CACHE_DIR", value_name = "DIR", value_parser = cache_dir_parser())]
     pub(crate) cache_dir: Option<PathBuf>,
 }
 
@@ -120,8 +121,8 @@ pub(crate) struct TraceArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CacheArgs {
-    /// Where the cache lives (default: `node_modules/.cache/vp` at the workspace root)
-    #[arg(long, env = "VP_CACHE_DIR", value_name = "DIR", global = true)]
+    /// Where the cache lives (default, also when empty: `node_modules/.cache/vp` at the workspace root)
+    #[arg(long, env = "VP_CACHE_DIR", value_name = "DIR", global = true, value_parser = cache_dir_parser())]
     pub(crate) cache_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub(crate) command: CacheCommand,
@@ -141,4 +142,12 @@ pub(crate) enum CacheCommand {
     Stats,
     /// Print where the cache is
     Path,
+}
+
+/// `--cache-dir` / `VP_CACHE_DIR` as given, empty included: clap's path
+/// parser rejects an empty value with an error about `--cache-dir` even when
+/// it came from `VP_CACHE_DIR=`, but empty means "the default"
+/// (`cache::settings::requested_dir`).
+fn cache_dir_parser() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    clap::builder::OsStringValueParser::new().map(PathBuf::from)
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use super::settings::CacheSettings;
+use super::settings::{CacheSettings, requested_dir};
 use super::size::format_size;
 use super::store::Store;
 use super::store::evict::{self, CleanOutcome};
@@ -40,7 +40,7 @@ fn execute(
         CacheCommand::Prune { max_size } => max_size.as_deref(),
         _ => None,
     };
-    let root = match &args.cache_dir {
+    let root = match requested_dir(args.cache_dir.as_deref()) {
         Some(_) => cwd.to_path_buf(),
         None => crate::workspace::find_root(cwd).map_err(|e| match e {
             WorkspaceError::NoWorkspace { .. } => anyhow::anyhow!(
@@ -263,6 +263,21 @@ mod tests {
         assert_eq!(
             out.trim(),
             project.join("node_modules/.cache/vp").display().to_string()
+        );
+    }
+
+    #[test]
+    fn empty_cache_dir_means_the_default() {
+        let ws = tempfile::tempdir().expect("tempdir");
+        std::fs::write(ws.path().join("package.json"), "{}").expect("write");
+        let (r, out, _) = run_in(ws.path(), CacheCommand::Path, Some(PathBuf::new()));
+        assert!(r.is_ok());
+        assert_eq!(
+            out.trim(),
+            ws.path()
+                .join("node_modules/.cache/vp")
+                .display()
+                .to_string()
         );
     }
 }

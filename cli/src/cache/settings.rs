@@ -1,7 +1,7 @@
 //! Where the cache is and how big it may grow, resolved once with the
 //! precedence flag > environment > default: `--cache-dir` / `VP_CACHE_DIR`
-//! (clap reads both), `--max-size` / `VP_CACHE_MAX_SIZE`, and
-//! `VP_CACHE_LOCK_TIMEOUT`.
+//! (clap reads both; empty means not set), `--max-size` /
+//! `VP_CACHE_MAX_SIZE`, and `VP_CACHE_LOCK_TIMEOUT`.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +19,14 @@ pub(crate) fn default_cache_dir(workspace_root: &Path) -> PathBuf {
         .join("vp")
 }
 
+/// The cache directory the user asked for with `--cache-dir` or
+/// `VP_CACHE_DIR` (clap hands over both as `cli_dir`). An empty value means
+/// "not set", as for most tools' path variables: `VP_CACHE_DIR= vp run` and
+/// `--cache-dir "$UNSET"` use the default instead of failing.
+pub(crate) fn requested_dir(cli_dir: Option<&Path>) -> Option<&Path> {
+    cli_dir.filter(|d| !d.as_os_str().is_empty())
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct CacheSettings {
     /// Absolute, normalised.
@@ -29,7 +37,7 @@ pub(crate) struct CacheSettings {
 
 impl CacheSettings {
     /// `cli_dir` is `--cache-dir` (or `VP_CACHE_DIR` via clap), relative to
-    /// `cwd`; `cli_max_size` is `--max-size`; `env` looks up variables.
+    /// `cwd`, empty meaning unset; `cli_max_size` is `--max-size`; `env` looks up variables.
     pub(crate) fn resolve(
         cli_dir: Option<&Path>,
         cli_max_size: Option<&str>,
@@ -37,7 +45,7 @@ impl CacheSettings {
         cwd: &Path,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SizeError> {
-        let dir = match cli_dir {
+        let dir = match requested_dir(cli_dir) {
             Some(d) => normalize(&cwd.join(d)),
             None => default_cache_dir(workspace_root),
         };
@@ -82,6 +90,14 @@ mod tests {
         assert_eq!(s.max_size, 1 << 20);
         let s = CacheSettings::resolve(None, Some("2KiB"), root, root, env).expect("resolves");
         assert_eq!(s.max_size, 2048, "the flag wins over the environment");
+    }
+
+    #[test]
+    fn empty_dir_means_the_default() {
+        let root = Path::new("/ws");
+        let s = CacheSettings::resolve(Some(Path::new("")), None, root, root, |_: &str| None)
+            .expect("an empty VP_CACHE_DIR is not an error");
+        assert_eq!(s.dir, PathBuf::from("/ws/node_modules/.cache/vp"));
     }
 
     #[test]
