@@ -224,6 +224,17 @@ pub(crate) fn owned_dirs(
     owned
 }
 
+/// Whether the task's explicit `input` globs select `abs` (both paths real).
+/// Such a file is always fingerprinted strictly: it is never taken as the
+/// task's own state (`store::state`), so declaring it is the way to opt out.
+pub(crate) fn declared_input(config: &GlobConfig, package_dir: &Path, abs: &Path) -> bool {
+    if config.globs.is_empty() {
+        return false;
+    }
+    TaskGlobs::new(&config.globs)
+        .is_ok_and(|globs| globs.selects(&package_relative(package_dir, abs)))
+}
+
 /// What the entry records about the run's inputs.
 #[derive(Debug, Default)]
 pub(crate) struct CollectedInputs {
@@ -488,5 +499,18 @@ mod tests {
         };
         let err = collect_outputs(w.paths(), &config, &[], &[]).expect_err("bad glob");
         assert!(err.to_string().contains("invalid glob `src/[`"), "{err}");
+    }
+
+    #[test]
+    fn declared_inputs_opt_out_of_own_state() {
+        let config = GlobConfig {
+            auto: true,
+            globs: vec!["*.tsbuildinfo".into(), "!skip.tsbuildinfo".into()],
+        };
+        let pkg = Path::new("/ws/app");
+        assert!(declared_input(&config, pkg, Path::new("/ws/app/tsconfig.tsbuildinfo")));
+        assert!(!declared_input(&config, pkg, Path::new("/ws/app/skip.tsbuildinfo")));
+        assert!(!declared_input(&config, pkg, Path::new("/ws/app/.eslintcache")));
+        assert!(!declared_input(&GlobConfig::auto(), pkg, Path::new("/ws/app/tsconfig.tsbuildinfo")));
     }
 }

@@ -108,7 +108,7 @@ impl TaskGlobs {
         !self.exclude.is_empty() && self.exclude.is_match(pkg_rel)
     }
 
-    fn selects(&self, pkg_rel: &Path) -> bool {
+    pub(crate) fn selects(&self, pkg_rel: &Path) -> bool {
         self.include.is_match(pkg_rel) && !self.excludes(pkg_rel)
     }
 

@@ -28,7 +28,7 @@ mod store;
 #[allow(unused_imports, reason = "the runner's API (run/ wires it)")]
 pub(crate) use self::{
     clock::Timestamp,
-    collect::{NotStorable, TaskPaths},
+    collect::{NotStorable, TaskPaths, declared_input},
     entry::{InputKind, LogChunk, Stream},
     env::{EnvView, is_secret_name},
     error::CacheError,
@@ -36,7 +36,7 @@ pub(crate) use self::{
     miss::{MissReason, MissReasons},
     paths::RelPath,
     restore::{RestoreError, RestoreReport},
-    settings::{CacheSettings, default_cache_dir},
+    settings::{CacheSettings, default_cache_dir, requested_dir},
     size::{DEFAULT_MAX_SIZE, format_size, parse_size},
     store::Store,
     store::layout::CacheDir,

@@ -146,7 +146,6 @@ mod tests {
             workspace_deps: deps.iter().map(|d| (*d).to_owned()).collect(),
             scripts: Vec::new(),
             task_config: None,
-            is_root: rel.is_empty(),
         };
         Workspace {
             root: "/w".into(),

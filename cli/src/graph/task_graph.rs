@@ -374,7 +374,6 @@ mod tests {
             workspace_deps: deps.iter().map(|d| (*d).to_owned()).collect(),
             scripts: scripts.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect(),
             task_config,
-            is_root: name == "root",
         }
     }
 

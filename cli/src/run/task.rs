@@ -4,7 +4,7 @@
 //! did and store the result). Every state change is sent as a `RunEvent`.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -228,6 +228,21 @@ async fn run_and_observe(
     if let Some(b) = bridge.as_mut() {
         b.configure_child(&mut cmd);
     }
+    // The task's own state files (`.tsbuildinfo`, ...), checked before it
+    // starts: see `cache::store::state`.
+    let own_state = match &store_as {
+        Some((cache, _, item_id)) => {
+            let (store, id, root) = (Arc::clone(&cache.store), (*item_id).to_owned(), real_root(&ctx.workspace_root));
+            let (config, pkg) = (spec.inputs.clone(), real_root(&spec.package_dir));
+            blocking::unblock(move || {
+                let mut own = store.own_state(&id, &root).unwrap_or_default();
+                own.retain(|p| !cache::declared_input(&config, &pkg, p));
+                own
+            })
+            .await
+        }
+        None => BTreeSet::new(),
+    };
     let started = blocking::unblock(cache::Timestamp::task_start).await;
     let t0 = Instant::now();
     let spawned = if store_as.is_some() {
@@ -311,13 +326,36 @@ async fn run_and_observe(
         });
     }
     if let Some((cache, fingerprint, item_id)) = store_as {
-        let observed = observe(spec, ctx, report.as_ref(), trace_outcome, cache, log.into_inner(), started, duration);
+        let mut state_files = None;
+        let observed = observe(
+            spec,
+            ctx,
+            report.as_ref(),
+            trace_outcome,
+            cache,
+            log.into_inner(),
+            started,
+            duration,
+            &own_state,
+            &mut state_files,
+        );
+        if let Some(files) = state_files {
+            // Stored or not: a state file that existed before vp is known as
+            // the task's own from the next run on.
+            let (store, id, root) = (Arc::clone(&cache.store), item_id.to_owned(), real_root(&ctx.workspace_root));
+            let _ = blocking::unblock(move || store.remember_state(&id, &root, &files)).await;
+        }
         match observed {
             Ok(run) => store_result(index, spec, ctx, cache, fingerprint, item_id, run).await,
             Err(why) => not_cached(index, spec, ctx, &why),
         }
     }
     ItemResult::Done { hit: false, saved: Duration::ZERO }
+}
+
+/// The workspace root with symlinks resolved, as the tracer reports paths.
+fn real_root(root: &Path) -> PathBuf {
+    std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf())
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -343,6 +381,8 @@ fn observe(
     log: Vec<cache::LogChunk>,
     started: cache::Timestamp,
     duration: Duration,
+    own_state: &BTreeSet<PathBuf>,
+    state_files: &mut Option<Vec<PathBuf>>,
 ) -> Result<cache::ObservedRun, String> {
     if let Some(reason) = report.and_then(BridgeReport::uncacheable_reason) {
         return Err(reason);
@@ -369,14 +409,21 @@ fn observe(
     let needs_trace = spec.inputs.auto || spec.outputs.auto;
     match trace_outcome {
         Some(TraceOutcome::Traced(access_log)) => {
-            let root = std::fs::canonicalize(&ctx.workspace_root).unwrap_or_else(|_| ctx.workspace_root.clone());
+            let root = real_root(&ctx.workspace_root);
             let cache_dir = std::fs::canonicalize(&cache.dir).unwrap_or_else(|_| cache.dir.clone());
             let real = |ps: &[PathBuf]| -> Vec<PathBuf> { ps.iter().map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())).collect() };
             let (ii, io) = (real(&ignored_inputs), real(&ignored_outputs));
             let c = trace::classify(
                 &access_log,
-                &trace::ClassifyOptions { root: &root, excluded_dirs: std::slice::from_ref(&cache_dir), ignored_inputs: &ii, ignored_outputs: &io },
+                &trace::ClassifyOptions {
+                    root: &root,
+                    excluded_dirs: std::slice::from_ref(&cache_dir),
+                    ignored_inputs: &ii,
+                    ignored_outputs: &io,
+                    own_state,
+                },
             );
+            *state_files = Some(c.state_files.iter().cloned().collect());
             if let Some(p) = c.modified_inputs.first() {
                 return Err(format!("it modified its input '{}'", rel_display(&ctx.workspace_root, &root, p)));
             }

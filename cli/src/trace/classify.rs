@@ -33,6 +33,11 @@ pub(crate) struct ClassifyOptions<'a> {
     pub(crate) ignored_inputs: &'a [PathBuf],
     /// Absolute paths reported with `ignoreOutput`: writes in these subtrees are dropped.
     pub(crate) ignored_outputs: &'a [PathBuf],
+    /// Real paths of the task's own state files: they held, when the task
+    /// started, exactly what the task left there last time (see
+    /// `cache::store::state`). Reading and rewriting one is not modifying
+    /// an input.
+    pub(crate) own_state: &'a BTreeSet<PathBuf>,
 }
 
 /// How a task depended on an input path. The cache fingerprints each kind differently.
@@ -100,6 +105,10 @@ pub(crate) struct AccessClassification {
     /// (emptying `dist/`, deleting a stale file): a cache hit must leave them
     /// as the run did, without entries the run would have removed.
     pub(crate) emptied_dirs: BTreeSet<PathBuf>,
+    /// Files the run read, tried to open or stat'ed before it rewrote or
+    /// created them, and that exist at the end: candidates for the task's
+    /// own state, which the runner remembers for the next run.
+    pub(crate) state_files: BTreeSet<PathBuf>,
     /// Files whose content the run read and then changed or removed: the
     /// run modified its own input, so it must not be stored.
     pub(crate) modified_inputs: Vec<PathBuf>,
@@ -158,7 +167,7 @@ fn events_of(op: Op) -> &'static [Event] {
     match op {
         Op::Read | Op::Exec => &[Event::Read],
         Op::ReadWrite => &[Event::Read, Event::Create],
-        Op::Write | Op::Mkdir | Op::RenameTo | Op::Link => &[Event::Create],
+        Op::Write | Op::Mkdir | Op::RenameTo | Op::Link | Op::SetMetadata => &[Event::Create],
         Op::Probe => &[Event::Probe],
         Op::Stat => &[Event::Stat],
         Op::ReadLink => &[Event::LinkRead],
@@ -252,7 +261,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         }
     }
     for (path, events) in &per_path {
-        classify_path(path, events, state.kind(path), state.link_targets.get(path), &mut out);
+        classify_path(path, events, state.kind(path), state.link_targets.get(path), opts.own_state, &mut out);
     }
 
     // A directory renamed into place brings its whole subtree with it.
@@ -275,7 +284,14 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     out
 }
 
-fn classify_path(path: &Path, events: &[Event], kind: PathKind, link_target: Option<&PathBuf>, out: &mut AccessClassification) {
+fn classify_path(
+    path: &Path,
+    events: &[Event],
+    kind: PathKind,
+    link_target: Option<&PathBuf>,
+    own_state: &BTreeSet<PathBuf>,
+    out: &mut AccessClassification,
+) {
     // A directory has no content: opening one for reading is a probe.
     let content_read = |e: &Event| *e == Event::Read && kind != PathKind::Dir;
 
@@ -286,7 +302,14 @@ fn classify_path(path: &Path, events: &[Event], kind: PathKind, link_target: Opt
         // A path missing at its first write was missing at every read before
         // it (a `.tsbuildinfo` probed with open(), then written): an output.
         let was_missing = events[first_own] == Event::CreateNew;
-        if !was_missing && events[..first_own].iter().any(content_read) {
+        let read_first = events[..first_own].iter().any(content_read);
+        // Looked at (read, tried to open, stat'ed) before writing it: a tool
+        // checking for its state file, which it may read next time.
+        let looked_first = read_first || events[..first_own].iter().any(|e| matches!(e, Event::Read | Event::Stat));
+        if looked_first && kind == PathKind::File {
+            out.state_files.insert(path.to_path_buf());
+        }
+        if read_first && !was_missing && !own_state.contains(path) {
             out.modified_inputs.push(path.to_path_buf());
         }
         if events[first_own] == Event::Delete
@@ -388,6 +411,7 @@ mod tests {
     #[derive(Default)]
     struct Scenario {
         log: AccessLog,
+        own_state: BTreeSet<PathBuf>,
     }
 
     impl Scenario {
@@ -403,6 +427,10 @@ mod tests {
         fn at_call(mut self, op: Op, path: &str, real: &str, existed: bool) -> Self {
             let at_call = Some(crate::trace::log::AtCall { real: PathBuf::from(real), existed });
             self.log.accesses.push(Access { at: Duration::ZERO, tid: 1, path: PathBuf::from(path), op, follow: true, at_call });
+            self
+        }
+        fn own_state(mut self, path: &str) -> Self {
+            self.own_state.insert(PathBuf::from(path));
             self
         }
         fn exists(mut self, path: &str, kind: PathKind) -> Self {
@@ -436,6 +464,7 @@ mod tests {
                 excluded_dirs: excluded,
                 ignored_inputs: ignored_in,
                 ignored_outputs: ignored_out,
+                own_state: &self.own_state,
             };
             classify(&self.log, &opts)
         }
@@ -557,6 +586,28 @@ mod tests {
             .run();
         assert_eq!(outputs(&c), vec!["/w/dist/inner/y.txt"]);
         assert!(c.is_cacheable());
+    }
+
+    /// Issue: a tool's incremental state (`.tsbuildinfo`, `.eslintcache`)
+    /// is read and rewritten on every run after the first: uncacheable
+    /// forever. When it held what the task left there, it is own state.
+    #[test]
+    fn a_state_file_the_task_left_is_an_output_not_a_modified_input() {
+        let scenario = || {
+            Scenario::default()
+                .op(Op::Read, "/w/src/a.ts")
+                .op(Op::Read, "/w/tsconfig.tsbuildinfo")
+                .at_call(Op::Write, "/w/tsconfig.tsbuildinfo", "/w/tsconfig.tsbuildinfo", true)
+                .file("/w/src/a.ts")
+                .file("/w/tsconfig.tsbuildinfo")
+        };
+        let strange = scenario().run();
+        assert_eq!(strange.modified_inputs, vec![PathBuf::from("/w/tsconfig.tsbuildinfo")]);
+        assert_eq!(strange.state_files.iter().collect::<Vec<_>>(), vec![&PathBuf::from("/w/tsconfig.tsbuildinfo")]);
+        let own = scenario().own_state("/w/tsconfig.tsbuildinfo").run();
+        assert!(own.is_cacheable(), "{:?}", own.modified_inputs);
+        assert_eq!(outputs(&own), vec!["/w/tsconfig.tsbuildinfo"]);
+        assert_eq!(inputs(&own), vec![("/w/src/a.ts", &InputAccess::ContentRead)]);
     }
 
     #[test]

@@ -17,9 +17,6 @@ use super::report::{self, RunSummary};
 use super::spawn::{ChildStdio, TraceOutcome, spawn_traced};
 use crate::args::TraceArgs;
 
-/// vp's cache directory relative to the root, excluded like `vp run` does.
-const CACHE_DIR: &str = "node_modules/.cache/vp";
-
 pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("could not read the current directory")?;
     let root = match args.root.clone() {
@@ -56,8 +53,15 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
 
     let exit_code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     let summary = RunSummary { command: &command, shown_command: &shown_command, exit_code, root: &root };
-    let excluded_dirs = [root.join(CACHE_DIR)];
-    let opts = ClassifyOptions { root: &root, excluded_dirs: &excluded_dirs, ignored_inputs: &[], ignored_outputs: &[] };
+    // vp's cache directory is excluded like `vp run` does, wherever
+    // `VP_CACHE_DIR` puts it.
+    let env_dir = std::env::var_os("VP_CACHE_DIR").map(PathBuf::from);
+    let cache_dir = match crate::cache::requested_dir(env_dir.as_deref()) {
+        Some(dir) => cwd.join(dir),
+        None => crate::cache::default_cache_dir(&root),
+    };
+    let excluded_dirs = [cache_dir.canonicalize().unwrap_or(cache_dir)];
+    let opts = ClassifyOptions { root: &root, excluded_dirs: &excluded_dirs, ignored_inputs: &[], ignored_outputs: &[], own_state: &Default::default() };
 
     // Buffered: a report has hundreds of lines, and stderr is unbuffered.
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());

@@ -11,7 +11,7 @@ use super::log::Op;
 pub(crate) enum Source {
     /// A path string at `ptr` in the tracee, relative to `dirfd` when not absolute.
     Path { dirfd: i32, ptr: u64, empty: EmptyPath },
-    /// An open file descriptor of the tracee (`getdents`).
+    /// An open file descriptor of the tracee (`getdents`, `futimens`).
     Fd(i32),
 }
 
@@ -125,6 +125,23 @@ pub(crate) fn decode(nr: i64, args: [u64; 6], mut read_u64: impl FnMut(u64) -> O
         // The symlink's target text is not accessed; only the new name is.
         libc::SYS_symlink => one(cwd(args[1]), Op::Link, false),
         libc::SYS_symlinkat => one(at(fd(1), args[2], EmptyPath::Skip), Op::Link, false),
+        // Times, mode and owner. A NULL path in `utimensat`/`futimesat` is
+        // the dirfd itself (`futimens`).
+        libc::SYS_utime | libc::SYS_utimes | libc::SYS_chmod | libc::SYS_chown => {
+            one(cwd(args[0]), Op::SetMetadata, true)
+        }
+        libc::SYS_lchown => one(cwd(args[0]), Op::SetMetadata, false),
+        libc::SYS_futimesat | libc::SYS_fchmodat if args[1] == 0 => one(Source::Fd(fd(0)), Op::SetMetadata, true),
+        libc::SYS_futimesat | libc::SYS_fchmodat => one(at(fd(0), args[1], EmptyPath::Skip), Op::SetMetadata, true),
+        libc::SYS_utimensat if args[1] == 0 => one(Source::Fd(fd(0)), Op::SetMetadata, true),
+        libc::SYS_utimensat => {
+            let flags = args[3];
+            one(at(fd(0), args[1], empty_if(flags, EmptyPath::Dirfd)), Op::SetMetadata, flags & AT_SYMLINK_NOFOLLOW == 0)
+        }
+        libc::SYS_fchmodat2 | libc::SYS_fchownat => {
+            let flags = if nr == libc::SYS_fchownat { args[4] } else { args[3] };
+            one(at(fd(0), args[1], empty_if(flags, EmptyPath::Dirfd)), Op::SetMetadata, flags & AT_SYMLINK_NOFOLLOW == 0)
+        }
         _ => [None, None],
     }
 }
@@ -204,6 +221,28 @@ mod tests {
         assert_eq!(t.op, Op::ReadWrite);
         // Unreadable `open_how`: the call will fail with EFAULT, nothing to record.
         assert_eq!(decode(libc::SYS_openat2, [0, 1, 2, 24, 0, 0], no_memory), [None, None]);
+    }
+
+    /// Issue: `tsc -b` bumps the mtime of up-to-date outputs with
+    /// `utimensat`; unseen, the file looked like an input modified while the
+    /// task ran.
+    #[test]
+    fn metadata_changes_are_recorded() {
+        let t = only(decode(libc::SYS_utimensat, [AT_FDCWD as u64, 0x1000, 0, 0, 0, 0], no_memory));
+        assert_eq!((t.op, t.follow), (Op::SetMetadata, true));
+        assert_eq!(t.source, Source::Path { dirfd: AT_FDCWD, ptr: 0x1000, empty: EmptyPath::Skip });
+        // futimens(fd): utimensat with a NULL path names the fd.
+        let t = only(decode(libc::SYS_utimensat, [7, 0, 0, 0, 0, 0], no_memory));
+        assert_eq!(t.source, Source::Fd(7));
+        let t = only(decode(libc::SYS_utimensat, [3, 0x1000, 0, AT_SYMLINK_NOFOLLOW, 0, 0], no_memory));
+        assert!(!t.follow);
+        for nr in [libc::SYS_chmod, libc::SYS_utimes, libc::SYS_utime, libc::SYS_chown] {
+            assert_eq!(only(decode(nr, [0x1000, 0, 0, 0, 0, 0], no_memory)).op, Op::SetMetadata, "nr {nr}");
+        }
+        assert!(!only(decode(libc::SYS_lchown, [0x1000, 0, 0, 0, 0, 0], no_memory)).follow);
+        let t = only(decode(libc::SYS_fchownat, [3, 0x1000, 0, 0, AT_SYMLINK_NOFOLLOW, 0], no_memory));
+        assert!(!t.follow);
+        assert!(Op::SetMetadata.changes_name());
     }
 
     #[test]

@@ -46,6 +46,16 @@ pub(crate) const NOTIFIED: &[libc::c_long] = &[
     libc::SYS_linkat,
     libc::SYS_symlink,
     libc::SYS_symlinkat,
+    libc::SYS_utime,
+    libc::SYS_utimes,
+    libc::SYS_utimensat,
+    libc::SYS_futimesat,
+    libc::SYS_chmod,
+    libc::SYS_fchmodat,
+    libc::SYS_fchmodat2,
+    libc::SYS_chown,
+    libc::SYS_lchown,
+    libc::SYS_fchownat,
 ];
 
 // Offsets into `struct seccomp_data`.

@@ -40,6 +40,10 @@ pub(crate) enum Op {
     RenameTo,
     /// Destination of `link` / `symlink`: a new name is created.
     Link,
+    /// Times, mode or owner set (`utimensat`, `chmod`, `chown`, ...): the
+    /// content stays, but the file is no longer what it was before the run
+    /// (`tsc -b` bumps the mtime of up-to-date outputs).
+    SetMetadata,
 }
 
 impl Op {
@@ -59,6 +63,7 @@ impl Op {
             Op::RenameFrom => "rename-from",
             Op::RenameTo => "rename-to",
             Op::Link => "link",
+            Op::SetMetadata => "set-metadata",
         }
     }
 }
@@ -103,7 +108,14 @@ impl Op {
     pub(crate) fn changes_name(self) -> bool {
         matches!(
             self,
-            Op::ReadWrite | Op::Write | Op::Mkdir | Op::Remove | Op::RenameFrom | Op::RenameTo | Op::Link
+            Op::ReadWrite
+                | Op::Write
+                | Op::Mkdir
+                | Op::Remove
+                | Op::RenameFrom
+                | Op::RenameTo
+                | Op::Link
+                | Op::SetMetadata
         )
     }
 }

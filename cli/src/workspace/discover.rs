@@ -481,7 +481,6 @@ fn load_package(root: &Path, dir: PathBuf) -> Result<Package, WorkspaceError> {
         workspace_deps: m.dependencies.into_iter().map(|(n, _)| n).collect(),
         scripts: m.scripts,
         task_config,
-        is_root,
         dir,
     })
 }
@@ -543,7 +542,7 @@ mod tests {
         write(single.path(), "package.json", r#"{"name":"solo"}"#);
         let ws = load(&single.path().join("src")).expect("loads");
         assert_eq!(ws.packages.len(), 1);
-        assert!(ws.packages[0].is_root);
+        assert!(ws.packages[0].rel_dir.is_empty(), "the root package comes first");
     }
 
     #[test]

@@ -35,7 +35,6 @@ pub(crate) struct Package {
     pub(crate) workspace_deps: Vec<String>,
     pub(crate) scripts: Vec<(String, String)>,
     pub(crate) task_config: Option<TaskConfigFile>,
-    pub(crate) is_root: bool,
 }
 
 /// The root of the workspace containing `cwd`, found exactly as

@@ -9,6 +9,7 @@ pub(crate) mod layout;
 pub(crate) mod lookup;
 pub(crate) mod open;
 pub(crate) mod record;
+pub(crate) mod state;
 
 #[cfg(test)]
 mod scenario_tests;

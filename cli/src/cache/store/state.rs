@@ -1,0 +1,140 @@
+//! A tool's own incremental state (`*.tsbuildinfo`, `.eslintcache`, a
+//! bundler's cache file): files a task reads at its start and rewrites.
+//!
+//! Read-then-rewritten is what "the task modified its own input" looks like,
+//! and that rule keeps a run out of the cache. For a state file it would keep
+//! every run after the first edit out, forever. The rule that needs no list
+//! of tools: a file whose content, when the task starts, is exactly what this
+//! task left there last time is the task's own state, not an input. vp
+//! remembers, per task, the content of every such file after each run (in
+//! `meta` under `t` + task id; stored or not, so a state file that existed
+//! before vp converges after one run), and before the next run checks which
+//! still hold it. A file the user (or another tool) changed no longer
+//! matches and is still a modified input.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use rocksdb::WriteBatch;
+
+use super::db::{CF_META, Store};
+use crate::cache::codec;
+use crate::cache::digest::{self, Digest};
+use crate::cache::entry::OutputState;
+use crate::cache::error::CacheError;
+use crate::cache::paths::RelPath;
+
+/// Key prefix of a task's state record in `meta` (`e`, `b` and `schema`
+/// are taken).
+const META_TASK_STATE: u8 = b't';
+
+/// State files larger than this are not checked (hashing them before every
+/// run would cost more than re-running without the cache once).
+const MAX_STATE_FILE: u64 = 256 << 20;
+
+fn state_key(task: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + task.len());
+    k.push(META_TASK_STATE);
+    k.extend_from_slice(task.as_bytes());
+    k
+}
+
+impl Store {
+    /// The absolute paths of the task's state files that hold, right now,
+    /// what the task left there: after its last run (recorded by
+    /// `remember_state`) or as its last used entry restored them. Blocking:
+    /// hashes those files.
+    pub(crate) fn own_state(&self, task: &str, workspace_root: &Path) -> Result<BTreeSet<PathBuf>, CacheError> {
+        let Some(bytes) = self.get(CF_META, &state_key(task))? else {
+            return Ok(BTreeSet::new());
+        };
+        // An unreadable record only costs one uncached run.
+        let Ok(remembered) = codec::decode::<BTreeMap<RelPath, Digest>>("task state", &bytes) else {
+            return Ok(BTreeSet::new());
+        };
+        let restored = match self.task_record(task)? {
+            Some(record) => self.entry(record.entry)?.map(|e| e.outputs).unwrap_or_default(),
+            None => BTreeMap::new(),
+        };
+        let mut own = BTreeSet::new();
+        for (rel, left) in remembered {
+            let abs = rel.to_abs(workspace_root);
+            let Ok(meta) = std::fs::symlink_metadata(&abs) else {
+                continue;
+            };
+            if !meta.is_file() || meta.len() > MAX_STATE_FILE {
+                continue;
+            }
+            let Ok((now, _)) = digest::hash_file(&abs) else {
+                continue;
+            };
+            let from_entry = matches!(restored.get(&rel), Some(OutputState::File { blob, .. }) if *blob == now);
+            if now == left || from_entry {
+                own.insert(abs);
+            }
+        }
+        Ok(own)
+    }
+
+    /// Remembers what the task left in its state files (`files`: absolute
+    /// paths the run read before it rewrote or created them). Files that are
+    /// gone or outside the workspace are skipped. Blocking: hashes them.
+    pub(crate) fn remember_state(&self, task: &str, workspace_root: &Path, files: &[PathBuf]) -> Result<(), CacheError> {
+        let mut left: BTreeMap<RelPath, Digest> = BTreeMap::new();
+        for abs in files {
+            let Some(rel) = RelPath::from_abs(workspace_root, abs) else {
+                continue;
+            };
+            match std::fs::symlink_metadata(abs) {
+                Ok(m) if m.is_file() && m.len() <= MAX_STATE_FILE => {}
+                _ => continue,
+            }
+            if let Ok((hash, _)) = digest::hash_file(abs) {
+                left.insert(rel, hash);
+            }
+        }
+        let mut batch = WriteBatch::default();
+        if left.is_empty() {
+            batch.delete_cf(self.cf(CF_META)?, state_key(task));
+        } else {
+            batch.put_cf(self.cf(CF_META)?, state_key(task), codec::encode(&left));
+        }
+        self.write(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::time::Duration;
+
+    use crate::cache::store::open::{OpenOptions, Opened, open};
+
+    #[test]
+    fn state_left_by_the_task_is_own_and_a_change_is_not() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().canonicalize().expect("canonical");
+        let store = match open(&root.join("cache"), &OpenOptions { lock_timeout: Duration::ZERO }, &mut |_| {}) {
+            Ok(Opened::Ready(s)) => s,
+            _ => panic!("store"),
+        };
+        let info = root.join("tsconfig.tsbuildinfo");
+        let cache = root.join(".eslintcache");
+        assert!(store.own_state("t", &root).expect("read").is_empty(), "nothing remembered yet");
+        fs::write(&info, "{\"version\":1}").expect("write");
+        fs::write(&cache, "[]").expect("write");
+        let outside = tempfile::tempdir().expect("outside");
+        let elsewhere = outside.path().join("state");
+        fs::write(&elsewhere, "x").expect("write");
+        store.remember_state("t", &root, &[info.clone(), cache.clone(), elsewhere]).expect("remember");
+        let own = store.own_state("t", &root).expect("read");
+        assert_eq!(own.into_iter().collect::<Vec<_>>(), vec![cache.clone(), info.clone()]);
+        // The user edits one: it is an input again. Another task has none.
+        fs::write(&cache, "[\"edited\"]").expect("write");
+        assert_eq!(store.own_state("t", &root).expect("read").into_iter().collect::<Vec<_>>(), vec![info.clone()]);
+        assert!(store.own_state("other", &root).expect("read").is_empty());
+        // A run that leaves no state forgets the record.
+        store.remember_state("t", &root, &[]).expect("remember");
+        assert!(store.own_state("t", &root).expect("read").is_empty());
+    }
+}
