@@ -6,7 +6,6 @@
 //! error becomes a JS exception; not under vp, ignore/disable do nothing and
 //! getEnv/getEnvs read `process.env` (never an exception).
 
-mod glob;
 
 use std::sync::OnceLock;
 
@@ -140,13 +139,15 @@ fn get_envs(mut cx: FunctionContext) -> JsResult<JsObject> {
             Err(err) => return throw_call(&mut cx, err),
         },
         None => {
-            let selects = |name: &str| match &query {
-                EnvQuery::Prefix(prefix) => name.as_bytes().starts_with(prefix),
-                EnvQuery::Glob(pattern) => glob::matches(pattern, name.as_bytes()),
+            // The runner's own matcher, so a tool sees the same set with
+            // and without vp.
+            let matcher = match query.matcher() {
+                Ok(m) => m,
+                Err(err) => return cx.throw_error(format!("vp-bridge: {err}")),
             };
             process_env(&mut cx)?
                 .into_iter()
-                .filter(|(name, _)| selects(name))
+                .filter(|(name, _)| matcher.matches(name.as_bytes()))
                 .collect()
         }
     };

@@ -31,11 +31,13 @@
 #![warn(missing_docs)]
 
 mod client;
+mod env_match;
 mod frame;
 mod message;
 mod sys;
 
 pub use client::{CallError, Client, ENV_FD, ENV_NODE_CLIENT_PATH, ENV_TOKEN, Unavailable};
+pub use env_match::{EnvGlobError, EnvNameMatcher, GlobProblem};
 pub use frame::{
     FrameError, HEADER_LEN, MAX_FRAME_LEN, MAX_HELLO_FRAME, body_len, decode_body, decode_frame,
     encode_frame, read_frame, write_frame,

@@ -127,14 +127,20 @@ fn open_existing(
     settings: &CacheSettings,
     notify: &mut dyn FnMut(open::StoreNotice),
 ) -> anyhow::Result<Option<Store>> {
-    if !dir.exists() {
-        return Ok(None);
+    match super::store::layout::CacheDir::find(dir)? {
+        Some(home) if home.db().exists() => {}
+        _ => return Ok(None),
     }
     match open::open(dir, &settings.open, notify)? {
         Opened::Ready(store) => Ok(Some(store)),
         Opened::Busy { holder } => Err(super::error::CacheError::Busy {
             dir: dir.to_path_buf(),
             holder,
+        }
+        .into()),
+        Opened::HeldByAncestor { holder } => Err(super::error::CacheError::Busy {
+            dir: dir.to_path_buf(),
+            holder: Some(holder),
         }
         .into()),
     }

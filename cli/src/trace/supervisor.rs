@@ -12,7 +12,7 @@ use async_io::Async;
 
 use super::decode::{self, EmptyPath, Source, Target};
 use super::filter::{AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
-use super::log::{Access, AccessLog};
+use super::log::{Access, AccessLog, AtCall};
 use super::notify::{self, Readiness};
 use super::tracee;
 
@@ -28,14 +28,21 @@ impl Supervisor {
     pub(crate) fn new(listener: OwnedFd) -> std::io::Result<Self> {
         // Ask for the 6.6+ synchronous wake-up; older kernels just say no.
         let _ = notify::set_sync_wake_up(listener.as_fd());
-        Ok(Self { listener: Async::new(listener)?, log: AccessLog::default(), started: Instant::now(), buf: Vec::with_capacity(256) })
+        Ok(Self {
+            listener: Async::new(listener)?,
+            log: AccessLog::default(),
+            started: Instant::now(),
+            buf: Vec::with_capacity(256),
+        })
     }
 
     /// Serves notifications until no thread uses the filter any more.
     pub(crate) async fn run(mut self) -> AccessLog {
         loop {
             if let Err(err) = self.listener.readable().await {
-                self.log.mark_untraceable(format!("the tracer stopped waiting for file accesses: {err}"));
+                self.log.mark_untraceable(format!(
+                    "the tracer stopped waiting for file accesses: {err}"
+                ));
                 return self.log;
             }
             // Drain everything pending before going back to the reactor.
@@ -45,7 +52,9 @@ impl Supervisor {
                     Ok(Readiness::HungUp) => return self.log,
                     Ok(Readiness::Idle) => break,
                     Err(err) => {
-                        self.log.mark_untraceable(format!("the tracer could not poll its listener: {err}"));
+                        self.log.mark_untraceable(format!(
+                            "the tracer could not poll its listener: {err}"
+                        ));
                         return self.log;
                     }
                 }
@@ -57,9 +66,15 @@ impl Supervisor {
         let req = match notify::recv(self.listener.get_ref().as_fd()) {
             Ok(req) => req,
             // The calling thread was killed between poll and receive.
-            Err(err) if err.raw_os_error() == Some(libc::ENOENT) || err.kind() == std::io::ErrorKind::Interrupted => return,
+            Err(err)
+                if err.raw_os_error() == Some(libc::ENOENT)
+                    || err.kind() == std::io::ErrorKind::Interrupted =>
+            {
+                return;
+            }
             Err(err) => {
-                self.log.mark_untraceable(format!("the tracer could not receive a file access: {err}"));
+                self.log
+                    .mark_untraceable(format!("the tracer could not receive a file access: {err}"));
                 return;
             }
         };
@@ -74,12 +89,30 @@ impl Supervisor {
                 data.arch
             ));
         } else if nr & X32_SYSCALL_BIT != 0 {
-            self.log.mark_untraceable("a process made x32 system calls; their file accesses are not decoded".to_owned());
+            self.log.mark_untraceable(
+                "a process made x32 system calls; their file accesses are not decoded".to_owned(),
+            );
         } else {
-            let targets = decode::decode(i64::from(nr), data.args, |ptr| tracee::read_u64(tid, ptr).ok());
+            let targets = decode::decode(i64::from(nr), data.args, |ptr| {
+                tracee::read_u64(tid, ptr).ok()
+            });
             for (slot, target) in pending.iter_mut().zip(targets) {
                 if let Some(target) = target {
-                    *slot = self.locate(tid, nr, target).map(|path| Access { at, tid, path, op: target.op, follow: target.follow });
+                    *slot = self.locate(tid, nr, target).map(|path| {
+                        let at_call = if target.op.changes_name() {
+                            self.resolve_now(&path, target.follow)
+                        } else {
+                            None
+                        };
+                        Access {
+                            at,
+                            tid,
+                            path,
+                            op: target.op,
+                            follow: target.follow,
+                            at_call,
+                        }
+                    });
                 }
             }
         }
@@ -92,21 +125,64 @@ impl Supervisor {
         let _ = notify::send_continue(listener, req.id);
     }
 
+    /// Where a name-changing call will land and whether its target exists,
+    /// learned while the thread waits (vp itself is not traced, so these
+    /// lookups are plain syscalls). Runs only for writes, removes, renames
+    /// and links, a small share of calls.
+    fn resolve_now(&mut self, path: &std::path::Path, follow: bool) -> Option<AtCall> {
+        use std::io::ErrorKind;
+        if follow {
+            match std::fs::canonicalize(path) {
+                Ok(real) => {
+                    return Some(AtCall {
+                        real,
+                        existed: true,
+                    });
+                }
+                Err(err) if err.kind() == ErrorKind::NotFound => {}
+                Err(_) => return None,
+            }
+        }
+        let name = path.file_name()?;
+        match std::fs::canonicalize(path.parent()?) {
+            Ok(parent) => {
+                let real = parent.join(name);
+                let existed = std::fs::symlink_metadata(&real).is_ok();
+                Some(AtCall { real, existed })
+            }
+            // The call fails the same way: nothing will be written.
+            Err(err) if err.kind() == ErrorKind::NotFound => None,
+            Err(err) => {
+                self.log.mark_untraceable(format!(
+                    "could not resolve where a write to `{}` lands: {err}",
+                    path.display()
+                ));
+                None
+            }
+        }
+    }
+
     /// The absolute path a target names, or `None` when there is nothing to
     /// record (empty path, bad pointer, fd without a path).
     fn locate(&mut self, tid: u32, nr: u32, target: Target) -> Option<PathBuf> {
         let result = match target.source {
             Source::Fd(fd) => tracee::fd_path(tid, fd),
-            Source::Path { dirfd, ptr, empty } => match tracee::read_cstr(tid, ptr, &mut self.buf) {
-                Ok(()) if self.buf.is_empty() => match empty {
-                    EmptyPath::Skip => Ok(None),
-                    EmptyPath::Dirfd => tracee::fd_path(tid, dirfd),
-                },
-                Ok(()) => tracee::absolute(tid, &self.buf, || {
-                    if dirfd == libc::AT_FDCWD { tracee::cwd(tid).map(Some) } else { tracee::fd_path(tid, dirfd) }
-                }),
-                Err(err) => Err(err),
-            },
+            Source::Path { dirfd, ptr, empty } => {
+                match tracee::read_cstr(tid, ptr, &mut self.buf) {
+                    Ok(()) if self.buf.is_empty() => match empty {
+                        EmptyPath::Skip => Ok(None),
+                        EmptyPath::Dirfd => tracee::fd_path(tid, dirfd),
+                    },
+                    Ok(()) => tracee::absolute(tid, &self.buf, || {
+                        if dirfd == libc::AT_FDCWD {
+                            tracee::cwd(tid).map(Some)
+                        } else {
+                            tracee::fd_path(tid, dirfd)
+                        }
+                    }),
+                    Err(err) => Err(err),
+                }
+            }
         };
         match result {
             Ok(path) => path,
@@ -114,7 +190,13 @@ impl Supervisor {
                 match err.raw_os_error() {
                     // A bad pointer or an overlong name makes the call itself
                     // fail; a bad dirfd too; ESRCH: the thread is gone.
-                    Some(libc::EFAULT | libc::ENAMETOOLONG | libc::ENOENT | libc::EBADF | libc::ESRCH) => {}
+                    Some(
+                        libc::EFAULT
+                        | libc::ENAMETOOLONG
+                        | libc::ENOENT
+                        | libc::EBADF
+                        | libc::ESRCH,
+                    ) => {}
                     _ => self.log.mark_untraceable(format!(
                         "could not read the path of system call {nr} made by thread {tid}: {err}"
                     )),

@@ -13,6 +13,8 @@
 
 mod cache;
 mod harness;
+mod real_projects;
 mod run;
 mod smoke;
+mod trust;
 mod vite_build;
