@@ -7,6 +7,12 @@
 //! stream is tagged with the pid that opened it: after `fork` the child sees
 //! a different pid and opens its own stream instead of writing into its
 //! parent's, which would interleave frames.
+//!
+//! Version negotiation (docs/protocol.md section 7): the first Hello offers
+//! the highest version this crate speaks; when the runner refuses it as
+//! unsupported, the client retries on a new stream with the highest lower
+//! version both sides speak, and later connections of the process start
+//! with the version that was accepted.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -19,7 +25,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError, TryLockError};
 
 use crate::frame::{self, FrameError};
-use crate::message::{EnvQuery, PROTOCOL_VERSION, Request, Response};
+use crate::message::{EnvQuery, PROTOCOL_VERSIONS, Request, Response, refused_version_list};
 use crate::sys::{self, FdCheck};
 
 /// Environment variable holding the broker fd number (decimal).
@@ -73,9 +79,19 @@ pub enum CallError {
     /// Opening the private stream failed.
     #[error("cannot connect to the vp runner: {0}")]
     Connect(#[source] io::Error),
-    /// The runner answered with an error (bad token, bad version, bad glob...).
+    /// The runner answered with an error (bad token, bad glob...).
     #[error("the vp runner refused the request: {0}")]
     Rejected(String),
+    /// The runner speaks none of the protocol versions this client offered.
+    #[error(
+        "the vp runner speaks no protocol version this client speaks (offered {offered:?}): {message} (hint: use a vp-ipc client as new as the runner, or a runner as new as the client)"
+    )]
+    NoCommonVersion {
+        /// The versions this client offered, highest first.
+        offered: Vec<u32>,
+        /// The runner's last refusal.
+        message: String,
+    },
     /// Sending or receiving a frame failed.
     #[error("lost the connection to the vp runner: {0}")]
     Frame(#[from] FrameError),
@@ -115,6 +131,11 @@ pub struct Client {
     /// Pid that opened `conn`. Read without the lock to detect a fork.
     owner: AtomicU32,
     conn: Mutex<Option<UnixStream>>,
+    /// Versions to offer, highest first.
+    versions: Vec<u32>,
+    /// The version the runner accepted last (0: none yet): where the next
+    /// connection of this process (or of a forked child) starts.
+    negotiated: AtomicU32,
 }
 
 impl Client {
@@ -164,7 +185,22 @@ impl Client {
             name: name.into(),
             owner: AtomicU32::new(sys::getpid()),
             conn: Mutex::new(None),
+            versions: PROTOCOL_VERSIONS.to_vec(),
+            negotiated: AtomicU32::new(0),
         })
+    }
+
+    /// Offers `versions` in the Hello instead of the ones this crate speaks
+    /// (sorted highest first, duplicates dropped). Only for testing version
+    /// negotiation against a runner: the requests are still encoded as this
+    /// crate's version, so a real client must never claim another.
+    #[doc(hidden)]
+    pub fn offering_versions_for_test(mut self, versions: &[u32]) -> Client {
+        let mut versions = versions.to_vec();
+        versions.sort_unstable_by(|a, b| b.cmp(a));
+        versions.dedup();
+        self.versions = versions;
+        self
     }
 
     /// Reads under `path` (its whole subtree) are not inputs of this task.
@@ -280,12 +316,57 @@ impl Client {
         answer
     }
 
-    /// Opens a private stream: sends one end plus Hello over the broker in a
-    /// single message, then waits for the runner's verdict on the stream.
+    /// Opens a private stream, negotiating the protocol version: offers the
+    /// last accepted version (or the highest this client speaks) and, after
+    /// an unsupported-version refusal, the highest lower version the runner
+    /// said it speaks, each on a new stream.
     fn connect(&self, pid: u32) -> Result<UnixStream, CallError> {
+        let Some(&highest) = self.versions.first() else {
+            return Err(CallError::NoCommonVersion {
+                offered: Vec::new(),
+                message: "this client offers no protocol version".to_owned(),
+            });
+        };
+        let mut version = match self.negotiated.load(Ordering::Acquire) {
+            0 => highest,
+            known => known,
+        };
+        loop {
+            let message = match self.hello(pid, version) {
+                Ok(stream) => {
+                    self.negotiated.store(version, Ordering::Release);
+                    return Ok(stream);
+                }
+                Err(CallError::Rejected(message)) => message,
+                Err(other) => return Err(other),
+            };
+            let Some(runner_speaks) = refused_version_list(&message) else {
+                return Err(CallError::Rejected(message));
+            };
+            // A runner that did not list its versions: try each lower one.
+            let next =
+                self.versions.iter().copied().find(|v| {
+                    *v < version && (runner_speaks.is_empty() || runner_speaks.contains(v))
+                });
+            match next {
+                Some(lower) => version = lower,
+                None => {
+                    return Err(CallError::NoCommonVersion {
+                        offered: self.versions.clone(),
+                        message,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Sends one end of a new stream plus a Hello for `version` over the
+    /// broker in a single message, then waits for the runner's verdict on
+    /// the stream.
+    fn hello(&self, pid: u32, version: u32) -> Result<UnixStream, CallError> {
         let (mine, theirs) = sys::stream_pair().map_err(CallError::Connect)?;
         let hello = frame::encode_frame(&Request::Hello {
-            protocol: PROTOCOL_VERSION,
+            protocol: version,
             token: self.token.clone(),
             pid,
             client: self.name.clone(),

@@ -42,7 +42,10 @@ pub use frame::{
     FrameError, HEADER_LEN, MAX_FRAME_LEN, MAX_HELLO_FRAME, body_len, decode_body, decode_frame,
     encode_frame, read_frame, write_frame,
 };
-pub use message::{EnvQuery, PROTOCOL_VERSION, Request, Response};
+pub use message::{
+    EnvQuery, PROTOCOL_VERSION, PROTOCOL_VERSIONS, Request, Response, SPEAKS_VERSIONS,
+    UNSUPPORTED_VERSION_PREFIX, refused_version_list,
+};
 
 /// Fd number the runner prefers for the broker in its children. Far above
 /// 3, which Node's `child_process.fork()` uses for its own IPC channel.

@@ -13,6 +13,39 @@ use serde::{Deserialize, Serialize};
 /// Version of the protocol spoken by this crate, sent in [`Request::Hello`].
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// Every protocol version this crate speaks, highest first. The runner
+/// accepts a Hello with any of them (and names them when it refuses one);
+/// the client offers them in this order (version negotiation,
+/// `docs/protocol.md` section 7).
+pub const PROTOCOL_VERSIONS: &[u32] = &[PROTOCOL_VERSION];
+
+/// How the runner's `Error` answer to a Hello with a version it does not
+/// speak begins. The message ends with [`SPEAKS_VERSIONS`] and the
+/// comma-separated versions it does speak, e.g. `unsupported protocol
+/// version 2 from esbuild (pid 12); this vp speaks versions: 1`.
+pub const UNSUPPORTED_VERSION_PREFIX: &str = "unsupported protocol version";
+
+/// Introduces the runner's list of versions at the end of an
+/// unsupported-version refusal.
+pub const SPEAKS_VERSIONS: &str = "this vp speaks versions: ";
+
+/// The versions a runner's unsupported-version refusal lists, or `None` when
+/// `message` is not such a refusal.
+pub fn refused_version_list(message: &str) -> Option<Vec<u32>> {
+    if !message.starts_with(UNSUPPORTED_VERSION_PREFIX) {
+        return None;
+    }
+    let list = message
+        .rfind(SPEAKS_VERSIONS)
+        .map(|at| &message[at + SPEAKS_VERSIONS.len()..])
+        .unwrap_or("");
+    Some(
+        list.split(',')
+            .filter_map(|v| v.trim().parse::<u32>().ok())
+            .collect(),
+    )
+}
+
 /// A message from a client to the runner. Every request gets exactly one
 /// [`Response`].
 ///
@@ -23,6 +56,10 @@ pub enum Request {
     /// First message of every connection, sent over the broker together with
     /// the client's private stream. Answered with [`Response::Ack`] or
     /// [`Response::Error`] on that stream.
+    ///
+    /// Its encoding is the same in every protocol version (variant 0 with
+    /// these four fields), so any runner can read any client's Hello and
+    /// answer it, also when the version is one it does not speak.
     Hello {
         /// The protocol version the client speaks ([`PROTOCOL_VERSION`]).
         protocol: u32,
@@ -62,10 +99,12 @@ pub enum Request {
     },
 }
 
-/// Which environment variable names a [`Request::GetEnvs`] selects.
+/// Which environment variable names a [`Request::GetEnvs`] selects; compile it
+/// with [`EnvQuery::matcher`], the one rule every party applies.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum EnvQuery {
-    /// A glob over the name (`*`, `?`, `[abc]`), e.g. `VITE_*`. Must be UTF-8.
+    /// A glob over the whole name (`*`, `?`, `[a-z]`, `{a,b}`, `\x`), e.g.
+    /// `VITE_*`; bytes, like names.
     Glob(Vec<u8>),
     /// Names starting with these bytes, e.g. `VITE_`.
     Prefix(Vec<u8>),
@@ -101,5 +140,25 @@ impl EnvQuery {
         match self {
             EnvQuery::Glob(p) | EnvQuery::Prefix(p) => p,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_refusal_lists_the_runners_versions() {
+        assert_eq!(
+            refused_version_list(
+                "unsupported protocol version 3 from esbuild (pid 12); this vp speaks versions: 2, 1"
+            ),
+            Some(vec![2, 1])
+        );
+        assert_eq!(
+            refused_version_list("unsupported protocol version 3"),
+            Some(vec![])
+        );
+        assert_eq!(refused_version_list("wrong task token"), None);
     }
 }

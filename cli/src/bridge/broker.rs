@@ -6,7 +6,9 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use vp_ipc::{MAX_HELLO_FRAME, PROTOCOL_VERSION, Request};
+use vp_ipc::{
+    MAX_HELLO_FRAME, PROTOCOL_VERSIONS, Request, SPEAKS_VERSIONS, UNSUPPORTED_VERSION_PREFIX,
+};
 
 /// Most fds a Hello datagram may carry before we call it malformed; room
 /// for a few extra so a bad client's fds are received and closed, not leaked.
@@ -17,7 +19,13 @@ const MAX_FDS: usize = 8;
 pub(super) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
     // The same nix call the tracer uses for its handshake pair.
-    socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(io::Error::from)
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(io::Error::from)
 }
 
 /// The fd number the broker gets in children: [`vp_ipc::PREFERRED_BROKER_FD`],
@@ -151,19 +159,44 @@ fn peer_hung_up(sock: RawFd) -> bool {
 #[derive(Debug)]
 pub(super) struct Accepted {
     pub(super) label: String,
+    /// The pid the client gave in its Hello.
+    pub(super) pid: u32,
     pub(super) stream: OwnedFd,
 }
 
-/// A Hello that was refused: why, and the stream (if one came) so the
-/// client can be told before it is closed.
+/// A Hello that was refused: why, and the stream (only one that passed
+/// [`check_stream`]) so the client can be told before it is closed.
 #[derive(Debug)]
 pub(super) struct Refused {
     pub(super) reason: String,
     pub(super) stream: Option<OwnedFd>,
+    pub(super) kind: RefusalKind,
 }
 
-/// Checks a broker datagram: exactly one fd, a complete Hello frame, the
-/// protocol version this runner speaks, the task's token.
+/// Whether a refused Hello breaks the protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum RefusalKind {
+    /// A broken or foreign client: recorded as a protocol error, which makes
+    /// the run not cacheable.
+    ProtocolError,
+    /// A well-formed Hello with the task's token asking for a protocol
+    /// version this runner does not speak: the documented first step of
+    /// version negotiation, after which the client retries with a lower
+    /// version on a new stream. Not a protocol error by itself.
+    UnsupportedVersion {
+        /// The pid the client gave, to match its retry.
+        pid: u32,
+        /// The version it asked for.
+        version: u32,
+        /// `"<client> (pid <n>)"`.
+        label: String,
+    },
+}
+
+/// Checks a broker datagram: exactly one fd that is a unix stream socket, a
+/// complete Hello frame, the task's token, a protocol version this runner
+/// speaks. The token is checked before the version (a Hello is encoded the
+/// same in every version), so a wrong token is always a protocol error.
 pub(super) fn accept(
     data: &[u8],
     mut fds: Vec<OwnedFd>,
@@ -171,8 +204,23 @@ pub(super) fn accept(
     token: &str,
 ) -> Result<Accepted, Refused> {
     let fd_count = fds.len();
-    let stream = fds.pop();
-    let refuse = |reason: String, stream: Option<OwnedFd>| Err(Refused { reason, stream });
+    // Whatever the client sent as its stream is only written to (and made
+    // non-blocking) once it is known to be a unix stream socket: it could be
+    // one of the client's files or pipes, whose file description it shares.
+    let (stream, not_a_stream) = match fds.pop() {
+        Some(fd) => match check_stream(&fd) {
+            Ok(()) => (Some(fd), None),
+            Err(what) => (None, Some(what)),
+        },
+        None => (None, None),
+    };
+    let refuse = |reason: String, stream: Option<OwnedFd>| {
+        Err(Refused {
+            reason,
+            stream,
+            kind: RefusalKind::ProtocolError,
+        })
+    };
     if truncated {
         return refuse(
             format!(
@@ -204,12 +252,12 @@ pub(super) fn accept(
         );
     };
     let label = format!("{} (pid {pid})", printable(&client));
-    if protocol != PROTOCOL_VERSION {
+    if let Some(what) = not_a_stream {
         return refuse(
             format!(
-                "{label} speaks protocol version {protocol}; this vp speaks version {PROTOCOL_VERSION}"
+                "{label} sent {what} as its private stream instead of a unix stream socket (hint: send one end of a new socketpair(AF_UNIX, SOCK_STREAM))"
             ),
-            stream,
+            None,
         );
     }
     if sent != token {
@@ -220,10 +268,91 @@ pub(super) fn accept(
             stream,
         );
     }
+    if !PROTOCOL_VERSIONS.contains(&protocol) {
+        return Err(Refused {
+            reason: unsupported_version_message(protocol, &label),
+            stream,
+            kind: RefusalKind::UnsupportedVersion {
+                pid,
+                version: protocol,
+                label,
+            },
+        });
+    }
     match stream {
-        Some(stream) => Ok(Accepted { label, stream }),
+        Some(stream) => Ok(Accepted { label, pid, stream }),
         None => refuse(format!("{label} sent a hello without its stream"), None),
     }
+}
+
+/// The `Error` answer to a Hello with a version this runner does not speak,
+/// in the form docs/protocol.md specifies (clients read the list at the end).
+fn unsupported_version_message(version: u32, label: &str) -> String {
+    let speaks = PROTOCOL_VERSIONS
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{UNSUPPORTED_VERSION_PREFIX} {version} from {label}; {SPEAKS_VERSIONS}{speaks}")
+}
+
+/// `Ok` when `fd` is an `AF_UNIX` `SOCK_STREAM` socket; otherwise what it is
+/// instead ("a regular file", "a unix SOCK_DGRAM socket", ...). Only reads
+/// the fd's metadata: nothing is read from, written to or changed on it.
+pub(super) fn check_stream(fd: &OwnedFd) -> Result<(), String> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: fstat writes into a zeroed stat buffer we own.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(raw, &mut st) } != 0 {
+        return Err(format!(
+            "an fd that cannot be inspected ({})",
+            io::Error::last_os_error()
+        ));
+    }
+    let kind = match st.st_mode & libc::S_IFMT {
+        libc::S_IFSOCK => None,
+        libc::S_IFREG => Some("a regular file"),
+        libc::S_IFDIR => Some("a directory"),
+        libc::S_IFIFO => Some("a pipe"),
+        libc::S_IFCHR => Some("a character device"),
+        libc::S_IFBLK => Some("a block device"),
+        _ => Some("an fd that is not a socket"),
+    };
+    if let Some(kind) = kind {
+        return Err(kind.to_owned());
+    }
+    let domain = sockopt_int(raw, libc::SO_DOMAIN);
+    if domain != Some(libc::AF_UNIX) {
+        return Err(match domain {
+            Some(libc::AF_INET) => "an IPv4 socket".to_owned(),
+            Some(libc::AF_INET6) => "an IPv6 socket".to_owned(),
+            Some(other) => format!("a socket of address family {other}"),
+            None => "a socket of unknown address family".to_owned(),
+        });
+    }
+    match sockopt_int(raw, libc::SO_TYPE) {
+        Some(libc::SOCK_STREAM) => Ok(()),
+        Some(libc::SOCK_SEQPACKET) => Err("a unix SOCK_SEQPACKET socket".to_owned()),
+        Some(libc::SOCK_DGRAM) => Err("a unix SOCK_DGRAM socket".to_owned()),
+        Some(other) => Err(format!("a unix socket of type {other}")),
+        None => Err("a unix socket of unknown type".to_owned()),
+    }
+}
+
+fn sockopt_int(fd: RawFd, opt: libc::c_int) -> Option<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: value/len point at a c_int-sized buffer we own.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(value)
 }
 
 /// Client names come from other programs: keep them to one short line.
@@ -242,6 +371,8 @@ fn printable(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use vp_ipc::PROTOCOL_VERSION;
+
     use super::*;
 
     fn hello(token: &str, protocol: u32) -> Vec<u8> {
@@ -254,9 +385,10 @@ mod tests {
         .expect("encodes")
     }
 
+    /// One end of a unix stream pair: what a client sends as its stream.
     fn an_fd() -> OwnedFd {
-        let (a, _b) = seqpacket_pair().expect("socketpair");
-        a
+        let (a, _b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        OwnedFd::from(a)
     }
 
     #[test]
@@ -267,6 +399,72 @@ mod tests {
     }
 
     #[test]
+    fn an_unsupported_version_is_negotiation_not_a_protocol_error() {
+        let err = accept(&hello("tok", 99), vec![an_fd()], false, "tok").expect_err("refused");
+        assert_eq!(
+            err.kind,
+            RefusalKind::UnsupportedVersion {
+                pid: 7,
+                version: 99,
+                label: "tool?x (pid 7)".into()
+            }
+        );
+        assert!(err.stream.is_some(), "the client must be told");
+        assert_eq!(
+            err.reason,
+            format!(
+                "unsupported protocol version 99 from tool?x (pid 7); this vp speaks versions: {PROTOCOL_VERSION}"
+            )
+        );
+        assert_eq!(
+            vp_ipc::refused_version_list(&err.reason),
+            Some(PROTOCOL_VERSIONS.to_vec())
+        );
+    }
+
+    #[test]
+    fn a_wrong_token_is_a_protocol_error_whatever_the_version() {
+        for version in [PROTOCOL_VERSION, 99] {
+            let err =
+                accept(&hello("nope", version), vec![an_fd()], false, "tok").expect_err("refused");
+            assert_eq!(err.kind, RefusalKind::ProtocolError, "version {version}");
+            assert!(err.reason.contains("wrong task token"), "{}", err.reason);
+        }
+    }
+
+    #[test]
+    fn only_a_unix_stream_socket_is_accepted_as_a_stream() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = std::fs::File::create(dir.path().join("f")).expect("create");
+        let (pipe_read, _pipe_write) = std::io::pipe().expect("pipe");
+        let (seqpacket, _peer) = seqpacket_pair().expect("socketpair");
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp socket");
+        let cases: Vec<(OwnedFd, &str)> = vec![
+            (OwnedFd::from(file), "a regular file"),
+            (OwnedFd::from(pipe_read), "a pipe"),
+            (seqpacket, "a unix SOCK_SEQPACKET socket"),
+            (OwnedFd::from(udp), "an IPv4 socket"),
+            (
+                OwnedFd::from(std::fs::File::open(dir.path()).expect("open dir")),
+                "a directory",
+            ),
+        ];
+        for (fd, what) in cases {
+            assert_eq!(check_stream(&fd), Err(what.to_owned()));
+            let err = accept(&hello("tok", PROTOCOL_VERSION), vec![fd], false, "tok")
+                .expect_err("refused");
+            assert_eq!(err.kind, RefusalKind::ProtocolError);
+            assert!(
+                err.reason.contains(what) && err.reason.contains("instead of a unix stream socket"),
+                "{}",
+                err.reason
+            );
+            assert!(err.stream.is_none(), "{what} must never be written to");
+        }
+        assert_eq!(check_stream(&an_fd()), Ok(()));
+    }
+
+    #[test]
     fn bad_hellos_are_refused_with_a_reason() {
         let cases: Vec<(Vec<u8>, Vec<OwnedFd>, bool, &str)> = vec![
             (
@@ -274,12 +472,6 @@ mod tests {
                 vec![an_fd()],
                 false,
                 "wrong task token",
-            ),
-            (
-                hello("tok", 99),
-                vec![an_fd()],
-                false,
-                "protocol version 99",
             ),
             (hello("tok", PROTOCOL_VERSION), vec![], false, "0 fds"),
             (

@@ -36,12 +36,21 @@ pub(crate) struct BridgeReport {
     /// Names served but not tracked (asked with `tracked: false`, or
     /// untracked by configuration, which wins over the tool).
     pub(crate) untracked_env_reads: BTreeSet<OsString>,
-    /// Broken clients (bad frame, bad version, wrong token, ...). Any entry
+    /// Broken clients (bad frame, wrong token, a stream that is not a unix
+    /// stream socket, ...). Any entry
     /// makes the run not cacheable; each line says why.
     pub(crate) protocol_errors: Vec<String>,
     /// Clients still connected when the drain after the task's end timed
     /// out (a daemonized grandchild); whatever they say later is lost.
     pub(crate) lingering_clients: Vec<String>,
+    /// Hellos refused because they asked for a protocol version this vp
+    /// does not speak (the first step of version negotiation, not an error
+    /// by itself), as `"<client> (pid <n>) asked for protocol version <v>"`.
+    pub(crate) version_refusals: Vec<String>,
+    /// Clients refused a version that never connected afterwards with one
+    /// this vp speaks: what they meant to report is unknown, so the run is
+    /// not cacheable.
+    pub(crate) unnegotiated_clients: Vec<String>,
 }
 
 impl BridgeReport {
@@ -54,6 +63,14 @@ impl BridgeReport {
                 format!("bridge protocol error: {first}")
             } else {
                 format!("bridge protocol error: {first} (and {more} more)")
+            });
+        }
+        if let Some(first) = self.unnegotiated_clients.first() {
+            let more = self.unnegotiated_clients.len() - 1;
+            return Some(if more == 0 {
+                format!("bridge version mismatch: {first}")
+            } else {
+                format!("bridge version mismatch: {first} (and {more} more)")
             });
         }
         if let Some(who) = &self.cache_disabled_by {
@@ -71,6 +88,9 @@ impl BridgeReport {
     /// Human lines for `vp run -v`, one fact per line, no trailing newline.
     pub(crate) fn render(&self) -> Vec<String> {
         let mut lines = Vec::new();
+        for refusal in &self.version_refusals {
+            lines.push(format!("bridge: {refusal}, which this vp does not speak"));
+        }
         for client in &self.clients {
             lines.push(format!("bridge: {client} connected"));
         }
@@ -102,6 +122,9 @@ impl BridgeReport {
         }
         for err in &self.protocol_errors {
             lines.push(format!("bridge: protocol error: {err}"));
+        }
+        for client in &self.unnegotiated_clients {
+            lines.push(format!("bridge: {client}"));
         }
         for client in &self.lingering_clients {
             lines.push(format!(
@@ -190,6 +213,32 @@ mod tests {
              bridge: daemon (pid 9) was still connected after the task ended"
         );
         assert!(!text.contains("secret-value"));
+    }
+
+    #[test]
+    fn a_negotiated_version_is_cacheable_a_failed_negotiation_is_not() {
+        let mut report = BridgeReport {
+            version_refusals: vec!["future (pid 3) asked for protocol version 99".into()],
+            clients: vec!["future (pid 3)".into()],
+            ..BridgeReport::default()
+        };
+        assert_eq!(report.uncacheable_reason(), None);
+        assert_eq!(
+            report.render(),
+            [
+                "bridge: future (pid 3) asked for protocol version 99, which this vp does not speak",
+                "bridge: future (pid 3) connected"
+            ]
+        );
+        report.unnegotiated_clients = vec![
+            "future (pid 3) asked for protocol version 99 and never connected with a version this vp speaks".into(),
+        ];
+        assert_eq!(
+            report.uncacheable_reason().as_deref(),
+            Some(
+                "bridge version mismatch: future (pid 3) asked for protocol version 99 and never connected with a version this vp speaks"
+            )
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use smol::LocalExecutor;
 use smol::channel::{Receiver, Sender};
 use vp_ipc::{ENV_FD, ENV_NODE_CLIENT_PATH, ENV_TOKEN, Response};
 
-use super::broker::{self, BrokerMsg};
+use super::broker::{self, BrokerMsg, RefusalKind};
 use super::connection::{self, Ended};
 use super::env_answer::{EnvSource, UntrackedPolicy};
 use super::report::BridgeReport;
@@ -121,6 +121,7 @@ impl BridgeSession {
     /// Must be polled while the task runs: a tool calling `getEnv` waits for
     /// the answer. Runs its connections on a private executor, so the caller
     /// only needs to poll this one future on its loop.
+    #[cfg(test)]
     pub(crate) async fn serve(self, task_done: impl Future<Output = ()>) -> BridgeReport {
         self.serve_with(task_done).await.1
     }
@@ -141,6 +142,7 @@ impl BridgeSession {
             report: RefCell::new(BridgeReport::default()),
             open: RefCell::new(BTreeMap::new()),
             next_id: Cell::new(0),
+            negotiating: RefCell::new(BTreeMap::new()),
         };
         let broker = match Async::new(self.server) {
             Ok(broker) => broker,
@@ -168,6 +170,16 @@ impl BridgeSession {
         drop(ex);
         let mut report = shared.report.into_inner();
         report.lingering_clients = shared.open.into_inner().into_values().collect();
+        report.unnegotiated_clients = shared
+            .negotiating
+            .into_inner()
+            .into_values()
+            .map(|(label, version)| {
+                format!(
+                    "{label} asked for protocol version {version} and never connected with a version this vp speaks"
+                )
+            })
+            .collect();
         (output, report)
     }
 
@@ -186,6 +198,11 @@ struct Shared {
     /// Connections still being served: id → label.
     open: RefCell<BTreeMap<u64, String>>,
     next_id: Cell<u64>,
+    /// Clients refused for an unsupported protocol version that have not
+    /// connected since: pid → (label, version asked for). Their retry with a
+    /// version this runner speaks removes them; any left at the end make
+    /// the run not cacheable (what they meant to report is unknown).
+    negotiating: RefCell<BTreeMap<u32, (String, u32)>>,
 }
 
 impl Shared {
@@ -270,10 +287,29 @@ async fn accept_loop<'a>(
                 if let Some(stream) = refused.stream {
                     tell_and_close(stream, &refused.reason);
                 }
-                shared.protocol_error(refused.reason);
+                match refused.kind {
+                    RefusalKind::ProtocolError => shared.protocol_error(refused.reason),
+                    RefusalKind::UnsupportedVersion {
+                        pid,
+                        version,
+                        label,
+                    } => {
+                        shared
+                            .report
+                            .borrow_mut()
+                            .version_refusals
+                            .push(format!("{label} asked for protocol version {version}"));
+                        shared
+                            .negotiating
+                            .borrow_mut()
+                            .insert(pid, (label, version));
+                    }
+                }
                 continue;
             }
         };
+        // A client that was refused a version has now negotiated one.
+        shared.negotiating.borrow_mut().remove(&accepted.pid);
         let label = accepted.label;
         let stream = match Async::new(UnixStream::from(accepted.stream)) {
             Ok(stream) => stream,

@@ -359,27 +359,192 @@ fn a_wrong_token_is_refused_with_a_clear_error() {
     );
 }
 
-#[test]
-fn a_wrong_protocol_version_is_refused() {
-    let harness = Harness::start();
+/// Sends a raw Hello for `protocol` with the current pid and returns the
+/// stream's first answer.
+fn raw_hello(harness: &Harness, protocol: u32, token: &str) -> Option<Response> {
     let (mut mine, theirs) = UnixStream::pair().expect("socketpair");
     mine.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     let hello = vp_ipc::encode_frame(&Request::Hello {
-        protocol: 99,
-        token: harness.token.clone(),
-        pid: 1,
+        protocol,
+        token: token.into(),
+        pid: std::process::id(),
         client: "future".into(),
     })
     .expect("encodes");
     send_datagram(harness.fd(), &hello, Some(theirs.as_raw_fd()));
     drop(theirs);
-    match read_answer(&mut mine) {
-        Some(Response::Error { message }) => assert!(message.contains("version 99"), "{message}"),
+    read_answer(&mut mine)
+}
+
+#[test]
+fn a_refused_version_then_a_retry_with_the_current_one_keeps_the_run_cacheable() {
+    let harness = Harness::start();
+    // docs/protocol.md section 7: offer the highest version, and after an
+    // Error naming the runner's versions retry on a new stream.
+    let message = match raw_hello(&harness, 99, &harness.token) {
+        Some(Response::Error { message }) => message,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert!(
+        message.starts_with("unsupported protocol version 99 from future (pid "),
+        "{message}"
+    );
+    assert_eq!(
+        vp_ipc::refused_version_list(&message),
+        Some(vec![PROTOCOL_VERSION]),
+        "{message}"
+    );
+    let retry = Client::from_fd(harness.fd(), harness.token.clone(), "future").expect("broker");
+    retry
+        .ignore_input("/negotiated")
+        .expect("served after the retry");
+    drop(retry);
+    let report = harness.finish();
+    assert!(
+        report.protocol_errors.is_empty(),
+        "{:?}",
+        report.protocol_errors
+    );
+    assert_eq!(report.uncacheable_reason(), None, "{report:?}");
+    assert_eq!(report.version_refusals.len(), 1, "{report:?}");
+    assert!(
+        report
+            .ignored_inputs
+            .contains(&PathBuf::from("/negotiated"))
+    );
+}
+
+#[test]
+fn the_rust_client_negotiates_down_to_a_version_the_runner_speaks() {
+    let harness = Harness::start();
+    let client = Client::from_fd(harness.fd(), harness.token.clone(), "newer")
+        .expect("broker")
+        .offering_versions_for_test(&[PROTOCOL_VERSION, 99, 7]);
+    assert_eq!(
+        client
+            .get_env("NODE_ENV", false)
+            .expect("served")
+            .as_deref(),
+        Some(OsStr::new("production"))
+    );
+    // A forked child connects again, starting with the version that worked.
+    let pid = fork_and(|| client.ignore_output("/from-child").is_ok());
+    wait_ok(pid);
+    drop(client);
+    let report = harness.finish();
+    assert!(
+        report.protocol_errors.is_empty(),
+        "{:?}",
+        report.protocol_errors
+    );
+    assert_eq!(report.uncacheable_reason(), None, "{report:?}");
+    assert_eq!(
+        report.version_refusals.len(),
+        1,
+        "99 is offered once, 7 is skipped (the runner listed its versions): {:?}",
+        report.version_refusals
+    );
+    assert_eq!(report.clients.len(), 2);
+}
+
+#[test]
+fn a_client_that_never_finds_a_common_version_makes_the_run_uncacheable() {
+    let harness = Harness::start();
+    let client = Client::from_fd(harness.fd(), harness.token.clone(), "alien")
+        .expect("broker")
+        .offering_versions_for_test(&[99]);
+    match client.disable_cache() {
+        Err(CallError::NoCommonVersion { offered, message }) => {
+            assert_eq!(offered, [99]);
+            assert!(message.contains("this vp speaks versions: 1"), "{message}");
+        }
+        other => panic!("expected no common version, got {other:?}"),
+    }
+    drop(client);
+    let report = harness.finish();
+    assert!(report.protocol_errors.is_empty(), "{report:?}");
+    let reason = report.uncacheable_reason().expect("not cacheable");
+    assert!(
+        reason.contains("alien (pid ") && reason.contains("asked for protocol version 99"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_wrong_token_with_an_unknown_version_is_still_a_protocol_error() {
+    let harness = Harness::start();
+    match raw_hello(&harness, 99, "not-the-token") {
+        Some(Response::Error { message }) => {
+            assert!(message.contains("wrong task token"), "{message}")
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
     let report = harness.finish();
-    assert_eq!(report.protocol_errors.len(), 1);
+    assert_eq!(report.protocol_errors.len(), 1, "{report:?}");
+    assert!(report.version_refusals.is_empty(), "{report:?}");
+}
+
+fn status_flags(fd: RawFd) -> i32 {
+    // SAFETY: F_GETFL on an fd we own.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    assert!(flags >= 0, "fcntl: {}", std::io::Error::last_os_error());
+    flags
+}
+
+#[test]
+fn a_file_or_pipe_sent_as_the_stream_is_refused_untouched() {
+    let harness = Harness::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("not-a-socket");
+    let file = std::fs::File::create(&path).expect("create");
+    let (mut pipe_read, pipe_write) = std::io::pipe().expect("pipe");
+    let hello = vp_ipc::encode_frame(&Request::Hello {
+        protocol: PROTOCOL_VERSION,
+        token: harness.token.clone(),
+        pid: std::process::id(),
+        client: "confused".into(),
+    })
+    .expect("encodes");
+    let before = (
+        status_flags(file.as_raw_fd()),
+        status_flags(pipe_write.as_raw_fd()),
+    );
+    send_datagram(harness.fd(), &hello, Some(file.as_raw_fd()));
+    send_datagram(harness.fd(), &hello, Some(pipe_write.as_raw_fd()));
+    // Served in order: once this client is answered, both bad Hellos were handled.
+    let client = harness.client("after");
+    client.ignore_input("/ok").expect("served");
+    drop(client);
+    assert_eq!(
+        (
+            status_flags(file.as_raw_fd()),
+            status_flags(pipe_write.as_raw_fd())
+        ),
+        before,
+        "O_NONBLOCK (or another flag) was set on the client's shared file descriptions"
+    );
+    drop(pipe_write);
+    let report = harness.finish();
+    assert_eq!(
+        std::fs::read(&path).expect("read back"),
+        b"",
+        "vp wrote into the file"
+    );
+    let mut in_pipe = Vec::new();
+    pipe_read.read_to_end(&mut in_pipe).expect("read pipe");
+    assert!(in_pipe.is_empty(), "vp wrote into the pipe: {in_pipe:?}");
+    assert_eq!(report.protocol_errors.len(), 2, "{report:?}");
+    assert!(
+        report.protocol_errors[0].contains("sent a regular file as its private stream"),
+        "{:?}",
+        report.protocol_errors
+    );
+    assert!(
+        report.protocol_errors[1].contains("sent a pipe as its private stream"),
+        "{:?}",
+        report.protocol_errors
+    );
 }
 
 #[test]
