@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use super::format::{format_duration, header_line};
+use super::format::{format_duration, header_line, waiting_lines};
 use crate::args::LogMode;
 use crate::run::events::{OutputStream, RunEvent, RunStats, TaskOutcome};
 
@@ -29,37 +29,84 @@ struct TaskDetail {
 }
 
 impl Reporter {
-    pub(crate) fn new(mode: LogMode, verbose: bool, labels: Vec<String>, out: Box<dyn Write>, err: Box<dyn Write>) -> Reporter {
+    pub(crate) fn new(
+        mode: LogMode,
+        verbose: bool,
+        labels: Vec<String>,
+        out: Box<dyn Write>,
+        err: Box<dyn Write>,
+    ) -> Reporter {
         let details = vec![TaskDetail::default(); labels.len()];
-        Reporter { mode, verbose, labels, out, err, partial: HashMap::new(), groups: HashMap::new(), details }
+        Reporter {
+            mode,
+            verbose,
+            labels,
+            out,
+            err,
+            partial: HashMap::new(),
+            groups: HashMap::new(),
+            details,
+        }
     }
 
     pub(crate) fn terminal(mode: LogMode, verbose: bool, labels: Vec<String>) -> Reporter {
-        Reporter::new(mode, verbose, labels, Box::new(std::io::stdout()), Box::new(std::io::stderr()))
+        Reporter::new(
+            mode,
+            verbose,
+            labels,
+            Box::new(std::io::stdout()),
+            Box::new(std::io::stderr()),
+        )
     }
 
     /// Writes one event. Write errors (a closed pipe) are ignored: the run
     /// itself must still finish and report its exit code.
     pub(crate) fn report(&mut self, event: &RunEvent) {
         match event {
-            RunEvent::TaskStarted { task } => self.details[*task].outcome = Some("started, did not finish".to_owned()),
+            RunEvent::TaskStarted { task } => {
+                self.details[*task].outcome = Some("started, did not finish".to_owned())
+            }
             RunEvent::CommandStarted { task, header } => {
                 let line = header_line(header);
                 self.details[*task].commands.push(line.clone());
                 self.own_line(*task, &line);
             }
-            RunEvent::TaskOutput { task, stream, bytes } => self.output(*task, *stream, bytes),
+            RunEvent::TaskOutput {
+                task,
+                stream,
+                bytes,
+            } => self.output(*task, *stream, bytes),
             RunEvent::TaskNotice { task, message } => {
                 self.details[*task].notices.push(message.clone());
                 let line = format!("vp: {message}");
                 self.own_line(*task, &line);
             }
-            RunEvent::TaskFinished { task, outcome, duration } => {
+            RunEvent::TaskWaiting { task, waiting } => {
+                let [what, hint] = waiting_lines(waiting);
+                self.details[*task].notices.push(what.clone());
+                for line in [what, hint] {
+                    self.now_line(*task, &format!("vp: {line}"));
+                }
+            }
+            RunEvent::TaskFinished {
+                task,
+                outcome,
+                duration,
+            } => {
                 self.details[*task].outcome = Some(match outcome {
-                    TaskOutcome::Succeeded { cache_hits, commands, .. } if *commands > 0 => {
-                        format!("succeeded in {} ({cache_hits}/{commands} from cache)", format_duration(*duration))
+                    TaskOutcome::Succeeded {
+                        cache_hits,
+                        commands,
+                        ..
+                    } if *commands > 0 => {
+                        format!(
+                            "succeeded in {} ({cache_hits}/{commands} from cache)",
+                            format_duration(*duration)
+                        )
                     }
-                    TaskOutcome::Succeeded { .. } => format!("succeeded in {}", format_duration(*duration)),
+                    TaskOutcome::Succeeded { .. } => {
+                        format!("succeeded in {}", format_duration(*duration))
+                    }
                     TaskOutcome::Failed { message, .. } => message.clone(),
                     TaskOutcome::Skipped => "not started".to_owned(),
                     TaskOutcome::Cancelled => "cancelled".to_owned(),
@@ -93,7 +140,23 @@ impl Reporter {
             LogMode::Grouped => {
                 let mut bytes = line.as_bytes().to_vec();
                 bytes.push(b'\n');
-                self.groups.entry(task).or_default().push((OutputStream::Stderr, bytes));
+                self.groups
+                    .entry(task)
+                    .or_default()
+                    .push((OutputStream::Stderr, bytes));
+            }
+        }
+    }
+
+    /// A line about a task that must be seen now, also in grouped mode
+    /// (where the task's block only appears when it finishes).
+    fn now_line(&mut self, task: usize, line: &str) {
+        match self.mode {
+            LogMode::Interleaved => {
+                let _ = writeln!(self.err, "{line}");
+            }
+            LogMode::Labeled | LogMode::Grouped => {
+                let _ = writeln!(self.err, "[{}] {line}", self.labels[task]);
             }
         }
     }
@@ -103,7 +166,11 @@ impl Reporter {
             LogMode::Interleaved => {
                 let _ = self.writer(stream).write_all(bytes);
             }
-            LogMode::Grouped => self.groups.entry(task).or_default().push((stream, bytes.to_vec())),
+            LogMode::Grouped => self
+                .groups
+                .entry(task)
+                .or_default()
+                .push((stream, bytes.to_vec())),
             LogMode::Labeled => {
                 let mut buf = self.partial.remove(&(task, stream)).unwrap_or_default();
                 buf.extend_from_slice(bytes);
@@ -181,7 +248,10 @@ impl Reporter {
     fn details_table(&self) -> String {
         let mut text = String::new();
         for (label, d) in self.labels.iter().zip(&self.details) {
-            text.push_str(&format!("{label}: {}\n", d.outcome.as_deref().unwrap_or("not started")));
+            text.push_str(&format!(
+                "{label}: {}\n",
+                d.outcome.as_deref().unwrap_or("not started")
+            ));
             for c in &d.commands {
                 text.push_str(&format!("    {c}\n"));
             }
@@ -216,7 +286,12 @@ pub(crate) fn summary_line(s: &RunStats) -> String {
             format_duration(s.saved)
         )
     } else {
-        format!("vp run: {} of {} tasks succeeded in {}.", s.succeeded, s.tasks, format_duration(s.duration))
+        format!(
+            "vp run: {} of {} tasks succeeded in {}.",
+            s.succeeded,
+            s.tasks,
+            format_duration(s.duration)
+        )
     };
     if let Some((label, code)) = &s.first_failure {
         line.push_str(&format!(" {label} failed with exit code {code}"));
@@ -225,7 +300,11 @@ pub(crate) fn summary_line(s: &RunStats) -> String {
         }
         line.push('.');
     } else if s.cancelled {
-        line.push_str(" Cancelled.");
+        line.push_str(match s.signal {
+            Some(libc::SIGTERM) => " Cancelled by SIGTERM.",
+            Some(libc::SIGHUP) => " Cancelled by SIGHUP.",
+            _ => " Cancelled.",
+        });
     }
     line
 }
@@ -253,7 +332,13 @@ mod tests {
 
     fn run(mode: LogMode, events: &[RunEvent]) -> (String, String) {
         let (out, err) = (Buf::default(), Buf::default());
-        let mut r = Reporter::new(mode, false, vec!["a#build".into(), "b#build".into()], Box::new(out.clone()), Box::new(err.clone()));
+        let mut r = Reporter::new(
+            mode,
+            false,
+            vec!["a#build".into(), "b#build".into()],
+            Box::new(out.clone()),
+            Box::new(err.clone()),
+        );
         for e in events {
             r.report(e);
         }
@@ -264,22 +349,45 @@ mod tests {
     fn events() -> Vec<RunEvent> {
         let header = |task| RunEvent::CommandStarted {
             task,
-            header: CommandHeader { cwd: String::new(), command: "node x".into(), status: CacheStatus::Disabled },
+            header: CommandHeader {
+                cwd: String::new(),
+                command: "node x".into(),
+                status: CacheStatus::Disabled,
+            },
         };
-        let out = |task, s: &str| RunEvent::TaskOutput { task, stream: OutputStream::Stdout, bytes: s.as_bytes().to_vec() };
+        let out = |task, s: &str| RunEvent::TaskOutput {
+            task,
+            stream: OutputStream::Stdout,
+            bytes: s.as_bytes().to_vec(),
+        };
         let done = |task| RunEvent::TaskFinished {
             task,
-            outcome: TaskOutcome::Succeeded { cache_hits: 0, commands: 1, saved: Duration::ZERO },
+            outcome: TaskOutcome::Succeeded {
+                cache_hits: 0,
+                commands: 1,
+                saved: Duration::ZERO,
+            },
             duration: Duration::ZERO,
         };
-        vec![header(0), header(1), out(0, "a1\na"), out(1, "b1\n"), out(0, "2\n"), done(1), done(0)]
+        vec![
+            header(0),
+            header(1),
+            out(0, "a1\na"),
+            out(1, "b1\n"),
+            out(0, "2\n"),
+            done(1),
+            done(0),
+        ]
     }
 
     #[test]
     fn interleaved_passes_bytes_through() {
         let (out, err) = run(LogMode::Interleaved, &events());
         assert_eq!(out, "a1\nab1\n2\n");
-        assert_eq!(err, "$ node x ⊘ cache disabled\n$ node x ⊘ cache disabled\n");
+        assert_eq!(
+            err,
+            "$ node x ⊘ cache disabled\n$ node x ⊘ cache disabled\n"
+        );
     }
 
     #[test]
@@ -292,16 +400,70 @@ mod tests {
     fn grouped_prints_blocks_in_finish_order() {
         let (out, err) = run(LogMode::Grouped, &events());
         assert_eq!(out, "b1\na1\na2\n");
-        assert!(err.starts_with("── b#build ──\n$ node x ⊘ cache disabled\n── a#build ──"), "{err}");
+        assert!(
+            err.starts_with("── b#build ──\n$ node x ⊘ cache disabled\n── a#build ──"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn waiting_is_shown_at_once_in_every_mode() {
+        use crate::run::events::{LeftRunning, Waiting, WaitingFor};
+        let waiting = RunEvent::TaskWaiting {
+            task: 1,
+            waiting: Waiting {
+                what: WaitingFor::OutputPipes,
+                processes: vec![LeftRunning {
+                    pid: 9,
+                    command: "sleep 30".into(),
+                }],
+            },
+        };
+        for (mode, prefix) in [
+            (LogMode::Interleaved, ""),
+            (LogMode::Labeled, "[b#build] "),
+            (LogMode::Grouped, "[b#build] "),
+        ] {
+            let (out, err) = run(mode, std::slice::from_ref(&waiting));
+            assert_eq!(out, "");
+            assert!(
+                err.starts_with(&format!(
+                    "{prefix}vp: the main process exited, but pid 9 (`sleep 30`)"
+                )),
+                "{mode:?}: {err}"
+            );
+            assert_eq!(err.lines().count(), 2, "{err}");
+            assert!(
+                err.lines()
+                    .nth(1)
+                    .is_some_and(|l| l.starts_with(&format!("{prefix}vp: hint: "))),
+                "{err}"
+            );
+        }
     }
 
     #[test]
     fn summary_lines() {
-        let mut s = RunStats { tasks: 3, succeeded: 1, failed: 1, skipped: 1, ..Default::default() };
+        let mut s = RunStats {
+            tasks: 3,
+            succeeded: 1,
+            failed: 1,
+            skipped: 1,
+            ..Default::default()
+        };
         s.first_failure = Some(("a#build".into(), 2));
         s.duration = Duration::from_millis(1500);
-        assert_eq!(summary_line(&s), "vp run: 1 of 3 tasks succeeded in 1.5s. a#build failed with exit code 2; 1 not started.");
-        let s = RunStats { tasks: 2, cached_commands: 2, cache_hits: 1, saved: Duration::from_millis(1200), ..Default::default() };
+        assert_eq!(
+            summary_line(&s),
+            "vp run: 1 of 3 tasks succeeded in 1.5s. a#build failed with exit code 2; 1 not started."
+        );
+        let s = RunStats {
+            tasks: 2,
+            cached_commands: 2,
+            cache_hits: 1,
+            saved: Duration::from_millis(1200),
+            ..Default::default()
+        };
         assert_eq!(summary_line(&s), "vp run: 1/2 cache hit (50%), 1.2s saved.");
     }
 }

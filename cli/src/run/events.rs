@@ -1,6 +1,16 @@
 //! The contract between the runner and the reporter: everything the user
 //! sees about a run is one of these events. The runner never prints.
+//!
+//! Also here, because code far below a task emits events too: the
+//! [`TaskScope`] of the task a future runs for (a task-local set by the
+//! scheduler), and the signal that ended the run.
 
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 /// Which pipe of a task's processes some output came from.
@@ -36,7 +46,11 @@ pub(crate) struct CommandHeader {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TaskOutcome {
     /// Every command exited 0 (or was replayed from the cache).
-    Succeeded { cache_hits: usize, commands: usize, saved: Duration },
+    Succeeded {
+        cache_hits: usize,
+        commands: usize,
+        saved: Duration,
+    },
     /// A command failed; `exit_code` is what vp exits with.
     Failed { exit_code: i32, message: String },
     /// Not started because an earlier task failed or the run was cancelled.
@@ -48,16 +62,197 @@ pub(crate) enum TaskOutcome {
 /// A task's state change, or a notice about the run.
 #[derive(Debug, Clone)]
 pub(crate) enum RunEvent {
-    TaskStarted { task: usize },
-    CommandStarted { task: usize, header: CommandHeader },
-    TaskOutput { task: usize, stream: OutputStream, bytes: Vec<u8> },
+    TaskStarted {
+        task: usize,
+    },
+    CommandStarted {
+        task: usize,
+        header: CommandHeader,
+    },
+    TaskOutput {
+        task: usize,
+        stream: OutputStream,
+        bytes: Vec<u8>,
+    },
     /// Something the user should know about a task that is not its output
     /// (why it was not cached, what its tools reported with `-v`).
-    TaskNotice { task: usize, message: String },
-    TaskFinished { task: usize, outcome: TaskOutcome, duration: Duration },
+    TaskNotice {
+        task: usize,
+        message: String,
+    },
+    /// A command's main process has exited, but vp is still waiting for
+    /// processes it started (a daemon, a background job) before the command
+    /// counts as finished. Sent once per reason, about a second in.
+    TaskWaiting {
+        task: usize,
+        waiting: Waiting,
+    },
+    TaskFinished {
+        task: usize,
+        outcome: TaskOutcome,
+        duration: Duration,
+    },
     /// A run-level notice (cancellation, a skipped cache).
-    Notice { message: String },
-    RunFinished { stats: RunStats },
+    Notice {
+        message: String,
+    },
+    RunFinished {
+        stats: RunStats,
+    },
+}
+
+/// How long after a command's main process exited vp waits silently for
+/// what that process left behind (pipes, traced processes), before it says
+/// what it is waiting for.
+pub(crate) const WAIT_NOTICE_AFTER: Duration = Duration::from_secs(1);
+
+/// In a cancelled run, how long vp still waits for leftovers outside the
+/// task's process group (which the forwarded signal did not reach) once the
+/// group itself is empty. Nothing of a cancelled run is stored.
+pub(crate) const CANCELLED_GRACE: Duration = Duration::from_millis(500);
+
+/// How often such a wait checks the clock and the cancel flag.
+pub(crate) const WAIT_TICK: Duration = Duration::from_millis(100);
+
+/// What vp waits for after a command's main process exited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Waiting {
+    pub(crate) what: WaitingFor,
+    /// The processes found holding it up; empty when vp could not tell
+    /// which (another user's process, a restricted `/proc`).
+    pub(crate) processes: Vec<LeftRunning>,
+}
+
+/// Why a command is not finished although its main process exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitingFor {
+    /// They hold the write end of the task's stdout/stderr pipes: vp reads
+    /// until every copy is closed, so that no output is lost.
+    OutputPipes,
+    /// They are still running under the file-access tracer: a traced run is
+    /// complete (and may be stored) only once every process is gone.
+    TracedProcesses,
+}
+
+/// A process a task started that is still running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LeftRunning {
+    pub(crate) pid: u32,
+    /// Its command line, shortened for one line.
+    pub(crate) command: String,
+}
+
+impl LeftRunning {
+    /// A snapshot of `pid` from `/proc`, or `None` when it is gone (or a
+    /// zombie: it holds nothing any more).
+    pub(crate) fn of(pid: u32) -> Option<LeftRunning> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // `pid (comm) S ...`: the state follows the last `)`.
+        let after_comm = &stat[stat.rfind(')')? + 1..];
+        if after_comm.trim_start().starts_with(['Z', 'X']) {
+            return None;
+        }
+        let comm = stat
+            .find('(')
+            .map(|open| stat[open + 1..stat.rfind(')').unwrap_or(open + 1)].to_owned())
+            .unwrap_or_default();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let words: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|w| !w.is_empty())
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect();
+        let text = if words.is_empty() {
+            comm
+        } else {
+            words.join(" ")
+        };
+        Some(LeftRunning {
+            pid,
+            command: shorten(&text, 60),
+        })
+    }
+}
+
+/// One line of at most `max` characters, control characters replaced.
+fn shorten(text: &str, max: usize) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if clean.chars().count() <= max {
+        clean
+    } else {
+        let mut cut: String = clean.chars().take(max - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// The task a future runs for, so code far below `task.rs` (waiting for a
+/// process's pipes, for the traced tree) can emit [`RunEvent`]s about it and
+/// see whether the run was cancelled without every call passing them down.
+/// A task-local: the scheduler runs each task's future [`in_scope`].
+pub(crate) struct TaskScope {
+    pub(crate) task: usize,
+    pub(crate) emit: Rc<dyn Fn(RunEvent)>,
+    pub(crate) cancelled: Rc<dyn Fn() -> bool>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<TaskScope>>> = const { RefCell::new(None) };
+}
+
+impl TaskScope {
+    /// The scope of the task whose future is being polled, if any (none in
+    /// `vp trace` and in unit tests).
+    pub(crate) fn current() -> Option<Rc<TaskScope>> {
+        CURRENT.with(|c| c.borrow().clone())
+    }
+
+    pub(crate) fn emit(&self, event: RunEvent) {
+        (self.emit)(event);
+    }
+
+    pub(crate) fn cancelled(&self) -> bool {
+        (self.cancelled)()
+    }
+}
+
+/// Runs `fut` with `scope` as [`TaskScope::current`] during each of its polls.
+pub(crate) async fn in_scope<F: Future>(scope: Rc<TaskScope>, fut: F) -> F::Output {
+    /// Restores the outer scope even if the poll panics.
+    struct Restore(Option<Rc<TaskScope>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let outer = self.0.take();
+            CURRENT.with(|c| *c.borrow_mut() = outer);
+        }
+    }
+    let mut fut = pin!(fut);
+    std::future::poll_fn(|cx| -> Poll<F::Output> {
+        let outer = CURRENT.with(|c| c.borrow_mut().replace(Rc::clone(&scope)));
+        let _restore = Restore(outer);
+        fut.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// The first signal that cancelled the run (SIGINT, SIGTERM, SIGHUP), or 0.
+static TERMINATING_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// Records the signal that cancelled the run; the first one wins.
+pub(crate) fn record_terminating_signal(signal: i32) {
+    let _ = TERMINATING_SIGNAL.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
+}
+
+/// The signal that cancelled this run, if one did: vp then exits with
+/// 128 + its number, like a shell reports a process killed by it.
+pub(crate) fn terminating_signal() -> Option<i32> {
+    match TERMINATING_SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        signal => Some(signal),
+    }
 }
 
 /// Totals of a finished run, used for the summary line and the exit code.
@@ -68,6 +263,8 @@ pub(crate) struct RunStats {
     pub(crate) failed: usize,
     pub(crate) skipped: usize,
     pub(crate) cancelled: bool,
+    /// The signal that cancelled the run (SIGINT, SIGTERM or SIGHUP).
+    pub(crate) signal: Option<i32>,
     pub(crate) cache_hits: usize,
     pub(crate) cached_commands: usize,
     pub(crate) saved: Duration,
@@ -76,4 +273,45 @@ pub(crate) struct RunStats {
     pub(crate) first_failure: Option<(String, i32)>,
     /// Per-task lines explaining why a result was not stored.
     pub(crate) not_cached: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scope_is_current_only_inside_its_future() {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let scope = |task| {
+            let seen = Rc::clone(&seen);
+            Rc::new(TaskScope {
+                task,
+                emit: Rc::new(move |e| seen.borrow_mut().push(format!("{e:?}"))),
+                cancelled: Rc::new(|| false),
+            })
+        };
+        let ex = smol::LocalExecutor::new();
+        let probe = || TaskScope::current().map(|s| s.task);
+        let (a, b) = smol::block_on(ex.run(async {
+            let a = ex.spawn(in_scope(scope(1), async move {
+                let before = probe();
+                smol::future::yield_now().await;
+                (before, probe())
+            }));
+            let b = ex.spawn(in_scope(scope(2), async move { probe() }));
+            (a.await, b.await)
+        }));
+        assert_eq!(a, (Some(1), Some(1)));
+        assert_eq!(b, Some(2));
+        assert_eq!(probe(), None);
+    }
+
+    #[test]
+    fn a_process_snapshot_names_its_command() {
+        let me = LeftRunning::of(std::process::id()).expect("this process is alive");
+        assert!(!me.command.is_empty());
+        assert!(me.command.chars().count() <= 60, "{}", me.command);
+        assert_eq!(LeftRunning::of(u32::MAX), None);
+        assert_eq!(shorten("abcdef", 4), "abc…");
+    }
 }

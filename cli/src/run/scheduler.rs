@@ -2,9 +2,13 @@
 //! `concurrency` at once, fast-fail, and Ctrl-C handling.
 //!
 //! Fast-fail: after the first failure no new task starts; running tasks
-//! finish. Ctrl-C: SIGINT is forwarded to the children's process groups
-//! (a second Ctrl-C sends SIGKILL), running tasks are waited for, and the run
-//! ends as cancelled so nothing from it is ever stored.
+//! finish. Ctrl-C, SIGTERM, SIGHUP: the signal is forwarded to the
+//! children's process groups (a second one sends SIGKILL), running tasks are
+//! waited for, and the run ends as cancelled so nothing from it is ever
+//! stored; vp then exits with 128 + the first signal's number.
+//!
+//! Each task's future runs in its [`TaskScope`], so the code waiting for its
+//! processes can report on it.
 
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -12,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt;
 
-use super::events::{RunEvent, RunStats, TaskOutcome};
+use super::events::{self, RunEvent, RunStats, TaskOutcome, TaskScope};
 use super::task::{self, RunContext, TaskSpec};
 
 pub(crate) struct SchedulerOptions {
@@ -23,7 +27,42 @@ pub(crate) struct SchedulerOptions {
 
 enum Wake {
     Finished(usize, TaskOutcome, Duration),
-    Signal,
+    Signal(i32),
+}
+
+/// The signals vp forwards to its tasks instead of dying of them.
+const FORWARDED: [async_signal::Signal; 3] = [
+    async_signal::Signal::Int,
+    async_signal::Signal::Term,
+    async_signal::Signal::Hup,
+];
+
+fn signal_number(signal: async_signal::Signal) -> i32 {
+    match signal {
+        async_signal::Signal::Term => libc::SIGTERM,
+        async_signal::Signal::Hup => libc::SIGHUP,
+        _ => libc::SIGINT,
+    }
+}
+
+/// What vp says when the first signal arrives.
+fn interrupted_notice(signal: i32) -> String {
+    match signal {
+        libc::SIGINT => {
+            "interrupted: waiting for running tasks to stop (press Ctrl-C again to kill them)"
+                .to_owned()
+        }
+        _ => {
+            let name = if signal == libc::SIGTERM {
+                "SIGTERM"
+            } else {
+                "SIGHUP"
+            };
+            format!(
+                "received {name}: forwarded it to the running tasks, waiting for them to stop (send it again to kill them)"
+            )
+        }
+    }
 }
 
 pub(crate) async fn run(
@@ -47,12 +86,20 @@ pub(crate) async fn run(
     } else {
         (0..n).filter(|&i| waiting[i] == 0).collect()
     };
-    let limit = if opts.parallel { usize::MAX } else { opts.concurrency.max(1) };
+    let limit = if opts.parallel {
+        usize::MAX
+    } else {
+        opts.concurrency.max(1)
+    };
     let (tx, rx) = smol::channel::unbounded::<(usize, TaskOutcome, Duration)>();
-    // Registering replaces the default disposition: Ctrl-C no longer kills
-    // vp, so it can forward the signal and wait for its children.
-    let mut signals = async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term]).ok();
-    let mut stats = RunStats { tasks: n, ..RunStats::default() };
+    // Registering replaces the default disposition: Ctrl-C (or SIGTERM,
+    // SIGHUP) no longer kills vp, so it can forward the signal and wait for
+    // its children.
+    let mut signals = async_signal::Signals::new(FORWARDED).ok();
+    let mut stats = RunStats {
+        tasks: n,
+        ..RunStats::default()
+    };
     let mut started_flags = vec![false; n];
     let mut running = 0usize;
     let mut stop = false;
@@ -62,45 +109,64 @@ pub(crate) async fn run(
             let Some(i) = ready.pop_front() else { break };
             started_flags[i] = true;
             running += 1;
-            let (specs, ctx, tx, task_ex) = (Rc::clone(&specs), Rc::clone(&ctx), tx.clone(), Rc::clone(ex));
-            ex.spawn(async move {
+            let (specs, ctx, tx, task_ex) = (
+                Rc::clone(&specs),
+                Rc::clone(&ctx),
+                tx.clone(),
+                Rc::clone(ex),
+            );
+            let scope = task_scope(i, &ctx);
+            ex.spawn(events::in_scope(scope, async move {
                 let t0 = Instant::now();
                 let outcome = task::execute(i, &specs[i], &ctx, &task_ex).await;
                 let _ = tx.send((i, outcome, t0.elapsed())).await;
-            })
+            }))
             .detach();
         }
         if running == 0 {
             break;
         }
-        let finished = async { rx.recv().await.map_or(Wake::Signal, |(i, o, d)| Wake::Finished(i, o, d)) };
+        let finished = async {
+            rx.recv()
+                .await
+                .map_or(Wake::Signal(libc::SIGINT), |(i, o, d)| {
+                    Wake::Finished(i, o, d)
+                })
+        };
         let signalled = async {
             match signals.as_mut() {
-                Some(s) => {
-                    s.next().await;
-                    Wake::Signal
-                }
+                Some(s) => match s.next().await {
+                    Some(Ok(signal)) => Wake::Signal(signal_number(signal)),
+                    _ => Wake::Signal(libc::SIGINT),
+                },
                 None => std::future::pending().await,
             }
         };
         match futures_lite::future::or(finished, signalled).await {
-            Wake::Signal => {
+            Wake::Signal(signal) => {
                 interrupts += 1;
                 stop = true;
                 stats.cancelled = true;
                 ctx.cancelled.set(true);
-                let signal = if interrupts == 1 { libc::SIGINT } else { libc::SIGKILL };
-                ctx.children.signal_all(signal);
                 if interrupts == 1 {
+                    stats.signal = Some(signal);
+                    events::record_terminating_signal(signal);
+                    ctx.children.signal_all(signal);
                     (ctx.emit)(RunEvent::Notice {
-                        message: "interrupted: waiting for running tasks to stop (press Ctrl-C again to kill them)".to_owned(),
+                        message: interrupted_notice(signal),
                     });
+                } else {
+                    ctx.children.signal_all(libc::SIGKILL);
                 }
             }
             Wake::Finished(i, outcome, duration) => {
                 running -= 1;
                 match &outcome {
-                    TaskOutcome::Succeeded { cache_hits, commands, saved } => {
+                    TaskOutcome::Succeeded {
+                        cache_hits,
+                        commands,
+                        saved,
+                    } => {
                         stats.succeeded += 1;
                         stats.cache_hits += cache_hits;
                         stats.saved += *saved;
@@ -122,16 +188,50 @@ pub(crate) async fn run(
                     TaskOutcome::Cancelled => stats.cancelled = true,
                     TaskOutcome::Skipped => stats.skipped += 1,
                 }
-                (ctx.emit)(RunEvent::TaskFinished { task: i, outcome, duration });
+                (ctx.emit)(RunEvent::TaskFinished {
+                    task: i,
+                    outcome,
+                    duration,
+                });
             }
         }
     }
     for (i, was_started) in started_flags.iter().enumerate() {
         if !was_started {
             stats.skipped += 1;
-            (ctx.emit)(RunEvent::TaskFinished { task: i, outcome: TaskOutcome::Skipped, duration: Duration::ZERO });
+            (ctx.emit)(RunEvent::TaskFinished {
+                task: i,
+                outcome: TaskOutcome::Skipped,
+                duration: Duration::ZERO,
+            });
         }
     }
     stats.duration = started.elapsed();
     stats
+}
+
+/// Task `i`'s scope: its events go to the run's reporter.
+fn task_scope(i: usize, ctx: &Rc<RunContext>) -> Rc<TaskScope> {
+    let (for_emit, for_cancel) = (Rc::clone(ctx), Rc::clone(ctx));
+    Rc::new(TaskScope {
+        task: i,
+        emit: Rc::new(move |e| (for_emit.emit)(e)),
+        cancelled: Rc::new(move || for_cancel.cancelled.get()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_forwarded_signal_is_named() {
+        assert_eq!(
+            FORWARDED.map(signal_number),
+            [libc::SIGINT, libc::SIGTERM, libc::SIGHUP]
+        );
+        assert!(interrupted_notice(libc::SIGINT).contains("Ctrl-C again"));
+        assert!(interrupted_notice(libc::SIGTERM).starts_with("received SIGTERM"));
+        assert!(interrupted_notice(libc::SIGHUP).starts_with("received SIGHUP"));
+    }
 }

@@ -2,19 +2,35 @@
 //!
 //! Children run in their own process group (so Ctrl-C can be forwarded to
 //! the whole tree and a tool's own children are interrupted too), with piped
-//! stdout/stderr that are forwarded chunk by chunk, in arrival order.
+//! stdout/stderr that are forwarded chunk by chunk, in arrival order. Each
+//! child registers with the guard (`crate::guard`) before it execs, so it
+//! and its process group die with vp if vp is killed.
+//!
+//! A command is finished when its main process has exited *and* every copy
+//! of its output pipes is closed: a background process that inherited them
+//! keeps vp reading (its output must not be lost). After a second of that,
+//! the task's scope gets a `RunEvent::TaskWaiting` naming the processes.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
+use std::pin::pin;
 use std::process::Stdio;
 use std::rc::Rc;
+use std::time::Instant;
 
+use async_io::Timer;
+use futures_lite::future;
 use futures_lite::io::AsyncReadExt;
 
-use super::events::OutputStream;
+use super::events::{
+    CANCELLED_GRACE, LeftRunning, OutputStream, RunEvent, TaskScope, WAIT_NOTICE_AFTER, WAIT_TICK,
+    Waiting, WaitingFor,
+};
+use crate::guard;
 
 /// Everything needed to start one process.
 #[derive(Debug, Clone)]
@@ -30,7 +46,8 @@ pub(crate) struct ProcessSpec {
 
 impl ProcessSpec {
     /// The std command for this spec; the run module adds its hooks (bridge
-    /// fd, tracer) before spawning.
+    /// fd, tracer) before spawning. Its first `pre_exec` hook registers the
+    /// child with the guard.
     pub(crate) fn command(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(&self.program);
         cmd.args(&self.args)
@@ -39,11 +56,21 @@ impl ProcessSpec {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if self.interactive {
+        let kind = if self.interactive {
             cmd.stdin(Stdio::inherit());
+            guard::Kind::Process
         } else {
             cmd.stdin(Stdio::null());
             cmd.process_group(0);
+            guard::Kind::Group
+        };
+        // SAFETY: the hook only calls getpid and send (async-signal-safe)
+        // on memory it owns.
+        unsafe {
+            cmd.pre_exec(move || {
+                guard::register_self(kind);
+                Ok(())
+            });
         }
         cmd
     }
@@ -60,8 +87,11 @@ impl ChildRegistry {
     pub(crate) fn add(&self, pgid: i32) {
         self.groups.borrow_mut().insert(pgid);
     }
+    /// The command of `pgid` is over; the guard forgets the group too unless
+    /// processes are left in it.
     pub(crate) fn remove(&self, pgid: i32) {
         self.groups.borrow_mut().remove(&pgid);
+        guard::forget_group_if_empty(pgid);
     }
     /// Sends `signal` to every registered process group.
     pub(crate) fn signal_all(&self, signal: i32) {
@@ -84,13 +114,27 @@ pub(crate) fn exit_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or(1)
 }
 
-/// Waits for `child`, forwarding its output to `on_output` as it arrives.
+/// Waits for `child`, forwarding its output to `on_output` as it arrives,
+/// until it has exited and its output pipes are closed. When processes it
+/// left behind hold the pipes past [`WAIT_NOTICE_AFTER`], the current
+/// [`TaskScope`] is told which; in a cancelled run the pipes are abandoned
+/// once the task's process group is empty (see [`CANCELLED_GRACE`]).
 pub(crate) async fn wait_with_output(
     mut child: async_process::Child,
     on_output: &dyn Fn(OutputStream, Vec<u8>),
 ) -> std::io::Result<std::process::ExitStatus> {
+    let scope = TaskScope::current();
+    let pid = child.id();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
+    let inodes: Vec<u64> = [
+        stdout.as_ref().map(AsRawFd::as_raw_fd),
+        stderr.as_ref().map(AsRawFd::as_raw_fd),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(pipe_inode)
+    .collect();
     let pump = |pipe: Option<Box<dyn futures_lite::AsyncRead + Unpin>>, stream| async move {
         let Some(mut pipe) = pipe else { return };
         let mut buf = vec![0u8; 64 * 1024];
@@ -101,8 +145,238 @@ pub(crate) async fn wait_with_output(
             }
         }
     };
-    let out = pump(stdout.map(|p| Box::new(p) as Box<dyn futures_lite::AsyncRead + Unpin>), OutputStream::Stdout);
-    let err = pump(stderr.map(|p| Box::new(p) as Box<dyn futures_lite::AsyncRead + Unpin>), OutputStream::Stderr);
-    let ((), ()) = futures_lite::future::zip(out, err).await;
-    child.status().await
+    let out = pump(
+        stdout.map(|p| Box::new(p) as Box<dyn futures_lite::AsyncRead + Unpin>),
+        OutputStream::Stdout,
+    );
+    let err = pump(
+        stderr.map(|p| Box::new(p) as Box<dyn futures_lite::AsyncRead + Unpin>),
+        OutputStream::Stderr,
+    );
+    let mut pumps = pin!(future::zip(out, err));
+    let status = {
+        let mut exited = pin!(child.status());
+        let first = future::or(async { Some(exited.as_mut().await) }, async {
+            pumps.as_mut().await;
+            None
+        })
+        .await;
+        match first {
+            Some(status) => status,
+            // The pipes closed first; the exit follows.
+            None => return finish(pid, exited.await),
+        }
+    };
+    // The main process exited; whatever it started may still hold the pipes.
+    let exited = Instant::now();
+    let mut told = false;
+    loop {
+        let closed = future::or(
+            async {
+                pumps.as_mut().await;
+                true
+            },
+            async {
+                Timer::after(WAIT_TICK).await;
+                false
+            },
+        )
+        .await;
+        if closed {
+            break;
+        }
+        let Some(scope) = &scope else { continue };
+        let waited = exited.elapsed();
+        if scope.cancelled() && waited >= CANCELLED_GRACE && guard::group_is_empty(pgid(pid)) {
+            // Only processes outside the task's group are left; the user
+            // asked to stop and nothing of this run is stored.
+            break;
+        }
+        if !told && waited >= WAIT_NOTICE_AFTER {
+            told = true;
+            let inodes = inodes.clone();
+            let processes = blocking::unblock(move || pipe_holders(&inodes)).await;
+            scope.emit(RunEvent::TaskWaiting {
+                task: scope.task,
+                waiting: Waiting {
+                    what: WaitingFor::OutputPipes,
+                    processes,
+                },
+            });
+        }
+    }
+    finish(pid, status)
+}
+
+/// The child was reaped: if it was registered alone with the guard (an
+/// interactive task), the guard forgets it before its pid can be reused.
+fn finish(
+    pid: u32,
+    status: std::io::Result<std::process::ExitStatus>,
+) -> std::io::Result<std::process::ExitStatus> {
+    guard::forget_process(pgid(pid));
+    status
+}
+
+fn pgid(pid: u32) -> i32 {
+    i32::try_from(pid).unwrap_or(0)
+}
+
+/// The inode of a pipe end, which names the pipe in `/proc/*/fd` links.
+fn pipe_inode(fd: RawFd) -> Option<u64> {
+    // SAFETY: fstat writes into a zeroed stat buffer we own.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(fd, &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO)
+        .then_some(st.st_ino)
+}
+
+/// Every other process with one of these pipes open (`/proc/<pid>/fd/*`
+/// links to `pipe:[<inode>]`). Processes vp may not inspect are skipped.
+pub(crate) fn pipe_holders(inodes: &[u64]) -> Vec<LeftRunning> {
+    let wanted: Vec<OsString> = inodes
+        .iter()
+        .map(|i| OsString::from(format!("pipe:[{i}]")))
+        .collect();
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+                fds.flatten().any(|fd| {
+                    std::fs::read_link(fd.path())
+                        .is_ok_and(|target| wanted.iter().any(|w| target.as_os_str() == w))
+                })
+            })
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.into_iter().filter_map(LeftRunning::of).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_holders_of_a_pipe_are_found() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn sleep");
+        let inode = child
+            .stdout
+            .as_ref()
+            .and_then(|p| pipe_inode(p.as_raw_fd()))
+            .expect("a pipe");
+        let holders = pipe_holders(&[inode]);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(
+            holders,
+            [LeftRunning {
+                pid: child.id(),
+                command: "sleep 30".into()
+            }]
+        );
+    }
+
+    fn scope(cancelled: bool) -> (Rc<TaskScope>, Rc<RefCell<Vec<RunEvent>>>) {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let sink = Rc::clone(&seen);
+        let scope = Rc::new(TaskScope {
+            task: 3,
+            emit: Rc::new(move |e| sink.borrow_mut().push(e)),
+            cancelled: Rc::new(move || cancelled),
+        });
+        (scope, seen)
+    }
+
+    fn sh(script: &str) -> async_process::Child {
+        let mut cmd = std::process::Command::new("/bin/sh");
+        // Its own group, like a task.
+        cmd.args(["-c", script]).process_group(0);
+        let mut cmd = async_process::Command::from(cmd);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().expect("spawn sh")
+    }
+
+    #[test]
+    fn a_leftover_holding_the_pipes_is_named_and_its_output_kept() {
+        let (scope, seen) = scope(false);
+        let output = RefCell::new(Vec::new());
+        let started = Instant::now();
+        let status = smol::block_on(super::super::events::in_scope(Rc::clone(&scope), async {
+            let child = sh("(sleep 1.6; echo late) & echo early");
+            wait_with_output(child, &|_, bytes| output.borrow_mut().extend(bytes)).await
+        }))
+        .expect("waited");
+        assert!(status.success());
+        assert!(
+            started.elapsed() >= Duration::from_millis(1500),
+            "did not wait for the pipes"
+        );
+        assert_eq!(String::from_utf8_lossy(&output.borrow()), "early\nlate\n");
+        let events = seen.borrow();
+        let [RunEvent::TaskWaiting { task: 3, waiting }] = events.as_slice() else {
+            panic!("expected one waiting event, got {events:?}");
+        };
+        assert_eq!(waiting.what, WaitingFor::OutputPipes);
+        // The background subshell and its sleep.
+        assert!(
+            waiting.processes.iter().any(|p| p.command == "sleep 1.6"),
+            "{waiting:?}"
+        );
+    }
+
+    #[test]
+    fn a_cancelled_run_stops_waiting_for_a_leftover_outside_the_group() {
+        let (scope, _seen) = scope(true);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pid_file = dir.path().join("pid");
+        let started = Instant::now();
+        let status = smol::block_on(super::super::events::in_scope(scope, async {
+            // Not a group leader, so setsid execs sleep itself: $! is its pid.
+            let child = sh(&format!(
+                "setsid sleep 20 & echo $! > '{}'",
+                pid_file.display()
+            ));
+            wait_with_output(child, &|_, _| {}).await
+        }))
+        .expect("waited");
+        let elapsed = started.elapsed();
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            // SAFETY: kill(2) of the sleep this test started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        assert!(status.success());
+        assert!(
+            elapsed < Duration::from_secs(10),
+            "waited {elapsed:?} for the setsid sleep"
+        );
+    }
+
+    #[test]
+    fn without_leftovers_there_is_no_notice() {
+        let (scope, seen) = scope(false);
+        smol::block_on(super::super::events::in_scope(scope, async {
+            let child = sh("sleep 1.2; echo done");
+            wait_with_output(child, &|_, _| {}).await
+        }))
+        .expect("waited");
+        assert!(seen.borrow().is_empty(), "{:?}", seen.borrow());
+    }
 }

@@ -4,15 +4,31 @@
 //! child's `execve`, which itself waits for the supervisor: spawning on the
 //! loop thread would deadlock), receives the listener on the loop and starts
 //! the supervisor as a task of the caller's `LocalExecutor`.
+//!
+//! `Trace::finish` waits for the whole traced tree, daemons included (their
+//! file accesses are served by this process). When that takes more than a
+//! second, the task's scope is told which traced processes are still
+//! running; in a cancelled run the wait ends once the task's process group
+//! is empty.
 
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeSet, HashSet};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
+use std::rc::Rc;
+use std::time::Instant;
 
-use async_io::Async;
+use async_io::{Async, Timer};
+use futures_lite::future;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use smol::{LocalExecutor, Task};
+
+use crate::run::events::{
+    CANCELLED_GRACE, LeftRunning, RunEvent, TaskScope, WAIT_NOTICE_AFTER, WAIT_TICK, Waiting,
+    WaitingFor,
+};
 
 use super::handshake::{self, Handshake, Status};
 use super::log::AccessLog;
@@ -31,7 +47,11 @@ pub(crate) struct ChildStdio {
 
 impl ChildStdio {
     pub(crate) fn inherit() -> Self {
-        Self { stdin: Stdio::inherit(), stdout: Stdio::inherit(), stderr: Stdio::inherit() }
+        Self {
+            stdin: Stdio::inherit(),
+            stdout: Stdio::inherit(),
+            stderr: Stdio::inherit(),
+        }
     }
 }
 
@@ -79,32 +99,128 @@ pub(crate) struct Trace {
 
 #[derive(Debug)]
 enum State {
-    Running(Option<Task<AccessLog>>),
+    Running(Option<Task<AccessLog>>, Watch),
     Untraced(String),
+}
+
+/// What `finish` needs to say what it waits for.
+#[derive(Debug)]
+struct Watch {
+    /// The command's main process, which leads its process group.
+    pid: u32,
+    /// Thread ids that made notified calls (from the supervisor).
+    seen: Rc<RefCell<HashSet<u32>>>,
+    /// Set once no process uses the filter any more (the log is then only
+    /// being resolved).
+    tree_gone: Rc<Cell<bool>>,
 }
 
 impl Trace {
     fn untraced(reason: String) -> Self {
-        Self { state: State::Untraced(reason) }
+        Self {
+            state: State::Untraced(reason),
+        }
     }
 
     /// Waits until every process and thread of the traced tree is gone
     /// (including daemons it left behind), then resolves the recorded paths
     /// (`resolve::snapshot`, on a blocking thread) and returns the log.
+    ///
+    /// Within a task's [`TaskScope`]: after [`WAIT_NOTICE_AFTER`] it emits
+    /// a `RunEvent::TaskWaiting` naming the traced processes still running,
+    /// and in a cancelled run it stops waiting (`Untraced`, the supervisor
+    /// keeps serving what is left) once the task's process group is empty.
     pub(crate) async fn finish(mut self) -> TraceOutcome {
-        match &mut self.state {
-            State::Running(task) => match task.take() {
-                Some(task) => TraceOutcome::Traced(Box::new(task.await)),
-                None => TraceOutcome::Untraced { reason: "the trace was already finished".to_owned() },
-            },
-            State::Untraced(reason) => TraceOutcome::Untraced { reason: std::mem::take(reason) },
+        let (task, watch) = match &mut self.state {
+            State::Running(task, watch) => (task.take(), watch),
+            State::Untraced(reason) => {
+                return TraceOutcome::Untraced {
+                    reason: std::mem::take(reason),
+                };
+            }
+        };
+        let Some(mut task) = task else {
+            return TraceOutcome::Untraced {
+                reason: "the trace was already finished".to_owned(),
+            };
+        };
+        let Some(scope) = TaskScope::current() else {
+            return TraceOutcome::Traced(Box::new(task.await));
+        };
+        let started = Instant::now();
+        let mut told = false;
+        loop {
+            let done = future::or(async { Some((&mut task).await) }, async {
+                Timer::after(WAIT_TICK).await;
+                None
+            })
+            .await;
+            if let Some(log) = done {
+                return TraceOutcome::Traced(Box::new(log));
+            }
+            if watch.tree_gone.get() {
+                // Only resolving paths now: nothing left to wait for.
+                continue;
+            }
+            let waited = started.elapsed();
+            if scope.cancelled()
+                && waited >= CANCELLED_GRACE
+                && crate::guard::group_is_empty(i32::try_from(watch.pid).unwrap_or(0))
+            {
+                // Serving the leftovers goes on (detached) while vp lives.
+                task.detach();
+                return TraceOutcome::Untraced {
+                    reason: "the run was cancelled while processes it started were still running"
+                        .to_owned(),
+                };
+            }
+            if !told && waited >= WAIT_NOTICE_AFTER {
+                told = true;
+                let tids: Vec<u32> = watch.seen.borrow().iter().copied().collect();
+                let processes = blocking::unblock(move || traced_processes(tids)).await;
+                scope.emit(RunEvent::TaskWaiting {
+                    task: scope.task,
+                    waiting: Waiting {
+                        what: WaitingFor::TracedProcesses,
+                        processes,
+                    },
+                });
+            }
         }
     }
 }
 
+/// The processes among `tids`' thread groups that are still alive and under
+/// a seccomp filter with `no_new_privs` (ours sets both; a reused pid of an
+/// unrelated process normally has neither).
+fn traced_processes(tids: Vec<u32>) -> Vec<LeftRunning> {
+    let mut tgids = BTreeSet::new();
+    for tid in tids {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{tid}/status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+        };
+        if field("State:").is_some_and(|s| s.starts_with(['Z', 'X'])) {
+            continue;
+        }
+        if field("Seccomp:") != Some("2") || field("NoNewPrivs:") != Some("1") {
+            continue;
+        }
+        if let Some(tgid) = field("Tgid:").and_then(|t| t.parse::<u32>().ok()) {
+            tgids.insert(tgid);
+        }
+    }
+    tgids.into_iter().filter_map(LeftRunning::of).collect()
+}
+
 impl Drop for Trace {
     fn drop(&mut self) {
-        if let State::Running(task) = &mut self.state
+        if let State::Running(task, _) = &mut self.state
             && let Some(task) = task.take()
         {
             task.detach();
@@ -125,17 +241,26 @@ pub(crate) async fn spawn_traced(
     stdio: ChildStdio,
 ) -> Result<(async_process::Child, Trace), SpawnError> {
     let program = cmd.get_program().to_string_lossy().into_owned();
-    let socket_error = |source: io::Error| SpawnError::Socket { program: program.clone(), source };
-    let (parent_end, child_end): (OwnedFd, OwnedFd) =
-        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-            .map_err(|errno| socket_error(errno.into()))?;
+    let socket_error = |source: io::Error| SpawnError::Socket {
+        program: program.clone(),
+        source,
+    };
+    let (parent_end, child_end): (OwnedFd, OwnedFd) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|errno| socket_error(errno.into()))?;
     let parent_end = Async::new(parent_end).map_err(socket_error)?;
 
     // SAFETY: the hook only makes async-signal-safe system calls on memory
     // it owns (see install.rs).
     unsafe { cmd.pre_exec(install::hook(filter::program(), child_end.as_raw_fd())) };
     let mut cmd = async_process::Command::from(cmd);
-    cmd.stdin(stdio.stdin).stdout(stdio.stdout).stderr(stdio.stderr);
+    cmd.stdin(stdio.stdin)
+        .stdout(stdio.stdout)
+        .stderr(stdio.stderr);
     let spawning = blocking::unblock(move || {
         let child = cmd.spawn();
         // Closing our copy of the child's end lets the handshake see EOF if
@@ -144,21 +269,38 @@ pub(crate) async fn spawn_traced(
         drop(child_end);
         child
     });
-    let spawn_error = |source: io::Error| SpawnError::Spawn { program: program.clone(), source };
+    let spawn_error = |source: io::Error| SpawnError::Spawn {
+        program: program.clone(),
+        source,
+    };
 
     let received = handshake::receive(&parent_end).await;
     drop(parent_end);
     match received {
         Ok(Handshake::Installed(listener)) => match Supervisor::new(listener) {
             Ok(supervisor) => {
+                let seen = supervisor.seen_threads();
+                let tree_gone = Rc::new(Cell::new(false));
+                let gone = Rc::clone(&tree_gone);
                 let task = ex.spawn(async move {
                     let log = supervisor.run().await;
+                    gone.set(true);
                     blocking::unblock(move || resolve::snapshot(log)).await
                 });
                 // If the spawn fails the child is gone: the task sees
                 // POLLHUP and is dropped here.
                 let child = spawning.await.map_err(spawn_error)?;
-                Ok((child, Trace { state: State::Running(Some(task)) }))
+                let watch = Watch {
+                    pid: child.id(),
+                    seen,
+                    tree_gone,
+                };
+                Ok((
+                    child,
+                    Trace {
+                        state: State::Running(Some(task), watch),
+                    },
+                ))
             }
             Err(source) => {
                 // The listener is closed: the child's exec fails with ENOSYS.
@@ -174,7 +316,12 @@ pub(crate) async fn spawn_traced(
         }
         Ok(Handshake::Closed) => {
             let child = spawning.await.map_err(spawn_error)?;
-            Ok((child, Trace::untraced("the command started without reporting whether it could be traced".to_owned())))
+            Ok((
+                child,
+                Trace::untraced(
+                    "the command started without reporting whether it could be traced".to_owned(),
+                ),
+            ))
         }
         Err(source) => {
             // Any listener in flight was dropped with our socket end, so the
@@ -196,13 +343,17 @@ fn refusal_reason(status: Status, errno: i32) -> String {
              seccomp user notification), and Linux allows only one ({err})"
         ),
         (Status::SeccompFailed, libc::EINVAL | libc::ENOSYS) => {
-            format!("this kernel does not support seccomp user notification, Linux 5.5 or newer is needed ({err})")
+            format!(
+                "this kernel does not support seccomp user notification, Linux 5.5 or newer is needed ({err})"
+            )
         }
         (Status::SeccompFailed, libc::EACCES | libc::EPERM) => {
             format!("installing a seccomp filter is not permitted here ({err})")
         }
         (Status::SeccompFailed, _) => format!("installing the seccomp filter failed ({err})"),
-        (Status::NoNewPrivsFailed, _) => format!("setting no_new_privs failed, which seccomp requires ({err})"),
+        (Status::NoNewPrivsFailed, _) => {
+            format!("setting no_new_privs failed, which seccomp requires ({err})")
+        }
         (Status::Installed, _) => format!("the tracer reported an unexpected state ({err})"),
     }
 }
@@ -212,8 +363,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn threads_that_are_gone_are_not_traced_processes() {
+        assert_eq!(traced_processes(vec![0, u32::MAX]), []);
+    }
+
+    #[test]
     fn refusal_reasons_name_the_cause() {
-        assert!(refusal_reason(Status::SeccompFailed, libc::EBUSY).contains("already has a file-access tracer"));
+        assert!(
+            refusal_reason(Status::SeccompFailed, libc::EBUSY)
+                .contains("already has a file-access tracer")
+        );
         assert!(refusal_reason(Status::SeccompFailed, libc::EINVAL).contains("does not support"));
         assert!(refusal_reason(Status::NoNewPrivsFailed, libc::EPERM).contains("no_new_privs"));
     }

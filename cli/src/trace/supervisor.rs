@@ -4,8 +4,11 @@
 //! thread waits for it on each file system call, and if it stopped
 //! answering they would hang (or get ENOSYS once the listener is closed).
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Instant;
 
 use async_io::Async;
@@ -22,6 +25,10 @@ pub(crate) struct Supervisor {
     started: Instant,
     /// Reused for every path string read from a tracee.
     buf: Vec<u8>,
+    /// Every thread id that made a notified call, shared with the `Trace`
+    /// (which names the traced processes still running when vp waits).
+    seen: Rc<RefCell<HashSet<u32>>>,
+    last_tid: u32,
 }
 
 impl Supervisor {
@@ -33,7 +40,14 @@ impl Supervisor {
             log: AccessLog::default(),
             started: Instant::now(),
             buf: Vec::with_capacity(256),
+            seen: Rc::default(),
+            last_tid: 0,
         })
+    }
+
+    /// The thread ids seen so far (growing while the supervisor runs).
+    pub(crate) fn seen_threads(&self) -> Rc<RefCell<HashSet<u32>>> {
+        Rc::clone(&self.seen)
     }
 
     /// Serves notifications until no thread uses the filter any more.
@@ -80,6 +94,10 @@ impl Supervisor {
         };
         let at = self.started.elapsed();
         let tid = req.pid;
+        if tid != self.last_tid {
+            self.last_tid = tid;
+            self.seen.borrow_mut().insert(tid);
+        }
         let data = req.data;
         let nr = data.nr as u32;
         let mut pending: [Option<Access>; 2] = [None, None];

@@ -15,6 +15,7 @@ mod cache;
 mod harness;
 mod real_projects;
 mod run;
+mod signals;
 mod smoke;
 mod trust;
 mod vite_build;

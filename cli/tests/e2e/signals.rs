@@ -1,0 +1,252 @@
+//! Signals and leftovers: SIGTERM/SIGHUP are forwarded and set the exit code, a `kill -9` of vp
+//! takes its tasks with it, and a background process a task leaves behind makes vp say what it
+//! waits for (and does not keep a cancelled run waiting).
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{Signal, Workspace, wait_until};
+
+fn write_tasks(ws: &Workspace, tasks: &str) {
+    ws.write("vite-task.json", format!(r#"{{ "tasks": {tasks} }}"#));
+}
+
+/// True while `pid` exists and is not a zombie (an orphan may wait a moment to be reaped).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rfind(')')
+            .is_some_and(|end| !stat[end + 1..].trim_start().starts_with(['Z', 'X']))
+    })
+}
+
+/// Waits until a task has written its pid to `file` (it may be seen empty while being written).
+#[track_caller]
+fn read_pid(ws: &Workspace, file: &str) -> i32 {
+    let path = ws.path(file);
+    let mut pid = None;
+    // Generous: a traced Node start on a loaded 2-core machine running the whole suite.
+    let found = wait_until(Instant::now() + Duration::from_secs(90), || {
+        pid = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.trim().parse().ok());
+        pid.is_some()
+    });
+    assert!(found, "{} never held a pid", path.display());
+    pid.unwrap_or(0)
+}
+
+fn kill(pid: i32) {
+    // SAFETY: kill(2) of a process this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+#[test]
+fn sigterm_and_sighup_are_forwarded_and_vp_exits_128_plus_the_signal() {
+    for (signal, name, code) in [
+        (Signal::SIGTERM, "SIGTERM", 143),
+        (Signal::SIGHUP, "SIGHUP", 129),
+    ] {
+        let ws = Workspace::new("bridge-verbs");
+        ws.write(
+            "wait.js",
+            format!(
+                "const fs = require('fs');\n\
+                 process.on('{name}', () => {{ fs.writeFileSync('got-signal', '{name}'); process.exit(1); }});\n\
+                 fs.writeFileSync('started', '');\n\
+                 setTimeout(() => {{}}, 60000);\n"
+            ),
+        );
+        write_tasks(&ws, r#"{ "wait": { "command": "node wait.js" } }"#);
+        let running = ws
+            .vp(["run", "wait"])
+            .timeout(Duration::from_secs(150))
+            .spawn();
+        ws.wait_for("started", Duration::from_secs(90));
+        running.signal(signal);
+        let out = running.wait();
+        out.assert_code(code);
+        assert_eq!(
+            ws.read("got-signal"),
+            name,
+            "{name} was not forwarded to the task\n{out}"
+        );
+        assert!(out.stderr.contains(&format!("received {name}")), "{out}");
+        let stats = ws.vp(["cache", "stats"]).output();
+        assert!(
+            stats.stdout.contains("entries:  0"),
+            "a cancelled run was stored: {}",
+            stats.combined()
+        );
+    }
+}
+
+/// A task (its own process group) whose main process started a child: both must die when vp
+/// is killed with SIGKILL, which vp cannot catch.
+#[test]
+fn sigkill_of_vp_kills_its_tasks_and_their_children() {
+    let ws = Workspace::new("bridge-verbs");
+    ws.write(
+        "tree.js",
+        "const fs = require('fs');\n\
+         const child = require('child_process').spawn('sleep', ['300'], { stdio: 'ignore' });\n\
+         fs.writeFileSync('child.pid', String(child.pid));\n\
+         fs.writeFileSync('main.pid', String(process.pid));\n\
+         setTimeout(() => {}, 300000);\n",
+    );
+    // Two tasks at once: a cached (traced) one and an uncached one, each in its own group.
+    write_tasks(
+        &ws,
+        r#"{ "traced": { "command": "node tree.js", "cwd": "lib" },
+            "untraced": { "command": "node ../tree.js", "cwd": "src", "cache": false },
+            "both": { "dependsOn": ["traced", "untraced"], "cache": false } }"#,
+    );
+    ws.write("lib/tree.js", ws.read("tree.js"));
+    let running = ws
+        .vp(["run", "both"])
+        .timeout(Duration::from_secs(150))
+        .spawn();
+    let pids: Vec<i32> = [
+        "lib/main.pid",
+        "lib/child.pid",
+        "src/main.pid",
+        "src/child.pid",
+    ]
+    .iter()
+    .map(|f| read_pid(&ws, f))
+    .collect();
+    assert!(
+        pids.iter().all(|p| alive(*p)),
+        "the tasks did not start: {pids:?}"
+    );
+    running.signal(Signal::SIGKILL);
+    let out = running.wait();
+    assert_eq!(out.signal, Some(9), "{out}");
+    let all_gone = wait_until(Instant::now() + Duration::from_secs(5), || {
+        !pids.iter().any(|p| alive(*p))
+    });
+    let left: Vec<i32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    for pid in &left {
+        kill(*pid);
+    }
+    assert!(
+        all_gone,
+        "still running 5 s after vp was killed: {left:?} (of {pids:?})"
+    );
+}
+
+/// An interactive task (a single uncached task) stays in vp's process group (there is no group
+/// of its own to kill); it and its child still die with vp.
+#[test]
+fn sigkill_of_vp_kills_an_interactive_task_and_its_child() {
+    let ws = Workspace::new("bridge-verbs");
+    ws.write(
+        "tree.js",
+        "const fs = require('fs');\n\
+         const child = require('child_process').spawn('sleep', ['300'], { stdio: 'ignore' });\n\
+         fs.writeFileSync('child.pid', String(child.pid));\n\
+         fs.writeFileSync('main.pid', String(process.pid));\n\
+         setTimeout(() => {}, 300000);\n",
+    );
+    write_tasks(
+        &ws,
+        r#"{ "wait": { "command": "node tree.js", "cache": false } }"#,
+    );
+    let running = ws
+        .vp(["run", "wait"])
+        .timeout(Duration::from_secs(150))
+        .spawn();
+    let pids = [read_pid(&ws, "main.pid"), read_pid(&ws, "child.pid")];
+    running.signal(Signal::SIGKILL);
+    let _ = running.wait();
+    let gone = wait_until(Instant::now() + Duration::from_secs(5), || {
+        !pids.iter().any(|p| alive(*p))
+    });
+    let left: Vec<i32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    for pid in &left {
+        kill(*pid);
+    }
+    assert!(
+        gone,
+        "the interactive task outlived vp: {left:?} of {pids:?}"
+    );
+}
+
+#[test]
+fn a_background_process_holding_the_output_is_named_and_its_output_kept() {
+    let ws = Workspace::new("bridge-verbs");
+    write_tasks(
+        &ws,
+        r#"{ "bg": { "command": "(sleep 2.5; echo late) & echo early", "cache": false } }"#,
+    );
+    let started = Instant::now();
+    let out = ws.vp(["run", "bg"]).output();
+    out.assert_success();
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "vp did not wait for the background output\n{out}"
+    );
+    assert_eq!(out.stdout, "early\nlate\n", "{out}");
+    assert!(
+        out.stderr
+            .contains("vp: the main process exited, but pids ")
+            && out.stderr.contains("(`sleep 2.5`)")
+            && out
+                .stderr
+                .contains("started by this task still hold its stdout/stderr open"),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("vp: hint: start a background process with its output redirected"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_traced_background_process_is_named_while_vp_waits_for_it() {
+    let ws = Workspace::new("bridge-verbs");
+    write_tasks(
+        &ws,
+        r#"{ "bg": { "command": "sleep 2.5 > /dev/null 2>&1 & echo started" } }"#,
+    );
+    let out = ws.vp(["run", "bg"]).output();
+    out.assert_success();
+    assert!(
+        out.stderr.contains("vp: the main process exited, but pid ")
+            && out.stderr.contains(
+                "(`sleep 2.5`) started by this task is still running under the file-access tracer"
+            ),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains(r#"should not be cached (`"cache": false` runs it untraced)"#),
+        "{out}"
+    );
+}
+
+/// Ctrl-C while a process in another session (out of reach of the forwarded signal) holds the
+/// task's output: vp stops waiting for it and exits.
+#[test]
+fn ctrl_c_does_not_wait_for_a_leftover_in_another_session() {
+    let ws = Workspace::new("bridge-verbs");
+    write_tasks(
+        &ws,
+        r#"{ "bg": { "command": "setsid sleep 60 & echo $! > daemon.pid; touch started; sleep 60" } }"#,
+    );
+    let running = ws
+        .vp(["run", "bg"])
+        .timeout(Duration::from_secs(150))
+        .spawn();
+    ws.wait_for("started", Duration::from_secs(90));
+    let daemon = read_pid(&ws, "daemon.pid");
+    let interrupted = Instant::now();
+    running.signal(Signal::SIGINT);
+    let out = running.wait();
+    let took = interrupted.elapsed();
+    kill(daemon);
+    out.assert_code(130);
+    assert!(
+        took < Duration::from_secs(10),
+        "vp took {took:?} to stop after Ctrl-C\n{out}"
+    );
+}
