@@ -35,11 +35,8 @@ fn main() -> ExitCode {
     // vp ends normally: whatever its tasks left running is theirs to keep.
     guard::release();
     match result {
-        // A run cancelled by a signal exits like a process killed by it.
-        Ok(code) => match run::events::terminating_signal() {
-            Some(signal) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
-            None => code,
-        },
+        // A run cancelled by a signal already carries 128 + the signal.
+        Ok(code) => code,
         Err(err) => {
             error::print(&err);
             ExitCode::from(error::exit_code(&err))

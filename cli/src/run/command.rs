@@ -18,8 +18,12 @@ use crate::graph::{self, ExecutionPlan, PackageGraph, TaskKind, TaskQuery, TaskS
 use crate::report::Reporter;
 use crate::workspace::Workspace;
 
-/// Exit code of a run interrupted with Ctrl-C (128 + SIGINT).
-const EXIT_INTERRUPTED: u8 = 130;
+/// A run cancelled by a signal exits like a process killed by it: 128 + the
+/// signal (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
+fn exit_for_signal(signal: Option<i32>) -> ExitCode {
+    let signal = signal.unwrap_or(libc::SIGINT);
+    ExitCode::from(u8::try_from(128 + signal).unwrap_or(1))
+}
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
@@ -207,7 +211,7 @@ pub(super) fn execute_specs(
         let _ = c.store.prune_if_needed(settings.max_size);
     }
     Ok(if stats.cancelled {
-        ExitCode::from(EXIT_INTERRUPTED)
+        exit_for_signal(stats.signal)
     } else if let Some((_, code)) = stats.first_failure {
         ExitCode::from(u8::try_from(code.clamp(1, 255)).unwrap_or(1))
     } else {

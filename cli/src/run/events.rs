@@ -9,7 +9,6 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -236,23 +235,6 @@ pub(crate) async fn in_scope<F: Future>(scope: Rc<TaskScope>, fut: F) -> F::Outp
         fut.as_mut().poll(cx)
     })
     .await
-}
-
-/// The first signal that cancelled the run (SIGINT, SIGTERM, SIGHUP), or 0.
-static TERMINATING_SIGNAL: AtomicI32 = AtomicI32::new(0);
-
-/// Records the signal that cancelled the run; the first one wins.
-pub(crate) fn record_terminating_signal(signal: i32) {
-    let _ = TERMINATING_SIGNAL.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
-}
-
-/// The signal that cancelled this run, if one did: vp then exits with
-/// 128 + its number, like a shell reports a process killed by it.
-pub(crate) fn terminating_signal() -> Option<i32> {
-    match TERMINATING_SIGNAL.load(Ordering::SeqCst) {
-        0 => None,
-        signal => Some(signal),
-    }
 }
 
 /// Totals of a finished run, used for the summary line and the exit code.

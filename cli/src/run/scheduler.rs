@@ -150,7 +150,6 @@ pub(crate) async fn run(
                 ctx.cancelled.set(true);
                 if interrupts == 1 {
                     stats.signal = Some(signal);
-                    events::record_terminating_signal(signal);
                     ctx.children.signal_all(signal);
                     (ctx.emit)(RunEvent::Notice {
                         message: interrupted_notice(signal),

@@ -207,7 +207,8 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     let mut name_changes: Vec<(usize, PathBuf)> = Vec::new();
     for (index, access) in log.accesses.iter().enumerate() {
         if access.op.changes_name() {
-            let real = access.at_call.as_ref().map_or_else(|| state.resolve(&access.path, false).real, |c| c.real.clone());
+            let pinned = access.at_call.as_ref().and_then(|c| c.real.clone());
+            let real = pinned.unwrap_or_else(|| state.resolve(&access.path, false).real);
             name_changes.push((index, real));
         }
         if super::resolve::is_pseudo(&access.path) {
@@ -217,9 +218,9 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
             continue;
         }
         let mut resolution = state.resolve(&access.path, access.follow);
-        if let Some(at_call) = &access.at_call {
+        if let Some(real) = access.at_call.as_ref().and_then(|c| c.real.as_ref()) {
             // Where the call really landed, pinned while it was held.
-            resolution.real = at_call.real.clone();
+            resolution.real = real.clone();
         }
         if !access.op.changes_name() {
             for link in &resolution.links {
@@ -425,7 +426,7 @@ mod tests {
         }
         /// A name-changing call, with what the supervisor saw while holding it.
         fn at_call(mut self, op: Op, path: &str, real: &str, existed: bool) -> Self {
-            let at_call = Some(crate::trace::log::AtCall { real: PathBuf::from(real), existed });
+            let at_call = Some(crate::trace::log::AtCall { real: Some(PathBuf::from(real)), existed });
             self.log.accesses.push(Access { at: Duration::ZERO, tid: 1, path: PathBuf::from(path), op, follow: true, at_call });
             self
         }
@@ -573,6 +574,30 @@ mod tests {
             .file("/w/state.json")
             .run();
         assert_eq!(c.modified_inputs, vec![PathBuf::from("/w/state.json")]);
+    }
+
+    /// `tsc` (TypeScript 7) tries to open its `.tsbuildinfo`, tries to write
+    /// it before `node_modules/.tmp` exists (ENOENT), makes the directory,
+    /// then writes it: never an input.
+    #[test]
+    fn a_write_into_a_missing_directory_leaves_the_path_missing() {
+        let mut s = Scenario::default().op(Op::Read, "/w/node_modules/.tmp/app.tsbuildinfo");
+        s.log.accesses.push(Access {
+            at: Duration::ZERO,
+            tid: 1,
+            path: PathBuf::from("/w/node_modules/.tmp/app.tsbuildinfo"),
+            op: Op::Write,
+            follow: true,
+            at_call: Some(crate::trace::log::AtCall { real: None, existed: false }),
+        });
+        let c = s
+            .op(Op::Mkdir, "/w/node_modules/.tmp")
+            .at_call(Op::Write, "/w/node_modules/.tmp/app.tsbuildinfo", "/w/node_modules/.tmp/app.tsbuildinfo", false)
+            .file("/w/node_modules/.tmp/app.tsbuildinfo")
+            .dir("/w/node_modules/.tmp")
+            .run();
+        assert!(c.modified_inputs.is_empty(), "{:?}", c.modified_inputs);
+        assert_eq!(outputs(&c), vec!["/w/node_modules/.tmp/app.tsbuildinfo"]);
     }
 
     /// Issue: write paths resolved after the run filed a write through a

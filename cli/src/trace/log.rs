@@ -84,8 +84,7 @@ pub(crate) struct Access {
     /// (false for `lstat`, `readlink`, `unlink`, `O_NOFOLLOW`, ...).
     pub(crate) follow: bool,
     /// For calls that create, change or remove a name: where it landed,
-    /// learned while the call was held, before it ran. `None` for reads, and
-    /// when the parent did not exist (the call fails).
+    /// learned while the call was held, before it ran. `None` for reads.
     pub(crate) at_call: Option<AtCall>,
 }
 
@@ -94,8 +93,10 @@ pub(crate) struct Access {
 pub(crate) struct AtCall {
     /// The real path. A task may repoint a symlink on the way later
     /// (`dist/link -> inner`, then `-> other`); resolving after the run
-    /// would file the write under the new target.
-    pub(crate) real: PathBuf,
+    /// would file the write under the new target. `None` when the parent
+    /// directory did not exist: the call fails, and the path is resolved
+    /// after the run like a read.
+    pub(crate) real: Option<PathBuf>,
     /// Whether the target existed. A path that was missing at its first
     /// write was missing at every earlier read too (unless the task made and
     /// removed it in between, which the log shows): those reads were failed

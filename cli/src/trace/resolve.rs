@@ -25,7 +25,7 @@ pub(crate) fn snapshot(mut log: AccessLog) -> AccessLog {
         if is_pseudo(&access.path) {
             continue;
         }
-        if let Some(real) = access.at_call.as_ref().map(|c| &c.real)
+        if let Some(real) = access.at_call.as_ref().and_then(|c| c.real.as_ref())
             && !state.kinds.contains_key(real)
         {
             let kind = fs.kind(real);

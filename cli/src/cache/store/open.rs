@@ -514,6 +514,22 @@ mod tests {
         assert!(is_ancestor(parent) && !is_ancestor(std::process::id()));
     }
 
+    /// The pid file outlives its writer: a dead pid must not be named as the
+    /// holder of a lock.
+    #[test]
+    fn only_a_live_holder_is_named() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+        let dead = child.id();
+        child.wait().expect("wait");
+        fs::write(tmp.path().join(PID_FILE), dead.to_string()).expect("write");
+        assert_eq!(read_holder(tmp.path()), None);
+        fs::write(tmp.path().join(PID_FILE), std::process::id().to_string()).expect("write");
+        assert_eq!(read_holder(tmp.path()), Some(std::process::id()));
+        fs::write(tmp.path().join(PID_FILE), "not a pid").expect("write");
+        assert_eq!(read_holder(tmp.path()), None);
+    }
+
     #[test]
     fn fast_open_options_parse() {
         assert!(
