@@ -6,7 +6,6 @@
 //! error becomes a JS exception; not under vp, ignore/disable do nothing and
 //! getEnv/getEnvs read `process.env` (never an exception).
 
-
 use std::sync::OnceLock;
 
 use neon::prelude::*;

@@ -99,7 +99,11 @@ pub(crate) struct BuildArgs {
     #[command(flatten)]
     pub(crate) exec: ExecOptions,
     /// Arguments for `vite build` (`--mode`, `--outDir`, `-c`, ...), passed through unchanged
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "VITE_ARGS")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "VITE_ARGS"
+    )]
     pub(crate) vite_args: Vec<String>,
 }
 

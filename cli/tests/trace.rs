@@ -32,13 +32,22 @@ impl Traced {
         self.json["outputs"][path].as_str()
     }
     fn list(&self, key: &str) -> Vec<&str> {
-        self.json[key].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+        self.json[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
     }
     fn input_paths(&self) -> Vec<&str> {
-        self.json["inputs"].as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default()
+        self.json["inputs"]
+            .as_object()
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default()
     }
     fn accesses(&self) -> &[Value] {
-        self.json["accesses"].as_array().map(Vec::as_slice).unwrap_or_default()
+        self.json["accesses"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 }
 
@@ -55,8 +64,16 @@ fn run(dir: &Path, command: &[&str], env: &[(&str, &str)]) -> Traced {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let json = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|err| panic!("vp trace printed no JSON ({err}); stderr:\n{stderr}"));
-    let traced = Traced { json, stderr, code: output.status.code() };
-    assert_eq!(traced.json["traced"], true, "not traced; stderr:\n{}", traced.stderr);
+    let traced = Traced {
+        json,
+        stderr,
+        code: output.status.code(),
+    };
+    assert_eq!(
+        traced.json["traced"], true,
+        "not traced; stderr:\n{}",
+        traced.stderr
+    );
     traced
 }
 
@@ -75,7 +92,10 @@ fn write(dir: &Path, rel: &str, content: &str) {
 }
 
 fn node_available() -> bool {
-    let found = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    let found = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     assert!(found, "these tests need Node.js (`node`) on PATH");
     found
 }
@@ -87,7 +107,11 @@ fn cat_reads_its_argument() {
     let t = run(&dir, &["cat", "a.txt"], &[]);
     assert_eq!(t.code, Some(0));
     assert_eq!(t.input("a.txt"), Some("content-read"));
-    assert!(t.json["outputs"].as_object().is_some_and(|o| o.is_empty()), "{}", t.json);
+    assert!(
+        t.json["outputs"].as_object().is_some_and(|o| o.is_empty()),
+        "{}",
+        t.json
+    );
     // The loader, libc and locale files are outside the root.
     assert!(t.json["excluded"].as_u64().is_some_and(|n| n > 0));
     assert_eq!(t.json["cacheable"], true);
@@ -109,7 +133,10 @@ fn shell_redirection_chain() {
     assert_eq!(t.input("a"), Some("content-read"));
     assert_eq!(t.output("b"), Some("file"));
     assert_eq!(t.input("b"), None);
-    assert_eq!(fs::read_to_string(dir.join("b")).expect("b written"), "data");
+    assert_eq!(
+        fs::read_to_string(dir.join("b")).expect("b written"),
+        "data"
+    );
 }
 
 const NODE_FS: &str = r"
@@ -149,15 +176,27 @@ fn node_sync_async_exists_and_readdir() {
 
     // The async read ran on a libuv threadpool thread, not the main thread
     // (whose tid is the process id: the first access is its own execve).
-    let main_tid = t.accesses().first().and_then(|a| a["tid"].as_u64()).expect("some access");
+    let main_tid = t
+        .accesses()
+        .first()
+        .and_then(|a| a["tid"].as_u64())
+        .expect("some access");
     let async_reads: Vec<u64> = t
         .accesses()
         .iter()
-        .filter(|a| a["op"] == "read" && a["path"].as_str().is_some_and(|p| p.ends_with("/async.txt")))
+        .filter(|a| {
+            a["op"] == "read"
+                && a["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("/async.txt"))
+        })
         .filter_map(|a| a["tid"].as_u64())
         .collect();
     assert!(!async_reads.is_empty(), "async.txt open not in the log");
-    assert!(async_reads.iter().all(|tid| *tid != main_tid), "async read on the main thread: {async_reads:?}");
+    assert!(
+        async_reads.iter().all(|tid| *tid != main_tid),
+        "async read on the main thread: {async_reads:?}"
+    );
 }
 
 #[test]
@@ -198,12 +237,23 @@ fs.writeFileSync('dist/index.html', '<script src=assets/index-NEW.js></script>')
 ";
     let t = run(&dir, &["node", "-e", script], &[]);
     assert_eq!(t.code, Some(0), "{}", t.stderr);
-    let dist_inputs: Vec<&str> = t.input_paths().into_iter().filter(|p| p.starts_with("dist")).collect();
-    assert!(dist_inputs.is_empty(), "dist/ must not be an input: {dist_inputs:?}");
+    let dist_inputs: Vec<&str> = t
+        .input_paths()
+        .into_iter()
+        .filter(|p| p.starts_with("dist"))
+        .collect();
+    assert!(
+        dist_inputs.is_empty(),
+        "dist/ must not be an input: {dist_inputs:?}"
+    );
     assert_eq!(t.input("src/main.js"), Some("content-read"));
     assert_eq!(t.output("dist/assets/index-NEW.js"), Some("file"));
     assert_eq!(t.output("dist/index.html"), Some("file"));
-    assert!(t.list("deleted").contains(&"dist/assets/index-OLD.js"), "{}", t.json["deleted"]);
+    assert!(
+        t.list("deleted").contains(&"dist/assets/index-OLD.js"),
+        "{}",
+        t.json["deleted"]
+    );
     assert!(t.list("modified_inputs").is_empty());
     assert_eq!(t.json["cacheable"], true);
 }
@@ -239,7 +289,11 @@ fn rust_std_operations() {
         .arg(&source)
         .output()
         .expect("run rustc");
-    assert!(built.status.success(), "rustc failed: {}", String::from_utf8_lossy(&built.stderr));
+    assert!(
+        built.status.success(),
+        "rustc failed: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
 
     let project = dir.join("project");
     write(&project, "input.txt", "input");
@@ -265,9 +319,18 @@ fn rust_std_operations() {
     // remove_dir_all of a pre-existing tree.
     let deleted = t.list("deleted");
     for path in ["old", "old/stale", "old/stale/file.o"] {
-        assert!(deleted.contains(&path), "{path} not in deleted: {deleted:?}");
+        assert!(
+            deleted.contains(&path),
+            "{path} not in deleted: {deleted:?}"
+        );
     }
-    assert!(t.input_paths().iter().all(|p| !p.starts_with("old") && !p.starts_with("out")), "{:?}", t.input_paths());
+    assert!(
+        t.input_paths()
+            .iter()
+            .all(|p| !p.starts_with("old") && !p.starts_with("out")),
+        "{:?}",
+        t.input_paths()
+    );
 }
 
 /// Installs esbuild from npm once per machine (a static Go binary: the
@@ -281,7 +344,13 @@ fn esbuild() -> Option<PathBuf> {
     fs::create_dir_all(&home).expect("mkdir esbuild home");
     fs::write(home.join("package.json"), r#"{"private":true}"#).expect("write package.json");
     let installed = Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "esbuild@0.25"])
+        .args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            "esbuild@0.25",
+        ])
         .current_dir(&home)
         .output();
     match installed {
@@ -294,7 +363,9 @@ fn esbuild() -> Option<PathBuf> {
             None
         }
         Err(err) => {
-            eprintln!("!!!!! SKIPPED: could not run npm ({err}), the esbuild trace test did not run !!!!!");
+            eprintln!(
+                "!!!!! SKIPPED: could not run npm ({err}), the esbuild trace test did not run !!!!!"
+            );
             None
         }
     }
@@ -304,9 +375,26 @@ fn esbuild() -> Option<PathBuf> {
 fn esbuild_bundle_static_go_binary() {
     let Some(esbuild) = esbuild() else { return };
     let (_tmp, dir) = workdir();
-    write(&dir, "src/main.js", "import { twice } from './lib/util.js';\nconsole.log(twice(2));\n");
-    write(&dir, "src/lib/util.js", "export const twice = (n) => n * 2;\n");
-    let t = run(&dir, &[esbuild.to_str().expect("utf8"), "src/main.js", "--bundle", "--outfile=out/bundle.js"], &[]);
+    write(
+        &dir,
+        "src/main.js",
+        "import { twice } from './lib/util.js';\nconsole.log(twice(2));\n",
+    );
+    write(
+        &dir,
+        "src/lib/util.js",
+        "export const twice = (n) => n * 2;\n",
+    );
+    let t = run(
+        &dir,
+        &[
+            esbuild.to_str().expect("utf8"),
+            "src/main.js",
+            "--bundle",
+            "--outfile=out/bundle.js",
+        ],
+        &[],
+    );
     assert_eq!(t.code, Some(0), "{}", t.stderr);
     assert_eq!(t.input("src/main.js"), Some("content-read"));
     assert_eq!(t.input("src/lib/util.js"), Some("content-read"));
@@ -330,7 +418,10 @@ fn nested_vp_trace_runs_untraced_with_a_notice() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("ran without file tracing"), "{stderr}");
-    assert!(stderr.contains("already has a file-access tracer"), "{stderr}");
+    assert!(
+        stderr.contains("already has a file-access tracer"),
+        "{stderr}"
+    );
     // The command's stdout went to stderr (`--json`), and the outer tracer
     // saw `cat` read `x` through the inner vp.
     assert!(stderr.contains("nested"), "{stderr}");
@@ -348,7 +439,10 @@ fn missing_program_is_a_clear_error() {
         .expect("run vp trace");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("could not start `definitely-not-a-program-vp`"), "{stderr}");
+    assert!(
+        stderr.contains("could not start `definitely-not-a-program-vp`"),
+        "{stderr}"
+    );
 }
 
 /// Issue: write paths were resolved after the run, so a file written as `dist/link/y.txt`
@@ -360,8 +454,18 @@ fn a_write_through_a_symlink_repointed_later_is_filed_where_it_landed() {
                   && echo y > dist/link/y.txt && ln -sfn other dist/link";
     let t = run(&dir, &["sh", "-c", script], &[]);
     assert_eq!(t.code, Some(0), "{}", t.stderr);
-    assert_eq!(t.output("dist/inner/y.txt"), Some("file"), "{}", t.json["outputs"]);
-    assert_eq!(t.output("dist/link"), Some("symlink"), "{}", t.json["outputs"]);
+    assert_eq!(
+        t.output("dist/inner/y.txt"),
+        Some("file"),
+        "{}",
+        t.json["outputs"]
+    );
+    assert_eq!(
+        t.output("dist/link"),
+        Some("symlink"),
+        "{}",
+        t.json["outputs"]
+    );
     assert_eq!(t.output("dist/other/y.txt"), None);
     assert_eq!(t.json["cacheable"], true, "{}", t.json["untraceable"]);
 }
@@ -374,7 +478,15 @@ fn a_read_through_a_symlink_repointed_later_makes_the_run_uncacheable() {
     write(&dir, "cfg/a/settings.txt", "a");
     write(&dir, "cfg/b/settings.txt", "b");
     std::os::unix::fs::symlink("a", dir.join("cfg/current")).expect("symlink");
-    let t = run(&dir, &["sh", "-c", "cat cfg/current/settings.txt > out.txt && ln -sfn b cfg/current"], &[]);
+    let t = run(
+        &dir,
+        &[
+            "sh",
+            "-c",
+            "cat cfg/current/settings.txt > out.txt && ln -sfn b cfg/current",
+        ],
+        &[],
+    );
     assert_eq!(t.code, Some(0), "{}", t.stderr);
     assert_eq!(t.json["cacheable"], false, "{}", t.json);
     let why = t.list("untraceable").join("\n");
@@ -390,9 +502,22 @@ fn a_stat_of_a_file_is_a_metadata_input() {
     }
     let (_tmp, dir) = workdir();
     write(&dir, "src/a.ts", "export {}");
-    let t = run(&dir, &["node", "-e", "require('fs').statSync('src/a.ts'); require('fs').statSync('src')"], &[]);
+    let t = run(
+        &dir,
+        &[
+            "node",
+            "-e",
+            "require('fs').statSync('src/a.ts'); require('fs').statSync('src')",
+        ],
+        &[],
+    );
     assert_eq!(t.code, Some(0), "{}", t.stderr);
-    assert_eq!(t.input("src/a.ts"), Some("metadata"), "{}", t.json["inputs"]);
+    assert_eq!(
+        t.input("src/a.ts"),
+        Some("metadata"),
+        "{}",
+        t.json["inputs"]
+    );
     assert_eq!(t.input("src"), Some("probe"));
     assert_eq!(t.probe("src"), Some("dir"));
 }

@@ -39,7 +39,10 @@ enum Element {
     Byte(u8),
     AnyByte,
     AnyRun,
-    Class { negated: bool, ranges: Vec<(u8, u8)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(u8, u8)>,
+    },
     Alternatives(Vec<Vec<Element>>),
 }
 
@@ -328,7 +331,9 @@ mod tests {
 
     #[test]
     fn prefix_is_a_byte_prefix() {
-        let m = EnvQuery::Prefix(b"VITE_".to_vec()).matcher().expect("prefix");
+        let m = EnvQuery::Prefix(b"VITE_".to_vec())
+            .matcher()
+            .expect("prefix");
         assert!(m.matches(b"VITE_A") && m.matches(b"VITE_"));
         assert!(!m.matches(b"VIT") && !m.matches(b"XVITE_"));
     }
@@ -357,7 +362,9 @@ mod tests {
             assert!(err.to_string().starts_with("invalid env glob `"), "{err}");
         }
         let deep = "{".repeat(MAX_NESTING + 1) + &"}".repeat(MAX_NESTING + 1);
-        let err = EnvQuery::Glob(deep.into_bytes()).matcher().expect_err("deep");
+        let err = EnvQuery::Glob(deep.into_bytes())
+            .matcher()
+            .expect_err("deep");
         assert_eq!(err.problem, GlobProblem::TooDeep);
     }
 

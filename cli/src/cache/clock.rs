@@ -81,7 +81,11 @@ impl Timestamp {
     /// When the file was created (statx birth time), if the file system
     /// records it (ext4, xfs, btrfs, tmpfs do).
     pub(crate) fn birth(meta: &Metadata) -> Option<Self> {
-        let d = meta.created().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+        let d = meta
+            .created()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
         Some(Self(i64::try_from(d.as_nanos()).ok()?))
     }
 

@@ -508,9 +508,25 @@ mod tests {
             globs: vec!["*.tsbuildinfo".into(), "!skip.tsbuildinfo".into()],
         };
         let pkg = Path::new("/ws/app");
-        assert!(declared_input(&config, pkg, Path::new("/ws/app/tsconfig.tsbuildinfo")));
-        assert!(!declared_input(&config, pkg, Path::new("/ws/app/skip.tsbuildinfo")));
-        assert!(!declared_input(&config, pkg, Path::new("/ws/app/.eslintcache")));
-        assert!(!declared_input(&GlobConfig::auto(), pkg, Path::new("/ws/app/tsconfig.tsbuildinfo")));
+        assert!(declared_input(
+            &config,
+            pkg,
+            Path::new("/ws/app/tsconfig.tsbuildinfo")
+        ));
+        assert!(!declared_input(
+            &config,
+            pkg,
+            Path::new("/ws/app/skip.tsbuildinfo")
+        ));
+        assert!(!declared_input(
+            &config,
+            pkg,
+            Path::new("/ws/app/.eslintcache")
+        ));
+        assert!(!declared_input(
+            &GlobConfig::auto(),
+            pkg,
+            Path::new("/ws/app/tsconfig.tsbuildinfo")
+        ));
     }
 }

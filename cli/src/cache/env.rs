@@ -136,9 +136,7 @@ pub(crate) fn served_env(
 }
 
 /// The match-set a tool was served for one tracked `getEnvs`, as stored.
-pub(crate) fn served_matches(
-    served: &BTreeMap<OsString, OsString>,
-) -> BTreeMap<Vec<u8>, Digest> {
+pub(crate) fn served_matches(served: &BTreeMap<OsString, OsString>) -> BTreeMap<Vec<u8>, Digest> {
     served
         .iter()
         .map(|(name, value)| (name.as_bytes().to_vec(), hash_value(value.as_bytes())))

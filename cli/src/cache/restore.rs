@@ -227,7 +227,11 @@ impl Restorer<'_> {
     /// recorded target, an empty directory. Never through a symlink. Anything
     /// else (a file the user changed or put there) stays. Returns whether
     /// something was removed.
-    fn remove_superseded(&mut self, rel: &RelPath, state: &OutputState) -> Result<bool, RestoreError> {
+    fn remove_superseded(
+        &mut self,
+        rel: &RelPath,
+        state: &OutputState,
+    ) -> Result<bool, RestoreError> {
         // Re-validate: entries come from disk and may be corrupt.
         let rel = RelPath::from_stored(rel.as_bytes())?;
         let mut dir = RelPath::root();
@@ -252,7 +256,8 @@ impl Restorer<'_> {
             }
             OutputState::Symlink { target } => {
                 meta.file_type().is_symlink()
-                    && fs::read_link(&abs).is_ok_and(|t| t.as_os_str().as_bytes() == target.as_slice())
+                    && fs::read_link(&abs)
+                        .is_ok_and(|t| t.as_os_str().as_bytes() == target.as_slice())
             }
             OutputState::Dir { .. } => {
                 // Not empty: something vp does not know of is inside.

@@ -35,14 +35,19 @@ pub(crate) fn select_packages(
             Some(s) => (true, s),
             None => (false, raw.as_str()),
         };
-        let matched = evaluate(ws, graph, sel, cwd).map_err(|message| GraphError::InvalidFilter {
-            filter: raw.clone(),
-            message,
-        })?;
+        let matched =
+            evaluate(ws, graph, sel, cwd).map_err(|message| GraphError::InvalidFilter {
+                filter: raw.clone(),
+                message,
+            })?;
         if matched.is_empty() {
             warnings.push(format!("filter `{raw}` matched no packages"));
         }
-        if negated { excluded.extend(matched) } else { selected.extend(matched) };
+        if negated {
+            excluded.extend(matched)
+        } else {
+            selected.extend(matched)
+        };
     }
     for e in &excluded {
         selected.remove(e);
@@ -50,7 +55,12 @@ pub(crate) fn select_packages(
     Ok((selected, warnings))
 }
 
-fn evaluate(ws: &Workspace, graph: &PackageGraph, sel: &str, cwd: &Path) -> Result<BTreeSet<usize>, String> {
+fn evaluate(
+    ws: &Workspace,
+    graph: &PackageGraph,
+    sel: &str,
+    cwd: &Path,
+) -> Result<BTreeSet<usize>, String> {
     let (with_dependents, rest) = match sel.strip_prefix("...") {
         Some(r) => (true, r),
         None => (false, sel),
@@ -96,7 +106,9 @@ fn base_match(ws: &Workspace, core: &str, cwd: &Path) -> Result<BTreeSet<usize>,
     let dir_selector = core
         .strip_prefix('{')
         .and_then(|c| c.strip_suffix('}'))
-        .or_else(|| (core.starts_with("./") || core.starts_with("../") || core == ".").then_some(core));
+        .or_else(|| {
+            (core.starts_with("./") || core.starts_with("../") || core == ".").then_some(core)
+        });
     if let Some(dir) = dir_selector {
         let dir = normalize(&cwd.join(dir));
         return Ok(ws
@@ -107,7 +119,9 @@ fn base_match(ws: &Workspace, core: &str, cwd: &Path) -> Result<BTreeSet<usize>,
             .map(|(i, _)| i)
             .collect());
     }
-    let matcher = Glob::new(core).map_err(|e| e.kind().to_string())?.compile_matcher();
+    let matcher = Glob::new(core)
+        .map_err(|e| e.kind().to_string())?
+        .compile_matcher();
     Ok(ws
         .packages
         .iter()
@@ -164,7 +178,9 @@ mod tests {
         let g = PackageGraph::new(&ws);
         let f: Vec<String> = filters.iter().map(|s| (*s).to_owned()).collect();
         let (sel, _) = select_packages(&ws, &g, &f, Path::new("/w")).unwrap();
-        sel.into_iter().map(|i| ws.packages[i].name.clone()).collect()
+        sel.into_iter()
+            .map(|i| ws.packages[i].name.clone())
+            .collect()
     }
 
     #[test]
@@ -185,7 +201,8 @@ mod tests {
     fn no_match_warns() {
         let ws = ws();
         let g = PackageGraph::new(&ws);
-        let (sel, warnings) = select_packages(&ws, &g, &["nope".to_owned()], Path::new("/w")).unwrap();
+        let (sel, warnings) =
+            select_packages(&ws, &g, &["nope".to_owned()], Path::new("/w")).unwrap();
         assert!(sel.is_empty());
         assert_eq!(warnings, ["filter `nope` matched no packages"]);
     }

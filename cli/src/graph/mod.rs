@@ -12,6 +12,5 @@ mod task_graph;
 pub(crate) use filter::select_packages;
 pub(crate) use package_graph::PackageGraph;
 pub(crate) use task_graph::{
-    ExecutionPlan, TaskKind, TaskQuery, TaskSelection, available_tasks,
-    build_plan,
+    ExecutionPlan, TaskKind, TaskQuery, TaskSelection, available_tasks, build_plan,
 };

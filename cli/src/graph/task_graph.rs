@@ -60,14 +60,19 @@ pub(crate) enum GraphError {
     Cycle { cycle: Vec<String> },
     #[error("invalid filter `{filter}`: {message}")]
     InvalidFilter { filter: String, message: String },
-    #[error("`{task}` names a single package; it cannot be combined with {flag}\n(hint: use `--filter {package}` to select by package, or drop {flag})")]
+    #[error(
+        "`{task}` names a single package; it cannot be combined with {flag}\n(hint: use `--filter {package}` to select by package, or drop {flag})"
+    )]
     PackageTaskWithSelection {
         task: String,
         package: String,
         flag: &'static str,
     },
     #[error("no selected package has a task `{task}`{}", suggestion(.suggestions))]
-    TaskInNoPackage { task: String, suggestions: Vec<String> },
+    TaskInNoPackage {
+        task: String,
+        suggestions: Vec<String>,
+    },
     #[error("task `{from}` depends on `{dep}`, which does not exist{}\n  (in `{config}`)", suggestion(.suggestions))]
     UnknownDependency {
         from: String,
@@ -76,7 +81,10 @@ pub(crate) enum GraphError {
         suggestions: Vec<String>,
     },
     #[error("no package named `{package}` in this workspace{}", suggestion(.suggestions))]
-    UnknownPackage { package: String, suggestions: Vec<String> },
+    UnknownPackage {
+        package: String,
+        suggestions: Vec<String>,
+    },
     #[error("package `{package}` has no task `{task}`{}", suggestion(.suggestions))]
     UnknownTask {
         package: String,
@@ -91,7 +99,10 @@ fn suggestion(s: &[String]) -> String {
         [one] => format!("\n(hint: did you mean `{one}`?)"),
         many => format!(
             "\n(hint: did you mean one of {}?)",
-            many.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -105,7 +116,11 @@ fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>)
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     scored.dedup_by(|a, b| a.1 == b.1);
-    scored.into_iter().take(3).map(|(_, c)| c.to_owned()).collect()
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, c)| c.to_owned())
+        .collect()
 }
 
 /// A task as resolved in one package.
@@ -117,7 +132,11 @@ struct ResolvedTask {
 
 fn resolve_task(ws: &Workspace, pkg: usize, name: &str) -> Option<ResolvedTask> {
     let p = &ws.packages[pkg];
-    let script = p.scripts.iter().find(|(n, _)| n == name).map(|(_, c)| c.clone());
+    let script = p
+        .scripts
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, c)| c.clone());
     if let Some(def) = p.task_config.as_ref().and_then(|c| c.tasks.get(name)) {
         return Some(ResolvedTask {
             kind: TaskKind::Task,
@@ -133,7 +152,10 @@ fn resolve_task(ws: &Workspace, pkg: usize, name: &str) -> Option<ResolvedTask> 
 }
 
 /// Every task a package offers: (name, command, kind), sorted by name.
-pub(crate) fn available_tasks(ws: &Workspace, pkg: usize) -> Vec<(String, Option<String>, TaskKind)> {
+pub(crate) fn available_tasks(
+    ws: &Workspace,
+    pkg: usize,
+) -> Vec<(String, Option<String>, TaskKind)> {
     let p = &ws.packages[pkg];
     let mut names: BTreeSet<&str> = p.scripts.iter().map(|(n, _)| n.as_str()).collect();
     if let Some(c) = &p.task_config {
@@ -219,7 +241,11 @@ pub(crate) fn build_plan(
         }
         TaskSelection::Filtered(set) => (set.clone(), false),
     };
-    let mut b = Builder { ws, nodes: Vec::new(), index: HashMap::new() };
+    let mut b = Builder {
+        ws,
+        nodes: Vec::new(),
+        index: HashMap::new(),
+    };
     let mut roots = Vec::new();
     for &pkg in &candidates {
         match resolve_task(ws, pkg, task) {
@@ -276,15 +302,31 @@ pub(crate) fn build_plan(
             let (dep_pkg, dep_task) = match dep.rsplit_once('#') {
                 Some((p, t)) => match ws.package_by_name(p) {
                     Some(i) => (i, t.to_owned()),
-                    None => return Err(unknown_dependency(ws, &b.nodes[node], &dep, ws.packages.iter().map(|p| p.name.clone()).collect())),
+                    None => {
+                        return Err(unknown_dependency(
+                            ws,
+                            &b.nodes[node],
+                            &dep,
+                            ws.packages.iter().map(|p| p.name.clone()).collect(),
+                        ));
+                    }
                 },
                 None => (pkg, dep.clone()),
             };
             let Some(resolved) = resolve_task(ws, dep_pkg, &dep_task) else {
                 let names = available_tasks(ws, dep_pkg).into_iter().map(|(n, _, _)| {
-                    if dep_pkg == pkg { n } else { label(ws, dep_pkg, &n) }
+                    if dep_pkg == pkg {
+                        n
+                    } else {
+                        label(ws, dep_pkg, &n)
+                    }
                 });
-                return Err(unknown_dependency(ws, &b.nodes[node], &dep, names.collect()));
+                return Err(unknown_dependency(
+                    ws,
+                    &b.nodes[node],
+                    &dep,
+                    names.collect(),
+                ));
             };
             let (dep_node, is_new) = b.add(dep_pkg, &dep_task, resolved);
             if is_new {
@@ -298,7 +340,12 @@ pub(crate) fn build_plan(
     topological(b.nodes)
 }
 
-fn unknown_dependency(ws: &Workspace, from: &PlannedTask, dep: &str, candidates: Vec<String>) -> GraphError {
+fn unknown_dependency(
+    ws: &Workspace,
+    from: &PlannedTask,
+    dep: &str,
+    candidates: Vec<String>,
+) -> GraphError {
     GraphError::UnknownDependency {
         from: from.label.clone(),
         dep: dep.to_owned(),
@@ -324,7 +371,10 @@ fn topological(nodes: Vec<PlannedTask>) -> Result<ExecutionPlan, GraphError> {
             2 => return Ok(()),
             1 => {
                 let start = path.iter().position(|&p| p == i).unwrap_or(0);
-                let mut cycle: Vec<String> = path[start..].iter().map(|&p| nodes[p].label.clone()).collect();
+                let mut cycle: Vec<String> = path[start..]
+                    .iter()
+                    .map(|&p| nodes[p].label.clone())
+                    .collect();
                 cycle.push(nodes[i].label.clone());
                 return Err(GraphError::Cycle { cycle });
             }
@@ -351,7 +401,9 @@ fn topological(nodes: Vec<PlannedTask>) -> Result<ExecutionPlan, GraphError> {
     let tasks = order
         .iter()
         .map(|&old| {
-            let mut t = slots[old].take().expect("each node is ordered exactly once");
+            let mut t = slots[old]
+                .take()
+                .expect("each node is ordered exactly once");
             t.deps = t.deps.iter().map(|&d| new_index[d]).collect();
             t
         })
@@ -370,21 +422,52 @@ mod tests {
         Package {
             name: name.to_owned(),
             dir: Path::new("/w").join(if name == "root" { "" } else { name }),
-            rel_dir: if name == "root" { String::new() } else { name.to_owned() },
+            rel_dir: if name == "root" {
+                String::new()
+            } else {
+                name.to_owned()
+            },
             workspace_deps: deps.iter().map(|d| (*d).to_owned()).collect(),
-            scripts: scripts.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect(),
+            scripts: scripts
+                .iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect(),
             task_config,
         }
     }
 
     fn ws(packages: Vec<Package>) -> Workspace {
-        Workspace { root: "/w".into(), packages }
+        Workspace {
+            root: "/w".into(),
+            packages,
+        }
     }
 
-    fn plan(ws: &Workspace, task: &str, selection: TaskSelection, cwd: &str) -> Result<Vec<(String, Vec<String>)>, GraphError> {
+    fn plan(
+        ws: &Workspace,
+        task: &str,
+        selection: TaskSelection,
+        cwd: &str,
+    ) -> Result<Vec<(String, Vec<String>)>, GraphError> {
         let g = PackageGraph::new(ws);
-        let p = build_plan(ws, &g, &TaskQuery { task, selection, cwd: Path::new(cwd) })?;
-        Ok(p.tasks.iter().map(|t| (t.label.clone(), t.deps.iter().map(|&d| p.tasks[d].label.clone()).collect())).collect())
+        let p = build_plan(
+            ws,
+            &g,
+            &TaskQuery {
+                task,
+                selection,
+                cwd: Path::new(cwd),
+            },
+        )?;
+        Ok(p.tasks
+            .iter()
+            .map(|t| {
+                (
+                    t.label.clone(),
+                    t.deps.iter().map(|&d| p.tasks[d].label.clone()).collect(),
+                )
+            })
+            .collect())
     }
 
     fn chain() -> Workspace {
@@ -393,7 +476,12 @@ mod tests {
             pkg("root", &[], &[], ""),
             pkg("app", &["mid"], &[("build", "node b.js")], ""),
             pkg("mid", &["lib"], &[("test", "t")], ""),
-            pkg("lib", &[], &[], r#"{"tasks":{"build":{"command":"tsc","dependsOn":["gen"]},"gen":{"command":"gen"}}}"#),
+            pkg(
+                "lib",
+                &[],
+                &[],
+                r#"{"tasks":{"build":{"command":"tsc","dependsOn":["gen"]},"gen":{"command":"gen"}}}"#,
+            ),
         ])
     }
 
@@ -426,33 +514,67 @@ mod tests {
 
     #[test]
     fn unknown_task_suggests() {
-        let e = plan(&chain(), "biuld", TaskSelection::Current, "/w/app").unwrap_err().to_string();
-        assert_eq!(e, "package `app` has no task `biuld`\n(hint: did you mean `build`?)");
-        let e = plan(&chain(), "nope#build", TaskSelection::Current, "/w").unwrap_err().to_string();
+        let e = plan(&chain(), "biuld", TaskSelection::Current, "/w/app")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "package `app` has no task `biuld`\n(hint: did you mean `build`?)"
+        );
+        let e = plan(&chain(), "nope#build", TaskSelection::Current, "/w")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("no package named `nope`"), "{e}");
-        let e = plan(&chain(), "lib#build", TaskSelection::Recursive, "/w").unwrap_err().to_string();
+        let e = plan(&chain(), "lib#build", TaskSelection::Recursive, "/w")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot be combined with `--recursive`"), "{e}");
     }
 
     #[test]
     fn cycle_is_printed() {
-        let w = ws(vec![pkg("root", &[], &[], r#"{"tasks":{"a":{"command":"x","dependsOn":["b"]},"b":{"command":"y","dependsOn":["root#a"]}}}"#)]);
-        let e = plan(&w, "a", TaskSelection::Current, "/w").unwrap_err().to_string();
-        assert_eq!(e, "tasks depend on each other in a cycle: root#a → root#b → root#a");
+        let w = ws(vec![pkg(
+            "root",
+            &[],
+            &[],
+            r#"{"tasks":{"a":{"command":"x","dependsOn":["b"]},"b":{"command":"y","dependsOn":["root#a"]}}}"#,
+        )]);
+        let e = plan(&w, "a", TaskSelection::Current, "/w")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "tasks depend on each other in a cycle: root#a → root#b → root#a"
+        );
     }
 
     #[test]
     fn unknown_dependency_names_the_config() {
-        let w = ws(vec![pkg("root", &[], &[], r#"{"tasks":{"a":{"command":"x","dependsOn":["lnt"]},"lint":{"command":"l"}}}"#)]);
-        let e = plan(&w, "a", TaskSelection::Current, "/w").unwrap_err().to_string();
-        assert!(e.contains("task `root#a` depends on `lnt`, which does not exist"), "{e}");
+        let w = ws(vec![pkg(
+            "root",
+            &[],
+            &[],
+            r#"{"tasks":{"a":{"command":"x","dependsOn":["lnt"]},"lint":{"command":"l"}}}"#,
+        )]);
+        let e = plan(&w, "a", TaskSelection::Current, "/w")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("task `root#a` depends on `lnt`, which does not exist"),
+            "{e}"
+        );
         assert!(e.contains("did you mean `lint`"), "{e}");
         assert!(e.contains("/w/vite-task.json"), "{e}");
     }
 
     #[test]
     fn task_without_command_takes_the_script() {
-        let w = ws(vec![pkg("root", &[], &[("build", "vite build")], r#"{"tasks":{"build":{"env":["X"]}}}"#)]);
+        let w = ws(vec![pkg(
+            "root",
+            &[],
+            &[("build", "vite build")],
+            r#"{"tasks":{"build":{"env":["X"]}}}"#,
+        )]);
         let tasks = available_tasks(&w, 0);
         assert_eq!(tasks[0].1.as_deref(), Some("vite build"));
         assert_eq!(tasks[0].2, TaskKind::Task);

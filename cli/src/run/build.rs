@@ -45,7 +45,11 @@ pub(crate) fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let mut child_env = env_policy.child_env(&full_env);
     child_env.retain(|(k, _)| k != "PATH");
     child_env.push(("PATH".into(), path));
-    let mut argv = vec![node.to_string_lossy().into_owned(), vite_bin.to_string_lossy().into_owned(), "build".to_owned()];
+    let mut argv = vec![
+        node.to_string_lossy().into_owned(),
+        vite_bin.to_string_lossy().into_owned(),
+        "build".to_owned(),
+    ];
     argv.extend(args.vite_args.iter().cloned());
     let mut display = String::from("vp build");
     if !args.vite_args.is_empty() {
@@ -67,7 +71,10 @@ pub(crate) fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         cache_enabled: !args.exec.no_cache,
         interactive: false,
     };
-    let opts = SchedulerOptions { concurrency: 1, parallel: false };
+    let opts = SchedulerOptions {
+        concurrency: 1,
+        parallel: false,
+    };
     execute_specs(&ws.root, vec![spec], &[Vec::new()], &args.exec, &opts)
 }
 
@@ -76,7 +83,9 @@ pub(crate) fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
 fn find_vite_bin(dir: &Path) -> Option<PathBuf> {
     for d in dir.ancestors() {
         let pkg_dir = d.join("node_modules/vite");
-        let Ok(text) = std::fs::read_to_string(pkg_dir.join("package.json")) else { continue };
+        let Ok(text) = std::fs::read_to_string(pkg_dir.join("package.json")) else {
+            continue;
+        };
         let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
         let bin = match &manifest["bin"] {
             serde_json::Value::String(s) => s.clone(),

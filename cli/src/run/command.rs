@@ -10,12 +10,12 @@ use anyhow::Context;
 use super::events::RunEvent;
 use super::scheduler::{self, SchedulerOptions};
 use super::task::{RunCache, RunContext, TaskSpec};
-use crate::cache::{CacheSettings, GlobConfig};
-use crate::workspace::GlobEntry;
 use super::{command_line, env::EnvPolicy, resolve};
 use crate::args::{ExecOptions, RunArgs};
+use crate::cache::{CacheSettings, GlobConfig};
 use crate::graph::{self, ExecutionPlan, PackageGraph, TaskKind, TaskQuery, TaskSelection};
 use crate::report::Reporter;
+use crate::workspace::GlobEntry;
 use crate::workspace::Workspace;
 
 /// A run cancelled by a signal exits like a process killed by it: 128 + the
@@ -29,7 +29,10 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
     let ws = Workspace::load(&cwd)?;
     if args.last_details {
-        let settings = CacheSettings::resolve(args.exec.cache_dir.as_deref(), None, &ws.root, &cwd, |k| std::env::var(k).ok())?;
+        let settings =
+            CacheSettings::resolve(args.exec.cache_dir.as_deref(), None, &ws.root, &cwd, |k| {
+                std::env::var(k).ok()
+            })?;
         let text = crate::cache::CacheDir::find(&settings.dir)
             .ok()
             .flatten()
@@ -60,7 +63,15 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         TaskSelection::Current
     };
-    let plan = graph::build_plan(&ws, &pkg_graph, &TaskQuery { task, selection, cwd: &cwd })?;
+    let plan = graph::build_plan(
+        &ws,
+        &pkg_graph,
+        &TaskQuery {
+            task,
+            selection,
+            cwd: &cwd,
+        },
+    )?;
     let opts = SchedulerOptions {
         concurrency: usize::try_from(args.concurrency_limit).unwrap_or(4),
         parallel: args.parallel,
@@ -143,8 +154,13 @@ fn execute_plan(
 /// `input`/`output` config: omitted means auto; a list is auto only if it
 /// contains `{ "auto": true }`.
 pub(super) fn glob_config(entries: Option<&[GlobEntry]>) -> GlobConfig {
-    let Some(entries) = entries else { return GlobConfig::auto() };
-    let mut config = GlobConfig { auto: false, globs: Vec::new() };
+    let Some(entries) = entries else {
+        return GlobConfig::auto();
+    };
+    let mut config = GlobConfig {
+        auto: false,
+        globs: Vec::new(),
+    };
     for e in entries {
         match e {
             GlobEntry::Glob(g) => config.globs.push(g.clone()),
@@ -164,11 +180,17 @@ pub(super) fn execute_specs(
     opts: &SchedulerOptions,
 ) -> anyhow::Result<ExitCode> {
     let labels = specs.iter().map(|s| s.label.clone()).collect();
-    let reporter = Rc::new(std::cell::RefCell::new(Reporter::terminal(exec.log, exec.verbose, labels)));
+    let reporter = Rc::new(std::cell::RefCell::new(Reporter::terminal(
+        exec.log,
+        exec.verbose,
+        labels,
+    )));
     let sink = Rc::clone(&reporter);
     let emit = move |e: RunEvent| sink.borrow_mut().report(&e);
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
-    let settings = CacheSettings::resolve(exec.cache_dir.as_deref(), None, root, &cwd, |k| std::env::var(k).ok())?;
+    let settings = CacheSettings::resolve(exec.cache_dir.as_deref(), None, root, &cwd, |k| {
+        std::env::var(k).ok()
+    })?;
     let cache = if specs.iter().any(|s| s.cache_enabled) {
         open_cache(&settings, &emit)
     } else {
@@ -177,7 +199,9 @@ pub(super) fn execute_specs(
     let addon_path = match crate::bridge::materialize_addon(&crate::bridge::default_addon_dir()) {
         Ok(p) => Some(p),
         Err(e) => {
-            emit(RunEvent::Notice { message: format!("Node tools cannot talk to vp in this run: {e}") });
+            emit(RunEvent::Notice {
+                message: format!("Node tools cannot talk to vp in this run: {e}"),
+            });
             None
         }
     };
@@ -198,7 +222,9 @@ pub(super) fn execute_specs(
     let specs = Rc::new(specs);
     let mut stats = smol::block_on(ex.run(scheduler::run(&ex, specs, deps, opts, Rc::clone(&ctx))));
     stats.not_cached = ctx.not_cached.borrow().clone();
-    reporter.borrow_mut().report(&RunEvent::RunFinished { stats: stats.clone() });
+    reporter.borrow_mut().report(&RunEvent::RunFinished {
+        stats: stats.clone(),
+    });
     let details = reporter.borrow().last_details(&stats);
     // Best effort: `--last-details` then has nothing to show, which it says.
     // Only into a directory proven to be vp's (claimed with its marker), so
@@ -222,23 +248,42 @@ pub(super) fn execute_specs(
 /// Opens the store, telling the user when it waits for or repairs it.
 /// Failing to open is never fatal: the run goes on without the cache.
 fn open_cache(settings: &CacheSettings, emit: &dyn Fn(RunEvent)) -> Result<RunCache, String> {
-    let mut notify = |n: crate::cache::StoreNotice| emit(RunEvent::Notice { message: n.to_string() });
+    let mut notify = |n: crate::cache::StoreNotice| {
+        emit(RunEvent::Notice {
+            message: n.to_string(),
+        })
+    };
     match crate::cache::open(&settings.dir, &settings.open, &mut notify) {
-        Ok(crate::cache::Opened::Ready(store)) => Ok(RunCache { store: std::sync::Arc::new(store), dir: settings.dir.clone() }),
+        Ok(crate::cache::Opened::Ready(store)) => Ok(RunCache {
+            store: std::sync::Arc::new(store),
+            dir: settings.dir.clone(),
+        }),
         Ok(crate::cache::Opened::HeldByAncestor { holder }) => {
             // No notice: the header says it once per task, and the outer
             // task caches this whole nested run.
-            Err(format!("the vp that started this one (pid {holder}) holds the cache; the outer task caches this run"))
+            Err(format!(
+                "the vp that started this one (pid {holder}) holds the cache; the outer task caches this run"
+            ))
         }
         Ok(crate::cache::Opened::Busy { holder }) => {
-            let who = holder.map_or_else(|| "another vp".to_owned(), |pid| format!("another vp (pid {pid})"));
+            let who = holder.map_or_else(
+                || "another vp".to_owned(),
+                |pid| format!("another vp (pid {pid})"),
+            );
             let reason = format!("{who} holds the cache lock");
-            emit(RunEvent::Notice { message: format!("{reason}; running without the cache") });
+            emit(RunEvent::Notice {
+                message: format!("{reason}; running without the cache"),
+            });
             Err(reason)
         }
         Err(e) => {
-            let reason = format!("the cache at `{}` could not be opened: {e}", settings.dir.display());
-            emit(RunEvent::Notice { message: format!("{reason}; running without the cache") });
+            let reason = format!(
+                "the cache at `{}` could not be opened: {e}",
+                settings.dir.display()
+            );
+            emit(RunEvent::Notice {
+                message: format!("{reason}; running without the cache"),
+            });
             Err(reason)
         }
     }
@@ -256,7 +301,11 @@ pub(super) fn header_cwd(root: &Path, cwd: &Path) -> String {
 /// package when run at the workspace root.
 fn print_task_list(ws: &Workspace, cwd: &Path) {
     let current = ws.package_containing(cwd).unwrap_or(0);
-    let pkgs: Vec<usize> = if current == 0 { (0..ws.packages.len()).collect() } else { vec![current] };
+    let pkgs: Vec<usize> = if current == 0 {
+        (0..ws.packages.len()).collect()
+    } else {
+        vec![current]
+    };
     let mut any = false;
     for p in pkgs {
         let tasks = graph::available_tasks(ws, p);
@@ -265,7 +314,11 @@ fn print_task_list(ws: &Workspace, cwd: &Path) {
         }
         any = true;
         let pkg = &ws.packages[p];
-        let place = if pkg.rel_dir.is_empty() { String::new() } else { format!(" ({})", pkg.rel_dir) };
+        let place = if pkg.rel_dir.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", pkg.rel_dir)
+        };
         println!("{}{place}:", pkg.name);
         let width = tasks.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
         for (name, command, kind) in tasks {
@@ -273,7 +326,10 @@ fn print_task_list(ws: &Workspace, cwd: &Path) {
                 TaskKind::Task => "",
                 TaskKind::Script => "  (script)",
             };
-            println!("  {name:<width$}  {}{kind}", command.as_deref().unwrap_or("(runs its dependsOn only)"));
+            println!(
+                "  {name:<width$}  {}{kind}",
+                command.as_deref().unwrap_or("(runs its dependsOn only)")
+            );
         }
     }
     if !any {

@@ -90,7 +90,9 @@ fn split_and_chain(command: &str) -> Result<Vec<&str>, CommandLineError> {
         i += 1;
     }
     if single || double {
-        return Err(CommandLineError::UnterminatedQuote { command: command.to_owned() });
+        return Err(CommandLineError::UnterminatedQuote {
+            command: command.to_owned(),
+        });
     }
     if other_operator || splits.is_empty() {
         return Ok(vec![command]);
@@ -107,14 +109,20 @@ fn split_and_chain(command: &str) -> Result<Vec<&str>, CommandLineError> {
 
 fn item(text: &str) -> Result<CommandItem, CommandLineError> {
     if needs_shell(text) {
-        return Ok(CommandItem::Shell { script: text.to_owned() });
+        return Ok(CommandItem::Shell {
+            script: text.to_owned(),
+        });
     }
-    let argv = shell_words::split(text)
-        .map_err(|_| CommandLineError::UnterminatedQuote { command: text.to_owned() })?;
+    let argv = shell_words::split(text).map_err(|_| CommandLineError::UnterminatedQuote {
+        command: text.to_owned(),
+    })?;
     if argv.is_empty() {
         return Err(CommandLineError::Empty);
     }
-    Ok(CommandItem::Direct { argv, text: text.to_owned() })
+    Ok(CommandItem::Direct {
+        argv,
+        text: text.to_owned(),
+    })
 }
 
 /// True when `text` uses any syntax only a shell understands, outside quotes.
@@ -140,7 +148,8 @@ fn needs_shell(text: &str) -> bool {
             return true; // expansion, even inside double quotes
         } else if !double {
             match c {
-                b'|' | b'&' | b';' | b'<' | b'>' | b'(' | b')' | b'*' | b'?' | b'[' | b'{' | b'}' | b'\n' => {
+                b'|' | b'&' | b';' | b'<' | b'>' | b'(' | b')' | b'*' | b'?' | b'[' | b'{'
+                | b'}' | b'\n' => {
                     return true;
                 }
                 b'~' | b'#' if word_start => return true,
@@ -164,16 +173,23 @@ mod tests {
 
     fn direct(args: &[&str]) -> CommandItem {
         let argv: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-        CommandItem::Direct { text: shell_words::join(&argv), argv }
+        CommandItem::Direct {
+            text: shell_words::join(&argv),
+            argv,
+        }
     }
     fn shell(s: &str) -> CommandItem {
-        CommandItem::Shell { script: s.to_owned() }
+        CommandItem::Shell {
+            script: s.to_owned(),
+        }
     }
 
     #[test]
     fn splits_and_chains_into_items() {
         let items = parse("tsc -p . && vite build --mode 'a b'", &[]).unwrap();
-        assert!(matches!(&items[1], CommandItem::Direct { argv, .. } if argv == &["vite", "build", "--mode", "a b"]));
+        assert!(
+            matches!(&items[1], CommandItem::Direct { argv, .. } if argv == &["vite", "build", "--mode", "a b"])
+        );
         assert_eq!(items[0], direct(&["tsc", "-p", "."]));
         assert_eq!(items[1].to_string(), "vite build --mode 'a b'");
     }
@@ -181,21 +197,35 @@ mod tests {
     #[test]
     fn quoted_ampersands_do_not_split() {
         let items = parse("echo 'a && b'", &[]).unwrap();
-        assert!(matches!(&items[..], [CommandItem::Direct { argv, .. }] if argv == &["echo", "a && b"]));
+        assert!(
+            matches!(&items[..], [CommandItem::Direct { argv, .. }] if argv == &["echo", "a && b"])
+        );
     }
 
     #[test]
     fn other_operators_keep_the_whole_command_in_one_shell() {
-        assert_eq!(parse("a && b || c", &[]).unwrap(), vec![shell("a && b || c")]);
+        assert_eq!(
+            parse("a && b || c", &[]).unwrap(),
+            vec![shell("a && b || c")]
+        );
     }
 
     #[test]
     fn shell_syntax_goes_through_sh() {
-        for s in ["cat a > b", "echo $HOME", "NODE_ENV=prod node x.js", "ls *.js", "echo \"$X\"", "cd ~"] {
+        for s in [
+            "cat a > b",
+            "echo $HOME",
+            "NODE_ENV=prod node x.js",
+            "ls *.js",
+            "echo \"$X\"",
+            "cd ~",
+        ] {
             assert_eq!(parse(s, &[]).unwrap(), vec![shell(s)], "{s}");
         }
         let items = parse("node --flag=value x", &[]).unwrap();
-        assert!(matches!(&items[..], [CommandItem::Direct { argv, text }] if argv == &["node", "--flag=value", "x"] && text == "node --flag=value x"));
+        assert!(
+            matches!(&items[..], [CommandItem::Direct { argv, text }] if argv == &["node", "--flag=value", "x"] && text == "node --flag=value x")
+        );
     }
 
     #[test]
@@ -205,12 +235,18 @@ mod tests {
             parse("a && b", &extra).unwrap(),
             vec![direct(&["a"]), direct(&["b", "--watch", "a b"])]
         );
-        assert_eq!(parse("cat x | wc", &extra).unwrap(), vec![shell("cat x | wc --watch 'a b'")]);
+        assert_eq!(
+            parse("cat x | wc", &extra).unwrap(),
+            vec![shell("cat x | wc --watch 'a b'")]
+        );
     }
 
     #[test]
     fn errors() {
         assert_eq!(parse("a && ", &[]), Err(CommandLineError::Empty));
-        assert!(matches!(parse("echo 'x", &[]), Err(CommandLineError::UnterminatedQuote { .. })));
+        assert!(matches!(
+            parse("echo 'x", &[]),
+            Err(CommandLineError::UnterminatedQuote { .. })
+        ));
     }
 }

@@ -15,11 +15,44 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 
 /// Passed to every child, never fingerprinted by value (COMPAT §5).
 pub(crate) const DEFAULT_PASS_THROUGH: &[&str] = &[
-    "HOME", "USER", "TZ", "LANG", "LC_*", "SHELL", "PWD", "PATH", "XDG_RUNTIME_DIR", "XAUTHORITY",
-    "DBUS_SESSION_BUS_ADDRESS", "CI", "NODE_OPTIONS", "COREPACK_*", "NPM_CONFIG_STORE_DIR",
-    "PNPM_HOME", "LD_LIBRARY_PATH", "LD_PRELOAD", "COLORTERM", "TERM", "TERM_PROGRAM", "DISPLAY",
-    "FORCE_COLOR", "NO_COLOR", "TMP", "TEMP", "TMPDIR", "VERCEL", "VERCEL_*", "NEXT_*",
-    "GITHUB_*", "RUNNER_*", "DOCKER_*", "BUILDKIT_*", "PLAYWRIGHT_*", "VSCODE_*", "*_TOKEN", "VP_*",
+    "HOME",
+    "USER",
+    "TZ",
+    "LANG",
+    "LC_*",
+    "SHELL",
+    "PWD",
+    "PATH",
+    "XDG_RUNTIME_DIR",
+    "XAUTHORITY",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "CI",
+    "NODE_OPTIONS",
+    "COREPACK_*",
+    "NPM_CONFIG_STORE_DIR",
+    "PNPM_HOME",
+    "LD_LIBRARY_PATH",
+    "LD_PRELOAD",
+    "COLORTERM",
+    "TERM",
+    "TERM_PROGRAM",
+    "DISPLAY",
+    "FORCE_COLOR",
+    "NO_COLOR",
+    "TMP",
+    "TEMP",
+    "TMPDIR",
+    "VERCEL",
+    "VERCEL_*",
+    "NEXT_*",
+    "GITHUB_*",
+    "RUNNER_*",
+    "DOCKER_*",
+    "BUILDKIT_*",
+    "PLAYWRIGHT_*",
+    "VSCODE_*",
+    "*_TOKEN",
+    "VP_*",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -51,13 +84,21 @@ fn glob_set(patterns: &[impl AsRef<str>], task: &str) -> Result<GlobSet, EnvPatt
     }
     b.build().map_err(|e| EnvPatternError {
         task: task.to_owned(),
-        pattern: patterns.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", "),
+        pattern: patterns
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<_>>()
+            .join(", "),
         message: e.to_string(),
     })
 }
 
 impl EnvPolicy {
-    pub(crate) fn new(task: &str, declared: &[String], untracked: &[String]) -> Result<EnvPolicy, EnvPatternError> {
+    pub(crate) fn new(
+        task: &str,
+        declared: &[String],
+        untracked: &[String],
+    ) -> Result<EnvPolicy, EnvPatternError> {
         Ok(EnvPolicy {
             declared: glob_set(declared, task)?,
             user_untracked: glob_set(untracked, task)?,
@@ -89,7 +130,10 @@ impl EnvPolicy {
 
     /// Declared variables and their values (the part of the env that is in
     /// the cache key).
-    pub(crate) fn declared_values(&self, full: &[(OsString, OsString)]) -> BTreeMap<OsString, OsString> {
+    pub(crate) fn declared_values(
+        &self,
+        full: &[(OsString, OsString)],
+    ) -> BTreeMap<OsString, OsString> {
         full.iter()
             .filter(|(k, _)| self.is_declared(k))
             .cloned()
@@ -114,18 +158,41 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
-        pairs.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
     }
 
     #[test]
     fn strict_env_keeps_declared_untracked_and_defaults_only() {
-        let p = EnvPolicy::new("t", &["VITE_*".into(), "NODE_ENV".into()], &["DEBUG".into()]).unwrap();
+        let p = EnvPolicy::new(
+            "t",
+            &["VITE_*".into(), "NODE_ENV".into()],
+            &["DEBUG".into()],
+        )
+        .unwrap();
         let full = env(&[
-            ("PATH", "/bin"), ("VITE_A", "1"), ("NODE_ENV", "production"), ("DEBUG", "x"),
-            ("SECRET_THING", "s"), ("GITHUB_SHA", "abc"), ("NPM_TOKEN", "t"),
+            ("PATH", "/bin"),
+            ("VITE_A", "1"),
+            ("NODE_ENV", "production"),
+            ("DEBUG", "x"),
+            ("SECRET_THING", "s"),
+            ("GITHUB_SHA", "abc"),
+            ("NPM_TOKEN", "t"),
         ]);
         let names: Vec<_> = p.child_env(&full).into_iter().map(|(k, _)| k).collect();
-        assert_eq!(names, ["PATH", "VITE_A", "NODE_ENV", "DEBUG", "GITHUB_SHA", "NPM_TOKEN"]);
+        assert_eq!(
+            names,
+            [
+                "PATH",
+                "VITE_A",
+                "NODE_ENV",
+                "DEBUG",
+                "GITHUB_SHA",
+                "NPM_TOKEN"
+            ]
+        );
         let declared: Vec<_> = p.declared_values(&full).into_keys().collect();
         assert_eq!(declared, ["NODE_ENV", "VITE_A"]);
         assert_eq!(p.untracked_names(&full), ["DEBUG"]);
@@ -141,7 +208,9 @@ mod tests {
 
     #[test]
     fn bad_pattern_is_an_error_naming_the_task() {
-        let e = EnvPolicy::new("app#build", &["VITE_[".into()], &[]).unwrap_err().to_string();
+        let e = EnvPolicy::new("app#build", &["VITE_[".into()], &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`VITE_[`") && e.contains("app#build"), "{e}");
     }
 }

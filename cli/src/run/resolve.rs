@@ -25,15 +25,24 @@ pub(crate) fn child_path(bin_dirs: &[PathBuf], inherited: Option<&OsStr>) -> OsS
     if let Some(p) = inherited {
         parts.extend(std::env::split_paths(p));
     }
-    std::env::join_paths(parts).unwrap_or_else(|_| inherited.map(OsStr::to_owned).unwrap_or_default())
+    std::env::join_paths(parts)
+        .unwrap_or_else(|_| inherited.map(OsStr::to_owned).unwrap_or_default())
 }
 
 /// Resolves `program` against `cwd` (if it contains a `/`) or the search
 /// path. Returns the places searched when nothing was found.
-pub(crate) fn find_program(program: &str, cwd: &Path, search: &OsStr) -> Result<PathBuf, Vec<PathBuf>> {
+pub(crate) fn find_program(
+    program: &str,
+    cwd: &Path,
+    search: &OsStr,
+) -> Result<PathBuf, Vec<PathBuf>> {
     if program.contains('/') {
         let p = cwd.join(program);
-        return if is_executable(&p) { Ok(p) } else { Err(vec![p]) };
+        return if is_executable(&p) {
+            Ok(p)
+        } else {
+            Err(vec![p])
+        };
     }
     let mut searched = Vec::new();
     for dir in std::env::split_paths(search) {
@@ -59,7 +68,10 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let root = t.path();
         let pkg = root.join("packages/a");
-        for d in [root.join("node_modules/.bin"), pkg.join("node_modules/.bin")] {
+        for d in [
+            root.join("node_modules/.bin"),
+            pkg.join("node_modules/.bin"),
+        ] {
             std::fs::create_dir_all(&d).unwrap();
             let tool = d.join("tool");
             std::fs::write(&tool, "#!/bin/sh\n").unwrap();
@@ -68,8 +80,14 @@ mod tests {
         let dirs = bin_dirs(&pkg, root);
         assert_eq!(dirs.len(), 3); // packages/a, packages, root
         let path = child_path(&dirs, Some(OsStr::new("/usr/bin")));
-        assert_eq!(find_program("tool", &pkg, &path).unwrap(), pkg.join("node_modules/.bin/tool"));
-        assert_eq!(find_program("sh", &pkg, &path).unwrap(), PathBuf::from("/usr/bin/sh"));
+        assert_eq!(
+            find_program("tool", &pkg, &path).unwrap(),
+            pkg.join("node_modules/.bin/tool")
+        );
+        assert_eq!(
+            find_program("sh", &pkg, &path).unwrap(),
+            PathBuf::from("/usr/bin/sh")
+        );
         let searched = find_program("no-such-tool", &pkg, &path).unwrap_err();
         assert_eq!(searched.len(), 4);
     }

@@ -17,7 +17,9 @@ use super::events::{CacheStatus, CommandHeader, OutputStream, RunEvent, TaskOutc
 use super::resolve;
 use super::spawn::{self, ChildRegistry, ProcessSpec};
 use crate::bridge::{BridgeContext, BridgeReport, BridgeSession};
-use crate::cache::{self, GlobConfig, LookupOutcome, SpawnFingerprint, SpawnSpec, Store, TaskPaths};
+use crate::cache::{
+    self, GlobConfig, LookupOutcome, SpawnFingerprint, SpawnSpec, Store, TaskPaths,
+};
 use crate::trace::{self, ChildStdio, TraceOutcome};
 
 /// How many miss reasons a header shows before "and N more".
@@ -85,7 +87,11 @@ pub(crate) async fn execute(
         if ctx.cancelled.get() {
             return TaskOutcome::Cancelled;
         }
-        let item_id = if spec.items.len() == 1 { spec.label.clone() } else { format!("{}[{n}]", spec.label) };
+        let item_id = if spec.items.len() == 1 {
+            spec.label.clone()
+        } else {
+            format!("{}[{n}]", spec.label)
+        };
         match run_item(index, spec, &item_id, item, ctx, ex).await {
             ItemResult::Done { hit, saved: s } => {
                 if spec.cache_enabled {
@@ -99,7 +105,11 @@ pub(crate) async fn execute(
             ItemResult::Failed(outcome) => return outcome,
         }
     }
-    TaskOutcome::Succeeded { cache_hits: hits, commands: cached, saved }
+    TaskOutcome::Succeeded {
+        cache_hits: hits,
+        commands: cached,
+        saved,
+    }
 }
 
 async fn run_item(
@@ -122,14 +132,19 @@ async fn run_item(
         Ok(p) => p,
         Err(message) => {
             (ctx.emit)(header(CacheStatus::Disabled));
-            return ItemResult::Failed(TaskOutcome::Failed { exit_code: 127, message });
+            return ItemResult::Failed(TaskOutcome::Failed {
+                exit_code: 127,
+                message,
+            });
         }
     };
     let cache = match (&ctx.cache, spec.cache_enabled) {
         (_, false) => None,
         (Ok(c), true) => Some(c),
         (Err(reason), true) => {
-            (ctx.emit)(header(CacheStatus::Unavailable { reason: reason.clone() }));
+            (ctx.emit)(header(CacheStatus::Unavailable {
+                reason: reason.clone(),
+            }));
             return run_and_observe(index, spec, &item.to_string(), &process, None, ctx, ex).await;
         }
     };
@@ -143,7 +158,11 @@ async fn run_item(
         cwd: &spec.cwd,
         program: &process.program,
         args: &process.args,
-        declared_env: &spec.env_policy.declared_values(&ctx.full_env).into_iter().collect::<Vec<_>>(),
+        declared_env: &spec
+            .env_policy
+            .declared_values(&ctx.full_env)
+            .into_iter()
+            .collect::<Vec<_>>(),
         untracked_env: &spec.env_policy.untracked_names(&ctx.full_env),
         inputs: spec.inputs.clone(),
         outputs: spec.outputs.clone(),
@@ -151,11 +170,17 @@ async fn run_item(
     let lookup = {
         let (fp, id) = (Arc::clone(&fingerprint), item_id.to_owned());
         on_store(cache, spec, ctx, move |store, paths, env| {
-            store.lookup(&cache::LookupRequest { task: &id, spawn: &fp, paths, env })
+            store.lookup(&cache::LookupRequest {
+                task: &id,
+                spawn: &fp,
+                paths,
+                env,
+            })
         })
         .await
     };
-    let base = cache::RelPath::from_abs(&ctx.workspace_root, &spec.package_dir).unwrap_or_else(cache::RelPath::root);
+    let base = cache::RelPath::from_abs(&ctx.workspace_root, &spec.package_dir)
+        .unwrap_or_else(cache::RelPath::root);
     match lookup {
         Ok(LookupOutcome::Hit(hit)) => {
             let store = Arc::clone(&cache.store);
@@ -173,14 +198,32 @@ async fn run_item(
                             cache::Stream::Stdout => OutputStream::Stdout,
                             cache::Stream::Stderr => OutputStream::Stderr,
                         };
-                        (ctx.emit)(RunEvent::TaskOutput { task: index, stream, bytes: chunk.bytes });
+                        (ctx.emit)(RunEvent::TaskOutput {
+                            task: index,
+                            stream,
+                            bytes: chunk.bytes,
+                        });
                     }
-                    ItemResult::Done { hit: true, saved: hit.saved() }
+                    ItemResult::Done {
+                        hit: true,
+                        saved: hit.saved(),
+                    }
                 }
                 Err(e) => {
                     let reason = format!("its stored outputs could not be restored ({e})");
-                    (ctx.emit)(header(CacheStatus::Miss { reasons: vec![reason] }));
-                    run_and_observe(index, spec, &item.to_string(), &process, Some((cache, fingerprint, item_id)), ctx, ex).await
+                    (ctx.emit)(header(CacheStatus::Miss {
+                        reasons: vec![reason],
+                    }));
+                    run_and_observe(
+                        index,
+                        spec,
+                        &item.to_string(),
+                        &process,
+                        Some((cache, fingerprint, item_id)),
+                        ctx,
+                        ex,
+                    )
+                    .await
                 }
             }
         }
@@ -191,10 +234,21 @@ async fn run_item(
                 vec![reasons.display(&base, MISS_REASON_LIMIT).to_string()]
             };
             (ctx.emit)(header(CacheStatus::Miss { reasons }));
-            run_and_observe(index, spec, &item.to_string(), &process, Some((cache, fingerprint, item_id)), ctx, ex).await
+            run_and_observe(
+                index,
+                spec,
+                &item.to_string(),
+                &process,
+                Some((cache, fingerprint, item_id)),
+                ctx,
+                ex,
+            )
+            .await
         }
         Err(e) => {
-            (ctx.emit)(header(CacheStatus::Unavailable { reason: format!("the cache could not be read: {e}") }));
+            (ctx.emit)(header(CacheStatus::Unavailable {
+                reason: format!("the cache could not be read: {e}"),
+            }));
             run_and_observe(index, spec, &item.to_string(), &process, None, ctx, ex).await
         }
     }
@@ -221,7 +275,10 @@ async fn run_and_observe(
     let mut bridge = match BridgeSession::new(bridge_ctx) {
         Ok(b) => Some(b),
         Err(e) => {
-            (ctx.emit)(RunEvent::TaskNotice { task: index, message: format!("the runner bridge is unavailable for this task: {e}") });
+            (ctx.emit)(RunEvent::TaskNotice {
+                task: index,
+                message: format!("the runner bridge is unavailable for this task: {e}"),
+            });
             None
         }
     };
@@ -232,7 +289,11 @@ async fn run_and_observe(
     // starts: see `cache::store::state`.
     let own_state = match &store_as {
         Some((cache, _, item_id)) => {
-            let (store, id, root) = (Arc::clone(&cache.store), (*item_id).to_owned(), real_root(&ctx.workspace_root));
+            let (store, id, root) = (
+                Arc::clone(&cache.store),
+                (*item_id).to_owned(),
+                real_root(&ctx.workspace_root),
+            );
             let (config, pkg) = (spec.inputs.clone(), real_root(&spec.package_dir));
             blocking::unblock(move || {
                 let mut own = store.own_state(&id, &root).unwrap_or_default();
@@ -251,14 +312,21 @@ async fn run_and_observe(
             stdout: std::process::Stdio::piped(),
             stderr: std::process::Stdio::piped(),
         };
-        trace::spawn_traced(ex, cmd, stdio).await.map(|(c, t)| (c, Some(t))).map_err(|e| error_chain(&e))
+        trace::spawn_traced(ex, cmd, stdio)
+            .await
+            .map(|(c, t)| (c, Some(t)))
+            .map_err(|e| error_chain(&e))
     } else {
         // `async_process::Command::from` drops the std command's stdio
         // settings, so they are set again here.
         let mut cmd = async_process::Command::from(cmd);
-        cmd.stdin(if process.interactive { std::process::Stdio::inherit() } else { std::process::Stdio::null() })
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
+        cmd.stdin(if process.interactive {
+            std::process::Stdio::inherit()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
         cmd.spawn().map(|c| (c, None)).map_err(|e| e.to_string())
     };
     let (child, tracer) = match spawned {
@@ -266,7 +334,11 @@ async fn run_and_observe(
         Err(e) => {
             return ItemResult::Failed(TaskOutcome::Failed {
                 exit_code: 127,
-                message: format!("could not start `{}` in `{}`: {e}", process.program.display(), process.cwd.display()),
+                message: format!(
+                    "could not start `{}` in `{}`: {e}",
+                    process.program.display(),
+                    process.cwd.display()
+                ),
             });
         }
     };
@@ -282,9 +354,16 @@ async fn run_and_observe(
                 OutputStream::Stdout => cache::Stream::Stdout,
                 OutputStream::Stderr => cache::Stream::Stderr,
             };
-            log.borrow_mut().push(cache::LogChunk { stream, bytes: bytes.clone() });
+            log.borrow_mut().push(cache::LogChunk {
+                stream,
+                bytes: bytes.clone(),
+            });
         }
-        (ctx.emit)(RunEvent::TaskOutput { task: index, stream, bytes });
+        (ctx.emit)(RunEvent::TaskOutput {
+            task: index,
+            stream,
+            bytes,
+        });
     };
     let waiting = spawn::wait_with_output(child, &on_output);
     let (status, report) = match bridge {
@@ -304,7 +383,10 @@ async fn run_and_observe(
         && let Some(r) = &report
     {
         for line in r.render() {
-            (ctx.emit)(RunEvent::TaskNotice { task: index, message: line });
+            (ctx.emit)(RunEvent::TaskNotice {
+                task: index,
+                message: line,
+            });
         }
     }
     let code = match status {
@@ -322,7 +404,10 @@ async fn run_and_observe(
     if code != 0 {
         return ItemResult::Failed(TaskOutcome::Failed {
             exit_code: code,
-            message: format!("failed: `{}` exited with code {code}", spec.display.clone().unwrap_or_else(|| item_text.to_owned())),
+            message: format!(
+                "failed: `{}` exited with code {code}",
+                spec.display.clone().unwrap_or_else(|| item_text.to_owned())
+            ),
         });
     }
     if let Some((cache, fingerprint, item_id)) = store_as {
@@ -342,7 +427,11 @@ async fn run_and_observe(
         if let Some(files) = state_files {
             // Stored or not: a state file that existed before vp is known as
             // the task's own from the next run on.
-            let (store, id, root) = (Arc::clone(&cache.store), item_id.to_owned(), real_root(&ctx.workspace_root));
+            let (store, id, root) = (
+                Arc::clone(&cache.store),
+                item_id.to_owned(),
+                real_root(&ctx.workspace_root),
+            );
             let _ = blocking::unblock(move || store.remember_state(&id, &root, &files)).await;
         }
         match observed {
@@ -350,7 +439,10 @@ async fn run_and_observe(
             Err(why) => not_cached(index, spec, ctx, &why),
         }
     }
-    ItemResult::Done { hit: false, saved: Duration::ZERO }
+    ItemResult::Done {
+        hit: false,
+        saved: Duration::ZERO,
+    }
 }
 
 /// The workspace root with symlinks resolved, as the tracer reports paths.
@@ -388,7 +480,12 @@ fn observe(
         return Err(reason);
     }
     let (ignored_inputs, ignored_outputs): (Vec<PathBuf>, Vec<PathBuf>) = report
-        .map(|r| (r.ignored_inputs.iter().cloned().collect(), r.ignored_outputs.iter().cloned().collect()))
+        .map(|r| {
+            (
+                r.ignored_inputs.iter().cloned().collect(),
+                r.ignored_outputs.iter().cloned().collect(),
+            )
+        })
         .unwrap_or_default();
     let mut run = cache::ObservedRun {
         ignored_inputs: ignored_inputs.clone(),
@@ -411,7 +508,11 @@ fn observe(
         Some(TraceOutcome::Traced(access_log)) => {
             let root = real_root(&ctx.workspace_root);
             let cache_dir = std::fs::canonicalize(&cache.dir).unwrap_or_else(|_| cache.dir.clone());
-            let real = |ps: &[PathBuf]| -> Vec<PathBuf> { ps.iter().map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())).collect() };
+            let real = |ps: &[PathBuf]| -> Vec<PathBuf> {
+                ps.iter()
+                    .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+                    .collect()
+            };
             let (ii, io) = (real(&ignored_inputs), real(&ignored_outputs));
             let c = trace::classify(
                 &access_log,
@@ -425,11 +526,16 @@ fn observe(
             );
             *state_files = Some(c.state_files.iter().cloned().collect());
             if let Some(p) = c.modified_inputs.first() {
-                return Err(format!("it modified its input '{}'", rel_display(&ctx.workspace_root, &root, p)));
+                return Err(format!(
+                    "it modified its input '{}'",
+                    rel_display(&ctx.workspace_root, &root, p)
+                ));
             }
             if let Some(why) = c.untraceable.first() {
                 if needs_trace {
-                    return Err(format!("its file accesses could not all be observed ({why})"));
+                    return Err(format!(
+                        "its file accesses could not all be observed ({why})"
+                    ));
                 }
             }
             if spec.inputs.auto {
@@ -440,9 +546,12 @@ fn observe(
                         let kind = match access {
                             // A stat'ed file is fingerprinted by content: size
                             // and mtime reached the tool (see `InputAccess::Metadata`).
-                            trace::InputAccess::ContentRead | trace::InputAccess::Metadata => cache::InputKind::ContentRead,
+                            trace::InputAccess::ContentRead | trace::InputAccess::Metadata => {
+                                cache::InputKind::ContentRead
+                            }
                             trace::InputAccess::Listing => cache::InputKind::Listing,
-                            trace::InputAccess::Probe { .. } | trace::InputAccess::Symlink { .. } => cache::InputKind::Probe,
+                            trace::InputAccess::Probe { .. }
+                            | trace::InputAccess::Symlink { .. } => cache::InputKind::Probe,
                         };
                         (p, kind)
                     })
@@ -473,8 +582,13 @@ fn rel_display(root: &Path, real_root: &Path, p: &Path) -> String {
 }
 
 fn not_cached(index: usize, spec: &TaskSpec, ctx: &RunContext, why: &str) {
-    (ctx.emit)(RunEvent::TaskNotice { task: index, message: format!("not cached: {why}") });
-    ctx.not_cached.borrow_mut().push(format!("{} not cached because {why}.", spec.label));
+    (ctx.emit)(RunEvent::TaskNotice {
+        task: index,
+        message: format!("not cached: {why}"),
+    });
+    ctx.not_cached
+        .borrow_mut()
+        .push(format!("{} not cached because {why}.", spec.label));
 }
 
 async fn store_result(
@@ -488,7 +602,12 @@ async fn store_result(
 ) {
     let id = item_id.to_owned();
     let outcome = on_store(cache, spec, ctx, move |store, paths, _env| {
-        store.record(&cache::RecordRequest { task: &id, spawn: &fingerprint, paths, run: &run })
+        store.record(&cache::RecordRequest {
+            task: &id,
+            spawn: &fingerprint,
+            paths,
+            run: &run,
+        })
     })
     .await;
     match outcome {
@@ -496,12 +615,20 @@ async fn store_result(
             if ctx.verbose {
                 (ctx.emit)(RunEvent::TaskNotice {
                     task: index,
-                    message: format!("cached: {} inputs, {} outputs", summary.inputs, summary.outputs),
+                    message: format!(
+                        "cached: {} inputs, {} outputs",
+                        summary.inputs, summary.outputs
+                    ),
                 });
             }
         }
         Ok(cache::RecordOutcome::NotStored(why)) => not_cached(index, spec, ctx, &why.to_string()),
-        Err(e) => not_cached(index, spec, ctx, &format!("the cache could not be written ({e})")),
+        Err(e) => not_cached(
+            index,
+            spec,
+            ctx,
+            &format!("the cache could not be written ({e})"),
+        ),
     }
 }
 
@@ -514,12 +641,28 @@ async fn on_store<T: Send + 'static>(
     ctx: &RunContext,
     op: impl FnOnce(&Store, TaskPaths<'_>, &cache::EnvView<'_>) -> T + Send + 'static,
 ) -> T {
-    let (store, policy, env) = (Arc::clone(&cache.store), spec.env_policy.clone(), Arc::clone(&ctx.full_env));
-    let (root, pkg, dir) = (ctx.workspace_root.clone(), spec.package_dir.clone(), cache.dir.clone());
+    let (store, policy, env) = (
+        Arc::clone(&cache.store),
+        spec.env_policy.clone(),
+        Arc::clone(&ctx.full_env),
+    );
+    let (root, pkg, dir) = (
+        ctx.workspace_root.clone(),
+        spec.package_dir.clone(),
+        cache.dir.clone(),
+    );
     blocking::unblock(move || {
         let untracked = |n: &OsStr| policy.is_untracked(n);
         let view = cache::EnvView::new(env.iter().cloned(), &untracked);
-        op(&store, TaskPaths { workspace_root: &root, package_dir: &pkg, cache_dir: &dir }, &view)
+        op(
+            &store,
+            TaskPaths {
+                workspace_root: &root,
+                package_dir: &pkg,
+                cache_dir: &dir,
+            },
+            &view,
+        )
     })
     .await
 }
@@ -534,17 +677,20 @@ fn process_spec(spec: &TaskSpec, item: &CommandItem) -> Result<ProcessSpec, Stri
         .unwrap_or_default();
     let (program, args): (PathBuf, Vec<OsString>) = match item {
         CommandItem::Direct { argv, .. } => {
-            let program = resolve::find_program(&argv[0], &spec.cwd, &search).map_err(|_searched| {
-                format!(
-                    "could not start `{}`: no such program in node_modules/.bin of the package \
+            let program =
+                resolve::find_program(&argv[0], &spec.cwd, &search).map_err(|_searched| {
+                    format!(
+                        "could not start `{}`: no such program in node_modules/.bin of the package \
                      or its parents, or on PATH\n\
                      (hint: install it with your package manager, or fix the command)",
-                    argv[0]
-                )
-            })?;
+                        argv[0]
+                    )
+                })?;
             (program, argv[1..].iter().map(OsString::from).collect())
         }
-        CommandItem::Shell { script } => (PathBuf::from("/bin/sh"), vec!["-c".into(), script.into()]),
+        CommandItem::Shell { script } => {
+            (PathBuf::from("/bin/sh"), vec!["-c".into(), script.into()])
+        }
     };
     Ok(ProcessSpec {
         program,

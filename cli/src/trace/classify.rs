@@ -155,7 +155,10 @@ enum Event {
 
 impl Event {
     fn is_read(self) -> bool {
-        matches!(self, Event::Read | Event::Probe | Event::Stat | Event::List | Event::LinkRead)
+        matches!(
+            self,
+            Event::Read | Event::Probe | Event::Stat | Event::List | Event::LinkRead
+        )
     }
     fn is_own_change(self) -> bool {
         matches!(self, Event::Create | Event::CreateNew | Event::Delete)
@@ -232,7 +235,11 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         }
         let created_new = access.at_call.as_ref().is_some_and(|c| !c.existed);
         for &event in events_of(access.op) {
-            let event = if event == Event::Create && created_new { Event::CreateNew } else { event };
+            let event = if event == Event::Create && created_new {
+                Event::CreateNew
+            } else {
+                event
+            };
             let kept = push(&resolution.real, event, &mut excluded);
             if kept && event.is_own_change() {
                 // Creating or removing a name changes every directory above
@@ -241,7 +248,11 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
                     if !ancestor.starts_with(opts.root) {
                         break;
                     }
-                    let event = if depth == 0 { Event::ChildChanged } else { Event::DescendantChanged };
+                    let event = if depth == 0 {
+                        Event::ChildChanged
+                    } else {
+                        Event::DescendantChanged
+                    };
                     push(ancestor, event, &mut excluded);
                 }
             }
@@ -251,9 +262,15 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         }
     }
 
-    let mut out = AccessClassification { untraceable: log.untraceable.clone(), ..AccessClassification::default() };
+    let mut out = AccessClassification {
+        untraceable: log.untraceable.clone(),
+        ..AccessClassification::default()
+    };
     for (index, changed) in &name_changes {
-        if links_read_through.get(changed).is_some_and(|first_read| first_read < index) {
+        if links_read_through
+            .get(changed)
+            .is_some_and(|first_read| first_read < index)
+        {
             out.untraceable.push(format!(
                 "it repointed the symlink `{}` after reading through it, so what it read cannot be pinned down",
                 changed.display()
@@ -262,7 +279,14 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         }
     }
     for (path, events) in &per_path {
-        classify_path(path, events, state.kind(path), state.link_targets.get(path), opts.own_state, &mut out);
+        classify_path(
+            path,
+            events,
+            state.kind(path),
+            state.link_targets.get(path),
+            opts.own_state,
+            &mut out,
+        );
     }
 
     // A directory renamed into place brings its whole subtree with it.
@@ -306,7 +330,10 @@ fn classify_path(
         let read_first = events[..first_own].iter().any(content_read);
         // Looked at (read, tried to open, stat'ed) before writing it: a tool
         // checking for its state file, which it may read next time.
-        let looked_first = read_first || events[..first_own].iter().any(|e| matches!(e, Event::Read | Event::Stat));
+        let looked_first = read_first
+            || events[..first_own]
+                .iter()
+                .any(|e| matches!(e, Event::Read | Event::Stat));
         if looked_first && kind == PathKind::File {
             out.state_files.insert(path.to_path_buf());
         }
@@ -347,14 +374,20 @@ fn classify_path(
         return;
     }
     let access = match kind {
-        PathKind::Symlink => InputAccess::Symlink { target: link_target.cloned().unwrap_or_default() },
-        PathKind::Missing => InputAccess::Probe { found: Found::Missing },
+        PathKind::Symlink => InputAccess::Symlink {
+            target: link_target.cloned().unwrap_or_default(),
+        },
+        PathKind::Missing => InputAccess::Probe {
+            found: Found::Missing,
+        },
         PathKind::File if reads.iter().any(content_read) => InputAccess::ContentRead,
         PathKind::File if reads.contains(&Event::Stat) => InputAccess::Metadata,
         PathKind::File => InputAccess::Probe { found: Found::File },
         PathKind::Dir if reads.contains(&Event::List) => InputAccess::Listing,
         PathKind::Dir => InputAccess::Probe { found: Found::Dir },
-        PathKind::Other => InputAccess::Probe { found: Found::Other },
+        PathKind::Other => InputAccess::Probe {
+            found: Found::Other,
+        },
     };
     out.inputs.insert(path.to_path_buf(), access);
 }
@@ -376,7 +409,8 @@ fn prune_implied_dirs(outputs: &mut BTreeMap<PathBuf, OutputKind>) {
         .iter()
         .filter(|(_, kind)| **kind == OutputKind::Dir)
         .filter(|(dir, _)| {
-            outputs.range::<PathBuf, _>((std::ops::Bound::Excluded(*dir), std::ops::Bound::Unbounded))
+            outputs
+                .range::<PathBuf, _>((std::ops::Bound::Excluded(*dir), std::ops::Bound::Unbounded))
                 .next()
                 .is_some_and(|(next, _)| next.starts_with(dir))
         })
@@ -396,7 +430,9 @@ fn is_excluded(path: &Path, opts: &ClassifyOptions<'_>) -> bool {
         return true;
     };
     super::resolve::is_pseudo(path)
-        || relative.components().any(|c| c == Component::Normal(".git".as_ref()))
+        || relative
+            .components()
+            .any(|c| c == Component::Normal(".git".as_ref()))
         || under_any(path, opts.excluded_dirs)
 }
 
@@ -417,17 +453,41 @@ mod tests {
 
     impl Scenario {
         fn op(mut self, op: Op, path: &str) -> Self {
-            self.log.accesses.push(Access { at: Duration::ZERO, tid: 1, path: PathBuf::from(path), op, follow: true, at_call: None });
+            self.log.accesses.push(Access {
+                at: Duration::ZERO,
+                tid: 1,
+                path: PathBuf::from(path),
+                op,
+                follow: true,
+                at_call: None,
+            });
             self
         }
         fn nofollow(mut self, op: Op, path: &str) -> Self {
-            self.log.accesses.push(Access { at: Duration::ZERO, tid: 1, path: PathBuf::from(path), op, follow: false, at_call: None });
+            self.log.accesses.push(Access {
+                at: Duration::ZERO,
+                tid: 1,
+                path: PathBuf::from(path),
+                op,
+                follow: false,
+                at_call: None,
+            });
             self
         }
         /// A name-changing call, with what the supervisor saw while holding it.
         fn at_call(mut self, op: Op, path: &str, real: &str, existed: bool) -> Self {
-            let at_call = Some(crate::trace::log::AtCall { real: Some(PathBuf::from(real)), existed });
-            self.log.accesses.push(Access { at: Duration::ZERO, tid: 1, path: PathBuf::from(path), op, follow: true, at_call });
+            let at_call = Some(crate::trace::log::AtCall {
+                real: Some(PathBuf::from(real)),
+                existed,
+            });
+            self.log.accesses.push(Access {
+                at: Duration::ZERO,
+                tid: 1,
+                path: PathBuf::from(path),
+                op,
+                follow: true,
+                at_call,
+            });
             self
         }
         fn own_state(mut self, path: &str) -> Self {
@@ -445,21 +505,35 @@ mod tests {
             self.exists(path, PathKind::Dir)
         }
         fn link(mut self, link: &str, target: &str) -> Self {
-            self.log.end_state.kinds.insert(PathBuf::from(link), PathKind::Symlink);
-            self.log.end_state.link_targets.insert(PathBuf::from(link), PathBuf::from(target));
+            self.log
+                .end_state
+                .kinds
+                .insert(PathBuf::from(link), PathKind::Symlink);
+            self.log
+                .end_state
+                .link_targets
+                .insert(PathBuf::from(link), PathBuf::from(target));
             self
         }
         fn resolves(mut self, path: &str, follow: bool, real: &str, links: &[&str]) -> Self {
             self.log.end_state.resolved.insert(
                 (PathBuf::from(path), follow),
-                Resolution { real: PathBuf::from(real), links: links.iter().map(PathBuf::from).collect() },
+                Resolution {
+                    real: PathBuf::from(real),
+                    links: links.iter().map(PathBuf::from).collect(),
+                },
             );
             self
         }
         fn run(&self) -> AccessClassification {
             self.run_with(&[], &[], &[])
         }
-        fn run_with(&self, excluded: &[PathBuf], ignored_in: &[PathBuf], ignored_out: &[PathBuf]) -> AccessClassification {
+        fn run_with(
+            &self,
+            excluded: &[PathBuf],
+            ignored_in: &[PathBuf],
+            ignored_out: &[PathBuf],
+        ) -> AccessClassification {
             let opts = ClassifyOptions {
                 root: Path::new(ROOT),
                 excluded_dirs: excluded,
@@ -476,11 +550,17 @@ mod tests {
     }
 
     fn inputs(c: &AccessClassification) -> Vec<(&str, &InputAccess)> {
-        c.inputs.iter().map(|(k, v)| (k.to_str().expect("utf8"), v)).collect()
+        c.inputs
+            .iter()
+            .map(|(k, v)| (k.to_str().expect("utf8"), v))
+            .collect()
     }
 
     fn outputs(c: &AccessClassification) -> Vec<&str> {
-        c.outputs.keys().map(|k| k.to_str().expect("utf8")).collect()
+        c.outputs
+            .keys()
+            .map(|k| k.to_str().expect("utf8"))
+            .collect()
     }
 
     #[test]
@@ -492,7 +572,12 @@ mod tests {
 
     #[test]
     fn cat_a_into_b() {
-        let c = Scenario::default().op(Op::Read, "/w/a").op(Op::Write, "/w/b").file("/w/a").file("/w/b").run();
+        let c = Scenario::default()
+            .op(Op::Read, "/w/a")
+            .op(Op::Write, "/w/b")
+            .file("/w/a")
+            .file("/w/b")
+            .run();
         assert_eq!(inputs(&c), vec![("/w/a", &InputAccess::ContentRead)]);
         assert_eq!(outputs(&c), vec!["/w/b"]);
         assert!(c.is_cacheable());
@@ -511,7 +596,9 @@ mod tests {
             .dir("/w/d")
             .dir("/w/d2")
             .run();
-        let missing = InputAccess::Probe { found: Found::Missing };
+        let missing = InputAccess::Probe {
+            found: Found::Missing,
+        };
         assert_eq!(
             inputs(&c),
             vec![
@@ -545,7 +632,12 @@ mod tests {
         assert_eq!(
             inputs(&c),
             vec![
-                ("/w/nope.ts", &InputAccess::Probe { found: Found::Missing }),
+                (
+                    "/w/nope.ts",
+                    &InputAccess::Probe {
+                        found: Found::Missing
+                    }
+                ),
                 ("/w/src", &InputAccess::Probe { found: Found::Dir }),
                 ("/w/src/a.ts", &InputAccess::Metadata),
                 // `access` learns existence only.
@@ -562,7 +654,12 @@ mod tests {
     fn a_file_missing_at_its_first_write_was_never_an_input() {
         let c = Scenario::default()
             .op(Op::Read, "/w/node_modules/.tmp/app.tsbuildinfo")
-            .at_call(Op::Write, "/w/node_modules/.tmp/app.tsbuildinfo", "/w/node_modules/.tmp/app.tsbuildinfo", false)
+            .at_call(
+                Op::Write,
+                "/w/node_modules/.tmp/app.tsbuildinfo",
+                "/w/node_modules/.tmp/app.tsbuildinfo",
+                false,
+            )
             .file("/w/node_modules/.tmp/app.tsbuildinfo")
             .run();
         assert!(c.modified_inputs.is_empty(), "{:?}", c.modified_inputs);
@@ -588,11 +685,19 @@ mod tests {
             path: PathBuf::from("/w/node_modules/.tmp/app.tsbuildinfo"),
             op: Op::Write,
             follow: true,
-            at_call: Some(crate::trace::log::AtCall { real: None, existed: false }),
+            at_call: Some(crate::trace::log::AtCall {
+                real: None,
+                existed: false,
+            }),
         });
         let c = s
             .op(Op::Mkdir, "/w/node_modules/.tmp")
-            .at_call(Op::Write, "/w/node_modules/.tmp/app.tsbuildinfo", "/w/node_modules/.tmp/app.tsbuildinfo", false)
+            .at_call(
+                Op::Write,
+                "/w/node_modules/.tmp/app.tsbuildinfo",
+                "/w/node_modules/.tmp/app.tsbuildinfo",
+                false,
+            )
             .file("/w/node_modules/.tmp/app.tsbuildinfo")
             .dir("/w/node_modules/.tmp")
             .run();
@@ -605,8 +710,18 @@ mod tests {
     #[test]
     fn a_write_is_filed_where_it_landed_at_the_call() {
         let c = Scenario::default()
-            .at_call(Op::Write, "/w/dist/link/y.txt", "/w/dist/inner/y.txt", false)
-            .resolves("/w/dist/link/y.txt", true, "/w/dist/other/y.txt", &["/w/dist/link"])
+            .at_call(
+                Op::Write,
+                "/w/dist/link/y.txt",
+                "/w/dist/inner/y.txt",
+                false,
+            )
+            .resolves(
+                "/w/dist/link/y.txt",
+                true,
+                "/w/dist/other/y.txt",
+                &["/w/dist/link"],
+            )
             .file("/w/dist/inner/y.txt")
             .run();
         assert_eq!(outputs(&c), vec!["/w/dist/inner/y.txt"]);
@@ -622,17 +737,31 @@ mod tests {
             Scenario::default()
                 .op(Op::Read, "/w/src/a.ts")
                 .op(Op::Read, "/w/tsconfig.tsbuildinfo")
-                .at_call(Op::Write, "/w/tsconfig.tsbuildinfo", "/w/tsconfig.tsbuildinfo", true)
+                .at_call(
+                    Op::Write,
+                    "/w/tsconfig.tsbuildinfo",
+                    "/w/tsconfig.tsbuildinfo",
+                    true,
+                )
                 .file("/w/src/a.ts")
                 .file("/w/tsconfig.tsbuildinfo")
         };
         let strange = scenario().run();
-        assert_eq!(strange.modified_inputs, vec![PathBuf::from("/w/tsconfig.tsbuildinfo")]);
-        assert_eq!(strange.state_files.iter().collect::<Vec<_>>(), vec![&PathBuf::from("/w/tsconfig.tsbuildinfo")]);
+        assert_eq!(
+            strange.modified_inputs,
+            vec![PathBuf::from("/w/tsconfig.tsbuildinfo")]
+        );
+        assert_eq!(
+            strange.state_files.iter().collect::<Vec<_>>(),
+            vec![&PathBuf::from("/w/tsconfig.tsbuildinfo")]
+        );
         let own = scenario().own_state("/w/tsconfig.tsbuildinfo").run();
         assert!(own.is_cacheable(), "{:?}", own.modified_inputs);
         assert_eq!(outputs(&own), vec!["/w/tsconfig.tsbuildinfo"]);
-        assert_eq!(inputs(&own), vec![("/w/src/a.ts", &InputAccess::ContentRead)]);
+        assert_eq!(
+            inputs(&own),
+            vec![("/w/src/a.ts", &InputAccess::ContentRead)]
+        );
     }
 
     #[test]
@@ -659,7 +788,13 @@ mod tests {
             .file("/w/a")
             .dir("/w/src")
             .run();
-        assert_eq!(inputs(&c), vec![("/w/a", &InputAccess::ContentRead), ("/w/src", &InputAccess::Listing)]);
+        assert_eq!(
+            inputs(&c),
+            vec![
+                ("/w/a", &InputAccess::ContentRead),
+                ("/w/src", &InputAccess::Listing)
+            ]
+        );
     }
 
     #[test]
@@ -721,10 +856,19 @@ mod tests {
             .file("/w/dist/assets/index-NEW.js")
             .file("/w/dist/index.html")
             .run();
-        assert_eq!(inputs(&c), vec![("/w/index.html", &InputAccess::ContentRead)]);
+        assert_eq!(
+            inputs(&c),
+            vec![("/w/index.html", &InputAccess::ContentRead)]
+        );
         // dist/ and dist/assets/ are implied by the files in them.
-        assert_eq!(outputs(&c), vec!["/w/dist/assets/index-NEW.js", "/w/dist/index.html"]);
-        assert_eq!(c.deleted, BTreeSet::from([p("/w/dist/assets/index-OLD.js")]));
+        assert_eq!(
+            outputs(&c),
+            vec!["/w/dist/assets/index-NEW.js", "/w/dist/index.html"]
+        );
+        assert_eq!(
+            c.deleted,
+            BTreeSet::from([p("/w/dist/assets/index-OLD.js")])
+        );
         assert!(c.modified_inputs.is_empty());
         assert!(c.is_cacheable());
     }
@@ -770,7 +914,10 @@ mod tests {
             .file("/w/src/a.ts")
             .file("/w/db.sqlite")
             .run();
-        assert_eq!(c.modified_inputs, vec![p("/w/consumed"), p("/w/db.sqlite"), p("/w/src/a.ts")]);
+        assert_eq!(
+            c.modified_inputs,
+            vec![p("/w/consumed"), p("/w/db.sqlite"), p("/w/src/a.ts")]
+        );
         assert!(!c.is_cacheable());
         assert!(c.inputs.is_empty());
         assert_eq!(c.deleted, BTreeSet::from([p("/w/consumed")]));
@@ -778,7 +925,11 @@ mod tests {
 
     #[test]
     fn read_write_of_own_file_is_fine() {
-        let c = Scenario::default().op(Op::Write, "/w/x").op(Op::ReadWrite, "/w/x").file("/w/x").run();
+        let c = Scenario::default()
+            .op(Op::Write, "/w/x")
+            .op(Op::ReadWrite, "/w/x")
+            .file("/w/x")
+            .run();
         assert!(c.modified_inputs.is_empty());
         assert_eq!(outputs(&c), vec!["/w/x"]);
     }
@@ -805,11 +956,18 @@ mod tests {
             .dir("/w/dist");
         s.log.end_state.trees.insert(
             p("/w/dist"),
-            vec![(p("/w/dist/a.js"), PathKind::File), (p("/w/dist/sub"), PathKind::Dir), (p("/w/dist/sub/b.js"), PathKind::File)],
+            vec![
+                (p("/w/dist/a.js"), PathKind::File),
+                (p("/w/dist/sub"), PathKind::Dir),
+                (p("/w/dist/sub/b.js"), PathKind::File),
+            ],
         );
         let c = s.run();
         assert_eq!(outputs(&c), vec!["/w/dist/a.js", "/w/dist/sub/b.js"]);
-        assert_eq!(c.temporaries, BTreeSet::from([p("/w/dist.tmp"), p("/w/dist.tmp/a.js")]));
+        assert_eq!(
+            c.temporaries,
+            BTreeSet::from([p("/w/dist.tmp"), p("/w/dist.tmp/a.js")])
+        );
     }
 
     #[test]
@@ -817,7 +975,12 @@ mod tests {
         let c = Scenario::default()
             .op(Op::Read, "/w/node_modules/pkg/index.js")
             .nofollow(Op::ReadLink, "/w/current")
-            .resolves("/w/node_modules/pkg/index.js", true, "/w/packages/pkg/index.js", &["/w/node_modules/pkg"])
+            .resolves(
+                "/w/node_modules/pkg/index.js",
+                true,
+                "/w/packages/pkg/index.js",
+                &["/w/node_modules/pkg"],
+            )
             .link("/w/node_modules/pkg", "../packages/pkg")
             .link("/w/current", "v2")
             .file("/w/packages/pkg/index.js")
@@ -826,7 +989,12 @@ mod tests {
             inputs(&c),
             vec![
                 ("/w/current", &InputAccess::Symlink { target: p("v2") }),
-                ("/w/node_modules/pkg", &InputAccess::Symlink { target: p("../packages/pkg") }),
+                (
+                    "/w/node_modules/pkg",
+                    &InputAccess::Symlink {
+                        target: p("../packages/pkg")
+                    }
+                ),
                 ("/w/packages/pkg/index.js", &InputAccess::ContentRead),
             ]
         );
@@ -836,11 +1004,24 @@ mod tests {
     fn symlink_out_of_the_root_keeps_the_link_only() {
         let c = Scenario::default()
             .op(Op::Read, "/w/shared.js")
-            .resolves("/w/shared.js", true, "/elsewhere/shared.js", &["/w/shared.js"])
+            .resolves(
+                "/w/shared.js",
+                true,
+                "/elsewhere/shared.js",
+                &["/w/shared.js"],
+            )
             .link("/w/shared.js", "/elsewhere/shared.js")
             .file("/elsewhere/shared.js")
             .run();
-        assert_eq!(inputs(&c), vec![("/w/shared.js", &InputAccess::Symlink { target: p("/elsewhere/shared.js") })]);
+        assert_eq!(
+            inputs(&c),
+            vec![(
+                "/w/shared.js",
+                &InputAccess::Symlink {
+                    target: p("/elsewhere/shared.js")
+                }
+            )]
+        );
         assert_eq!(c.excluded, 1);
     }
 
@@ -874,7 +1055,10 @@ mod tests {
         let vite = p("/w/node_modules/.vite");
 
         let c = s.run();
-        assert_eq!(c.modified_inputs, vec![p("/w/node_modules/.vite/deps/x.js")]);
+        assert_eq!(
+            c.modified_inputs,
+            vec![p("/w/node_modules/.vite/deps/x.js")]
+        );
 
         // ignoreInput: the read is dropped, so only an output remains.
         let c = s.run_with(&[], std::slice::from_ref(&vite), &[]);
@@ -889,7 +1073,11 @@ mod tests {
         assert_eq!(c.inputs.len(), 2);
 
         // Both: nothing under the subtree counts.
-        let c = s.run_with(&[], std::slice::from_ref(&vite), std::slice::from_ref(&vite));
+        let c = s.run_with(
+            &[],
+            std::slice::from_ref(&vite),
+            std::slice::from_ref(&vite),
+        );
         assert_eq!(inputs(&c), vec![("/w/src/a.js", &InputAccess::ContentRead)]);
         assert!(c.outputs.is_empty());
     }
@@ -915,14 +1103,19 @@ mod tests {
 
     #[test]
     fn created_symlink_is_a_symlink_output() {
-        let c = Scenario::default().nofollow(Op::Link, "/w/bin/tool").link("/w/bin/tool", "../lib/tool.js").run();
+        let c = Scenario::default()
+            .nofollow(Op::Link, "/w/bin/tool")
+            .link("/w/bin/tool", "../lib/tool.js")
+            .run();
         assert_eq!(c.outputs.get(&p("/w/bin/tool")), Some(&OutputKind::Symlink));
     }
 
     #[test]
     fn untraceable_reasons_make_it_uncacheable() {
         let mut s = Scenario::default();
-        s.log.untraceable.push("a process made 32-bit system calls".to_owned());
+        s.log
+            .untraceable
+            .push("a process made 32-bit system calls".to_owned());
         let c = s.run();
         assert!(!c.is_cacheable());
         assert_eq!(c.untraceable.len(), 1);

@@ -23,13 +23,20 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         Some(root) => root,
         None => default_root(&cwd)?,
     };
-    let root = root
-        .canonicalize()
-        .with_context(|| format!("the root `{}` cannot be used (hint: pass an existing directory to --root)", root.display()))?;
+    let root = root.canonicalize().with_context(|| {
+        format!(
+            "the root `{}` cannot be used (hint: pass an existing directory to --root)",
+            root.display()
+        )
+    })?;
     let Some((program, rest)) = args.command.split_first() else {
         anyhow::bail!("no command given (hint: `vp trace -- <command> [args...]`)");
     };
-    let command: Vec<String> = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let command: Vec<String> = args
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let shown_command = shell_words::join(&command);
 
     let mut cmd = std::process::Command::new(program);
@@ -37,7 +44,10 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     let mut stdio = ChildStdio::inherit();
     if args.json {
         // Keep stdout for the JSON document alone.
-        let stderr = std::io::stderr().as_fd().try_clone_to_owned().context("could not duplicate stderr")?;
+        let stderr = std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("could not duplicate stderr")?;
         stdio.stdout = Stdio::from(stderr);
     }
 
@@ -46,13 +56,23 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         // Ctrl-C reaches the command too; vp stays to report how it ended.
         let _ignore_interrupts = async_signal::Signals::new([async_signal::Signal::Int]).ok();
         let (mut child, trace) = spawn_traced(&ex, cmd, stdio).await?;
-        let status = child.status().await.with_context(|| format!("could not wait for `{}`", command[0]))?;
+        let status = child
+            .status()
+            .await
+            .with_context(|| format!("could not wait for `{}`", command[0]))?;
         let outcome = trace.finish().await;
         anyhow::Ok((status, outcome))
     }))?;
 
-    let exit_code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-    let summary = RunSummary { command: &command, shown_command: &shown_command, exit_code, root: &root };
+    let exit_code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    let summary = RunSummary {
+        command: &command,
+        shown_command: &shown_command,
+        exit_code,
+        root: &root,
+    };
     // vp's cache directory is excluded like `vp run` does, wherever
     // `VP_CACHE_DIR` puts it.
     let env_dir = std::env::var_os("VP_CACHE_DIR").map(PathBuf::from);
@@ -61,7 +81,13 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         None => crate::cache::default_cache_dir(&root),
     };
     let excluded_dirs = [cache_dir.canonicalize().unwrap_or(cache_dir)];
-    let opts = ClassifyOptions { root: &root, excluded_dirs: &excluded_dirs, ignored_inputs: &[], ignored_outputs: &[], own_state: &Default::default() };
+    let opts = ClassifyOptions {
+        root: &root,
+        excluded_dirs: &excluded_dirs,
+        ignored_inputs: &[],
+        ignored_outputs: &[],
+        own_state: &Default::default(),
+    };
 
     // Buffered: a report has hundreds of lines, and stderr is unbuffered.
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
@@ -73,8 +99,12 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
                 let doc = report::json(&summary, Ok(&classification), args.log.then_some(log));
                 writeln!(stdout, "{doc:#}")
             } else {
-                (if args.log { report::write_log(&mut stderr, log) } else { Ok(()) })
-                    .and_then(|()| report::write_human(&mut stderr, &summary, &classification))
+                (if args.log {
+                    report::write_log(&mut stderr, log)
+                } else {
+                    Ok(())
+                })
+                .and_then(|()| report::write_human(&mut stderr, &summary, &classification))
             }
         }
         TraceOutcome::Untraced { reason } => {
@@ -85,7 +115,9 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let written = written.and_then(|()| stdout.flush()).and_then(|()| stderr.flush());
+    let written = written
+        .and_then(|()| stdout.flush())
+        .and_then(|()| stderr.flush());
     // A closed stdout (`vp trace --json ... | head`) is not vp's failure.
     if let Err(err) = written
         && err.kind() != std::io::ErrorKind::BrokenPipe

@@ -10,7 +10,11 @@ use super::log::Op;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Source {
     /// A path string at `ptr` in the tracee, relative to `dirfd` when not absolute.
-    Path { dirfd: i32, ptr: u64, empty: EmptyPath },
+    Path {
+        dirfd: i32,
+        ptr: u64,
+        empty: EmptyPath,
+    },
     /// An open file descriptor of the tracee (`getdents`, `futimens`).
     Fd(i32),
 }
@@ -45,13 +49,21 @@ const RENAME_EXCHANGE: u64 = libc::RENAME_EXCHANGE as u64;
 
 /// Decodes a call. `read_u64` reads a word of tracee memory (for `openat2`'s
 /// `struct open_how`); it returns `None` when the memory is unreadable.
-pub(crate) fn decode(nr: i64, args: [u64; 6], mut read_u64: impl FnMut(u64) -> Option<u64>) -> Targets {
+pub(crate) fn decode(
+    nr: i64,
+    args: [u64; 6],
+    mut read_u64: impl FnMut(u64) -> Option<u64>,
+) -> Targets {
     let fd = |i: usize| args[i] as i32;
     let at = |dirfd: i32, ptr: u64, empty: EmptyPath| Source::Path { dirfd, ptr, empty };
     let cwd = |ptr: u64| at(AT_FDCWD, ptr, EmptyPath::Skip);
     let one = |source: Source, op: Op, follow: bool| [Some(Target { source, op, follow }), None];
     let empty_if = |flags: u64, on_empty: EmptyPath| {
-        if flags & AT_EMPTY_PATH != 0 { on_empty } else { EmptyPath::Skip }
+        if flags & AT_EMPTY_PATH != 0 {
+            on_empty
+        } else {
+            EmptyPath::Skip
+        }
     };
 
     match nr {
@@ -78,28 +90,52 @@ pub(crate) fn decode(nr: i64, args: [u64; 6], mut read_u64: impl FnMut(u64) -> O
         libc::SYS_newfstatat => {
             let flags = args[3];
             // AT_EMPTY_PATH is `fstat`: a re-stat of an fd already recorded when opened.
-            one(at(fd(0), args[1], EmptyPath::Skip), Op::Stat, flags & AT_SYMLINK_NOFOLLOW == 0)
+            one(
+                at(fd(0), args[1], EmptyPath::Skip),
+                Op::Stat,
+                flags & AT_SYMLINK_NOFOLLOW == 0,
+            )
         }
         libc::SYS_statx => {
             let flags = args[2];
-            one(at(fd(0), args[1], EmptyPath::Skip), Op::Stat, flags & AT_SYMLINK_NOFOLLOW == 0)
+            one(
+                at(fd(0), args[1], EmptyPath::Skip),
+                Op::Stat,
+                flags & AT_SYMLINK_NOFOLLOW == 0,
+            )
         }
         libc::SYS_faccessat => one(at(fd(0), args[1], EmptyPath::Skip), Op::Probe, true),
         libc::SYS_faccessat2 => {
             let flags = args[3];
-            one(at(fd(0), args[1], EmptyPath::Skip), Op::Probe, flags & AT_SYMLINK_NOFOLLOW == 0)
+            one(
+                at(fd(0), args[1], EmptyPath::Skip),
+                Op::Probe,
+                flags & AT_SYMLINK_NOFOLLOW == 0,
+            )
         }
         libc::SYS_readlink => one(cwd(args[0]), Op::ReadLink, false),
         libc::SYS_readlinkat => one(at(fd(0), args[1], EmptyPath::Dirfd), Op::ReadLink, false),
         libc::SYS_execve => one(cwd(args[0]), Op::Exec, true),
         libc::SYS_execveat => {
             let flags = args[4];
-            one(at(fd(0), args[1], empty_if(flags, EmptyPath::Dirfd)), Op::Exec, flags & AT_SYMLINK_NOFOLLOW == 0)
+            one(
+                at(fd(0), args[1], empty_if(flags, EmptyPath::Dirfd)),
+                Op::Exec,
+                flags & AT_SYMLINK_NOFOLLOW == 0,
+            )
         }
         libc::SYS_getdents | libc::SYS_getdents64 => one(Source::Fd(fd(0)), Op::List, true),
         libc::SYS_rename => rename(cwd(args[0]), cwd(args[1]), 0),
-        libc::SYS_renameat => rename(at(fd(0), args[1], EmptyPath::Skip), at(fd(2), args[3], EmptyPath::Skip), 0),
-        libc::SYS_renameat2 => rename(at(fd(0), args[1], EmptyPath::Skip), at(fd(2), args[3], EmptyPath::Skip), args[4]),
+        libc::SYS_renameat => rename(
+            at(fd(0), args[1], EmptyPath::Skip),
+            at(fd(2), args[3], EmptyPath::Skip),
+            0,
+        ),
+        libc::SYS_renameat2 => rename(
+            at(fd(0), args[1], EmptyPath::Skip),
+            at(fd(2), args[3], EmptyPath::Skip),
+            args[4],
+        ),
         libc::SYS_unlink | libc::SYS_rmdir => one(cwd(args[0]), Op::Remove, false),
         libc::SYS_unlinkat => one(at(fd(0), args[1], EmptyPath::Skip), Op::Remove, false),
         libc::SYS_mkdir => one(cwd(args[0]), Op::Mkdir, false),
@@ -108,8 +144,16 @@ pub(crate) fn decode(nr: i64, args: [u64; 6], mut read_u64: impl FnMut(u64) -> O
         // A hard link gives the new name the old file's content: the source
         // is read (not followed unless AT_SYMLINK_FOLLOW), the destination created.
         libc::SYS_link => [
-            Some(Target { source: cwd(args[0]), op: Op::Read, follow: false }),
-            Some(Target { source: cwd(args[1]), op: Op::Link, follow: false }),
+            Some(Target {
+                source: cwd(args[0]),
+                op: Op::Read,
+                follow: false,
+            }),
+            Some(Target {
+                source: cwd(args[1]),
+                op: Op::Link,
+                follow: false,
+            }),
         ],
         libc::SYS_linkat => {
             let flags = args[4];
@@ -119,7 +163,11 @@ pub(crate) fn decode(nr: i64, args: [u64; 6], mut read_u64: impl FnMut(u64) -> O
                     op: Op::Read,
                     follow: flags & AT_SYMLINK_FOLLOW != 0,
                 }),
-                Some(Target { source: at(fd(2), args[3], EmptyPath::Skip), op: Op::Link, follow: false }),
+                Some(Target {
+                    source: at(fd(2), args[3], EmptyPath::Skip),
+                    op: Op::Link,
+                    follow: false,
+                }),
             ]
         }
         // The symlink's target text is not accessed; only the new name is.
@@ -131,16 +179,32 @@ pub(crate) fn decode(nr: i64, args: [u64; 6], mut read_u64: impl FnMut(u64) -> O
             one(cwd(args[0]), Op::SetMetadata, true)
         }
         libc::SYS_lchown => one(cwd(args[0]), Op::SetMetadata, false),
-        libc::SYS_futimesat | libc::SYS_fchmodat if args[1] == 0 => one(Source::Fd(fd(0)), Op::SetMetadata, true),
-        libc::SYS_futimesat | libc::SYS_fchmodat => one(at(fd(0), args[1], EmptyPath::Skip), Op::SetMetadata, true),
+        libc::SYS_futimesat | libc::SYS_fchmodat if args[1] == 0 => {
+            one(Source::Fd(fd(0)), Op::SetMetadata, true)
+        }
+        libc::SYS_futimesat | libc::SYS_fchmodat => {
+            one(at(fd(0), args[1], EmptyPath::Skip), Op::SetMetadata, true)
+        }
         libc::SYS_utimensat if args[1] == 0 => one(Source::Fd(fd(0)), Op::SetMetadata, true),
         libc::SYS_utimensat => {
             let flags = args[3];
-            one(at(fd(0), args[1], empty_if(flags, EmptyPath::Dirfd)), Op::SetMetadata, flags & AT_SYMLINK_NOFOLLOW == 0)
+            one(
+                at(fd(0), args[1], empty_if(flags, EmptyPath::Dirfd)),
+                Op::SetMetadata,
+                flags & AT_SYMLINK_NOFOLLOW == 0,
+            )
         }
         libc::SYS_fchmodat2 | libc::SYS_fchownat => {
-            let flags = if nr == libc::SYS_fchownat { args[4] } else { args[3] };
-            one(at(fd(0), args[1], empty_if(flags, EmptyPath::Dirfd)), Op::SetMetadata, flags & AT_SYMLINK_NOFOLLOW == 0)
+            let flags = if nr == libc::SYS_fchownat {
+                args[4]
+            } else {
+                args[3]
+            };
+            one(
+                at(fd(0), args[1], empty_if(flags, EmptyPath::Dirfd)),
+                Op::SetMetadata,
+                flags & AT_SYMLINK_NOFOLLOW == 0,
+            )
         }
         _ => [None, None],
     }
@@ -148,17 +212,30 @@ pub(crate) fn decode(nr: i64, args: [u64; 6], mut read_u64: impl FnMut(u64) -> O
 
 fn rename(from: Source, to: Source, flags: u64) -> Targets {
     // RENAME_EXCHANGE swaps two existing names: both end up with new content.
-    let from_op = if flags & RENAME_EXCHANGE != 0 { Op::RenameTo } else { Op::RenameFrom };
+    let from_op = if flags & RENAME_EXCHANGE != 0 {
+        Op::RenameTo
+    } else {
+        Op::RenameFrom
+    };
     [
-        Some(Target { source: from, op: from_op, follow: false }),
-        Some(Target { source: to, op: Op::RenameTo, follow: false }),
+        Some(Target {
+            source: from,
+            op: from_op,
+            follow: false,
+        }),
+        Some(Target {
+            source: to,
+            op: Op::RenameTo,
+            follow: false,
+        }),
     ]
 }
 
 /// Operation and symlink-following of an `open` with these flags.
 pub(crate) fn open_op(flags: u64) -> (Op, bool) {
     let flags = flags as i32;
-    let follow = flags & libc::O_NOFOLLOW == 0 && flags & (libc::O_CREAT | libc::O_EXCL) != (libc::O_CREAT | libc::O_EXCL);
+    let follow = flags & libc::O_NOFOLLOW == 0
+        && flags & (libc::O_CREAT | libc::O_EXCL) != (libc::O_CREAT | libc::O_EXCL);
     let op = if flags & libc::O_PATH != 0 {
         Op::Probe
     } else if flags & libc::O_TRUNC != 0 {
@@ -195,32 +272,71 @@ mod tests {
     #[test]
     fn open_flags_decide_the_operation() {
         assert_eq!(open_op(libc::O_RDONLY as u64), (Op::Read, true));
-        assert_eq!(open_op((libc::O_RDONLY | libc::O_CLOEXEC) as u64), (Op::Read, true));
-        assert_eq!(open_op((libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as u64), (Op::Write, true));
-        assert_eq!(open_op((libc::O_WRONLY | libc::O_APPEND) as u64), (Op::Write, true));
+        assert_eq!(
+            open_op((libc::O_RDONLY | libc::O_CLOEXEC) as u64),
+            (Op::Read, true)
+        );
+        assert_eq!(
+            open_op((libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as u64),
+            (Op::Write, true)
+        );
+        assert_eq!(
+            open_op((libc::O_WRONLY | libc::O_APPEND) as u64),
+            (Op::Write, true)
+        );
         assert_eq!(open_op(libc::O_RDWR as u64), (Op::ReadWrite, true));
-        assert_eq!(open_op((libc::O_RDWR | libc::O_TRUNC) as u64), (Op::Write, true));
-        assert_eq!(open_op((libc::O_RDONLY | libc::O_DIRECTORY) as u64), (Op::Probe, true));
-        assert_eq!(open_op((libc::O_PATH | libc::O_NOFOLLOW) as u64), (Op::Probe, false));
-        assert_eq!(open_op((libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL) as u64), (Op::Write, false));
+        assert_eq!(
+            open_op((libc::O_RDWR | libc::O_TRUNC) as u64),
+            (Op::Write, true)
+        );
+        assert_eq!(
+            open_op((libc::O_RDONLY | libc::O_DIRECTORY) as u64),
+            (Op::Probe, true)
+        );
+        assert_eq!(
+            open_op((libc::O_PATH | libc::O_NOFOLLOW) as u64),
+            (Op::Probe, false)
+        );
+        assert_eq!(
+            open_op((libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL) as u64),
+            (Op::Write, false)
+        );
     }
 
     #[test]
     fn openat_uses_dirfd_and_flags() {
-        let t = only(decode(libc::SYS_openat, [5, 0x1000, libc::O_WRONLY as u64, 0, 0, 0], no_memory));
-        assert_eq!(t.source, Source::Path { dirfd: 5, ptr: 0x1000, empty: EmptyPath::Skip });
+        let t = only(decode(
+            libc::SYS_openat,
+            [5, 0x1000, libc::O_WRONLY as u64, 0, 0, 0],
+            no_memory,
+        ));
+        assert_eq!(
+            t.source,
+            Source::Path {
+                dirfd: 5,
+                ptr: 0x1000,
+                empty: EmptyPath::Skip
+            }
+        );
         assert_eq!(t.op, Op::Write);
     }
 
     #[test]
     fn openat2_reads_flags_from_open_how() {
-        let t = only(decode(libc::SYS_openat2, [AT_FDCWD as u64, 0x1000, 0x2000, 24, 0, 0], |ptr| {
-            assert_eq!(ptr, 0x2000);
-            Some(libc::O_RDWR as u64)
-        }));
+        let t = only(decode(
+            libc::SYS_openat2,
+            [AT_FDCWD as u64, 0x1000, 0x2000, 24, 0, 0],
+            |ptr| {
+                assert_eq!(ptr, 0x2000);
+                Some(libc::O_RDWR as u64)
+            },
+        ));
         assert_eq!(t.op, Op::ReadWrite);
         // Unreadable `open_how`: the call will fail with EFAULT, nothing to record.
-        assert_eq!(decode(libc::SYS_openat2, [0, 1, 2, 24, 0, 0], no_memory), [None, None]);
+        assert_eq!(
+            decode(libc::SYS_openat2, [0, 1, 2, 24, 0, 0], no_memory),
+            [None, None]
+        );
     }
 
     /// Issue: `tsc -b` bumps the mtime of up-to-date outputs with
@@ -228,19 +344,47 @@ mod tests {
     /// task ran.
     #[test]
     fn metadata_changes_are_recorded() {
-        let t = only(decode(libc::SYS_utimensat, [AT_FDCWD as u64, 0x1000, 0, 0, 0, 0], no_memory));
+        let t = only(decode(
+            libc::SYS_utimensat,
+            [AT_FDCWD as u64, 0x1000, 0, 0, 0, 0],
+            no_memory,
+        ));
         assert_eq!((t.op, t.follow), (Op::SetMetadata, true));
-        assert_eq!(t.source, Source::Path { dirfd: AT_FDCWD, ptr: 0x1000, empty: EmptyPath::Skip });
+        assert_eq!(
+            t.source,
+            Source::Path {
+                dirfd: AT_FDCWD,
+                ptr: 0x1000,
+                empty: EmptyPath::Skip
+            }
+        );
         // futimens(fd): utimensat with a NULL path names the fd.
         let t = only(decode(libc::SYS_utimensat, [7, 0, 0, 0, 0, 0], no_memory));
         assert_eq!(t.source, Source::Fd(7));
-        let t = only(decode(libc::SYS_utimensat, [3, 0x1000, 0, AT_SYMLINK_NOFOLLOW, 0, 0], no_memory));
+        let t = only(decode(
+            libc::SYS_utimensat,
+            [3, 0x1000, 0, AT_SYMLINK_NOFOLLOW, 0, 0],
+            no_memory,
+        ));
         assert!(!t.follow);
-        for nr in [libc::SYS_chmod, libc::SYS_utimes, libc::SYS_utime, libc::SYS_chown] {
-            assert_eq!(only(decode(nr, [0x1000, 0, 0, 0, 0, 0], no_memory)).op, Op::SetMetadata, "nr {nr}");
+        for nr in [
+            libc::SYS_chmod,
+            libc::SYS_utimes,
+            libc::SYS_utime,
+            libc::SYS_chown,
+        ] {
+            assert_eq!(
+                only(decode(nr, [0x1000, 0, 0, 0, 0, 0], no_memory)).op,
+                Op::SetMetadata,
+                "nr {nr}"
+            );
         }
         assert!(!only(decode(libc::SYS_lchown, [0x1000, 0, 0, 0, 0, 0], no_memory)).follow);
-        let t = only(decode(libc::SYS_fchownat, [3, 0x1000, 0, 0, AT_SYMLINK_NOFOLLOW, 0], no_memory));
+        let t = only(decode(
+            libc::SYS_fchownat,
+            [3, 0x1000, 0, 0, AT_SYMLINK_NOFOLLOW, 0],
+            no_memory,
+        ));
         assert!(!t.follow);
         assert!(Op::SetMetadata.changes_name());
     }
@@ -250,17 +394,53 @@ mod tests {
         let nofollow = AT_SYMLINK_NOFOLLOW;
         assert!(only(decode(libc::SYS_stat, [1, 0, 0, 0, 0, 0], no_memory)).follow);
         assert!(!only(decode(libc::SYS_lstat, [1, 0, 0, 0, 0, 0], no_memory)).follow);
-        assert!(!only(decode(libc::SYS_newfstatat, [0, 1, 0, nofollow, 0, 0], no_memory)).follow);
-        assert!(!only(decode(libc::SYS_statx, [0, 1, nofollow, 0, 0, 0], no_memory)).follow);
+        assert!(
+            !only(decode(
+                libc::SYS_newfstatat,
+                [0, 1, 0, nofollow, 0, 0],
+                no_memory
+            ))
+            .follow
+        );
+        assert!(
+            !only(decode(
+                libc::SYS_statx,
+                [0, 1, nofollow, 0, 0, 0],
+                no_memory
+            ))
+            .follow
+        );
         assert!(only(decode(libc::SYS_statx, [0, 1, 0, 0, 0, 0], no_memory)).follow);
     }
 
     #[test]
     fn empty_paths() {
-        let t = only(decode(libc::SYS_statx, [3, 1, AT_EMPTY_PATH, 0, 0, 0], no_memory));
-        assert_eq!(t.source, Source::Path { dirfd: 3, ptr: 1, empty: EmptyPath::Skip });
-        let t = only(decode(libc::SYS_execveat, [3, 1, 0, 0, AT_EMPTY_PATH, 0], no_memory));
-        assert_eq!(t.source, Source::Path { dirfd: 3, ptr: 1, empty: EmptyPath::Dirfd });
+        let t = only(decode(
+            libc::SYS_statx,
+            [3, 1, AT_EMPTY_PATH, 0, 0, 0],
+            no_memory,
+        ));
+        assert_eq!(
+            t.source,
+            Source::Path {
+                dirfd: 3,
+                ptr: 1,
+                empty: EmptyPath::Skip
+            }
+        );
+        let t = only(decode(
+            libc::SYS_execveat,
+            [3, 1, 0, 0, AT_EMPTY_PATH, 0],
+            no_memory,
+        ));
+        assert_eq!(
+            t.source,
+            Source::Path {
+                dirfd: 3,
+                ptr: 1,
+                empty: EmptyPath::Dirfd
+            }
+        );
         assert_eq!(t.op, Op::Exec);
     }
 
@@ -268,8 +448,19 @@ mod tests {
     fn rename_records_both_names() {
         let [from, to] = decode(libc::SYS_renameat2, [1, 10, 2, 20, 0, 0], no_memory);
         assert_eq!(from.map(|t| t.op), Some(Op::RenameFrom));
-        assert_eq!(to.map(|t| t.source), Some(Source::Path { dirfd: 2, ptr: 20, empty: EmptyPath::Skip }));
-        let [from, _] = decode(libc::SYS_renameat2, [1, 10, 2, 20, RENAME_EXCHANGE, 0], no_memory);
+        assert_eq!(
+            to.map(|t| t.source),
+            Some(Source::Path {
+                dirfd: 2,
+                ptr: 20,
+                empty: EmptyPath::Skip
+            })
+        );
+        let [from, _] = decode(
+            libc::SYS_renameat2,
+            [1, 10, 2, 20, RENAME_EXCHANGE, 0],
+            no_memory,
+        );
         assert_eq!(from.map(|t| t.op), Some(Op::RenameTo));
     }
 
@@ -283,7 +474,14 @@ mod tests {
     #[test]
     fn symlink_records_only_the_new_name() {
         let t = only(decode(libc::SYS_symlinkat, [10, 4, 20, 0, 0, 0], no_memory));
-        assert_eq!(t.source, Source::Path { dirfd: 4, ptr: 20, empty: EmptyPath::Skip });
+        assert_eq!(
+            t.source,
+            Source::Path {
+                dirfd: 4,
+                ptr: 20,
+                empty: EmptyPath::Skip
+            }
+        );
         assert_eq!(t.op, Op::Link);
     }
 

@@ -74,7 +74,12 @@ const RET_ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
 const RET_ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
 
 fn stmt(code: u16, k: u32) -> sock_filter {
-    sock_filter { code, jt: 0, jf: 0, k }
+    sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 
 fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
@@ -144,22 +149,39 @@ mod tests {
     fn every_listed_call_is_notified() {
         let prog = program();
         for nr in NOTIFIED {
-            assert_eq!(run(&prog, AUDIT_ARCH_X86_64, *nr as u32), RET_NOTIFY, "nr {nr}");
+            assert_eq!(
+                run(&prog, AUDIT_ARCH_X86_64, *nr as u32),
+                RET_NOTIFY,
+                "nr {nr}"
+            );
         }
     }
 
     #[test]
     fn other_calls_are_allowed() {
         let prog = program();
-        for nr in [libc::SYS_read, libc::SYS_write, libc::SYS_mmap, libc::SYS_close, libc::SYS_fstat] {
-            assert_eq!(run(&prog, AUDIT_ARCH_X86_64, nr as u32), RET_ALLOW, "nr {nr}");
+        for nr in [
+            libc::SYS_read,
+            libc::SYS_write,
+            libc::SYS_mmap,
+            libc::SYS_close,
+            libc::SYS_fstat,
+        ] {
+            assert_eq!(
+                run(&prog, AUDIT_ARCH_X86_64, nr as u32),
+                RET_ALLOW,
+                "nr {nr}"
+            );
         }
     }
 
     #[test]
     fn io_uring_setup_is_refused_with_enosys() {
         let prog = program();
-        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, libc::SYS_io_uring_setup as u32), RET_ENOSYS);
+        assert_eq!(
+            run(&prog, AUDIT_ARCH_X86_64, libc::SYS_io_uring_setup as u32),
+            RET_ENOSYS
+        );
     }
 
     #[test]
@@ -168,6 +190,9 @@ mod tests {
         const AUDIT_ARCH_I386: u32 = 0x4000_0003;
         // i386 `read` (3) is harmless on i386 too, but must still be seen.
         assert_eq!(run(&prog, AUDIT_ARCH_I386, 3), RET_NOTIFY);
-        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | 2), RET_NOTIFY);
+        assert_eq!(
+            run(&prog, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | 2),
+            RET_NOTIFY
+        );
     }
 }

@@ -20,11 +20,19 @@ pub(crate) enum Status {
 const LEN: usize = 8;
 
 /// Sends the status from the forked child. Allocation-free.
-pub(crate) fn send_from_child(socket: RawFd, status: Status, errno: i32, fd: Option<RawFd>) -> io::Result<()> {
+pub(crate) fn send_from_child(
+    socket: RawFd,
+    status: Status,
+    errno: i32,
+    fd: Option<RawFd>,
+) -> io::Result<()> {
     let mut payload = [0u8; LEN];
     payload[..4].copy_from_slice(&(status as u32).to_le_bytes());
     payload[4..].copy_from_slice(&errno.to_le_bytes());
-    let mut iov = libc::iovec { iov_base: payload.as_mut_ptr().cast(), iov_len: LEN };
+    let mut iov = libc::iovec {
+        iov_base: payload.as_mut_ptr().cast(),
+        iov_len: LEN,
+    };
 
     // Room for one fd (CMSG_SPACE(4) is 24 on 64-bit), aligned for cmsghdr.
     #[repr(C, align(8))]
@@ -57,7 +65,11 @@ pub(crate) fn send_from_child(socket: RawFd, status: Status, errno: i32, fd: Opt
         if n < 0 && err.kind() == io::ErrorKind::Interrupted {
             continue;
         }
-        return Err(if n < 0 { err } else { io::Error::from_raw_os_error(libc::EMSGSIZE) });
+        return Err(if n < 0 {
+            err
+        } else {
+            io::Error::from_raw_os_error(libc::EMSGSIZE)
+        });
     }
 }
 
@@ -75,14 +87,17 @@ pub(crate) enum Handshake {
 
 /// Waits for the child's message on the loop.
 pub(crate) async fn receive(socket: &Async<OwnedFd>) -> io::Result<Handshake> {
-    socket.read_with(|fd| receive_now(fd.as_fd().as_raw_fd())).await
+    socket
+        .read_with(|fd| receive_now(fd.as_fd().as_raw_fd()))
+        .await
 }
 
 fn receive_now(fd: RawFd) -> io::Result<Handshake> {
     let mut payload = [0u8; LEN];
     let mut iov = [IoSliceMut::new(&mut payload)];
     let mut control = nix::cmsg_space!(RawFd);
-    let msg = recvmsg::<()>(fd, &mut iov, Some(&mut control), MsgFlags::MSG_CMSG_CLOEXEC).map_err(io::Error::from)?;
+    let msg = recvmsg::<()>(fd, &mut iov, Some(&mut control), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(io::Error::from)?;
     let mut received = None;
     for cmsg in msg.cmsgs().map_err(io::Error::from)? {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
@@ -98,16 +113,31 @@ fn receive_now(fd: RawFd) -> io::Result<Handshake> {
         return Ok(Handshake::Closed);
     }
     if len != LEN {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("tracer handshake of {len} bytes, expected {LEN}")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("tracer handshake of {len} bytes, expected {LEN}"),
+        ));
     }
     let status = u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]);
     let errno = i32::from_le_bytes([payload[4], payload[5], payload[6], payload[7]]);
     match (status, received) {
         (0, Some(listener)) => Ok(Handshake::Installed(listener)),
-        (1, _) => Ok(Handshake::Refused { status: Status::NoNewPrivsFailed, errno }),
-        (2, _) => Ok(Handshake::Refused { status: Status::SeccompFailed, errno }),
-        (0, None) => Err(io::Error::new(io::ErrorKind::InvalidData, "tracer handshake without the listener fd")),
-        (status, _) => Err(io::Error::new(io::ErrorKind::InvalidData, format!("tracer handshake with unknown status {status}"))),
+        (1, _) => Ok(Handshake::Refused {
+            status: Status::NoNewPrivsFailed,
+            errno,
+        }),
+        (2, _) => Ok(Handshake::Refused {
+            status: Status::SeccompFailed,
+            errno,
+        }),
+        (0, None) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "tracer handshake without the listener fd",
+        )),
+        (status, _) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("tracer handshake with unknown status {status}"),
+        )),
     }
 }
 
@@ -117,14 +147,26 @@ mod tests {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
     fn pair() -> (OwnedFd, OwnedFd) {
-        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).expect("socketpair")
+        socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .expect("socketpair")
     }
 
     #[test]
     fn installed_carries_an_fd() {
         let (parent, child) = pair();
         let file = tempfile::tempfile().expect("temp file");
-        send_from_child(child.as_raw_fd(), Status::Installed, 0, Some(file.as_raw_fd())).expect("send");
+        send_from_child(
+            child.as_raw_fd(),
+            Status::Installed,
+            0,
+            Some(file.as_raw_fd()),
+        )
+        .expect("send");
         match receive_now(parent.as_raw_fd()).expect("receive") {
             Handshake::Installed(fd) => assert_ne!(fd.as_raw_fd(), file.as_raw_fd()),
             other => panic!("unexpected {other:?}"),
@@ -136,7 +178,10 @@ mod tests {
         let (parent, child) = pair();
         send_from_child(child.as_raw_fd(), Status::SeccompFailed, libc::EBUSY, None).expect("send");
         match receive_now(parent.as_raw_fd()).expect("receive") {
-            Handshake::Refused { status: Status::SeccompFailed, errno } => assert_eq!(errno, libc::EBUSY),
+            Handshake::Refused {
+                status: Status::SeccompFailed,
+                errno,
+            } => assert_eq!(errno, libc::EBUSY),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -145,7 +190,10 @@ mod tests {
     fn closed_socket_is_reported() {
         let (parent, child) = pair();
         drop(child);
-        assert!(matches!(receive_now(parent.as_raw_fd()).expect("receive"), Handshake::Closed));
+        assert!(matches!(
+            receive_now(parent.as_raw_fd()).expect("receive"),
+            Handshake::Closed
+        ));
     }
 
     #[test]

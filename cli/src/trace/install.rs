@@ -14,7 +14,10 @@ use super::handshake::{self, Status};
 /// Builds the hook. `program` is the filter from `filter::program()`,
 /// `socket` the child's end of the handshake socketpair (kept open by the
 /// parent until the spawn returns; CLOEXEC, so the program never sees it).
-pub(crate) fn hook(program: Vec<libc::sock_filter>, socket: RawFd) -> impl FnMut() -> io::Result<()> + Send + Sync + 'static {
+pub(crate) fn hook(
+    program: Vec<libc::sock_filter>,
+    socket: RawFd,
+) -> impl FnMut() -> io::Result<()> + Send + Sync + 'static {
     move || {
         // SAFETY: called in the forked child before exec; touches only
         // `program` (owned by the closure) and raw fds.
@@ -36,7 +39,10 @@ unsafe fn install(program: &[libc::sock_filter], socket: RawFd) -> io::Result<()
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return handshake::send_from_child(socket, Status::NoNewPrivsFailed, errno(), None);
     }
-    let fprog = libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr().cast_mut() };
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr().cast_mut(),
+    };
     // SAFETY: `fprog` points at `program`, alive for the whole call.
     let listener = unsafe {
         libc::syscall(

@@ -165,7 +165,10 @@ impl EndState {
         // the clone only happens for paths absent from a hand-built state.
         match self.resolved.get(&(path.to_path_buf(), follow)) {
             Some(resolution) => resolution.clone(),
-            None => Resolution { real: path.to_path_buf(), links: Vec::new() },
+            None => Resolution {
+                real: path.to_path_buf(),
+                links: Vec::new(),
+            },
         }
     }
 

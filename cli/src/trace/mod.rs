@@ -20,7 +20,9 @@ mod supervisor;
 mod tracee;
 
 #[allow(unused_imports)]
-pub(crate) use classify::{AccessClassification, ClassifyOptions, Found, InputAccess, OutputKind, classify};
+pub(crate) use classify::{
+    AccessClassification, ClassifyOptions, Found, InputAccess, OutputKind, classify,
+};
 #[allow(unused_imports)]
 pub(crate) use log::{Access, AccessLog, Op, PathKind};
 #[allow(unused_imports)]

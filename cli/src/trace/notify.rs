@@ -23,7 +23,11 @@ pub(crate) enum Readiness {
 }
 
 pub(crate) fn poll_now(listener: BorrowedFd<'_>) -> io::Result<Readiness> {
-    let mut pfd = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     loop {
         // SAFETY: one valid pollfd, zero timeout.
         let n = unsafe { libc::poll(&mut pfd, 1, 0) };
@@ -50,8 +54,18 @@ pub(crate) fn recv(listener: BorrowedFd<'_>) -> io::Result<libc::seccomp_notif> 
     // SAFETY: all-zero is a valid seccomp_notif, and the kernel requires it zeroed.
     let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
     // SAFETY: `req` is a properly sized, writable seccomp_notif.
-    let rc = unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) };
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(req) }
+    let rc = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV,
+            &mut req,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(req)
+    }
 }
 
 /// Whether the notification is still pending (its thread alive and waiting).
@@ -59,16 +73,31 @@ pub(crate) fn recv(listener: BorrowedFd<'_>) -> io::Result<libc::seccomp_notif> 
 /// a stranger's path into the log.
 pub(crate) fn id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
     // SAFETY: the ioctl reads one u64 through the pointer.
-    unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0 }
+    unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+            &id,
+        ) == 0
+    }
 }
 
 /// Lets the notified system call run as if the filter had allowed it.
 /// Failure (ENOENT: the thread was killed meanwhile) needs no handling.
 pub(crate) fn send_continue(listener: BorrowedFd<'_>, id: u64) -> io::Result<()> {
-    let resp = libc::seccomp_notif_resp { id, val: 0, error: 0, flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32 };
+    let resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: 0,
+        flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+    };
     // SAFETY: `resp` is a valid seccomp_notif_resp the kernel only reads.
     let rc = unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// Asks for synchronous wake-ups; an older kernel says EINVAL/ENOTTY and the
@@ -76,7 +105,15 @@ pub(crate) fn send_continue(listener: BorrowedFd<'_>, id: u64) -> io::Result<()>
 pub(crate) fn set_sync_wake_up(listener: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: this ioctl takes its flags by value.
     let rc = unsafe {
-        libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+            SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+        )
     };
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }

@@ -63,9 +63,19 @@ pub(crate) fn write_log(out: &mut dyn Write, log: &AccessLog) -> io::Result<()> 
     Ok(())
 }
 
-pub(crate) fn write_human(out: &mut dyn Write, run: &RunSummary<'_>, c: &AccessClassification) -> io::Result<()> {
+pub(crate) fn write_human(
+    out: &mut dyn Write,
+    run: &RunSummary<'_>,
+    c: &AccessClassification,
+) -> io::Result<()> {
     let root = run.root;
-    writeln!(out, "vp trace: `{}` exited with code {}; paths relative to {}", run.shown_command, run.exit_code, root.display())?;
+    writeln!(
+        out,
+        "vp trace: `{}` exited with code {}; paths relative to {}",
+        run.shown_command,
+        run.exit_code,
+        root.display()
+    )?;
     writeln!(out, "inputs ({}):", c.inputs.len())?;
     for (path, access) in &c.inputs {
         let (label, extra) = input_label(access);
@@ -81,7 +91,10 @@ pub(crate) fn write_human(out: &mut dyn Write, run: &RunSummary<'_>, c: &AccessC
         };
         writeln!(out, "  {}{suffix}", shown(path, root))?;
     }
-    let lists = [("temporaries (created and removed)", &c.temporaries), ("deleted (existed before)", &c.deleted)];
+    let lists = [
+        ("temporaries (created and removed)", &c.temporaries),
+        ("deleted (existed before)", &c.deleted),
+    ];
     for (title, set) in lists {
         if !set.is_empty() {
             writeln!(out, "{title} ({}):", set.len())?;
@@ -91,7 +104,11 @@ pub(crate) fn write_human(out: &mut dyn Write, run: &RunSummary<'_>, c: &AccessC
         }
     }
     if !c.modified_inputs.is_empty() {
-        writeln!(out, "modified inputs ({}): the command changed files it had read, so `vp run` would not cache it:", c.modified_inputs.len())?;
+        writeln!(
+            out,
+            "modified inputs ({}): the command changed files it had read, so `vp run` would not cache it:",
+            c.modified_inputs.len()
+        )?;
         for path in &c.modified_inputs {
             writeln!(out, "  {}", shown(path, root))?;
         }
@@ -99,16 +116,32 @@ pub(crate) fn write_human(out: &mut dyn Write, run: &RunSummary<'_>, c: &AccessC
     for reason in &c.untraceable {
         writeln!(out, "incomplete trace: {reason}")?;
     }
-    writeln!(out, "excluded: {} paths outside the root or in /proc, /sys, /dev, .git or the cache dir", c.excluded)?;
+    writeln!(
+        out,
+        "excluded: {} paths outside the root or in /proc, /sys, /dev, .git or the cache dir",
+        c.excluded
+    )?;
     Ok(())
 }
 
 /// The untraced case: one clear sentence, no classification.
-pub(crate) fn write_untraced(out: &mut dyn Write, run: &RunSummary<'_>, reason: &str) -> io::Result<()> {
-    writeln!(out, "vp trace: `{}` exited with code {} but ran without file tracing: {reason}", run.shown_command, run.exit_code)
+pub(crate) fn write_untraced(
+    out: &mut dyn Write,
+    run: &RunSummary<'_>,
+    reason: &str,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "vp trace: `{}` exited with code {} but ran without file tracing: {reason}",
+        run.shown_command, run.exit_code
+    )
 }
 
-pub(crate) fn json(run: &RunSummary<'_>, outcome: Result<&AccessClassification, &str>, log: Option<&AccessLog>) -> Value {
+pub(crate) fn json(
+    run: &RunSummary<'_>,
+    outcome: Result<&AccessClassification, &str>,
+    log: Option<&AccessLog>,
+) -> Value {
     let root = run.root;
     let mut doc = Map::new();
     doc.insert("command".into(), json!(run.command));
@@ -124,12 +157,22 @@ pub(crate) fn json(run: &RunSummary<'_>, outcome: Result<&AccessClassification, 
             let inputs: Map<String, Value> = c
                 .inputs
                 .iter()
-                .map(|(path, access)| (shown(path, root), serde_json::to_value(access).unwrap_or(Value::Null)))
+                .map(|(path, access)| {
+                    (
+                        shown(path, root),
+                        serde_json::to_value(access).unwrap_or(Value::Null),
+                    )
+                })
                 .collect();
             let outputs: Map<String, Value> = c
                 .outputs
                 .iter()
-                .map(|(path, kind)| (shown(path, root), serde_json::to_value(kind).unwrap_or(Value::Null)))
+                .map(|(path, kind)| {
+                    (
+                        shown(path, root),
+                        serde_json::to_value(kind).unwrap_or(Value::Null),
+                    )
+                })
                 .collect();
             let list = |set: &mut dyn Iterator<Item = &std::path::PathBuf>| -> Value {
                 Value::Array(set.map(|p| json!(shown(p, root))).collect())
@@ -138,7 +181,10 @@ pub(crate) fn json(run: &RunSummary<'_>, outcome: Result<&AccessClassification, 
             doc.insert("outputs".into(), Value::Object(outputs));
             doc.insert("temporaries".into(), list(&mut c.temporaries.iter()));
             doc.insert("deleted".into(), list(&mut c.deleted.iter()));
-            doc.insert("modified_inputs".into(), list(&mut c.modified_inputs.iter()));
+            doc.insert(
+                "modified_inputs".into(),
+                list(&mut c.modified_inputs.iter()),
+            );
             doc.insert("untraceable".into(), json!(c.untraceable));
             doc.insert("excluded".into(), json!(c.excluded));
             doc.insert("cacheable".into(), json!(c.is_cacheable()));
@@ -170,11 +216,24 @@ mod tests {
 
     fn sample() -> AccessClassification {
         let mut c = AccessClassification::default();
-        c.inputs.insert(PathBuf::from("/w/a.txt"), InputAccess::ContentRead);
-        c.inputs.insert(PathBuf::from("/w/nope"), InputAccess::Probe { found: Found::Missing });
-        c.inputs.insert(PathBuf::from("/w/src"), InputAccess::Listing);
-        c.inputs.insert(PathBuf::from("/w/link"), InputAccess::Symlink { target: PathBuf::from("a.txt") });
-        c.outputs.insert(PathBuf::from("/w/dist/b.js"), OutputKind::File);
+        c.inputs
+            .insert(PathBuf::from("/w/a.txt"), InputAccess::ContentRead);
+        c.inputs.insert(
+            PathBuf::from("/w/nope"),
+            InputAccess::Probe {
+                found: Found::Missing,
+            },
+        );
+        c.inputs
+            .insert(PathBuf::from("/w/src"), InputAccess::Listing);
+        c.inputs.insert(
+            PathBuf::from("/w/link"),
+            InputAccess::Symlink {
+                target: PathBuf::from("a.txt"),
+            },
+        );
+        c.outputs
+            .insert(PathBuf::from("/w/dist/b.js"), OutputKind::File);
         c.temporaries.insert(PathBuf::from("/w/tmp"));
         c.modified_inputs.push(PathBuf::from("/w/x"));
         c.excluded = 12;
@@ -184,7 +243,12 @@ mod tests {
     #[test]
     fn human_report_lists_every_section() {
         let command = vec!["tool".to_owned(), "--flag".to_owned()];
-        let run = RunSummary { command: &command, shown_command: "tool --flag", exit_code: 0, root: Path::new("/w") };
+        let run = RunSummary {
+            command: &command,
+            shown_command: "tool --flag",
+            exit_code: 0,
+            root: Path::new("/w"),
+        };
         let mut out = Vec::new();
         write_human(&mut out, &run, &sample()).expect("write");
         let text = String::from_utf8(out).expect("utf8");
@@ -210,7 +274,12 @@ excluded: 12 paths outside the root or in /proc, /sys, /dev, .git or the cache d
     #[test]
     fn json_report_uses_relative_paths() {
         let command = vec!["tool".to_owned()];
-        let run = RunSummary { command: &command, shown_command: "tool", exit_code: 3, root: Path::new("/w") };
+        let run = RunSummary {
+            command: &command,
+            shown_command: "tool",
+            exit_code: 3,
+            root: Path::new("/w"),
+        };
         let doc = json(&run, Ok(&sample()), None);
         assert_eq!(doc["exit_code"], 3);
         assert_eq!(doc["inputs"]["a.txt"]["kind"], "content-read");

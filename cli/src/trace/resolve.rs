@@ -32,7 +32,8 @@ pub(crate) fn snapshot(mut log: AccessLog) -> AccessLog {
             if let (PathKind::Symlink, Some(Entry::Symlink(target))) = (kind, fs.get(real)) {
                 state.link_targets.insert(real.clone(), target);
             }
-            if access.op == Op::RenameTo && kind == PathKind::Dir && !state.trees.contains_key(real) {
+            if access.op == Op::RenameTo && kind == PathKind::Dir && !state.trees.contains_key(real)
+            {
                 let mut entries = Vec::new();
                 walk(real, &mut entries);
                 state.trees.insert(real.clone(), entries);
@@ -51,10 +52,14 @@ pub(crate) fn snapshot(mut log: AccessLog) -> AccessLog {
             }
         }
         let kind = fs.kind(&resolution.real);
-        if let (PathKind::Symlink, Some(Entry::Symlink(target))) = (kind, fs.get(&resolution.real)) {
+        if let (PathKind::Symlink, Some(Entry::Symlink(target))) = (kind, fs.get(&resolution.real))
+        {
             state.link_targets.insert(resolution.real.clone(), target);
         }
-        if access.op == Op::RenameTo && kind == PathKind::Dir && !state.trees.contains_key(&resolution.real) {
+        if access.op == Op::RenameTo
+            && kind == PathKind::Dir
+            && !state.trees.contains_key(&resolution.real)
+        {
             let mut entries = Vec::new();
             walk(&resolution.real, &mut entries);
             state.trees.insert(resolution.real.clone(), entries);
@@ -69,7 +74,9 @@ pub(crate) fn snapshot(mut log: AccessLog) -> AccessLog {
 /// Lists everything below `dir` (unreadable parts are skipped: they
 /// cannot be archived either, and the cache reports that when it tries).
 fn walk(dir: &Path, out: &mut Vec<(PathBuf, PathKind)>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let kind = match entry.file_type() {
@@ -87,7 +94,9 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, PathKind)>) {
 }
 
 pub(crate) fn is_pseudo(path: &Path) -> bool {
-    ["/proc", "/sys", "/dev"].iter().any(|root| path.starts_with(root))
+    ["/proc", "/sys", "/dev"]
+        .iter()
+        .any(|root| path.starts_with(root))
 }
 
 #[derive(Debug, Clone)]
@@ -191,7 +200,14 @@ mod tests {
     use std::time::Duration;
 
     fn access(path: &Path, op: Op, follow: bool) -> Access {
-        Access { at: Duration::ZERO, tid: 1, path: path.to_path_buf(), op, follow, at_call: None }
+        Access {
+            at: Duration::ZERO,
+            tid: 1,
+            path: path.to_path_buf(),
+            op,
+            follow,
+            at_call: None,
+        }
     }
 
     #[test]
@@ -221,20 +237,39 @@ mod tests {
 
         let r = state.resolve(&via_link, true);
         assert_eq!(r.real, root.join("packages/pkg/index.js"));
-        assert_eq!(r.links, vec![root.join("node_modules/pkg"), root.join("packages/pkg/main.js")]);
+        assert_eq!(
+            r.links,
+            vec![
+                root.join("node_modules/pkg"),
+                root.join("packages/pkg/main.js")
+            ]
+        );
         assert_eq!(state.kind(&r.real), PathKind::File);
-        assert_eq!(state.link_targets.get(&root.join("node_modules/pkg")), Some(&PathBuf::from("../packages/pkg")));
+        assert_eq!(
+            state.link_targets.get(&root.join("node_modules/pkg")),
+            Some(&PathBuf::from("../packages/pkg"))
+        );
 
         let r = state.resolve(&via_link, false);
         assert_eq!(r.real, root.join("packages/pkg/main.js"));
         assert_eq!(state.kind(&r.real), PathKind::Symlink);
-        assert_eq!(state.link_targets.get(&r.real), Some(&PathBuf::from("index.js")));
+        assert_eq!(
+            state.link_targets.get(&r.real),
+            Some(&PathBuf::from("index.js"))
+        );
 
-        assert_eq!(state.resolve(&dotdot, true).real, root.join("packages/pkg/index.js"));
+        assert_eq!(
+            state.resolve(&dotdot, true).real,
+            root.join("packages/pkg/index.js")
+        );
         let r = state.resolve(&missing, true);
         assert_eq!(r.real, root.join("packages/pkg/x.js"));
         assert_eq!(state.kind(&r.real), PathKind::Missing);
-        assert!(!state.resolved.contains_key(&(PathBuf::from("/proc/1/maps"), true)));
+        assert!(
+            !state
+                .resolved
+                .contains_key(&(PathBuf::from("/proc/1/maps"), true))
+        );
     }
 
     #[test]

@@ -166,12 +166,18 @@ impl Supervisor {
             Ok(parent) => {
                 let real = parent.join(name);
                 let existed = std::fs::symlink_metadata(&real).is_ok();
-                Some(AtCall { real: Some(real), existed })
+                Some(AtCall {
+                    real: Some(real),
+                    existed,
+                })
             }
             // The call fails (ENOENT): nothing is written, and the path was
             // missing. `tsc` tries its `.tsbuildinfo` before creating the
             // directory; an earlier failed open of it read nothing either.
-            Err(err) if err.kind() == ErrorKind::NotFound => Some(AtCall { real: None, existed: false }),
+            Err(err) if err.kind() == ErrorKind::NotFound => Some(AtCall {
+                real: None,
+                existed: false,
+            }),
             Err(err) => {
                 self.log.mark_untraceable(format!(
                     "could not resolve where a write to `{}` lands: {err}",

@@ -15,8 +15,14 @@ const PATH_MAX: usize = libc::PATH_MAX as usize;
 
 /// Reads `len` bytes at `addr` in thread `tid` into `out`.
 fn read_exact(tid: u32, addr: u64, out: &mut [u8]) -> io::Result<()> {
-    let local = libc::iovec { iov_base: out.as_mut_ptr().cast(), iov_len: out.len() };
-    let remote = libc::iovec { iov_base: addr as usize as *mut libc::c_void, iov_len: out.len() };
+    let local = libc::iovec {
+        iov_base: out.as_mut_ptr().cast(),
+        iov_len: out.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as usize as *mut libc::c_void,
+        iov_len: out.len(),
+    };
     // SAFETY: `local` points at `out`, valid for `out.len()` writes; the
     // remote side is another process and the kernel checks it.
     let n = unsafe { libc::process_vm_readv(tid as libc::pid_t, &local, 1, &remote, 1, 0) };
@@ -89,7 +95,11 @@ pub(crate) fn fd_path(tid: u32, fd: i32) -> io::Result<Option<PathBuf>> {
 /// Makes `raw` (what the tool passed) absolute against `base` (its cwd or
 /// dirfd, fetched only when needed) and rewrites `/proc/self` and
 /// `/proc/thread-self` to the thread's own `/proc/<tid>` entries.
-pub(crate) fn absolute(tid: u32, raw: &[u8], base: impl FnOnce() -> io::Result<Option<PathBuf>>) -> io::Result<Option<PathBuf>> {
+pub(crate) fn absolute(
+    tid: u32,
+    raw: &[u8],
+    base: impl FnOnce() -> io::Result<Option<PathBuf>>,
+) -> io::Result<Option<PathBuf>> {
     let joined = if raw.starts_with(b"/") {
         PathBuf::from(OsStr::from_bytes(raw))
     } else {
@@ -126,7 +136,9 @@ fn rewrite_proc_self(tid: u32, path: PathBuf) -> PathBuf {
 pub(crate) fn normalize(path: PathBuf) -> PathBuf {
     // Hot path: most paths tools pass are already clean.
     let bytes = path.as_os_str().as_bytes();
-    let clean = !bytes.windows(2).any(|w| w == b"//" || w == b"/.") && !bytes.ends_with(b"/") && !bytes.starts_with(b".");
+    let clean = !bytes.windows(2).any(|w| w == b"//" || w == b"/.")
+        && !bytes.ends_with(b"/")
+        && !bytes.starts_with(b".");
     if clean {
         return path;
     }
@@ -166,14 +178,18 @@ mod tests {
         let mut buf = Vec::new();
         assert!(read_cstr(std::process::id(), 0, &mut buf).is_err());
         let block = vec![b'y'; PATH_MAX * 2];
-        let err = read_cstr(std::process::id(), block.as_ptr() as u64, &mut buf).expect_err("too long");
+        let err =
+            read_cstr(std::process::id(), block.as_ptr() as u64, &mut buf).expect_err("too long");
         assert_eq!(err.raw_os_error(), Some(libc::ENAMETOOLONG));
     }
 
     #[test]
     fn reads_words() {
         let word: u64 = 0x0123_4567_89ab_cdef;
-        assert_eq!(read_u64(std::process::id(), &word as *const u64 as u64).expect("read"), word);
+        assert_eq!(
+            read_u64(std::process::id(), &word as *const u64 as u64).expect("read"),
+            word
+        );
     }
 
     #[test]
@@ -183,20 +199,38 @@ mod tests {
         let p = absolute(7, b"../x", || Ok(Some(PathBuf::from("/w/pkg")))).expect("ok");
         assert_eq!(p, Some(PathBuf::from("/w/pkg/../x")));
         assert_eq!(absolute(7, b"x", || Ok(None)).expect("ok"), None);
-        assert_eq!(absolute(7, b"/w/.git/./HEAD", no_base).expect("ok"), Some(PathBuf::from("/w/.git/HEAD")));
-        assert_eq!(absolute(7, b"/w/.hidden", no_base).expect("ok"), Some(PathBuf::from("/w/.hidden")));
-        assert_eq!(absolute(7, b"/", no_base).expect("ok"), Some(PathBuf::from("/")));
+        assert_eq!(
+            absolute(7, b"/w/.git/./HEAD", no_base).expect("ok"),
+            Some(PathBuf::from("/w/.git/HEAD"))
+        );
+        assert_eq!(
+            absolute(7, b"/w/.hidden", no_base).expect("ok"),
+            Some(PathBuf::from("/w/.hidden"))
+        );
+        assert_eq!(
+            absolute(7, b"/", no_base).expect("ok"),
+            Some(PathBuf::from("/"))
+        );
     }
 
     #[test]
     fn proc_self_is_rewritten() {
-        assert_eq!(absolute(42, b"/proc/self/maps", no_base).expect("ok"), Some(PathBuf::from("/proc/42/maps")));
-        assert_eq!(absolute(42, b"/proc/self", no_base).expect("ok"), Some(PathBuf::from("/proc/42")));
+        assert_eq!(
+            absolute(42, b"/proc/self/maps", no_base).expect("ok"),
+            Some(PathBuf::from("/proc/42/maps"))
+        );
+        assert_eq!(
+            absolute(42, b"/proc/self", no_base).expect("ok"),
+            Some(PathBuf::from("/proc/42"))
+        );
         assert_eq!(
             absolute(42, b"/proc/thread-self/fd", no_base).expect("ok"),
             Some(PathBuf::from("/proc/42/task/42/fd"))
         );
-        assert_eq!(absolute(42, b"/proc/selfish", no_base).expect("ok"), Some(PathBuf::from("/proc/selfish")));
+        assert_eq!(
+            absolute(42, b"/proc/selfish", no_base).expect("ok"),
+            Some(PathBuf::from("/proc/selfish"))
+        );
     }
 
     #[test]
@@ -204,9 +238,14 @@ mod tests {
         let file = tempfile::NamedTempFile::new().expect("temp file");
         use std::os::fd::AsRawFd;
         let fd = file.as_file().as_raw_fd();
-        let path = fd_path(std::process::id(), fd).expect("readlink").expect("has a path");
+        let path = fd_path(std::process::id(), fd)
+            .expect("readlink")
+            .expect("has a path");
         assert_eq!(path, file.path().canonicalize().expect("canonical"));
         let (r, _w) = std::io::pipe().expect("pipe");
-        assert_eq!(fd_path(std::process::id(), r.as_raw_fd()).expect("readlink"), None);
+        assert_eq!(
+            fd_path(std::process::id(), r.as_raw_fd()).expect("readlink"),
+            None
+        );
     }
 }

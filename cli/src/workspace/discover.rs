@@ -542,7 +542,10 @@ mod tests {
         write(single.path(), "package.json", r#"{"name":"solo"}"#);
         let ws = load(&single.path().join("src")).expect("loads");
         assert_eq!(ws.packages.len(), 1);
-        assert!(ws.packages[0].rel_dir.is_empty(), "the root package comes first");
+        assert!(
+            ws.packages[0].rel_dir.is_empty(),
+            "the root package comes first"
+        );
     }
 
     #[test]

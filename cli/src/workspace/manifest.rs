@@ -49,7 +49,12 @@ fn parse(text: &str, path: &Path) -> Result<Manifest, WorkspaceError> {
             manifest.scripts.push((name.clone(), cmd.to_owned()));
         }
     }
-    for kind in ["dependencies", "devDependencies", "peerDependencies", "optionalDependencies"] {
+    for kind in [
+        "dependencies",
+        "devDependencies",
+        "peerDependencies",
+        "optionalDependencies",
+    ] {
         if let Some(Value::Object(deps)) = obj.get(kind) {
             for (name, spec) in deps {
                 manifest
@@ -86,7 +91,12 @@ pub(super) fn json_error(path: &Path, e: &serde_json::Error) -> WorkspaceError {
         path: path.to_path_buf(),
         line: e.line(),
         column: e.column(),
-        message: e.to_string().split(" at line ").next().unwrap_or_default().to_owned(),
+        message: e
+            .to_string()
+            .split(" at line ")
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
     }
 }
 

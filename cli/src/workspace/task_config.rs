@@ -22,7 +22,10 @@ pub(crate) struct TaskConfigFile {
 
 /// `"cache": true | false | { "scripts": bool, "tasks": bool }`
 #[derive(Debug, Deserialize, Clone, Copy)]
-#[serde(untagged, expecting = "`true`, `false` or an object `{ \"scripts\": bool, \"tasks\": bool }`")]
+#[serde(
+    untagged,
+    expecting = "`true`, `false` or an object `{ \"scripts\": bool, \"tasks\": bool }`"
+)]
 pub(crate) enum CacheSetting {
     All(bool),
     Kinds(CacheKinds),
@@ -102,7 +105,12 @@ fn parse(text: &str, path: &Path, is_root: bool) -> Result<TaskConfigFile, Works
             line: inner.line(),
             column: inner.column(),
             key,
-            message: inner.to_string().split(" at line ").next().unwrap_or_default().to_owned(),
+            message: inner
+                .to_string()
+                .split(" at line ")
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
         }
     })?;
     if !is_root && file.cache.is_some() {
@@ -120,7 +128,10 @@ fn parse(text: &str, path: &Path, is_root: bool) -> Result<TaskConfigFile, Works
     }
     for (name, task) in &file.tasks {
         if task.cache == Some(false) {
-            for (field, present) in [("input", task.input.is_some()), ("output", task.output.is_some())] {
+            for (field, present) in [
+                ("input", task.input.is_some()),
+                ("output", task.output.is_some()),
+            ] {
                 if present {
                     let (line, column) = top_level_key_position(text, "tasks").unwrap_or((1, 1));
                     return Err(WorkspaceError::Config {
@@ -178,7 +189,9 @@ mod tests {
     use super::*;
 
     fn err(text: &str, is_root: bool) -> String {
-        parse(text, Path::new("/w/vite-task.json"), is_root).unwrap_err().to_string()
+        parse(text, Path::new("/w/vite-task.json"), is_root)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -195,12 +208,18 @@ mod tests {
         assert_eq!(f.cache.unwrap().kinds(), (true, true));
         let b = &f.tasks["build"];
         assert_eq!(b.depends_on, ["lint", "utils#build"]);
-        assert_eq!(b.input.as_ref().unwrap()[2], GlobEntry::Auto(AutoFlag { auto: true }));
+        assert_eq!(
+            b.input.as_ref().unwrap()[2],
+            GlobEntry::Auto(AutoFlag { auto: true })
+        );
     }
 
     #[test]
     fn unknown_key_names_file_line_column_and_key() {
-        let e = err("{\n  \"tasks\": {\n    \"build\": { \"dependOn\": [] }\n  }\n}", true);
+        let e = err(
+            "{\n  \"tasks\": {\n    \"build\": { \"dependOn\": [] }\n  }\n}",
+            true,
+        );
         assert!(e.contains("/w/vite-task.json:3:"), "{e}");
         assert!(e.contains("dependOn"), "{e}");
         assert!(e.contains("tasks.build"), "{e}");
@@ -222,7 +241,10 @@ mod tests {
 
     #[test]
     fn cache_false_forbids_input() {
-        let e = err(r#"{"tasks": {"t": {"command": "x", "cache": false, "input": []}}}"#, true);
+        let e = err(
+            r#"{"tasks": {"t": {"command": "x", "cache": false, "input": []}}}"#,
+            true,
+        );
         assert!(e.contains("tasks.t.input"), "{e}");
     }
 

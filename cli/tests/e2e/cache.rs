@@ -25,7 +25,11 @@ fn second_run_replays_and_rm_dist_restores_byte_identical() {
     second.assert_success();
     assert_eq!(hits(&second.stderr), 3, "{}", second.combined());
     assert_eq!(second.stdout, first.stdout, "replayed output differs");
-    assert!(second.stderr.contains("vp run: 3/3 cache hit (100%)"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("vp run: 3/3 cache hit (100%)"),
+        "{}",
+        second.stderr
+    );
 
     for pkg in ["utils", "app", "site"] {
         ws.remove(format!("packages/{pkg}/dist"));
@@ -44,12 +48,24 @@ fn modified_source_misses_with_the_path() {
     ws.edit(&src, |s| format!("{s}\n// edited\n"));
     let out = ws.vp(["run", "-r", "build"]).output();
     out.assert_success();
-    let name = std::path::Path::new(&src).file_name().expect("a source file name").to_string_lossy().into_owned();
-    assert!(out.stderr.contains(&format!("{name}' modified")), "{}", out.stderr);
+    let name = std::path::Path::new(&src)
+        .file_name()
+        .expect("a source file name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        out.stderr.contains(&format!("{name}' modified")),
+        "{}",
+        out.stderr
+    );
 }
 
 fn first_source(ws: &Workspace, dir: &str) -> String {
-    let mut names: Vec<_> = std::fs::read_dir(ws.path(dir)).expect("the fixture's source dir").flatten().map(|e| e.file_name()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(ws.path(dir))
+        .expect("the fixture's source dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     names.sort();
     format!("{dir}/{}", names[0].to_string_lossy())
 }
@@ -63,7 +79,12 @@ fn tool_that_empties_dist_is_restored_after_rm_dist() {
     assert!(!built.is_empty());
     let again = ws.vp(["run", "build"]).output();
     again.assert_success();
-    assert_eq!(hits(&again.stderr), 1, "a listing of dist/ must not be an input:\n{}", again.combined());
+    assert_eq!(
+        hits(&again.stderr),
+        1,
+        "a listing of dist/ must not be an input:\n{}",
+        again.combined()
+    );
     ws.remove("dist");
     let restored = ws.vp(["run", "build"]).output();
     restored.assert_success();
@@ -82,7 +103,11 @@ fn ignore_input_keeps_the_hit_when_the_ignored_dir_changes() {
     assert_eq!(hits(&out.stderr), 1, "{}", out.combined());
     ws.write("src/data.txt", "changed data\n");
     let out = ws.vp(["run", "ignore-input"]).output();
-    assert!(out.stderr.contains("'src/data.txt' modified"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("'src/data.txt' modified"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -99,18 +124,36 @@ fn ignore_output_allows_read_write_overlap_and_is_not_archived() {
     out.assert_success();
     assert_eq!(hits(&out.stderr), 1, "{}", out.combined());
     assert!(ws.exists("dist/ignore-output.txt"));
-    assert_eq!(ws.read(".tool-cache/state.json"), "{\"runs\":41}\n", "ignored output was restored");
+    assert_eq!(
+        ws.read(".tool-cache/state.json"),
+        "{\"runs\":41}\n",
+        "ignored output was restored"
+    );
 }
 
 #[test]
 fn get_env_tracked_invalidates_untracked_does_not() {
     let ws = Workspace::new("bridge-verbs");
-    let run = |t: &str, u: &str| ws.vp(["run", "get-env"]).env("VERB_TRACKED", t).env("VERB_UNTRACKED", u).output();
+    let run = |t: &str, u: &str| {
+        ws.vp(["run", "get-env"])
+            .env("VERB_TRACKED", t)
+            .env("VERB_UNTRACKED", u)
+            .output()
+    };
     run("a", "x").assert_success();
     let same = run("a", "y");
-    assert_eq!(hits(&same.stderr), 1, "untracked change must hit:\n{}", same.combined());
+    assert_eq!(
+        hits(&same.stderr),
+        1,
+        "untracked change must hit:\n{}",
+        same.combined()
+    );
     let changed = run("b", "y");
-    assert!(changed.stderr.contains("env 'VERB_TRACKED' changed"), "{}", changed.stderr);
+    assert!(
+        changed.stderr.contains("env 'VERB_TRACKED' changed"),
+        "{}",
+        changed.stderr
+    );
     assert!(ws.read("dist/get-env.txt").contains('b'));
 }
 
@@ -125,11 +168,23 @@ fn get_envs_glob_and_prefix_invalidate_on_added_removed_changed() {
         r.output()
     };
     run(&[("VERB_GLOB_A", "1"), ("VERB_PREFIX_X", "1")]).assert_success();
-    let unrelated = run(&[("VERB_GLOB_A", "1"), ("VERB_PREFIX_X", "1"), ("UNRELATED", "2")]);
+    let unrelated = run(&[
+        ("VERB_GLOB_A", "1"),
+        ("VERB_PREFIX_X", "1"),
+        ("UNRELATED", "2"),
+    ]);
     assert_eq!(hits(&unrelated.stderr), 1, "{}", unrelated.combined());
-    let added = run(&[("VERB_GLOB_A", "1"), ("VERB_GLOB_B", "2"), ("VERB_PREFIX_X", "1")]);
+    let added = run(&[
+        ("VERB_GLOB_A", "1"),
+        ("VERB_GLOB_B", "2"),
+        ("VERB_PREFIX_X", "1"),
+    ]);
     assert_eq!(misses(&added.stderr), 1, "{}", added.combined());
-    let changed = run(&[("VERB_GLOB_A", "1"), ("VERB_GLOB_B", "2"), ("VERB_PREFIX_X", "9")]);
+    let changed = run(&[
+        ("VERB_GLOB_A", "1"),
+        ("VERB_GLOB_B", "2"),
+        ("VERB_PREFIX_X", "9"),
+    ]);
     assert_eq!(misses(&changed.stderr), 1, "{}", changed.combined());
     let removed = run(&[("VERB_GLOB_B", "2"), ("VERB_PREFIX_X", "9")]);
     assert_eq!(misses(&removed.stderr), 1, "{}", removed.combined());
@@ -143,7 +198,11 @@ fn disable_cache_forces_execution() {
     let out = ws.vp(["run", "disable-cache"]).output();
     out.assert_success();
     assert_eq!(hits(&out.stderr), 0, "{}", out.combined());
-    assert!(out.stderr.contains("asked not to cache this run"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("asked not to cache this run"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -164,7 +223,10 @@ fn file_edited_during_the_run_never_gives_a_false_hit() {
     let handle = std::thread::spawn(move || vp.output());
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !ws.exists("started") {
-        assert!(std::time::Instant::now() < deadline, "the task never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task never started"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     ws.write("src/data.txt", "edited while the task ran\n");
@@ -173,7 +235,12 @@ fn file_edited_during_the_run_never_gives_a_false_hit() {
     assert!(first.stderr.contains("not cached"), "{}", first.combined());
     let second = ws.vp(["run", "slow"]).output();
     second.assert_success();
-    assert_eq!(hits(&second.stderr), 0, "false hit after an edit during the run:\n{}", second.combined());
+    assert_eq!(
+        hits(&second.stderr),
+        0,
+        "false hit after an edit during the run:\n{}",
+        second.combined()
+    );
     assert_eq!(ws.read("dist/slow.txt"), "edited while the task ran\n");
 }
 
@@ -194,14 +261,32 @@ fn miss_reasons_for_env_args_and_added_files() {
     ws.vp(["run", "list"]).output().assert_success();
     ws.write("src/new.txt", "new\n");
     let added = ws.vp(["run", "list"]).output();
-    assert!(added.stderr.contains("'new.txt' added in 'src'"), "{}", added.stderr);
+    assert!(
+        added.stderr.contains("'new.txt' added in 'src'"),
+        "{}",
+        added.stderr
+    );
     let env = ws.vp(["run", "list"]).env("LIST_MODE", "fast").output();
-    assert!(env.stderr.contains("env 'LIST_MODE' added"), "{}", env.stderr);
-    let args = ws.vp(["run", "list", "--", "--flag"]).env("LIST_MODE", "fast").output();
+    assert!(
+        env.stderr.contains("env 'LIST_MODE' added"),
+        "{}",
+        env.stderr
+    );
+    let args = ws
+        .vp(["run", "list", "--", "--flag"])
+        .env("LIST_MODE", "fast")
+        .output();
     assert!(args.stderr.contains("args changed"), "{}", args.stderr);
     ws.remove("src/new.txt");
-    let removed = ws.vp(["run", "list", "--", "--flag"]).env("LIST_MODE", "fast").output();
-    assert!(removed.stderr.contains("'new.txt' removed from 'src'"), "{}", removed.stderr);
+    let removed = ws
+        .vp(["run", "list", "--", "--flag"])
+        .env("LIST_MODE", "fast")
+        .output();
+    assert!(
+        removed.stderr.contains("'new.txt' removed from 'src'"),
+        "{}",
+        removed.stderr
+    );
 }
 
 #[test]

@@ -24,18 +24,33 @@ fn tsc_b_is_cached_on_every_run_across_edits() {
     assert!(hit(&cached_build(&ws).stderr), "second run hits");
     ws.remove("lib/dist");
     let restored = cached_build(&ws);
-    assert!(hit(&restored.stderr), "rm -rf dist restores:\n{}", restored.combined());
+    assert!(
+        hit(&restored.stderr),
+        "rm -rf dist restores:\n{}",
+        restored.combined()
+    );
     assert!(ws.read("lib/dist/greet.js").contains("hello, "));
     ws.edit("lib/src/greet.ts", |s| s.replace("hello, ", "good day, "));
     let edited = cached_build(&ws);
     assert!(!hit(&edited.stderr), "{}", edited.combined());
     assert!(ws.read("lib/dist/greet.js").contains("good day, "));
     let after = cached_build(&ws);
-    assert!(hit(&after.stderr), "the run after an edit is cached again:\n{}", after.combined());
+    assert!(
+        hit(&after.stderr),
+        "the run after an edit is cached again:\n{}",
+        after.combined()
+    );
     ws.edit("lib/src/greet.ts", |s| s.replace("good day, ", "hello, "));
     let reverted = cached_build(&ws);
-    assert!(hit(&reverted.stderr), "back to the first sources: the first entry\n{}", reverted.combined());
-    assert!(ws.read("lib/dist/greet.js").contains("hello, "), "and its output ships");
+    assert!(
+        hit(&reverted.stderr),
+        "back to the first sources: the first entry\n{}",
+        reverted.combined()
+    );
+    assert!(
+        ws.read("lib/dist/greet.js").contains("hello, "),
+        "and its output ships"
+    );
 }
 
 /// A `.tsbuildinfo` left by a `tsc -b` outside vp is not this task's: the first vp run that
@@ -43,12 +58,23 @@ fn tsc_b_is_cached_on_every_run_across_edits() {
 #[test]
 fn tsc_state_from_outside_vp_converges_after_one_run() {
     let ws = Workspace::with_node_modules("tsc-refs", NodeModules::Link);
-    ws.run(ws.path("node_modules/.bin/tsc")).arg("-b").output().assert_success();
+    ws.run(ws.path("node_modules/.bin/tsc"))
+        .arg("-b")
+        .output()
+        .assert_success();
     ws.edit("lib/src/greet.ts", |s| s.replace("hello, ", "good day, "));
     let first = ws.vp(["run", "build", "--cache"]).output();
     first.assert_success();
-    assert!(first.stderr.contains("not cached because it modified its input"), "{}", first.combined());
-    ws.edit("lib/src/greet.ts", |s| s.replace("good day, ", "good evening, "));
+    assert!(
+        first
+            .stderr
+            .contains("not cached because it modified its input"),
+        "{}",
+        first.combined()
+    );
+    ws.edit("lib/src/greet.ts", |s| {
+        s.replace("good day, ", "good evening, ")
+    });
     cached_build(&ws);
     assert!(hit(&cached_build(&ws).stderr));
 }

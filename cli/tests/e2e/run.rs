@@ -35,9 +35,16 @@ fn ctrl_c_forwards_sigint_waits_and_exits_130_without_caching() {
     unsafe { libc::kill(i32::try_from(child.id()).expect("pid"), libc::SIGINT) };
     let status = child.wait().expect("wait vp");
     assert_eq!(status.code(), Some(130));
-    assert!(ws.exists("got-sigint"), "SIGINT was not forwarded to the task");
+    assert!(
+        ws.exists("got-sigint"),
+        "SIGINT was not forwarded to the task"
+    );
     let stats = ws.vp(["cache", "stats"]).output();
-    assert!(stats.stdout.contains("entries:  0"), "a cancelled run was stored: {}", stats.combined());
+    assert!(
+        stats.stdout.contains("entries:  0"),
+        "a cancelled run was stored: {}",
+        stats.combined()
+    );
 }
 
 #[test]
@@ -51,7 +58,12 @@ fn first_failure_stops_new_tasks_and_sets_the_exit_code() {
     let out = ws.vp(["run", "after"]).output();
     out.assert_code(4);
     assert!(!ws.exists("ran-after"));
-    assert!(out.stderr.contains("failed with exit code 4; 1 not started"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("failed with exit code 4; 1 not started"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -65,13 +77,31 @@ fn concurrency_limit_and_parallel() {
          setTimeout(() => { const n = fs.readdirSync('running').length;\n\
            fs.appendFileSync('peak', n + '\\n'); fs.unlinkSync(me); }, 300);\n",
     );
-    let tasks: Vec<String> = (0..4).map(|i| format!(r#""p{i}": {{ "command": "node probe.js {i}", "cache": false }}"#)).collect();
-    write_tasks(&ws, &format!(r#"{{ {}, "all": {{ "dependsOn": ["p0", "p1", "p2", "p3"], "cache": false }} }}"#, tasks.join(", ")));
-    let peak = |ws: &Workspace| ws.read("peak").lines().filter_map(|l| l.parse::<u32>().ok()).max().unwrap_or(0);
-    ws.vp(["run", "all", "--concurrency-limit", "1"]).output().assert_success();
+    let tasks: Vec<String> = (0..4)
+        .map(|i| format!(r#""p{i}": {{ "command": "node probe.js {i}", "cache": false }}"#))
+        .collect();
+    write_tasks(
+        &ws,
+        &format!(
+            r#"{{ {}, "all": {{ "dependsOn": ["p0", "p1", "p2", "p3"], "cache": false }} }}"#,
+            tasks.join(", ")
+        ),
+    );
+    let peak = |ws: &Workspace| {
+        ws.read("peak")
+            .lines()
+            .filter_map(|l| l.parse::<u32>().ok())
+            .max()
+            .unwrap_or(0)
+    };
+    ws.vp(["run", "all", "--concurrency-limit", "1"])
+        .output()
+        .assert_success();
     assert_eq!(peak(&ws), 1);
     ws.remove("peak");
-    ws.vp(["run", "all", "--concurrency-limit", "4"]).output().assert_success();
+    ws.vp(["run", "all", "--concurrency-limit", "4"])
+        .output()
+        .assert_success();
     assert!(peak(&ws) > 1, "tasks did not overlap with a limit of 4");
 }
 
@@ -81,6 +111,14 @@ fn last_details_prints_the_previous_run() {
     ws.vp(["run", "-r", "build"]).output().assert_success();
     let out = ws.vp(["run", "--last-details"]).output();
     out.assert_success();
-    assert!(out.stdout.contains("@example/app#build: succeeded"), "{}", out.stdout);
-    assert!(out.stdout.contains("vp run: 0/3 cache hit (0%)"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("@example/app#build: succeeded"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("vp run: 0/3 cache hit (0%)"),
+        "{}",
+        out.stdout
+    );
 }

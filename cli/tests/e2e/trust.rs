@@ -16,28 +16,57 @@ fn hit(stderr: &str) -> bool {
 #[test]
 fn tsc_b_that_last_ran_outside_vp_rebuilds_after_an_edit() {
     let ws = Workspace::with_node_modules("tsc-refs", NodeModules::Link);
-    ws.run(ws.path("node_modules/.bin/tsc")).arg("-b").output().assert_success();
+    ws.run(ws.path("node_modules/.bin/tsc"))
+        .arg("-b")
+        .output()
+        .assert_success();
     assert!(ws.read("lib/dist/greet.js").contains("hello, "));
 
     let first = ws.vp(["run", "build", "--cache"]).output();
     first.assert_success();
     let again = ws.vp(["run", "build", "--cache"]).output();
     again.assert_success();
-    assert!(hit(&again.stderr), "an unchanged project hits:\n{}", again.combined());
+    assert!(
+        hit(&again.stderr),
+        "an unchanged project hits:\n{}",
+        again.combined()
+    );
 
     ws.edit("lib/src/greet.ts", |s| s.replace("hello, ", "good day, "));
     let edited = ws.vp(["run", "build", "--cache"]).output();
     edited.assert_success();
-    assert!(!hit(&edited.stderr), "an edit must not hit:\n{}", edited.combined());
-    assert!(edited.stderr.contains("greet.ts' modified"), "{}", edited.stderr);
-    assert!(ws.read("lib/dist/greet.js").contains("good day, "), "the new output ships");
+    assert!(
+        !hit(&edited.stderr),
+        "an edit must not hit:\n{}",
+        edited.combined()
+    );
+    assert!(
+        edited.stderr.contains("greet.ts' modified"),
+        "{}",
+        edited.stderr
+    );
+    assert!(
+        ws.read("lib/dist/greet.js").contains("good day, "),
+        "the new output ships"
+    );
 
-    ws.edit("app/src/main.ts", |s| s.replace("const message: string", "const message: number"));
+    ws.edit("app/src/main.ts", |s| {
+        s.replace("const message: string", "const message: number")
+    });
     let broken = ws.vp(["run", "build", "--cache"]).output();
-    assert!(broken.stdout.contains("error TS2322"), "{}", broken.combined());
+    assert!(
+        broken.stdout.contains("error TS2322"),
+        "{}",
+        broken.combined()
+    );
     let plain = ws.run(ws.path("node_modules/.bin/tsc")).arg("-b").output();
     assert_ne!(plain.code, Some(0), "{}", plain.combined());
-    assert_eq!(broken.code, plain.code, "vp exits as plain `tsc -b` does:\n{}", broken.combined());
+    assert_eq!(
+        broken.code,
+        plain.code,
+        "vp exits as plain `tsc -b` does:\n{}",
+        broken.combined()
+    );
 }
 
 /// Done-when of the trust issue: build, edit, build, revert, build on a real Vite app leaves
@@ -49,16 +78,31 @@ fn vite_build_edit_build_revert_build_leaves_dist_as_the_first_build() {
     ws.vp(["build"]).output().assert_success();
     let first = ws.tree("dist");
     let original = ws.read("src/format.js");
-    ws.edit("src/format.js", |s| format!("{s}\nexport const edited = 'a visible change';\n"));
-    ws.edit("src/main.js", |s| format!("{s}\nimport {{ edited }} from './format.js';\nconsole.log(edited);\n"));
+    ws.edit("src/format.js", |s| {
+        format!("{s}\nexport const edited = 'a visible change';\n")
+    });
+    ws.edit("src/main.js", |s| {
+        format!("{s}\nimport {{ edited }} from './format.js';\nconsole.log(edited);\n")
+    });
     let main = ws.read("src/main.js");
     ws.vp(["build"]).output().assert_success();
-    assert_ne!(first.paths().collect::<Vec<_>>(), ws.tree("dist").paths().collect::<Vec<_>>(), "the edit changes the bundle's name");
+    assert_ne!(
+        first.paths().collect::<Vec<_>>(),
+        ws.tree("dist").paths().collect::<Vec<_>>(),
+        "the edit changes the bundle's name"
+    );
     ws.write("src/format.js", &original);
-    ws.write("src/main.js", main.split("\nimport { edited }").next().unwrap_or(&main));
+    ws.write(
+        "src/main.js",
+        main.split("\nimport { edited }").next().unwrap_or(&main),
+    );
     let reverted = ws.vp(["build"]).output();
     reverted.assert_success();
-    assert!(hit(&reverted.stderr), "the first build is hit again:\n{}", reverted.combined());
+    assert!(
+        hit(&reverted.stderr),
+        "the first build is hit again:\n{}",
+        reverted.combined()
+    );
     assert_same_tree(&first, &ws.tree("dist"));
 }
 
@@ -67,18 +111,38 @@ fn vite_build_edit_build_revert_build_leaves_dist_as_the_first_build() {
 #[test]
 fn an_uncached_first_run_does_not_poison_the_cache_dir() {
     let ws = Workspace::new("example");
-    ws.vp(["run", "-r", "build", "--no-cache"]).output().assert_success();
+    ws.vp(["run", "-r", "build", "--no-cache"])
+        .output()
+        .assert_success();
     let cached = ws.vp(["run", "-r", "build"]).output();
     cached.assert_success();
-    assert!(!cached.stderr.contains("could not be opened"), "{}", cached.combined());
+    assert!(
+        !cached.stderr.contains("could not be opened"),
+        "{}",
+        cached.combined()
+    );
     assert!(!cached.stderr.contains("VP-CACHE"), "{}", cached.combined());
     let again = ws.vp(["run", "-r", "build"]).output();
-    assert!(again.stderr.contains("vp run: 3/3 cache hit"), "{}", again.combined());
+    assert!(
+        again.stderr.contains("vp run: 3/3 cache hit"),
+        "{}",
+        again.combined()
+    );
     let details = ws.vp(["run", "--last-details"]).output();
     details.assert_success();
-    assert!(!details.stdout.contains("no previous run"), "{}", details.combined());
-    ws.vp(["cache", "clean"]).output().assert_success().assert_stdout_contains("removed the cache at");
-    assert!(!ws.exists("node_modules/.cache/vp"), "vp's own directory is gone after clean");
+    assert!(
+        !details.stdout.contains("no previous run"),
+        "{}",
+        details.combined()
+    );
+    ws.vp(["cache", "clean"])
+        .output()
+        .assert_success()
+        .assert_stdout_contains("removed the cache at");
+    assert!(
+        !ws.exists("node_modules/.cache/vp"),
+        "vp's own directory is gone after clean"
+    );
 }
 
 /// Issue: a task that runs `vp run` on its own workspace waited 10 s for the lock its parent
@@ -95,9 +159,25 @@ fn a_nested_vp_run_does_not_wait_for_its_parents_lock() {
         ),
     );
     let started = Instant::now();
-    let out = ws.vp(["run", "outer"]).env("VP_CACHE_LOCK_TIMEOUT", "20").output();
+    let out = ws
+        .vp(["run", "outer"])
+        .env("VP_CACHE_LOCK_TIMEOUT", "20")
+        .output();
     out.assert_success();
-    assert!(started.elapsed() < Duration::from_secs(15), "waited {:?}:\n{}", started.elapsed(), out.combined());
-    assert!(!out.stderr.contains("waiting for the cache lock"), "{}", out.combined());
-    assert!(out.stderr.contains("the outer task caches this run"), "{}", out.combined());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "waited {:?}:\n{}",
+        started.elapsed(),
+        out.combined()
+    );
+    assert!(
+        !out.stderr.contains("waiting for the cache lock"),
+        "{}",
+        out.combined()
+    );
+    assert!(
+        out.stderr.contains("the outer task caches this run"),
+        "{}",
+        out.combined()
+    );
 }

@@ -19,7 +19,11 @@ fn second_build_hits_and_rm_dist_restores() {
     let ws = Workspace::with_node_modules("vite-app", NodeModules::Link);
     let first = ws.vp(["build"]).output();
     first.assert_success();
-    assert!(first.stderr.contains("○ cache miss"), "{}", first.combined());
+    assert!(
+        first.stderr.contains("○ cache miss"),
+        "{}",
+        first.combined()
+    );
     assert!(!first.stderr.contains("not cached"), "{}", first.combined());
     let built = ws.tree("dist");
     let second = ws.vp(["build"]).output();
@@ -36,15 +40,25 @@ fn second_build_hits_and_rm_dist_restores() {
 fn source_env_file_config_and_mode_changes_miss() {
     let ws = Workspace::with_node_modules("vite-app", NodeModules::Link);
     ws.vp(["build"]).output().assert_success();
-    ws.edit("src/format.js", |s| format!("{s}\nexport const edited = 1;\n"));
+    ws.edit("src/format.js", |s| {
+        format!("{s}\nexport const edited = 1;\n")
+    });
     let out = ws.vp(["build"]).output();
-    assert!(out.stderr.contains("'src/format.js' modified"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("'src/format.js' modified"),
+        "{}",
+        out.stderr
+    );
     ws.edit(".env", |s| format!("{s}VITE_EXTRA=1\n"));
     let out = ws.vp(["build"]).output();
     assert!(out.stderr.contains("'.env' modified"), "{}", out.stderr);
     ws.edit("vite.config.js", |s| format!("{s}\n// touched\n"));
     let out = ws.vp(["build"]).output();
-    assert!(out.stderr.contains("'vite.config.js' modified"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("'vite.config.js' modified"),
+        "{}",
+        out.stderr
+    );
     let out = ws.vp(["build", "--mode", "staging"]).output();
     assert!(out.stderr.contains("args changed"), "{}", out.stderr);
 }
@@ -52,13 +66,27 @@ fn source_env_file_config_and_mode_changes_miss() {
 #[test]
 fn vite_env_change_misses_and_ships_the_new_value() {
     let ws = Workspace::with_node_modules("vite-app", NodeModules::Link);
-    ws.vp(["build"]).env("VITE_API_URL", "https://a.example").output().assert_success();
+    ws.vp(["build"])
+        .env("VITE_API_URL", "https://a.example")
+        .output()
+        .assert_success();
     assert!(dist_text(&ws).contains("https://a.example"));
-    let unrelated = ws.vp(["build"]).env("VITE_API_URL", "https://a.example").env("SOMETHING_ELSE", "1").output();
+    let unrelated = ws
+        .vp(["build"])
+        .env("VITE_API_URL", "https://a.example")
+        .env("SOMETHING_ELSE", "1")
+        .output();
     assert!(hit(&unrelated.stderr), "{}", unrelated.combined());
-    let out = ws.vp(["build"]).env("VITE_API_URL", "https://b.example").output();
+    let out = ws
+        .vp(["build"])
+        .env("VITE_API_URL", "https://b.example")
+        .output();
     out.assert_success();
-    assert!(out.stderr.contains("env 'VITE_API_URL' changed"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("env 'VITE_API_URL' changed"),
+        "{}",
+        out.stderr
+    );
     let text = dist_text(&ws);
     assert!(text.contains("https://b.example") && !text.contains("https://a.example"));
 }
@@ -66,10 +94,17 @@ fn vite_env_change_misses_and_ships_the_new_value() {
 #[test]
 fn node_env_reaches_vite_and_is_tracked() {
     let ws = Workspace::with_node_modules("vite-app", NodeModules::Link);
-    ws.vp(["build"]).env("NODE_ENV", "production").output().assert_success();
+    ws.vp(["build"])
+        .env("NODE_ENV", "production")
+        .output()
+        .assert_success();
     let out = ws.vp(["build"]).env("NODE_ENV", "development").output();
     out.assert_success();
-    assert!(out.stderr.contains("env 'NODE_ENV' changed"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("env 'NODE_ENV' changed"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -101,15 +136,29 @@ fn helpful_error_without_vite() {
     let ws = Workspace::new("example");
     let out = ws.vp(["build"]).output();
     out.assert_code(1);
-    assert!(out.stderr.contains("`vite` is not installed"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`vite` is not installed"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn env_prefix_in_the_config_is_tracked_with_zero_vp_config() {
     let ws = Workspace::with_node_modules("vite-app", NodeModules::Link);
-    ws.edit("vite.config.js", |s| s.replace("export default defineConfig({", "export default defineConfig({\n  envPrefix: 'APP_',"));
-    ws.edit("src/main.js", |s| format!("{s}\nconsole.log(import.meta.env.APP_FLAVOR);\n"));
-    ws.vp(["build"]).env("APP_FLAVOR", "vanilla").output().assert_success();
+    ws.edit("vite.config.js", |s| {
+        s.replace(
+            "export default defineConfig({",
+            "export default defineConfig({\n  envPrefix: 'APP_',",
+        )
+    });
+    ws.edit("src/main.js", |s| {
+        format!("{s}\nconsole.log(import.meta.env.APP_FLAVOR);\n")
+    });
+    ws.vp(["build"])
+        .env("APP_FLAVOR", "vanilla")
+        .output()
+        .assert_success();
     assert!(dist_text(&ws).contains("vanilla"));
     let out = ws.vp(["build"]).env("APP_FLAVOR", "chocolate").output();
     out.assert_success();

@@ -169,10 +169,7 @@ impl Store {
                 let superseded = self.superseded_outputs(req.task, key, &entry)?;
                 let entry =
                     self.mark_hit(req, key, meta, entry, verdict.restamped, lookup_start)?;
-                return Ok(LookupOutcome::Hit(Box::new(CacheHit {
-                    entry,
-                    superseded,
-                })));
+                return Ok(LookupOutcome::Hit(Box::new(CacheHit { entry, superseded })));
             }
             newest.get_or_insert(entry);
         }
@@ -198,7 +195,11 @@ impl Store {
         let Some(previous) = previous else {
             return Ok(Vec::new());
         };
-        let owned = |rel: &RelPath| hit.owned_dirs.iter().any(|dir| rel.is_within(dir) && rel != dir);
+        let owned = |rel: &RelPath| {
+            hit.owned_dirs
+                .iter()
+                .any(|dir| rel.is_within(dir) && rel != dir)
+        };
         // Paths the hit needs: its outputs and every directory above them.
         let mut needed: BTreeSet<RelPath> = BTreeSet::new();
         for rel in hit.outputs.keys() {

@@ -99,11 +99,15 @@ impl std::fmt::Display for StoreNotice {
 pub(crate) enum Opened {
     Ready(Store),
     /// Another vp kept the lock past the timeout: run without the cache.
-    Busy { holder: Option<u32> },
+    Busy {
+        holder: Option<u32>,
+    },
     /// The vp that (directly or not) started this process holds the lock:
     /// this is a nested `vp run` inside one of its tasks. Waiting could
     /// never succeed; the nested run is cached as part of the outer task.
-    HeldByAncestor { holder: u32 },
+    HeldByAncestor {
+        holder: u32,
+    },
 }
 
 /// Opening is on the path of every `vp run`: do not flush the WAL into a new
@@ -457,7 +461,10 @@ mod tests {
         .err()
         .expect("refused");
         assert!(matches!(err, CacheError::ForeignDir { .. }));
-        assert!(err.to_string().contains("has no `VP-CACHE` marker"), "{err}");
+        assert!(
+            err.to_string().contains("has no `VP-CACHE` marker"),
+            "{err}"
+        );
         assert!(tmp.path().join("my-notes.txt").exists());
     }
 
@@ -519,7 +526,9 @@ mod tests {
     #[test]
     fn only_a_live_holder_is_named() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
         let dead = child.id();
         child.wait().expect("wait");
         fs::write(tmp.path().join(PID_FILE), dead.to_string()).expect("write");

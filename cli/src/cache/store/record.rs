@@ -23,9 +23,9 @@ use crate::cache::collect::{self, NotStorable, OutputPath, TaskPaths};
 use crate::cache::digest::Digest;
 use crate::cache::entry::{CacheEntry, EntryKey, InputKind, LogChunk, LogRef, OutputState, Stamp};
 use crate::cache::env;
-use vp_ipc::EnvQuery;
 use crate::cache::error::CacheError;
 use crate::cache::fingerprint::SpawnFingerprint;
+use vp_ipc::EnvQuery;
 
 /// What the runner saw of one successful (exit 0, not cancelled) run, with
 /// the tracer's and the bridge's results mapped in.

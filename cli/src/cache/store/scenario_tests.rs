@@ -20,9 +20,9 @@ use crate::cache::codec;
 use crate::cache::collect::{NotStorable, TaskPaths};
 use crate::cache::entry::{CacheEntry, InputKind, LogChunk, Stream};
 use crate::cache::env::EnvView;
-use vp_ipc::EnvQuery;
 use crate::cache::fingerprint::{GlobConfig, SpawnFingerprint, SpawnSpec};
 use crate::cache::paths::RelPath;
+use vp_ipc::EnvQuery;
 
 struct Ws {
     _tmp: tempfile::TempDir,
@@ -361,7 +361,10 @@ fn a_hit_on_an_older_entry_leaves_an_owned_directory_as_that_run_did() {
         &cmd(),
         src,
         &[
-            ("packages/app/dist/index.html", "<script src=assets/index-1.js>"),
+            (
+                "packages/app/dist/index.html",
+                "<script src=assets/index-1.js>",
+            ),
             ("packages/app/dist/assets/index-1.js", "bundle v1"),
         ],
     ));
@@ -372,7 +375,10 @@ fn a_hit_on_an_older_entry_leaves_an_owned_directory_as_that_run_did() {
         &cmd(),
         src,
         &[
-            ("packages/app/dist/index.html", "<script src=assets/index-2.js>"),
+            (
+                "packages/app/dist/index.html",
+                "<script src=assets/index-2.js>",
+            ),
             ("packages/app/dist/assets/index-2.js", "bundle v2"),
             ("packages/app/dist/extra/chunk.js", "only in v2"),
         ],
@@ -390,7 +396,11 @@ fn a_hit_on_an_older_entry_leaves_an_owned_directory_as_that_run_did() {
     want.sort();
     assert_eq!(tree(&w.pkg.join("dist")), want);
     fs::remove_file(w.pkg.join("dist/assets/mine.txt")).expect("rm");
-    assert_eq!(tree(&w.pkg.join("dist")), first, "byte-identical to the first build");
+    assert_eq!(
+        tree(&w.pkg.join("dist")),
+        first,
+        "byte-identical to the first build"
+    );
 }
 
 #[test]

@@ -44,16 +44,24 @@ impl Store {
     /// what the task left there: after its last run (recorded by
     /// `remember_state`) or as its last used entry restored them. Blocking:
     /// hashes those files.
-    pub(crate) fn own_state(&self, task: &str, workspace_root: &Path) -> Result<BTreeSet<PathBuf>, CacheError> {
+    pub(crate) fn own_state(
+        &self,
+        task: &str,
+        workspace_root: &Path,
+    ) -> Result<BTreeSet<PathBuf>, CacheError> {
         let Some(bytes) = self.get(CF_META, &state_key(task))? else {
             return Ok(BTreeSet::new());
         };
         // An unreadable record only costs one uncached run.
-        let Ok(remembered) = codec::decode::<BTreeMap<RelPath, Digest>>("task state", &bytes) else {
+        let Ok(remembered) = codec::decode::<BTreeMap<RelPath, Digest>>("task state", &bytes)
+        else {
             return Ok(BTreeSet::new());
         };
         let restored = match self.task_record(task)? {
-            Some(record) => self.entry(record.entry)?.map(|e| e.outputs).unwrap_or_default(),
+            Some(record) => self
+                .entry(record.entry)?
+                .map(|e| e.outputs)
+                .unwrap_or_default(),
             None => BTreeMap::new(),
         };
         let mut own = BTreeSet::new();
@@ -68,7 +76,8 @@ impl Store {
             let Ok((now, _)) = digest::hash_file(&abs) else {
                 continue;
             };
-            let from_entry = matches!(restored.get(&rel), Some(OutputState::File { blob, .. }) if *blob == now);
+            let from_entry =
+                matches!(restored.get(&rel), Some(OutputState::File { blob, .. }) if *blob == now);
             if now == left || from_entry {
                 own.insert(abs);
             }
@@ -79,7 +88,12 @@ impl Store {
     /// Remembers what the task left in its state files (`files`: absolute
     /// paths the run read before it rewrote or created them). Files that are
     /// gone or outside the workspace are skipped. Blocking: hashes them.
-    pub(crate) fn remember_state(&self, task: &str, workspace_root: &Path, files: &[PathBuf]) -> Result<(), CacheError> {
+    pub(crate) fn remember_state(
+        &self,
+        task: &str,
+        workspace_root: &Path,
+        files: &[PathBuf],
+    ) -> Result<(), CacheError> {
         let mut left: BTreeMap<RelPath, Digest> = BTreeMap::new();
         for abs in files {
             let Some(rel) = RelPath::from_abs(workspace_root, abs) else {
@@ -114,24 +128,45 @@ mod tests {
     fn state_left_by_the_task_is_own_and_a_change_is_not() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().canonicalize().expect("canonical");
-        let store = match open(&root.join("cache"), &OpenOptions { lock_timeout: Duration::ZERO }, &mut |_| {}) {
+        let store = match open(
+            &root.join("cache"),
+            &OpenOptions {
+                lock_timeout: Duration::ZERO,
+            },
+            &mut |_| {},
+        ) {
             Ok(Opened::Ready(s)) => s,
             _ => panic!("store"),
         };
         let info = root.join("tsconfig.tsbuildinfo");
         let cache = root.join(".eslintcache");
-        assert!(store.own_state("t", &root).expect("read").is_empty(), "nothing remembered yet");
+        assert!(
+            store.own_state("t", &root).expect("read").is_empty(),
+            "nothing remembered yet"
+        );
         fs::write(&info, "{\"version\":1}").expect("write");
         fs::write(&cache, "[]").expect("write");
         let outside = tempfile::tempdir().expect("outside");
         let elsewhere = outside.path().join("state");
         fs::write(&elsewhere, "x").expect("write");
-        store.remember_state("t", &root, &[info.clone(), cache.clone(), elsewhere]).expect("remember");
+        store
+            .remember_state("t", &root, &[info.clone(), cache.clone(), elsewhere])
+            .expect("remember");
         let own = store.own_state("t", &root).expect("read");
-        assert_eq!(own.into_iter().collect::<Vec<_>>(), vec![cache.clone(), info.clone()]);
+        assert_eq!(
+            own.into_iter().collect::<Vec<_>>(),
+            vec![cache.clone(), info.clone()]
+        );
         // The user edits one: it is an input again. Another task has none.
         fs::write(&cache, "[\"edited\"]").expect("write");
-        assert_eq!(store.own_state("t", &root).expect("read").into_iter().collect::<Vec<_>>(), vec![info.clone()]);
+        assert_eq!(
+            store
+                .own_state("t", &root)
+                .expect("read")
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec![info.clone()]
+        );
         assert!(store.own_state("other", &root).expect("read").is_empty());
         // A run that leaves no state forgets the record.
         store.remember_state("t", &root, &[]).expect("remember");
