@@ -78,3 +78,61 @@ fn tsc_state_from_outside_vp_converges_after_one_run() {
     cached_build(&ws);
     assert!(hit(&cached_build(&ws).stderr));
 }
+
+/// Done-when of the real-projects issue, on the `create-vite` react-ts template as generated
+/// (`tsc -b && vite build`, TypeScript 7): two runs give `2/2 cache hit`; an edit of
+/// `src/App.tsx` misses both items and ships the new text; the next run is `2/2` again.
+#[test]
+fn react_ts_template_caches_both_items_across_an_edit() {
+    let ws = Workspace::with_node_modules("react-ts", NodeModules::Link);
+    let hits_of =
+        |out: &crate::harness::Output| out.stderr.matches("◉ cache hit, replaying").count();
+    let first = ws.vp(["run", "build", "--cache", "-v"]).output();
+    first.assert_success();
+    assert!(!first.stderr.contains("not cached"), "{}", first.combined());
+    let second = ws.vp(["run", "build", "--cache", "-v"]).output();
+    second.assert_success();
+    assert!(
+        second.stderr.contains("vp run: 2/2 cache hit"),
+        "{}",
+        second.combined()
+    );
+
+    ws.edit("src/App.tsx", |s| s.replace("Count is", "Clicks:"));
+    let edited = ws.vp(["run", "build", "--cache", "-v"]).output();
+    edited.assert_success();
+    assert_eq!(
+        hits_of(&edited),
+        0,
+        "both items read App.tsx:\n{}",
+        edited.combined()
+    );
+    assert!(
+        !edited.stderr.contains("not cached"),
+        "{}",
+        edited.combined()
+    );
+    let shipped: String = ws
+        .tree("dist")
+        .files()
+        .map(|f| std::fs::read_to_string(ws.path("dist").join(f)).unwrap_or_default())
+        .collect();
+    assert!(
+        shipped.contains("Clicks:") && !shipped.contains("Count is"),
+        "dist has the new text"
+    );
+
+    let after = ws.vp(["run", "build", "--cache", "-v"]).output();
+    assert!(
+        after.stderr.contains("vp run: 2/2 cache hit"),
+        "{}",
+        after.combined()
+    );
+    ws.remove("dist");
+    let restored = ws.vp(["run", "build", "--cache", "-v"]).output();
+    assert!(
+        restored.stderr.contains("vp run: 2/2 cache hit"),
+        "rm -rf dist restores:\n{}",
+        restored.combined()
+    );
+}

@@ -7,8 +7,10 @@
 //! - `entries`: `EntryKey` (spawn key ++ variant) → `CacheEntry`
 //! - `blobs`:   content hash → zstd-compressed bytes
 //! - `meta`:    `schema` → version; `e`+entry key → `EntryMeta`;
-//!   `b`+blob hash → compressed length. A blob and its `b` record are always
-//!   written and deleted in the same batch.
+//!   `b`+blob hash → compressed length (a blob and its `b` record are always
+//!   written and deleted in the same batch); `o`+directory → the task that
+//!   owns it as its output directory; `t`+task id → its own state files
+//!   (`state.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
@@ -31,6 +33,9 @@ pub(crate) const COLUMN_FAMILIES: [&str; 4] = [CF_TASKS, CF_ENTRIES, CF_BLOBS, C
 pub(crate) const META_SCHEMA: &[u8] = b"schema";
 const META_ENTRY: u8 = b'e';
 const META_BLOB: u8 = b'b';
+/// `o` + workspace-relative directory → id of the task whose stored run
+/// created or emptied it (its output directory).
+const META_OUTPUT_DIR: u8 = b'o';
 
 /// How many entries one spawn key keeps (switching between a few branches
 /// keeps hitting; beyond that the least recently used variant goes).
@@ -74,6 +79,13 @@ pub(super) fn entry_meta_key(key: EntryKey) -> Vec<u8> {
     k
 }
 
+pub(super) fn output_dir_key(dir: &crate::cache::paths::RelPath) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + dir.as_bytes().len());
+    k.push(META_OUTPUT_DIR);
+    k.extend_from_slice(dir.as_bytes());
+    k
+}
+
 pub(super) fn blob_meta_key(blob: &Digest) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + Digest::LEN);
     k.push(META_BLOB);
@@ -114,6 +126,12 @@ impl Store {
 
     pub(super) fn write(&self, batch: WriteBatch) -> Result<(), CacheError> {
         self.db.write(batch).map_err(self.db_err("write"))
+    }
+
+    /// The task whose stored run owns `dir` (see `META_OUTPUT_DIR`). A read
+    /// error counts as "nobody": the listing difference then counts.
+    pub(super) fn output_dir_owner(&self, dir: &crate::cache::paths::RelPath) -> Option<Vec<u8>> {
+        self.get(CF_META, &output_dir_key(dir)).ok().flatten()
     }
 
     pub(crate) fn task_record(&self, task: &str) -> Result<Option<TaskRecord>, CacheError> {

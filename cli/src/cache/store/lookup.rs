@@ -15,7 +15,7 @@ use crate::cache::collect::{Scope, TaskPaths};
 use crate::cache::entry::{CacheEntry, EntryKey, InputState, OutputState};
 use crate::cache::env::EnvView;
 use crate::cache::error::CacheError;
-use crate::cache::file_state::{Check, FsView};
+use crate::cache::file_state::{Change, Check, FsView};
 use crate::cache::fingerprint::{SpawnFingerprint, diff_maps};
 use crate::cache::miss::{MissReason, MissReasons};
 use crate::cache::paths::RelPath;
@@ -62,6 +62,7 @@ enum Mode {
 /// Per-lookup state shared by every candidate: the file-system memo and the
 /// files the explicit input globs match now (walked once, lazily).
 struct Validator<'a> {
+    store: &'a Store,
     req: &'a LookupRequest<'a>,
     fs: FsView,
     glob_files: Option<Option<BTreeSet<RelPath>>>,
@@ -73,6 +74,21 @@ struct Verdict {
 }
 
 impl Validator<'_> {
+    /// Whether a name a listing gained (`added`) or lost is a directory
+    /// another task's stored run owns: `tsc -b` lists the package root, and
+    /// `vite build` of the same script creates `dist/` there. That name is
+    /// the other task's output, not a source this task walked; a new source
+    /// file, or a directory no stored run owns, still counts.
+    fn other_tasks_output_dir(&self, dir: &RelPath, name: &[u8], added: bool) -> bool {
+        let path = dir.join(name);
+        if added && !path.to_abs(self.req.paths.workspace_root).is_dir() {
+            return false;
+        }
+        self.store
+            .output_dir_owner(&path)
+            .is_some_and(|owner| owner != self.req.task.as_bytes())
+    }
+
     fn glob_files(&mut self) -> Option<&BTreeSet<RelPath>> {
         let req = self.req;
         self.glob_files
@@ -135,6 +151,20 @@ impl Validator<'_> {
             match self.fs.check(&rel.to_abs(root), recorded, entry.stat_time) {
                 Check::Same => {}
                 Check::SameRestamped(stamp) => v.restamped.push((rel.clone(), stamp)),
+                Check::Changed(Change::Entries {
+                    mut added,
+                    mut removed,
+                }) => {
+                    added.retain(|name| !self.other_tasks_output_dir(rel, name, true));
+                    removed.retain(|name| !self.other_tasks_output_dir(rel, name, false));
+                    if added.is_empty() && removed.is_empty() {
+                        continue;
+                    }
+                    Change::Entries { added, removed }.into_reasons(rel, &mut v.reasons);
+                    if done(&v) {
+                        return v;
+                    }
+                }
                 Check::Changed(change) => {
                     change.into_reasons(rel, &mut v.reasons);
                     if done(&v) {
@@ -155,6 +185,7 @@ impl Store {
         let mut candidates = self.variants(&spawn_key)?;
         candidates.sort_by_key(|(_, m)| std::cmp::Reverse(m.map_or(0, |m| m.last_used_ms)));
         let mut validator = Validator {
+            store: self,
             req,
             fs: FsView::default(),
             glob_files: None,

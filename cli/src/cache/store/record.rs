@@ -16,6 +16,7 @@ use rocksdb::WriteBatch;
 
 use super::db::{
     CF_ENTRIES, CF_META, CF_TASKS, EntryMeta, MAX_VARIANTS, Store, TaskRecord, entry_meta_key,
+    output_dir_key,
 };
 use crate::cache::clock::Timestamp;
 use crate::cache::codec;
@@ -175,6 +176,9 @@ impl Store {
             size: encoded.len() as u64,
         };
         batch.put_cf(self.cf(CF_ENTRIES)?, key.to_bytes(), &encoded);
+        for dir in &entry.owned_dirs {
+            batch.put_cf(self.cf(CF_META)?, output_dir_key(dir), req.task.as_bytes());
+        }
         batch.put_cf(self.cf(CF_META)?, entry_meta_key(key), codec::encode(&meta));
         let record = TaskRecord {
             entry: key,

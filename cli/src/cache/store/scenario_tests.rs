@@ -424,6 +424,40 @@ fn a_superseded_output_the_user_changed_is_kept() {
     );
 }
 
+/// Issue: `tsc -b` lists the package root, so the `dist/` that `vite build`
+/// (the next item of the same script) creates made it miss on every clean
+/// build's second run. A directory another task's stored run owns does not
+/// count in a listing; a new source file does.
+#[test]
+fn a_listing_ignores_another_tasks_output_dir_but_not_a_new_source() {
+    let w = ws();
+    w.write("packages/app/src/main.ts", "x");
+    stored(w.run_with("app#build", &cmd(), &[], &[], |run| {
+        run.inputs = vec![(w.pkg.clone(), InputKind::Listing)];
+    }));
+    let mut vite = cmd();
+    vite.args = vec!["vite.js".into()];
+    stored(w.run(
+        "app#build[1]",
+        &vite,
+        &[],
+        &[("packages/app/dist/index.js", "bundle")],
+    ));
+    assert!(
+        is_hit(&w.lookup("app#build", &cmd())),
+        "dist/ is the other item's output directory"
+    );
+    w.write("packages/app/notes.ts", "a new source");
+    assert_eq!(
+        miss_text(w.lookup("app#build", &cmd())),
+        "'notes.ts' added in '.'"
+    );
+    fs::remove_file(w.pkg.join("notes.ts")).expect("rm");
+    // A directory nobody's run owns still counts.
+    fs::create_dir(w.pkg.join("extra")).expect("mkdir");
+    assert!(!is_hit(&w.lookup("app#build", &cmd())));
+}
+
 /// Issue: the "content unchanged, fix the mode" branch chmod'ed an inode
 /// shared with a file outside the workspace.
 #[test]

@@ -19,8 +19,9 @@ use super::tree::Tree;
 const NOT_COPIED: [&str; 3] = ["dist", ".tool-cache", "target"];
 
 /// Entries of a `node_modules` that hold state of a previous run (vp's cache, Vite's optimizer
-/// cache and bundled configs), never dependencies: a copy starts without them.
-const NODE_MODULES_STATE: [&str; 3] = [".cache", ".vite", ".vite-temp"];
+/// cache and bundled configs, `tsc -b`'s build info in the create-vite templates), never
+/// dependencies: a copy starts without them.
+const NODE_MODULES_STATE: [&str; 4] = [".cache", ".tmp", ".vite", ".vite-temp"];
 
 /// The repository root (`cli/..`).
 pub(crate) fn repo_root() -> PathBuf {
