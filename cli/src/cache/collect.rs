@@ -182,11 +182,12 @@ pub(crate) fn collect_outputs(
         .collect())
 }
 
-/// The directories the run owned: those it removed entries from
-/// (`emptied`, from the trace) and those it created, proven by a birth time
-/// at or after the run's start. Only directories of recorded outputs count
-/// (an output or an output's ancestor below the workspace root), never one
-/// a tool asked vp to ignore, `.git` or the cache.
+/// The directories the run owned: those it created, proven by a birth time
+/// at or after the run's start, and those it removed entries from
+/// (`emptied`, from the trace) strictly inside its package. Only
+/// directories of recorded outputs count (an output or an output's ancestor
+/// below the workspace root), never one a tool asked vp to ignore, `.git`
+/// or the cache.
 pub(crate) fn owned_dirs(
     paths: TaskPaths<'_>,
     config: &GlobConfig,
@@ -213,15 +214,42 @@ pub(crate) fn owned_dirs(
             .and_then(|m| Timestamp::birth(&m))
             .is_some_and(|born| born >= started)
     };
+    // Emptying counts only for an output directory strictly inside the
+    // package: `rm -rf dist` also removes a name from the package directory,
+    // which does not make the whole package the run's to clean.
+    let package = RelPath::from_abs(paths.workspace_root, paths.package_dir);
+    let inside_package = |rel: &RelPath| {
+        package
+            .as_ref()
+            .is_some_and(|pkg| rel.is_within(pkg) && rel != pkg)
+    };
+    let emptied: BTreeSet<RelPath> = emptied
+        .iter()
+        .filter_map(|abs| scope.admit(abs))
+        .filter(|rel| candidates.contains(rel) && inside_package(rel))
+        .collect();
     let mut owned: BTreeSet<RelPath> = candidates.into_iter().filter(born_in_run).collect();
-    owned.extend(
-        emptied
-            .iter()
-            .filter_map(|abs| scope.admit(abs))
-            .filter(|rel| !rel.is_root()),
-    );
-    owned.retain(|rel| !scope.ignored_by_tool(rel));
+    owned.extend(emptied);
+    owned.retain(|rel| !rel.is_root() && !scope.ignored_by_tool(rel));
     owned
+}
+
+/// The outputs this run created (a birth time at or after its start): the
+/// only ones a later hit may remove as superseded. A file the run merely
+/// rewrote in place (a tracked source a generator overwrites) keeps its old
+/// birth time and is never removed.
+pub(crate) fn created_outputs(outputs: &[OutputPath], started: Timestamp) -> BTreeSet<RelPath> {
+    outputs
+        .iter()
+        .filter(|out| {
+            fs::symlink_metadata(&out.abs)
+                .ok()
+                .filter(|m| !m.is_dir())
+                .and_then(|m| Timestamp::birth(&m))
+                .is_some_and(|born| born >= started)
+        })
+        .map(|out| out.rel.clone())
+        .collect()
 }
 
 /// Whether the task's explicit `input` globs select `abs` (both paths real).

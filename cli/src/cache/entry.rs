@@ -124,6 +124,9 @@ pub(crate) struct CacheEntry {
     /// outputs of the task's previous entry that this run would not have
     /// left there are removed (see `restore`).
     pub(crate) owned_dirs: BTreeSet<RelPath>,
+    /// Outputs (files, symlinks) this run created rather than rewrote in
+    /// place: only these may be removed by a later hit (see `owned_dirs`).
+    pub(crate) created: BTreeSet<RelPath>,
     pub(crate) log: Option<LogRef>,
     pub(crate) duration: Duration,
     /// When the inputs were stat'ed (coarse clock): a file whose mtime is not
@@ -259,6 +262,7 @@ mod tests {
             env_queries: BTreeMap::new(),
             outputs,
             owned_dirs: BTreeSet::new(),
+            created: BTreeSet::new(),
             log: Some(LogRef {
                 blob: d(b"log"),
                 stored: 5,

@@ -177,7 +177,8 @@ mod tests {
         let ws = ws();
         let g = PackageGraph::new(&ws);
         let f: Vec<String> = filters.iter().map(|s| (*s).to_owned()).collect();
-        let (sel, _) = select_packages(&ws, &g, &f, Path::new("/w")).unwrap();
+        let (sel, _) =
+            select_packages(&ws, &g, &f, Path::new("/w")).expect("the test input is valid");
         sel.into_iter()
             .map(|i| ws.packages[i].name.clone())
             .collect()
@@ -201,8 +202,8 @@ mod tests {
     fn no_match_warns() {
         let ws = ws();
         let g = PackageGraph::new(&ws);
-        let (sel, warnings) =
-            select_packages(&ws, &g, &["nope".to_owned()], Path::new("/w")).unwrap();
+        let (sel, warnings) = select_packages(&ws, &g, &["nope".to_owned()], Path::new("/w"))
+            .expect("the test input is valid");
         assert!(sel.is_empty());
         assert_eq!(warnings, ["filter `nope` matched no packages"]);
     }

@@ -417,8 +417,8 @@ mod tests {
     use crate::workspace::{Package, TaskConfigFile};
 
     fn pkg(name: &str, deps: &[&str], scripts: &[(&str, &str)], tasks: &str) -> Package {
-        let task_config: Option<TaskConfigFile> =
-            (!tasks.is_empty()).then(|| serde_json::from_str(tasks).unwrap());
+        let task_config: Option<TaskConfigFile> = (!tasks.is_empty())
+            .then(|| serde_json::from_str(tasks).expect("the test input is valid"));
         Package {
             name: name.to_owned(),
             dir: Path::new("/w").join(if name == "root" { "" } else { name }),
@@ -487,7 +487,8 @@ mod tests {
 
     #[test]
     fn recursive_bridges_packages_without_the_task() {
-        let p = plan(&chain(), "build", TaskSelection::Recursive, "/w").unwrap();
+        let p = plan(&chain(), "build", TaskSelection::Recursive, "/w")
+            .expect("the test input is valid");
         assert_eq!(
             p,
             vec![
@@ -500,33 +501,36 @@ mod tests {
 
     #[test]
     fn current_package_only_without_flags() {
-        let p = plan(&chain(), "build", TaskSelection::Current, "/w/app/src").unwrap();
+        let p = plan(&chain(), "build", TaskSelection::Current, "/w/app/src")
+            .expect("the test input is valid");
         assert_eq!(p, vec![("app#build".to_owned(), vec![])]);
     }
 
     #[test]
     fn package_task_form_and_transitive() {
-        let p = plan(&chain(), "lib#gen", TaskSelection::Current, "/w").unwrap();
+        let p = plan(&chain(), "lib#gen", TaskSelection::Current, "/w")
+            .expect("the test input is valid");
         assert_eq!(p, vec![("lib#gen".to_owned(), vec![])]);
-        let p = plan(&chain(), "app#build", TaskSelection::Transitive, "/w").unwrap();
+        let p = plan(&chain(), "app#build", TaskSelection::Transitive, "/w")
+            .expect("the test input is valid");
         assert_eq!(p.len(), 3);
     }
 
     #[test]
     fn unknown_task_suggests() {
         let e = plan(&chain(), "biuld", TaskSelection::Current, "/w/app")
-            .unwrap_err()
+            .expect_err("the test input is invalid")
             .to_string();
         assert_eq!(
             e,
             "package `app` has no task `biuld`\n(hint: did you mean `build`?)"
         );
         let e = plan(&chain(), "nope#build", TaskSelection::Current, "/w")
-            .unwrap_err()
+            .expect_err("the test input is invalid")
             .to_string();
         assert!(e.starts_with("no package named `nope`"), "{e}");
         let e = plan(&chain(), "lib#build", TaskSelection::Recursive, "/w")
-            .unwrap_err()
+            .expect_err("the test input is invalid")
             .to_string();
         assert!(e.contains("cannot be combined with `--recursive`"), "{e}");
     }
@@ -540,7 +544,7 @@ mod tests {
             r#"{"tasks":{"a":{"command":"x","dependsOn":["b"]},"b":{"command":"y","dependsOn":["root#a"]}}}"#,
         )]);
         let e = plan(&w, "a", TaskSelection::Current, "/w")
-            .unwrap_err()
+            .expect_err("the test input is invalid")
             .to_string();
         assert_eq!(
             e,
@@ -557,7 +561,7 @@ mod tests {
             r#"{"tasks":{"a":{"command":"x","dependsOn":["lnt"]},"lint":{"command":"l"}}}"#,
         )]);
         let e = plan(&w, "a", TaskSelection::Current, "/w")
-            .unwrap_err()
+            .expect_err("the test input is invalid")
             .to_string();
         assert!(
             e.contains("task `root#a` depends on `lnt`, which does not exist"),

@@ -342,7 +342,7 @@ mod tests {
         for e in events {
             r.report(e);
         }
-        let s = |b: Buf| String::from_utf8(b.0.borrow().clone()).unwrap();
+        let s = |b: Buf| String::from_utf8(b.0.borrow().clone()).expect("the test input is valid");
         (s(out), s(err))
     }
 

@@ -45,18 +45,18 @@ pub(crate) fn parse(command: &str, extra: &[String]) -> Result<Vec<CommandItem>,
         }
         items.push(item(part)?);
     }
-    if let Some(last) = items.last_mut() {
-        if !extra.is_empty() {
-            match last {
-                CommandItem::Direct { argv, text } => {
-                    argv.extend(extra.iter().cloned());
-                    text.push(' ');
-                    text.push_str(&shell_words::join(extra));
-                }
-                CommandItem::Shell { script } => {
-                    script.push(' ');
-                    script.push_str(&shell_words::join(extra));
-                }
+    if let Some(last) = items.last_mut()
+        && !extra.is_empty()
+    {
+        match last {
+            CommandItem::Direct { argv, text } => {
+                argv.extend(extra.iter().cloned());
+                text.push(' ');
+                text.push_str(&shell_words::join(extra));
+            }
+            CommandItem::Shell { script } => {
+                script.push(' ');
+                script.push_str(&shell_words::join(extra));
             }
         }
     }
@@ -186,7 +186,8 @@ mod tests {
 
     #[test]
     fn splits_and_chains_into_items() {
-        let items = parse("tsc -p . && vite build --mode 'a b'", &[]).unwrap();
+        let items =
+            parse("tsc -p . && vite build --mode 'a b'", &[]).expect("the test input is valid");
         assert!(
             matches!(&items[1], CommandItem::Direct { argv, .. } if argv == &["vite", "build", "--mode", "a b"])
         );
@@ -196,7 +197,7 @@ mod tests {
 
     #[test]
     fn quoted_ampersands_do_not_split() {
-        let items = parse("echo 'a && b'", &[]).unwrap();
+        let items = parse("echo 'a && b'", &[]).expect("the test input is valid");
         assert!(
             matches!(&items[..], [CommandItem::Direct { argv, .. }] if argv == &["echo", "a && b"])
         );
@@ -205,7 +206,7 @@ mod tests {
     #[test]
     fn other_operators_keep_the_whole_command_in_one_shell() {
         assert_eq!(
-            parse("a && b || c", &[]).unwrap(),
+            parse("a && b || c", &[]).expect("the test input is valid"),
             vec![shell("a && b || c")]
         );
     }
@@ -220,9 +221,13 @@ mod tests {
             "echo \"$X\"",
             "cd ~",
         ] {
-            assert_eq!(parse(s, &[]).unwrap(), vec![shell(s)], "{s}");
+            assert_eq!(
+                parse(s, &[]).expect("the test input is valid"),
+                vec![shell(s)],
+                "{s}"
+            );
         }
-        let items = parse("node --flag=value x", &[]).unwrap();
+        let items = parse("node --flag=value x", &[]).expect("the test input is valid");
         assert!(
             matches!(&items[..], [CommandItem::Direct { argv, text }] if argv == &["node", "--flag=value", "x"] && text == "node --flag=value x")
         );
@@ -232,11 +237,11 @@ mod tests {
     fn extra_args_go_to_the_last_item() {
         let extra = vec!["--watch".to_owned(), "a b".to_owned()];
         assert_eq!(
-            parse("a && b", &extra).unwrap(),
+            parse("a && b", &extra).expect("the test input is valid"),
             vec![direct(&["a"]), direct(&["b", "--watch", "a b"])]
         );
         assert_eq!(
-            parse("cat x | wc", &extra).unwrap(),
+            parse("cat x | wc", &extra).expect("the test input is valid"),
             vec![shell("cat x | wc --watch 'a b'")]
         );
     }

@@ -171,7 +171,7 @@ mod tests {
             &["VITE_*".into(), "NODE_ENV".into()],
             &["DEBUG".into()],
         )
-        .unwrap();
+        .expect("the test input is valid");
         let full = env(&[
             ("PATH", "/bin"),
             ("VITE_A", "1"),
@@ -200,7 +200,8 @@ mod tests {
 
     #[test]
     fn untracked_wins_over_declared() {
-        let p = EnvPolicy::new("t", &["APP_*".into()], &["APP_BUILD_ID".into()]).unwrap();
+        let p = EnvPolicy::new("t", &["APP_*".into()], &["APP_BUILD_ID".into()])
+            .expect("the test input is valid");
         assert!(!p.is_declared(OsStr::new("APP_BUILD_ID")));
         assert!(p.is_untracked(OsStr::new("APP_BUILD_ID")));
         assert!(p.is_declared(OsStr::new("APP_URL")));
@@ -209,7 +210,7 @@ mod tests {
     #[test]
     fn bad_pattern_is_an_error_naming_the_task() {
         let e = EnvPolicy::new("app#build", &["VITE_[".into()], &[])
-            .unwrap_err()
+            .expect_err("the test input is invalid")
             .to_string();
         assert!(e.contains("`VITE_[`") && e.contains("app#build"), "{e}");
     }

@@ -14,3 +14,4 @@ mod resolve;
 mod scheduler;
 mod spawn;
 mod task;
+mod vcs;

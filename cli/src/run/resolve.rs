@@ -65,30 +65,32 @@ mod tests {
 
     #[test]
     fn nearest_bin_dir_wins_and_search_stops_at_root() {
-        let t = tempfile::tempdir().unwrap();
+        let t = tempfile::tempdir().expect("the test input is valid");
         let root = t.path();
         let pkg = root.join("packages/a");
         for d in [
             root.join("node_modules/.bin"),
             pkg.join("node_modules/.bin"),
         ] {
-            std::fs::create_dir_all(&d).unwrap();
+            std::fs::create_dir_all(&d).expect("the test input is valid");
             let tool = d.join("tool");
-            std::fs::write(&tool, "#!/bin/sh\n").unwrap();
-            std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::write(&tool, "#!/bin/sh\n").expect("the test input is valid");
+            std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755))
+                .expect("the test input is valid");
         }
         let dirs = bin_dirs(&pkg, root);
         assert_eq!(dirs.len(), 3); // packages/a, packages, root
         let path = child_path(&dirs, Some(OsStr::new("/usr/bin")));
         assert_eq!(
-            find_program("tool", &pkg, &path).unwrap(),
+            find_program("tool", &pkg, &path).expect("the test input is valid"),
             pkg.join("node_modules/.bin/tool")
         );
         assert_eq!(
-            find_program("sh", &pkg, &path).unwrap(),
+            find_program("sh", &pkg, &path).expect("the test input is valid"),
             PathBuf::from("/usr/bin/sh")
         );
-        let searched = find_program("no-such-tool", &pkg, &path).unwrap_err();
+        let searched =
+            find_program("no-such-tool", &pkg, &path).expect_err("the test input is invalid");
         assert_eq!(searched.len(), 4);
     }
 }

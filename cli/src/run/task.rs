@@ -298,6 +298,8 @@ async fn run_and_observe(
             blocking::unblock(move || {
                 let mut own = store.own_state(&id, &root).unwrap_or_default();
                 own.retain(|p| !cache::declared_input(&config, &pkg, p));
+                let sources = super::vcs::tracked_by_git(&root, &own);
+                own.retain(|p| !sources.contains(p));
                 own
             })
             .await
@@ -531,12 +533,12 @@ fn observe(
                     rel_display(&ctx.workspace_root, &root, p)
                 ));
             }
-            if let Some(why) = c.untraceable.first() {
-                if needs_trace {
-                    return Err(format!(
-                        "its file accesses could not all be observed ({why})"
-                    ));
-                }
+            if let Some(why) = c.untraceable.first()
+                && needs_trace
+            {
+                return Err(format!(
+                    "its file accesses could not all be observed ({why})"
+                ));
             }
             if spec.inputs.auto {
                 run.inputs = c

@@ -234,14 +234,19 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
             push(link, Event::LinkRead, &mut excluded);
         }
         let created_new = access.at_call.as_ref().is_some_and(|c| !c.existed);
+        let existed = access.at_call.as_ref().is_some_and(|c| c.existed);
+        // Times, mode or owner change the file, not its directory's entries.
+        let names_change = access.op != Op::SetMetadata;
         for &event in events_of(access.op) {
-            let event = if event == Event::Create && created_new {
-                Event::CreateNew
-            } else {
-                event
+            let event = match event {
+                Event::Create if created_new => Event::CreateNew,
+                // `mkdir -p` of a directory that exists fails and changes
+                // nothing: it only looked.
+                Event::Create if access.op == Op::Mkdir && existed => Event::Probe,
+                other => other,
             };
             let kept = push(&resolution.real, event, &mut excluded);
-            if kept && event.is_own_change() {
+            if kept && event.is_own_change() && names_change {
                 // Creating or removing a name changes every directory above
                 // it (within the root): their listings and stats are not inputs.
                 for (depth, ancestor) in resolution.real.ancestors().skip(1).enumerate() {
@@ -762,6 +767,29 @@ mod tests {
             inputs(&own),
             vec![("/w/src/a.ts", &InputAccess::ContentRead)]
         );
+    }
+
+    /// Review: `chmod +x bin/*` after listing `bin/` does not change the
+    /// listing, and `mkdir -p` of an existing directory changes nothing.
+    #[test]
+    fn metadata_changes_and_existing_mkdir_keep_the_listing_an_input() {
+        let c = Scenario::default()
+            .op(Op::List, "/w/bin")
+            .at_call(Op::SetMetadata, "/w/bin/tool", "/w/bin/tool", true)
+            .at_call(Op::Mkdir, "/w/src", "/w/src", true)
+            .op(Op::List, "/w/src")
+            .file("/w/bin/tool")
+            .dir("/w/bin")
+            .dir("/w/src")
+            .run();
+        assert_eq!(
+            inputs(&c),
+            vec![
+                ("/w/bin", &InputAccess::Listing),
+                ("/w/src", &InputAccess::Listing)
+            ]
+        );
+        assert_eq!(outputs(&c), vec!["/w/bin/tool"]);
     }
 
     #[test]

@@ -238,11 +238,18 @@ pub(crate) fn open_op(flags: u64) -> (Op, bool) {
         && flags & (libc::O_CREAT | libc::O_EXCL) != (libc::O_CREAT | libc::O_EXCL);
     let op = if flags & libc::O_PATH != 0 {
         Op::Probe
-    } else if flags & libc::O_TRUNC != 0 {
+    } else if flags & libc::O_TRUNC != 0
+        || flags & (libc::O_CREAT | libc::O_EXCL) == (libc::O_CREAT | libc::O_EXCL)
+    {
+        // Truncated, or created exclusively (fails if it exists): nothing of
+        // an old content survives.
         Op::Write
     } else {
         match flags & libc::O_ACCMODE {
-            libc::O_WRONLY => Op::Write,
+            // Without O_TRUNC the old content stays (O_APPEND adds to it,
+            // a plain O_WRONLY overwrites part of it): the result depends
+            // on it, as for read-write. A missing file is still just created.
+            libc::O_WRONLY => Op::ReadWrite,
             // Read-write without truncation (a database, an incremental
             // build-info file): the old content may be read, then changed.
             libc::O_RDWR => Op::ReadWrite,
@@ -280,9 +287,10 @@ mod tests {
             open_op((libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as u64),
             (Op::Write, true)
         );
+        // `echo >> CHANGELOG`: the result depends on what was there.
         assert_eq!(
             open_op((libc::O_WRONLY | libc::O_APPEND) as u64),
-            (Op::Write, true)
+            (Op::ReadWrite, true)
         );
         assert_eq!(open_op(libc::O_RDWR as u64), (Op::ReadWrite, true));
         assert_eq!(
@@ -307,7 +315,7 @@ mod tests {
     fn openat_uses_dirfd_and_flags() {
         let t = only(decode(
             libc::SYS_openat,
-            [5, 0x1000, libc::O_WRONLY as u64, 0, 0, 0],
+            [5, 0x1000, (libc::O_WRONLY | libc::O_TRUNC) as u64, 0, 0, 0],
             no_memory,
         ));
         assert_eq!(

@@ -119,7 +119,7 @@ mod tests {
                 "workspaces":{"packages":["pkgs/*"]}}"#,
             Path::new("package.json"),
         )
-        .unwrap();
+        .expect("the test input is valid");
         assert_eq!(m.name.as_deref(), Some("a"));
         assert_eq!(m.scripts, vec![("build".to_owned(), "tsc".to_owned())]);
         let names: Vec<_> = m.dependencies.iter().map(|(n, _)| n.as_str()).collect();
@@ -129,14 +129,16 @@ mod tests {
 
     #[test]
     fn syntax_error_names_line_and_column() {
-        let err = parse("{\n  \"name\": ,\n}", Path::new("/w/package.json")).unwrap_err();
+        let err = parse("{\n  \"name\": ,\n}", Path::new("/w/package.json"))
+            .expect_err("the test input is invalid");
         let text = err.to_string();
         assert!(text.contains("/w/package.json:2:"), "{text}");
     }
 
     #[test]
     fn wrong_type_is_an_error() {
-        let err = parse(r#"{"scripts": []}"#, Path::new("p.json")).unwrap_err();
+        let err = parse(r#"{"scripts": []}"#, Path::new("p.json"))
+            .expect_err("the test input is invalid");
         assert!(err.to_string().contains("`scripts` must be an object"));
     }
 }

@@ -190,7 +190,7 @@ mod tests {
 
     fn err(text: &str, is_root: bool) -> String {
         parse(text, Path::new("/w/vite-task.json"), is_root)
-            .unwrap_err()
+            .expect_err("the test input is invalid")
             .to_string()
     }
 
@@ -204,12 +204,15 @@ mod tests {
             Path::new("vite-task.json"),
             true,
         )
-        .unwrap();
-        assert_eq!(f.cache.unwrap().kinds(), (true, true));
+        .expect("the test input is valid");
+        assert_eq!(
+            f.cache.expect("the test input is valid").kinds(),
+            (true, true)
+        );
         let b = &f.tasks["build"];
         assert_eq!(b.depends_on, ["lint", "utils#build"]);
         assert_eq!(
-            b.input.as_ref().unwrap()[2],
+            b.input.as_ref().expect("the test input is valid")[2],
             GlobEntry::Auto(AutoFlag { auto: true })
         );
     }

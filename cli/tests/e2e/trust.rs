@@ -181,3 +181,30 @@ fn a_nested_vp_run_does_not_wait_for_its_parents_lock() {
         out.combined()
     );
 }
+
+/// Review of the own-state rule: a task whose purpose is to rewrite a file git tracks
+/// (`npm version patch`, a counter) reads and rewrites it on every run like a tool's state
+/// file. A tracked file is a source, so every run must really run: never a hit that skips
+/// the bump, never a restore over the file.
+#[test]
+fn a_task_that_rewrites_a_tracked_file_always_runs() {
+    let ws = Workspace::new("example");
+    ws.write("version.txt", "0\n");
+    ws.write(
+        "bump.js",
+        "const fs = require('fs');\nconst n = Number(fs.readFileSync('version.txt', 'utf8')) + 1;\nfs.writeFileSync('version.txt', n + '\\n');\n",
+    );
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": { "bump": { "command": "node bump.js" } } }"#,
+    );
+    let git = |args: &[&str]| ws.run("git").args(args).output().assert_success().code;
+    git(&["init", "-q"]);
+    git(&["add", "version.txt", "bump.js"]);
+    for _ in 0..3 {
+        let out = ws.vp(["run", "bump"]).output();
+        out.assert_success();
+        assert!(!hit(&out.stderr), "{}", out.combined());
+    }
+    assert_eq!(ws.read("version.txt"), "3\n", "every run bumped");
+}

@@ -37,10 +37,11 @@ pub(crate) enum LookupOutcome {
 #[derive(Debug)]
 pub(crate) struct CacheHit {
     pub(crate) entry: CacheEntry,
-    /// Outputs of the task's previous entry, inside directories this entry
-    /// owns, that this entry does not have: the previous run left them, this
-    /// run would not have. Restore removes each one still exactly as
-    /// recorded (so nothing vp did not write is ever removed).
+    /// Outputs the task's previous run created, inside directories this
+    /// entry owns, that this entry neither has nor read: the previous run
+    /// left them, this run would not have. Restore removes each one still
+    /// exactly as recorded, so nothing the task did not create (and nobody
+    /// changed since) is ever removed.
     pub(crate) superseded: Vec<(RelPath, OutputState)>,
 }
 
@@ -231,9 +232,10 @@ impl Store {
                 .iter()
                 .any(|dir| rel.is_within(dir) && rel != dir)
         };
-        // Paths the hit needs: its outputs and every directory above them.
+        // Paths the hit needs: its outputs and inputs, and every directory
+        // above them.
         let mut needed: BTreeSet<RelPath> = BTreeSet::new();
-        for rel in hit.outputs.keys() {
+        for rel in hit.outputs.keys().chain(hit.inputs.keys()) {
             let mut p = rel.clone();
             while !p.is_root() && needed.insert(p.clone()) {
                 p = p.parent();
@@ -243,6 +245,12 @@ impl Store {
         let mut dirs: BTreeSet<RelPath> = BTreeSet::new();
         for (rel, state) in &previous.outputs {
             if !owned(rel) || needed.contains(rel) {
+                continue;
+            }
+            // Only what the previous run created; a directory is removed
+            // only once empty, whoever made it.
+            let is_dir = matches!(state, OutputState::Dir { .. });
+            if !is_dir && !previous.created.contains(rel) {
                 continue;
             }
             out.push((rel.clone(), state.clone()));

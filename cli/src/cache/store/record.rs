@@ -114,6 +114,7 @@ impl Store {
             &run.ignored_outputs,
             run.started,
         );
+        let created = collect::created_outputs(&outputs, run.started);
         let tracked_env = env::served_env(&run.tracked_env);
         let env_queries = run
             .env_queries
@@ -158,6 +159,7 @@ impl Store {
             env_queries,
             outputs: manifest,
             owned_dirs,
+            created,
             log,
             duration: run.duration,
             stat_time,

@@ -424,6 +424,43 @@ fn a_superseded_output_the_user_changed_is_kept() {
     );
 }
 
+/// Review: a hit may only remove what the previous run *created*. A tracked
+/// source a generator rewrote in place (same file, old birth time) stays,
+/// even in a directory the run emptied.
+#[test]
+fn a_hit_never_removes_a_file_the_previous_run_only_rewrote() {
+    let w = ws();
+    let src = "packages/app/src/main.js";
+    w.write("packages/app/gen/users.ts", "tracked by git");
+    let generated = w.pkg.join("gen");
+    let run = |version: &str, outputs: &[(&str, &str)]| {
+        w.write(src, version);
+        stored(w.run_with("app#build", &cmd(), &[src], outputs, |run| {
+            run.emptied_dirs = vec![generated.clone()];
+        }));
+    };
+    run("v2", &[("packages/app/gen/new2.ts", "2")]);
+    run(
+        "v1",
+        &[
+            ("packages/app/gen/users.ts", "rewritten in place"),
+            ("packages/app/gen/new1.ts", "1"),
+        ],
+    );
+    w.write(src, "v2");
+    let LookupOutcome::Hit(hit) = w.lookup("app#build", &cmd()) else {
+        panic!("expected a hit on the v2 entry")
+    };
+    let report = w.store.restore(&hit, &w.root).expect("restore");
+    assert_eq!(report.removed, 1, "only new1.ts, which the v1 run created");
+    assert!(!generated.join("new1.ts").exists());
+    assert!(
+        generated.join("users.ts").exists(),
+        "never created by the task: kept"
+    );
+    assert!(generated.join("new2.ts").exists());
+}
+
 /// Issue: `tsc -b` lists the package root, so the `dist/` that `vite build`
 /// (the next item of the same script) creates made it miss on every clean
 /// build's second run. A directory another task's stored run owns does not
