@@ -521,3 +521,21 @@ fn a_stat_of_a_file_is_a_metadata_input() {
     assert_eq!(t.input("src"), Some("probe"));
     assert_eq!(t.probe("src"), Some("dir"));
 }
+
+/// Review: a write through a dangling symlink creates the link's target. It must be recorded
+/// there (canonicalize gives up on a dangling link), or a hit restores only the link.
+#[test]
+fn a_write_through_a_dangling_symlink_is_filed_at_its_target() {
+    let (_tmp, dir) = workdir();
+    fs::create_dir_all(dir.join("dist")).expect("mkdir");
+    std::os::unix::fs::symlink("real.js", dir.join("dist/link.js")).expect("symlink");
+    let t = run(&dir, &["sh", "-c", "echo bundle > dist/link.js"], &[]);
+    assert_eq!(t.code, Some(0), "{}", t.stderr);
+    assert_eq!(
+        t.output("dist/real.js"),
+        Some("file"),
+        "{}",
+        t.json["outputs"]
+    );
+    assert_eq!(t.json["cacheable"], true, "{}", t.json["untraceable"]);
+}

@@ -19,6 +19,9 @@ use super::log::{Access, AccessLog, AtCall};
 use super::notify::{self, Readiness};
 use super::tracee;
 
+/// Symlinks followed when resolving a write (the kernel's limit is 40).
+const MAX_LINKS: usize = 40;
+
 pub(crate) struct Supervisor {
     listener: Async<OwnedFd>,
     log: AccessLog,
@@ -149,43 +152,61 @@ impl Supervisor {
     /// and links, a small share of calls.
     fn resolve_now(&mut self, path: &std::path::Path, follow: bool) -> Option<AtCall> {
         use std::io::ErrorKind;
-        if follow {
-            match std::fs::canonicalize(path) {
-                Ok(real) => {
+        let mut current = path.to_path_buf();
+        // Follow the last component ourselves (canonicalize gives up on a
+        // dangling link, whose target is exactly what `open(O_CREAT)` makes).
+        for _ in 0..=MAX_LINKS {
+            let name = current.file_name()?.to_owned();
+            let parent = match std::fs::canonicalize(current.parent()?) {
+                Ok(parent) => parent,
+                // The call fails (ENOENT): nothing is written, and the path
+                // was missing. `tsc` tries its `.tsbuildinfo` before creating
+                // the directory; an earlier failed open of it read nothing.
+                Err(err) if err.kind() == ErrorKind::NotFound => {
+                    return Some(AtCall {
+                        real: None,
+                        existed: false,
+                    });
+                }
+                Err(err) => return self.unresolvable(path, &err),
+            };
+            let real = parent.join(&name);
+            match std::fs::symlink_metadata(&real) {
+                Ok(meta) if follow && meta.file_type().is_symlink() => {
+                    match std::fs::read_link(&real) {
+                        Ok(target) => current = parent.join(target),
+                        Err(err) => return self.unresolvable(path, &err),
+                    }
+                }
+                Ok(_) => {
                     return Some(AtCall {
                         real: Some(real),
                         existed: true,
                     });
                 }
-                Err(err) if err.kind() == ErrorKind::NotFound => {}
-                Err(_) => return None,
+                Err(err) if err.kind() == ErrorKind::NotFound => {
+                    return Some(AtCall {
+                        real: Some(real),
+                        existed: false,
+                    });
+                }
+                Err(err) => return self.unresolvable(path, &err),
             }
         }
-        let name = path.file_name()?;
-        match std::fs::canonicalize(path.parent()?) {
-            Ok(parent) => {
-                let real = parent.join(name);
-                let existed = std::fs::symlink_metadata(&real).is_ok();
-                Some(AtCall {
-                    real: Some(real),
-                    existed,
-                })
-            }
-            // The call fails (ENOENT): nothing is written, and the path was
-            // missing. `tsc` tries its `.tsbuildinfo` before creating the
-            // directory; an earlier failed open of it read nothing either.
-            Err(err) if err.kind() == ErrorKind::NotFound => Some(AtCall {
-                real: None,
-                existed: false,
-            }),
-            Err(err) => {
-                self.log.mark_untraceable(format!(
-                    "could not resolve where a write to `{}` lands: {err}",
-                    path.display()
-                ));
-                None
-            }
-        }
+        // A symlink loop: the call fails with ELOOP and writes nothing.
+        Some(AtCall {
+            real: None,
+            existed: false,
+        })
+    }
+
+    /// Where a write lands could not be learned: the run cannot be pinned down.
+    fn unresolvable(&mut self, path: &std::path::Path, err: &std::io::Error) -> Option<AtCall> {
+        self.log.mark_untraceable(format!(
+            "could not resolve where a write to `{}` lands: {err}",
+            path.display()
+        ));
+        None
     }
 
     /// The absolute path a target names, or `None` when there is nothing to
