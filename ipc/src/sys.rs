@@ -37,7 +37,10 @@ pub(crate) fn check_broker(fd: RawFd) -> FdCheck {
     }
 }
 
-fn sockopt_int(fd: RawFd, opt: libc::c_int) -> Option<libc::c_int> {
+/// An integer `SOL_SOCKET` option of `fd` (`SO_TYPE`, `SO_DOMAIN`), `None`
+/// when `fd` is not a socket. The runner's broker checks the streams
+/// clients send with it, the client checks the broker fd with it.
+pub fn sockopt_int(fd: RawFd, opt: libc::c_int) -> Option<libc::c_int> {
     let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: value/len point at a c_int-sized buffer we own.

@@ -321,7 +321,7 @@ pub(super) fn check_stream(fd: &OwnedFd) -> Result<(), String> {
     if let Some(kind) = kind {
         return Err(kind.to_owned());
     }
-    let domain = sockopt_int(raw, libc::SO_DOMAIN);
+    let domain = vp_ipc::sockopt_int(raw, libc::SO_DOMAIN);
     if domain != Some(libc::AF_UNIX) {
         return Err(match domain {
             Some(libc::AF_INET) => "an IPv4 socket".to_owned(),
@@ -330,29 +330,13 @@ pub(super) fn check_stream(fd: &OwnedFd) -> Result<(), String> {
             None => "a socket of unknown address family".to_owned(),
         });
     }
-    match sockopt_int(raw, libc::SO_TYPE) {
+    match vp_ipc::sockopt_int(raw, libc::SO_TYPE) {
         Some(libc::SOCK_STREAM) => Ok(()),
         Some(libc::SOCK_SEQPACKET) => Err("a unix SOCK_SEQPACKET socket".to_owned()),
         Some(libc::SOCK_DGRAM) => Err("a unix SOCK_DGRAM socket".to_owned()),
         Some(other) => Err(format!("a unix socket of type {other}")),
         None => Err("a unix socket of unknown type".to_owned()),
     }
-}
-
-fn sockopt_int(fd: RawFd, opt: libc::c_int) -> Option<libc::c_int> {
-    let mut value: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: value/len point at a c_int-sized buffer we own.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            opt,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0).then_some(value)
 }
 
 /// Client names come from other programs: keep them to one short line.

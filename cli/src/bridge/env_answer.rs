@@ -24,11 +24,10 @@ fn match_query<'a>(
     env: impl IntoIterator<Item = (&'a OsStr, &'a OsStr)>,
     is_untracked: &dyn Fn(&OsStr) -> bool,
 ) -> Result<BTreeMap<OsString, OsString>, EnvGlobError> {
-    use std::os::unix::ffi::OsStrExt;
     let matcher = query.matcher()?;
     Ok(env
         .into_iter()
-        .filter(|(name, _)| matcher.matches(name.as_bytes()) && !is_untracked(name))
+        .filter(|(name, _)| crate::cache::query_selects(&matcher, name, is_untracked))
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .collect())
 }

@@ -10,7 +10,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
 use serde::{Deserialize, Serialize};
-use vp_ipc::{EnvGlobError, EnvQuery};
+use vp_ipc::{EnvGlobError, EnvNameMatcher, EnvQuery};
 
 use super::digest::{Digest, Domain};
 
@@ -116,10 +116,22 @@ impl<'a> EnvView<'a> {
         Ok(self
             .vars
             .iter()
-            .filter(|(name, _)| matcher.matches(name) && !self.untracked(name))
+            .filter(|(name, _)| query_selects(&matcher, OsStr::from_bytes(name), self.is_untracked))
             .map(|(name, value)| (name.clone(), hash_value(value)))
             .collect())
     }
+}
+
+/// Whether a `getEnvs` query selects `name`: the query matches and the
+/// user's configuration does not call the name untracked (configuration wins
+/// over tools). The bridge serving the tool and the lookup re-checking an
+/// entry both decide with this, so they cannot drift apart.
+pub(crate) fn query_selects(
+    matcher: &EnvNameMatcher,
+    name: &OsStr,
+    is_untracked: &dyn Fn(&OsStr) -> bool,
+) -> bool {
+    matcher.matches(name.as_bytes()) && !is_untracked(name)
 }
 
 /// What a tool was served for tracked `getEnv`s, as the entry stores it.

@@ -30,7 +30,7 @@ pub(crate) use self::{
     clock::Timestamp,
     collect::{NotStorable, TaskPaths, declared_input},
     entry::{InputKind, LogChunk, Stream},
-    env::{EnvView, is_secret_name},
+    env::{EnvView, is_secret_name, query_selects},
     error::CacheError,
     fingerprint::{GlobConfig, SpawnFingerprint, SpawnSpec},
     miss::{MissReason, MissReasons},
