@@ -293,10 +293,14 @@ mod tests {
     fn another_layout_is_named() {
         let tmp = tempfile::tempdir().expect("tempdir");
         fs::write(tmp.path().join(MARKER), format!("{MAGIC}99\n")).expect("write");
-        assert!(matches!(
-            CacheDir::find(tmp.path()),
-            Err(CacheError::OtherLayout { layout: 99, .. })
-        ));
+        let err = CacheDir::find(tmp.path()).expect_err("another layout");
+        assert!(matches!(err, CacheError::OtherLayout { layout: 99, .. }));
+        let text = err.to_string();
+        assert!(
+            text.contains("made by another version of vp (directory layout 99, this vp uses 1)")
+                && text.contains("hint: clean it with the vp that made it"),
+            "{text}"
+        );
     }
 
     #[test]
