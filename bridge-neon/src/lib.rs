@@ -1,6 +1,6 @@
 //! The Node addon vp hands to every child as `VP_RUN_NODE_CLIENT_PATH`.
 //! `load()` returns `{ ignoreInput, ignoreOutput, disableCache, getEnv,
-//! getEnvs }` (the shape Vite's bundled runner client calls, COMPAT §1);
+//! getEnvs }` (the shape the runner client bundled in Vite 8.3+ calls);
 //! the same functions are also exported at top level. A thin layer over
 //! `vp_ipc::Client`: under vp every call goes to the runner and a runner
 //! error becomes a JS exception; not under vp, ignore/disable do nothing and

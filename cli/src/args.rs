@@ -1,5 +1,8 @@
-//! Command-line arguments, as clap parses them. Nothing outside this file and
-//! `main.rs` sees clap: `config.rs` resolves these into a `RunConfig` once.
+//! Command-line arguments, as clap parses them. Only `main.rs` and the entry
+//! point of each command (`run/command.rs`, `run/build.rs`,
+//! `cache/command.rs`, `trace/command.rs`) see these types; each resolves
+//! them once into its own settings, and nothing below (the stages of a run,
+//! the reporter, the store) knows clap.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -38,6 +41,16 @@ pub(crate) enum LogMode {
     Labeled,
     /// Each task's output is printed as one block when it ends
     Grouped,
+}
+
+impl From<LogMode> for crate::report::LogMode {
+    fn from(mode: LogMode) -> Self {
+        match mode {
+            LogMode::Interleaved => Self::Interleaved,
+            LogMode::Labeled => Self::Labeled,
+            LogMode::Grouped => Self::Grouped,
+        }
+    }
 }
 
 /// Options shared by everything that executes tasks (`vp run`, `vp build`).

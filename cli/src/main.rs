@@ -7,6 +7,7 @@ mod args;
 mod bridge;
 mod cache;
 mod error;
+mod events;
 mod graph;
 mod report;
 mod run;

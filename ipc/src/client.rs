@@ -371,7 +371,8 @@ impl Client {
             pid,
             client: self.name.clone(),
         })?;
-        sys::send_with_fd(self.broker, &hello, &theirs).map_err(CallError::Connect)?;
+        sys::send_with_fds(self.broker, &hello, &[theirs.as_raw_fd()])
+            .map_err(CallError::Connect)?;
         drop(theirs);
         let mut stream = UnixStream::from(mine);
         match frame::read_frame::<Response>(&mut stream)? {

@@ -46,7 +46,7 @@ pub use message::{
     EnvQuery, PROTOCOL_VERSION, PROTOCOL_VERSIONS, Request, Response, SPEAKS_VERSIONS,
     UNSUPPORTED_VERSION_PREFIX, refused_version_list,
 };
-pub use sys::sockopt_int;
+pub use sys::{MAX_SENT_FDS, Received, recv_with_fds, send_with_fds, sockopt_int};
 
 /// Fd number the runner prefers for the broker in its children. Far above
 /// 3, which Node's `child_process.fork()` uses for its own IPC channel.

@@ -4,7 +4,7 @@
 //! `session.rs`; the wire rules are in docs/protocol.md.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use vp_ipc::{
     MAX_HELLO_FRAME, PROTOCOL_VERSIONS, Request, SPEAKS_VERSIONS, UNSUPPORTED_VERSION_PREFIX,
@@ -79,67 +79,16 @@ pub(super) enum BrokerMsg {
 /// Receives one datagram (non-blocking socket: `WouldBlock` when none).
 pub(super) fn recv(sock: RawFd) -> io::Result<BrokerMsg> {
     let mut data = vec![0u8; MAX_HELLO_FRAME];
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    let space =
-        unsafe { libc::CMSG_SPACE((MAX_FDS * std::mem::size_of::<RawFd>()) as u32) } as usize;
-    let mut control = vec![0u64; space.div_ceil(8)];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
-    // SAFETY: msghdr is plain data; the buffers it points at outlive recvmsg.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    let n = loop {
-        // SAFETY: msg is initialised; MSG_CMSG_CLOEXEC keeps received fds
-        // out of the children we spawn.
-        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n >= 0 {
-            break n as usize;
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    };
-    let fds = take_fds(&msg);
-    if n == 0 && fds.is_empty() && peer_hung_up(sock) {
+    let got = vp_ipc::recv_with_fds(sock, &mut data, MAX_FDS)?;
+    if got.len == 0 && got.fds.is_empty() && peer_hung_up(sock) {
         return Ok(BrokerMsg::Eof);
     }
-    data.truncate(n);
+    data.truncate(got.len);
     Ok(BrokerMsg::Datagram {
         data,
-        fds,
-        truncated: msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0,
+        fds: got.fds,
+        truncated: got.truncated,
     })
-}
-
-/// Takes ownership of every fd in the control messages. Walked by hand (not
-/// via a helper that refuses truncated buffers) so fds that did arrive are
-/// always closed.
-fn take_fds(msg: &libc::msghdr) -> Vec<OwnedFd> {
-    let mut fds = Vec::new();
-    // SAFETY: msg was filled by recvmsg; CMSG_* walk within msg_controllen.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(cmsg);
-                let header = data.offset_from(cmsg.cast::<u8>()) as usize;
-                let count = ((*cmsg).cmsg_len as usize).saturating_sub(header)
-                    / std::mem::size_of::<RawFd>();
-                for i in 0..count {
-                    let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
-                    fds.push(OwnedFd::from_raw_fd(fd));
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
-        }
-    }
-    fds
 }
 
 /// An empty read is EOF only if the peer is gone; a live client could also

@@ -1,4 +1,4 @@
-//! The runner's side of the bridge (ARCHITECTURE §3): per task execution a
+//! The runner's side of the bridge: per task execution a
 //! [`BridgeSession`] hands the child an inherited broker fd, serves every
 //! client that connects (answering env requests from vp's full
 //! environment), and returns a [`BridgeReport`] of what the task's tools

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use vp_ipc::{CallError, Client, EnvQuery, PROTOCOL_VERSION, Request, Response};
 
 use super::{BridgeContext, BridgeReport, BridgeSession};
+use crate::events::NotCached;
+use crate::run::admit::bridge_veto as veto;
 
 pub(super) fn test_context() -> BridgeContext {
     let env: BTreeMap<OsString, OsString> = [
@@ -99,33 +101,7 @@ impl Harness {
 
 fn send_datagram(sock: RawFd, data: &[u8], fd: Option<RawFd>) {
     let fds: Vec<RawFd> = fd.into_iter().collect();
-    // SAFETY: plain sendmsg with buffers that outlive the call.
-    unsafe {
-        let space = libc::CMSG_SPACE((fds.len() * std::mem::size_of::<RawFd>()) as u32) as usize;
-        let mut control = vec![0u64; space.div_ceil(8).max(1)];
-        let mut iov = libc::iovec {
-            iov_base: data.as_ptr() as *mut libc::c_void,
-            iov_len: data.len(),
-        };
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        if !fds.is_empty() {
-            msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = space as _;
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len =
-                libc::CMSG_LEN((fds.len() * std::mem::size_of::<RawFd>()) as u32) as _;
-            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
-        }
-        assert!(
-            libc::sendmsg(sock, &msg, 0) >= 0,
-            "sendmsg: {}",
-            std::io::Error::last_os_error()
-        );
-    }
+    vp_ipc::send_with_fds(sock, data, &fds).expect("sendmsg");
 }
 
 fn read_answer(stream: &mut UnixStream) -> Option<Response> {
@@ -244,7 +220,7 @@ fn a_call_right_before_exit_is_recorded() {
             .is_some_and(|who| who.starts_with("quick (pid ")),
         "{report:?}"
     );
-    assert!(report.uncacheable_reason().is_some());
+    assert!(matches!(veto(&report), Some(NotCached::ToolAsked { .. })));
 }
 
 #[test]
@@ -286,9 +262,8 @@ fn an_oversized_frame_closes_only_that_client() {
         report.protocol_errors
     );
     assert!(
-        report
-            .uncacheable_reason()
-            .is_some_and(|r| r.contains("exceeds"))
+        matches!(veto(&report), Some(NotCached::BridgeProtocol { first, .. }) if first.contains("exceeds")),
+        "{report:?}"
     );
 }
 
@@ -406,7 +381,7 @@ fn a_refused_version_then_a_retry_with_the_current_one_keeps_the_run_cacheable()
         "{:?}",
         report.protocol_errors
     );
-    assert_eq!(report.uncacheable_reason(), None, "{report:?}");
+    assert_eq!(veto(&report), None, "{report:?}");
     assert_eq!(report.version_refusals.len(), 1, "{report:?}");
     assert!(
         report
@@ -438,7 +413,7 @@ fn the_rust_client_negotiates_down_to_a_version_the_runner_speaks() {
         "{:?}",
         report.protocol_errors
     );
-    assert_eq!(report.uncacheable_reason(), None, "{report:?}");
+    assert_eq!(veto(&report), None, "{report:?}");
     assert_eq!(
         report.version_refusals.len(),
         1,
@@ -464,10 +439,12 @@ fn a_client_that_never_finds_a_common_version_makes_the_run_uncacheable() {
     drop(client);
     let report = harness.finish();
     assert!(report.protocol_errors.is_empty(), "{report:?}");
-    let reason = report.uncacheable_reason().expect("not cacheable");
+    let Some(NotCached::BridgeVersion { first, .. }) = veto(&report) else {
+        panic!("expected a version mismatch: {report:?}");
+    };
     assert!(
-        reason.contains("alien (pid ") && reason.contains("asked for protocol version 99"),
-        "{reason}"
+        first.contains("alien (pid ") && first.contains("asked for protocol version 99"),
+        "{first}"
     );
 }
 

@@ -2,20 +2,21 @@
 
 use std::time::Duration;
 
-use crate::run::events::{CacheStatus, CommandHeader, LeftRunning, Waiting, WaitingFor};
+use super::reasons;
+use crate::events::{CacheStatus, CommandHeader, LeftRunning, Waiting, WaitingFor};
 
 /// `~/packages/a$ node build.js ◉ cache hit, replaying`
 pub(crate) fn header_line(h: &CommandHeader) -> String {
     let status = match &h.status {
         CacheStatus::Disabled => " ⊘ cache disabled".to_owned(),
         CacheStatus::Hit => " ◉ cache hit, replaying".to_owned(),
-        CacheStatus::Miss { reasons } if reasons.is_empty() => {
-            " ○ cache miss, executing".to_owned()
+        CacheStatus::Miss(m) => match reasons::miss(m) {
+            None => " ○ cache miss, executing".to_owned(),
+            Some(why) => format!(" ○ cache miss: {why}, executing"),
+        },
+        CacheStatus::Unavailable(u) => {
+            format!(" ⊘ cache unavailable: {}", reasons::unavailable(u))
         }
-        CacheStatus::Miss { reasons } => {
-            format!(" ○ cache miss: {}, executing", reasons.join(", "))
-        }
-        CacheStatus::Unavailable { reason } => format!(" ⊘ cache unavailable: {reason}"),
     };
     format!("{}$ {}{status}", h.cwd, h.command)
 }
@@ -96,6 +97,8 @@ pub(crate) fn format_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::{MissReason, MissReasons, RelPath};
+    use crate::events::{Miss, Unavailable};
 
     #[test]
     fn header_grammar() {
@@ -113,15 +116,27 @@ mod tests {
         assert_eq!(
             h(
                 "",
-                CacheStatus::Miss {
-                    reasons: vec!["'test.txt' modified".into(), "args changed".into()]
-                }
+                CacheStatus::Miss(Miss::Changed {
+                    reasons: MissReasons::new(vec![
+                        MissReason::Modified(RelPath::root().join(b"test.txt")),
+                        MissReason::ArgsChanged
+                    ]),
+                    base: RelPath::root(),
+                })
             ),
-            "$ node build.js ○ cache miss: 'test.txt' modified, args changed, executing"
+            "$ node build.js ○ cache miss: args changed, 'test.txt' modified, executing"
         );
         assert_eq!(
             h("", CacheStatus::Disabled),
             "$ node build.js ⊘ cache disabled"
+        );
+        assert_eq!(
+            h("", CacheStatus::Miss(Miss::FirstRun)),
+            "$ node build.js ○ cache miss, executing"
+        );
+        assert_eq!(
+            h("", CacheStatus::Unavailable(Unavailable::NotOpened)),
+            "$ node build.js ⊘ cache unavailable: caching is off"
         );
     }
 

@@ -3,9 +3,10 @@
 use std::collections::HashMap;
 use std::io::Write;
 
+use super::LogMode;
 use super::format::{format_duration, header_line, waiting_lines};
-use crate::args::LogMode;
-use crate::run::events::{OutputStream, RunEvent, RunStats, TaskOutcome};
+use super::reasons;
+use crate::events::{OutputStream, RunEvent, RunStats, TaskOutcome};
 
 pub(crate) struct Reporter {
     mode: LogMode,
@@ -76,10 +77,12 @@ impl Reporter {
                 stream,
                 bytes,
             } => self.output(*task, *stream, bytes),
-            RunEvent::TaskNotice { task, message } => {
-                self.details[*task].notices.push(message.clone());
-                let line = format!("vp: {message}");
-                self.own_line(*task, &line);
+            RunEvent::TaskNotice { task, notice } => {
+                for message in reasons::task_notice(notice) {
+                    let line = format!("vp: {message}");
+                    self.details[*task].notices.push(message);
+                    self.own_line(*task, &line);
+                }
             }
             RunEvent::TaskWaiting { task, waiting } => {
                 let [what, hint] = waiting_lines(waiting);
@@ -107,19 +110,20 @@ impl Reporter {
                     TaskOutcome::Succeeded { .. } => {
                         format!("succeeded in {}", format_duration(*duration))
                     }
-                    TaskOutcome::Failed { message, .. } => message.clone(),
+                    TaskOutcome::Failed { failure, .. } => reasons::failure(failure),
                     TaskOutcome::Skipped => "not started".to_owned(),
                     TaskOutcome::Cancelled => "cancelled".to_owned(),
                 });
                 self.flush_partial(*task);
-                if let TaskOutcome::Failed { message, .. } = outcome {
+                if let TaskOutcome::Failed { failure, .. } = outcome {
+                    let message = reasons::failure(failure);
                     let line = format!("vp: {} {message}", self.labels[*task]);
                     self.own_line(*task, &line);
                 }
                 self.flush_group(*task);
             }
-            RunEvent::Notice { message } => {
-                let _ = writeln!(self.err, "vp: {message}");
+            RunEvent::Notice(notice) => {
+                let _ = writeln!(self.err, "vp: {}", reasons::run_notice(notice));
             }
             RunEvent::RunFinished { stats } => self.summary(stats),
         }
@@ -239,8 +243,8 @@ impl Reporter {
         }
         let line = summary_line(stats);
         let _ = writeln!(self.err, "{line}");
-        for n in &stats.not_cached {
-            let _ = writeln!(self.err, "vp run: {n}");
+        for (label, why) in &stats.not_cached {
+            let _ = writeln!(self.err, "vp run: {}", not_cached_line(label, why));
         }
     }
 
@@ -267,11 +271,16 @@ impl Reporter {
         let mut text = self.details_table();
         text.push_str(&summary_line(stats));
         text.push('\n');
-        for n in &stats.not_cached {
-            text.push_str(&format!("vp run: {n}\n"));
+        for (label, why) in &stats.not_cached {
+            text.push_str(&format!("vp run: {}\n", not_cached_line(label, why)));
         }
         text
     }
+}
+
+/// `app#build not cached because it modified its input 'x'.`
+fn not_cached_line(label: &str, why: &crate::events::NotCached) -> String {
+    format!("{label} not cached because {}.", reasons::not_cached(why))
 }
 
 /// `vp run: 2/3 cache hit (66%), 1.2s saved.` or, without cached commands,
@@ -316,7 +325,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::run::events::{CacheStatus, CommandHeader};
+    use crate::events::{CacheStatus, CommandHeader};
 
     #[derive(Clone, Default)]
     struct Buf(Rc<RefCell<Vec<u8>>>);
@@ -408,7 +417,7 @@ mod tests {
 
     #[test]
     fn waiting_is_shown_at_once_in_every_mode() {
-        use crate::run::events::{LeftRunning, Waiting, WaitingFor};
+        use crate::events::{LeftRunning, Waiting, WaitingFor};
         let waiting = RunEvent::TaskWaiting {
             task: 1,
             waiting: Waiting {

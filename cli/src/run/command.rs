@@ -7,14 +7,15 @@ use std::rc::Rc;
 
 use anyhow::Context;
 
-use super::events::RunEvent;
 use super::scheduler::{self, SchedulerOptions};
 use super::task::{RunCache, RunContext, TaskSpec};
 use super::{command_line, env::EnvPolicy, resolve};
 use crate::args::{ExecOptions, RunArgs};
 use crate::cache::{CacheSettings, GlobConfig};
+use crate::events::{RunEvent, RunNotice, Unavailable};
 use crate::graph::{self, ExecutionPlan, PackageGraph, TaskKind, TaskQuery, TaskSelection};
 use crate::report::Reporter;
+use crate::report::listing::{self, ListedPackage, ListedTask};
 use crate::workspace::GlobEntry;
 use crate::workspace::Workspace;
 
@@ -37,23 +38,23 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .ok()
             .flatten()
             .and_then(|home| std::fs::read_to_string(home.last_run()).ok());
-        match text {
-            Some(text) => print!("{text}"),
-            None => println!("no previous run recorded in `{}`", settings.dir.display()),
-        }
+        // A closed stdout (`| head`) is not an error of vp's.
+        let _ = listing::last_details(&mut std::io::stdout(), text.as_deref(), &settings.dir);
         return Ok(ExitCode::SUCCESS);
     }
     let Some(task) = args.task.as_deref() else {
-        print_task_list(&ws, &cwd);
+        let _ = listing::task_list(&mut std::io::stdout(), &task_list(&ws, &cwd));
         return Ok(ExitCode::SUCCESS);
     };
+
     let pkg_graph = PackageGraph::new(&ws);
     let selection = if args.recursive {
         TaskSelection::Recursive
     } else if !args.filter.is_empty() {
         let (set, warnings) = graph::select_packages(&ws, &pkg_graph, &args.filter, &cwd)?;
-        for w in warnings {
-            eprintln!("warning: {w}");
+        // Shown at once: planning may still fail, and the warning explains why.
+        for w in &warnings {
+            crate::report::planning_warning(w);
         }
         TaskSelection::Filtered(set)
     } else if args.transitive {
@@ -181,7 +182,7 @@ pub(super) fn execute_specs(
 ) -> anyhow::Result<ExitCode> {
     let labels = specs.iter().map(|s| s.label.clone()).collect();
     let reporter = Rc::new(std::cell::RefCell::new(Reporter::terminal(
-        exec.log,
+        exec.log.into(),
         exec.verbose,
         labels,
     )));
@@ -194,14 +195,14 @@ pub(super) fn execute_specs(
     let cache = if specs.iter().any(|s| s.cache_enabled) {
         open_cache(&settings, &emit)
     } else {
-        Err("caching is off".to_owned())
+        Err(Unavailable::NotOpened)
     };
     let addon_path = match crate::bridge::materialize_addon(&crate::bridge::default_addon_dir()) {
         Ok(p) => Some(p),
         Err(e) => {
-            emit(RunEvent::Notice {
-                message: format!("Node tools cannot talk to vp in this run: {e}"),
-            });
+            emit(RunEvent::Notice(RunNotice::AddonUnavailable {
+                error: e.to_string(),
+            }));
             None
         }
     };
@@ -247,46 +248,28 @@ pub(super) fn execute_specs(
 
 /// Opens the store, telling the user when it waits for or repairs it.
 /// Failing to open is never fatal: the run goes on without the cache.
-fn open_cache(settings: &CacheSettings, emit: &dyn Fn(RunEvent)) -> Result<RunCache, String> {
-    let mut notify = |n: crate::cache::StoreNotice| {
-        emit(RunEvent::Notice {
-            message: n.to_string(),
-        })
-    };
-    match crate::cache::open(&settings.dir, &settings.open, &mut notify) {
-        Ok(crate::cache::Opened::Ready(store)) => Ok(RunCache {
-            store: std::sync::Arc::new(store),
-            dir: settings.dir.clone(),
-        }),
+fn open_cache(settings: &CacheSettings, emit: &dyn Fn(RunEvent)) -> Result<RunCache, Unavailable> {
+    let mut notify = |n: crate::cache::StoreNotice| emit(RunEvent::Notice(RunNotice::Store(n)));
+    let why = match crate::cache::open(&settings.dir, &settings.open, &mut notify) {
+        Ok(crate::cache::Opened::Ready(store)) => {
+            return Ok(RunCache {
+                store: std::sync::Arc::new(store),
+                dir: settings.dir.clone(),
+            });
+        }
+        // No notice: the header says it once per task, and the outer task
+        // caches this whole nested run.
         Ok(crate::cache::Opened::HeldByAncestor { holder }) => {
-            // No notice: the header says it once per task, and the outer
-            // task caches this whole nested run.
-            Err(format!(
-                "the vp that started this one (pid {holder}) holds the cache; the outer task caches this run"
-            ))
+            return Err(Unavailable::HeldByAncestor { holder });
         }
-        Ok(crate::cache::Opened::Busy { holder }) => {
-            let who = holder.map_or_else(
-                || "another vp".to_owned(),
-                |pid| format!("another vp (pid {pid})"),
-            );
-            let reason = format!("{who} holds the cache lock");
-            emit(RunEvent::Notice {
-                message: format!("{reason}; running without the cache"),
-            });
-            Err(reason)
-        }
-        Err(e) => {
-            let reason = format!(
-                "the cache at `{}` could not be opened: {e}",
-                settings.dir.display()
-            );
-            emit(RunEvent::Notice {
-                message: format!("{reason}; running without the cache"),
-            });
-            Err(reason)
-        }
-    }
+        Ok(crate::cache::Opened::Busy { holder }) => Unavailable::Locked { holder },
+        Err(e) => Unavailable::OpenFailed {
+            dir: settings.dir.clone(),
+            error: e.to_string(),
+        },
+    };
+    emit(RunEvent::Notice(RunNotice::CacheUnavailable(why.clone())));
+    Err(why)
 }
 
 pub(super) fn header_cwd(root: &Path, cwd: &Path) -> String {
@@ -299,42 +282,25 @@ pub(super) fn header_cwd(root: &Path, cwd: &Path) -> String {
 
 /// `vp run` without a task: the tasks of the current package, or of every
 /// package when run at the workspace root.
-fn print_task_list(ws: &Workspace, cwd: &Path) {
+fn task_list(ws: &Workspace, cwd: &Path) -> Vec<ListedPackage> {
     let current = ws.package_containing(cwd).unwrap_or(0);
     let pkgs: Vec<usize> = if current == 0 {
         (0..ws.packages.len()).collect()
     } else {
         vec![current]
     };
-    let mut any = false;
-    for p in pkgs {
-        let tasks = graph::available_tasks(ws, p);
-        if tasks.is_empty() {
-            continue;
-        }
-        any = true;
-        let pkg = &ws.packages[p];
-        let place = if pkg.rel_dir.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", pkg.rel_dir)
-        };
-        println!("{}{place}:", pkg.name);
-        let width = tasks.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
-        for (name, command, kind) in tasks {
-            let kind = match kind {
-                TaskKind::Task => "",
-                TaskKind::Script => "  (script)",
-            };
-            println!(
-                "  {name:<width$}  {}{kind}",
-                command.as_deref().unwrap_or("(runs its dependsOn only)")
-            );
-        }
-    }
-    if !any {
-        println!("no tasks found: add `scripts` to package.json or `tasks` to vite-task.json");
-    } else {
-        println!("\nrun one with `vp run <task>` or `vp run <package>#<task>`");
-    }
+    pkgs.into_iter()
+        .map(|p| ListedPackage {
+            name: ws.packages[p].name.clone(),
+            rel_dir: ws.packages[p].rel_dir.clone(),
+            tasks: graph::available_tasks(ws, p)
+                .into_iter()
+                .map(|(name, command, kind)| ListedTask {
+                    name,
+                    command,
+                    script: kind == TaskKind::Script,
+                })
+                .collect(),
+        })
+        .collect()
 }

@@ -11,9 +11,12 @@
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use std::os::unix::ffi::OsStrExt;
 
-/// Passed to every child, never fingerprinted by value (COMPAT §5).
+use vp_ipc::{EnvNameMatcher, EnvQuery};
+
+/// Passed to every child, never fingerprinted by value: what shells, package
+/// managers, terminals and CI set, which no build result should depend on.
 pub(crate) const DEFAULT_PASS_THROUGH: &[&str] = &[
     "HOME",
     "USER",
@@ -66,31 +69,40 @@ pub(crate) struct EnvPatternError {
 /// Which variables a task declares, passes through, or strips.
 #[derive(Debug, Clone)]
 pub(crate) struct EnvPolicy {
-    declared: GlobSet,
-    user_untracked: GlobSet,
-    defaults: GlobSet,
+    declared: NameSet,
+    user_untracked: NameSet,
+    defaults: NameSet,
 }
 
-fn glob_set(patterns: &[impl AsRef<str>], task: &str) -> Result<GlobSet, EnvPatternError> {
-    let mut b = GlobSetBuilder::new();
-    for p in patterns {
-        let p = p.as_ref();
-        let glob = Glob::new(p).map_err(|e| EnvPatternError {
-            task: task.to_owned(),
-            pattern: p.to_owned(),
-            message: e.kind().to_string(),
-        })?;
-        b.add(glob);
-    }
-    b.build().map_err(|e| EnvPatternError {
-        task: task.to_owned(),
-        pattern: patterns
+/// Env-name globs from config, matched with the one env-name matcher every
+/// part of vp (and the Node addon) uses: `vp_ipc::EnvQuery::matcher`. So a
+/// pattern means the same in `env`, in `untrackedEnv` and in a tool's
+/// `getEnvs` query.
+#[derive(Debug, Clone)]
+struct NameSet(Vec<EnvNameMatcher>);
+
+impl NameSet {
+    fn new(patterns: &[impl AsRef<str>], task: &str) -> Result<NameSet, EnvPatternError> {
+        patterns
             .iter()
-            .map(AsRef::as_ref)
-            .collect::<Vec<_>>()
-            .join(", "),
-        message: e.to_string(),
-    })
+            .map(|p| {
+                let p = p.as_ref();
+                EnvQuery::Glob(p.as_bytes().to_vec())
+                    .matcher()
+                    .map_err(|e| EnvPatternError {
+                        task: task.to_owned(),
+                        pattern: p.to_owned(),
+                        message: e.problem.to_string(),
+                    })
+            })
+            .collect::<Result<_, _>>()
+            .map(NameSet)
+    }
+
+    fn is_match(&self, name: &OsStr) -> bool {
+        let name = name.as_bytes();
+        self.0.iter().any(|m| m.matches(name))
+    }
 }
 
 impl EnvPolicy {
@@ -100,9 +112,9 @@ impl EnvPolicy {
         untracked: &[String],
     ) -> Result<EnvPolicy, EnvPatternError> {
         Ok(EnvPolicy {
-            declared: glob_set(declared, task)?,
-            user_untracked: glob_set(untracked, task)?,
-            defaults: glob_set(DEFAULT_PASS_THROUGH, task)?,
+            declared: NameSet::new(declared, task)?,
+            user_untracked: NameSet::new(untracked, task)?,
+            defaults: NameSet::new(DEFAULT_PASS_THROUGH, task)?,
         })
     }
 
@@ -110,14 +122,13 @@ impl EnvPolicy {
     /// `untrackedEnv` wins over `env` when both match (user config that says
     /// "don't track" is the more specific intent).
     pub(crate) fn is_declared(&self, name: &OsStr) -> bool {
-        name.to_str().is_some_and(|n| self.declared.is_match(n)) && !self.is_untracked(name)
+        self.declared.is_match(name) && !self.is_untracked(name)
     }
 
     /// Passed through without fingerprinting the value: the task's
     /// `untrackedEnv` and the default pass-through list.
     pub(crate) fn is_untracked(&self, name: &OsStr) -> bool {
-        name.to_str()
-            .is_some_and(|n| self.user_untracked.is_match(n) || self.defaults.is_match(n))
+        self.user_untracked.is_match(name) || self.defaults.is_match(name)
     }
 
     /// The variables of `full` the child may see.
@@ -145,7 +156,7 @@ impl EnvPolicy {
     pub(crate) fn untracked_names(&self, full: &[(OsString, OsString)]) -> Vec<OsString> {
         let mut names: Vec<OsString> = full
             .iter()
-            .filter(|(k, _)| k.to_str().is_some_and(|n| self.user_untracked.is_match(n)))
+            .filter(|(k, _)| self.user_untracked.is_match(k))
             .map(|(k, _)| k.clone())
             .collect();
         names.sort();
@@ -213,5 +224,23 @@ mod tests {
             .expect_err("the test input is invalid")
             .to_string();
         assert!(e.contains("`VITE_[`") && e.contains("app#build"), "{e}");
+        assert!(e.contains("no closing `]`"), "{e}");
+    }
+
+    #[test]
+    fn config_patterns_mean_what_a_tools_query_means() {
+        // One matcher: alternatives and classes work in `env` as in getEnvs.
+        let p = EnvPolicy::new("t", &["VITE_{A,B}".into(), "X[0-9]".into()], &[])
+            .expect("the test input is valid");
+        for yes in ["VITE_A", "VITE_B", "X7"] {
+            assert!(p.is_declared(OsStr::new(yes)), "{yes}");
+        }
+        for no in ["VITE_C", "XA", "X10"] {
+            assert!(!p.is_declared(OsStr::new(no)), "{no}");
+        }
+        // Names need not be UTF-8.
+        use std::os::unix::ffi::OsStrExt;
+        let p = EnvPolicy::new("t", &["A*".into()], &[]).expect("valid");
+        assert!(p.is_declared(OsStr::from_bytes(b"A\xff")));
     }
 }

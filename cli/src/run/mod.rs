@@ -1,17 +1,22 @@
 //! Executing tasks: the scheduler and the life of one task.
 //!
 //! `command` is the entry for `vp run`/`vp build`: it resolves the plan into
-//! `TaskSpec`s (`command_line`, `env`, `resolve`), runs them with the
-//! `scheduler` on one smol `LocalExecutor`, and returns the exit code. Every
-//! state change goes out as an `events::RunEvent`; the report module prints.
+//! `TaskSpec`s (`command_line`, `env`, `resolve`) and runs them with the
+//! `scheduler` on one smol `LocalExecutor`. Each command of a task goes
+//! through `decide` → `execute` → `admit` (sequenced by `task`, with the
+//! store calls in `store`). Every state change goes out as a
+//! `crate::events::RunEvent`; only `crate::report` turns them into text.
 
+pub(crate) mod admit;
 pub(crate) mod build;
 pub(crate) mod command;
 mod command_line;
+mod decide;
 pub(crate) mod env;
-pub(crate) mod events;
+mod execute;
 mod resolve;
 mod scheduler;
 mod spawn;
+mod store;
 mod task;
 mod vcs;

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt;
 
-use super::events::{self, RunEvent, RunStats, TaskOutcome, TaskScope};
 use super::task::{self, RunContext, TaskSpec};
+use crate::events::{self, RunEvent, RunNotice, RunStats, TaskOutcome, TaskScope};
 
 pub(crate) struct SchedulerOptions {
     pub(crate) concurrency: usize,
@@ -42,26 +42,6 @@ fn signal_number(signal: async_signal::Signal) -> i32 {
         async_signal::Signal::Term => libc::SIGTERM,
         async_signal::Signal::Hup => libc::SIGHUP,
         _ => libc::SIGINT,
-    }
-}
-
-/// What vp says when the first signal arrives.
-fn interrupted_notice(signal: i32) -> String {
-    match signal {
-        libc::SIGINT => {
-            "interrupted: waiting for running tasks to stop (press Ctrl-C again to kill them)"
-                .to_owned()
-        }
-        _ => {
-            let name = if signal == libc::SIGTERM {
-                "SIGTERM"
-            } else {
-                "SIGHUP"
-            };
-            format!(
-                "received {name}: forwarded it to the running tasks, waiting for them to stop (send it again to kill them)"
-            )
-        }
     }
 }
 
@@ -151,9 +131,7 @@ pub(crate) async fn run(
                 if interrupts == 1 {
                     stats.signal = Some(signal);
                     ctx.children.signal_all(signal);
-                    (ctx.emit)(RunEvent::Notice {
-                        message: interrupted_notice(signal),
-                    });
+                    (ctx.emit)(RunEvent::Notice(RunNotice::Interrupted { signal }));
                 } else {
                     ctx.children.signal_all(libc::SIGKILL);
                 }
@@ -229,8 +207,5 @@ mod tests {
             FORWARDED.map(signal_number),
             [libc::SIGINT, libc::SIGTERM, libc::SIGHUP]
         );
-        assert!(interrupted_notice(libc::SIGINT).contains("Ctrl-C again"));
-        assert!(interrupted_notice(libc::SIGTERM).starts_with("received SIGTERM"));
-        assert!(interrupted_notice(libc::SIGHUP).starts_with("received SIGHUP"));
     }
 }

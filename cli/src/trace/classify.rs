@@ -858,7 +858,7 @@ mod tests {
 
     #[test]
     fn emptying_and_rewriting_dist_has_no_dist_inputs() {
-        // The sequence vite's emptyOutDir produced (TRACING-FINDINGS §4).
+        // The sequence vite's emptyOutDir produced: probe, remove the old files, then write the new ones.
         let c = Scenario::default()
             .op(Op::Read, "/w/index.html")
             .op(Op::Probe, "/w/dist")

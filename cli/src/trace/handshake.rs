@@ -1,13 +1,13 @@
 //! The one message a traced child sends the runner before `exec`: whether
 //! the filter is installed and, if so, the listener fd (SCM_RIGHTS) or, if
 //! not, the errno of the failed step. Eight bytes: status `u32` LE, errno
-//! `i32` LE. `install.rs` sends it (async-signal-safe), `spawn.rs` receives it.
+//! `i32` LE. `install.rs` sends it (async-signal-safe), `spawn.rs` receives it,
+//! both through `vp_ipc`'s one fd-passing pair.
 
-use std::io::{self, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use async_io::Async;
-use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
@@ -29,47 +29,13 @@ pub(crate) fn send_from_child(
     let mut payload = [0u8; LEN];
     payload[..4].copy_from_slice(&(status as u32).to_le_bytes());
     payload[4..].copy_from_slice(&errno.to_le_bytes());
-    let mut iov = libc::iovec {
-        iov_base: payload.as_mut_ptr().cast(),
-        iov_len: LEN,
+    let fds = match &fd {
+        Some(fd) => std::slice::from_ref(fd),
+        None => &[],
     };
-
-    // Room for one fd (CMSG_SPACE(4) is 24 on 64-bit), aligned for cmsghdr.
-    #[repr(C, align(8))]
-    struct ControlBuf([u8; 32]);
-    let mut control = ControlBuf([0; 32]);
-
-    // SAFETY: all-zero is a valid msghdr.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    if let Some(fd) = fd {
-        msg.msg_control = control.0.as_mut_ptr().cast();
-        // SAFETY: CMSG_* are pure arithmetic on the buffer set just above.
-        unsafe {
-            msg.msg_controllen = libc::CMSG_SPACE(size_of::<RawFd>() as u32) as usize;
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
-        }
-    }
-    loop {
-        // SAFETY: `msg` and everything it points to live on this stack frame.
-        let n = unsafe { libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL) };
-        if n == LEN as isize {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if n < 0 && err.kind() == io::ErrorKind::Interrupted {
-            continue;
-        }
-        return Err(if n < 0 {
-            err
-        } else {
-            io::Error::from_raw_os_error(libc::EMSGSIZE)
-        });
+    match vp_ipc::send_with_fds(socket, &payload, fds)? {
+        LEN => Ok(()),
+        _ => Err(io::Error::from_raw_os_error(libc::EMSGSIZE)),
     }
 }
 
@@ -94,21 +60,9 @@ pub(crate) async fn receive(socket: &Async<OwnedFd>) -> io::Result<Handshake> {
 
 fn receive_now(fd: RawFd) -> io::Result<Handshake> {
     let mut payload = [0u8; LEN];
-    let mut iov = [IoSliceMut::new(&mut payload)];
-    let mut control = nix::cmsg_space!(RawFd);
-    let msg = recvmsg::<()>(fd, &mut iov, Some(&mut control), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(io::Error::from)?;
-    let mut received = None;
-    for cmsg in msg.cmsgs().map_err(io::Error::from)? {
-        if let ControlMessageOwned::ScmRights(fds) = cmsg {
-            for raw in fds {
-                // SAFETY: the kernel just installed this fd for us; we own it.
-                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-                received.get_or_insert(owned);
-            }
-        }
-    }
-    let len = msg.bytes;
+    let got = vp_ipc::recv_with_fds(fd, &mut payload, 1)?;
+    let len = got.len;
+    let received = got.fds.into_iter().next();
     if len == 0 {
         return Ok(Handshake::Closed);
     }

@@ -25,7 +25,7 @@ use futures_lite::future;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use smol::{LocalExecutor, Task};
 
-use crate::run::events::{
+use crate::events::{
     CANCELLED_GRACE, LeftRunning, RunEvent, TaskScope, WAIT_NOTICE_AFTER, WAIT_TICK, Waiting,
     WaitingFor,
 };

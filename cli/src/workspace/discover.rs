@@ -15,52 +15,9 @@ use yaml_rust2::Yaml;
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
+use super::error::WorkspaceError;
 use super::{Package, Workspace, manifest, task_config};
 
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum WorkspaceError {
-    #[error("`{path}:{line}:{column}`: {message} (at key `{key}`)")]
-    Config {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        key: String,
-        message: String,
-    },
-    #[error(
-        "two packages are named `{name}`: `{first}` and `{second}`\n(hint: package names must be unique within a workspace)"
-    )]
-    DuplicatePackage {
-        name: String,
-        first: PathBuf,
-        second: PathBuf,
-    },
-    #[error("`{path}`: {message}")]
-    InvalidManifest { path: PathBuf, message: String },
-    #[error("`{path}`: invalid package glob `{glob}`: {message}")]
-    InvalidPackageGlob {
-        path: PathBuf,
-        glob: String,
-        message: String,
-    },
-    #[error(
-        "no package.json found in `{cwd}` or any of its parents\n(hint: run vp inside a JavaScript project)"
-    )]
-    NoWorkspace { cwd: PathBuf },
-    #[error("cannot read `{path}`")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("`{path}:{line}:{column}`: {message}")]
-    Syntax {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-}
 
 pub(super) fn load(cwd: &Path) -> Result<Workspace, WorkspaceError> {
     let Root { dir: root, globs } = find_root(cwd)?;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::discover::WorkspaceError;
+use super::error::WorkspaceError;
 
 #[derive(Debug, Default)]
 pub(crate) struct Manifest {

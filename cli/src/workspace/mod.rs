@@ -6,12 +6,13 @@
 //! module consumes the result; nothing here runs anything.
 
 mod discover;
+mod error;
 mod manifest;
 mod task_config;
 
 use std::path::{Path, PathBuf};
 
-pub(crate) use discover::WorkspaceError;
+pub(crate) use error::WorkspaceError;
 pub(crate) use task_config::{GlobEntry, TaskConfigFile, TaskDefinition};
 
 /// A loaded workspace: its root and every package in it (the root package is

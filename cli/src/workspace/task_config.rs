@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::discover::WorkspaceError;
+use super::error::WorkspaceError;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]

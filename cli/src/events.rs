@@ -7,10 +7,14 @@
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
+
+use crate::bridge::BridgeReport;
+use crate::cache::{MissReasons, NotStorable, RelPath, StoreNotice};
 
 /// Which pipe of a task's processes some output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -24,12 +28,68 @@ pub(crate) enum OutputStream {
 pub(crate) enum CacheStatus {
     /// Caching is off for this task (a script, `cache: false`, `--no-cache`).
     Disabled,
-    /// The command has no previous result: it runs.
-    Miss { reasons: Vec<String> },
+    /// No stored result matches: the command runs.
+    Miss(Miss),
     /// A stored result matches: outputs restored, logs replayed.
     Hit,
     /// Caching is on but unavailable for this run (e.g. the store is locked).
-    Unavailable { reason: String },
+    Unavailable(Unavailable),
+}
+
+/// Why a command that may be cached runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Miss {
+    /// Nothing was ever stored for it.
+    FirstRun,
+    /// What differs from the stored runs; paths are shown relative to `base`
+    /// (the task's package).
+    Changed { reasons: MissReasons, base: RelPath },
+    /// A stored result matched but its outputs could not be put back.
+    RestoreFailed { error: String },
+}
+
+/// Why the cache cannot be used in this run, although the task wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unavailable {
+    /// Another vp holds the store's lock (its pid, while it is alive).
+    Locked { holder: Option<u32> },
+    /// The vp that started this one holds it; that outer task caches this
+    /// whole nested run.
+    HeldByAncestor { holder: u32 },
+    /// The store could not be opened.
+    OpenFailed { dir: PathBuf, error: String },
+    /// The lookup itself failed.
+    ReadFailed { error: String },
+    /// No task of the run wanted the cache, so it was not opened.
+    NotOpened,
+}
+
+/// Why a command that ran was not stored. `run::admit` decides it; only the
+/// reporter turns it into words (`pkg#task not cached because ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NotCached {
+    /// It failed: only successful runs are stored.
+    Failed { code: i32 },
+    /// The run was interrupted.
+    Cancelled,
+    /// A tool called `disableCache()`.
+    ToolAsked { by: String },
+    /// A bridge client sent something vp could not understand.
+    BridgeProtocol { first: String, more: usize },
+    /// A bridge client speaks no version this vp does.
+    BridgeVersion { first: String, more: usize },
+    /// Clients were still talking to vp after the task ended.
+    LingeringClients { clients: Vec<String> },
+    /// The tracer could not be installed, and the task relies on it.
+    Untraced { reason: String },
+    /// Some accesses could not be decoded, and the task relies on tracing.
+    PartlyTraced { why: String },
+    /// The task changed a file it had read first (workspace-relative).
+    ModifiedInput { path: String },
+    /// The store refused the observed run.
+    Store(NotStorable),
+    /// Writing the store failed.
+    StoreFailed { error: String },
 }
 
 /// The header line printed before a command runs or is replayed.
@@ -51,11 +111,66 @@ pub(crate) enum TaskOutcome {
         saved: Duration,
     },
     /// A command failed; `exit_code` is what vp exits with.
-    Failed { exit_code: i32, message: String },
+    Failed { exit_code: i32, failure: Failure },
     /// Not started because an earlier task failed or the run was cancelled.
     Skipped,
     /// Interrupted by Ctrl-C while running.
     Cancelled,
+}
+
+/// How a command failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The program is in no `node_modules/.bin` above the package nor on PATH.
+    ProgramNotFound { program: String },
+    /// `spawn` itself failed.
+    CouldNotStart {
+        program: PathBuf,
+        cwd: PathBuf,
+        error: String,
+    },
+    /// It ran and exited non-zero.
+    Exited { command: String, code: i32 },
+    /// Waiting for it failed.
+    LostTrack { program: PathBuf, error: String },
+}
+
+impl Failure {
+    /// The exit code vp reports for it: 127 when nothing started, as a
+    /// shell does.
+    pub(crate) fn exit_code(&self) -> i32 {
+        match self {
+            Self::ProgramNotFound { .. } | Self::CouldNotStart { .. } => 127,
+            Self::Exited { code, .. } => *code,
+            Self::LostTrack { .. } => 1,
+        }
+    }
+}
+
+/// Something about one task that is not its output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TaskNotice {
+    /// Why a successful run was not stored.
+    NotCached(NotCached),
+    /// The bridge could not be set up: tools run without it.
+    BridgeUnavailable { error: String },
+    /// With `-v`: what the task's tools told vp.
+    BridgeFacts(Box<BridgeReport>),
+    /// With `-v`: what was stored.
+    Stored { inputs: usize, outputs: usize },
+}
+
+/// Something about the whole run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RunNotice {
+    /// While opening the store (waiting for its lock, repairing it).
+    Store(StoreNotice),
+    /// The run goes on without the cache.
+    CacheUnavailable(Unavailable),
+    /// The Node addon could not be written: tools cannot talk to vp.
+    AddonUnavailable { error: String },
+    /// A signal arrived: running tasks were told to stop.
+    Interrupted { signal: i32 },
 }
 
 /// A task's state change, or a notice about the run.
@@ -73,11 +188,9 @@ pub(crate) enum RunEvent {
         stream: OutputStream,
         bytes: Vec<u8>,
     },
-    /// Something the user should know about a task that is not its output
-    /// (why it was not cached, what its tools reported with `-v`).
     TaskNotice {
         task: usize,
-        message: String,
+        notice: TaskNotice,
     },
     /// A command's main process has exited, but vp is still waiting for
     /// processes it started (a daemon, a background job) before the command
@@ -91,10 +204,7 @@ pub(crate) enum RunEvent {
         outcome: TaskOutcome,
         duration: Duration,
     },
-    /// A run-level notice (cancellation, a skipped cache).
-    Notice {
-        message: String,
-    },
+    Notice(RunNotice),
     RunFinished {
         stats: RunStats,
     },
@@ -253,8 +363,8 @@ pub(crate) struct RunStats {
     pub(crate) duration: Duration,
     /// The exit code of the first failure, if any.
     pub(crate) first_failure: Option<(String, i32)>,
-    /// Per-task lines explaining why a result was not stored.
-    pub(crate) not_cached: Vec<String>,
+    /// Each task (by label) whose successful run was not stored, and why.
+    pub(crate) not_cached: Vec<(String, NotCached)>,
 }
 
 #[cfg(test)]

@@ -1,0 +1,225 @@
+//! The second stage of a command: run it and watch.
+//!
+//! Spawns the process with the bridge (always: tools may ask for env or
+//! disable caching even when nothing is stored) and, when the result may be
+//! stored, under the tracer; streams its output to the reporter as it comes;
+//! and produces one [`Observation`]. It decides nothing about the cache:
+//! that is `admit`'s job.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::spawn::{self, ProcessSpec};
+use super::task::{RunContext, TaskSpec};
+use crate::bridge::{BridgeContext, BridgeReport, BridgeSession};
+use crate::cache;
+use crate::events::{Failure, OutputStream, RunEvent, TaskNotice};
+use crate::trace::{self, ChildStdio, TraceOutcome};
+
+/// Everything one finished command did, as far as vp could see.
+#[derive(Debug)]
+pub(crate) struct Observation {
+    pub(crate) exit_code: i32,
+    /// The run was interrupted by a signal while this command ran.
+    pub(crate) cancelled: bool,
+    /// stdout and stderr in the order produced (empty unless recorded).
+    pub(crate) log: Vec<cache::LogChunk>,
+    /// What its tools said; `None` when the bridge could not be set up.
+    pub(crate) bridge: Option<BridgeReport>,
+    pub(crate) trace: Traced,
+    /// Taken right before the spawn (`cache::Timestamp::task_start`).
+    pub(crate) started: cache::Timestamp,
+    pub(crate) duration: Duration,
+}
+
+/// What the tracer saw of the command.
+#[derive(Debug)]
+pub(crate) enum Traced {
+    /// It ran untraced because nothing of it is stored.
+    Off,
+    /// The tracer could not be installed.
+    Untraced { reason: String },
+    /// The accesses, classified into inputs and outputs.
+    Classified(Box<trace::AccessClassification>),
+}
+
+/// How to observe a command whose result may be stored.
+pub(crate) struct Recording<'a> {
+    /// vp's cache directory: never an input or output.
+    pub(crate) cache_dir: &'a Path,
+    /// Files known as the task's own state (see `cache::store::state`).
+    pub(crate) own_state: &'a BTreeSet<PathBuf>,
+}
+
+/// Runs `process` for task `index`; `recording` traces it and keeps its log.
+pub(crate) async fn execute(
+    index: usize,
+    spec: &TaskSpec,
+    process: &ProcessSpec,
+    recording: Option<Recording<'_>>,
+    ctx: &Rc<RunContext>,
+    ex: &Rc<smol::LocalExecutor<'static>>,
+) -> Result<Observation, Failure> {
+    let mut cmd = process.command();
+    let policy = spec.env_policy.clone();
+    let bridge_ctx = BridgeContext::new(
+        Rc::clone(&ctx.full_env_map),
+        Rc::new(move |n: &OsStr| policy.is_untracked(n)),
+        ctx.addon_path.clone(),
+    );
+    let mut bridge = match BridgeSession::new(bridge_ctx) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            (ctx.emit)(RunEvent::TaskNotice {
+                task: index,
+                notice: TaskNotice::BridgeUnavailable {
+                    error: e.to_string(),
+                },
+            });
+            None
+        }
+    };
+    if let Some(b) = bridge.as_mut() {
+        b.configure_child(&mut cmd);
+    }
+    let started = blocking::unblock(cache::Timestamp::task_start).await;
+    let t0 = Instant::now();
+    let spawned = if recording.is_some() {
+        let stdio = ChildStdio {
+            stdin: std::process::Stdio::null(),
+            stdout: std::process::Stdio::piped(),
+            stderr: std::process::Stdio::piped(),
+        };
+        trace::spawn_traced(ex, cmd, stdio)
+            .await
+            .map(|(c, t)| (c, Some(t)))
+            .map_err(|e| error_chain(&e))
+    } else {
+        // `async_process::Command::from` drops the std command's stdio
+        // settings, so they are set again here.
+        let mut cmd = async_process::Command::from(cmd);
+        cmd.stdin(if process.interactive {
+            std::process::Stdio::inherit()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        cmd.spawn().map(|c| (c, None)).map_err(|e| e.to_string())
+    };
+    let (child, tracer) = spawned.map_err(|error| Failure::CouldNotStart {
+        program: process.program.clone(),
+        cwd: process.cwd.clone(),
+        error,
+    })?;
+    let pgid = i32::try_from(child.id()).unwrap_or(0);
+    if !process.interactive {
+        ctx.children.add(pgid);
+    }
+    let log: RefCell<Vec<cache::LogChunk>> = RefCell::new(Vec::new());
+    let keep_log = recording.is_some();
+    let on_output = |stream, bytes: Vec<u8>| {
+        if keep_log {
+            let stream = match stream {
+                OutputStream::Stdout => cache::Stream::Stdout,
+                OutputStream::Stderr => cache::Stream::Stderr,
+            };
+            log.borrow_mut().push(cache::LogChunk {
+                stream,
+                bytes: bytes.clone(),
+            });
+        }
+        (ctx.emit)(RunEvent::TaskOutput {
+            task: index,
+            stream,
+            bytes,
+        });
+    };
+    let waiting = spawn::wait_with_output(child, &on_output);
+    let (status, report) = match bridge {
+        Some(b) => {
+            let (s, r) = b.serve_with(waiting).await;
+            (s, Some(r))
+        }
+        None => (waiting.await, None),
+    };
+    ctx.children.remove(pgid);
+    let duration = t0.elapsed();
+    let trace_outcome = match tracer {
+        Some(t) => Some(t.finish().await),
+        None => None,
+    };
+    let exit_code = match status {
+        Ok(s) => spawn::exit_code(s),
+        Err(e) => {
+            return Err(Failure::LostTrack {
+                program: process.program.clone(),
+                error: e.to_string(),
+            });
+        }
+    };
+    let trace = match (trace_outcome, recording) {
+        (Some(TraceOutcome::Traced(access_log)), Some(rec)) => Traced::Classified(Box::new(
+            classify(&access_log, report.as_ref(), &ctx.workspace_root, &rec),
+        )),
+        (Some(TraceOutcome::Untraced { reason }), _) => Traced::Untraced { reason },
+        _ => Traced::Off,
+    };
+    Ok(Observation {
+        exit_code,
+        cancelled: ctx.cancelled.get(),
+        log: log.into_inner(),
+        bridge: report,
+        trace,
+        started,
+        duration,
+    })
+}
+
+/// Sorts the traced accesses into inputs and outputs, leaving out vp's
+/// cache and what the tools asked to ignore.
+fn classify(
+    access_log: &trace::AccessLog,
+    report: Option<&BridgeReport>,
+    workspace_root: &Path,
+    rec: &Recording<'_>,
+) -> trace::AccessClassification {
+    let root = real_path(workspace_root);
+    let cache_dir = real_path(rec.cache_dir);
+    let real = |ps: Option<&BTreeSet<PathBuf>>| -> Vec<PathBuf> {
+        ps.into_iter().flatten().map(|p| real_path(p)).collect()
+    };
+    let ignored_inputs = real(report.map(|r| &r.ignored_inputs));
+    let ignored_outputs = real(report.map(|r| &r.ignored_outputs));
+    trace::classify(
+        access_log,
+        &trace::ClassifyOptions {
+            root: &root,
+            excluded_dirs: std::slice::from_ref(&cache_dir),
+            ignored_inputs: &ignored_inputs,
+            ignored_outputs: &ignored_outputs,
+            own_state: rec.own_state,
+        },
+    )
+}
+
+/// `p` with symlinks resolved, as the tracer reports paths (or `p` itself
+/// when it does not exist).
+pub(crate) fn real_path(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}

@@ -1,0 +1,184 @@
+//! A task's calls into the cache store, each on a blocking thread (RocksDB
+//! and hashing must stay off the event loop): look up a command, restore a
+//! hit, learn and remember the task's own state files, record an admitted
+//! run.
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::admit::AdmittedRun;
+use super::execute::real_path;
+use super::task::{RunCache, RunContext, TaskSpec};
+use crate::cache::{self, LookupOutcome, SpawnFingerprint, Store, TaskPaths};
+use crate::events::{Miss, NotCached, Unavailable};
+
+/// What the store says about one command before it runs.
+pub(crate) enum Looked {
+    /// Restored: the outputs are back; the log is to be replayed.
+    Hit {
+        log: Vec<cache::LogChunk>,
+        saved: Duration,
+    },
+    Miss(Miss),
+    /// The lookup failed: run without the cache.
+    Unavailable(Unavailable),
+}
+
+/// Looks up `fingerprint` for item `item_id` and, on a hit, restores its
+/// outputs (a hit whose outputs cannot be restored is a miss).
+pub(crate) async fn look_up(
+    cache: &RunCache,
+    spec: &TaskSpec,
+    ctx: &RunContext,
+    item_id: &str,
+    fingerprint: &Arc<SpawnFingerprint>,
+) -> Looked {
+    let (fp, id) = (Arc::clone(fingerprint), item_id.to_owned());
+    let lookup = on_store(cache, spec, ctx, move |store, paths, env| {
+        store.lookup(&cache::LookupRequest {
+            task: &id,
+            spawn: &fp,
+            paths,
+            env,
+        })
+    })
+    .await;
+    match lookup {
+        Ok(LookupOutcome::Hit(hit)) => {
+            let store = Arc::clone(&cache.store);
+            let root = ctx.workspace_root.clone();
+            let (hit, restored) = blocking::unblock(move || {
+                let r = store.restore(&hit, &root);
+                (hit, r)
+            })
+            .await;
+            match restored {
+                Ok(report) => Looked::Hit {
+                    log: report.log,
+                    saved: hit.saved(),
+                },
+                Err(e) => Looked::Miss(Miss::RestoreFailed {
+                    error: e.to_string(),
+                }),
+            }
+        }
+        Ok(LookupOutcome::Miss(reasons)) if reasons.is_first_run() => Looked::Miss(Miss::FirstRun),
+        Ok(LookupOutcome::Miss(reasons)) => Looked::Miss(Miss::Changed {
+            reasons,
+            base: cache::RelPath::from_abs(&ctx.workspace_root, &spec.package_dir)
+                .unwrap_or_else(cache::RelPath::root),
+        }),
+        Err(e) => Looked::Unavailable(Unavailable::ReadFailed {
+            error: e.to_string(),
+        }),
+    }
+}
+
+/// The task's own state files (`.tsbuildinfo`, ...), known from its earlier
+/// runs, checked before it starts: see `cache::store::state`. A file the
+/// task declares as an input, or one git tracks, is never its own state.
+pub(crate) async fn own_state(
+    cache: &RunCache,
+    spec: &TaskSpec,
+    ctx: &RunContext,
+    item_id: &str,
+) -> BTreeSet<PathBuf> {
+    let (store, id, root) = (
+        Arc::clone(&cache.store),
+        item_id.to_owned(),
+        real_path(&ctx.workspace_root),
+    );
+    let (config, pkg) = (spec.inputs.clone(), real_path(&spec.package_dir));
+    blocking::unblock(move || {
+        let mut own = store.own_state(&id, &root).unwrap_or_default();
+        own.retain(|p| !cache::declared_input(&config, &pkg, p));
+        let sources = super::vcs::tracked_by_git(&root, &own);
+        own.retain(|p| !sources.contains(p));
+        own
+    })
+    .await
+}
+
+/// Remembers the state files a run rewrote. Stored or not: a state file
+/// that existed before vp is known as the task's own from the next run on.
+/// Best effort: forgetting costs one uncached run, nothing else.
+pub(crate) async fn remember_state(
+    cache: &RunCache,
+    ctx: &RunContext,
+    item_id: &str,
+    files: Vec<PathBuf>,
+) {
+    let (store, id, root) = (
+        Arc::clone(&cache.store),
+        item_id.to_owned(),
+        real_path(&ctx.workspace_root),
+    );
+    let _ = blocking::unblock(move || store.remember_state(&id, &root, &files)).await;
+}
+
+/// Stores an admitted run; says how many inputs and outputs it holds, or
+/// why the store refused it.
+pub(crate) async fn record(
+    cache: &RunCache,
+    spec: &TaskSpec,
+    ctx: &RunContext,
+    fingerprint: Arc<SpawnFingerprint>,
+    item_id: &str,
+    run: AdmittedRun,
+) -> Result<cache::StoredSummary, NotCached> {
+    let id = item_id.to_owned();
+    let outcome = on_store(cache, spec, ctx, move |store, paths, _env| {
+        store.record(&cache::RecordRequest {
+            task: &id,
+            spawn: &fingerprint,
+            paths,
+            run: run.observed(),
+        })
+    })
+    .await;
+    match outcome {
+        Ok(cache::RecordOutcome::Stored(summary)) => Ok(summary),
+        Ok(cache::RecordOutcome::NotStored(why)) => Err(NotCached::Store(why)),
+        Err(e) => Err(NotCached::StoreFailed {
+            error: e.to_string(),
+        }),
+    }
+}
+
+/// Runs `op` on a blocking thread with what every store call of a task
+/// needs: the task's paths and a view of vp's full environment under the
+/// task's untracked policy.
+async fn on_store<T: Send + 'static>(
+    cache: &RunCache,
+    spec: &TaskSpec,
+    ctx: &RunContext,
+    op: impl FnOnce(&Store, TaskPaths<'_>, &cache::EnvView<'_>) -> T + Send + 'static,
+) -> T {
+    let (store, policy, env) = (
+        Arc::clone(&cache.store),
+        spec.env_policy.clone(),
+        Arc::clone(&ctx.full_env),
+    );
+    let (root, pkg, dir) = (
+        ctx.workspace_root.clone(),
+        spec.package_dir.clone(),
+        cache.dir.clone(),
+    );
+    blocking::unblock(move || {
+        let untracked = |n: &OsStr| policy.is_untracked(n);
+        let view = cache::EnvView::new(env.iter().cloned(), &untracked);
+        op(
+            &store,
+            TaskPaths {
+                workspace_root: &root,
+                package_dir: &pkg,
+                cache_dir: &dir,
+            },
+            &view,
+        )
+    })
+    .await
+}
