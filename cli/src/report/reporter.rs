@@ -452,6 +452,29 @@ mod tests {
     }
 
     #[test]
+    fn a_run_that_was_not_stored_is_named_in_the_summary_and_the_details() {
+        use crate::events::NotCached;
+        let stats = RunStats {
+            tasks: 1,
+            succeeded: 1,
+            not_cached: vec![(
+                "a#build".into(),
+                NotCached::ModifiedInput {
+                    path: "src/gen.ts".into(),
+                },
+            )],
+            ..Default::default()
+        };
+        let (_, err) = run(LogMode::Interleaved, &[RunEvent::RunFinished { stats }]);
+        assert!(
+            err.ends_with(
+                "vp run: a#build not cached because it modified its input 'src/gen.ts'.\n"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn summary_lines() {
         let mut s = RunStats {
             tasks: 3,
