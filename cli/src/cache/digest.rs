@@ -25,6 +25,10 @@ pub(crate) enum Domain {
     EnvValue,
     /// A directory's sorted entry names and kinds.
     Listing,
+    /// The portable (machine-independent) pre-run key of the remote cache.
+    RemoteKey,
+    /// A remote result's id: the portable key and the inputs' variant.
+    RemoteResult,
 }
 
 impl Domain {
@@ -34,6 +38,8 @@ impl Domain {
             Self::EntryVariant => "vp cache 2025-01 entry variant",
             Self::EnvValue => "vp cache 2025-01 env value",
             Self::Listing => "vp cache 2025-01 directory listing",
+            Self::RemoteKey => "vp remote cache 2026-12 portable key",
+            Self::RemoteResult => "vp remote cache 2026-12 result",
         }
     }
 }

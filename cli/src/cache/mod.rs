@@ -3,7 +3,9 @@
 //! `SpawnFingerprint` before a command runs, calls `Store::lookup`, and on a
 //! hit `Store::restore`; after a successful miss it maps tracer and bridge
 //! results into an `ObservedRun` and calls `Store::record`. Everything here
-//! is synchronous; see `docs/caching.md` for the semantics.
+//! is synchronous; see `docs/caching.md` for the semantics. For the remote
+//! cache (`remote/`) it also computes the portable key (`portable`) and
+//! imports downloaded results (`Store::import`).
 
 mod clock;
 mod codec;
@@ -18,6 +20,7 @@ mod fingerprint;
 mod globs;
 mod miss;
 mod paths;
+mod portable;
 mod restore;
 mod settings;
 mod size;
@@ -28,18 +31,23 @@ mod store;
 #[allow(unused_imports, reason = "the runner's API (run/ wires it)")]
 pub(crate) use self::{
     clock::Timestamp,
+    codec::{decode as decode_persisted, encode as encode_persisted},
     collect::{NotStorable, TaskPaths, declared_input},
-    entry::{InputKind, LogChunk, Stream},
+    digest::Digest,
+    entry::{CacheEntry, EntryKey, InputKind, InputState, LogChunk, OutputState, Stream},
     env::{EnvView, is_secret_name, query_selects},
     error::CacheError,
+    file_state::observe,
     fingerprint::{GlobConfig, SpawnFingerprint, SpawnSpec},
     miss::{MissReason, MissReasons},
-    paths::RelPath,
+    paths::{RelPath, UnsafePath},
+    portable::{NotPortable, PortableKey},
     restore::{RestoreError, RestoreReport},
     settings::{CacheSettings, default_cache_dir, requested_dir},
     size::{DEFAULT_MAX_SIZE, format_size, parse_size},
     store::Store,
     store::evict::{CacheStats, PruneReport},
+    store::import::ImportRequest,
     store::layout::CacheDir,
     store::lookup::{CacheHit, LookupOutcome, LookupRequest},
     store::open::{OpenOptions, Opened, StoreNotice, open},

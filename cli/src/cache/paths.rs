@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) struct RelPath(Vec<u8>);
 
 /// Why a stored path cannot be used to write into the workspace.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum UnsafePath {
     #[error("`{0}` is absolute")]
     Absolute(String),

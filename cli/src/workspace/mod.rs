@@ -13,7 +13,7 @@ mod task_config;
 use std::path::{Path, PathBuf};
 
 pub(crate) use error::WorkspaceError;
-pub(crate) use task_config::{GlobEntry, TaskConfigFile, TaskDefinition};
+pub(crate) use task_config::{GlobEntry, RemoteCacheFile, TaskConfigFile, TaskDefinition};
 
 /// A loaded workspace: its root and every package in it (the root package is
 /// always `packages[0]`).

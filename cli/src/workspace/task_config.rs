@@ -16,6 +16,9 @@ pub(crate) struct TaskConfigFile {
     /// Root-only: which kinds of tasks are cached by default.
     #[serde(default)]
     pub(crate) cache: Option<CacheSetting>,
+    /// Root-only: where the shared remote cache is (`docs/remote-cache.md`).
+    #[serde(default, rename = "remoteCache")]
+    pub(crate) remote_cache: Option<RemoteCacheFile>,
     #[serde(default)]
     pub(crate) tasks: BTreeMap<String, TaskDefinition>,
 }
@@ -38,6 +41,19 @@ pub(crate) struct CacheKinds {
     pub(crate) scripts: bool,
     #[serde(default = "yes")]
     pub(crate) tasks: bool,
+}
+
+/// `"remoteCache": { "url": "https://…", "team": "…" }`. Only the address
+/// and team are allowed in a file the repository commits: the token comes
+/// from `VP_REMOTE_CACHE_TOKEN`, so a `token` key is an error of its own.
+#[derive(Debug, Deserialize, Clone, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RemoteCacheFile {
+    pub(crate) url: Option<String>,
+    pub(crate) team: Option<String>,
+    /// Accepted by the parser only to be refused with a precise message.
+    #[serde(default)]
+    pub(crate) token: Option<serde_json::Value>,
 }
 
 fn yes() -> bool {
@@ -125,6 +141,36 @@ fn parse(text: &str, path: &Path, is_root: bool) -> Result<TaskConfigFile, Works
                       on a single task under `tasks`)"
                 .to_owned(),
         });
+    }
+    if let Some(remote) = &file.remote_cache {
+        let (line, column) = top_level_key_position(text, "remoteCache").unwrap_or((1, 1));
+        let message = if !is_root {
+            Some(
+                "`remoteCache` is a workspace-wide setting and is only allowed in the workspace \
+                 root's vite-task.json (hint: move it there)",
+            )
+        } else if remote.token.is_some() {
+            Some(
+                "a remote-cache token must never be committed in a file (hint: remove `token` \
+                 and set `VP_REMOTE_CACHE_TOKEN` in the environment, e.g. a CI secret)",
+            )
+        } else {
+            None
+        };
+        if let Some(message) = message {
+            let key = if is_root {
+                "remoteCache.token"
+            } else {
+                "remoteCache"
+            };
+            return Err(WorkspaceError::Config {
+                path: path.to_path_buf(),
+                line,
+                column,
+                key: key.to_owned(),
+                message: message.to_owned(),
+            });
+        }
     }
     for (name, task) in &file.tasks {
         if task.cache == Some(false) {
@@ -249,6 +295,39 @@ mod tests {
             true,
         );
         assert!(e.contains("tasks.t.input"), "{e}");
+    }
+
+    #[test]
+    fn remote_cache_url_and_team() {
+        let f = parse(
+            r#"{"remoteCache": {"url": "https://cache.example", "team": "web"}}"#,
+            Path::new("vite-task.json"),
+            true,
+        )
+        .expect("the test input is valid");
+        let remote = f.remote_cache.expect("the test input is valid");
+        assert_eq!(remote.url.as_deref(), Some("https://cache.example"));
+        assert_eq!(remote.team.as_deref(), Some("web"));
+    }
+
+    #[test]
+    fn remote_cache_token_is_refused_with_its_position() {
+        let e = err(
+            "{\n  \"remoteCache\": { \"url\": \"http://x\", \"token\": \"t\" }\n}",
+            true,
+        );
+        assert!(e.contains("/w/vite-task.json:2:3"), "{e}");
+        assert!(e.contains("remoteCache.token"), "{e}");
+        assert!(e.contains("VP_REMOTE_CACHE_TOKEN"), "{e}");
+    }
+
+    #[test]
+    fn remote_cache_unknown_key_and_package_level_are_errors() {
+        let e = err("{\n  \"remoteCache\": {\n    \"teem\": \"x\" }\n}", true);
+        assert!(e.contains("/w/vite-task.json:3:"), "{e}");
+        assert!(e.contains("teem"), "{e}");
+        let e = err("{\"remoteCache\": {\"url\": \"http://x\"}}", false);
+        assert!(e.contains("only allowed in the workspace root"), "{e}");
     }
 
     #[test]

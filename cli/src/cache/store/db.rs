@@ -10,7 +10,8 @@
 //!   `b`+blob hash → compressed length (a blob and its `b` record are always
 //!   written and deleted in the same batch); `o`+directory → the task that
 //!   owns it as its output directory; `t`+task id → its own state files
-//!   (`state.rs`).
+//!   (`state.rs`); `p`+absolute program path → its stamp and content hash
+//!   (`memo.rs`, for the remote cache's portable key).
 
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;

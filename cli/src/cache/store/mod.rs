@@ -1,12 +1,15 @@
 //! The RocksDB store (`Store`): opening it safely (`open`), writing runs
-//! (`record`), finding hits and explaining misses (`lookup`), and bounding
-//! it (`evict`). `db` holds the on-disk layout. All blocking: the runner
-//! calls these through `blocking::unblock`.
+//! (`record`), finding hits and explaining misses (`lookup`), bounding it
+//! (`evict`), and taking in remote results (`import`, `memo`). `db` holds
+//! the on-disk layout. All blocking: the runner calls these through
+//! `blocking::unblock`.
 
 pub(crate) mod db;
 pub(crate) mod evict;
+pub(crate) mod import;
 pub(crate) mod layout;
 pub(crate) mod lookup;
+mod memo;
 pub(crate) mod open;
 pub(crate) mod record;
 pub(crate) mod state;

@@ -203,7 +203,7 @@ impl Store {
 
     /// Keeps at most `MAX_VARIANTS` entries per spawn key, dropping the least
     /// recently used. Their blobs are left for `prune` to sweep.
-    fn drop_excess_variants(
+    pub(super) fn drop_excess_variants(
         &self,
         batch: &mut WriteBatch,
         keep: EntryKey,

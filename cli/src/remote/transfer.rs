@@ -1,0 +1,466 @@
+//! Moving one command's result between the local store and the remote
+//! cache. `upload_run` turns a stored entry into the two artifacts (the
+//! input manifest under the portable key, the result under the result id)
+//! and `PUT`s them; `fetch_run` gets the manifest, fingerprints the listed
+//! inputs here with the local store's own code (`cache::observe`,
+//! `CacheEntry::variant`), gets the result for exactly those values,
+//! verifies everything and imports it into the local store. The runner's
+//! ordinary lookup then finds it as a local hit and restores it; nothing
+//! here writes the workspace.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use crate::cache::{
+    self, CacheEntry, CacheError, Digest, EntryKey, EnvView, ImportRequest, NotPortable,
+    PortableKey, RelPath, SpawnFingerprint, Store, TaskPaths, Timestamp, UnsafePath,
+};
+
+use super::artifact::{self, ArtifactError, InputManifest, ResultArtifact};
+use super::client::{Download, RemoteError, RemoteSession, SessionError};
+use super::sign::SignatureError;
+
+/// Why a downloaded artifact was thrown away. Shown as `remote artifact
+/// rejected: …`; the task then runs, and nothing of the artifact is used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Rejection {
+    #[error("the {1} {0}")]
+    Signature(SignatureError, &'static str),
+    #[error("the {1} is unreadable: {0}")]
+    Format(ArtifactError, &'static str),
+    #[error("the result's entry does not decode: {0}")]
+    Entry(String),
+    #[error("the result is for other inputs than the ones asked for")]
+    WrongResult,
+    #[error("blob {0} does not match its content hash")]
+    BlobMismatch(String),
+    #[error("blob {0} that the entry needs is not in the result")]
+    MissingBlob(String),
+    #[error("it names an unsafe path: {0}")]
+    UnsafePath(UnsafePath),
+}
+
+/// Why `fetch_run` found nothing to import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RemoteMiss {
+    /// The command's key would hold a path of this machine.
+    NotPortable(NotPortable),
+    /// No machine uploaded this command yet.
+    NoManifest,
+    /// Uploads exist for this command, none for the inputs as they are here.
+    NoResult,
+    /// An input the manifest lists could not be fingerprinted here.
+    InputUnreadable {
+        path: RelPath,
+        error: String,
+    },
+    Rejected(Rejection),
+    /// The server failed now, or earlier in this run.
+    Unavailable(SessionError),
+}
+
+impl fmt::Display for RemoteMiss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotPortable(why) => write!(f, "not shared remotely: {why}"),
+            Self::NoManifest => f.write_str("no remote result for this command"),
+            Self::NoResult => f.write_str("no remote result for these inputs"),
+            Self::InputUnreadable { path, error } => {
+                write!(
+                    f,
+                    "remote lookup skipped: '{path}' could not be read: {error}"
+                )
+            }
+            Self::Rejected(why) => write!(f, "remote artifact rejected: {why}"),
+            Self::Unavailable(SessionError::Failed(e)) => {
+                write!(f, "remote cache unavailable: {e}")
+            }
+            Self::Unavailable(SessionError::Disabled) => {
+                f.write_str("remote cache unavailable earlier in this run")
+            }
+        }
+    }
+}
+
+/// What a successful fetch put into the local store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fetched {
+    pub(crate) key: EntryKey,
+    /// Artifact bytes downloaded for this command (both levels).
+    pub(crate) downloaded: u64,
+}
+
+#[derive(Debug)]
+pub(crate) enum FetchOutcome {
+    /// In the local store now: the runner's lookup will hit it.
+    Imported(Fetched),
+    Miss(RemoteMiss),
+}
+
+pub(crate) struct FetchRequest<'a> {
+    pub(crate) task: &'a str,
+    pub(crate) spawn: &'a SpawnFingerprint,
+    pub(crate) paths: TaskPaths<'a>,
+    /// The runner's full environment, as for `Store::lookup`.
+    pub(crate) env: &'a EnvView<'a>,
+}
+
+pub(crate) struct UploadRequest<'a> {
+    pub(crate) spawn: &'a SpawnFingerprint,
+    /// The entry `Store::record` just stored (`StoredSummary::key`).
+    pub(crate) entry: EntryKey,
+}
+
+/// Why `upload_run` sent nothing (or not everything).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UploadSkipped {
+    /// `--remote-cache=read` or `VP_REMOTE_CACHE_READ_ONLY=1`.
+    ReadOnly,
+    NotPortable(NotPortable),
+    /// The entry is gone from the local store (pruned meanwhile).
+    EntryGone,
+    TooLarge(ArtifactError),
+    Unavailable(SessionError),
+}
+
+impl fmt::Display for UploadSkipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ReadOnly => {
+                f.write_str("not uploaded: the remote cache is read-only in this run")
+            }
+            Self::NotPortable(why) => write!(f, "not uploaded: {why}"),
+            Self::EntryGone => f.write_str("not uploaded: the entry left the local cache"),
+            Self::TooLarge(why) => write!(f, "not uploaded: the result {why}"),
+            Self::Unavailable(SessionError::Failed(e)) => {
+                write!(f, "not uploaded: remote cache unavailable: {e}")
+            }
+            Self::Unavailable(SessionError::Disabled) => {
+                f.write_str("not uploaded: remote cache unavailable earlier in this run")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UploadOutcome {
+    /// `bytes` sent; `result_existed`: the server had the result already,
+    /// only the manifest was sent.
+    Uploaded {
+        bytes: u64,
+        result_existed: bool,
+    },
+    Skipped(UploadSkipped),
+}
+
+fn portable_key(store: &Store, spawn: &SpawnFingerprint) -> Result<PortableKey, NotPortable> {
+    let content = match spawn.external_program() {
+        Some(path) => {
+            Some(
+                store
+                    .program_digest(&path)
+                    .map_err(|e| NotPortable::ProgramUnreadable {
+                        path: path.display().to_string(),
+                        error: e.to_string(),
+                    })?,
+            )
+        }
+        None => None,
+    };
+    spawn.portable_key(content)
+}
+
+/// Builds and uploads the artifacts of a stored entry. Blocking (reads the
+/// store, compresses, two or three requests): run it on a `blocking`
+/// thread after the task finished, while other tasks keep running.
+pub(crate) fn upload_run(
+    session: &RemoteSession,
+    store: &Store,
+    req: &UploadRequest<'_>,
+) -> Result<UploadOutcome, CacheError> {
+    let skipped = |why| Ok(UploadOutcome::Skipped(why));
+    let config = session.config();
+    if !config.mode.can_write() {
+        return skipped(UploadSkipped::ReadOnly);
+    }
+    if session.is_disabled() {
+        return skipped(UploadSkipped::Unavailable(SessionError::Disabled));
+    }
+    let key = match portable_key(store, req.spawn) {
+        Ok(k) => k,
+        Err(why) => return skipped(UploadSkipped::NotPortable(why)),
+    };
+    let Some(entry) = store.entry(req.entry)? else {
+        return skipped(UploadSkipped::EntryGone);
+    };
+    let max = config.max_artifact;
+    let team = config.team.name();
+    let manifest_id = key.to_string();
+    let result_id = key.result_id(&entry.variant()).to_string();
+    let sign = |id: &str, body: &[u8]| config.signing.as_ref().map(|k| k.tag(id, team, body));
+
+    let mut sent = 0u64;
+    let result_existed = match session.exists(&result_id) {
+        Ok(b) => b,
+        Err(e) => return skipped(UploadSkipped::Unavailable(e)),
+    };
+    if !result_existed {
+        let mut blobs: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
+        for (blob, _) in entry.blobs() {
+            if let std::collections::btree_map::Entry::Vacant(slot) = blobs.entry(blob) {
+                match store.blob(&blob) {
+                    Ok(bytes) => {
+                        slot.insert(bytes);
+                    }
+                    // A blob that vanished or broke locally was forgotten
+                    // by the store; the entry cannot be shared.
+                    Err(CacheError::MissingBlob { .. } | CacheError::CorruptBlob { .. }) => {
+                        return skipped(UploadSkipped::EntryGone);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let result = ResultArtifact {
+            entry: cache::encode_persisted(&entry),
+            blobs: blobs.into_iter().collect(),
+        };
+        let body = match artifact::encode_result(&result, max) {
+            Ok(b) => b,
+            Err(e) => return skipped(UploadSkipped::TooLarge(e)),
+        };
+        if body.len() as u64 > max {
+            return skipped(UploadSkipped::TooLarge(ArtifactError::TooLarge {
+                size: body.len() as u64,
+                bound: max,
+            }));
+        }
+        // The result first: a manifest must never lead to a result that is
+        // not there yet (it would only cost a 404, but a wasted one).
+        if let Err(e) = session.put(&result_id, &body, sign(&result_id, &body).as_deref()) {
+            return skipped(UploadSkipped::Unavailable(e));
+        }
+        sent += body.len() as u64;
+    }
+    let manifest = match artifact::encode_manifest(&InputManifest::of(&entry), max) {
+        Ok(b) => b,
+        Err(e) => return skipped(UploadSkipped::TooLarge(e)),
+    };
+    if let Err(e) = session.put(
+        &manifest_id,
+        &manifest,
+        sign(&manifest_id, &manifest).as_deref(),
+    ) {
+        return skipped(UploadSkipped::Unavailable(e));
+    }
+    sent += manifest.len() as u64;
+    Ok(UploadOutcome::Uploaded {
+        bytes: sent,
+        result_existed,
+    })
+}
+
+/// Downloads, verifies and imports the result for the command's inputs as
+/// they are on this machine. Call it after a local miss; on `Imported`, look
+/// up locally again: that lookup hits and `Store::restore` writes the
+/// workspace, checking every path as for any local hit. Blocking.
+pub(crate) fn fetch_run(
+    session: &RemoteSession,
+    store: &Store,
+    req: &FetchRequest<'_>,
+) -> Result<FetchOutcome, CacheError> {
+    let miss = |why| Ok(FetchOutcome::Miss(why));
+    let key = match portable_key(store, req.spawn) {
+        Ok(k) => k,
+        Err(why) => return miss(RemoteMiss::NotPortable(why)),
+    };
+    let config = session.config();
+    let max = config.max_artifact;
+    let manifest_id = key.to_string();
+    let Some(download) = (match session.get(&manifest_id) {
+        Ok(d) => d,
+        Err(e) => return miss(RemoteMiss::Unavailable(e)),
+    }) else {
+        return miss(RemoteMiss::NoManifest);
+    };
+    let mut downloaded = download.body.len() as u64;
+    if let Err(why) = verify(session, &manifest_id, &download, "input manifest") {
+        return miss(RemoteMiss::Rejected(why));
+    }
+    let manifest = match artifact::decode_manifest(&download.body, max) {
+        Ok(m) => m,
+        Err(e) => return miss(RemoteMiss::Rejected(Rejection::Format(e, "input manifest"))),
+    };
+    if let Err(why) = check_manifest_paths(&manifest) {
+        return miss(RemoteMiss::Rejected(why));
+    }
+
+    // Level two: the inputs as they are here, fingerprinted exactly as the
+    // local store records them.
+    let stat_time = Timestamp::now_coarse();
+    let mut here = CacheEntry {
+        inputs: BTreeMap::new(),
+        glob_inputs: manifest.glob_inputs.clone(),
+        tracked_env: BTreeMap::new(),
+        env_queries: BTreeMap::new(),
+        outputs: BTreeMap::new(),
+        owned_dirs: BTreeSet::new(),
+        created: BTreeSet::new(),
+        log: None,
+        duration: std::time::Duration::ZERO,
+        stat_time,
+    };
+    let root = req.paths.workspace_root;
+    for (rel, kind) in &manifest.inputs {
+        match cache::observe(&rel.to_abs(root), kind.input_kind()) {
+            Ok(state) => {
+                here.inputs.insert(rel.clone(), state);
+            }
+            Err(e) => {
+                return miss(RemoteMiss::InputUnreadable {
+                    path: rel.clone(),
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    for name in &manifest.tracked_env {
+        // A name the user's configuration leaves untracked counts as unset,
+        // as in the local lookup.
+        here.tracked_env
+            .insert(name.clone(), req.env.tracked(name).unwrap_or(None));
+    }
+    for query in &manifest.env_queries {
+        match req.env.query(query) {
+            Ok(set) => {
+                here.env_queries.insert(query.clone(), set);
+            }
+            // A query that does not compile was never served: no result.
+            Err(_) => return miss(RemoteMiss::NoResult),
+        }
+    }
+    let variant = here.variant();
+    let result_id = key.result_id(&variant).to_string();
+    let Some(download) = (match session.get(&result_id) {
+        Ok(d) => d,
+        Err(e) => return miss(RemoteMiss::Unavailable(e)),
+    }) else {
+        return miss(RemoteMiss::NoResult);
+    };
+    downloaded += download.body.len() as u64;
+    if let Err(why) = verify(session, &result_id, &download, "result") {
+        return miss(RemoteMiss::Rejected(why));
+    }
+    let (entry, blobs) = match open_result(&download.body, max, &variant) {
+        Ok(v) => v,
+        Err(why) => return miss(RemoteMiss::Rejected(why)),
+    };
+    // The remote entry's inputs equal `here` in content (same variant);
+    // their stamps are the uploader's. Keep this machine's, so the lookup
+    // that follows proves them by stat instead of hashing everything again.
+    let entry = CacheEntry {
+        inputs: here.inputs,
+        stat_time,
+        ..entry
+    };
+    let key = store.import(ImportRequest {
+        task: req.task,
+        spawn: req.spawn,
+        entry,
+        blobs: &blobs,
+    })?;
+    Ok(FetchOutcome::Imported(Fetched { key, downloaded }))
+}
+
+fn verify(
+    session: &RemoteSession,
+    id: &str,
+    download: &Download,
+    what: &'static str,
+) -> Result<(), Rejection> {
+    let config = session.config();
+    match &config.signing {
+        Some(key) => key
+            .verify(
+                id,
+                config.team.name(),
+                &download.body,
+                download.tag.as_deref(),
+            )
+            .map_err(|e| Rejection::Signature(e, what)),
+        // Without a key there is nothing to check the tag against; the
+        // content checks below still hold.
+        None => Ok(()),
+    }
+}
+
+/// Every path must be one vp could have recorded: relative, no `..`.
+fn check_manifest_paths(m: &InputManifest) -> Result<(), Rejection> {
+    for rel in m.inputs.keys().chain(&m.glob_inputs) {
+        RelPath::from_stored(rel.as_bytes()).map_err(Rejection::UnsafePath)?;
+    }
+    Ok(())
+}
+
+/// Decodes a result and checks it against what was asked: the entry's
+/// variant, every path, every blob's content hash.
+fn open_result(
+    body: &[u8],
+    max: u64,
+    variant: &Digest,
+) -> Result<(CacheEntry, HashMap<Digest, Vec<u8>>), Rejection> {
+    let result = artifact::decode_result(body, max).map_err(|e| Rejection::Format(e, "result"))?;
+    let entry: CacheEntry = cache::decode_persisted("remote entry", &result.entry)
+        .map_err(|e| Rejection::Entry(e.to_string()))?;
+    // Without a signature the id binds nothing: a server could answer any
+    // id with any result. The variant proves it is the one asked for.
+    if entry.variant() != *variant {
+        return Err(Rejection::WrongResult);
+    }
+    for rel in entry
+        .inputs
+        .keys()
+        .chain(entry.outputs.keys())
+        .chain(&entry.owned_dirs)
+        .chain(&entry.created)
+        .chain(&entry.glob_inputs)
+    {
+        RelPath::from_stored(rel.as_bytes()).map_err(Rejection::UnsafePath)?;
+    }
+    let mut blobs = HashMap::with_capacity(result.blobs.len());
+    for (digest, bytes) in result.blobs {
+        if Digest::of_content(&bytes) != digest {
+            return Err(Rejection::BlobMismatch(digest.short()));
+        }
+        blobs.insert(digest, bytes);
+    }
+    for (blob, _) in entry.blobs() {
+        if !blobs.contains_key(&blob) {
+            return Err(Rejection::MissingBlob(blob.short()));
+        }
+    }
+    Ok((entry, blobs))
+}
+
+/// Result of `check_connection` (`vp cache remote-check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConnectionCheck {
+    /// The server's `status` field (`enabled`, `disabled`, …).
+    pub(crate) status: String,
+}
+
+/// Asks the server for its status, then `HEAD`s an artifact that cannot
+/// exist so that the token is checked too (the status route of some servers
+/// is public). Blocking.
+pub(crate) fn check_connection(session: &RemoteSession) -> Result<ConnectionCheck, RemoteError> {
+    let flatten = |e: SessionError| match e {
+        SessionError::Failed(e) => e,
+        SessionError::Disabled => RemoteError::BadResponse {
+            url: session.config().url.clone(),
+            detail: "an earlier request failed".to_owned(),
+        },
+    };
+    let status = session.status().map_err(flatten)?;
+    session.exists(&"0".repeat(64)).map_err(flatten)?;
+    Ok(ConnectionCheck { status })
+}
