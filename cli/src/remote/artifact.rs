@@ -1,6 +1,7 @@
 //! The two artifact formats vp stores on a remote cache, and their framing.
-//! Under the portable key: an `InputManifest` (which paths, env names and
-//! env queries the task read last time, nothing about their values). Under
+//! Under the portable key: an `InputManifest` (for each of the last few
+//! distinct uploads, which paths, env names and env queries the task read;
+//! nothing about their values). Under
 //! the result id: a `ResultArtifact` (the entry and every blob it needs,
 //! each distinct blob once). Both are framed as
 //!
@@ -66,7 +67,7 @@ pub(crate) enum ArtifactError {
 
 /// How a path was read, as the manifest records it (`InputKind` without the
 /// serde derive the local store never needed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub(crate) enum ManifestKind {
     Probe,
     Listing,
@@ -95,17 +96,22 @@ impl ManifestKind {
     }
 }
 
-/// What the task read last time (level one): enough to compute, on any
-/// machine, the variant of the inputs as they are there.
+/// How many input sets a manifest keeps: as many as the local store keeps
+/// variants of one command, so switching between a few branches whose
+/// tasks read different files still finds each branch's result.
+pub(crate) const MAX_INPUT_SETS: usize = 8;
+
+/// What one run of the task read: enough to compute, on any machine, the
+/// variant of those inputs as they are there. No values.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct InputManifest {
+pub(crate) struct InputSet {
     pub(crate) inputs: BTreeMap<RelPath, ManifestKind>,
     pub(crate) glob_inputs: BTreeSet<RelPath>,
     pub(crate) tracked_env: BTreeSet<Vec<u8>>,
     pub(crate) env_queries: BTreeSet<EnvQuery>,
 }
 
-impl InputManifest {
+impl InputSet {
     pub(crate) fn of(entry: &CacheEntry) -> Self {
         Self {
             inputs: entry
@@ -117,6 +123,30 @@ impl InputManifest {
             tracked_env: entry.tracked_env.keys().cloned().collect(),
             env_queries: entry.env_queries.keys().cloned().collect(),
         }
+    }
+}
+
+/// Level one, under the portable key: the distinct input sets of the most
+/// recent uploads, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct InputManifest {
+    pub(crate) sets: Vec<InputSet>,
+}
+
+impl InputManifest {
+    /// `newest` in front of what `previous` held (a set already there moves
+    /// to the front), at most `MAX_INPUT_SETS`.
+    pub(crate) fn merged(newest: InputSet, previous: Option<Self>) -> Self {
+        let mut sets = vec![newest];
+        for set in previous.map(|p| p.sets).unwrap_or_default() {
+            if sets.len() == MAX_INPUT_SETS {
+                break;
+            }
+            if !sets.contains(&set) {
+                sets.push(set);
+            }
+        }
+        Self { sets }
     }
 }
 
@@ -241,7 +271,11 @@ mod tests {
     }
 
     fn manifest() -> InputManifest {
-        InputManifest {
+        InputManifest { sets: vec![set()] }
+    }
+
+    fn set() -> InputSet {
+        InputSet {
             inputs: [
                 (rel("src/a.js"), ManifestKind::ContentRead),
                 (rel("src"), ManifestKind::Listing),
@@ -273,6 +307,31 @@ mod tests {
                 expected: "input manifest"
             })
         );
+    }
+
+    #[test]
+    fn merging_keeps_the_newest_first_distinct_and_bounded() {
+        let mut sets: Vec<InputSet> = (0..10)
+            .map(|i| {
+                let mut s = set();
+                s.tracked_env.insert(format!("V{i}").into_bytes());
+                s
+            })
+            .collect();
+        let mut m: Option<InputManifest> = None;
+        for s in &sets {
+            m = Some(InputManifest::merged(s.clone(), m));
+        }
+        let m = m.expect("merged");
+        assert_eq!(m.sets.len(), MAX_INPUT_SETS);
+        assert_eq!(m.sets[0], sets[9]);
+        assert_eq!(m.sets[MAX_INPUT_SETS - 1], sets[2]);
+        // Uploading an old set again moves it to the front, once.
+        let again = InputManifest::merged(sets[5].clone(), Some(m));
+        assert_eq!(again.sets[0], sets[5]);
+        assert_eq!(again.sets.iter().filter(|s| **s == sets[5]).count(), 1);
+        assert_eq!(again.sets.len(), MAX_INPUT_SETS);
+        sets.clear();
     }
 
     #[test]

@@ -14,6 +14,10 @@ use ureq::Agent;
 
 use super::config::RemoteConfig;
 
+/// A whole request (a large upload on a slow link) may take this many times
+/// the connect/read timeout: 5 minutes by default.
+const WHOLE_REQUEST_FACTOR: u32 = 100;
+
 /// Why a request to the server did not give an answer vp can use. Every
 /// variant is a reason to carry on without the remote cache, never to fail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +78,9 @@ impl RemoteClient {
             .timeout_recv_response(Some(config.timeout))
             .timeout_per_read(Some(config.timeout))
             .timeout_per_write(Some(config.timeout))
+            // Per-read timeouts do not stop a server that drips a byte at a
+            // time; a whole request gets a generous bound of its own.
+            .timeout_global(Some(config.timeout.saturating_mul(WHOLE_REQUEST_FACTOR)))
             // An artifact id names one object; a redirect to a CDN (the npm
             // server's `TURBO_CACHE_READ_URL`) is followed, but not forever.
             .max_redirects(3)

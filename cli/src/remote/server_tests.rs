@@ -199,16 +199,30 @@ impl Ws {
         fs::write(self.pkg.join("src/a.js"), content).expect("write");
     }
 
-    /// "Runs" the build: reads the source, writes the output, stores it.
+    /// A second source file (a branch that adds one); `None` removes it.
+    fn extra(&self, content: Option<&str>) {
+        let path = self.pkg.join("src/b.js");
+        match content {
+            Some(c) => fs::write(path, c).expect("write"),
+            None => fs::remove_file(path).expect("rm"),
+        }
+    }
+
+    /// "Runs" the build: reads the sources, writes the output, stores it.
     fn build(&self) -> crate::cache::EntryKey {
-        let src = fs::read_to_string(self.pkg.join("src/a.js")).expect("read");
+        let mut src = fs::read_to_string(self.pkg.join("src/a.js")).expect("read");
+        let mut inputs = vec![(self.pkg.join("src/a.js"), InputKind::ContentRead)];
+        if let Ok(extra) = fs::read_to_string(self.pkg.join("src/b.js")) {
+            src.push_str(&extra);
+            inputs.push((self.pkg.join("src/b.js"), InputKind::ContentRead));
+        }
         let started = Timestamp::task_start();
         let out = self.pkg.join("dist/out.js");
         fs::create_dir_all(self.pkg.join("dist")).expect("mkdir");
         fs::write(&out, format!("built({src})")).expect("write");
         fs::set_permissions(&out, fs::Permissions::from_mode(0o755)).expect("chmod");
         let run = ObservedRun {
-            inputs: vec![(self.pkg.join("src/a.js"), InputKind::ContentRead)],
+            inputs,
             outputs: vec![out],
             log: vec![LogChunk {
                 stream: Stream::Stdout,
@@ -344,11 +358,13 @@ fn remote_changed_source_misses_and_branch_switch_finds_each_result() {
     let s = session(&server, &[]);
     let ci = Ws::new();
     let dev = Ws::new();
-    // CI builds branch A, then branch B (same files, other content).
+    // CI builds branch A, then branch B, which also adds a source file:
+    // the two runs read different sets of files.
     ci.source("branch A");
     let a = ci.build();
     ci.upload(&s, a);
     ci.source("branch B");
+    ci.extra(Some("+b"));
     let b = ci.build();
     ci.upload(&s, b);
 
@@ -357,9 +373,15 @@ fn remote_changed_source_misses_and_branch_switch_finds_each_result() {
     dev.source("branch A");
     assert_eq!(dev.fetch_and_restore(&s), b"built(branch A)");
     dev.source("branch B");
-    assert_eq!(dev.fetch_and_restore(&s), b"built(branch B)");
+    dev.extra(Some("+b"));
+    assert_eq!(dev.fetch_and_restore(&s), b"built(branch B+b)");
     dev.source("branch A");
-    assert_eq!(dev.fetch_and_restore(&s), b"built(branch A)");
+    dev.extra(None);
+    assert_eq!(
+        dev.fetch_and_restore(&s),
+        b"built(branch A)",
+        "A again, although B was uploaded last"
+    );
 }
 
 /// Rewrites every artifact file of the team on the server's disk.

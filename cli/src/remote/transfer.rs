@@ -12,11 +12,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use crate::cache::{
-    self, CacheEntry, CacheError, Digest, EntryKey, EnvView, ImportRequest, NotPortable,
-    PortableKey, RelPath, SpawnFingerprint, Store, TaskPaths, Timestamp, UnsafePath,
+    self, CacheEntry, CacheError, Digest, EntryKey, EnvView, ImportRequest, InputState,
+    NotPortable, PortableKey, RelPath, SpawnFingerprint, Store, TaskPaths, Timestamp, UnsafePath,
 };
 
-use super::artifact::{self, ArtifactError, InputManifest, ResultArtifact};
+use super::artifact::{
+    self, ArtifactError, InputManifest, InputSet, MAX_INPUT_SETS, ManifestKind, ResultArtifact,
+};
 use super::client::{Download, RemoteError, RemoteSession, SessionError};
 use super::sign::SignatureError;
 
@@ -242,7 +244,19 @@ pub(crate) fn upload_run(
         }
         sent += body.len() as u64;
     }
-    let manifest = match artifact::encode_manifest(&InputManifest::of(&entry), max) {
+    // The manifest keeps the input sets of earlier uploads (other branches)
+    // behind this one. One that does not verify or decode is replaced: it
+    // is not ours to keep. Two machines uploading at once may drop each
+    // other's set; the cost is a remote miss, never a wrong hit.
+    let previous = match session.get(&manifest_id) {
+        Ok(Some(download)) => verify(session, &manifest_id, &download, "input manifest")
+            .ok()
+            .and_then(|()| artifact::decode_manifest(&download.body, max).ok()),
+        Ok(None) => None,
+        Err(e) => return skipped(UploadSkipped::Unavailable(e)),
+    };
+    let merged = InputManifest::merged(InputSet::of(&entry), previous);
+    let manifest = match artifact::encode_manifest(&merged, max) {
         Ok(b) => b,
         Err(e) => return skipped(UploadSkipped::TooLarge(e)),
     };
@@ -295,57 +309,36 @@ pub(crate) fn fetch_run(
         return miss(RemoteMiss::Rejected(why));
     }
 
-    // Level two: the inputs as they are here, fingerprinted exactly as the
-    // local store records them.
+    // Level two: for each input set, newest first, the inputs as they are
+    // here, fingerprinted exactly as the local store records them; the
+    // first set whose result the server has wins.
     let stat_time = Timestamp::now_coarse();
-    let mut here = CacheEntry {
-        inputs: BTreeMap::new(),
-        glob_inputs: manifest.glob_inputs.clone(),
-        tracked_env: BTreeMap::new(),
-        env_queries: BTreeMap::new(),
-        outputs: BTreeMap::new(),
-        owned_dirs: BTreeSet::new(),
-        created: BTreeSet::new(),
-        log: None,
-        duration: std::time::Duration::ZERO,
-        stat_time,
-    };
-    let root = req.paths.workspace_root;
-    for (rel, kind) in &manifest.inputs {
-        match cache::observe(&rel.to_abs(root), kind.input_kind()) {
-            Ok(state) => {
-                here.inputs.insert(rel.clone(), state);
+    let mut observed = Observed::default();
+    let mut unreadable = None;
+    let mut found = None;
+    // Never more sets than an honest manifest holds: each costs a request.
+    for set in manifest.sets.iter().take(MAX_INPUT_SETS) {
+        let here = match observed.entry_for(set, req) {
+            Ok(Some(here)) => here,
+            Ok(None) => continue,
+            Err(why) => {
+                unreadable.get_or_insert(why);
+                continue;
             }
-            Err(e) => {
-                return miss(RemoteMiss::InputUnreadable {
-                    path: rel.clone(),
-                    error: e.to_string(),
-                });
+        };
+        let variant = here.variant();
+        let result_id = key.result_id(&variant).to_string();
+        match session.get(&result_id) {
+            Ok(Some(download)) => {
+                found = Some((here, variant, result_id, download));
+                break;
             }
+            Ok(None) => {}
+            Err(e) => return miss(RemoteMiss::Unavailable(e)),
         }
     }
-    for name in &manifest.tracked_env {
-        // A name the user's configuration leaves untracked counts as unset,
-        // as in the local lookup.
-        here.tracked_env
-            .insert(name.clone(), req.env.tracked(name).unwrap_or(None));
-    }
-    for query in &manifest.env_queries {
-        match req.env.query(query) {
-            Ok(set) => {
-                here.env_queries.insert(query.clone(), set);
-            }
-            // A query that does not compile was never served: no result.
-            Err(_) => return miss(RemoteMiss::NoResult),
-        }
-    }
-    let variant = here.variant();
-    let result_id = key.result_id(&variant).to_string();
-    let Some(download) = (match session.get(&result_id) {
-        Ok(d) => d,
-        Err(e) => return miss(RemoteMiss::Unavailable(e)),
-    }) else {
-        return miss(RemoteMiss::NoResult);
+    let Some((here, variant, result_id, download)) = found else {
+        return miss(unreadable.unwrap_or(RemoteMiss::NoResult));
     };
     downloaded += download.body.len() as u64;
     if let Err(why) = verify(session, &result_id, &download, "result") {
@@ -396,10 +389,79 @@ fn verify(
 
 /// Every path must be one vp could have recorded: relative, no `..`.
 fn check_manifest_paths(m: &InputManifest) -> Result<(), Rejection> {
-    for rel in m.inputs.keys().chain(&m.glob_inputs) {
-        RelPath::from_stored(rel.as_bytes()).map_err(Rejection::UnsafePath)?;
+    for set in &m.sets {
+        for rel in set.inputs.keys().chain(&set.glob_inputs) {
+            RelPath::from_stored(rel.as_bytes()).map_err(Rejection::UnsafePath)?;
+        }
     }
     Ok(())
+}
+
+/// The inputs of a manifest's sets as they are on this machine, each path
+/// observed once however many sets list it (sets of one command overlap).
+#[derive(Default)]
+struct Observed {
+    states: HashMap<(RelPath, ManifestKind), InputState>,
+}
+
+impl Observed {
+    /// An entry holding only this set's inputs as they are here, whose
+    /// `variant()` is the one an upload of a run on these inputs has.
+    /// `Ok(None)`: the set cannot match here (a query that no longer
+    /// compiles was never served).
+    fn entry_for(
+        &mut self,
+        set: &InputSet,
+        req: &FetchRequest<'_>,
+    ) -> Result<Option<CacheEntry>, RemoteMiss> {
+        let root = req.paths.workspace_root;
+        let mut inputs = BTreeMap::new();
+        for (rel, kind) in &set.inputs {
+            let slot = (rel.clone(), *kind);
+            let state = match self.states.get(&slot) {
+                Some(state) => state.clone(),
+                None => {
+                    let state =
+                        cache::observe(&rel.to_abs(root), kind.input_kind()).map_err(|e| {
+                            RemoteMiss::InputUnreadable {
+                                path: rel.clone(),
+                                error: e.to_string(),
+                            }
+                        })?;
+                    self.states.insert(slot, state.clone());
+                    state
+                }
+            };
+            inputs.insert(rel.clone(), state);
+        }
+        let mut tracked_env = BTreeMap::new();
+        for name in &set.tracked_env {
+            // A name the user's configuration leaves untracked counts as
+            // unset, as in the local lookup.
+            tracked_env.insert(name.clone(), req.env.tracked(name).unwrap_or(None));
+        }
+        let mut env_queries = BTreeMap::new();
+        for query in &set.env_queries {
+            match req.env.query(query) {
+                Ok(matches) => {
+                    env_queries.insert(query.clone(), matches);
+                }
+                Err(_) => return Ok(None),
+            }
+        }
+        Ok(Some(CacheEntry {
+            inputs,
+            glob_inputs: set.glob_inputs.clone(),
+            tracked_env,
+            env_queries,
+            outputs: BTreeMap::new(),
+            owned_dirs: BTreeSet::new(),
+            created: BTreeSet::new(),
+            log: None,
+            duration: std::time::Duration::ZERO,
+            stat_time: Timestamp::default(),
+        }))
+    }
 }
 
 /// Decodes a result and checks it against what was asked: the entry's
@@ -463,4 +525,132 @@ pub(crate) fn check_connection(session: &RemoteSession) -> Result<ConnectionChec
     let status = session.status().map_err(flatten)?;
     session.exists(&"0".repeat(64)).map_err(flatten)?;
     Ok(ConnectionCheck { status })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::{OutputState, decode_persisted, encode_persisted};
+
+    fn hostile(path: &[u8]) -> RelPath {
+        // What a decoded artifact can hold: serde does not run `from_stored`.
+        decode_persisted("path", &encode_persisted(&path.to_vec())).expect("decodes")
+    }
+
+    fn entry(outputs: BTreeMap<RelPath, OutputState>) -> CacheEntry {
+        CacheEntry {
+            inputs: BTreeMap::new(),
+            glob_inputs: BTreeSet::new(),
+            tracked_env: BTreeMap::new(),
+            env_queries: BTreeMap::new(),
+            outputs,
+            owned_dirs: BTreeSet::new(),
+            created: BTreeSet::new(),
+            log: None,
+            duration: std::time::Duration::from_secs(1),
+            stat_time: Timestamp::default(),
+        }
+    }
+
+    fn result(e: &CacheEntry, blobs: Vec<(Digest, Vec<u8>)>) -> Vec<u8> {
+        artifact::encode_result(
+            &ResultArtifact {
+                entry: encode_persisted(e),
+                blobs,
+            },
+            1 << 20,
+        )
+        .expect("encodes")
+    }
+
+    fn file(content: &[u8]) -> OutputState {
+        OutputState::File {
+            blob: Digest::of_content(content),
+            mode: 0o644,
+            size: content.len() as u64,
+            stored: 0,
+        }
+    }
+
+    #[test]
+    fn a_manifest_path_leading_out_of_the_workspace_is_rejected() {
+        let set = InputSet {
+            inputs: [(hostile(b"../../etc/passwd"), ManifestKind::ContentRead)]
+                .into_iter()
+                .collect(),
+            glob_inputs: BTreeSet::new(),
+            tracked_env: BTreeSet::new(),
+            env_queries: BTreeSet::new(),
+        };
+        let m = InputManifest { sets: vec![set] };
+        assert!(matches!(
+            check_manifest_paths(&m),
+            Err(Rejection::UnsafePath(_))
+        ));
+    }
+
+    #[test]
+    fn a_result_is_checked_against_what_was_asked() {
+        let good = entry([(hostile(b"dist/a.js"), file(b"a"))].into_iter().collect());
+        let variant = good.variant();
+        let blobs = vec![(Digest::of_content(b"a"), b"a".to_vec())];
+        let (got, by_hash) =
+            open_result(&result(&good, blobs.clone()), 1 << 20, &variant).expect("valid");
+        assert_eq!(got, good);
+        assert_eq!(by_hash.len(), 1);
+
+        // Another result than the one asked for (a server answering any id).
+        let other = Digest::of_content(b"another variant");
+        assert_eq!(
+            open_result(&result(&good, blobs.clone()), 1 << 20, &other),
+            Err(Rejection::WrongResult)
+        );
+        // A blob the entry needs is absent, or does not match its hash.
+        assert!(matches!(
+            open_result(&result(&good, Vec::new()), 1 << 20, &variant),
+            Err(Rejection::MissingBlob(_))
+        ));
+        let forged = vec![(Digest::of_content(b"a"), b"evil".to_vec())];
+        assert!(matches!(
+            open_result(&result(&good, forged), 1 << 20, &variant),
+            Err(Rejection::BlobMismatch(_))
+        ));
+        // An output path that would write outside the workspace.
+        let evil = entry(
+            [(hostile(b"../escape.js"), file(b"a"))]
+                .into_iter()
+                .collect(),
+        );
+        assert!(matches!(
+            open_result(&result(&evil, blobs), 1 << 20, &evil.variant()),
+            Err(Rejection::UnsafePath(_))
+        ));
+        // The entry bytes are garbage inside a well-formed artifact.
+        let garbage = artifact::encode_result(
+            &ResultArtifact {
+                entry: vec![0xff; 7],
+                blobs: Vec::new(),
+            },
+            1 << 20,
+        )
+        .expect("encodes");
+        assert!(matches!(
+            open_result(&garbage, 1 << 20, &variant),
+            Err(Rejection::Entry(_))
+        ));
+    }
+
+    #[test]
+    fn messages_read_as_one_line() {
+        let shown = RemoteMiss::Rejected(Rejection::Signature(SignatureError::Missing, "result"))
+            .to_string();
+        assert_eq!(
+            shown,
+            "remote artifact rejected: the result is not signed, and a signature key is configured"
+        );
+        assert_eq!(
+            UploadSkipped::ReadOnly.to_string(),
+            "not uploaded: the remote cache is read-only in this run"
+        );
+    }
 }
