@@ -419,6 +419,12 @@ mod tests {
     }
 
     #[test]
+    fn a_session_can_be_shared_by_blocking_threads() {
+        fn check<T: Send + Sync>() {}
+        check::<RemoteSession>();
+    }
+
+    #[test]
     fn a_refused_connection_fails_fast_and_disables_the_session() {
         // A port nothing listens on: bind, learn the port, close.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
