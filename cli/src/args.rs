@@ -71,6 +71,30 @@ pub(crate) struct ExecOptions {
     /// Where the cache lives (default, also when empty: `node_modules/.cache/vp` at the workspace root)
     #[arg(long, env = "VP_CACHE_DIR", value_name = "DIR", value_parser = cache_dir_parser())]
     pub(crate) cache_dir: Option<PathBuf>,
+    /// Use the remote cache (`VP_REMOTE_CACHE_URL`): `read` only downloads; wins over `VP_REMOTE_CACHE_READ_ONLY`
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub(crate) remote_cache: Option<RemoteCacheArg>,
+}
+
+/// `--remote-cache`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RemoteCacheArg {
+    /// Neither download nor upload
+    Off,
+    /// Download only (for untrusted jobs such as pull requests from forks)
+    Read,
+    /// Download and upload
+    Readwrite,
+}
+
+impl From<RemoteCacheArg> for crate::remote::RemoteMode {
+    fn from(mode: RemoteCacheArg) -> Self {
+        match mode {
+            RemoteCacheArg::Off => Self::Off,
+            RemoteCacheArg::Read => Self::Read,
+            RemoteCacheArg::Readwrite => Self::ReadWrite,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -155,8 +179,10 @@ pub(crate) enum CacheCommand {
         #[arg(long, value_name = "SIZE")]
         max_size: Option<String>,
     },
-    /// Show entries, stored bytes and hit counts
+    /// Show entries, stored bytes and hit counts, and the remote cache's settings
     Stats,
+    /// Check that the remote cache (`VP_REMOTE_CACHE_URL`) answers and accepts the token
+    RemoteCheck,
     /// Print where the cache is
     Path,
 }

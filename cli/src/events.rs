@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::bridge::BridgeReport;
 use crate::cache::{MissReasons, NotStorable, RelPath, StoreNotice};
+use crate::remote::{RemoteError, RemoteMiss, TransferStats, UploadSkipped};
 
 /// Which pipe of a task's processes some output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -30,8 +31,9 @@ pub(crate) enum CacheStatus {
     Disabled,
     /// No stored result matches: the command runs.
     Miss(Miss),
-    /// A stored result matches: outputs restored, logs replayed.
-    Hit,
+    /// A stored result matches: outputs restored, logs replayed. `remote`:
+    /// it was downloaded from the remote cache first.
+    Hit { remote: bool },
     /// Caching is on but unavailable for this run (e.g. the store is locked).
     Unavailable(Unavailable),
 }
@@ -107,6 +109,8 @@ pub(crate) enum TaskOutcome {
     /// Every command exited 0 (or was replayed from the cache).
     Succeeded {
         cache_hits: usize,
+        /// Of those, the ones downloaded from the remote cache.
+        remote_hits: usize,
         commands: usize,
         saved: Duration,
     },
@@ -156,8 +160,18 @@ pub(crate) enum TaskNotice {
     BridgeUnavailable { error: String },
     /// With `-v`: what the task's tools told vp.
     BridgeFacts(Box<BridgeReport>),
-    /// With `-v`: what was stored.
-    Stored { inputs: usize, outputs: usize },
+    /// With `-v`: what was stored (`new_bytes`: compressed bytes of
+    /// output content the store did not hold yet).
+    Stored {
+        inputs: usize,
+        outputs: usize,
+        new_bytes: u64,
+    },
+    /// With `-v`: the result came from the remote cache (bytes downloaded).
+    Downloaded { bytes: u64 },
+    /// The remote cache had nothing usable for a command (an artifact was
+    /// rejected, the key is not portable, ...); shown when it matters.
+    RemoteMiss(RemoteMiss),
 }
 
 /// Something about the whole run.
@@ -171,6 +185,17 @@ pub(crate) enum RunNotice {
     AddonUnavailable { error: String },
     /// A signal arrived: running tasks were told to stop.
     Interrupted { signal: i32 },
+    /// The remote cache failed once; the run stops asking it.
+    RemoteUnavailable(RemoteError),
+    /// With `-v`: a task's result was uploaded (bytes sent), or why not.
+    Uploaded {
+        task: String,
+        result: Result<u64, UploadSkipped>,
+    },
+    /// Uploads still running when vp gave up waiting for them.
+    UploadsAbandoned { count: usize },
+    /// With `-v`: what the run exchanged with the remote cache.
+    RemoteTransfers(TransferStats),
 }
 
 /// A task's state change, or a notice about the run.
@@ -358,6 +383,8 @@ pub(crate) struct RunStats {
     /// The signal that cancelled the run (SIGINT, SIGTERM or SIGHUP).
     pub(crate) signal: Option<i32>,
     pub(crate) cache_hits: usize,
+    /// Of the hits, the ones downloaded from the remote cache.
+    pub(crate) remote_hits: usize,
     pub(crate) cached_commands: usize,
     pub(crate) saved: Duration,
     pub(crate) duration: Duration,

@@ -1,4 +1,5 @@
-//! `vp cache clean|prune|stats|path`: the user's window into the store.
+//! `vp cache clean|prune|stats|path|remote-check`: the user's window into
+//! the store and the remote cache.
 //! Resolves where the cache is (flag, `VP_CACHE_DIR`, else the workspace
 //! root's `node_modules/.cache/vp`), then reports on stdout; waiting and
 //! set-aside notices go to stderr.
@@ -15,7 +16,52 @@ use super::store::Store;
 use super::store::evict::{self, CleanOutcome};
 use super::store::open::{self, Opened};
 use crate::args::{CacheArgs, CacheCommand};
+use crate::remote::{RemoteConfig, RemoteInputs, RemoteSession, check_connection};
 use crate::workspace::WorkspaceError;
+
+/// The local half of `vp cache stats`.
+fn local_stats(out: &mut dyn Write, store: &Store, settings: &CacheSettings) -> anyhow::Result<()> {
+    let s = store.stats()?;
+    writeln!(out, "cache:    {}", settings.dir.display())?;
+    writeln!(
+        out,
+        "entries:  {} ({} for {} {})",
+        s.entries,
+        format_size(s.entry_bytes),
+        s.tasks,
+        plural(s.tasks, "task", "tasks")
+    )?;
+    writeln!(
+        out,
+        "blobs:    {} ({} compressed)",
+        s.blobs,
+        format_size(s.blob_bytes)
+    )?;
+    writeln!(out, "hits:     {}", s.hits)?;
+    writeln!(
+        out,
+        "on disk:  {} (bound {})",
+        format_size(s.disk_bytes),
+        format_size(settings.max_size)
+    )?;
+    Ok(())
+}
+
+/// The remote cache as a run here would use it: vp's environment and the
+/// root `vite-task.json` of the workspace around `cwd`, if there is one.
+fn remote_config(cwd: &Path) -> anyhow::Result<Option<RemoteConfig>> {
+    let env: Vec<_> = std::env::vars_os().collect();
+    let ws = crate::workspace::Workspace::load(cwd).ok();
+    let file = ws
+        .as_ref()
+        .and_then(|ws| ws.packages[0].task_config.as_ref())
+        .and_then(|c| c.remote_cache.as_ref());
+    Ok(RemoteConfig::resolve(&RemoteInputs {
+        env: &env,
+        file,
+        flag: None,
+    })?)
+}
 
 pub(crate) fn run(args: CacheArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
@@ -89,33 +135,33 @@ fn execute(
             )?;
         }
         CacheCommand::Stats => {
-            let Some(store) = open_existing(dir, &settings, &mut notify)? else {
-                writeln!(out, "no cache at `{}`", dir.display())?;
-                return Ok(ExitCode::SUCCESS);
+            match open_existing(dir, &settings, &mut notify)? {
+                Some(store) => local_stats(out, &store, &settings)?,
+                None => writeln!(out, "no cache at `{}`", dir.display())?,
+            }
+            match remote_config(cwd)? {
+                Some(config) => writeln!(out, "{config}")?,
+                None => writeln!(out, "remote cache: off (VP_REMOTE_CACHE_URL is not set)")?,
+            }
+        }
+        CacheCommand::RemoteCheck => {
+            let Some(config) = remote_config(cwd)? else {
+                anyhow::bail!(
+                    "no remote cache is configured\n(hint: set VP_REMOTE_CACHE_URL, VP_REMOTE_CACHE_TOKEN and VP_REMOTE_CACHE_TEAM; see docs/remote-cache.md)"
+                );
             };
-            let s = store.stats()?;
-            writeln!(out, "cache:    {}", dir.display())?;
-            writeln!(
-                out,
-                "entries:  {} ({} for {} {})",
-                s.entries,
-                format_size(s.entry_bytes),
-                s.tasks,
-                plural(s.tasks, "task", "tasks")
-            )?;
-            writeln!(
-                out,
-                "blobs:    {} ({} compressed)",
-                s.blobs,
-                format_size(s.blob_bytes)
-            )?;
-            writeln!(out, "hits:     {}", s.hits)?;
-            writeln!(
-                out,
-                "on disk:  {} (bound {})",
-                format_size(s.disk_bytes),
-                format_size(settings.max_size)
-            )?;
+            let url = config.url.clone();
+            let session = RemoteSession::new(config);
+            match check_connection(&session) {
+                Ok(check) => writeln!(
+                    out,
+                    "remote cache at {url}: status `{}`, token accepted",
+                    check.status
+                )?,
+                Err(e) => anyhow::bail!(
+                    "the remote cache at {url} failed the check: {e}\n(hint: check VP_REMOTE_CACHE_URL, VP_REMOTE_CACHE_TOKEN and VP_REMOTE_CACHE_TEAM)"
+                ),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

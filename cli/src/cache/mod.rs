@@ -26,30 +26,28 @@ mod settings;
 mod size;
 mod store;
 
-// The runner's API. Until `run/` calls all of it, some names are unused in
-// the binary.
-#[allow(unused_imports, reason = "the runner's API (run/ wires it)")]
+// What the runner, the remote cache and `vp cache` use.
 pub(crate) use self::{
     clock::Timestamp,
     codec::{decode as decode_persisted, encode as encode_persisted},
     collect::{NotStorable, TaskPaths, declared_input},
     digest::Digest,
-    entry::{CacheEntry, EntryKey, InputKind, InputState, LogChunk, OutputState, Stream},
-    env::{EnvView, is_secret_name, query_selects},
+    entry::{CacheEntry, EntryKey, InputKind, InputState, LogChunk, Stream},
+    env::{EnvView, query_selects},
     error::CacheError,
     file_state::observe,
     fingerprint::{GlobConfig, SpawnFingerprint, SpawnSpec},
-    miss::{MissReason, MissReasons},
+    miss::MissReasons,
     paths::{RelPath, UnsafePath},
     portable::{NotPortable, PortableKey},
-    restore::{RestoreError, RestoreReport},
     settings::{CacheSettings, default_cache_dir, requested_dir},
-    size::{DEFAULT_MAX_SIZE, format_size, parse_size},
+    size::{format_size, parse_size},
     store::Store,
-    store::evict::{CacheStats, PruneReport},
     store::import::ImportRequest,
     store::layout::CacheDir,
-    store::lookup::{CacheHit, LookupOutcome, LookupRequest},
-    store::open::{OpenOptions, Opened, StoreNotice, open},
+    store::lookup::{LookupOutcome, LookupRequest},
+    store::open::{Opened, StoreNotice, open},
     store::record::{ObservedRun, RecordOutcome, RecordRequest, StoredSummary},
 };
+#[cfg(test)]
+pub(crate) use self::{entry::OutputState, miss::MissReason, store::open::OpenOptions};

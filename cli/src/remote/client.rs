@@ -328,8 +328,9 @@ impl RemoteSession {
         self.disabled.load(Ordering::Acquire)
     }
 
-    /// The failure that disabled the session (for the run's notice
-    /// `vp: remote cache unavailable: … (tasks run and are cached locally)`).
+    /// The failure that disabled the session. (The runner reports it when
+    /// the failing call returns `SessionError::Failed`.)
+    #[cfg(test)]
     pub(crate) fn first_failure(&self) -> Option<RemoteError> {
         self.first_failure
             .lock()

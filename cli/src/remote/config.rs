@@ -45,15 +45,6 @@ pub(crate) enum RemoteMode {
 }
 
 impl RemoteMode {
-    pub(crate) fn parse(text: &str) -> Option<Self> {
-        match text {
-            "off" => Some(Self::Off),
-            "read" => Some(Self::Read),
-            "readwrite" => Some(Self::ReadWrite),
-            _ => None,
-        }
-    }
-
     pub(crate) fn can_write(self) -> bool {
         self == Self::ReadWrite
     }

@@ -7,10 +7,6 @@
 //! `upload_run` after a stored run. Blocking throughout: the runner calls it
 //! through `blocking::unblock`. See `docs/remote-cache.md`.
 
-// Until `run/` calls it (the next phase), the binary uses none of this; the
-// allow also keeps the cache items only this module uses from warning.
-#![allow(dead_code, reason = "run/ wires the remote cache in the next phase")]
-
 mod artifact;
 mod client;
 mod config;
@@ -20,13 +16,12 @@ mod transfer;
 #[cfg(test)]
 mod server_tests;
 
-// The runner's API; `run/` wires it in the next phase.
-#[allow(unused_imports, reason = "the runner's API (run/ wires it)")]
+// What `run/` and `vp cache` call.
 pub(crate) use self::{
     client::{RemoteError, RemoteSession, SessionError, TransferStats},
-    config::{RemoteConfig, RemoteConfigError, RemoteInputs, RemoteMode},
+    config::{RemoteConfig, RemoteInputs, RemoteMode},
     transfer::{
-        ConnectionCheck, FetchOutcome, FetchRequest, Fetched, Rejection, RemoteMiss, UploadOutcome,
-        UploadRequest, UploadSkipped, check_connection, fetch_run, upload_run,
+        FetchOutcome, FetchRequest, RemoteMiss, UploadOutcome, UploadRequest, UploadSkipped,
+        check_connection, fetch_run, upload_run,
     },
 };

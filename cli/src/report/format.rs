@@ -9,7 +9,8 @@ use crate::events::{CacheStatus, CommandHeader, LeftRunning, Waiting, WaitingFor
 pub(crate) fn header_line(h: &CommandHeader) -> String {
     let status = match &h.status {
         CacheStatus::Disabled => " ⊘ cache disabled".to_owned(),
-        CacheStatus::Hit => " ◉ cache hit, replaying".to_owned(),
+        CacheStatus::Hit { remote: false } => " ◉ cache hit, replaying".to_owned(),
+        CacheStatus::Hit { remote: true } => " ◉ cache hit (remote), replaying".to_owned(),
         CacheStatus::Miss(m) => match reasons::miss(m) {
             None => " ○ cache miss, executing".to_owned(),
             Some(why) => format!(" ○ cache miss: {why}, executing"),
@@ -110,8 +111,12 @@ mod tests {
             })
         };
         assert_eq!(
-            h("~/packages/a", CacheStatus::Hit),
+            h("~/packages/a", CacheStatus::Hit { remote: false }),
             "~/packages/a$ node build.js ◉ cache hit, replaying"
+        );
+        assert_eq!(
+            h("", CacheStatus::Hit { remote: true }),
+            "$ node build.js ◉ cache hit (remote), replaying"
         );
         assert_eq!(
             h(

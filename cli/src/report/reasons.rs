@@ -6,6 +6,8 @@
 use crate::events::{Failure, Miss, NotCached, RunNotice, TaskNotice, Unavailable};
 
 use super::bridge_facts;
+use super::format::format_duration;
+use crate::cache::format_size;
 
 /// How many miss reasons a header shows before "and N more".
 const MISS_REASON_LIMIT: usize = 8;
@@ -112,9 +114,19 @@ pub(crate) fn task_notice(n: &TaskNotice) -> Vec<String> {
             "the runner bridge is unavailable for this task: {error}"
         )],
         TaskNotice::BridgeFacts(report) => bridge_facts::lines(report),
-        TaskNotice::Stored { inputs, outputs } => {
-            vec![format!("cached: {inputs} inputs, {outputs} outputs")]
-        }
+        TaskNotice::Stored {
+            inputs,
+            outputs,
+            new_bytes,
+        } => vec![format!(
+            "cached: {inputs} inputs, {outputs} outputs ({} new)",
+            format_size(*new_bytes)
+        )],
+        TaskNotice::Downloaded { bytes } => vec![format!(
+            "downloaded from the remote cache: {}",
+            format_size(*bytes)
+        )],
+        TaskNotice::RemoteMiss(why) => vec![why.to_string()],
     }
 }
 
@@ -129,6 +141,31 @@ pub(crate) fn run_notice(n: &RunNotice) -> String {
             format!("Node tools cannot talk to vp in this run: {error}")
         }
         RunNotice::Interrupted { signal } => interrupted(*signal),
+        RunNotice::RemoteUnavailable(e) => {
+            format!("remote cache unavailable: {e} (tasks run and are cached locally)")
+        }
+        RunNotice::Uploaded {
+            task,
+            result: Ok(bytes),
+        } => format!(
+            "{task}: uploaded to the remote cache ({})",
+            format_size(*bytes)
+        ),
+        RunNotice::Uploaded {
+            task,
+            result: Err(why),
+        } => format!("{task}: {why}"),
+        RunNotice::UploadsAbandoned { count } => format!(
+            "gave up waiting for {count} upload{} to the remote cache (the results stay cached locally)",
+            if *count == 1 { "" } else { "s" }
+        ),
+        RunNotice::RemoteTransfers(t) => format!(
+            "remote cache: {} downloaded, {} uploaded, {} requests in {}",
+            format_size(t.downloaded),
+            format_size(t.uploaded),
+            t.requests,
+            format_duration(t.time)
+        ),
     }
 }
 

@@ -288,8 +288,13 @@ fn not_cached_line(label: &str, why: &crate::events::NotCached) -> String {
 pub(crate) fn summary_line(s: &RunStats) -> String {
     let mut line = if s.cached_commands > 0 {
         let pct = s.cache_hits * 100 / s.cached_commands.max(1);
+        let remote = if s.remote_hits > 0 {
+            format!("; {} remote", s.remote_hits)
+        } else {
+            String::new()
+        };
         format!(
-            "vp run: {}/{} cache hit ({pct}%), {} saved.",
+            "vp run: {}/{} cache hit ({pct}%{remote}), {} saved.",
             s.cache_hits,
             s.cached_commands,
             format_duration(s.saved)
@@ -373,6 +378,7 @@ mod tests {
             task,
             outcome: TaskOutcome::Succeeded {
                 cache_hits: 0,
+                remote_hits: 0,
                 commands: 1,
                 saved: Duration::ZERO,
             },
@@ -497,5 +503,13 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(summary_line(&s), "vp run: 1/2 cache hit (50%), 1.2s saved.");
+        let s = RunStats {
+            remote_hits: 1,
+            ..s
+        };
+        assert_eq!(
+            summary_line(&s),
+            "vp run: 1/2 cache hit (50%; 1 remote), 1.2s saved."
+        );
     }
 }

@@ -75,7 +75,7 @@ pub(crate) fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         concurrency: 1,
         parallel: false,
     };
-    execute_specs(&ws.root, vec![spec], &[Vec::new()], &args.exec, &opts)
+    execute_specs(&ws, vec![spec], &[Vec::new()], &args.exec, &opts)
 }
 
 /// The `vite` bin script as Node would resolve `vite` from `dir`: the nearest

@@ -4,6 +4,8 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -14,6 +16,9 @@ use crate::args::{ExecOptions, RunArgs};
 use crate::cache::{CacheSettings, GlobConfig};
 use crate::events::{RunEvent, RunNotice, Unavailable};
 use crate::graph::{self, ExecutionPlan, PackageGraph, TaskKind, TaskQuery, TaskSelection};
+use crate::remote::{
+    RemoteConfig, RemoteInputs, RemoteSession, SessionError, UploadOutcome, UploadSkipped,
+};
 use crate::report::Reporter;
 use crate::report::listing::{self, ListedPackage, ListedTask};
 use crate::workspace::GlobEntry;
@@ -149,7 +154,7 @@ fn execute_plan(
         });
     }
     let deps: Vec<Vec<usize>> = plan.tasks.iter().map(|t| t.deps.clone()).collect();
-    execute_specs(&ws.root, specs, &deps, exec, opts)
+    execute_specs(ws, specs, &deps, exec, opts)
 }
 
 /// `input`/`output` config: omitted means auto; a list is auto only if it
@@ -174,13 +179,14 @@ pub(super) fn glob_config(entries: Option<&[GlobEntry]>) -> GlobConfig {
 /// Runs resolved tasks on one `LocalExecutor` with a terminal reporter and
 /// turns the result into vp's exit code.
 pub(super) fn execute_specs(
-    root: &Path,
+    ws: &Workspace,
     specs: Vec<TaskSpec>,
     deps: &[Vec<usize>],
     exec: &ExecOptions,
     opts: &SchedulerOptions,
 ) -> anyhow::Result<ExitCode> {
-    let labels = specs.iter().map(|s| s.label.clone()).collect();
+    let labels: Vec<String> = specs.iter().map(|s| s.label.clone()).collect();
+    let specs_labels = labels.clone();
     let reporter = Rc::new(std::cell::RefCell::new(Reporter::terminal(
         exec.log.into(),
         exec.verbose,
@@ -189,7 +195,7 @@ pub(super) fn execute_specs(
     let sink = Rc::clone(&reporter);
     let emit = move |e: RunEvent| sink.borrow_mut().report(&e);
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
-    let settings = CacheSettings::resolve(exec.cache_dir.as_deref(), None, root, &cwd, |k| {
+    let settings = CacheSettings::resolve(exec.cache_dir.as_deref(), None, &ws.root, &cwd, |k| {
         std::env::var(k).ok()
     })?;
     let cache = if specs.iter().any(|s| s.cache_enabled) {
@@ -207,22 +213,39 @@ pub(super) fn execute_specs(
         }
     };
     let full_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    // A malformed remote-cache setting is the user's to fix before anything
+    // runs; a server that is down is not (see `remote::RemoteSession`).
+    let remote_config = RemoteConfig::resolve(&RemoteInputs {
+        env: &full_env,
+        file: ws.packages[0]
+            .task_config
+            .as_ref()
+            .and_then(|c| c.remote_cache.as_ref()),
+        flag: exec.remote_cache.map(Into::into),
+    })?;
+    let remote = match (&cache, remote_config) {
+        (Ok(_), Some(config)) => Some(Arc::new(RemoteSession::new(config))),
+        _ => None,
+    };
     let ctx = Rc::new(RunContext {
         emit: Box::new(emit),
         children: super::spawn::ChildRegistry::default(),
         cancelled: std::cell::Cell::new(false),
         verbose: exec.verbose,
-        workspace_root: root.to_path_buf(),
+        workspace_root: ws.root.clone(),
         full_env_map: Rc::new(full_env.iter().cloned().collect()),
         full_env: std::sync::Arc::new(full_env),
         cache,
         addon_path,
         not_cached: std::cell::RefCell::new(Vec::new()),
+        remote,
+        uploads: std::cell::RefCell::new(Vec::new()),
     });
     let ex = Rc::new(smol::LocalExecutor::new());
     let specs = Rc::new(specs);
     let mut stats = smol::block_on(ex.run(scheduler::run(&ex, specs, deps, opts, Rc::clone(&ctx))));
     stats.not_cached = ctx.not_cached.borrow().clone();
+    finish_uploads(&ctx, exec.verbose, &specs_labels);
     reporter.borrow_mut().report(&RunEvent::RunFinished {
         stats: stats.clone(),
     });
@@ -244,6 +267,61 @@ pub(super) fn execute_specs(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// How long vp waits, after the last task, for uploads still in flight.
+const UPLOAD_WAIT: Duration = Duration::from_secs(60);
+
+/// Waits (bounded) for the uploads started during the run and reports what
+/// matters: the server failing (once), and with `-v` each upload and the
+/// run's transfer totals.
+fn finish_uploads(ctx: &RunContext, verbose: bool, labels: &[String]) {
+    let pending = std::mem::take(&mut *ctx.uploads.borrow_mut());
+    let deadline = Instant::now() + UPLOAD_WAIT;
+    let mut abandoned = 0;
+    for p in pending {
+        let waited = smol::block_on(futures_lite::future::or(
+            async { Some(p.upload.await) },
+            async {
+                async_io::Timer::at(deadline).await;
+                None
+            },
+        ));
+        let result = match waited {
+            None => {
+                abandoned += 1;
+                continue;
+            }
+            Some(Ok(UploadOutcome::Uploaded { bytes, .. })) => Ok(bytes),
+            Some(Ok(UploadOutcome::Skipped(why))) => Err(why),
+            // The local store failed while reading the entry back: the
+            // result stays cached locally, nothing else to say.
+            Some(Err(_)) => continue,
+        };
+        match result {
+            Err(UploadSkipped::Unavailable(SessionError::Failed(e))) => {
+                (ctx.emit)(RunEvent::Notice(RunNotice::RemoteUnavailable(e)));
+            }
+            Err(UploadSkipped::Unavailable(SessionError::Disabled)) => {}
+            result if verbose && p.task < labels.len() => {
+                (ctx.emit)(RunEvent::Notice(RunNotice::Uploaded {
+                    task: labels[p.task].clone(),
+                    result,
+                }));
+            }
+            _ => {}
+        }
+    }
+    if abandoned > 0 {
+        (ctx.emit)(RunEvent::Notice(RunNotice::UploadsAbandoned {
+            count: abandoned,
+        }));
+    }
+    if let (true, Some(session)) = (verbose, &ctx.remote) {
+        (ctx.emit)(RunEvent::Notice(RunNotice::RemoteTransfers(
+            session.stats(),
+        )));
+    }
 }
 
 /// Opens the store, telling the user when it waits for or repairs it.

@@ -141,11 +141,13 @@ pub(crate) async fn run(
                 match &outcome {
                     TaskOutcome::Succeeded {
                         cache_hits,
+                        remote_hits,
                         commands,
                         saved,
                     } => {
                         stats.succeeded += 1;
                         stats.cache_hits += cache_hits;
+                        stats.remote_hits += remote_hits;
                         stats.saved += *saved;
                         stats.cached_commands += commands;
                         for &d in &dependents[i] {

@@ -14,21 +14,36 @@ use super::execute::real_path;
 use super::task::{RunCache, RunContext, TaskSpec};
 use crate::cache::{self, LookupOutcome, SpawnFingerprint, Store, TaskPaths};
 use crate::events::{Miss, NotCached, Unavailable};
+use crate::remote::{self, RemoteMiss};
 
 /// What the store says about one command before it runs.
 pub(crate) enum Looked {
-    /// Restored: the outputs are back; the log is to be replayed.
+    /// Restored: the outputs are back; the log is to be replayed. `remote`:
+    /// the result was downloaded from the remote cache first (bytes).
     Hit {
         log: Vec<cache::LogChunk>,
         saved: Duration,
+        remote: Option<u64>,
     },
-    Miss(Miss),
+    /// `remote`: why the remote cache had nothing either (when asked).
+    Miss(Miss, Option<RemoteMiss>),
     /// The lookup failed: run without the cache.
     Unavailable(Unavailable),
 }
 
-/// Looks up `fingerprint` for item `item_id` and, on a hit, restores its
-/// outputs (a hit whose outputs cannot be restored is a miss).
+/// What the remote cache did for a command after a local miss.
+enum RemoteAnswer {
+    /// Imported and served by the local lookup (bytes downloaded).
+    Served(u64),
+    /// Nothing usable, and why.
+    NotServed(RemoteMiss),
+}
+use RemoteAnswer::{NotServed, Served};
+
+/// Looks up `fingerprint` for item `item_id`: locally, then (after a local
+/// miss) in the remote cache, whose result is imported into the local
+/// store and served by the same lookup. On a hit, restores its outputs (a
+/// hit whose outputs cannot be restored is a miss).
 pub(crate) async fn look_up(
     cache: &RunCache,
     spec: &TaskSpec,
@@ -36,16 +51,47 @@ pub(crate) async fn look_up(
     item_id: &str,
     fingerprint: &Arc<SpawnFingerprint>,
 ) -> Looked {
-    let (fp, id) = (Arc::clone(fingerprint), item_id.to_owned());
+    let (fp, id, session) = (
+        Arc::clone(fingerprint),
+        item_id.to_owned(),
+        ctx.remote.clone(),
+    );
     let lookup = on_store(cache, spec, ctx, move |store, paths, env| {
-        store.lookup(&cache::LookupRequest {
+        let request = cache::LookupRequest {
             task: &id,
             spawn: &fp,
             paths,
             env,
-        })
+        };
+        let local = store.lookup(&request)?;
+        let (LookupOutcome::Miss(_), Some(session)) = (&local, session) else {
+            return Ok((local, None));
+        };
+        let fetched = remote::fetch_run(
+            &session,
+            store,
+            &remote::FetchRequest {
+                task: &id,
+                spawn: &fp,
+                paths,
+                env,
+            },
+        )?;
+        match fetched {
+            remote::FetchOutcome::Imported(fetched) => match store.lookup(&request)? {
+                hit @ LookupOutcome::Hit(_) => Ok((hit, Some(Served(fetched.downloaded)))),
+                // Imported but not served (its inputs changed meanwhile):
+                // the local reasons stand.
+                LookupOutcome::Miss(_) => Ok((local, None)),
+            },
+            remote::FetchOutcome::Miss(why) => Ok((local, Some(NotServed(why)))),
+        }
     })
     .await;
+    let (lookup, remote) = match lookup {
+        Ok((outcome, remote)) => (Ok::<_, cache::CacheError>(outcome), remote),
+        Err(e) => (Err(e), None),
+    };
     match lookup {
         Ok(LookupOutcome::Hit(hit)) => {
             let store = Arc::clone(&cache.store);
@@ -59,18 +105,35 @@ pub(crate) async fn look_up(
                 Ok(report) => Looked::Hit {
                     log: report.log,
                     saved: hit.saved(),
+                    remote: match remote {
+                        Some(Served(bytes)) => Some(bytes),
+                        _ => None,
+                    },
                 },
-                Err(e) => Looked::Miss(Miss::RestoreFailed {
-                    error: e.to_string(),
-                }),
+                Err(e) => Looked::Miss(
+                    Miss::RestoreFailed {
+                        error: e.to_string(),
+                    },
+                    None,
+                ),
             }
         }
-        Ok(LookupOutcome::Miss(reasons)) if reasons.is_first_run() => Looked::Miss(Miss::FirstRun),
-        Ok(LookupOutcome::Miss(reasons)) => Looked::Miss(Miss::Changed {
-            reasons,
-            base: cache::RelPath::from_abs(&ctx.workspace_root, &spec.package_dir)
-                .unwrap_or_else(cache::RelPath::root),
-        }),
+        Ok(LookupOutcome::Miss(reasons)) => {
+            let miss = if reasons.is_first_run() {
+                Miss::FirstRun
+            } else {
+                Miss::Changed {
+                    reasons,
+                    base: cache::RelPath::from_abs(&ctx.workspace_root, &spec.package_dir)
+                        .unwrap_or_else(cache::RelPath::root),
+                }
+            };
+            let why = match remote {
+                Some(NotServed(why)) => Some(why),
+                _ => None,
+            };
+            Looked::Miss(miss, why)
+        }
         Err(e) => Looked::Unavailable(Unavailable::ReadFailed {
             error: e.to_string(),
         }),
@@ -146,6 +209,42 @@ pub(crate) async fn record(
             error: e.to_string(),
         }),
     }
+}
+
+/// Starts uploading a stored result to the remote cache on a blocking
+/// thread, while other tasks keep running; `command.rs` awaits it (bounded)
+/// before vp exits.
+pub(crate) fn upload(
+    cache: &RunCache,
+    ctx: &RunContext,
+    index: usize,
+    fingerprint: Arc<SpawnFingerprint>,
+    summary: &cache::StoredSummary,
+) {
+    let Some(session) = ctx.remote.clone() else {
+        return;
+    };
+    let (store, entry) = (Arc::clone(&cache.store), summary.key);
+    let task = blocking::unblock(move || {
+        remote::upload_run(
+            &session,
+            &store,
+            &remote::UploadRequest {
+                spawn: &fingerprint,
+                entry,
+            },
+        )
+    });
+    ctx.uploads.borrow_mut().push(PendingUpload {
+        task: index,
+        upload: task,
+    });
+}
+
+/// An upload still in flight, for the task with this index.
+pub(crate) struct PendingUpload {
+    pub(crate) task: usize,
+    pub(crate) upload: blocking::Task<Result<remote::UploadOutcome, cache::CacheError>>,
 }
 
 /// Runs `op` on a blocking thread with what every store call of a task

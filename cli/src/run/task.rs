@@ -26,9 +26,10 @@ use super::spawn::ChildRegistry;
 use super::store::{self, Looked};
 use crate::cache::{self, GlobConfig, SpawnFingerprint, SpawnSpec, Store};
 use crate::events::{
-    CacheStatus, CommandHeader, Failure, NotCached, OutputStream, RunEvent, TaskNotice,
+    CacheStatus, CommandHeader, Failure, NotCached, OutputStream, RunEvent, RunNotice, TaskNotice,
     TaskOutcome, Unavailable,
 };
+use crate::remote::{RemoteMiss, RemoteSession, SessionError};
 
 /// A planned task, resolved into what is needed to execute it.
 #[derive(Debug)]
@@ -72,12 +73,24 @@ pub(crate) struct RunContext {
     pub(crate) addon_path: Option<PathBuf>,
     /// For the summary: each task whose successful run was not stored.
     pub(crate) not_cached: RefCell<Vec<(String, NotCached)>>,
+    /// The remote cache of this run, if one is configured (and the local
+    /// store, which it imports into, is open).
+    pub(crate) remote: Option<Arc<RemoteSession>>,
+    /// Uploads started after stored runs, awaited before vp exits.
+    pub(crate) uploads: RefCell<Vec<store::PendingUpload>>,
 }
 
 /// The outcome of one command.
 enum ItemResult {
-    Done { hit: bool, saved: Duration },
+    Done { hit: Option<Hit>, saved: Duration },
     Failed(TaskOutcome),
+}
+
+/// Where a hit came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hit {
+    Local,
+    Remote,
 }
 
 impl From<Failure> for ItemResult {
@@ -96,7 +109,7 @@ pub(crate) async fn execute(
     ex: &Rc<smol::LocalExecutor<'static>>,
 ) -> TaskOutcome {
     (ctx.emit)(RunEvent::TaskStarted { task: index });
-    let (mut hits, mut cached, mut saved) = (0, 0, Duration::ZERO);
+    let (mut hits, mut remote_hits, mut cached, mut saved) = (0, 0, 0, Duration::ZERO);
     for (n, item) in spec.items.iter().enumerate() {
         if ctx.cancelled.get() {
             return TaskOutcome::Cancelled;
@@ -111,8 +124,9 @@ pub(crate) async fn execute(
                 if spec.cache_enabled {
                     cached += 1;
                 }
-                if hit {
+                if let Some(hit) = hit {
                     hits += 1;
+                    remote_hits += usize::from(hit == Hit::Remote);
                     saved += s;
                 }
             }
@@ -121,6 +135,7 @@ pub(crate) async fn execute(
     }
     TaskOutcome::Succeeded {
         cache_hits: hits,
+        remote_hits,
         commands: cached,
         saved,
     }
@@ -176,9 +191,17 @@ async fn run_item(
         inputs: spec.inputs.clone(),
         outputs: spec.outputs.clone(),
     }));
-    let miss = match store::look_up(cache, spec, ctx, item_id, &fingerprint).await {
-        Looked::Hit { log, saved } => {
-            (ctx.emit)(header(CacheStatus::Hit));
+    let (miss, remote_miss) = match store::look_up(cache, spec, ctx, item_id, &fingerprint).await {
+        Looked::Hit { log, saved, remote } => {
+            (ctx.emit)(header(CacheStatus::Hit {
+                remote: remote.is_some(),
+            }));
+            if let (Some(bytes), true) = (remote, ctx.verbose) {
+                (ctx.emit)(RunEvent::TaskNotice {
+                    task: index,
+                    notice: TaskNotice::Downloaded { bytes },
+                });
+            }
             for chunk in log {
                 let stream = match chunk.stream {
                     cache::Stream::Stdout => OutputStream::Stdout,
@@ -190,15 +213,26 @@ async fn run_item(
                     bytes: chunk.bytes,
                 });
             }
-            return ItemResult::Done { hit: true, saved };
+            let hit = if remote.is_some() {
+                Hit::Remote
+            } else {
+                Hit::Local
+            };
+            return ItemResult::Done {
+                hit: Some(hit),
+                saved,
+            };
         }
         Looked::Unavailable(why) => {
             (ctx.emit)(header(CacheStatus::Unavailable(why)));
             return run_uncached(index, spec, item, &process, ctx, ex).await;
         }
-        Looked::Miss(miss) => miss,
+        Looked::Miss(miss, remote) => (miss, remote),
     };
     (ctx.emit)(header(CacheStatus::Miss(miss)));
+    if let Some(why) = remote_miss {
+        remote_miss_notice(index, why, ctx);
+    }
     let own_state = store::own_state(cache, spec, ctx, item_id).await;
     let recording = Recording {
         cache_dir: &cache.dir,
@@ -221,18 +255,23 @@ async fn run_item(
         real_root: &real_root,
     };
     let stored = match admit::admit(&obs, spec, &roots) {
-        Ok(run) => store::record(cache, spec, ctx, fingerprint, item_id, run).await,
+        Ok(run) => store::record(cache, spec, ctx, Arc::clone(&fingerprint), item_id, run).await,
         Err(why) => Err(why),
     };
     match stored {
-        Ok(summary) if ctx.verbose => (ctx.emit)(RunEvent::TaskNotice {
-            task: index,
-            notice: TaskNotice::Stored {
-                inputs: summary.inputs,
-                outputs: summary.outputs,
-            },
-        }),
-        Ok(_) => {}
+        Ok(summary) => {
+            if ctx.verbose {
+                (ctx.emit)(RunEvent::TaskNotice {
+                    task: index,
+                    notice: TaskNotice::Stored {
+                        inputs: summary.inputs,
+                        outputs: summary.outputs,
+                        new_bytes: summary.new_blob_bytes,
+                    },
+                });
+            }
+            store::upload(cache, ctx, index, fingerprint, &summary);
+        }
         Err(why) => {
             ctx.not_cached
                 .borrow_mut()
@@ -244,8 +283,31 @@ async fn run_item(
         }
     }
     ItemResult::Done {
-        hit: false,
+        hit: None,
         saved: Duration::ZERO,
+    }
+}
+
+/// Says why the remote cache had nothing usable, when that is news: a
+/// rejected artifact or an unreadable input always; an unportable key or
+/// no upload yet only with `-v`; the server failing once per run.
+fn remote_miss_notice(index: usize, why: RemoteMiss, ctx: &RunContext) {
+    match why {
+        RemoteMiss::Unavailable(SessionError::Failed(e)) => {
+            (ctx.emit)(RunEvent::Notice(RunNotice::RemoteUnavailable(e)));
+        }
+        RemoteMiss::Unavailable(SessionError::Disabled) => {}
+        why @ (RemoteMiss::Rejected(_) | RemoteMiss::InputUnreadable { .. }) => {
+            (ctx.emit)(RunEvent::TaskNotice {
+                task: index,
+                notice: TaskNotice::RemoteMiss(why),
+            });
+        }
+        why if ctx.verbose => (ctx.emit)(RunEvent::TaskNotice {
+            task: index,
+            notice: TaskNotice::RemoteMiss(why),
+        }),
+        _ => {}
     }
 }
 
@@ -260,7 +322,7 @@ async fn run_uncached(
 ) -> ItemResult {
     match execute::execute(index, spec, process, None, ctx, ex).await {
         Ok(obs) => finished(index, spec, item, &obs, ctx).unwrap_or(ItemResult::Done {
-            hit: false,
+            hit: None,
             saved: Duration::ZERO,
         }),
         Err(failure) => failure.into(),

@@ -18,7 +18,6 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 use super::error::WorkspaceError;
 use super::{Package, Workspace, manifest, task_config};
 
-
 pub(super) fn load(cwd: &Path) -> Result<Workspace, WorkspaceError> {
     let Root { dir: root, globs } = find_root(cwd)?;
     let mut dirs = vec![root.clone()];

@@ -14,6 +14,7 @@
 mod cache;
 mod harness;
 mod real_projects;
+mod remote;
 mod run;
 mod signals;
 mod smoke;

@@ -72,7 +72,6 @@ pub(crate) enum RecordOutcome {
 }
 
 #[derive(Debug, Clone, Copy)]
-#[allow(dead_code, reason = "for the runner's verbose report")]
 pub(crate) struct StoredSummary {
     pub(crate) key: EntryKey,
     pub(crate) inputs: usize,
