@@ -152,3 +152,127 @@ fn a_malformed_setting_stops_before_anything_runs() {
     assert!(out.stderr.contains("VP_REMOTE_CACHE_URL"), "{}", out.stderr);
     assert!(!out.stderr.contains("cache miss"), "{}", out.stderr);
 }
+
+fn keeping_tags() -> RemoteCacheServer {
+    let options = ServerOptions {
+        keep_tags: true,
+        ..ServerOptions::default()
+    };
+    RemoteCacheServer::start(&repo_root(), options)
+        .unwrap_or_else(|e| panic!("starting turborepo-remote-cache: {e}"))
+}
+
+fn edit_site(ws: &Workspace, marker: &str) {
+    ws.edit("packages/site/src/template.html", |s| {
+        format!("{s}\n<!-- {marker} -->\n")
+    });
+}
+
+#[test]
+fn a_branch_switch_finds_the_result_of_the_branch_it_switched_to() {
+    let server = server();
+    // One machine builds branch A, then branch B.
+    let ci = Workspace::new("example");
+    build(&ci, &server.url(), server.token())
+        .output()
+        .assert_success();
+    edit_site(&ci, "branch B");
+    build(&ci, &server.url(), server.token())
+        .output()
+        .assert_success();
+    let b_tree = ci.tree("packages");
+
+    // Another machine on A: every task hits A's results, not only the last upload.
+    let a = Workspace::new("example");
+    let out = build(&a, &server.url(), server.token()).output();
+    out.assert_success();
+    assert_eq!(remote_hits(&out.stderr), 3, "{}", out.combined());
+
+    // And one on B gets B's.
+    let b = Workspace::new("example");
+    edit_site(&b, "branch B");
+    let out = build(&b, &server.url(), server.token()).output();
+    out.assert_success();
+    assert_eq!(remote_hits(&out.stderr), 3, "{}", out.combined());
+    assert_same_tree(&b_tree, &b.tree("packages"));
+}
+
+#[test]
+fn tampered_artifacts_are_rejected_and_the_tasks_run() {
+    let server = server();
+    let first = Workspace::new("example");
+    build(&first, &server.url(), server.token())
+        .output()
+        .assert_success();
+    let built = first.tree("packages");
+    let artifacts = server.artifacts(TEAM);
+    assert!(!artifacts.is_empty());
+    for path in &artifacts {
+        let mut bytes = std::fs::read(path).expect("an artifact on the server's disk");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x55;
+        std::fs::write(path, bytes).expect("tampering");
+    }
+    let second = Workspace::new("example");
+    let out = build(&second, &server.url(), server.token()).output();
+    out.assert_success();
+    assert_eq!(remote_hits(&out.stderr), 0, "{}", out.combined());
+    assert!(
+        out.stderr.contains("remote artifact rejected"),
+        "{}",
+        out.combined()
+    );
+    assert_eq!(out.stderr.matches("○ cache miss").count(), 3);
+    assert_same_tree(&built, &second.tree("packages"));
+}
+
+#[test]
+fn signed_artifacts_hit_with_the_key_and_are_rejected_with_another_or_none() {
+    let tagging = keeping_tags();
+    let signed = |ws: &Workspace, key: Option<&str>| {
+        let run = build(ws, &tagging.url(), tagging.token());
+        match key {
+            Some(k) => run.env("VP_REMOTE_CACHE_SIGNATURE_KEY", k),
+            None => run,
+        }
+        .output()
+    };
+    signed(&Workspace::new("example"), Some("key-one")).assert_success();
+
+    let same = signed(&Workspace::new("example"), Some("key-one"));
+    same.assert_success();
+    assert_eq!(remote_hits(&same.stderr), 3, "{}", same.combined());
+
+    let other = signed(&Workspace::new("example"), Some("key-two"));
+    other.assert_success();
+    assert_eq!(remote_hits(&other.stderr), 0, "{}", other.combined());
+    assert!(
+        other.stderr.contains("remote artifact rejected"),
+        "{}",
+        other.stderr
+    );
+
+    // Unsigned uploads (no key) are refused by a client that has one.
+    let unsigned_server = server();
+    build(
+        &Workspace::new("example"),
+        &unsigned_server.url(),
+        unsigned_server.token(),
+    )
+    .output()
+    .assert_success();
+    let out = build(
+        &Workspace::new("example"),
+        &unsigned_server.url(),
+        unsigned_server.token(),
+    )
+    .env("VP_REMOTE_CACHE_SIGNATURE_KEY", "key-one")
+    .output();
+    out.assert_success();
+    assert_eq!(remote_hits(&out.stderr), 0, "{}", out.combined());
+    assert!(
+        out.stderr.contains("remote artifact rejected"),
+        "{}",
+        out.stderr
+    );
+}
