@@ -24,6 +24,17 @@ pub(crate) enum OutputStream {
     Stderr,
 }
 
+/// Whether task output is being produced now or replayed from the cache.
+/// The reporter strips a replay's escape codes when they do not suit the
+/// current output (see `report::Colours`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutputOrigin {
+    /// From the task's processes, as they write it.
+    Live,
+    /// From the stored log of a cache hit.
+    Replayed,
+}
+
 /// What the cache decided for one command of a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CacheStatus {
@@ -212,6 +223,7 @@ pub(crate) enum RunEvent {
         task: usize,
         stream: OutputStream,
         bytes: Vec<u8>,
+        origin: OutputOrigin,
     },
     TaskNotice {
         task: usize,

@@ -5,5 +5,7 @@
 fn cli_cases() {
     trycmd::TestCases::new()
         .env("NO_COLOR", "1")
-        .case("../tests/cmd/**/*.toml");
+        .case("../tests/cmd/**/*.toml")
+        // Literate cases: several commands in one sandbox (a miss, then a hit).
+        .case("../tests/cmd/**/*.trycmd");
 }

@@ -6,15 +6,19 @@
 //! text pieces (header grammar, durations), `reasons` the words for every
 //! typed reason, `bridge_facts` what `-v` says about a task's tools, and
 //! `listing` the output of the commands that print data (`vp run` without
-//! a task, `--last-details`). Nothing here depends on the run module or on
-//! clap.
+//! a task, `--last-details`), `colour` the run's colour decisions and `ansi`
+//! the escape-sequence stripper. Nothing here depends on the run module or
+//! on clap.
 
+mod ansi;
 mod bridge_facts;
+mod colour;
 mod format;
 pub(crate) mod listing;
 mod reasons;
 mod reporter;
 
+pub(crate) use colour::Colours;
 pub(crate) use reporter::Reporter;
 
 /// How task output is laid out (`--log`).

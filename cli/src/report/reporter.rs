@@ -4,9 +4,11 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use super::LogMode;
+use super::ansi::AnsiStripper;
+use super::colour::Colours;
 use super::format::{format_duration, header_line, waiting_lines};
 use super::reasons;
-use crate::events::{OutputStream, RunEvent, RunStats, TaskOutcome};
+use crate::events::{OutputOrigin, OutputStream, RunEvent, RunStats, TaskOutcome};
 
 pub(crate) struct Reporter {
     mode: LogMode,
@@ -20,6 +22,10 @@ pub(crate) struct Reporter {
     groups: HashMap<usize, Vec<(OutputStream, Vec<u8>)>>,
     /// Per task: the header lines and the outcome, for `-v` and `--last-details`.
     details: Vec<TaskDetail>,
+    /// Which output loses its escape sequences (see `Colours::strips`).
+    colours: Colours,
+    /// Per (task, stream): the state of a sequence split across chunks.
+    strippers: HashMap<(usize, OutputStream), AnsiStripper>,
 }
 
 #[derive(Default, Clone)]
@@ -47,10 +53,19 @@ impl Reporter {
             partial: HashMap::new(),
             groups: HashMap::new(),
             details,
+            colours: Colours::plain(),
+            strippers: HashMap::new(),
         }
     }
 
-    pub(crate) fn terminal(mode: LogMode, verbose: bool, labels: Vec<String>) -> Reporter {
+    /// A reporter on vp's own stdout and stderr; `colours` says which of
+    /// them are terminals (decided once, by the caller).
+    pub(crate) fn terminal(
+        mode: LogMode,
+        verbose: bool,
+        labels: Vec<String>,
+        colours: Colours,
+    ) -> Reporter {
         Reporter::new(
             mode,
             verbose,
@@ -58,6 +73,14 @@ impl Reporter {
             Box::new(std::io::stdout()),
             Box::new(std::io::stderr()),
         )
+        .with_colours(colours)
+    }
+
+    /// Strips escape sequences as `colours` says (the default, for writers
+    /// that are not terminals: replays stripped, live output as it comes).
+    pub(crate) fn with_colours(mut self, colours: Colours) -> Reporter {
+        self.colours = colours;
+        self
     }
 
     /// Writes one event. Write errors (a closed pipe) are ignored: the run
@@ -68,6 +91,9 @@ impl Reporter {
                 self.details[*task].outcome = Some("started, did not finish".to_owned())
             }
             RunEvent::CommandStarted { task, header } => {
+                // A sequence left open by the previous command is not
+                // continued by this one.
+                self.reset_strippers(*task);
                 let line = header_line(header);
                 self.details[*task].commands.push(line.clone());
                 self.own_line(*task, &line);
@@ -76,7 +102,8 @@ impl Reporter {
                 task,
                 stream,
                 bytes,
-            } => self.output(*task, *stream, bytes),
+                origin,
+            } => self.task_output(*task, *stream, *origin, bytes),
             RunEvent::TaskNotice { task, notice } => {
                 for message in reasons::task_notice(notice) {
                     let line = format!("vp: {message}");
@@ -115,6 +142,7 @@ impl Reporter {
                     TaskOutcome::Cancelled => "cancelled".to_owned(),
                 });
                 self.flush_partial(*task);
+                self.reset_strippers(*task);
                 if let TaskOutcome::Failed { failure, .. } = outcome {
                     let message = reasons::failure(failure);
                     let line = format!("vp: {} {message}", self.labels[*task]);
@@ -161,6 +189,37 @@ impl Reporter {
             }
             LogMode::Labeled | LogMode::Grouped => {
                 let _ = writeln!(self.err, "[{}] {line}", self.labels[task]);
+            }
+        }
+    }
+
+    /// Output of a task, without its escape sequences where they do not
+    /// belong, then laid out as the mode says.
+    fn task_output(
+        &mut self,
+        task: usize,
+        stream: OutputStream,
+        origin: OutputOrigin,
+        bytes: &[u8],
+    ) {
+        if !self.colours.strips(stream, origin) {
+            self.output(task, stream, bytes);
+            return;
+        }
+        let mut plain = Vec::with_capacity(bytes.len());
+        self.strippers
+            .entry((task, stream))
+            .or_default()
+            .strip(bytes, &mut plain);
+        if !plain.is_empty() {
+            self.output(task, stream, &plain);
+        }
+    }
+
+    fn reset_strippers(&mut self, task: usize) {
+        for stream in [OutputStream::Stdout, OutputStream::Stderr] {
+            if let Some(s) = self.strippers.get_mut(&(task, stream)) {
+                s.reset();
             }
         }
     }
@@ -345,6 +404,10 @@ mod tests {
     }
 
     fn run(mode: LogMode, events: &[RunEvent]) -> (String, String) {
+        run_with(mode, Colours::plain(), events)
+    }
+
+    fn run_with(mode: LogMode, colours: Colours, events: &[RunEvent]) -> (String, String) {
         let (out, err) = (Buf::default(), Buf::default());
         let mut r = Reporter::new(
             mode,
@@ -352,7 +415,8 @@ mod tests {
             vec!["a#build".into(), "b#build".into()],
             Box::new(out.clone()),
             Box::new(err.clone()),
-        );
+        )
+        .with_colours(colours);
         for e in events {
             r.report(e);
         }
@@ -373,6 +437,7 @@ mod tests {
             task,
             stream: OutputStream::Stdout,
             bytes: s.as_bytes().to_vec(),
+            origin: OutputOrigin::Live,
         };
         let done = |task| RunEvent::TaskFinished {
             task,
@@ -403,6 +468,109 @@ mod tests {
             err,
             "$ node x ⊘ cache disabled\n$ node x ⊘ cache disabled\n"
         );
+    }
+
+    /// Vite's coloured `✓ built` line and a hyperlink, cut inside both
+    /// sequences, as pipe reads may cut them.
+    fn coloured(task: usize, stream: OutputStream, origin: OutputOrigin) -> Vec<RunEvent> {
+        [
+            "\x1b[3",
+            "2m✓\x1b[0m built\n\x1b]8;;https://x",
+            ".dev\x1b\\docs\x1b]8;;\x1b",
+            "\\\n",
+        ]
+        .iter()
+        .map(|chunk| RunEvent::TaskOutput {
+            task,
+            stream,
+            bytes: chunk.as_bytes().to_vec(),
+            origin,
+        })
+        .collect()
+    }
+
+    const COLOURED: &str =
+        "\x1b[32m✓\x1b[0m built\n\x1b]8;;https://x.dev\x1b\\docs\x1b]8;;\x1b\\\n";
+
+    fn terminals(stdout: bool, stderr: bool) -> Colours {
+        Colours::decide(crate::report::colour::Terminals { stdout, stderr }, |_| {
+            None
+        })
+    }
+
+    #[test]
+    fn a_replay_to_a_non_terminal_is_stripped_even_when_split() {
+        for stream in [OutputStream::Stdout, OutputStream::Stderr] {
+            let (out, err) = run(
+                LogMode::Interleaved,
+                &coloured(0, stream, OutputOrigin::Replayed),
+            );
+            let written = if stream == OutputStream::Stdout {
+                out
+            } else {
+                err
+            };
+            assert_eq!(written, "✓ built\ndocs\n", "{stream:?}");
+        }
+        // Labeled lines are cut after stripping: the prefix is not inside
+        // a sequence, and no escape byte is left.
+        let (out, _) = run(
+            LogMode::Labeled,
+            &coloured(1, OutputStream::Stdout, OutputOrigin::Replayed),
+        );
+        assert_eq!(out, "[b#build] ✓ built\n[b#build] docs\n");
+    }
+
+    #[test]
+    fn a_replay_to_a_terminal_keeps_its_colours() {
+        let (out, _) = run_with(
+            LogMode::Interleaved,
+            terminals(true, true),
+            &coloured(0, OutputStream::Stdout, OutputOrigin::Replayed),
+        );
+        assert_eq!(out, COLOURED);
+        // Only the stream that is a terminal keeps them.
+        let (out, err) = run_with(
+            LogMode::Grouped,
+            terminals(false, true),
+            &[
+                coloured(0, OutputStream::Stdout, OutputOrigin::Replayed),
+                coloured(0, OutputStream::Stderr, OutputOrigin::Replayed),
+                vec![RunEvent::TaskFinished {
+                    task: 0,
+                    outcome: TaskOutcome::Skipped,
+                    duration: Duration::ZERO,
+                }],
+            ]
+            .concat(),
+        );
+        assert_eq!(out, "✓ built\ndocs\n");
+        assert_eq!(err, format!("── a#build ──\n{COLOURED}"));
+    }
+
+    #[test]
+    fn live_output_passes_through_unless_vp_asked_for_the_colour() {
+        // Piped: the tools saw no terminal and no FORCE_COLOR from vp, so
+        // whatever they wrote is theirs (a `--color` flag) and kept.
+        let (out, _) = run(
+            LogMode::Interleaved,
+            &coloured(0, OutputStream::Stdout, OutputOrigin::Live),
+        );
+        assert_eq!(out, COLOURED);
+        let (out, _) = run_with(
+            LogMode::Interleaved,
+            terminals(true, true),
+            &coloured(0, OutputStream::Stdout, OutputOrigin::Live),
+        );
+        assert_eq!(out, COLOURED);
+        // Only stderr is a terminal: vp set FORCE_COLOR, and stdout (a file)
+        // must not get the colour it caused.
+        let (out, _) = run_with(
+            LogMode::Interleaved,
+            terminals(false, true),
+            &coloured(0, OutputStream::Stdout, OutputOrigin::Live),
+        );
+        assert_eq!(out, "✓ built\ndocs\n");
     }
 
     #[test]

@@ -187,10 +187,14 @@ pub(super) fn execute_specs(
 ) -> anyhow::Result<ExitCode> {
     let labels: Vec<String> = specs.iter().map(|s| s.label.clone()).collect();
     let specs_labels = labels.clone();
+    // Once per run: the reporter strips replays that go to a non-terminal,
+    // and tasks are asked for colour when vp itself is on a terminal.
+    let colours = crate::report::Colours::detect();
     let reporter = Rc::new(std::cell::RefCell::new(Reporter::terminal(
         exec.log.into(),
         exec.verbose,
         labels,
+        colours,
     )));
     let sink = Rc::clone(&reporter);
     let emit = move |e: RunEvent| sink.borrow_mut().report(&e);
@@ -237,6 +241,7 @@ pub(super) fn execute_specs(
         full_env: std::sync::Arc::new(full_env),
         cache,
         addon_path,
+        colours,
         not_cached: std::cell::RefCell::new(Vec::new()),
         remote,
         uploads: std::cell::RefCell::new(Vec::new()),

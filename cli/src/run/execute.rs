@@ -17,7 +17,7 @@ use super::spawn::{self, ProcessSpec};
 use super::task::{RunContext, TaskSpec};
 use crate::bridge::{BridgeContext, BridgeReport, BridgeSession};
 use crate::cache;
-use crate::events::{Failure, OutputStream, RunEvent, TaskNotice};
+use crate::events::{Failure, OutputOrigin, OutputStream, RunEvent, TaskNotice};
 use crate::trace::{self, ChildStdio, TraceOutcome};
 
 /// Everything one finished command did, as far as vp could see.
@@ -65,6 +65,14 @@ pub(crate) async fn execute(
     ex: &Rc<smol::LocalExecutor<'static>>,
 ) -> Result<Observation, Failure> {
     let mut cmd = process.command();
+    // Here, and not where each task's env is filtered, because every command
+    // of `vp run` and `vp build` passes here, after its cache key was taken.
+    // Tools write to pipes, so without this none colours on a terminal.
+    // FORCE_COLOR is on the untracked pass-through list: its value is never
+    // part of the key, so a run on a terminal and a piped one share entries.
+    if let Some((name, value)) = ctx.colours.child_env() {
+        cmd.env(name, value);
+    }
     let policy = spec.env_policy.clone();
     let bridge_ctx = BridgeContext::new(
         Rc::clone(&ctx.full_env_map),
@@ -137,6 +145,7 @@ pub(crate) async fn execute(
             task: index,
             stream,
             bytes,
+            origin: OutputOrigin::Live,
         });
     };
     let waiting = spawn::wait_with_output(child, &on_output);

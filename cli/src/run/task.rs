@@ -26,10 +26,11 @@ use super::spawn::ChildRegistry;
 use super::store::{self, Looked};
 use crate::cache::{self, GlobConfig, SpawnFingerprint, SpawnSpec, Store};
 use crate::events::{
-    CacheStatus, CommandHeader, Failure, NotCached, OutputStream, RunEvent, RunNotice, TaskNotice,
-    TaskOutcome, Unavailable,
+    CacheStatus, CommandHeader, Failure, NotCached, OutputOrigin, OutputStream, RunEvent,
+    RunNotice, TaskNotice, TaskOutcome, Unavailable,
 };
 use crate::remote::{RemoteMiss, RemoteSession, SessionError};
+use crate::report::Colours;
 
 /// A planned task, resolved into what is needed to execute it.
 #[derive(Debug)]
@@ -71,6 +72,9 @@ pub(crate) struct RunContext {
     /// The store, or why this run has none.
     pub(crate) cache: Result<RunCache, Unavailable>,
     pub(crate) addon_path: Option<PathBuf>,
+    /// Whether vp is on a terminal and what the user asked for: decides
+    /// the colour variable every task's processes get (`execute.rs`).
+    pub(crate) colours: Colours,
     /// For the summary: each task whose successful run was not stored.
     pub(crate) not_cached: RefCell<Vec<(String, NotCached)>>,
     /// The remote cache of this run, if one is configured (and the local
@@ -211,6 +215,7 @@ async fn run_item(
                     task: index,
                     stream,
                     bytes: chunk.bytes,
+                    origin: OutputOrigin::Replayed,
                 });
             }
             let hit = if remote.is_some() {

@@ -12,6 +12,7 @@
 //! they are missing. `VP_E2E_KEEP=1` keeps every test's copy of its fixture for inspection.
 
 mod cache;
+mod colours;
 mod harness;
 mod real_projects;
 mod remote;
