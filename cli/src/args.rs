@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::builder::TypedValueParser as _;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 /// A task runner for JavaScript/TypeScript workspaces that caches task results
 /// and listens to the tools it runs.
@@ -74,6 +74,12 @@ pub(crate) struct ExecOptions {
     /// Use the remote cache (`VP_REMOTE_CACHE_URL`): `read` only downloads; wins over `VP_REMOTE_CACHE_READ_ONLY`
     #[arg(long, value_enum, value_name = "MODE")]
     pub(crate) remote_cache: Option<RemoteCacheArg>,
+    /// Print what each selected task would do (hit, miss and why, disabled) without running anything or writing the cache
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Print the `--dry-run` plan (or `vp run --last-details`) as JSON on stdout (schema: docs/json.md)
+    #[arg(long, requires = "json_source")]
+    pub(crate) json: bool,
 }
 
 /// `--remote-cache`.
@@ -97,7 +103,10 @@ impl From<RemoteCacheArg> for crate::remote::RemoteMode {
     }
 }
 
+/// `--json` says how to print something: the plan of `--dry-run`, or the
+/// last run of `--last-details`; alone it has nothing to print.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("json_source").args(["dry_run", "last_details"]).multiple(true)))]
 pub(crate) struct RunArgs {
     /// The task to run: `task` (in the package of the current directory) or `pkg#task`
     pub(crate) task: Option<String>,
@@ -122,7 +131,7 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) parallel: bool,
     /// Print the summary of the previous run and exit
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dry_run")]
     pub(crate) last_details: bool,
     #[command(flatten)]
     pub(crate) exec: ExecOptions,
@@ -132,6 +141,7 @@ pub(crate) struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("json_source").args(["dry_run"])))]
 pub(crate) struct BuildArgs {
     #[command(flatten)]
     pub(crate) exec: ExecOptions,

@@ -406,9 +406,37 @@ pub(crate) struct RunStats {
     pub(crate) not_cached: Vec<(String, NotCached)>,
 }
 
+impl RunStats {
+    /// What vp exits with after this run: 128 + the signal that cancelled
+    /// it, else the first failure's code (1..=255), else 0.
+    pub(crate) fn exit_code(&self) -> u8 {
+        if self.cancelled {
+            let signal = self.signal.unwrap_or(libc::SIGINT);
+            u8::try_from(128 + signal).unwrap_or(1)
+        } else if let Some((_, code)) = &self.first_failure {
+            u8::try_from((*code).clamp(1, 255)).unwrap_or(1)
+        } else {
+            0
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_exit_code_follows_signal_then_failure() {
+        let mut s = RunStats::default();
+        assert_eq!(s.exit_code(), 0);
+        s.first_failure = Some(("a#b".into(), 300));
+        assert_eq!(s.exit_code(), 255);
+        s.first_failure = Some(("a#b".into(), -1));
+        assert_eq!(s.exit_code(), 1);
+        s.cancelled = true;
+        s.signal = Some(libc::SIGTERM);
+        assert_eq!(s.exit_code(), 143);
+    }
 
     #[test]
     fn a_scope_is_current_only_inside_its_future() {

@@ -81,11 +81,25 @@ fn name(p: &RelPath) -> String {
 
 impl MissReason {
     /// The file a reason is about (file reasons are listed in path order).
-    fn path(&self) -> Option<&RelPath> {
+    pub(crate) fn path(&self) -> Option<&RelPath> {
         match self {
             Self::Modified(p) | Self::Added(p) | Self::Removed(p) => Some(p),
             _ => None,
         }
+    }
+}
+
+impl MissReason {
+    /// This reason alone, with paths relative to `base`, as a header shows
+    /// it (the JSON reports give each reason its own text).
+    pub(crate) fn display_in<'a>(&'a self, base: &'a RelPath) -> impl fmt::Display + 'a {
+        struct In<'a>(&'a MissReason, &'a RelPath);
+        impl fmt::Display for In<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.write(f, self.1)
+            }
+        }
+        In(self, base)
     }
 }
 
@@ -110,7 +124,6 @@ impl MissReasons {
         Self(reasons)
     }
 
-    #[allow(dead_code, reason = "for the runner's verbose report")]
     pub(crate) fn as_slice(&self) -> &[MissReason] {
         &self.0
     }

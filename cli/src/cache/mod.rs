@@ -37,7 +37,7 @@ pub(crate) use self::{
     error::CacheError,
     file_state::observe,
     fingerprint::{GlobConfig, SpawnFingerprint, SpawnSpec},
-    miss::MissReasons,
+    miss::{MissReason, MissReasons},
     paths::{RelPath, UnsafePath},
     portable::{NotPortable, PortableKey},
     settings::{CacheSettings, default_cache_dir, requested_dir},
@@ -47,7 +47,8 @@ pub(crate) use self::{
     store::layout::CacheDir,
     store::lookup::{LookupOutcome, LookupRequest},
     store::open::{Opened, StoreNotice, open},
+    store::read_only::{ReadOnly, open_read_only},
     store::record::{ObservedRun, RecordOutcome, RecordRequest, StoredSummary},
 };
 #[cfg(test)]
-pub(crate) use self::{entry::OutputState, miss::MissReason, store::open::OpenOptions};
+pub(crate) use self::{entry::OutputState, store::open::OpenOptions};

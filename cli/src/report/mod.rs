@@ -6,15 +6,18 @@
 //! text pieces (header grammar, durations), `reasons` the words for every
 //! typed reason, `bridge_facts` what `-v` says about a task's tools, and
 //! `listing` the output of the commands that print data (`vp run` without
-//! a task, `--last-details`), `colour` the run's colour decisions and `ansi`
-//! the escape-sequence stripper. Nothing here depends on the run module or
-//! on clap.
+//! a task, `--last-details`), `plan` the `--dry-run` plan, `json` the
+//! machine-readable reports (`--json`, `last-run.json`), `colour` the run's
+//! colour decisions and `ansi` the escape-sequence stripper. Nothing here
+//! depends on the run module or on clap.
 
 mod ansi;
 mod bridge_facts;
 mod colour;
 mod format;
+pub(crate) mod json;
 pub(crate) mod listing;
+pub(crate) mod plan;
 mod reasons;
 mod reporter;
 

@@ -7,7 +7,10 @@ use super::LogMode;
 use super::ansi::AnsiStripper;
 use super::colour::Colours;
 use super::format::{format_duration, header_line, waiting_lines};
+use super::json;
+use super::plan::TaskInfo;
 use super::reasons;
+use crate::events::CommandHeader;
 use crate::events::{OutputOrigin, OutputStream, RunEvent, RunStats, TaskOutcome};
 
 pub(crate) struct Reporter {
@@ -33,6 +36,9 @@ struct TaskDetail {
     commands: Vec<String>,
     notices: Vec<String>,
     outcome: Option<String>,
+    /// The typed values behind `commands` and `outcome`, for `last-run.json`.
+    headers: Vec<CommandHeader>,
+    finished: Option<(TaskOutcome, std::time::Duration)>,
 }
 
 impl Reporter {
@@ -96,6 +102,7 @@ impl Reporter {
                 self.reset_strippers(*task);
                 let line = header_line(header);
                 self.details[*task].commands.push(line.clone());
+                self.details[*task].headers.push(header.clone());
                 self.own_line(*task, &line);
             }
             RunEvent::TaskOutput {
@@ -123,6 +130,7 @@ impl Reporter {
                 outcome,
                 duration,
             } => {
+                self.details[*task].finished = Some((outcome.clone(), *duration));
                 self.details[*task].outcome = Some(match outcome {
                     TaskOutcome::Succeeded {
                         cache_hits,
@@ -334,6 +342,28 @@ impl Reporter {
             text.push_str(&format!("vp run: {}\n", not_cached_line(label, why)));
         }
         text
+    }
+}
+
+impl Reporter {
+    /// The machine-readable form of `last_details` (`last-run.json`):
+    /// `tasks` describes each task of the run, in the order of the labels.
+    pub(crate) fn last_run_json(&self, tasks: &[TaskInfo], stats: &RunStats) -> String {
+        let ran: Vec<json::RanTask<'_>> = tasks
+            .iter()
+            .zip(&self.details)
+            .map(|(info, d)| json::RanTask {
+                info,
+                headers: &d.headers,
+                finished: d.finished.as_ref(),
+                not_cached: stats
+                    .not_cached
+                    .iter()
+                    .find(|(label, _)| *label == info.id)
+                    .map(|(_, why)| reasons::not_cached(why)),
+            })
+            .collect();
+        json::last_run(&ran, stats)
     }
 }
 

@@ -1,4 +1,5 @@
-//! `vp run` and `vp build`: from arguments to an exit code.
+//! `vp run` and `vp build`: from arguments to an exit code (or, with
+//! `--dry-run`, to the plan: `dry_run`).
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -21,15 +22,9 @@ use crate::remote::{
 };
 use crate::report::Reporter;
 use crate::report::listing::{self, ListedPackage, ListedTask};
+use crate::report::plan::TaskInfo;
 use crate::workspace::GlobEntry;
 use crate::workspace::Workspace;
-
-/// A run cancelled by a signal exits like a process killed by it: 128 + the
-/// signal (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
-fn exit_for_signal(signal: Option<i32>) -> ExitCode {
-    let signal = signal.unwrap_or(libc::SIGINT);
-    ExitCode::from(u8::try_from(128 + signal).unwrap_or(1))
-}
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
@@ -39,13 +34,28 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             CacheSettings::resolve(args.exec.cache_dir.as_deref(), None, &ws.root, &cwd, |k| {
                 std::env::var(k).ok()
             })?;
-        let text = crate::cache::CacheDir::find(&settings.dir)
-            .ok()
-            .flatten()
-            .and_then(|home| std::fs::read_to_string(home.last_run()).ok());
+        let home = crate::cache::CacheDir::find(&settings.dir).ok().flatten();
+        if args.exec.json {
+            let json = home.and_then(|h| std::fs::read_to_string(h.last_run_json()).ok());
+            let Some(json) = json else {
+                anyhow::bail!(
+                    "no previous run recorded as JSON in `{}`\n(hint: run a task first; runs of a vp without `--json` support recorded only text)",
+                    settings.dir.display()
+                );
+            };
+            // A closed stdout (`| head`) is not an error of vp's.
+            let _ = listing::last_details(&mut std::io::stdout(), Some(&json), &settings.dir);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let text = home.and_then(|h| std::fs::read_to_string(h.last_run()).ok());
         // A closed stdout (`| head`) is not an error of vp's.
         let _ = listing::last_details(&mut std::io::stdout(), text.as_deref(), &settings.dir);
         return Ok(ExitCode::SUCCESS);
+    }
+    if args.exec.dry_run && args.task.is_none() {
+        anyhow::bail!(
+            "`--dry-run` shows what running a task would do, but no task was named\n(hint: `vp run --dry-run <task>`; `vp run` alone lists the tasks)"
+        );
     }
     let Some(task) = args.task.as_deref() else {
         let _ = listing::task_list(&mut std::io::stdout(), &task_list(&ws, &cwd));
@@ -185,6 +195,10 @@ pub(super) fn execute_specs(
     exec: &ExecOptions,
     opts: &SchedulerOptions,
 ) -> anyhow::Result<ExitCode> {
+    let infos = task_infos(&specs, deps);
+    if exec.dry_run {
+        return super::dry_run::dry_run(ws, &specs, deps, infos, exec);
+    }
     let labels: Vec<String> = specs.iter().map(|s| s.label.clone()).collect();
     let specs_labels = labels.clone();
     // Once per run: the reporter strips replays that go to a non-terminal,
@@ -255,23 +269,20 @@ pub(super) fn execute_specs(
         stats: stats.clone(),
     });
     let details = reporter.borrow().last_details(&stats);
+    let details_json = reporter.borrow().last_run_json(&infos, &stats);
     // Best effort: `--last-details` then has nothing to show, which it says.
     // Only into a directory proven to be vp's (claimed with its marker), so
     // an uncached run never makes the cache dir look foreign.
     if let Ok(home) = crate::cache::CacheDir::claim(&settings.dir) {
         let _ = std::fs::write(home.last_run(), details);
+        let _ = std::fs::write(home.last_run_json(), details_json);
     }
     if let Ok(c) = &ctx.cache {
         // Keep the cache within its bound; a failure here loses nothing.
         let _ = c.store.prune_if_needed(settings.max_size);
     }
-    Ok(if stats.cancelled {
-        exit_for_signal(stats.signal)
-    } else if let Some((_, code)) = stats.first_failure {
-        ExitCode::from(u8::try_from(code.clamp(1, 255)).unwrap_or(1))
-    } else {
-        ExitCode::SUCCESS
-    })
+    // A run cancelled by a signal exits like a process killed by it.
+    Ok(ExitCode::from(stats.exit_code()))
 }
 
 /// How long vp waits, after the last task, for uploads still in flight.
@@ -353,6 +364,36 @@ fn open_cache(settings: &CacheSettings, emit: &dyn Fn(RunEvent)) -> Result<RunCa
     };
     emit(RunEvent::Notice(RunNotice::CacheUnavailable(why.clone())));
     Err(why)
+}
+
+/// What the JSON reports say about each task: its id, its commands as
+/// shown, and the ids of the tasks it comes after.
+fn task_infos(specs: &[TaskSpec], deps: &[Vec<usize>]) -> Vec<TaskInfo> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let command = s.display.clone().or_else(|| {
+                (!s.items.is_empty()).then(|| {
+                    s.items
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" && ")
+                })
+            });
+            let depends_on = deps
+                .get(i)
+                .map(|d| {
+                    d.iter()
+                        .filter_map(|&j| specs.get(j))
+                        .map(|t| t.label.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            TaskInfo::new(s.label.clone(), command, depends_on)
+        })
+        .collect()
 }
 
 pub(super) fn header_cwd(root: &Path, cwd: &Path) -> String {

@@ -3,15 +3,17 @@
 //! From the task's spec (its `cache` setting, already resolved with
 //! `--cache`/`--no-cache` by `command.rs`) and whether the run has a usable
 //! store, the [`CacheMode`] of one command; and the concrete process it
-//! starts, whose program and arguments are part of its cache key.
+//! starts, whose program and arguments are part of its cache key
+//! (`fingerprint`).
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::command_line::CommandItem;
 use super::resolve;
 use super::spawn::ProcessSpec;
 use super::task::TaskSpec;
+use crate::cache::{SpawnFingerprint, SpawnSpec};
 use crate::events::{Failure, Unavailable};
 
 /// How the cache treats one command.
@@ -65,6 +67,33 @@ pub(crate) fn process(spec: &TaskSpec, item: &CommandItem) -> Result<ProcessSpec
         cwd: spec.cwd.clone(),
         env: spec.child_env.clone(),
         interactive: spec.interactive,
+    })
+}
+
+/// The cache key of `process` run for `spec`: its program and arguments,
+/// working directory, declared env (values from vp's `full_env`), which of
+/// its untracked variables are set, and its globs. A real run and a dry run
+/// compute it here alike.
+pub(crate) fn fingerprint(
+    spec: &TaskSpec,
+    process: &ProcessSpec,
+    workspace_root: &Path,
+    full_env: &[(OsString, OsString)],
+) -> SpawnFingerprint {
+    SpawnFingerprint::new(SpawnSpec {
+        workspace_root,
+        package_dir: &spec.package_dir,
+        cwd: &spec.cwd,
+        program: &process.program,
+        args: &process.args,
+        declared_env: &spec
+            .env_policy
+            .declared_values(full_env)
+            .into_iter()
+            .collect::<Vec<_>>(),
+        untracked_env: &spec.env_policy.untracked_names(full_env),
+        inputs: spec.inputs.clone(),
+        outputs: spec.outputs.clone(),
     })
 }
 

@@ -6,12 +6,15 @@
 //! through `decide` → `execute` → `admit` (sequenced by `task`, with the
 //! store calls in `store`). Every state change goes out as a
 //! `crate::events::RunEvent`; only `crate::report` turns them into text.
+//! `dry_run` (`--dry-run`) goes through `decide` and a read-only lookup
+//! only, and hands the plan to `crate::report::plan`.
 
 pub(crate) mod admit;
 pub(crate) mod build;
 pub(crate) mod command;
 mod command_line;
 mod decide;
+mod dry_run;
 pub(crate) mod env;
 mod execute;
 mod resolve;

@@ -1,11 +1,11 @@
 //! A task's calls into the cache store, each on a blocking thread (RocksDB
 //! and hashing must stay off the event loop): look up a command, restore a
 //! hit, learn and remember the task's own state files, record an admitted
-//! run.
+//! run; and, for a dry run, the same lookup without writing (`peek`).
 
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,37 +56,42 @@ pub(crate) async fn look_up(
         item_id.to_owned(),
         ctx.remote.clone(),
     );
-    let lookup = on_store(cache, spec, ctx, move |store, paths, env| {
-        let request = cache::LookupRequest {
-            task: &id,
-            spawn: &fp,
-            paths,
-            env,
-        };
-        let local = store.lookup(&request)?;
-        let (LookupOutcome::Miss(_), Some(session)) = (&local, session) else {
-            return Ok((local, None));
-        };
-        let fetched = remote::fetch_run(
-            &session,
-            store,
-            &remote::FetchRequest {
+    let lookup = on_store(
+        cache,
+        spec,
+        &StoreScope::of(ctx),
+        move |store, paths, env| {
+            let request = cache::LookupRequest {
                 task: &id,
                 spawn: &fp,
                 paths,
                 env,
-            },
-        )?;
-        match fetched {
-            remote::FetchOutcome::Imported(fetched) => match store.lookup(&request)? {
-                hit @ LookupOutcome::Hit(_) => Ok((hit, Some(Served(fetched.downloaded)))),
-                // Imported but not served (its inputs changed meanwhile):
-                // the local reasons stand.
-                LookupOutcome::Miss(_) => Ok((local, None)),
-            },
-            remote::FetchOutcome::Miss(why) => Ok((local, Some(NotServed(why)))),
-        }
-    })
+            };
+            let local = store.lookup(&request)?;
+            let (LookupOutcome::Miss(_), Some(session)) = (&local, session) else {
+                return Ok((local, None));
+            };
+            let fetched = remote::fetch_run(
+                &session,
+                store,
+                &remote::FetchRequest {
+                    task: &id,
+                    spawn: &fp,
+                    paths,
+                    env,
+                },
+            )?;
+            match fetched {
+                remote::FetchOutcome::Imported(fetched) => match store.lookup(&request)? {
+                    hit @ LookupOutcome::Hit(_) => Ok((hit, Some(Served(fetched.downloaded)))),
+                    // Imported but not served (its inputs changed meanwhile):
+                    // the local reasons stand.
+                    LookupOutcome::Miss(_) => Ok((local, None)),
+                },
+                remote::FetchOutcome::Miss(why) => Ok((local, Some(NotServed(why)))),
+            }
+        },
+    )
     .await;
     let (lookup, remote) = match lookup {
         Ok((outcome, remote)) => (Ok::<_, cache::CacheError>(outcome), remote),
@@ -119,24 +124,86 @@ pub(crate) async fn look_up(
             }
         }
         Ok(LookupOutcome::Miss(reasons)) => {
-            let miss = if reasons.is_first_run() {
-                Miss::FirstRun
-            } else {
-                Miss::Changed {
-                    reasons,
-                    base: cache::RelPath::from_abs(&ctx.workspace_root, &spec.package_dir)
-                        .unwrap_or_else(cache::RelPath::root),
-                }
-            };
             let why = match remote {
                 Some(NotServed(why)) => Some(why),
                 _ => None,
             };
-            Looked::Miss(miss, why)
+            Looked::Miss(miss(reasons, &ctx.workspace_root, spec), why)
         }
         Err(e) => Looked::Unavailable(Unavailable::ReadFailed {
             error: e.to_string(),
         }),
+    }
+}
+
+/// What a lookup of `fingerprint` would find now, for a dry run: the local
+/// store only (the remote cache is not asked: a dry run sends nothing
+/// anywhere), with `Store::peek`, which writes nothing; a hit is not
+/// restored (its `log` is empty). Also the outputs the command would
+/// write, as far as the store knows them: the hit's, or on a miss those of
+/// its last stored run (workspace-relative).
+pub(crate) async fn peek(
+    cache: &RunCache,
+    spec: &TaskSpec,
+    scope: &StoreScope,
+    item_id: &str,
+    fingerprint: &Arc<SpawnFingerprint>,
+) -> (Looked, Vec<cache::RelPath>) {
+    let (fp, id) = (Arc::clone(fingerprint), item_id.to_owned());
+    let outcome = on_store(cache, spec, scope, move |store, paths, env| {
+        let outcome = store.peek(&cache::LookupRequest {
+            task: &id,
+            spawn: &fp,
+            paths,
+            env,
+        })?;
+        let outputs = match &outcome {
+            LookupOutcome::Hit(hit) => hit.entry.outputs.keys().cloned().collect(),
+            // Only to explain the miss better: unreadable means unknown.
+            LookupOutcome::Miss(_) => store
+                .task_record(&id)
+                .ok()
+                .flatten()
+                .and_then(|r| store.entry(r.entry).ok().flatten())
+                .map(|e| e.outputs.keys().cloned().collect())
+                .unwrap_or_default(),
+        };
+        Ok::<_, cache::CacheError>((outcome, outputs))
+    })
+    .await;
+    match outcome {
+        Ok((LookupOutcome::Hit(hit), outputs)) => (
+            Looked::Hit {
+                log: Vec::new(),
+                saved: hit.saved(),
+                remote: None,
+            },
+            outputs,
+        ),
+        Ok((LookupOutcome::Miss(reasons), outputs)) => (
+            Looked::Miss(miss(reasons, &scope.workspace_root, spec), None),
+            outputs,
+        ),
+        Err(e) => (
+            Looked::Unavailable(Unavailable::ReadFailed {
+                error: e.to_string(),
+            }),
+            Vec::new(),
+        ),
+    }
+}
+
+/// A lookup's reasons as the header shows them: a first run has none; the
+/// others are shown relative to the task's package.
+fn miss(reasons: cache::MissReasons, workspace_root: &Path, spec: &TaskSpec) -> Miss {
+    if reasons.is_first_run() {
+        Miss::FirstRun
+    } else {
+        Miss::Changed {
+            reasons,
+            base: cache::RelPath::from_abs(workspace_root, &spec.package_dir)
+                .unwrap_or_else(cache::RelPath::root),
+        }
     }
 }
 
@@ -193,14 +260,19 @@ pub(crate) async fn record(
     run: AdmittedRun,
 ) -> Result<cache::StoredSummary, NotCached> {
     let id = item_id.to_owned();
-    let outcome = on_store(cache, spec, ctx, move |store, paths, _env| {
-        store.record(&cache::RecordRequest {
-            task: &id,
-            spawn: &fingerprint,
-            paths,
-            run: run.observed(),
-        })
-    })
+    let outcome = on_store(
+        cache,
+        spec,
+        &StoreScope::of(ctx),
+        move |store, paths, _env| {
+            store.record(&cache::RecordRequest {
+                task: &id,
+                spawn: &fingerprint,
+                paths,
+                run: run.observed(),
+            })
+        },
+    )
     .await;
     match outcome {
         Ok(cache::RecordOutcome::Stored(summary)) => Ok(summary),
@@ -247,22 +319,39 @@ pub(crate) struct PendingUpload {
     pub(crate) upload: blocking::Task<Result<remote::UploadOutcome, cache::CacheError>>,
 }
 
+/// What every store call of a run needs besides the task: the workspace
+/// root and vp's full environment (a real run has them in its
+/// `RunContext`; a dry run has no context).
+pub(crate) struct StoreScope {
+    pub(crate) workspace_root: PathBuf,
+    pub(crate) full_env: Arc<Vec<(OsString, OsString)>>,
+}
+
+impl StoreScope {
+    fn of(ctx: &RunContext) -> StoreScope {
+        StoreScope {
+            workspace_root: ctx.workspace_root.clone(),
+            full_env: Arc::clone(&ctx.full_env),
+        }
+    }
+}
+
 /// Runs `op` on a blocking thread with what every store call of a task
 /// needs: the task's paths and a view of vp's full environment under the
 /// task's untracked policy.
 async fn on_store<T: Send + 'static>(
     cache: &RunCache,
     spec: &TaskSpec,
-    ctx: &RunContext,
+    scope: &StoreScope,
     op: impl FnOnce(&Store, TaskPaths<'_>, &cache::EnvView<'_>) -> T + Send + 'static,
 ) -> T {
     let (store, policy, env) = (
         Arc::clone(&cache.store),
         spec.env_policy.clone(),
-        Arc::clone(&ctx.full_env),
+        Arc::clone(&scope.full_env),
     );
     let (root, pkg, dir) = (
-        ctx.workspace_root.clone(),
+        scope.workspace_root.clone(),
         spec.package_dir.clone(),
         cache.dir.clone(),
     );

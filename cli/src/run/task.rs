@@ -24,7 +24,7 @@ use super::env::EnvPolicy;
 use super::execute::{self, Recording, Traced, real_path};
 use super::spawn::ChildRegistry;
 use super::store::{self, Looked};
-use crate::cache::{self, GlobConfig, SpawnFingerprint, SpawnSpec, Store};
+use crate::cache::{self, GlobConfig, Store};
 use crate::events::{
     CacheStatus, CommandHeader, Failure, NotCached, OutputOrigin, OutputStream, RunEvent,
     RunNotice, TaskNotice, TaskOutcome, Unavailable,
@@ -118,11 +118,7 @@ pub(crate) async fn execute(
         if ctx.cancelled.get() {
             return TaskOutcome::Cancelled;
         }
-        let item_id = if spec.items.len() == 1 {
-            spec.label.clone()
-        } else {
-            format!("{}[{n}]", spec.label)
-        };
+        let item_id = item_id(spec, n);
         match run_item(index, spec, &item_id, item, ctx, ex).await {
             ItemResult::Done { hit, saved: s } => {
                 if spec.cache_enabled {
@@ -142,6 +138,16 @@ pub(crate) async fn execute(
         remote_hits,
         commands: cached,
         saved,
+    }
+}
+
+/// The store's id of command `n` of a task: its label, or `label[n]` when
+/// the task has several commands (`a && b`).
+pub(crate) fn item_id(spec: &TaskSpec, n: usize) -> String {
+    if spec.items.len() == 1 {
+        spec.label.clone()
+    } else {
+        format!("{}[{n}]", spec.label)
     }
 }
 
@@ -180,21 +186,12 @@ async fn run_item(
         }
         CacheMode::LookUp(cache) => cache,
     };
-    let fingerprint = Arc::new(SpawnFingerprint::new(SpawnSpec {
-        workspace_root: &ctx.workspace_root,
-        package_dir: &spec.package_dir,
-        cwd: &spec.cwd,
-        program: &process.program,
-        args: &process.args,
-        declared_env: &spec
-            .env_policy
-            .declared_values(&ctx.full_env)
-            .into_iter()
-            .collect::<Vec<_>>(),
-        untracked_env: &spec.env_policy.untracked_names(&ctx.full_env),
-        inputs: spec.inputs.clone(),
-        outputs: spec.outputs.clone(),
-    }));
+    let fingerprint = Arc::new(decide::fingerprint(
+        spec,
+        &process,
+        &ctx.workspace_root,
+        &ctx.full_env,
+    ));
     let (miss, remote_miss) = match store::look_up(cache, spec, ctx, item_id, &fingerprint).await {
         Looked::Hit { log, saved, remote } => {
             (ctx.emit)(header(CacheStatus::Hit {

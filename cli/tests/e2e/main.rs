@@ -13,6 +13,7 @@
 
 mod cache;
 mod colours;
+mod dry_run;
 mod harness;
 mod real_projects;
 mod remote;

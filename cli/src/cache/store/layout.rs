@@ -10,6 +10,7 @@
 //! <cache dir>/db/               the RocksDB store
 //! <cache dir>/set-aside/db-<t>  a store that could not be used, kept once
 //! <cache dir>/last-run.txt      `vp run --last-details`
+//! <cache dir>/last-run.json     `vp run --last-details --json`
 //! ```
 //!
 //! Heuristics such as "it holds a file named `CURRENT`" mistook user
@@ -39,6 +40,7 @@ const DB_DIR: &str = "db";
 const SET_ASIDE_DIR: &str = "set-aside";
 const SET_ASIDE_PREFIX: &str = "db-";
 const LAST_RUN: &str = "last-run.txt";
+const LAST_RUN_JSON: &str = "last-run.json";
 
 /// A directory proven to be vp's cache (its marker is there).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,6 +143,11 @@ impl CacheDir {
         self.root.join(LAST_RUN)
     }
 
+    /// `vp run --last-details --json`'s file.
+    pub(crate) fn last_run_json(&self) -> PathBuf {
+        self.root.join(LAST_RUN_JSON)
+    }
+
     /// Copies of unusable stores kept for inspection (at most one).
     pub(crate) fn set_aside_copies(&self) -> Vec<PathBuf> {
         let Ok(entries) = fs::read_dir(self.root.join(SET_ASIDE_DIR)) else {
@@ -193,7 +200,7 @@ impl CacheDir {
                 fs::remove_dir_all(&path).map_err(CacheError::io("delete", &path))?;
             }
         }
-        for file in [LAST_RUN, MARKER] {
+        for file in [LAST_RUN, LAST_RUN_JSON, MARKER] {
             let path = self.root.join(file);
             match fs::remove_file(&path) {
                 Ok(()) => {}
@@ -249,9 +256,10 @@ mod tests {
         fs::create_dir_all(ours.db()).expect("db");
         fs::write(ours.db().join("CURRENT"), "x").expect("write");
         fs::write(ours.last_run(), "x").expect("write");
+        fs::write(ours.last_run_json(), "{}").expect("write");
         fs::write(dir.join("notes.txt"), "the user's").expect("write");
         ours.remove().expect("remove");
-        assert!(!ours.db().exists() && !ours.last_run().exists());
+        assert!(!ours.db().exists() && !ours.last_run().exists() && !ours.last_run_json().exists());
         assert_eq!(
             fs::read_to_string(dir.join("notes.txt")).expect("kept"),
             "the user's"

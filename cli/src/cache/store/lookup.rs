@@ -60,6 +60,13 @@ enum Mode {
     Every,
 }
 
+/// Whether a hit is written back (a real run) or only reported (a dry run).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Marking {
+    Mark,
+    Peek,
+}
+
 /// Per-lookup state shared by every candidate: the file-system memo and the
 /// files the explicit input globs match now (walked once, lazily).
 struct Validator<'a> {
@@ -179,8 +186,22 @@ impl Validator<'_> {
 }
 
 impl Store {
-    /// Looks for a valid entry. Blocking (stats, maybe hashes, reads).
+    /// Looks for a valid entry. Blocking (stats, maybe hashes, reads). A
+    /// hit is marked: its hit count and last use (LRU), the task's pointer
+    /// to it, and its refreshed stat stamps are written.
     pub(crate) fn lookup(&self, req: &LookupRequest<'_>) -> Result<LookupOutcome, CacheError> {
+        self.find(req, Marking::Mark)
+    }
+
+    /// The same lookup, writing nothing (a dry run, on a store opened
+    /// read-only): the same candidates and the same miss reasons, but a
+    /// hit is not marked, and its `superseded` list is left empty (nothing
+    /// is restored from it).
+    pub(crate) fn peek(&self, req: &LookupRequest<'_>) -> Result<LookupOutcome, CacheError> {
+        self.find(req, Marking::Peek)
+    }
+
+    fn find(&self, req: &LookupRequest<'_>, marking: Marking) -> Result<LookupOutcome, CacheError> {
         let lookup_start = Timestamp::now_coarse();
         let spawn_key = req.spawn.key();
         let mut candidates = self.variants(&spawn_key)?;
@@ -197,6 +218,12 @@ impl Store {
                 continue;
             };
             let verdict = validator.validate(&entry, Mode::FirstDifference);
+            if verdict.reasons.is_empty() && marking == Marking::Peek {
+                return Ok(LookupOutcome::Hit(Box::new(CacheHit {
+                    entry,
+                    superseded: Vec::new(),
+                })));
+            }
             if verdict.reasons.is_empty() {
                 let superseded = self.superseded_outputs(req.task, key, &entry)?;
                 let entry =

@@ -1,6 +1,7 @@
 //! The RocksDB store (`Store`): opening it safely (`open`), writing runs
 //! (`record`), finding hits and explaining misses (`lookup`), bounding it
-//! (`evict`), and taking in remote results (`import`, `memo`). `db` holds
+//! (`evict`), taking in remote results (`import`, `memo`), and reading it
+//! without writing for a dry run (`read_only`, `Store::peek`). `db` holds
 //! the on-disk layout. All blocking: the runner calls these through
 //! `blocking::unblock`.
 
@@ -11,6 +12,7 @@ pub(crate) mod layout;
 pub(crate) mod lookup;
 mod memo;
 pub(crate) mod open;
+pub(crate) mod read_only;
 pub(crate) mod record;
 pub(crate) mod state;
 

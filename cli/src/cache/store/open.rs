@@ -133,7 +133,7 @@ fn db_options() -> Options {
     o
 }
 
-fn cf_descriptors() -> Vec<ColumnFamilyDescriptor> {
+pub(super) fn cf_descriptors() -> Vec<ColumnFamilyDescriptor> {
     COLUMN_FAMILIES
         .iter()
         .map(|&name| {
@@ -179,7 +179,7 @@ fn read_holder(db_dir: &Path) -> Option<u32> {
 
 /// Whether `pid` is this process's parent, grandparent, ... (read from
 /// `/proc`, which every Linux vp has; any read failure means "no").
-fn is_ancestor(pid: u32) -> bool {
+pub(super) fn is_ancestor(pid: u32) -> bool {
     let mut current = std::process::id();
     for _ in 0..64 {
         let Some(parent) = parent_of(current) else {
@@ -282,7 +282,7 @@ pub(crate) fn open(
 /// `Ok` when the schema matches (or the store is new and gets stamped),
 /// else the reason to set it aside. The DB is dropped (closed) by the caller
 /// on `Err`.
-fn check_schema(db: &DB, existed: bool) -> Result<(), String> {
+pub(super) fn check_schema(db: &DB, existed: bool) -> Result<(), String> {
     let meta = db.cf_handle(CF_META).ok_or("no `meta` column family")?;
     match db.get_cf(meta, META_SCHEMA) {
         Ok(Some(v)) => match <[u8; 4]>::try_from(v.as_slice()).map(u32::from_le_bytes) {

@@ -1094,3 +1094,50 @@ fn a_second_process_waits_then_gets_busy() {
     assert!(matches!(got, Opened::Busy { .. }));
     assert!(t.elapsed() >= Duration::from_millis(100));
 }
+
+/// A dry run's lookup on the store opened read-only: the same answer as a
+/// real lookup, and nothing written (the hit count, the task's pointer).
+#[test]
+fn a_peek_answers_like_a_lookup_and_marks_nothing() {
+    use super::read_only::{ReadOnly, open_read_only};
+    let w = ws();
+    let input = "packages/app/src/a.js";
+    w.write(input, "one");
+    stored(w.run("t", &cmd(), &[input], &[("packages/app/dist/a.js", "out")]));
+    let spawn = w.spawn(&cmd());
+    let hits = |store: &Store| -> Vec<u64> {
+        store
+            .variants(&spawn.key())
+            .expect("variants")
+            .into_iter()
+            .map(|(_, m)| m.map_or(0, |m| m.hits))
+            .collect()
+    };
+    let ro = match open_read_only(&w.cache) {
+        Ok(ReadOnly::Ready(store)) => store,
+        Ok(_) => panic!("expected a readable store"),
+        Err(e) => panic!("read-only open failed: {e}"),
+    };
+    let env = EnvView::new(std::iter::empty(), &no_untracked);
+    let peek = |task: &str| {
+        ro.peek(&LookupRequest {
+            task,
+            spawn: &spawn,
+            paths: w.paths(),
+            env: &env,
+        })
+        .expect("peek")
+    };
+    assert!(is_hit(&peek("t")));
+    assert_eq!(hits(&w.store), vec![0], "a peek counts no hit");
+    // Another task with the same command would hit too; a peek does not
+    // point that task at the entry.
+    assert!(is_hit(&peek("other")));
+    assert!(w.store.task_record("other").expect("read").is_none());
+    w.write(input, "two");
+    assert_eq!(miss_text(peek("t")), miss_text(w.lookup("t", &cmd())));
+    assert_eq!(miss_text(peek("t")), "'src/a.js' modified");
+    w.write(input, "one");
+    assert!(is_hit(&w.lookup("t", &cmd())));
+    assert_eq!(hits(&w.store), vec![1], "a real lookup does");
+}
