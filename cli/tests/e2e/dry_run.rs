@@ -172,3 +172,40 @@ fn deleted_outputs_of_a_hit_are_not_a_certain_miss() {
     run.assert_success();
     assert!(run.stderr.contains("3/3 cache hit"), "{}", run.combined());
 }
+
+/// While another vp holds the cache, a dry run does not wait for it: every
+/// cached command is `unknown`, naming the holder.
+#[test]
+fn a_locked_cache_is_unknown_without_waiting() {
+    use std::time::{Duration, Instant};
+
+    use crate::harness::wait_until;
+
+    let ws = Workspace::new("example");
+    ws.remove("node_modules/.cache");
+    ws.vp(["run", "-r", "build"]).output().assert_success();
+    ws.write(
+        "packages/utils/vite-task.json",
+        r#"{ "tasks": { "build": { "command": "node build.js" },
+             "slow": { "command": "node -e \"setTimeout(() => {}, 20000)\"" } } }"#,
+    );
+    let holder = ws.vp(["run", "@example/utils#slow"]).spawn();
+    let pid_file = ws.path("node_modules/.cache/vp/db/vp.pid");
+    let pid = holder.pid().to_string();
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(10), || {
+            std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == pid)
+        }),
+        "the slow run never took the cache"
+    );
+    let started = Instant::now();
+    let doc = plan(&ws);
+    let took = started.elapsed();
+    holder.signal(crate::harness::Signal::SIGTERM);
+    let _ = holder.wait();
+    assert!(took < Duration::from_secs(5), "the dry run waited {took:?}");
+    assert_eq!(statuses(&doc), ["unknown", "unknown", "unknown"]);
+    let reason = &doc["tasks"][0]["cache"]["reasons"][0];
+    assert_eq!(reason["kind"], "locked", "{doc}");
+    assert_eq!(reason["pid"].to_string(), pid, "{doc}");
+}
