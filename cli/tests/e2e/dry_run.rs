@@ -209,3 +209,36 @@ fn a_locked_cache_is_unknown_without_waiting() {
     assert_eq!(reason["kind"], "locked", "{doc}");
     assert_eq!(reason["pid"].to_string(), pid, "{doc}");
 }
+
+/// `vp build --dry-run` plans the project's own `vite build` the same way.
+#[test]
+fn vp_build_dry_run_plans_vite_build() {
+    use crate::harness::NodeModules;
+
+    let ws = Workspace::with_node_modules("vite-app", NodeModules::Link);
+    ws.remove("dist");
+    let cache_dir = ws.path("vp-cache");
+    let dir = cache_dir.to_str().expect("a UTF-8 temp path");
+    let before = ws.vp(["build", "--dry-run", "--cache-dir", dir]).output();
+    before.assert_success();
+    assert!(
+        before
+            .stdout
+            .contains("$ vp build ○ would miss: no previous run"),
+        "{}",
+        before.combined()
+    );
+    assert!(!ws.exists("dist") && !cache_dir.exists(), "a dry run built");
+    ws.vp(["build", "--cache-dir", dir])
+        .output()
+        .assert_success();
+    let out = ws
+        .vp(["build", "--dry-run", "--json", "--cache-dir", dir])
+        .output();
+    out.assert_success();
+    let doc: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", out.combined()));
+    assert_eq!(doc["tasks"][0]["task"], "vp build", "{doc}");
+    assert_eq!(doc["tasks"][0]["command"], "vp build", "{doc}");
+    assert_eq!(statuses(&doc), ["hit"]);
+}
