@@ -3,11 +3,14 @@
 //! A package's tasks are the `tasks` of its `vite-task.json` plus its
 //! `package.json` scripts (a vite-task.json task without `command` takes the
 //! script of the same name, so config can be added to an existing script).
+//! A task that runs a script also runs its `pre`/`post` scripts
+//! (`script_hooks`) unless the root's `enablePrePostScripts` is `false`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::PackageGraph;
+use super::script_hooks::ScriptHooks;
 use crate::workspace::{TaskDefinition, Workspace};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +29,8 @@ pub(crate) struct PlannedTask {
     pub(crate) kind: TaskKind,
     /// `None` for a task that only groups its `dependsOn`.
     pub(crate) command: Option<String>,
+    /// The `pre`/`post` scripts that run before and after `command`.
+    pub(crate) hooks: ScriptHooks,
     pub(crate) def: TaskDefinition,
     /// Indices (into `ExecutionPlan::tasks`) of the tasks that must succeed first.
     pub(crate) deps: Vec<usize>,
@@ -127,6 +132,7 @@ fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>)
 struct ResolvedTask {
     kind: TaskKind,
     command: Option<String>,
+    hooks: ScriptHooks,
     def: TaskDefinition,
 }
 
@@ -137,18 +143,43 @@ fn resolve_task(ws: &Workspace, pkg: usize, name: &str) -> Option<ResolvedTask> 
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, c)| c.clone());
+    // npm's hooks belong to scripts: a vite-task.json task with its own
+    // `command` is vp's, not npm's, and gets none.
+    let hooks = || {
+        if pre_post_enabled(ws) {
+            ScriptHooks::of(&p.scripts, name)
+        } else {
+            ScriptHooks::default()
+        }
+    };
     if let Some(def) = p.task_config.as_ref().and_then(|c| c.tasks.get(name)) {
+        let (command, hooks) = match (&def.command, script) {
+            (Some(own), _) => (Some(own.clone()), ScriptHooks::default()),
+            (None, Some(script)) => (Some(script), hooks()),
+            (None, None) => (None, ScriptHooks::default()),
+        };
         return Some(ResolvedTask {
             kind: TaskKind::Task,
-            command: def.command.clone().or(script),
+            command,
+            hooks,
             def: def.clone(),
         });
     }
     script.map(|command| ResolvedTask {
         kind: TaskKind::Script,
         command: Some(command),
+        hooks: hooks(),
         def: TaskDefinition::default(),
     })
+}
+
+/// The root's `enablePrePostScripts` (default on, as in npm).
+fn pre_post_enabled(ws: &Workspace) -> bool {
+    ws.packages
+        .first()
+        .and_then(|root| root.task_config.as_ref())
+        .and_then(|c| c.enable_pre_post_scripts)
+        .unwrap_or(true)
 }
 
 /// Every task a package offers: (name, command, kind), sorted by name.
@@ -188,6 +219,7 @@ impl Builder<'_> {
             label: label(self.ws, pkg, name),
             kind: resolved.kind,
             command: resolved.command,
+            hooks: resolved.hooks,
             def: resolved.def,
             deps: Vec::new(),
         });
@@ -569,6 +601,117 @@ mod tests {
         );
         assert!(e.contains("did you mean `lint`"), "{e}");
         assert!(e.contains("/w/vite-task.json"), "{e}");
+    }
+
+    /// (label, pre script, command, post script) of each planned task.
+    fn hooks_of(
+        ws: &Workspace,
+        task: &str,
+    ) -> Vec<(String, Option<String>, String, Option<String>)> {
+        let g = PackageGraph::new(ws);
+        let p = build_plan(
+            ws,
+            &g,
+            &TaskQuery {
+                task,
+                selection: TaskSelection::Current,
+                cwd: Path::new("/w"),
+            },
+        )
+        .expect("the test input is valid");
+        p.tasks
+            .iter()
+            .map(|t| {
+                (
+                    t.label.clone(),
+                    t.hooks.pre.as_ref().map(|h| h.name.clone()),
+                    t.command.clone().unwrap_or_default(),
+                    t.hooks.post.as_ref().map(|h| h.name.clone()),
+                )
+            })
+            .collect()
+    }
+
+    const HOOKED: [(&str, &str); 5] = [
+        ("prebuild", "echo pre"),
+        ("build", "echo build"),
+        ("postbuild", "echo post"),
+        ("prelint", "echo pre-lint"),
+        ("lint", "echo lint"),
+    ];
+
+    #[test]
+    fn a_script_and_its_dependencies_get_their_pre_and_post_scripts() {
+        let w = ws(vec![pkg(
+            "root",
+            &[],
+            &HOOKED,
+            r#"{"tasks":{"all":{"dependsOn":["build","lint"]}}}"#,
+        )]);
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            hooks_of(&w, "all"),
+            vec![
+                (
+                    "root#build".into(),
+                    some("prebuild"),
+                    "echo build".into(),
+                    some("postbuild")
+                ),
+                (
+                    "root#lint".into(),
+                    some("prelint"),
+                    "echo lint".into(),
+                    None
+                ),
+                // A task that only groups its dependencies runs no script.
+                ("root#all".into(), None, String::new(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_task_without_command_runs_the_script_with_its_hooks() {
+        let w = ws(vec![pkg(
+            "root",
+            &[],
+            &HOOKED,
+            r#"{"tasks":{"build":{"env":["X"]}}}"#,
+        )]);
+        let hooks = &hooks_of(&w, "build")[0];
+        assert_eq!(hooks.1.as_deref(), Some("prebuild"));
+        assert_eq!(hooks.3.as_deref(), Some("postbuild"));
+    }
+
+    #[test]
+    fn a_task_with_its_own_command_gets_no_hooks() {
+        let w = ws(vec![pkg(
+            "root",
+            &[],
+            &HOOKED,
+            r#"{"tasks":{"build":{"command":"vite build"}}}"#,
+        )]);
+        assert_eq!(
+            hooks_of(&w, "build"),
+            vec![("root#build".into(), None, "vite build".into(), None)]
+        );
+    }
+
+    #[test]
+    fn the_root_can_turn_hooks_off_for_every_package() {
+        let w = ws(vec![
+            pkg("root", &[], &[], r#"{"enablePrePostScripts": false}"#),
+            pkg("app", &[], &HOOKED, ""),
+        ]);
+        assert_eq!(
+            hooks_of(&w, "app#build"),
+            vec![("app#build".into(), None, "echo build".into(), None)]
+        );
+        let on = ws(vec![
+            pkg("root", &[], &[], r#"{"enablePrePostScripts": true}"#),
+            pkg("app", &[], &HOOKED, ""),
+        ]);
+        assert_eq!(hooks_of(&on, "app#build")[0].1.as_deref(), Some("prebuild"));
     }
 
     #[test]

@@ -114,11 +114,7 @@ fn execute_plan(
         let pkg = &ws.packages[t.pkg];
         // Extra args go to the tasks the user named, not to their dependencies.
         let is_target = !plan.tasks.iter().any(|other| other.deps.contains(&i)) || single;
-        let items = match &t.command {
-            Some(c) => command_line::parse(c, if is_target { extra } else { &[] })
-                .with_context(|| format!("task `{}` has an invalid command", t.label))?,
-            None => Vec::new(),
-        };
+        let items = task_items(t, if is_target { extra } else { &[] })?;
         let cwd = match &t.def.cwd {
             Some(rel) => pkg.dir.join(rel),
             None => pkg.dir.clone(),
@@ -165,6 +161,37 @@ fn execute_plan(
     }
     let deps: Vec<Vec<usize>> = plan.tasks.iter().map(|t| t.deps.clone()).collect();
     execute_specs(ws, specs, &deps, exec, opts)
+}
+
+/// A task's commands in the order they run: its `pre` script's items, its
+/// own command's, its `post` script's. Only its own command gets `extra`,
+/// as npm passes arguments only to the script named. Each item is cached on
+/// its own (`label[n]`), and the first failure stops the rest.
+fn task_items(
+    t: &graph::PlannedTask,
+    extra: &[String],
+) -> anyhow::Result<Vec<command_line::CommandItem>> {
+    let Some(command) = &t.command else {
+        return Ok(Vec::new());
+    };
+    let hook = |h: Option<&graph::HookScript>, kind: &str, when: &str| {
+        let Some(h) = h else { return Ok(Vec::new()) };
+        command_line::parse(&h.command, &[]).with_context(|| {
+            format!(
+                "task `{}`: its {kind} script `{}` has an invalid command\n\
+                 (hint: vp runs it {when} the task, as npm does; fix it, or set \
+                 `\"enablePrePostScripts\": false` in the root vite-task.json)",
+                t.label, h.name
+            )
+        })
+    };
+    let mut items = hook(t.hooks.pre.as_ref(), "pre", "before")?;
+    items.extend(
+        command_line::parse(command, extra)
+            .with_context(|| format!("task `{}` has an invalid command", t.label))?,
+    );
+    items.extend(hook(t.hooks.post.as_ref(), "post", "after")?);
+    Ok(items)
 }
 
 /// `input`/`output` config: omitted means auto; a list is auto only if it
@@ -427,4 +454,89 @@ fn task_list(ws: &Workspace, cwd: &Path) -> Vec<ListedPackage> {
                 .collect(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{HookScript, PlannedTask, ScriptHooks};
+
+    fn task(hooks: ScriptHooks, command: Option<&str>) -> PlannedTask {
+        PlannedTask {
+            pkg: 0,
+            label: "app#build".to_owned(),
+            kind: TaskKind::Script,
+            command: command.map(str::to_owned),
+            hooks,
+            def: crate::workspace::TaskDefinition::default(),
+            deps: Vec::new(),
+        }
+    }
+
+    fn hook(name: &str, command: &str) -> Option<HookScript> {
+        Some(HookScript {
+            name: name.to_owned(),
+            command: command.to_owned(),
+        })
+    }
+
+    fn texts(items: &[command_line::CommandItem]) -> Vec<String> {
+        items.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn pre_then_own_then_post_and_extra_args_only_to_its_own_command() {
+        let t = task(
+            ScriptHooks {
+                pre: hook("prebuild", "gen a && gen b"),
+                post: hook("postbuild", "echo done"),
+            },
+            Some("tsc && vite build"),
+        );
+        let items = task_items(&t, &["--x".to_owned()]).expect("the test input is valid");
+        assert_eq!(
+            texts(&items),
+            ["gen a", "gen b", "tsc", "vite build --x", "echo done"]
+        );
+    }
+
+    #[test]
+    fn without_hooks_or_command() {
+        let t = task(ScriptHooks::default(), Some("vite build"));
+        let items = task_items(&t, &[]).expect("the test input is valid");
+        assert_eq!(texts(&items), ["vite build"]);
+        let group = task(
+            ScriptHooks {
+                pre: hook("preall", "echo never"),
+                post: None,
+            },
+            None,
+        );
+        assert!(
+            task_items(&group, &[])
+                .expect("the test input is valid")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_invalid_hook_names_the_task_and_the_script() {
+        let t = task(
+            ScriptHooks {
+                pre: None,
+                post: hook("postbuild", "echo 'x"),
+            },
+            Some("vite build"),
+        );
+        let e = task_items(&t, &[]).expect_err("the test input is invalid");
+        assert!(
+            e.to_string()
+                .starts_with("task `app#build`: its post script `postbuild` has an invalid command\n(hint: vp runs it after the task, as npm does;"),
+            "{e}"
+        );
+        assert!(matches!(
+            e.downcast_ref::<command_line::CommandLineError>(),
+            Some(command_line::CommandLineError::UnterminatedQuote { .. })
+        ));
+    }
 }

@@ -19,6 +19,10 @@ pub(crate) struct TaskConfigFile {
     /// Root-only: where the shared remote cache is (`docs/remote-cache.md`).
     #[serde(default, rename = "remoteCache")]
     pub(crate) remote_cache: Option<RemoteCacheFile>,
+    /// Root-only: whether a script's `pre<name>`/`post<name>` scripts run
+    /// around it, as npm runs them (`None`: the default, on).
+    #[serde(default, rename = "enablePrePostScripts")]
+    pub(crate) enable_pre_post_scripts: Option<bool>,
     #[serde(default)]
     pub(crate) tasks: BTreeMap<String, TaskDefinition>,
 }
@@ -129,18 +133,34 @@ fn parse(text: &str, path: &Path, is_root: bool) -> Result<TaskConfigFile, Works
                 .to_owned(),
         }
     })?;
-    if !is_root && file.cache.is_some() {
-        let (line, column) = top_level_key_position(text, "cache").unwrap_or((1, 1));
-        return Err(WorkspaceError::Config {
-            path: path.to_path_buf(),
-            line,
-            column,
-            key: "cache".to_owned(),
-            message: "`cache` is a workspace-wide setting and is only allowed in the \
-                      workspace root's vite-task.json (hint: move it there, or set `cache` \
-                      on a single task under `tasks`)"
-                .to_owned(),
-        });
+    // Workspace-wide settings a package's file must not appear to change
+    // for itself alone (`remoteCache`, below, has more rules).
+    let root_only = [
+        (
+            "cache",
+            file.cache.is_some(),
+            "move it there, or set `cache` on a single task under `tasks`",
+        ),
+        (
+            "enablePrePostScripts",
+            file.enable_pre_post_scripts.is_some(),
+            "move it there",
+        ),
+    ];
+    for (key, present, hint) in root_only {
+        if !is_root && present {
+            let (line, column) = top_level_key_position(text, key).unwrap_or((1, 1));
+            return Err(WorkspaceError::Config {
+                path: path.to_path_buf(),
+                line,
+                column,
+                key: key.to_owned(),
+                message: format!(
+                    "`{key}` is a workspace-wide setting and is only allowed in the \
+                     workspace root's vite-task.json (hint: {hint})"
+                ),
+            });
+        }
     }
     if let Some(remote) = &file.remote_cache {
         let (line, column) = top_level_key_position(text, "remoteCache").unwrap_or((1, 1));
@@ -328,6 +348,42 @@ mod tests {
         assert!(e.contains("teem"), "{e}");
         let e = err("{\"remoteCache\": {\"url\": \"http://x\"}}", false);
         assert!(e.contains("only allowed in the workspace root"), "{e}");
+    }
+
+    #[test]
+    fn enable_pre_post_scripts_is_a_root_bool() {
+        let parse_root = |text: &str| {
+            parse(text, Path::new("vite-task.json"), true)
+                .expect("the test input is valid")
+                .enable_pre_post_scripts
+        };
+        assert_eq!(parse_root("{}"), None);
+        assert_eq!(
+            parse_root(r#"{"enablePrePostScripts": false}"#),
+            Some(false)
+        );
+        assert_eq!(parse_root(r#"{"enablePrePostScripts": true}"#), Some(true));
+        let e = err("{\n  \"enablePrePostScripts\": \"no\"\n}", true);
+        assert!(e.contains("/w/vite-task.json:2:"), "{e}");
+        assert!(e.contains("expected a boolean"), "{e}");
+        assert!(e.contains("at key `enablePrePostScripts`"), "{e}");
+    }
+
+    #[test]
+    fn enable_pre_post_scripts_in_a_package_is_an_error_with_its_position() {
+        let e = err(
+            "{\n  \"tasks\": {},\n    \"enablePrePostScripts\": false\n}",
+            false,
+        );
+        assert!(e.contains("/w/vite-task.json:3:5"), "{e}");
+        assert!(
+            e.contains(
+                "`enablePrePostScripts` is a workspace-wide setting and is only allowed in the \
+                 workspace root's vite-task.json (hint: move it there)"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("(at key `enablePrePostScripts`)"), "{e}");
     }
 
     #[test]
