@@ -7,8 +7,8 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Build every crate of the workspace. `--no-run` test builds share one feature set (and so one
-# RocksDB compile) with `just test`, the example and CI; a plain `cargo build` would add a second.
+# Build every crate and test binary of the workspace (every cargo command shares one RocksDB
+# compile per profile: see docs/development.md)
 build:
     cargo test --workspace --no-run
 

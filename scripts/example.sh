@@ -9,10 +9,9 @@ ROOT="$(vp_repo_root)"
 cd "$ROOT"
 
 bash scripts/bootstrap.sh
-# `cargo test --no-run` builds target/debug/vp with exactly the feature set the tests use, so
-# RocksDB (a ~10-minute C++ build) is compiled once for the example and the tests alike; a plain
-# `cargo build` unifies build-dependency features differently and would compile it a second time.
-vp_say "building vp (the first build compiles RocksDB and takes ~10-15 minutes)"
+# The test build also produces target/debug/vp, and scripts/test.sh needs it next; any other
+# cargo command would reuse the same RocksDB compile too (docs/development.md).
+vp_say "building vp (the first build compiles RocksDB and takes ~15 minutes)"
 cargo test --workspace --no-run
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
