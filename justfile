@@ -34,6 +34,10 @@ bench *ARGS:
     bash bench/vp-build-overhead.sh
     bash bench/run-peers.sh {{ARGS}}
 
+# Remote-cache hit of the 100-package fixture, vp (release) vs Turborepo on one local server
+bench-remote ROUNDS="7":
+    bash bench/remote-hit.sh {{ROUNDS}}
+
 # Measure the tracer's overhead on a real `vite build` (prints a Markdown report)
 bench-trace ROUNDS="9":
     cargo test --workspace --no-run

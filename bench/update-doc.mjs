@@ -30,7 +30,7 @@ const body = [
   start,
   `Measured ${new Date().toISOString().slice(0, 10)} on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}),`,
   `Node ${process.version}, vp at commit ${git('rev-parse', '--short', 'HEAD')}; peers: ${peers}; ratios are medians of`,
-  `per-iteration ratios against \`${ref}\`. Cells: median wall time / median peak RSS.`,
+  `per-iteration ratios against \`${ref}\`. ${process.env.BENCH_CELLS || 'Cells: median wall time / median peak RSS.'}`,
   '',
   ...tables.map((t) => fs.readFileSync(t, 'utf8').trim() + '\n'),
   end,
