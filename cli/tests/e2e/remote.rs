@@ -7,7 +7,7 @@ mod remote_cache_server;
 
 use remote_cache_server::{RemoteCacheServer, ServerOptions, free_port};
 
-use crate::harness::{Run, Workspace, assert_same_tree, repo_root};
+use crate::harness::{Run, Workspace, assert_same_tree, repo_root, wait_until};
 
 const TEAM: &str = "vp-e2e";
 
@@ -275,4 +275,45 @@ fn signed_artifacts_hit_with_the_key_and_are_rejected_with_another_or_none() {
         "{}",
         out.stderr
     );
+}
+
+/// Prepended to the site's build script: it says it started, then waits for
+/// the test to open the gate (so the server can be stopped mid-run, at a
+/// known point: after utils and app were uploaded, before site's upload).
+const GATE: &str = r#"(() => {
+  const fs = require('node:fs');
+  const path = require('node:path');
+  const root = path.join(__dirname, '..', '..');
+  fs.writeFileSync(path.join(root, 'site-started'), '');
+  const tick = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = Date.now() + 60000;
+  while (!fs.existsSync(path.join(root, 'gate')) && Date.now() < deadline) Atomics.wait(tick, 0, 0, 20);
+})();
+"#;
+
+#[test]
+fn a_server_stopped_mid_run_costs_one_line_and_every_task_succeeds() {
+    let mut server = server();
+    let ws = Workspace::new("example");
+    ws.edit("packages/site/build.js", |s| format!("{GATE}{s}"));
+    let running = build(&ws, &server.url(), server.token()).spawn();
+    let started = wait_until(
+        std::time::Instant::now() + std::time::Duration::from_secs(60),
+        || ws.path("site-started").exists(),
+    );
+    assert!(started, "the site task never started");
+    server.stop();
+    ws.write("gate", "");
+    let out = running.wait();
+    out.assert_success();
+    assert_eq!(
+        out.stderr.matches("remote cache unavailable").count(),
+        1,
+        "{}",
+        out.combined()
+    );
+    // Cached locally all the same.
+    let again = ws.vp(["run", "-r", "build"]).output();
+    again.assert_success();
+    assert_eq!(again.stderr.matches("◉ cache hit, replaying").count(), 3);
 }
