@@ -15,6 +15,7 @@ mod cache;
 mod colours;
 mod dry_run;
 mod harness;
+mod npm_package;
 mod pre_post;
 mod real_projects;
 mod remote;
