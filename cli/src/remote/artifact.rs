@@ -26,7 +26,10 @@ pub(crate) const FORMAT_VERSION: u16 = 1;
 const HEADER_LEN: usize = MAGIC.len() + 2 + 1 + 8;
 /// The decompressed payload may be this many times the artifact limit:
 /// outputs compress well, a zstd bomb does not get further than this.
-const MAX_EXPANSION: u64 = 16;
+const MAX_EXPANSION: u64 = 4;
+/// A manifest lists paths and hashes of a few input sets: this is far more
+/// than any real one, and keeps a hostile one from costing gigabytes.
+const MANIFEST_MAX: u64 = 16 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -245,11 +248,11 @@ fn decode<T: serde::de::DeserializeOwned>(
 }
 
 pub(crate) fn encode_manifest(m: &InputManifest, max: u64) -> Result<Vec<u8>, ArtifactError> {
-    encode(Kind::Manifest, m, max)
+    encode(Kind::Manifest, m, max.min(MANIFEST_MAX))
 }
 
 pub(crate) fn decode_manifest(bytes: &[u8], max: u64) -> Result<InputManifest, ArtifactError> {
-    decode(Kind::Manifest, bytes, max)
+    decode(Kind::Manifest, bytes, max.min(MANIFEST_MAX))
 }
 
 pub(crate) fn encode_result(r: &ResultArtifact, max: u64) -> Result<Vec<u8>, ArtifactError> {

@@ -360,14 +360,20 @@ impl RemoteSession {
         self.nanos.fetch_add(spent, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
         result.map_err(|err| {
-            if err.ends_session() {
-                let mut first = self
-                    .first_failure
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                first.get_or_insert_with(|| err.clone());
-                self.disabled.store(true, Ordering::Release);
+            if !err.ends_session() {
+                return SessionError::Failed(err);
             }
+            // Only the call that ends the session reports the failure:
+            // requests already in flight on other threads when the server
+            // went away see `Disabled`, so the run says it once.
+            if self.disabled.swap(true, Ordering::AcqRel) {
+                return SessionError::Disabled;
+            }
+            let mut first = self
+                .first_failure
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            first.get_or_insert_with(|| err.clone());
             SessionError::Failed(err)
         })
     }

@@ -40,6 +40,16 @@ pub(crate) enum Rejection {
     MissingBlob(String),
     #[error("it names an unsafe path: {0}")]
     UnsafePath(UnsafePath),
+    #[error("it would write '{0}', inside a version-control directory")]
+    VcsMetadata(String),
+}
+
+/// Whether `rel` is inside (or is) a `.git`, `.hg` or `.svn` directory, at
+/// any depth (a nested repository or submodule has one too).
+fn is_vcs_metadata(rel: &RelPath) -> bool {
+    rel.as_bytes()
+        .split(|b| *b == b'/')
+        .any(|part| matches!(part, b".git" | b".hg" | b".svn"))
 }
 
 /// Why `fetch_run` found nothing to import.
@@ -59,6 +69,10 @@ pub(crate) enum RemoteMiss {
     Rejected(Rejection),
     /// The server failed now, or earlier in this run.
     Unavailable(SessionError),
+    /// A verified result could not be put into the local store.
+    NotImported {
+        error: String,
+    },
 }
 
 impl fmt::Display for RemoteMiss {
@@ -79,6 +93,9 @@ impl fmt::Display for RemoteMiss {
             }
             Self::Unavailable(SessionError::Disabled) => {
                 f.write_str("remote cache unavailable earlier in this run")
+            }
+            Self::NotImported { error } => {
+                write!(f, "remote result not used: the local cache failed: {error}")
             }
         }
     }
@@ -489,6 +506,18 @@ fn open_result(
     {
         RelPath::from_stored(rel.as_bytes()).map_err(Rejection::UnsafePath)?;
     }
+    // No task's output is repository metadata, and a result that writes
+    // there (a hook under `.git/hooks`) is an attack on whoever restores it,
+    // so it is refused even from a server the user trusts.
+    if let Some(rel) = entry
+        .outputs
+        .keys()
+        .chain(&entry.owned_dirs)
+        .chain(&entry.created)
+        .find(|rel| is_vcs_metadata(rel))
+    {
+        return Err(Rejection::VcsMetadata(rel.to_string()));
+    }
     let mut blobs = HashMap::with_capacity(result.blobs.len());
     for (digest, bytes) in result.blobs {
         if Digest::of_content(&bytes) != digest {
@@ -530,6 +559,15 @@ pub(crate) fn check_connection(session: &RemoteSession) -> Result<ConnectionChec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_control_directories_are_never_remote_outputs() {
+        assert!(is_vcs_metadata(&hostile(b".git/hooks/pre-commit")));
+        assert!(is_vcs_metadata(&hostile(b"vendor/lib/.git/config")));
+        assert!(is_vcs_metadata(&hostile(b".hg")));
+        assert!(!is_vcs_metadata(&hostile(b"dist/.gitignore")));
+        assert!(!is_vcs_metadata(&hostile(b"src/git/index.js")));
+    }
     use crate::cache::{OutputState, decode_persisted, encode_persisted};
 
     fn hostile(path: &[u8]) -> RelPath {

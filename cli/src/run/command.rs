@@ -291,7 +291,7 @@ pub(super) fn execute_specs(
     let specs = Rc::new(specs);
     let mut stats = smol::block_on(ex.run(scheduler::run(&ex, specs, deps, opts, Rc::clone(&ctx))));
     stats.not_cached = ctx.not_cached.borrow().clone();
-    finish_uploads(&ctx, exec.verbose, &specs_labels);
+    finish_uploads(&ctx, exec.verbose, &specs_labels, stats.cancelled);
     reporter.borrow_mut().report(&RunEvent::RunFinished {
         stats: stats.clone(),
     });
@@ -312,24 +312,55 @@ pub(super) fn execute_specs(
     Ok(ExitCode::from(stats.exit_code()))
 }
 
+/// How waiting for one upload ended.
+enum UploadWait {
+    Done(Result<UploadOutcome, crate::cache::CacheError>),
+    TimedOut,
+    Interrupted,
+}
+
 /// How long vp waits, after the last task, for uploads still in flight.
 const UPLOAD_WAIT: Duration = Duration::from_secs(60);
 
 /// Waits (bounded) for the uploads started during the run and reports what
 /// matters: the server failing (once), and with `-v` each upload and the
 /// run's transfer totals.
-fn finish_uploads(ctx: &RunContext, verbose: bool, labels: &[String]) {
+fn finish_uploads(ctx: &RunContext, verbose: bool, labels: &[String], cancelled: bool) {
     let pending = std::mem::take(&mut *ctx.uploads.borrow_mut());
     let deadline = Instant::now() + UPLOAD_WAIT;
     let mut abandoned = 0;
+    // A cancelled run does not wait; neither does one the user interrupts
+    // while it waits (the scheduler's signal handling ended with the run).
+    let mut signals = async_signal::Signals::new(scheduler::FORWARDED).ok();
+    let mut stop = cancelled;
     for p in pending {
+        if stop {
+            abandoned += 1;
+            continue;
+        }
         let waited = smol::block_on(futures_lite::future::or(
-            async { Some(p.upload.await) },
-            async {
+            futures_lite::future::or(async { UploadWait::Done(p.upload.await) }, async {
                 async_io::Timer::at(deadline).await;
-                None
+                UploadWait::TimedOut
+            }),
+            async {
+                match signals.as_mut() {
+                    Some(s) => {
+                        let _ = futures_lite::StreamExt::next(s).await;
+                        UploadWait::Interrupted
+                    }
+                    None => std::future::pending().await,
+                }
             },
         ));
+        let waited = match waited {
+            UploadWait::Done(result) => Some(result),
+            UploadWait::TimedOut => None,
+            UploadWait::Interrupted => {
+                stop = true;
+                None
+            }
+        };
         let result = match waited {
             None => {
                 abandoned += 1;

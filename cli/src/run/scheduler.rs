@@ -31,7 +31,7 @@ enum Wake {
 }
 
 /// The signals vp forwards to its tasks instead of dying of them.
-const FORWARDED: [async_signal::Signal; 3] = [
+pub(super) const FORWARDED: [async_signal::Signal; 3] = [
     async_signal::Signal::Int,
     async_signal::Signal::Term,
     async_signal::Signal::Hup,

@@ -71,6 +71,14 @@ pub(crate) async fn look_up(
             let (LookupOutcome::Miss(_), Some(session)) = (&local, session) else {
                 return Ok((local, None));
             };
+            // A failure of the local store while importing is the remote
+            // path's failure: the local miss stands, so the task still runs
+            // and is stored.
+            let not_imported = |e: cache::CacheError| {
+                NotServed(RemoteMiss::NotImported {
+                    error: e.to_string(),
+                })
+            };
             let fetched = remote::fetch_run(
                 &session,
                 store,
@@ -80,15 +88,17 @@ pub(crate) async fn look_up(
                     paths,
                     env,
                 },
-            )?;
+            );
             match fetched {
-                remote::FetchOutcome::Imported(fetched) => match store.lookup(&request)? {
-                    hit @ LookupOutcome::Hit(_) => Ok((hit, Some(Served(fetched.downloaded)))),
+                Ok(remote::FetchOutcome::Imported(fetched)) => match store.lookup(&request) {
+                    Ok(hit @ LookupOutcome::Hit(_)) => Ok((hit, Some(Served(fetched.downloaded)))),
                     // Imported but not served (its inputs changed meanwhile):
                     // the local reasons stand.
-                    LookupOutcome::Miss(_) => Ok((local, None)),
+                    Ok(LookupOutcome::Miss(_)) => Ok((local, None)),
+                    Err(e) => Ok((local, Some(not_imported(e)))),
                 },
-                remote::FetchOutcome::Miss(why) => Ok((local, Some(NotServed(why)))),
+                Ok(remote::FetchOutcome::Miss(why)) => Ok((local, Some(NotServed(why)))),
+                Err(e) => Ok((local, Some(not_imported(e)))),
             }
         },
     )

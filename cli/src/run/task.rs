@@ -236,6 +236,11 @@ async fn run_item(
         remote_miss_notice(index, why, ctx);
     }
     let own_state = store::own_state(cache, spec, ctx, item_id).await;
+    // A lookup that went to the remote cache can take seconds: a Ctrl-C
+    // meanwhile must not be followed by starting the command.
+    if ctx.cancelled.get() {
+        return ItemResult::Failed(TaskOutcome::Cancelled);
+    }
     let recording = Recording {
         cache_dir: &cache.dir,
         own_state: &own_state,
@@ -299,7 +304,9 @@ fn remote_miss_notice(index: usize, why: RemoteMiss, ctx: &RunContext) {
             (ctx.emit)(RunEvent::Notice(RunNotice::RemoteUnavailable(e)));
         }
         RemoteMiss::Unavailable(SessionError::Disabled) => {}
-        why @ (RemoteMiss::Rejected(_) | RemoteMiss::InputUnreadable { .. }) => {
+        why @ (RemoteMiss::Rejected(_)
+        | RemoteMiss::InputUnreadable { .. }
+        | RemoteMiss::NotImported { .. }) => {
             (ctx.emit)(RunEvent::TaskNotice {
                 task: index,
                 notice: TaskNotice::RemoteMiss(why),
