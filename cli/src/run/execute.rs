@@ -125,7 +125,9 @@ pub(crate) async fn execute(
         error,
     })?;
     let pgid = i32::try_from(child.id()).unwrap_or(0);
-    if !process.interactive {
+    if process.interactive {
+        ctx.children.add_interactive(pgid);
+    } else {
         ctx.children.add(pgid);
     }
     let log: RefCell<Vec<cache::LogChunk>> = RefCell::new(Vec::new());
@@ -156,7 +158,11 @@ pub(crate) async fn execute(
         }
         None => (waiting.await, None),
     };
-    ctx.children.remove(pgid);
+    if process.interactive {
+        ctx.children.remove_interactive(pgid);
+    } else {
+        ctx.children.remove(pgid);
+    }
     let duration = t0.elapsed();
     let trace_outcome = match tracer {
         Some(t) => Some(t.finish().await),

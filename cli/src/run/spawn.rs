@@ -81,6 +81,9 @@ impl ProcessSpec {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ChildRegistry {
     groups: Rc<RefCell<BTreeSet<i32>>>,
+    /// Interactive children: they stay in vp's process group (so the
+    /// terminal's Ctrl-C reaches them directly) and are signalled by pid.
+    interactive: Rc<RefCell<BTreeSet<i32>>>,
 }
 
 impl ChildRegistry {
@@ -93,13 +96,34 @@ impl ChildRegistry {
         self.groups.borrow_mut().remove(&pgid);
         guard::forget_group_if_empty(pgid);
     }
-    /// Sends `signal` to every registered process group.
+    pub(crate) fn add_interactive(&self, pid: i32) {
+        self.interactive.borrow_mut().insert(pid);
+    }
+    pub(crate) fn remove_interactive(&self, pid: i32) {
+        self.interactive.borrow_mut().remove(&pid);
+    }
+    /// Sends `signal` to every registered process group, and to every
+    /// interactive child, except SIGINT: the terminal sends Ctrl-C to its
+    /// whole foreground group, so an interactive child already has it, and a
+    /// second copy would look like a second Ctrl-C ("force quit") to tools
+    /// that count them. A SIGTERM or SIGHUP sent to vp alone (`kill`,
+    /// `timeout`, a CI cancel, an npm launcher) reaches them only this way.
     pub(crate) fn signal_all(&self, signal: i32) {
         for &pgid in self.groups.borrow().iter() {
             // SAFETY: kill(2) has no memory-safety preconditions; a group
             // that already exited yields ESRCH, which is fine to ignore.
             unsafe {
                 libc::kill(-pgid, signal);
+            }
+        }
+        if signal == libc::SIGINT {
+            return;
+        }
+        for &pid in self.interactive.borrow().iter() {
+            // SAFETY: as above. The pid leaves the set right after the
+            // command ended (as a group does), on the loop that signals.
+            unsafe {
+                libc::kill(pid, signal);
             }
         }
     }

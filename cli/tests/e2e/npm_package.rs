@@ -6,7 +6,9 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use crate::harness::{Run, fixture_dir, repo_root, vp_bin};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Run, Signal, fixture_dir, repo_root, vp_bin, wait_until};
 
 /// A copy of the dev binary without debug info: the same program, a fraction of the bytes to
 /// pack and unpack (the release build is what users get, but CI builds only the dev profile).
@@ -69,7 +71,7 @@ fn the_npm_packages_install_without_a_registry_and_run_vp() {
     fs::write(
         project.join("package.json"),
         r#"{ "name": "npm-install-test", "version": "1.0.0", "private": true, "type": "module",
-  "scripts": { "build": "node make.js" } }
+  "scripts": { "build": "node make.js", "wait": "node wait.js" } }
 "#,
     )
     .expect("package.json");
@@ -87,6 +89,11 @@ fn the_npm_packages_install_without_a_registry_and_run_vp() {
     let vp = project.join("node_modules/.bin/vp");
     assert!(vp.exists(), "{}", installed.combined());
     // After the install: npm prunes what package.json does not list.
+    fs::write(
+        project.join("wait.js"),
+        "import fs from 'node:fs';\nfs.writeFileSync('waiting', '');\nsetTimeout(() => {}, 60000);\n",
+    )
+    .expect("wait.js");
     symlink(
         app.join("node_modules/vite"),
         project.join("node_modules/vite"),
@@ -120,6 +127,23 @@ fn the_npm_packages_install_without_a_registry_and_run_vp() {
         project.join("dist/index.html").is_file(),
         "{}",
         built.combined()
+    );
+
+    // A SIGTERM to the launcher alone (`kill`, `timeout`, a CI cancel) reaches vp, which stops
+    // its task and exits 143; the launcher ends the same way.
+    let running = Run::new(&vp, &project).args(["run", "wait"]).spawn();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    assert!(
+        wait_until(deadline, || project.join("waiting").exists()),
+        "the task never started"
+    );
+    running.signal(Signal::SIGTERM);
+    let stopped = running.wait();
+    assert_eq!(stopped.code, Some(143), "{}", stopped.combined());
+    assert!(
+        stopped.elapsed < Duration::from_secs(20),
+        "{}",
+        stopped.combined()
     );
 }
 

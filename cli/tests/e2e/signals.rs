@@ -79,6 +79,34 @@ fn sigterm_and_sighup_are_forwarded_and_vp_exits_128_plus_the_signal() {
     }
 }
 
+/// An interactive task (one uncached task: it stays in vp's process group and has the
+/// terminal) gets a SIGTERM sent to vp alone (`kill`, `timeout`, an npm launcher): the terminal
+/// would not deliver it, so vp must.
+#[test]
+fn sigterm_to_vp_alone_reaches_an_interactive_task() {
+    let ws = Workspace::new("bridge-verbs");
+    ws.write(
+        "wait.js",
+        "const fs = require('fs');\n\
+         process.on('SIGTERM', () => { fs.writeFileSync('got-signal', 'SIGTERM'); process.exit(1); });\n\
+         fs.writeFileSync('started', '');\n\
+         setTimeout(() => {}, 60000);\n",
+    );
+    write_tasks(
+        &ws,
+        r#"{ "wait": { "command": "node wait.js", "cache": false } }"#,
+    );
+    let running = ws
+        .vp(["run", "wait"])
+        .timeout(Duration::from_secs(150))
+        .spawn();
+    ws.wait_for("started", Duration::from_secs(90));
+    running.signal(Signal::SIGTERM);
+    let out = running.wait();
+    out.assert_code(143);
+    assert_eq!(ws.read("got-signal"), "SIGTERM", "{out}");
+}
+
 /// A task (its own process group) whose main process started a child: both must die when vp
 /// is killed with SIGKILL, which vp cannot catch.
 #[test]

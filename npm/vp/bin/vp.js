@@ -4,7 +4,7 @@
 // arguments, stdio, environment and exit status. `VP_BINARY=/path/to/vp` runs another binary.
 'use strict';
 
-const { spawnSync } = require('node:child_process');
+const { spawn } = require('node:child_process');
 const path = require('node:path');
 const { current, packageName, PLATFORMS } = require('../platforms.js');
 
@@ -33,14 +33,21 @@ function fail(message) {
   process.exit(1);
 }
 
-// vp handles Ctrl-C itself (it forwards the signal to its tasks and exits 130): the launcher
-// must outlive it instead of dying first, and then report how vp ended.
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => {});
-
-const result = spawnSync(binaryPath(), process.argv.slice(2), { stdio: 'inherit' });
-if (result.error) fail(`could not start ${result.error.path || 'vp'}: ${result.error.message}`);
-if (result.signal) {
-  process.removeAllListeners(result.signal);
-  process.kill(process.pid, result.signal);
+// vp handles signals itself (it forwards them to its tasks and exits 128 + n). The launcher
+// passes every signal it gets on to vp (a terminal's Ctrl-C reaches both; `kill`, `timeout` or a
+// CI cancel reach only the launcher), outlives it, and then ends the way vp ended.
+const child = spawn(binaryPath(), process.argv.slice(2), { stdio: 'inherit' });
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  });
 }
-process.exit(result.status === null ? 1 : result.status);
+child.on('error', (e) => fail(`could not start ${e.path || 'vp'}: ${e.message}`));
+child.on('exit', (code, signal) => {
+  if (signal) {
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
+    return;
+  }
+  process.exit(code === null ? 1 : code);
+});
