@@ -5,7 +5,12 @@
 //! and two-byte `ESC x`) from a byte stream that arrives in arbitrary
 //! chunks: a sequence split across chunks is still removed whole, because
 //! the stripper keeps only its parser state between calls (never bytes).
-//! Everything else, including `\r`, `\t` and non-UTF-8 bytes, is kept.
+//! Everything else, including `\r` and `\t`, is kept.
+//!
+//! Only text is touched: a stream that turns out not to be text (a NUL byte
+//! or bytes that are not UTF-8, as in `vp run gen > out.bin`) is passed
+//! through unchanged from then on, because an `ESC` byte in binary data is
+//! data, and removing it would corrupt the output.
 //! Used by the reporter for output that goes to a non-terminal.
 
 const ESC: u8 = 0x1b;
@@ -36,6 +41,27 @@ enum State {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AnsiStripper {
     state: State,
+    /// The stream is not text: pass everything through.
+    binary: bool,
+}
+
+/// Whether a chunk of a stream can be text: no NUL, and valid UTF-8 apart
+/// from a character cut at either end of the chunk (chunks split anywhere).
+fn looks_like_text(chunk: &[u8]) -> bool {
+    if chunk.contains(&0) {
+        return false;
+    }
+    let start = chunk
+        .iter()
+        .take(3)
+        .take_while(|b| (0x80..0xc0).contains(*b))
+        .count();
+    match std::str::from_utf8(&chunk[start..]) {
+        Ok(_) => true,
+        // `None`: the chunk ends inside a character, which the next one
+        // completes.
+        Err(e) => e.error_len().is_none(),
+    }
 }
 
 impl AnsiStripper {
@@ -43,6 +69,11 @@ impl AnsiStripper {
     /// still open at the end of `input` goes on being removed in the next
     /// call.
     pub(crate) fn strip(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        self.binary = self.binary || !looks_like_text(input);
+        if self.binary {
+            out.extend_from_slice(input);
+            return;
+        }
         for &b in input {
             self.state = self.step(b, out);
         }
@@ -125,6 +156,25 @@ fn abort(b: u8, out: &mut Vec<u8>) -> State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_output_is_never_changed() {
+        let png = b"\x89PNG\r\n\x1a\n\x00\x00\x1b[31mnot a colour";
+        assert_eq!(strip(png), png.to_vec());
+        // Once a stream showed it is binary, later chunks pass too.
+        let mut s = AnsiStripper::default();
+        let mut out = Vec::new();
+        s.strip(b"\xff\xfe", &mut out);
+        s.strip(b"\x1b[1mtext", &mut out);
+        assert_eq!(out, b"\xff\xfe\x1b[1mtext");
+        // A character cut between chunks is still text.
+        let mut s = AnsiStripper::default();
+        let mut out = Vec::new();
+        s.strip("é\x1b[1m".as_bytes(), &mut out);
+        s.strip(&"ü".as_bytes()[..1], &mut out);
+        s.strip(&"ü".as_bytes()[1..], &mut out);
+        assert_eq!(out, "éü".as_bytes());
+    }
 
     fn strip(input: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();

@@ -29,10 +29,6 @@ impl Terminals {
         }
     }
 
-    fn any(self) -> bool {
-        self.stdout || self.stderr
-    }
-
     fn of(self, stream: OutputStream) -> bool {
         match stream {
             OutputStream::Stdout => self.stdout,
@@ -103,8 +99,11 @@ impl Colours {
         (self.forces_children()).then_some(("FORCE_COLOR", "1"))
     }
 
+    /// Only when stdout is a terminal: with stdout redirected (`vp run gen >
+    /// file`), what lands in the file must be exactly what `gen > file`
+    /// writes, and stripping afterwards could alter binary output.
     fn forces_children(self) -> bool {
-        self.choice == UserChoice::Auto && self.terminals.any()
+        self.choice == UserChoice::Auto && self.terminals.stdout
     }
 
     /// Whether output of `origin` on `stream` is written without its escape
@@ -201,9 +200,10 @@ mod tests {
     }
 
     #[test]
-    fn a_redirected_stream_gets_no_colour_vp_asked_for() {
-        // `vp run gen > file` on a terminal: stderr stays coloured, the
-        // file gets plain text, live and replayed.
+    fn a_redirected_stdout_gets_exactly_what_the_tool_writes() {
+        // `vp run gen > file` on a terminal: vp asks for no colour, so live
+        // output is not touched (it may be binary); a replay to the file is
+        // stripped (the stripper leaves binary streams alone).
         let c = with(
             Terminals {
                 stdout: false,
@@ -211,8 +211,23 @@ mod tests {
             },
             &[],
         );
-        assert_eq!(c.child_env(), Some(("FORCE_COLOR", "1")));
-        assert!(c.strips(Stdout, Live) && c.strips(Stdout, Replayed));
+        assert_eq!(c.child_env(), None);
+        assert!(!c.strips(Stdout, Live) && c.strips(Stdout, Replayed));
         assert!(!c.strips(Stderr, Live) && !c.strips(Stderr, Replayed));
+    }
+
+    #[test]
+    fn a_redirected_stderr_loses_the_colour_vp_asked_for() {
+        // `vp run build 2> log` on a terminal.
+        let c = with(
+            Terminals {
+                stdout: true,
+                stderr: false,
+            },
+            &[],
+        );
+        assert_eq!(c.child_env(), Some(("FORCE_COLOR", "1")));
+        assert!(c.strips(Stderr, Live) && c.strips(Stderr, Replayed));
+        assert!(!c.strips(Stdout, Live) && !c.strips(Stdout, Replayed));
     }
 }

@@ -593,14 +593,22 @@ mod tests {
             &coloured(0, OutputStream::Stdout, OutputOrigin::Live),
         );
         assert_eq!(out, COLOURED);
-        // Only stderr is a terminal: vp set FORCE_COLOR, and stdout (a file)
-        // must not get the colour it caused.
+        // Only stderr is a terminal: vp set no FORCE_COLOR, so stdout (a
+        // file, maybe binary) gets exactly what the tool wrote.
         let (out, _) = run_with(
             LogMode::Interleaved,
             terminals(false, true),
             &coloured(0, OutputStream::Stdout, OutputOrigin::Live),
         );
-        assert_eq!(out, "✓ built\ndocs\n");
+        assert_eq!(out, COLOURED);
+        // Only stdout is a terminal: the redirected stderr does not get the
+        // colour vp's FORCE_COLOR caused.
+        let (_, err) = run_with(
+            LogMode::Interleaved,
+            terminals(true, false),
+            &coloured(0, OutputStream::Stderr, OutputOrigin::Live),
+        );
+        assert_eq!(err, "✓ built\ndocs\n");
     }
 
     #[test]
