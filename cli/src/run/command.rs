@@ -6,20 +6,18 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::run_cache::{finish_uploads, open_cache};
 use super::scheduler::{self, SchedulerOptions};
-use super::task::{RunCache, RunContext, TaskSpec};
+use super::task::{RunContext, TaskSpec};
 use super::{command_line, env::EnvPolicy, resolve};
 use crate::args::{ExecOptions, RunArgs};
 use crate::cache::{CacheSettings, GlobConfig};
 use crate::events::{RunEvent, RunNotice, Unavailable};
 use crate::graph::{self, ExecutionPlan, PackageGraph, TaskKind, TaskQuery, TaskSelection};
-use crate::remote::{
-    RemoteConfig, RemoteInputs, RemoteSession, SessionError, UploadOutcome, UploadSkipped,
-};
+use crate::remote::{RemoteConfig, RemoteInputs, RemoteSession};
 use crate::report::Reporter;
 use crate::report::listing::{self, ListedPackage, ListedTask};
 use crate::report::plan::TaskInfo;
@@ -312,118 +310,6 @@ pub(super) fn execute_specs(
     Ok(ExitCode::from(stats.exit_code()))
 }
 
-/// How waiting for one upload ended.
-enum UploadWait {
-    Done(Result<UploadOutcome, crate::cache::CacheError>),
-    TimedOut,
-    Interrupted,
-}
-
-/// How long vp waits, after the last task, for uploads still in flight.
-const UPLOAD_WAIT: Duration = Duration::from_secs(60);
-
-/// Waits (bounded) for the uploads started during the run and reports what
-/// matters: the server failing (once), and with `-v` each upload and the
-/// run's transfer totals.
-fn finish_uploads(ctx: &RunContext, verbose: bool, labels: &[String], cancelled: bool) {
-    let pending = std::mem::take(&mut *ctx.uploads.borrow_mut());
-    let deadline = Instant::now() + UPLOAD_WAIT;
-    let mut abandoned = 0;
-    // A cancelled run does not wait; neither does one the user interrupts
-    // while it waits (the scheduler's signal handling ended with the run).
-    let mut signals = async_signal::Signals::new(scheduler::FORWARDED).ok();
-    let mut stop = cancelled;
-    for p in pending {
-        if stop {
-            abandoned += 1;
-            continue;
-        }
-        let waited = smol::block_on(futures_lite::future::or(
-            futures_lite::future::or(async { UploadWait::Done(p.upload.await) }, async {
-                async_io::Timer::at(deadline).await;
-                UploadWait::TimedOut
-            }),
-            async {
-                match signals.as_mut() {
-                    Some(s) => {
-                        let _ = futures_lite::StreamExt::next(s).await;
-                        UploadWait::Interrupted
-                    }
-                    None => std::future::pending().await,
-                }
-            },
-        ));
-        let waited = match waited {
-            UploadWait::Done(result) => Some(result),
-            UploadWait::TimedOut => None,
-            UploadWait::Interrupted => {
-                stop = true;
-                None
-            }
-        };
-        let result = match waited {
-            None => {
-                abandoned += 1;
-                continue;
-            }
-            Some(Ok(UploadOutcome::Uploaded { bytes, .. })) => Ok(bytes),
-            Some(Ok(UploadOutcome::Skipped(why))) => Err(why),
-            // The local store failed while reading the entry back: the
-            // result stays cached locally, nothing else to say.
-            Some(Err(_)) => continue,
-        };
-        match result {
-            Err(UploadSkipped::Unavailable(SessionError::Failed(e))) => {
-                (ctx.emit)(RunEvent::Notice(RunNotice::RemoteUnavailable(e)));
-            }
-            Err(UploadSkipped::Unavailable(SessionError::Disabled)) => {}
-            result if verbose && p.task < labels.len() => {
-                (ctx.emit)(RunEvent::Notice(RunNotice::Uploaded {
-                    task: labels[p.task].clone(),
-                    result,
-                }));
-            }
-            _ => {}
-        }
-    }
-    if abandoned > 0 {
-        (ctx.emit)(RunEvent::Notice(RunNotice::UploadsAbandoned {
-            count: abandoned,
-        }));
-    }
-    if let (true, Some(session)) = (verbose, &ctx.remote) {
-        (ctx.emit)(RunEvent::Notice(RunNotice::RemoteTransfers(
-            session.stats(),
-        )));
-    }
-}
-
-/// Opens the store, telling the user when it waits for or repairs it.
-/// Failing to open is never fatal: the run goes on without the cache.
-fn open_cache(settings: &CacheSettings, emit: &dyn Fn(RunEvent)) -> Result<RunCache, Unavailable> {
-    let mut notify = |n: crate::cache::StoreNotice| emit(RunEvent::Notice(RunNotice::Store(n)));
-    let why = match crate::cache::open(&settings.dir, &settings.open, &mut notify) {
-        Ok(crate::cache::Opened::Ready(store)) => {
-            return Ok(RunCache {
-                store: std::sync::Arc::new(store),
-                dir: settings.dir.clone(),
-            });
-        }
-        // No notice: the header says it once per task, and the outer task
-        // caches this whole nested run.
-        Ok(crate::cache::Opened::HeldByAncestor { holder }) => {
-            return Err(Unavailable::HeldByAncestor { holder });
-        }
-        Ok(crate::cache::Opened::Busy { holder }) => Unavailable::Locked { holder },
-        Err(e) => Unavailable::OpenFailed {
-            dir: settings.dir.clone(),
-            error: e.to_string(),
-        },
-    };
-    emit(RunEvent::Notice(RunNotice::CacheUnavailable(why.clone())));
-    Err(why)
-}
-
 /// What the JSON reports say about each task: its id, its commands as
 /// shown, and the ids of the tasks it comes after.
 fn task_infos(specs: &[TaskSpec], deps: &[Vec<usize>]) -> Vec<TaskInfo> {
@@ -488,86 +374,5 @@ fn task_list(ws: &Workspace, cwd: &Path) -> Vec<ListedPackage> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::graph::{HookScript, PlannedTask, ScriptHooks};
-
-    fn task(hooks: ScriptHooks, command: Option<&str>) -> PlannedTask {
-        PlannedTask {
-            pkg: 0,
-            label: "app#build".to_owned(),
-            kind: TaskKind::Script,
-            command: command.map(str::to_owned),
-            hooks,
-            def: crate::workspace::TaskDefinition::default(),
-            deps: Vec::new(),
-        }
-    }
-
-    fn hook(name: &str, command: &str) -> Option<HookScript> {
-        Some(HookScript {
-            name: name.to_owned(),
-            command: command.to_owned(),
-        })
-    }
-
-    fn texts(items: &[command_line::CommandItem]) -> Vec<String> {
-        items.iter().map(ToString::to_string).collect()
-    }
-
-    #[test]
-    fn pre_then_own_then_post_and_extra_args_only_to_its_own_command() {
-        let t = task(
-            ScriptHooks {
-                pre: hook("prebuild", "gen a && gen b"),
-                post: hook("postbuild", "echo done"),
-            },
-            Some("tsc && vite build"),
-        );
-        let items = task_items(&t, &["--x".to_owned()]).expect("the test input is valid");
-        assert_eq!(
-            texts(&items),
-            ["gen a", "gen b", "tsc", "vite build --x", "echo done"]
-        );
-    }
-
-    #[test]
-    fn without_hooks_or_command() {
-        let t = task(ScriptHooks::default(), Some("vite build"));
-        let items = task_items(&t, &[]).expect("the test input is valid");
-        assert_eq!(texts(&items), ["vite build"]);
-        let group = task(
-            ScriptHooks {
-                pre: hook("preall", "echo never"),
-                post: None,
-            },
-            None,
-        );
-        assert!(
-            task_items(&group, &[])
-                .expect("the test input is valid")
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn an_invalid_hook_names_the_task_and_the_script() {
-        let t = task(
-            ScriptHooks {
-                pre: None,
-                post: hook("postbuild", "echo 'x"),
-            },
-            Some("vite build"),
-        );
-        let e = task_items(&t, &[]).expect_err("the test input is invalid");
-        assert!(
-            e.to_string()
-                .starts_with("task `app#build`: its post script `postbuild` has an invalid command\n(hint: vp runs it after the task, as npm does;"),
-            "{e}"
-        );
-        assert!(matches!(
-            e.downcast_ref::<command_line::CommandLineError>(),
-            Some(command_line::CommandLineError::UnterminatedQuote { .. })
-        ));
-    }
-}
+#[path = "command_tests.rs"]
+mod tests;

@@ -18,6 +18,7 @@ mod dry_run;
 pub(crate) mod env;
 mod execute;
 mod resolve;
+mod run_cache;
 mod scheduler;
 mod spawn;
 mod store;

@@ -14,8 +14,9 @@ fn ctrl_c_forwards_sigint_waits_and_exits_130_without_caching() {
     let ws = Workspace::new("bridge-verbs");
     ws.write(
         "wait.js",
-        "require('fs').writeFileSync('started', '');\n\
-         process.on('SIGINT', () => { require('fs').writeFileSync('got-sigint', ''); process.exit(1); });\n\
+        // The handler first: `started` must mean "ready for the signal".
+        "process.on('SIGINT', () => { require('fs').writeFileSync('got-sigint', ''); process.exit(1); });\n\
+         require('fs').writeFileSync('started', '');\n\
          setTimeout(() => {}, 60000);\n",
     );
     write_tasks(&ws, r#"{ "wait": { "command": "node wait.js" } }"#);
