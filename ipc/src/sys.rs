@@ -325,19 +325,7 @@ mod tests {
         let file = std::fs::File::open("/dev/null").expect("open /dev/null");
         assert_eq!(check_broker(file.as_raw_fd()), FdCheck::NotASocket);
         assert_eq!(check_broker(-1), FdCheck::Closed);
-        let mut fds = [0; 2];
-        // SAFETY: fds has room for two descriptors.
-        let rc = unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr(),
-            )
-        };
-        assert_eq!(rc, 0);
-        // SAFETY: fresh fds from socketpair.
-        let (s, _t) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (s, _t) = seqpacket_pair();
         assert_eq!(check_broker(s.as_raw_fd()), FdCheck::Ok);
     }
 }
