@@ -23,9 +23,12 @@ fn vp_on_terminal(ws: &Workspace, args: &str) -> Run {
 }
 
 /// The harness sets `NO_COLOR=1`; these tests are about what happens without a choice of the
-/// user's (and a `FORCE_COLOR` from the machine running the tests must not decide either).
+/// user's, and the machine running the tests must not decide either: a `FORCE_COLOR`, or a `CI`
+/// variable, which Vite's colour library (picocolors) takes as "colours are fine" on a pipe.
 fn without_colour_choice(run: Run) -> Run {
-    run.env_remove("NO_COLOR").env_remove("FORCE_COLOR")
+    run.env_remove("NO_COLOR")
+        .env_remove("FORCE_COLOR")
+        .env_remove("CI")
 }
 
 fn terminal_text(out: &Output) -> String {
