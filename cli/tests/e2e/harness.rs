@@ -12,7 +12,7 @@ mod tree;
 mod workspace;
 
 pub(crate) use nix::sys::signal::Signal;
-pub(crate) use run::{Output, Run, Running, wait_until};
+pub(crate) use run::{Output, Run, Running, alive, wait_until};
 pub(crate) use text::{normalize, strip_ansi, strip_durations};
 pub(crate) use tree::{Entry, Tree, assert_same_tree};
 pub(crate) use workspace::{NodeModules, Workspace, fixture_dir, repo_root, vp_bin};

@@ -13,7 +13,9 @@
 
 mod cache;
 mod colours;
+mod create_vite;
 mod dry_run;
+mod eslint_vitest;
 mod harness;
 mod npm_package;
 mod pre_post;

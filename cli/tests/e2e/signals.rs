@@ -4,34 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Signal, Workspace, wait_until};
+use crate::harness::{Signal, Workspace, alive, wait_until};
 
 fn write_tasks(ws: &Workspace, tasks: &str) {
     ws.write("vite-task.json", format!(r#"{{ "tasks": {tasks} }}"#));
-}
-
-/// True while `pid` exists and is not a zombie (an orphan may wait a moment to be reaped).
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rfind(')')
-            .is_some_and(|end| !stat[end + 1..].trim_start().starts_with(['Z', 'X']))
-    })
-}
-
-/// Waits until a task has written its pid to `file` (it may be seen empty while being written).
-#[track_caller]
-fn read_pid(ws: &Workspace, file: &str) -> i32 {
-    let path = ws.path(file);
-    let mut pid = None;
-    // Generous: a traced Node start on a loaded 2-core machine running the whole suite.
-    let found = wait_until(Instant::now() + Duration::from_secs(90), || {
-        pid = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| t.trim().parse().ok());
-        pid.is_some()
-    });
-    assert!(found, "{} never held a pid", path.display());
-    pid.unwrap_or(0)
 }
 
 fn kill(pid: i32) {
@@ -139,7 +115,7 @@ fn sigkill_of_vp_kills_its_tasks_and_their_children() {
         "src/child.pid",
     ]
     .iter()
-    .map(|f| read_pid(&ws, f))
+    .map(|f| ws.read_pid(f))
     .collect();
     assert!(
         pids.iter().all(|p| alive(*p)),
@@ -182,7 +158,7 @@ fn sigkill_of_vp_kills_an_interactive_task_and_its_child() {
         .vp(["run", "wait"])
         .timeout(Duration::from_secs(150))
         .spawn();
-    let pids = [read_pid(&ws, "main.pid"), read_pid(&ws, "child.pid")];
+    let pids = [ws.read_pid("main.pid"), ws.read_pid("child.pid")];
     running.signal(Signal::SIGKILL);
     let _ = running.wait();
     let gone = wait_until(Instant::now() + Duration::from_secs(5), || {
@@ -266,7 +242,7 @@ fn ctrl_c_does_not_wait_for_a_leftover_in_another_session() {
         .timeout(Duration::from_secs(150))
         .spawn();
     ws.wait_for("started", Duration::from_secs(90));
-    let daemon = read_pid(&ws, "daemon.pid");
+    let daemon = ws.read_pid("daemon.pid");
     let interrupted = Instant::now();
     running.signal(Signal::SIGINT);
     let out = running.wait();

@@ -8,6 +8,7 @@ use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -124,13 +125,17 @@ impl Run {
                 self.cwd.display()
             ),
         };
-        let stdout = drain(child.stdout.take());
-        let stderr = drain(child.stderr.take());
+        let stdout_live = Arc::new(Mutex::new(Vec::new()));
+        let stderr_live = Arc::new(Mutex::new(Vec::new()));
+        let stdout = drain(child.stdout.take(), &stdout_live);
+        let stderr = drain(child.stderr.take(), &stderr_live);
         Running {
             pid: child.id(),
             child: Some(child),
             stdout,
             stderr,
+            stdout_live,
+            stderr_live,
             display,
             cwd: self.cwd,
             timeout: self.timeout,
@@ -153,6 +158,9 @@ pub(crate) struct Running {
     child: Option<Child>,
     stdout: Option<JoinHandle<String>>,
     stderr: Option<JoinHandle<String>>,
+    /// What the program printed so far, while it runs.
+    stdout_live: Arc<Mutex<Vec<u8>>>,
+    stderr_live: Arc<Mutex<Vec<u8>>>,
     display: String,
     cwd: PathBuf,
     timeout: Duration,
@@ -189,6 +197,45 @@ impl Running {
                 .filter(|p| *p > 0)
                 .unwrap_or(i32::MAX),
         )
+    }
+
+    /// What the program wrote to stdout and stderr so far.
+    pub(crate) fn output_so_far(&self) -> (String, String) {
+        let text = |live: &Arc<Mutex<Vec<u8>>>| {
+            let bytes = live
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        (text(&self.stdout_live), text(&self.stderr_live))
+    }
+
+    /// Waits until `done(stderr so far)` holds; panics with the output after `timeout`, or when
+    /// the program exits first.
+    #[track_caller]
+    pub(crate) fn wait_for_stderr(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&str) -> bool,
+    ) {
+        let deadline = Instant::now() + timeout;
+        let mut exited = false;
+        let found = wait_until(deadline, || {
+            if done(&self.output_so_far().1) {
+                return true;
+            }
+            exited = self.has_exited();
+            exited
+        });
+        if !found || exited && !done(&self.output_so_far().1) {
+            let (stdout, stderr) = self.output_so_far();
+            panic!(
+                "`{}`: {what} did not happen within {timeout:?}{}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+                self.display,
+                if exited { " (it exited)" } else { "" }
+            );
+        }
     }
 
     /// True once the program has exited (its output may still be coming).
@@ -272,13 +319,36 @@ pub(crate) fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> b
     }
 }
 
-/// Reads a pipe to its end on a thread, so a chatty child never blocks on a full pipe.
-fn drain(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<String>> {
+/// True while `pid` exists and is not a zombie (an orphan may wait a moment to be reaped).
+pub(crate) fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rfind(')')
+            .is_some_and(|end| !stat[end + 1..].trim_start().starts_with(['Z', 'X']))
+    })
+}
+
+/// Reads a pipe to its end on a thread, so a chatty child never blocks on a full pipe; what was
+/// read so far is in `live` (for scenarios that wait for a line while the program runs).
+fn drain(
+    pipe: Option<impl Read + Send + 'static>,
+    live: &Arc<Mutex<Vec<u8>>>,
+) -> Option<JoinHandle<String>> {
+    let live = Arc::clone(live);
     pipe.map(|mut pipe| {
         thread::spawn(move || {
-            let mut bytes = Vec::new();
+            let mut chunk = [0u8; 8192];
             // A read error ends the capture; what was read so far is still worth showing.
-            let _ = pipe.read_to_end(&mut bytes);
+            while let Ok(n) = pipe.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                live.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend_from_slice(&chunk[..n]);
+            }
+            let bytes = live
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             String::from_utf8_lossy(&bytes).into_owned()
         })
     })

@@ -18,6 +18,9 @@ use super::tree::Tree;
 /// hand; a copy never takes them along. (`node_modules` is handled separately.)
 const NOT_COPIED: [&str; 3] = ["dist", ".tool-cache", "target"];
 
+/// Files of tool state likewise left behind: ESLint's `--cache` file.
+const NOT_COPIED_FILES: [&str; 1] = [".eslintcache"];
+
 /// Entries of a `node_modules` that hold state of a previous run (vp's cache, Vite's optimizer
 /// cache and bundled configs, `tsc -b`'s build info in the create-vite templates), never
 /// dependencies: a copy starts without them.
@@ -218,6 +221,23 @@ impl Workspace {
         );
     }
 
+    /// Waits until a task has written its pid to `rel` (it may be seen empty while being
+    /// written), generously: a traced Node start on a loaded 2-core machine running the suite.
+    #[track_caller]
+    pub(crate) fn read_pid(&self, rel: impl AsRef<Path>) -> i32 {
+        let path = self.path(rel);
+        let mut pid = None;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        let found = super::run::wait_until(deadline, || {
+            pid = fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| t.trim().parse().ok());
+            pid.is_some()
+        });
+        assert!(found, "{} never held a pid", path.display());
+        pid.unwrap_or(0)
+    }
+
     /// The file the fixture scripts append their task name to on every real execution.
     pub(crate) fn exec_log(&self) -> &Path {
         &self.exec_log
@@ -303,7 +323,7 @@ impl Copier {
                 if !NOT_COPIED.iter().any(|skip| name == *skip) {
                     self.dir(&from, &to)?;
                 }
-            } else {
+            } else if !NOT_COPIED_FILES.iter().any(|skip| name == *skip) {
                 copy_entry(&from, &to, kind)?;
             }
         }
@@ -381,6 +401,7 @@ mod tests {
             "src/a.js",
             "dist/a.js",
             ".tool-cache/s.json",
+            "src/.eslintcache",
             "node_modules/.cache/vp/x",
             "node_modules/dep/index.js",
         ] {
