@@ -133,6 +133,9 @@ pub(crate) struct RunArgs {
     /// Print the summary of the previous run and exit
     #[arg(long, conflicts_with = "dry_run")]
     pub(crate) last_details: bool,
+    /// Run, then re-run what each edit affects (the files the tasks were seen to read) until Ctrl-C
+    #[arg(long, conflicts_with_all = ["dry_run", "last_details", "json"])]
+    pub(crate) watch: bool,
     #[command(flatten)]
     pub(crate) exec: ExecOptions,
     /// Extra arguments, appended to the last command of the task (after `--`)

@@ -247,6 +247,65 @@ pub(crate) enum RunEvent {
     },
 }
 
+/// What `vp run --watch` says between its batches of tasks (`crate::watch`):
+/// what it watches, which edit re-runs what. Only `report::watch` turns
+/// these into lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WatchEvent {
+    /// A cycle is over; vp waits for an edit to one of `paths` (the files,
+    /// directories and missing paths its `tasks` were seen to read, and the
+    /// workspace's config files), through `dirs` directory watches.
+    Watching {
+        paths: usize,
+        tasks: usize,
+        dirs: usize,
+        /// Directories left unwatched: past the bound, or refused by the OS.
+        left_out: usize,
+    },
+    /// With `-v`: a task whose reads are not known, watched by its package
+    /// directory instead.
+    WatchingPackage { task: String, why: Unobserved },
+    /// A task that no edit re-runs.
+    Pinned { task: String, why: PinReason },
+    /// Edits that re-run `tasks` (and what depends on them); `path` is the
+    /// first, workspace-relative, `more` how many others.
+    Changed {
+        path: String,
+        more: usize,
+        tasks: Vec<String>,
+    },
+    /// With `-v`: edits that no watched task read.
+    Ignored { path: String, more: usize },
+    /// A config file changed: the run is planned again.
+    Replanning { path: String },
+    /// Planning again failed: vp keeps watching and tries after the next edit.
+    PlanFailed { error: String },
+    /// The file watcher reported an error (events may have been lost).
+    WatcherFailed { error: String },
+}
+
+/// Why vp does not know what a task read, so watches its package directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unobserved {
+    /// Its cache is off (a script, `cache: false`, `--no-cache`): it is not traced.
+    CacheOff,
+    /// The cache could not be used in this run.
+    CacheUnavailable,
+    /// It ran but its run was not stored (the summary says why).
+    NotStored,
+    /// It failed, was cancelled or did not start.
+    DidNotSucceed,
+}
+
+/// Why watch mode never re-runs a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PinReason {
+    /// `"persistent": true`: started once, left running.
+    Persistent,
+    /// A tool of it called `disableCache()`.
+    ToolDisabledCache { by: String },
+}
+
 /// How long after a command's main process exited vp waits silently for
 /// what that process left behind (pipes, traced processes), before it says
 /// what it is waiting for.

@@ -13,6 +13,7 @@ mod remote;
 mod report;
 mod run;
 mod trace;
+mod watch;
 mod workspace;
 
 use std::process::ExitCode;

@@ -8,8 +8,9 @@
 //! `listing` the output of the commands that print data (`vp run` without
 //! a task, `--last-details`), `plan` the `--dry-run` plan, `json` the
 //! machine-readable reports (`--json`, `last-run.json`), `colour` the run's
-//! colour decisions and `ansi` the escape-sequence stripper. Nothing here
-//! depends on the run module or on clap.
+//! colour decisions, `ansi` the escape-sequence stripper and `watch` the
+//! status lines of `vp run --watch`. Nothing here depends on the run module
+//! or on clap.
 
 mod ansi;
 mod bridge_facts;
@@ -20,6 +21,7 @@ pub(crate) mod listing;
 pub(crate) mod plan;
 mod reasons;
 mod reporter;
+pub(crate) mod watch;
 
 pub(crate) use colour::Colours;
 pub(crate) use reporter::Reporter;

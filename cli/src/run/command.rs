@@ -5,22 +5,19 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::run_cache::{finish_uploads, open_cache};
-use super::scheduler::{self, SchedulerOptions};
-use super::task::{RunContext, TaskSpec};
+use super::scheduler::SchedulerOptions;
+use super::session::{RunSession, task_infos};
+use super::task::TaskSpec;
 use super::{command_line, env::EnvPolicy, resolve};
 use crate::args::{ExecOptions, RunArgs};
 use crate::cache::{CacheSettings, GlobConfig};
-use crate::events::{RunEvent, RunNotice, Unavailable};
+use crate::events::RunEvent;
 use crate::graph::{self, ExecutionPlan, PackageGraph, TaskKind, TaskQuery, TaskSelection};
-use crate::remote::{RemoteConfig, RemoteInputs, RemoteSession};
 use crate::report::Reporter;
 use crate::report::listing::{self, ListedPackage, ListedTask};
-use crate::report::plan::TaskInfo;
 use crate::workspace::GlobEntry;
 use crate::workspace::Workspace;
 
@@ -55,16 +52,48 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             "`--dry-run` shows what running a task would do, but no task was named\n(hint: `vp run --dry-run <task>`; `vp run` alone lists the tasks)"
         );
     }
+    if args.watch && args.task.is_none() {
+        anyhow::bail!(
+            "`--watch` re-runs a task when what it read changes, but no task was named\n(hint: `vp run --watch <task>`; `vp run` alone lists the tasks)"
+        );
+    }
     let Some(task) = args.task.as_deref() else {
         let _ = listing::task_list(&mut std::io::stdout(), &task_list(&ws, &cwd));
         return Ok(ExitCode::SUCCESS);
     };
 
-    let pkg_graph = PackageGraph::new(&ws);
+    let opts = SchedulerOptions {
+        concurrency: usize::try_from(args.concurrency_limit).unwrap_or(4),
+        parallel: args.parallel,
+    };
+    if args.watch {
+        return crate::watch::watch(&args, task, &opts);
+    }
+    let planned = plan(&ws, &args, task, &cwd)?;
+    execute_specs(&ws, planned.specs, &planned.deps, &args.exec, &opts)
+}
+
+/// A run's tasks, resolved: what the scheduler runs.
+pub(crate) struct Planned {
+    /// In a topological order: every task comes after its `deps`.
+    pub(crate) specs: Vec<TaskSpec>,
+    pub(crate) deps: Vec<Vec<usize>>,
+    /// Per task: `"persistent": true` (started once in watch mode).
+    pub(crate) persistent: Vec<bool>,
+}
+
+/// Plans `task` as `args` select it, from `cwd` in `ws`, into `TaskSpec`s.
+pub(crate) fn plan(
+    ws: &Workspace,
+    args: &RunArgs,
+    task: &str,
+    cwd: &Path,
+) -> anyhow::Result<Planned> {
+    let pkg_graph = PackageGraph::new(ws);
     let selection = if args.recursive {
         TaskSelection::Recursive
     } else if !args.filter.is_empty() {
-        let (set, warnings) = graph::select_packages(&ws, &pkg_graph, &args.filter, &cwd)?;
+        let (set, warnings) = graph::select_packages(ws, &pkg_graph, &args.filter, cwd)?;
         // Shown at once: planning may still fail, and the warning explains why.
         for w in &warnings {
             crate::report::planning_warning(w);
@@ -78,28 +107,32 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         TaskSelection::Current
     };
     let plan = graph::build_plan(
-        &ws,
+        ws,
         &pkg_graph,
         &TaskQuery {
             task,
             selection,
-            cwd: &cwd,
+            cwd,
         },
     )?;
-    let opts = SchedulerOptions {
-        concurrency: usize::try_from(args.concurrency_limit).unwrap_or(4),
-        parallel: args.parallel,
-    };
-    execute_plan(&ws, &plan, &args.extra, &args.exec, &opts)
+    let specs = task_specs(ws, &plan, &args.extra, &args.exec)?;
+    Ok(Planned {
+        specs,
+        deps: plan.tasks.iter().map(|t| t.deps.clone()).collect(),
+        persistent: plan
+            .tasks
+            .iter()
+            .map(|t| t.def.persistent.unwrap_or(false))
+            .collect(),
+    })
 }
 
-fn execute_plan(
+fn task_specs(
     ws: &Workspace,
     plan: &ExecutionPlan,
     extra: &[String],
     exec: &ExecOptions,
-    opts: &SchedulerOptions,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Vec<TaskSpec>> {
     let full_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     let root_cache = ws.packages[0]
         .task_config
@@ -157,8 +190,7 @@ fn execute_plan(
             interactive: single && !cache_enabled,
         });
     }
-    let deps: Vec<Vec<usize>> = plan.tasks.iter().map(|t| t.deps.clone()).collect();
-    execute_specs(ws, specs, &deps, exec, opts)
+    Ok(specs)
 }
 
 /// A task's commands in the order they run: its `pre` script's items, its
@@ -220,124 +252,31 @@ pub(super) fn execute_specs(
     exec: &ExecOptions,
     opts: &SchedulerOptions,
 ) -> anyhow::Result<ExitCode> {
-    let infos = task_infos(&specs, deps);
     if exec.dry_run {
+        let infos = task_infos(&specs, deps);
         return super::dry_run::dry_run(ws, &specs, deps, infos, exec);
     }
     let labels: Vec<String> = specs.iter().map(|s| s.label.clone()).collect();
-    let specs_labels = labels.clone();
-    // Once per run: the reporter strips replays that go to a non-terminal,
-    // and tasks are asked for colour when vp itself is on a terminal.
-    let colours = crate::report::Colours::detect();
-    let reporter = Rc::new(std::cell::RefCell::new(Reporter::terminal(
-        exec.log.into(),
-        exec.verbose,
-        labels,
-        colours,
-    )));
-    let sink = Rc::clone(&reporter);
-    let emit = move |e: RunEvent| sink.borrow_mut().report(&e);
-    let cwd = std::env::current_dir().context("cannot determine the current directory")?;
-    let settings = CacheSettings::resolve(exec.cache_dir.as_deref(), None, &ws.root, &cwd, |k| {
-        std::env::var(k).ok()
-    })?;
-    let cache = if specs.iter().any(|s| s.cache_enabled) {
-        open_cache(&settings, &emit)
-    } else {
-        Err(Unavailable::NotOpened)
-    };
-    let addon_path = match crate::bridge::materialize_addon(&crate::bridge::default_addon_dir()) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            emit(RunEvent::Notice(RunNotice::AddonUnavailable {
-                error: e.to_string(),
-            }));
-            None
-        }
-    };
-    let full_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    // A malformed remote-cache setting is the user's to fix before anything
-    // runs; a server that is down is not (see `remote::RemoteSession`).
-    let remote_config = RemoteConfig::resolve(&RemoteInputs {
-        env: &full_env,
-        file: ws.packages[0]
-            .task_config
-            .as_ref()
-            .and_then(|c| c.remote_cache.as_ref()),
-        flag: exec.remote_cache.map(Into::into),
-    })?;
-    let remote = match (&cache, remote_config) {
-        (Ok(_), Some(config)) => Some(Arc::new(RemoteSession::new(config))),
-        _ => None,
-    };
-    let ctx = Rc::new(RunContext {
-        emit: Box::new(emit),
-        children: super::spawn::ChildRegistry::default(),
-        cancelled: std::cell::Cell::new(false),
-        verbose: exec.verbose,
-        workspace_root: ws.root.clone(),
-        full_env_map: Rc::new(full_env.iter().cloned().collect()),
-        full_env: std::sync::Arc::new(full_env),
-        cache,
-        addon_path,
-        colours,
-        not_cached: std::cell::RefCell::new(Vec::new()),
-        remote,
-        uploads: std::cell::RefCell::new(Vec::new()),
-    });
+    let wants_cache = specs.iter().any(|s| s.cache_enabled);
+    let session = RunSession::open(ws, exec, wants_cache, &opening_notice)?;
+    let reporter = session.reporter(labels);
     let ex = Rc::new(smol::LocalExecutor::new());
-    let specs = Rc::new(specs);
-    let mut stats = smol::block_on(ex.run(scheduler::run(&ex, specs, deps, opts, Rc::clone(&ctx))));
-    stats.not_cached = ctx.not_cached.borrow().clone();
-    finish_uploads(&ctx, exec.verbose, &specs_labels, stats.cancelled);
-    reporter.borrow_mut().report(&RunEvent::RunFinished {
-        stats: stats.clone(),
-    });
-    let details = reporter.borrow().last_details(&stats);
-    let details_json = reporter.borrow().last_run_json(&infos, &stats);
-    // Best effort: `--last-details` then has nothing to show, which it says.
-    // Only into a directory proven to be vp's (claimed with its marker), so
-    // an uncached run never makes the cache dir look foreign.
-    if let Ok(home) = crate::cache::CacheDir::claim(&settings.dir) {
-        let _ = std::fs::write(home.last_run(), details);
-        let _ = std::fs::write(home.last_run_json(), details_json);
-    }
-    if let Ok(c) = &ctx.cache {
-        // Keep the cache within its bound; a failure here loses nothing.
-        let _ = c.store.prune_if_needed(settings.max_size);
-    }
+    let stats = smol::block_on(ex.run(session.run_batch(&ex, specs, deps, opts, &reporter, None)));
     // A run cancelled by a signal exits like a process killed by it.
     Ok(ExitCode::from(stats.exit_code()))
 }
 
-/// What the JSON reports say about each task: its id, its commands as
-/// shown, and the ids of the tasks it comes after.
-fn task_infos(specs: &[TaskSpec], deps: &[Vec<usize>]) -> Vec<TaskInfo> {
-    specs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let command = s.display.clone().or_else(|| {
-                (!s.items.is_empty()).then(|| {
-                    s.items
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(" && ")
-                })
-            });
-            let depends_on = deps
-                .get(i)
-                .map(|d| {
-                    d.iter()
-                        .filter_map(|&j| specs.get(j))
-                        .map(|t| t.label.clone())
-                        .collect()
-                })
-                .unwrap_or_default();
-            TaskInfo::new(s.label.clone(), command, depends_on)
-        })
-        .collect()
+/// Where the notices of opening a run (waiting for the store's lock,
+/// repairing it, no addon) go: they name no task, so a reporter without
+/// tasks prints them as every reporter does.
+pub(crate) fn opening_notice(event: RunEvent) {
+    Reporter::terminal(
+        crate::report::LogMode::Interleaved,
+        false,
+        Vec::new(),
+        crate::report::Colours::detect(),
+    )
+    .report(&event);
 }
 
 pub(super) fn header_cwd(root: &Path, cwd: &Path) -> String {

@@ -19,8 +19,11 @@ pub(crate) mod env;
 mod execute;
 mod resolve;
 mod run_cache;
-mod scheduler;
+pub(crate) mod scheduler;
+pub(crate) mod session;
 mod spawn;
 mod store;
 mod task;
 mod vcs;
+
+pub(crate) use task::{TaskSpec, item_id};

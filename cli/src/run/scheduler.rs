@@ -31,13 +31,13 @@ enum Wake {
 }
 
 /// The signals vp forwards to its tasks instead of dying of them.
-pub(super) const FORWARDED: [async_signal::Signal; 3] = [
+pub(crate) const FORWARDED: [async_signal::Signal; 3] = [
     async_signal::Signal::Int,
     async_signal::Signal::Term,
     async_signal::Signal::Hup,
 ];
 
-fn signal_number(signal: async_signal::Signal) -> i32 {
+pub(crate) fn signal_number(signal: async_signal::Signal) -> i32 {
     match signal {
         async_signal::Signal::Term => libc::SIGTERM,
         async_signal::Signal::Hup => libc::SIGHUP,

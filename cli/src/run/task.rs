@@ -33,7 +33,7 @@ use crate::remote::{RemoteMiss, RemoteSession, SessionError};
 use crate::report::Colours;
 
 /// A planned task, resolved into what is needed to execute it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct TaskSpec {
     pub(crate) label: String,
     pub(crate) items: Vec<CommandItem>,
@@ -54,6 +54,7 @@ pub(crate) struct TaskSpec {
 }
 
 /// The cache as one run uses it.
+#[derive(Clone)]
 pub(crate) struct RunCache {
     pub(crate) store: Arc<Store>,
     pub(crate) dir: PathBuf,

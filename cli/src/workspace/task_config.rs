@@ -88,6 +88,10 @@ pub(crate) struct TaskDefinition {
     pub(crate) untracked_env: Vec<String>,
     pub(crate) input: Option<Vec<GlobEntry>>,
     pub(crate) output: Option<Vec<GlobEntry>>,
+    /// A long-running task (`vite dev`, `tsc --watch`): `vp run --watch`
+    /// starts it once and never restarts it on an edit (docs/watch.md). A
+    /// plain run treats it like any other task.
+    pub(crate) persistent: Option<bool>,
 }
 
 /// One entry of `input`/`output`: a glob (`!` excludes) or `{ "auto": bool }`.

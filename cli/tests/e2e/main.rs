@@ -26,3 +26,4 @@ mod signals;
 mod smoke;
 mod trust;
 mod vite_build;
+mod watch;

@@ -1,0 +1,221 @@
+//! A run's long-lived parts, opened once and shared by every batch of tasks
+//! it runs: the cache settings and store, the Node addon, the remote-cache
+//! session, vp's environment and colour decisions ([`RunSession`]). A plain
+//! `vp run` runs one batch; `vp run --watch` (`crate::watch`) runs one per
+//! cycle on the same session, each through the scheduler and the pipeline
+//! of `task.rs`, each with its own reporter and summary.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::run_cache::{finish_uploads, open_cache};
+use super::scheduler::{self, SchedulerOptions};
+use super::task::{RunCache, RunContext, TaskSpec};
+use crate::args::ExecOptions;
+use crate::cache::{CacheSettings, Store};
+use crate::events::{RunEvent, RunNotice, RunStats, Unavailable};
+use crate::remote::{RemoteConfig, RemoteInputs, RemoteSession};
+use crate::report::plan::TaskInfo;
+use crate::report::{Colours, LogMode, Reporter};
+use crate::workspace::Workspace;
+
+/// What every batch of one vp run shares.
+pub(crate) struct RunSession {
+    workspace_root: PathBuf,
+    settings: CacheSettings,
+    cache: Result<RunCache, Unavailable>,
+    addon_path: Option<PathBuf>,
+    remote: Option<Arc<RemoteSession>>,
+    colours: Colours,
+    full_env: Arc<Vec<(OsString, OsString)>>,
+    full_env_map: Rc<BTreeMap<OsString, OsString>>,
+    log: LogMode,
+    verbose: bool,
+}
+
+/// Someone who wants to see a batch's events besides its reporter (watch
+/// mode learns from them what each task's run was).
+pub(crate) type Observer = Rc<dyn Fn(&RunEvent)>;
+
+impl RunSession {
+    /// Opens the store (when `wants_cache`), writes the addon and resolves
+    /// the remote cache; what goes wrong on the way is a notice to `emit`,
+    /// except a malformed remote-cache setting, which is the user's to fix
+    /// before anything runs (a server that is down is not: see
+    /// `remote::RemoteSession`).
+    pub(crate) fn open(
+        ws: &Workspace,
+        exec: &ExecOptions,
+        wants_cache: bool,
+        emit: &dyn Fn(RunEvent),
+    ) -> anyhow::Result<RunSession> {
+        let cwd = std::env::current_dir().context("cannot determine the current directory")?;
+        let settings =
+            CacheSettings::resolve(exec.cache_dir.as_deref(), None, &ws.root, &cwd, |k| {
+                std::env::var(k).ok()
+            })?;
+        let cache = if wants_cache {
+            open_cache(&settings, emit)
+        } else {
+            Err(Unavailable::NotOpened)
+        };
+        let addon_path = match crate::bridge::materialize_addon(&crate::bridge::default_addon_dir())
+        {
+            Ok(p) => Some(p),
+            Err(e) => {
+                emit(RunEvent::Notice(RunNotice::AddonUnavailable {
+                    error: e.to_string(),
+                }));
+                None
+            }
+        };
+        let full_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        let remote_config = RemoteConfig::resolve(&RemoteInputs {
+            env: &full_env,
+            file: ws.packages[0]
+                .task_config
+                .as_ref()
+                .and_then(|c| c.remote_cache.as_ref()),
+            flag: exec.remote_cache.map(Into::into),
+        })?;
+        let remote = match (&cache, remote_config) {
+            (Ok(_), Some(config)) => Some(Arc::new(RemoteSession::new(config))),
+            _ => None,
+        };
+        Ok(RunSession {
+            workspace_root: ws.root.clone(),
+            settings,
+            cache,
+            addon_path,
+            remote,
+            // Once per run: the reporter strips replays that go to a
+            // non-terminal, and tasks are asked for colour when vp itself is
+            // on a terminal.
+            colours: Colours::detect(),
+            full_env_map: Rc::new(full_env.iter().cloned().collect()),
+            full_env: Arc::new(full_env),
+            log: exec.log.into(),
+            verbose: exec.verbose,
+        })
+    }
+
+    /// A reporter on vp's stdout and stderr for a batch of these tasks.
+    pub(crate) fn reporter(&self, labels: Vec<String>) -> Rc<RefCell<Reporter>> {
+        Rc::new(RefCell::new(Reporter::terminal(
+            self.log,
+            self.verbose,
+            labels,
+            self.colours,
+        )))
+    }
+
+    /// The open store, if this run has one.
+    pub(crate) fn store(&self) -> Option<Arc<Store>> {
+        self.cache.as_ref().ok().map(|c| Arc::clone(&c.store))
+    }
+
+    /// vp's cache directory: never an input of a task.
+    pub(crate) fn cache_dir(&self) -> &std::path::Path {
+        &self.settings.dir
+    }
+
+    pub(crate) fn verbose(&self) -> bool {
+        self.verbose
+    }
+
+    /// Runs one batch of tasks through the scheduler to its summary line,
+    /// then does what every run does after its last task: waits for its
+    /// uploads, records it for `--last-details`, keeps the cache within its
+    /// bound. `observer` sees every event before the reporter does.
+    pub(crate) async fn run_batch(
+        &self,
+        ex: &Rc<smol::LocalExecutor<'static>>,
+        specs: Vec<TaskSpec>,
+        deps: &[Vec<usize>],
+        opts: &SchedulerOptions,
+        reporter: &Rc<RefCell<Reporter>>,
+        observer: Option<Observer>,
+    ) -> RunStats {
+        let infos = task_infos(&specs, deps);
+        let labels: Vec<String> = specs.iter().map(|s| s.label.clone()).collect();
+        let sink = Rc::clone(reporter);
+        let emit = move |e: RunEvent| {
+            if let Some(o) = &observer {
+                o(&e);
+            }
+            sink.borrow_mut().report(&e);
+        };
+        let ctx = Rc::new(RunContext {
+            emit: Box::new(emit),
+            children: super::spawn::ChildRegistry::default(),
+            cancelled: std::cell::Cell::new(false),
+            verbose: self.verbose,
+            workspace_root: self.workspace_root.clone(),
+            full_env_map: Rc::clone(&self.full_env_map),
+            full_env: Arc::clone(&self.full_env),
+            cache: self.cache.clone(),
+            addon_path: self.addon_path.clone(),
+            colours: self.colours,
+            not_cached: RefCell::new(Vec::new()),
+            remote: self.remote.clone(),
+            uploads: RefCell::new(Vec::new()),
+        });
+        let specs = Rc::new(specs);
+        let mut stats = scheduler::run(ex, specs, deps, opts, Rc::clone(&ctx)).await;
+        stats.not_cached = ctx.not_cached.borrow().clone();
+        finish_uploads(&ctx, self.verbose, &labels, stats.cancelled);
+        (ctx.emit)(RunEvent::RunFinished {
+            stats: stats.clone(),
+        });
+        let details = reporter.borrow().last_details(&stats);
+        let details_json = reporter.borrow().last_run_json(&infos, &stats);
+        // Best effort: `--last-details` then has nothing to show, which it
+        // says. Only into a directory proven to be vp's (claimed with its
+        // marker), so an uncached run never makes the cache dir look foreign.
+        if let Ok(home) = crate::cache::CacheDir::claim(&self.settings.dir) {
+            let _ = std::fs::write(home.last_run(), details);
+            let _ = std::fs::write(home.last_run_json(), details_json);
+        }
+        if let Ok(c) = &ctx.cache {
+            // Keep the cache within its bound; a failure here loses nothing.
+            let _ = c.store.prune_if_needed(self.settings.max_size);
+        }
+        stats
+    }
+}
+
+/// What the JSON reports say about each task: its id, its commands as
+/// shown, and the ids of the tasks it comes after.
+pub(super) fn task_infos(specs: &[TaskSpec], deps: &[Vec<usize>]) -> Vec<TaskInfo> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let command = s.display.clone().or_else(|| {
+                (!s.items.is_empty()).then(|| {
+                    s.items
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" && ")
+                })
+            });
+            let depends_on = deps
+                .get(i)
+                .map(|d| {
+                    d.iter()
+                        .filter_map(|&j| specs.get(j))
+                        .map(|t| t.label.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            TaskInfo::new(s.label.clone(), command, depends_on)
+        })
+        .collect()
+}

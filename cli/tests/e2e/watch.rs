@@ -1,0 +1,195 @@
+//! `vp run --watch` on the `watch` fixture (b's build reads a's output): an edit re-runs the
+//! tasks that read it and what reads their outputs, an edit nobody read re-runs nothing,
+//! creating a file a task probed for re-runs it, and Ctrl-C ends it all with 130.
+//!
+//! Nothing here sleeps for a fixed time: each step waits (generously, for a loaded 2-core
+//! machine) for the status line that says the cycle it caused is over.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{Running, Signal, Workspace, alive, wait_until};
+
+/// Per step: a traced Node start, twice, on a machine running the whole suite.
+const STEP: Duration = Duration::from_secs(120);
+
+fn watch(ws: &Workspace, args: &[&str]) -> Running {
+    let mut all = vec!["run", "--watch"];
+    all.extend_from_slice(args);
+    ws.vp(all).timeout(Duration::from_secs(600)).spawn()
+}
+
+/// How many cycles are over: each ends with a `vp: watching` line.
+fn cycles(stderr: &str) -> usize {
+    stderr.matches("vp: watching ").count()
+}
+
+/// Waits until `line` was printed and a cycle ended after it.
+#[track_caller]
+fn wait_for_cycle_after(running: &mut Running, line: &str) {
+    running.wait_for_stderr(STEP, &format!("a cycle after `{line}`"), |err| {
+        err.find(line)
+            .is_some_and(|at| err[at..].contains("vp: watching "))
+    });
+}
+
+/// Stops the watch with SIGINT to vp alone and checks it exits 130.
+#[track_caller]
+fn interrupt(running: Running) -> String {
+    running.signal(Signal::SIGINT);
+    let out = running.wait();
+    out.assert_code(130);
+    out.stderr
+}
+
+#[test]
+fn an_edit_reruns_its_readers_and_the_readers_of_their_outputs() {
+    let ws = Workspace::new("watch");
+    let mut running = watch(&ws, &["-r", "build"]);
+    running.wait_for_stderr(STEP, "the first cycle", |err| cycles(err) >= 1);
+    assert_eq!(ws.take_executions(), ["a#build", "b#build"]);
+    let first = running.output_so_far().1;
+    assert!(
+        first.contains("vp: watching ") && first.contains(" files in 2 tasks (Ctrl-C to stop)"),
+        "{first}"
+    );
+
+    // a's input: a runs, then b, which reads a's output.
+    ws.write("packages/a/src/in.txt", "a2\n");
+    wait_for_cycle_after(
+        &mut running,
+        "vp: changed: packages/a/src/in.txt → a#build, b#build",
+    );
+    assert_eq!(ws.take_executions(), ["a#build", "b#build"]);
+    assert_eq!(
+        ws.read("packages/b/dist/out.txt"),
+        "b built from: b1\nand a built from: a2\n"
+    );
+
+    // b's input: only b.
+    ws.write("packages/b/src/in.txt", "b2\n");
+    wait_for_cycle_after(&mut running, "vp: changed: packages/b/src/in.txt → b#build");
+    assert_eq!(ws.take_executions(), ["b#build"]);
+
+    // Back to a's first input: both run, and both are hits (a's output is as it was first).
+    ws.write("packages/a/src/in.txt", "a1\n");
+    let edit = "vp: changed: packages/a/src/in.txt → a#build, b#build";
+    running.wait_for_stderr(STEP, "the second edit of a's input", |err| {
+        err.matches(edit).count() == 2
+            && err[err.rfind(edit).unwrap_or(0)..].contains("vp: watching ")
+    });
+    assert_eq!(
+        ws.take_executions(),
+        ["b#build"],
+        "a's first input was a hit"
+    );
+    let stderr = interrupt(running);
+    assert!(!stderr.contains("no task read it"), "{stderr}");
+}
+
+#[test]
+fn an_edit_no_task_read_reruns_nothing() {
+    let ws = Workspace::new("watch");
+    let mut running = watch(&ws, &["-r", "build", "-v"]);
+    running.wait_for_stderr(STEP, "the first cycle", |err| cycles(err) >= 1);
+    assert_eq!(ws.take_executions(), ["a#build", "b#build"]);
+    ws.write("notes.txt", "still read by nobody\n");
+    running.wait_for_stderr(STEP, "the edit of notes.txt", |err| {
+        err.contains("vp: changed: notes.txt → no task read it")
+    });
+    // Then an edit that does count, so the watch is seen alive after the ignored one.
+    ws.write("packages/b/src/in.txt", "b2\n");
+    wait_for_cycle_after(&mut running, "vp: changed: packages/b/src/in.txt → b#build");
+    assert_eq!(ws.take_executions(), ["b#build"]);
+    let stderr = interrupt(running);
+    assert_eq!(cycles(&stderr), 2, "{stderr}");
+}
+
+#[test]
+fn creating_a_file_a_task_probed_for_reruns_it() {
+    let ws = Workspace::new("watch");
+    let mut running = watch(&ws, &["-r", "build"]);
+    running.wait_for_stderr(STEP, "the first cycle", |err| cycles(err) >= 1);
+    assert_eq!(ws.take_executions(), ["a#build", "b#build"]);
+    ws.write("packages/a/src/extra.txt", "extra\n");
+    wait_for_cycle_after(
+        &mut running,
+        "vp: changed: packages/a/src/extra.txt → a#build, b#build",
+    );
+    assert_eq!(ws.take_executions(), ["a#build", "b#build"]);
+    assert_eq!(
+        ws.read("packages/a/dist/out.txt"),
+        "a built from: a1\nextra\n"
+    );
+    interrupt(running);
+}
+
+#[test]
+fn ctrl_c_stops_watching_and_its_persistent_task_and_exits_130() {
+    let ws = Workspace::new("watch");
+    ws.write(
+        "packages/b/serve.js",
+        "require('fs').writeFileSync('serve.pid', String(process.pid));\n\
+         setInterval(() => {}, 1000);\n",
+    );
+    ws.write(
+        "packages/b/vite-task.json",
+        r#"{
+  "tasks": {
+    "build": { "command": "node build.js", "dependsOn": ["a#build"] },
+    "serve": { "command": "node serve.js", "persistent": true, "cache": false, "dependsOn": ["build"] }
+  }
+}
+"#,
+    );
+    let mut running = watch(&ws, &["b#serve"]);
+    running.wait_for_stderr(STEP, "the first cycle", |err| cycles(err) >= 1);
+    let pid = ws.read_pid("packages/b/serve.pid");
+    let stderr = running.output_so_far().1;
+    assert!(
+        stderr.contains("vp: b#serve is persistent: started once, never re-run by an edit"),
+        "{stderr}"
+    );
+    // An edit re-runs the builds, not the persistent task.
+    ws.write("packages/a/src/in.txt", "a2\n");
+    wait_for_cycle_after(
+        &mut running,
+        "vp: changed: packages/a/src/in.txt → a#build, b#build",
+    );
+    assert!(alive(pid), "the persistent task was stopped by an edit");
+    assert_eq!(
+        ws.read("packages/b/serve.pid"),
+        pid.to_string(),
+        "the persistent task was started again"
+    );
+    interrupt(running);
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(10), || !alive(pid)),
+        "the persistent task (pid {pid}) outlived vp"
+    );
+}
+
+#[test]
+fn ctrl_c_during_a_cycle_stops_its_task_and_stores_nothing_of_it() {
+    let ws = Workspace::new("watch");
+    let mut running = watch(&ws, &["-r", "build"]);
+    running.wait_for_stderr(STEP, "the first cycle", |err| cycles(err) >= 1);
+    ws.take_executions();
+    // a's next run waits for a file that never comes.
+    ws.write(
+        "packages/a/build.js",
+        "require('fs').writeFileSync(require('path').join(__dirname, 'slow.pid'), String(process.pid));\n\
+         setInterval(() => {}, 1000);\n",
+    );
+    // Editing build.js re-runs a#build, which then writes its pid and waits.
+    let pid = ws.read_pid("packages/a/slow.pid");
+    let stderr = interrupt(running);
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(10), || !alive(pid)),
+        "a#build (pid {pid}) outlived vp"
+    );
+    assert!(ws.take_executions().is_empty());
+    // The two entries of the first cycle, nothing of the cancelled one.
+    let stats = ws.vp(["cache", "stats"]).output();
+    assert!(stats.stdout.contains("entries:  2"), "{}", stats.combined());
+}
