@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use futures_lite::StreamExt;
 
-use super::dirs;
 use super::fs_events::{Batch, FsEvents};
 use super::observe::{self, Ran, Seen};
 use super::select::{self, Selection};
 use super::watched::{Change, Read, Reads, TaskWatch};
+use super::{affected, dirs};
 use crate::args::RunArgs;
 use crate::events::{PinReason, RunStats, WatchEvent};
 use crate::report::watch::WatchReporter;
@@ -327,64 +327,24 @@ impl WatchLoop<'_> {
             });
             return Some(self.everything(watches));
         }
-        let mut affected = BTreeSet::new();
-        let mut causes: Vec<&Path> = Vec::new();
-        let mut ignored: Vec<&Path> = Vec::new();
-        for c in &changes {
-            let hit: Vec<usize> = watches
-                .iter()
-                .enumerate()
-                .filter(|(_, w)| w.as_ref().is_some_and(|w| w.affected_by(c, &cache_dir)))
-                .map(|(i, _)| i)
-                .collect();
-            // A change some task reads but that did not count (a task's
-            // own write, or one it saw) is not news.
-            let read = || {
-                watches
-                    .iter()
-                    .flatten()
-                    .any(|w| w.reads(&c.path, &cache_dir))
-            };
-            if hit.is_empty() {
-                if !read() && !ignored.contains(&c.path.as_path()) {
-                    ignored.push(&c.path);
-                }
-            } else if !causes.contains(&c.path.as_path()) {
-                causes.push(&c.path);
-            }
-            affected.extend(hit);
-        }
-        if !ignored.is_empty() {
+        let found = affected::affected(&changes, watches, &cache_dir);
+        if let Some(first) = found.ignored.first() {
             self.emit(&WatchEvent::Ignored {
-                path: self.relative(ignored[0]),
-                more: ignored.len() - 1,
+                path: self.relative(first),
+                more: found.ignored.len() - 1,
             });
         }
-        if affected.is_empty() {
-            return None;
-        }
-        let readers = |i: usize| -> Vec<usize> {
-            let Some(writer) = &watches[i] else {
-                return Vec::new();
-            };
-            (0..watches.len())
-                .filter(|&j| j != i)
-                .filter(|&j| {
-                    watches[j]
-                        .as_ref()
-                        .is_some_and(|r| writer.outputs.iter().any(|o| r.reads(o, &cache_dir)))
-                })
-                .collect()
-        };
-        let selection = select::select(&self.planned.deps, &affected, &readers, &|i| {
+        let readers = |i: usize| affected::readers(watches, i, &cache_dir);
+        let selection = select::select(&self.planned.deps, &found.tasks, &readers, &|i| {
             runnable(watches, i)
         });
+        let first = found.causes.first()?;
         if selection.tasks.is_empty() {
             return None;
         }
         self.emit(&WatchEvent::Changed {
-            path: self.relative(causes[0]),
-            more: causes.len() - 1,
+            path: self.relative(first),
+            more: found.causes.len() - 1,
             tasks: selection
                 .tasks
                 .iter()

@@ -4,11 +4,13 @@
 //! `cycle` is the loop (its main type is `WatchLoop`), re-entering the
 //! normal pipeline through `run::session::RunSession::run_batch` once per
 //! cycle; `observe` learns each task's reads from a cycle's events and the
-//! store; `watched` holds them and matches changes to tasks; `select`
-//! chooses a cycle's tasks and their order; `dirs` maps the watched set to
-//! directories; `fs_events` bridges `notify` into the smol loop. What it
-//! says goes out as `events::WatchEvent`s to `report::watch`.
+//! store; `watched` holds them and matches a change to a task, `affected`
+//! a batch of changes to the tasks it re-runs; `select` chooses a cycle's
+//! tasks and their order; `dirs` maps the watched set to directories;
+//! `fs_events` bridges `notify` into the smol loop. What it says goes out
+//! as `events::WatchEvent`s to `report::watch`.
 
+mod affected;
 mod cycle;
 mod dirs;
 mod fs_events;
