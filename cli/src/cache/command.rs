@@ -177,7 +177,9 @@ fn open_existing(
         Some(home) if home.db().exists() => {}
         _ => return Ok(None),
     }
-    match open::open(dir, &settings.open, notify)? {
+    // Read-write: `prune` writes, and `stats` should not read around a
+    // running vp's lock.
+    match open::open_exclusive(dir, &settings.open, notify)? {
         Opened::Ready(store) => Ok(Some(store)),
         Opened::Busy { holder } => Err(super::error::CacheError::Busy {
             dir: dir.to_path_buf(),

@@ -44,6 +44,10 @@ pub(crate) enum CacheError {
     CorruptBlob { dir: PathBuf, blob: String },
     #[error("the cache at `{dir}` is in use by another vp{}", holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     Busy { dir: PathBuf, holder: Option<u32> },
+    #[error(
+        "the cache at `{dir}` could not be opened for writing (see the error above), so this run is not stored"
+    )]
+    ReadOnly { dir: PathBuf },
     #[error(transparent)]
     Decode(#[from] DecodeError),
 }

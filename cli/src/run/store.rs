@@ -13,7 +13,7 @@ use super::admit::AdmittedRun;
 use super::execute::real_path;
 use super::task::{RunCache, RunContext, TaskSpec};
 use crate::cache::{self, LookupOutcome, SpawnFingerprint, Store, TaskPaths};
-use crate::events::{Miss, NotCached, Unavailable};
+use crate::events::{Miss, NotCached, RunEvent, RunNotice, Unavailable};
 use crate::remote::{self, RemoteMiss};
 
 /// What the store says about one command before it runs.
@@ -67,7 +67,15 @@ pub(crate) async fn look_up(
                 paths,
                 env,
             };
-            let local = store.lookup(&request)?;
+            let mut local = store.lookup(&request)?;
+            if let LookupOutcome::Miss(_) = local
+                && store.prepare_to_write()?
+            {
+                // The store was read-only until now, and opening it for
+                // writing may have waited for a vp that stored this very
+                // command meanwhile: look again before running it.
+                local = store.lookup(&request)?;
+            }
             let (LookupOutcome::Miss(_), Some(session)) = (&local, session) else {
                 return Ok((local, None));
             };
@@ -103,6 +111,9 @@ pub(crate) async fn look_up(
         },
     )
     .await;
+    for notice in cache.store.take_notices() {
+        (ctx.emit)(RunEvent::Notice(RunNotice::Store(notice)));
+    }
     let (lookup, remote) = match lookup {
         Ok((outcome, remote)) => (Ok::<_, cache::CacheError>(outcome), remote),
         Err(e) => (Err(e), None),
@@ -139,6 +150,11 @@ pub(crate) async fn look_up(
                 _ => None,
             };
             Looked::Miss(miss(reasons, &ctx.workspace_root, spec), why)
+        }
+        // Opening the store for writing before the command runs waited for
+        // another vp's lock in vain: run it without the cache.
+        Err(cache::CacheError::Busy { holder, .. }) => {
+            Looked::Unavailable(Unavailable::Locked { holder })
         }
         Err(e) => Looked::Unavailable(Unavailable::ReadFailed {
             error: e.to_string(),

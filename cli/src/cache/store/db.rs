@@ -13,12 +13,15 @@
 //!   (`state.rs`); `p`+absolute program path → its stamp and content hash
 //!   (`memo.rs`, for the remote cache's portable key).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use rocksdb::{ColumnFamily, DB, IteratorMode, WriteBatch};
 use serde::{Deserialize, Serialize};
 
+use super::access::{Access, Opened};
+use super::open::StoreNotice;
 use crate::cache::codec;
 use crate::cache::digest::Digest;
 use crate::cache::entry::{CacheEntry, EntryKey};
@@ -62,7 +65,13 @@ pub(crate) struct EntryMeta {
 /// An open cache. `Send + Sync`: the runner calls it from blocking threads,
 /// several tasks at a time.
 pub(crate) struct Store {
-    pub(super) db: DB,
+    /// The RocksDB instance(s): read-only until the first write when the
+    /// store could start that way (`access.rs`).
+    pub(super) access: Access,
+    /// The latest pointer of each task from the hit journal, for a store
+    /// that has not folded it in (`journal.rs`); answers `task_record`
+    /// before the database.
+    pub(super) journaled: Mutex<BTreeMap<String, TaskRecord>>,
     /// The cache directory as the user named it (messages).
     pub(super) dir: PathBuf,
     /// The proven cache directory the store lives in.
@@ -95,18 +104,64 @@ pub(super) fn blob_meta_key(blob: &Digest) -> Vec<u8> {
 }
 
 impl Store {
+    pub(super) fn new(access: Access, dir: &Path, home: super::layout::CacheDir) -> Self {
+        Self {
+            access,
+            journaled: Mutex::new(BTreeMap::new()),
+            dir: dir.to_path_buf(),
+            home,
+            gc: RwLock::new(()),
+        }
+    }
+
     #[allow(dead_code, reason = "for the runner's messages")]
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// The instance reads go to.
+    pub(super) fn reader(&self) -> &DB {
+        self.access.reader()
+    }
+
+    /// The writable instance, opened on first use; opening it folds the hit
+    /// journal in. Blocking (may wait for another vp's lock).
+    pub(super) fn writer(&self) -> Result<&DB, CacheError> {
+        match self.access.writer(&self.home, &self.dir)? {
+            Opened::Already(db) => Ok(db),
+            Opened::Now(db) => {
+                self.fold_journal(db);
+                Ok(db)
+            }
+        }
+    }
+
+    /// Opens the store for writing now, if it is not yet: before a command
+    /// whose run will be recorded executes. `Ok(true)` when this call
+    /// opened it (the caller may look again: a vp that held the lock may
+    /// have stored what this one was about to run). Blocking.
+    pub(crate) fn prepare_to_write(&self) -> Result<bool, CacheError> {
+        if self.access.is_writable() {
+            return Ok(false);
+        }
+        self.writer().map(|_| true)
+    }
+
+    /// What the user should hear about opening for writing (waiting for a
+    /// lock, a store set aside), since the last call.
+    pub(crate) fn take_notices(&self) -> Vec<StoreNotice> {
+        self.access.take_notices()
+    }
+
+    /// Whether writes go to the database now (else a hit is journaled).
+    pub(super) fn is_writable(&self) -> bool {
+        self.access.is_writable()
+    }
+
+    /// A column family of the writable instance (opening it): for building
+    /// a batch that `write` then writes.
     pub(super) fn cf(&self, name: &'static str) -> Result<&ColumnFamily, CacheError> {
-        self.db
-            .cf_handle(name)
-            .ok_or_else(|| CacheError::MissingColumnFamily {
-                dir: self.dir.clone(),
-                name,
-            })
+        cf_of(self.writer()?, &self.dir, name)
     }
 
     pub(super) fn db_err(
@@ -121,12 +176,13 @@ impl Store {
     }
 
     pub(super) fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, CacheError> {
-        let handle = self.cf(cf)?;
-        self.db.get_cf(handle, key).map_err(self.db_err("read"))
+        let db = self.reader();
+        db.get_cf(cf_of(db, &self.dir, cf)?, key)
+            .map_err(self.db_err("read"))
     }
 
     pub(super) fn write(&self, batch: WriteBatch) -> Result<(), CacheError> {
-        self.db.write(batch).map_err(self.db_err("write"))
+        self.writer()?.write(batch).map_err(self.db_err("write"))
     }
 
     /// The task whose stored run owns `dir` (see `META_OUTPUT_DIR`). A read
@@ -136,6 +192,9 @@ impl Store {
     }
 
     pub(crate) fn task_record(&self, task: &str) -> Result<Option<TaskRecord>, CacheError> {
+        if let Some(record) = self.journaled_records().get(task) {
+            return Ok(Some(record.clone()));
+        }
         // An unreadable record only loses a miss explanation: treat as absent.
         Ok(self
             .get(CF_TASKS, task.as_bytes())?
@@ -167,10 +226,9 @@ impl Store {
     /// record deleted), so the next run that produces the same content
     /// writes it again instead of deduplicating against the broken copy.
     pub(crate) fn blob(&self, blob: &Digest) -> Result<Vec<u8>, CacheError> {
-        let handle = self.cf(CF_BLOBS)?;
-        let stored = self
-            .db
-            .get_pinned_cf(handle, blob.as_bytes())
+        let db = self.reader();
+        let stored = db
+            .get_pinned_cf(cf_of(db, &self.dir, CF_BLOBS)?, blob.as_bytes())
             .map_err(self.db_err("read"))?;
         let Some(stored) = stored else {
             self.forget_blob(blob);
@@ -202,7 +260,7 @@ impl Store {
         let mut batch = WriteBatch::default();
         batch.delete_cf(blobs, blob.as_bytes());
         batch.delete_cf(meta, blob_meta_key(blob));
-        let _ = self.db.write(batch);
+        let _ = self.write(batch);
     }
 
     /// Adds a blob and its size record to `batch`; returns the compressed size.
@@ -228,9 +286,10 @@ impl Store {
         &self,
         spawn: &Digest,
     ) -> Result<Vec<(EntryKey, Option<EntryMeta>)>, CacheError> {
-        let handle = self.cf(CF_ENTRIES)?;
+        let db = self.reader();
+        let handle = cf_of(db, &self.dir, CF_ENTRIES)?;
         let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
+        let iter = db.iterator_cf(
             handle,
             IteratorMode::From(&spawn.as_bytes()[..], rocksdb::Direction::Forward),
         );
@@ -245,6 +304,19 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// A column family of `db`.
+pub(super) fn cf_of<'a>(
+    db: &'a DB,
+    dir: &Path,
+    name: &'static str,
+) -> Result<&'a ColumnFamily, CacheError> {
+    db.cf_handle(name)
+        .ok_or_else(|| CacheError::MissingColumnFamily {
+            dir: dir.to_path_buf(),
+            name,
+        })
 }
 
 #[cfg(test)]

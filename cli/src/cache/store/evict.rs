@@ -10,7 +10,7 @@ use rocksdb::{IteratorMode, WriteBatch};
 
 use super::db::{
     CF_BLOBS, CF_ENTRIES, CF_META, CF_TASKS, COLUMN_FAMILIES, EntryMeta, Store, blob_meta_key,
-    entry_meta_key,
+    cf_of, entry_meta_key,
 };
 use super::layout::{CacheDir, dir_size};
 use super::open::{self, OpenOptions, Opened, StoreNotice};
@@ -58,7 +58,9 @@ impl Store {
     fn census(&self) -> Result<Census, CacheError> {
         let mut metas: HashMap<EntryKey, EntryMeta> = HashMap::new();
         let mut blob_sizes = HashMap::new();
-        for item in self.db.iterator_cf(self.cf(CF_META)?, IteratorMode::Start) {
+        // Pruning writes: read what the writable instance sees.
+        let db = self.writer()?;
+        for item in db.iterator_cf(cf_of(db, &self.dir, CF_META)?, IteratorMode::Start) {
             let (k, v) = item.map_err(self.db_err("scan metadata"))?;
             match k.split_first() {
                 Some((b'e', rest)) => {
@@ -80,10 +82,7 @@ impl Store {
             }
         }
         let mut entries = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(self.cf(CF_ENTRIES)?, IteratorMode::Start)
-        {
+        for item in db.iterator_cf(cf_of(db, &self.dir, CF_ENTRIES)?, IteratorMode::Start) {
             let (k, v) = item.map_err(self.db_err("scan entries"))?;
             let Some(key) = EntryKey::from_bytes(&k) else {
                 continue;
@@ -200,23 +199,23 @@ impl Store {
     }
 
     fn compact(&self) -> Result<(), CacheError> {
+        let db = self.writer()?;
         for name in COLUMN_FAMILIES {
-            self.db
-                .compact_range_cf(self.cf(name)?, None::<&[u8]>, None::<&[u8]>);
+            db.compact_range_cf(cf_of(db, &self.dir, name)?, None::<&[u8]>, None::<&[u8]>);
         }
         Ok(())
     }
 
     fn approximate_disk_bytes(&self) -> Result<u64, CacheError> {
         let mut total = 0;
+        let db = self.reader();
         for name in COLUMN_FAMILIES {
-            let cf = self.cf(name)?;
+            let cf = cf_of(db, &self.dir, name)?;
             for prop in [
                 "rocksdb.total-sst-files-size",
                 "rocksdb.cur-size-all-mem-tables",
             ] {
-                total += self
-                    .db
+                total += db
                     .property_int_value_cf(cf, prop)
                     .map_err(self.db_err("read its size"))?
                     .unwrap_or(0);
@@ -241,7 +240,9 @@ impl Store {
 
     pub(crate) fn stats(&self) -> Result<CacheStats, CacheError> {
         let mut s = CacheStats::default();
-        for item in self.db.iterator_cf(self.cf(CF_META)?, IteratorMode::Start) {
+        let db = self.reader();
+        let cf = |name| cf_of(db, &self.dir, name);
+        for item in db.iterator_cf(cf(CF_META)?, IteratorMode::Start) {
             let (k, v) = item.map_err(self.db_err("scan metadata"))?;
             match k.first() {
                 Some(b'e') => {
@@ -256,15 +257,12 @@ impl Store {
                 _ => {}
             }
         }
-        for item in self
-            .db
-            .iterator_cf(self.cf(CF_ENTRIES)?, IteratorMode::Start)
-        {
+        for item in db.iterator_cf(cf(CF_ENTRIES)?, IteratorMode::Start) {
             let (_, v) = item.map_err(self.db_err("scan entries"))?;
             s.entries += 1;
             s.entry_bytes += v.len() as u64;
         }
-        for item in self.db.iterator_cf(self.cf(CF_TASKS)?, IteratorMode::Start) {
+        for item in db.iterator_cf(cf(CF_TASKS)?, IteratorMode::Start) {
             item.map_err(self.db_err("scan tasks"))?;
             s.tasks += 1;
         }
@@ -291,8 +289,8 @@ pub(crate) fn clean(
         return Ok(CleanOutcome::NothingThere);
     };
     if home.db().exists() {
-        // Opening proves no other vp holds it.
-        match open::open(dir, options, notify)? {
+        // Opening read-write proves no other vp holds it.
+        match open::open_exclusive(dir, options, notify)? {
             Opened::Ready(store) => drop(store),
             Opened::Busy { holder } => {
                 return Err(CacheError::Busy {

@@ -329,6 +329,8 @@ impl Store {
 
     /// Hit bookkeeping in one batch: hit count and last use (LRU), the task's
     /// pointer, and refreshed stat stamps so the next lookup hashes nothing.
+    /// On a store still read-only, a hit with no stamps to refresh goes to
+    /// the hit journal instead (`journal.rs`).
     fn mark_hit(
         &self,
         req: &LookupRequest<'_>,
@@ -348,8 +350,17 @@ impl Store {
             // executes the task instead.
             return Ok(entry);
         }
-        let mut batch = WriteBatch::default();
         let now = Timestamp::now_coarse().as_millis();
+        let record = TaskRecord {
+            entry: key,
+            spawn: req.spawn.clone(),
+        };
+        if restamped.is_empty() && !self.is_writable() {
+            // A store opened read-only stays so for a hit that only counts.
+            self.journal_hit(req.task, record, now);
+            return Ok(entry);
+        }
+        let mut batch = WriteBatch::default();
         let mut meta = meta.unwrap_or(EntryMeta {
             created_ms: now,
             last_used_ms: now,
@@ -374,10 +385,6 @@ impl Store {
             batch.put_cf(self.cf(CF_ENTRIES)?, key.to_bytes(), encoded);
         }
         batch.put_cf(self.cf(CF_META)?, entry_meta_key(key), codec::encode(&meta));
-        let record = TaskRecord {
-            entry: key,
-            spawn: req.spawn.clone(),
-        };
         batch.put_cf(
             self.cf(CF_TASKS)?,
             req.task.as_bytes(),

@@ -1,13 +1,16 @@
-//! The RocksDB store (`Store`): opening it safely (`open`), writing runs
+//! The RocksDB store (`Store`): opening it safely (`open`), read-only
+//! until the first write (`access`, with hits noted in `journal`), writing runs
 //! (`record`), finding hits and explaining misses (`lookup`), bounding it
 //! (`evict`), taking in remote results (`import`, `memo`), and reading it
 //! without writing for a dry run (`read_only`, `Store::peek`). `db` holds
 //! the on-disk layout. All blocking: the runner calls these through
 //! `blocking::unblock`.
 
+mod access;
 pub(crate) mod db;
 pub(crate) mod evict;
 pub(crate) mod import;
+mod journal;
 pub(crate) mod layout;
 pub(crate) mod lookup;
 mod memo;

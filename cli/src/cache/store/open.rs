@@ -8,11 +8,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, Options};
 
+use super::access::Access;
 use super::db::{CF_BLOBS, CF_META, COLUMN_FAMILIES, META_SCHEMA, Store};
 use super::layout::CacheDir;
 use crate::cache::codec::SCHEMA_VERSION;
@@ -158,7 +158,7 @@ fn db_options(db_dir: &Path) -> Options {
     // The string is constant and covered by a test; should it ever fail to
     // parse, the defaults are correct, only slower to open.
     let mut o = Options::default()
-        .get_options_from_string(&open_tuning(write_ahead_logs(db_dir)))
+        .get_options_from_string(open_tuning(write_ahead_logs(db_dir)))
         .unwrap_or_default();
     o.create_if_missing(true);
     o.create_missing_column_families(true);
@@ -262,17 +262,103 @@ fn parent_of(pid: u32) -> Option<u32> {
     after_comm.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Opens (or creates) the store in `dir`, waiting up to
-/// `options.lock_timeout` for another vp. Blocking.
+/// Opens (or creates) the store in `dir`: read-only when it exists, its
+/// lock is free and nothing is waiting to be folded in (see `access.rs`),
+/// else read-write, waiting up to `options.lock_timeout` for another vp.
+/// Blocking.
 pub(crate) fn open(
     dir: &Path,
     options: &OpenOptions,
     notify: &mut dyn FnMut(StoreNotice),
 ) -> Result<Opened, CacheError> {
+    let home = CacheDir::claim(dir)?;
+    if let Some(store) = open_read_mostly(&home, dir, options) {
+        return Ok(Opened::Ready(store));
+    }
+    open_exclusive_in(home, dir, options, notify)
+}
+
+/// Opens the store read-write, holding its lock for as long as it is open
+/// (`vp cache clean` and `prune`, which must not share it). Blocking.
+pub(crate) fn open_exclusive(
+    dir: &Path,
+    options: &OpenOptions,
+    notify: &mut dyn FnMut(StoreNotice),
+) -> Result<Opened, CacheError> {
+    open_exclusive_in(CacheDir::claim(dir)?, dir, options, notify)
+}
+
+fn open_exclusive_in(
+    home: CacheDir,
+    dir: &Path,
+    options: &OpenOptions,
+    notify: &mut dyn FnMut(StoreNotice),
+) -> Result<Opened, CacheError> {
+    Ok(match open_writable(&home, dir, options, notify)? {
+        Writable::Ready(db) => {
+            let store = Store::new(Access::Writable(db), dir, home);
+            store.fold_journal(store.reader());
+            Opened::Ready(store)
+        }
+        Writable::Busy { holder } => Opened::Busy { holder },
+        Writable::HeldByAncestor { holder } => Opened::HeldByAncestor { holder },
+    })
+}
+
+/// The read-only fast path, or `None` for the read-write one: no store yet,
+/// its lock held (another vp may be writing, or this is a nested run whose
+/// parent holds it: the read-write path waits or says so), logs or hits to
+/// fold in, or anything unexpected (the read-write path repairs or
+/// reports it).
+fn open_read_mostly(home: &CacheDir, dir: &Path, options: &OpenOptions) -> Option<Store> {
+    let db_dir = home.db();
+    if !db_dir.join("CURRENT").is_file()
+        || super::read_only::lock_holder(&db_dir.join("LOCK")).is_some()
+        || write_ahead_logs(&db_dir) > MAX_LOGS_TO_REPLAY
+        || super::journal::needs_folding(&db_dir)
+    {
+        return None;
+    }
+    let db = DB::open_cf_descriptors_read_only(&read_options(), &db_dir, cf_descriptors(), false)
+        .ok()?;
+    check_schema(&db, true).ok()?;
+    let store = Store::new(Access::read_mostly(db, options.clone()), dir, home.clone());
+    store.load_journal();
+    Some(store)
+}
+
+/// Options for a read-only open: the same table loading as a read-write
+/// one, no info log (RocksDB opens none read-only).
+pub(super) fn read_options() -> Options {
+    Options::default()
+        .get_options_from_string(FAST_OPEN)
+        .unwrap_or_default()
+}
+
+/// What opening read-write found.
+pub(super) enum Writable {
+    Ready(DB),
+    /// Another vp kept the lock past the timeout.
+    Busy {
+        holder: Option<u32>,
+    },
+    /// The vp that started this one holds the lock.
+    HeldByAncestor {
+        holder: u32,
+    },
+}
+
+/// Opens (or creates) the store read-write in `home`, waiting up to
+/// `options.lock_timeout` for another vp. Blocking.
+pub(super) fn open_writable(
+    home: &CacheDir,
+    dir: &Path,
+    options: &OpenOptions,
+    notify: &mut dyn FnMut(StoreNotice),
+) -> Result<Writable, CacheError> {
     let started = Instant::now();
     let mut announced = false;
     let mut set_aside_once = false;
-    let home = CacheDir::claim(dir)?;
     let db_dir = home.db();
     loop {
         let existed = db_dir.exists();
@@ -282,22 +368,17 @@ pub(crate) fn open(
                 Ok(()) => {
                     // Best effort: only used to name the holder in a message.
                     let _ = fs::write(db_dir.join(PID_FILE), std::process::id().to_string());
-                    return Ok(Opened::Ready(Store {
-                        db,
-                        dir: dir.to_path_buf(),
-                        home,
-                        gc: RwLock::new(()),
-                    }));
+                    return Ok(Writable::Ready(db));
                 }
                 Err(reason) => reason,
             },
             Err(e) if is_lock_error(&e) => {
                 let holder = read_holder(&db_dir);
                 if let Some(pid) = holder.filter(|&pid| is_ancestor(pid)) {
-                    return Ok(Opened::HeldByAncestor { holder: pid });
+                    return Ok(Writable::HeldByAncestor { holder: pid });
                 }
                 if started.elapsed() >= options.lock_timeout {
-                    return Ok(Opened::Busy { holder });
+                    return Ok(Writable::Busy { holder });
                 }
                 // The holder writes its pid right after taking the lock: give
                 // it a moment, so the message can name it.
@@ -396,6 +477,8 @@ mod tests {
         );
     }
 
+    /// Read-write opens (`open` takes that path whenever another process
+    /// holds the lock; within one process the lock query cannot see it).
     #[test]
     fn second_open_in_same_process_is_busy_after_timeout() {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -406,7 +489,7 @@ mod tests {
             lock_timeout: Duration::from_millis(150),
         };
         let t = Instant::now();
-        let got = open(&dir, &opts, &mut |n| notices.push(n)).expect("no error");
+        let got = open_exclusive(&dir, &opts, &mut |n| notices.push(n)).expect("no error");
         assert!(matches!(got, Opened::Busy { holder: Some(pid) } if pid == std::process::id()));
         // Our own pid is not an ancestor: another thread of one process
         // waits like another process would.
@@ -426,9 +509,14 @@ mod tests {
         let dir = tmp.path().join("cache");
         {
             let store = open_ready(&dir);
-            let meta = store.db.cf_handle(CF_META).expect("meta cf");
+            let meta = store
+                .writer()
+                .expect("writable")
+                .cf_handle(CF_META)
+                .expect("meta cf");
             store
-                .db
+                .writer()
+                .expect("writable")
                 .put_cf(meta, META_SCHEMA, (SCHEMA_VERSION + 1).to_le_bytes())
                 .expect("put");
         }
@@ -567,7 +655,7 @@ mod tests {
         fs::write(dir.join("db").join(PID_FILE), parent.to_string()).expect("write");
         let mut notices = Vec::new();
         let t = Instant::now();
-        let got = open(
+        let got = open_exclusive(
             &dir,
             &OpenOptions {
                 lock_timeout: Duration::from_secs(5),
@@ -621,9 +709,14 @@ mod tests {
         let mut most = 0;
         for i in 0..(3 * MAX_LOGS_TO_REPLAY) {
             let store = open_ready(&dir);
-            let meta = store.db.cf_handle(CF_META).expect("meta");
+            let meta = store
+                .writer()
+                .expect("writable")
+                .cf_handle(CF_META)
+                .expect("meta");
             store
-                .db
+                .writer()
+                .expect("writable")
                 .put_cf(meta, format!("k{i}"), i.to_le_bytes())
                 .expect("put");
             drop(store);
@@ -631,9 +724,17 @@ mod tests {
         }
         assert!(most <= MAX_LOGS_TO_REPLAY + 1, "{most} logs at once");
         let store = open_ready(&dir);
-        let meta = store.db.cf_handle(CF_META).expect("meta");
+        let meta = store
+            .writer()
+            .expect("writable")
+            .cf_handle(CF_META)
+            .expect("meta");
         for i in 0..(3 * MAX_LOGS_TO_REPLAY) {
-            let got = store.db.get_cf(meta, format!("k{i}")).expect("get");
+            let got = store
+                .writer()
+                .expect("writable")
+                .get_cf(meta, format!("k{i}"))
+                .expect("get");
             assert_eq!(got.as_deref(), Some(&i.to_le_bytes()[..]), "k{i}");
         }
     }

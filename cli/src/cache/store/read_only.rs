@@ -5,16 +5,15 @@
 //! read at all: that vp may be changing it, so what a lookup would find
 //! once it finishes is unknown, and a real run would wait for it.
 
+use rocksdb::DB;
 use std::fs;
 use std::os::fd::AsRawFd as _;
 use std::path::Path;
-use std::sync::RwLock;
 
-use rocksdb::{DB, Options};
-
+use super::access::Access;
 use super::db::Store;
 use super::layout::CacheDir;
-use super::open::{cf_descriptors, check_schema, is_ancestor};
+use super::open::{cf_descriptors, check_schema, is_ancestor, read_options};
 use crate::cache::error::CacheError;
 
 /// What a dry run can read.
@@ -45,12 +44,11 @@ pub(crate) fn open_read_only(dir: &Path) -> Result<ReadOnly, CacheError> {
             holder => ReadOnly::Locked { holder },
         });
     }
-    let db =
-        DB::open_cf_descriptors_read_only(&Options::default(), &db_dir, cf_descriptors(), false)
-            .map_err(|source| CacheError::Open {
-                dir: dir.to_path_buf(),
-                source,
-            })?;
+    let db = DB::open_cf_descriptors_read_only(&read_options(), &db_dir, cf_descriptors(), false)
+        .map_err(|source| CacheError::Open {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     // `existed`: never stamp a schema (a read-only store cannot, and a dry
     // run must not); a store a real run would set aside is reported as
     // unreadable.
@@ -59,12 +57,10 @@ pub(crate) fn open_read_only(dir: &Path) -> Result<ReadOnly, CacheError> {
         path: dir.to_path_buf(),
         source: std::io::Error::other(reason),
     })?;
-    Ok(ReadOnly::Ready(Store {
-        db,
-        dir: dir.to_path_buf(),
-        home,
-        gc: RwLock::new(()),
-    }))
+    let store = Store::new(Access::ReadOnly(db), dir, home);
+    // What a real run would answer: the hits journaled since the last fold.
+    store.load_journal();
+    Ok(ReadOnly::Ready(store))
 }
 
 /// Whether a process holds RocksDB's lock on `lock` (a POSIX record lock on
@@ -72,7 +68,7 @@ pub(crate) fn open_read_only(dir: &Path) -> Result<ReadOnly, CacheError> {
 /// lock and changes nothing: `None` when it is free (or the file is
 /// missing), `Some(pid)` naming the holder (`Some(None)` when the kernel
 /// does not say who).
-fn lock_holder(lock: &Path) -> Option<Option<u32>> {
+pub(super) fn lock_holder(lock: &Path) -> Option<Option<u32>> {
     let file = fs::File::open(lock).ok()?;
     // SAFETY: a zeroed `flock` is a valid value of this plain C struct.
     let mut query: libc::flock = unsafe { std::mem::zeroed() };

@@ -13,7 +13,7 @@ use rocksdb::IteratorMode;
 
 use super::db::{CF_ENTRIES, Store};
 use super::lookup::{LookupOutcome, LookupRequest};
-use super::open::{OpenOptions, Opened, open};
+use super::open::{OpenOptions, Opened, open, open_exclusive};
 use super::record::{ObservedRun, RecordOutcome, RecordRequest};
 use crate::cache::clock::Timestamp;
 use crate::cache::codec;
@@ -43,6 +43,50 @@ fn open_store(dir: &Path) -> Store {
         Ok(Opened::Ready(s)) => s,
         Ok(Opened::Busy { .. } | Opened::HeldByAncestor { .. }) => panic!("store busy"),
         Err(e) => panic!("cannot open store: {e}"),
+    }
+}
+
+impl Ws {
+    /// Closes the store and opens it again as a new `vp run` would.
+    fn reopen(self) -> Ws {
+        let Ws {
+            _tmp,
+            root,
+            pkg,
+            cache,
+            store,
+        } = self;
+        drop(store);
+        let store = open_store(&cache);
+        Ws {
+            _tmp,
+            root,
+            pkg,
+            cache,
+            store,
+        }
+    }
+
+    /// The database directory's files (the hit journal left out), with
+    /// their sizes and modification times.
+    fn db_files(&self) -> BTreeMap<String, (u64, std::time::SystemTime)> {
+        let db = self.cache.join("db");
+        fs::read_dir(&db)
+            .expect("read db dir")
+            .map(|e| e.expect("entry"))
+            .filter(|e| {
+                !e.file_name()
+                    .to_string_lossy()
+                    .starts_with("vp-hits.journal")
+            })
+            .map(|e| {
+                let m = e.metadata().expect("metadata");
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    (m.len(), m.modified().expect("mtime")),
+                )
+            })
+            .collect()
     }
 }
 
@@ -594,9 +638,15 @@ fn a_corrupt_blob_is_healed_by_the_next_store() {
         panic!("expected a hit")
     };
     let blob = crate::cache::digest::Digest::of_content(b"bundle");
-    let cf = w.store.db.cf_handle(super::db::CF_BLOBS).expect("blobs cf");
+    let cf = w
+        .store
+        .writer()
+        .expect("writable")
+        .cf_handle(super::db::CF_BLOBS)
+        .expect("blobs cf");
     w.store
-        .db
+        .writer()
+        .expect("writable")
         .put_cf(cf, blob.as_bytes(), b"not zstd at all")
         .expect("corrupt it");
     fs::remove_file(w.root.join("packages/app/dist/a.js")).expect("rm");
@@ -615,7 +665,11 @@ fn a_corrupt_blob_is_healed_by_the_next_store() {
         "bundle"
     );
     // A blob that vanished altogether heals the same way.
-    w.store.db.delete_cf(cf, blob.as_bytes()).expect("delete");
+    w.store
+        .writer()
+        .expect("writable")
+        .delete_cf(cf, blob.as_bytes())
+        .expect("delete");
     fs::remove_file(w.root.join("packages/app/dist/a.js")).expect("rm");
     assert!(w.store.restore(&hit, &w.root).is_err());
     stored(w.run("t", &cmd(), &[], &[("packages/app/dist/a.js", "bundle")]));
@@ -927,9 +981,17 @@ fn replaced_variants_leave_no_blobs_behind_after_prune() {
 /// The invariant `kill -9` must never break: every entry's blobs exist and
 /// match their hashes.
 fn assert_every_entry_complete(store: &Store) -> usize {
-    let cf = store.db.cf_handle(CF_ENTRIES).expect("entries cf");
+    let cf = store
+        .writer()
+        .expect("writable")
+        .cf_handle(CF_ENTRIES)
+        .expect("entries cf");
     let mut n = 0;
-    for item in store.db.iterator_cf(cf, IteratorMode::Start) {
+    for item in store
+        .writer()
+        .expect("writable")
+        .iterator_cf(cf, IteratorMode::Start)
+    {
         let (_, v) = item.expect("scan");
         let entry: CacheEntry = codec::decode("entry", &v).expect("entry decodes");
         for (blob, _) in entry.blobs() {
@@ -1083,7 +1145,7 @@ fn a_second_process_waits_then_gets_busy() {
     // The store is held by `w`; in-process the lock error is the same one a
     // second vp would get.
     let t = std::time::Instant::now();
-    let got = open(
+    let got = open_exclusive(
         &w.cache,
         &OpenOptions {
             lock_timeout: Duration::from_millis(100),
@@ -1140,4 +1202,80 @@ fn a_peek_answers_like_a_lookup_and_marks_nothing() {
     w.write(input, "one");
     assert!(is_hit(&w.lookup("t", &cmd())));
     assert_eq!(hits(&w.store), vec![1], "a real lookup does");
+}
+
+/// A run whose lookups all hit opens RocksDB read-only and writes nothing to
+/// it (no lock, manifest, options or log files): the hits go to the journal,
+/// are answered from it (the task's pointer), and the next read-write open
+/// folds them in.
+#[test]
+fn hits_on_a_read_only_store_go_to_the_journal_and_the_next_writer_folds_them() {
+    let w = ws();
+    w.write("packages/app/src/a.js", "export const a = 1;");
+    stored(w.run(
+        "app#build",
+        &cmd(),
+        &["packages/app/src/a.js"],
+        &[("packages/app/dist/a.js", "bundle a")],
+    ));
+    // Settle the stat stamps (a hit right after the run may refresh them).
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(is_hit(&w.lookup("app#build", &cmd())));
+    assert!(is_hit(&w.lookup("app#build", &cmd())));
+    let w = w.reopen();
+    assert!(
+        !w.store.is_writable(),
+        "an existing, unlocked store opens read-only"
+    );
+    let before = w.db_files();
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(is_hit(&w.lookup("app#build", &cmd())));
+    assert!(is_hit(&w.lookup("app#build", &cmd())));
+    assert!(
+        !w.store.is_writable(),
+        "a plain hit does not open it for writing"
+    );
+    assert!(w.store.task_record("app#build").expect("read").is_some());
+    assert_eq!(w.db_files(), before, "RocksDB's files are untouched");
+    assert!(w.cache.join("db/vp-hits.journal").is_file());
+
+    let w = w.reopen();
+    assert!(w.store.prepare_to_write().expect("opens for writing"));
+    assert!(!w.store.prepare_to_write().expect("already open"));
+    assert!(w.store.is_writable());
+    assert!(!w.cache.join("db/vp-hits.journal").exists(), "folded in");
+    assert_eq!(w.store.stats().expect("stats").hits, 4);
+}
+
+/// A miss on a read-only store: the runner opens it for writing before the
+/// command runs, and what it then records is found by the next run.
+#[test]
+fn a_read_only_store_opened_for_writing_records_and_keeps_its_hits() {
+    let w = ws();
+    w.write("packages/app/src/a.js", "one");
+    stored(w.run(
+        "app#build",
+        &cmd(),
+        &["packages/app/src/a.js"],
+        &[("packages/app/dist/a.js", "bundle one")],
+    ));
+    let w = w.reopen();
+    assert!(is_hit(&w.lookup("app#build", &cmd())));
+    w.write("packages/app/src/a.js", "two");
+    assert!(!is_hit(&w.lookup("app#build", &cmd())));
+    assert!(w.store.prepare_to_write().expect("opens for writing"));
+    stored(w.run(
+        "app#build",
+        &cmd(),
+        &["packages/app/src/a.js"],
+        &[("packages/app/dist/a.js", "bundle two")],
+    ));
+    let w = w.reopen();
+    assert!(!w.store.is_writable());
+    assert!(is_hit(&w.lookup("app#build", &cmd())));
+    assert_eq!(
+        w.store.stats().expect("stats").hits,
+        1,
+        "the journaled hit was folded in"
+    );
 }

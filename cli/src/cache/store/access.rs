@@ -1,0 +1,184 @@
+//! Which RocksDB instance a store reads and writes through. Opening
+//! RocksDB read-write takes its lock and writes a new `MANIFEST`, `OPTIONS`
+//! file and write-ahead log with five `fsync`s, on every open (measured on
+//! an `echo hi` hit: most of its wall time on a busy disk). A run whose
+//! tasks all hit writes nothing that cannot wait (see `journal.rs`), so the
+//! store starts read-only when it can and opens read-write on the first
+//! write: before a miss executes (the runner asks, so a nested `vp run` in
+//! that task still finds the lock held by its parent) or when a hit must
+//! rewrite its entry.
+
+use std::path::Path;
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use rocksdb::DB;
+
+use super::layout::CacheDir;
+use super::open::{OpenOptions, StoreNotice, Writable, open_writable};
+use crate::cache::error::CacheError;
+
+pub(super) enum Access {
+    /// Opened read-write: this process holds RocksDB's lock.
+    Writable(DB),
+    /// Opened read-only; opens read-write on the first write.
+    ReadMostly(Box<ReadMostly>),
+    /// Opened read-only for good (a dry run): every write is refused.
+    ReadOnly(DB),
+}
+
+pub(super) struct ReadMostly {
+    read_only: DB,
+    writable: OnceLock<DB>,
+    upgrade: Upgrade,
+}
+
+/// How a read-mostly store opens read-write, and what happened when it did.
+pub(super) struct Upgrade {
+    options: OpenOptions,
+    /// Held while opening (one attempt at a time); remembers a failed
+    /// attempt, so later writes fail at once instead of waiting again.
+    attempt: Mutex<Option<Failed>>,
+    /// What the user should hear about, taken by the runner.
+    notices: Mutex<Vec<StoreNotice>>,
+}
+
+/// Why the store could not be opened read-write.
+#[derive(Clone, Copy, Debug)]
+enum Failed {
+    /// Another vp kept the lock past the timeout.
+    Busy { holder: Option<u32> },
+    /// The open failed otherwise (the error was returned the first time).
+    Broken,
+}
+
+/// Whether a call to [`Access::writer`] opened the writable instance.
+pub(super) enum Opened<'a> {
+    Already(&'a DB),
+    Now(&'a DB),
+}
+
+impl Access {
+    pub(super) fn read_mostly(read_only: DB, options: OpenOptions) -> Self {
+        Self::ReadMostly(Box::new(ReadMostly {
+            read_only,
+            writable: OnceLock::new(),
+            upgrade: Upgrade {
+                options,
+                attempt: Mutex::new(None),
+                notices: Mutex::new(Vec::new()),
+            },
+        }))
+    }
+
+    /// The instance reads go to: the writable one once it is open, so a run
+    /// reads what it wrote.
+    pub(super) fn reader(&self) -> &DB {
+        match self {
+            Self::Writable(db) | Self::ReadOnly(db) => db,
+            Self::ReadMostly(m) => m.writable.get().unwrap_or(&m.read_only),
+        }
+    }
+
+    /// Whether writes go straight to RocksDB (no upgrade needed).
+    pub(super) fn is_writable(&self) -> bool {
+        match self {
+            Self::Writable(_) => true,
+            Self::ReadMostly(m) => m.writable.get().is_some(),
+            Self::ReadOnly(_) => false,
+        }
+    }
+
+    /// The writable instance, opening it (and waiting, bounded, for another
+    /// vp's lock) on first use. Blocking.
+    pub(super) fn writer(&self, home: &CacheDir, dir: &Path) -> Result<Opened<'_>, CacheError> {
+        let (writable, upgrade) = match self {
+            Self::Writable(db) => return Ok(Opened::Already(db)),
+            Self::ReadOnly(_) => {
+                return Err(CacheError::ReadOnly {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            Self::ReadMostly(m) => (&m.writable, &m.upgrade),
+        };
+        if let Some(db) = writable.get() {
+            return Ok(Opened::Already(db));
+        }
+        let mut attempt = upgrade
+            .attempt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Another thread may have opened it while this one waited.
+        if let Some(db) = writable.get() {
+            return Ok(Opened::Already(db));
+        }
+        match *attempt {
+            Some(Failed::Busy { holder }) => {
+                return Err(CacheError::Busy {
+                    dir: dir.to_path_buf(),
+                    holder,
+                });
+            }
+            Some(Failed::Broken) => {
+                return Err(CacheError::ReadOnly {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            None => {}
+        }
+        let mut notify = |n: StoreNotice| {
+            upgrade
+                .notices
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(n);
+        };
+        match open_writable(home, dir, &upgrade.options, &mut notify) {
+            Ok(Writable::Ready(db)) => {
+                // Cannot fail: `attempt` is held and `writable` was empty.
+                let _ = writable.set(db);
+                writable
+                    .get()
+                    .map(Opened::Now)
+                    .ok_or_else(|| CacheError::ReadOnly {
+                        dir: dir.to_path_buf(),
+                    })
+            }
+            Ok(Writable::Busy { holder }) => {
+                *attempt = Some(Failed::Busy { holder });
+                Err(CacheError::Busy {
+                    dir: dir.to_path_buf(),
+                    holder,
+                })
+            }
+            // The lock was free when this store opened, so the parent took
+            // it since; its task caches this run's work.
+            Ok(Writable::HeldByAncestor { holder }) => {
+                *attempt = Some(Failed::Busy {
+                    holder: Some(holder),
+                });
+                Err(CacheError::Busy {
+                    dir: dir.to_path_buf(),
+                    holder: Some(holder),
+                })
+            }
+            Err(e) => {
+                *attempt = Some(Failed::Broken);
+                Err(e)
+            }
+        }
+    }
+
+    /// Notices of opening read-write since the last call.
+    pub(super) fn take_notices(&self) -> Vec<StoreNotice> {
+        match self {
+            Self::ReadMostly(m) => std::mem::take(
+                &mut *m
+                    .upgrade
+                    .notices
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            ),
+            Self::Writable(_) | Self::ReadOnly(_) => Vec::new(),
+        }
+    }
+}

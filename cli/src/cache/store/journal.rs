@@ -1,0 +1,303 @@
+//! The hit journal: the bookkeeping of hits served by a store opened
+//! read-only (see `access.rs`), appended to a small file beside the
+//! database and folded into it by the next read-write open. A hit only
+//! records that it happened: the task's pointer to the entry it used (which
+//! the next run needs: miss explanations, superseded outputs, own state),
+//! and the entry's hit count and last use (eviction order). None of it may
+//! make a hit wrong if lost: a lost pointer costs a less precise miss
+//! explanation or an output the next restore leaves in place, a lost count
+//! an earlier eviction.
+//!
+//! Format: records of `[u32 little-endian length][codec bytes]`, each
+//! appended with one `write` to a file opened `O_APPEND`, so concurrent
+//! vps never interleave within a record. Reading stops at the first record
+//! that is cut short or does not decode (a crash mid-append).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use std::sync::{MutexGuard, PoisonError};
+
+use rocksdb::{DB, WriteBatch};
+use serde::{Deserialize, Serialize};
+
+use super::db::{CF_ENTRIES, CF_META, CF_TASKS, EntryMeta, Store, TaskRecord, entry_meta_key};
+use crate::cache::codec;
+use crate::cache::entry::EntryKey;
+
+/// The journal's file in the database directory (moved or deleted with it).
+const FILE: &str = "vp-hits.journal";
+/// Taken aside while a read-write open folds it in.
+const FOLDING: &str = "vp-hits.journal.folding";
+/// Past this size the next open folds the journal in (read-write) rather
+/// than load it: a few thousand hits.
+const FOLD_AT_BYTES: u64 = 256 << 10;
+/// The largest record read back (a spawn fingerprint with a large
+/// environment); anything larger is a corrupt length.
+const MAX_RECORD: usize = 1 << 20;
+
+/// One hit served without a writable store.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct HitNote {
+    pub(super) task: String,
+    pub(super) record: TaskRecord,
+    pub(super) at_ms: i64,
+}
+
+fn path(db_dir: &Path) -> PathBuf {
+    db_dir.join(FILE)
+}
+
+/// Whether the journal should be folded in now: it is large, or a fold was
+/// interrupted.
+pub(super) fn needs_folding(db_dir: &Path) -> bool {
+    db_dir.join(FOLDING).exists()
+        || fs::metadata(path(db_dir)).is_ok_and(|m| m.len() > FOLD_AT_BYTES)
+}
+
+/// Appends one note. Best effort for the caller: an error loses bookkeeping
+/// only.
+pub(super) fn append(db_dir: &Path, note: &HitNote) -> std::io::Result<()> {
+    let bytes = codec::encode(note);
+    let len = u32::try_from(bytes.len()).map_err(std::io::Error::other)?;
+    let mut record = Vec::with_capacity(4 + bytes.len());
+    record.extend_from_slice(&len.to_le_bytes());
+    record.extend_from_slice(&bytes);
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path(db_dir))?
+        .write_all(&record)
+}
+
+/// The notes in `file`, oldest first, up to the first damaged record.
+fn read_file(file: &Path) -> Vec<HitNote> {
+    let Ok(bytes) = fs::read(file) else {
+        return Vec::new();
+    };
+    let mut notes = Vec::new();
+    let mut rest = &bytes[..];
+    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+        let len = u32::from_le_bytes(*len) as usize;
+        if len > MAX_RECORD || len > tail.len() {
+            break;
+        }
+        let Ok(note) = codec::decode::<HitNote>("hit journal record", &tail[..len]) else {
+            break;
+        };
+        notes.push(note);
+        rest = &tail[len..];
+    }
+    notes
+}
+
+/// The latest pointer of each task the journal names: what a read-only
+/// store answers for `task_record` before the database.
+pub(super) fn latest_records(db_dir: &Path) -> BTreeMap<String, TaskRecord> {
+    let mut latest = BTreeMap::new();
+    for name in [FOLDING, FILE] {
+        for note in read_file(&db_dir.join(name)) {
+            latest.insert(note.task, note.record);
+        }
+    }
+    latest
+}
+
+/// Takes the journal aside for folding: the notes of an interrupted fold
+/// first, then the current journal's. Later appends go to a new file.
+/// Call [`folded`] once the notes are written to the database.
+pub(super) fn take(db_dir: &Path) -> Vec<HitNote> {
+    let folding = db_dir.join(FOLDING);
+    let mut notes = read_file(&folding);
+    let current = path(db_dir);
+    if current.exists() {
+        // A vp that opened the journal just before this rename appends to
+        // the moved file; if that lands after the read below, the note is
+        // lost with it, which costs bookkeeping only.
+        let moved = db_dir.join(format!("{FOLDING}.{}", std::process::id()));
+        if fs::rename(&current, &moved).is_ok() {
+            notes.extend(read_file(&moved));
+            // Keep one `FOLDING` file: the interrupted one's notes are in
+            // `notes` already.
+            let _ = fs::rename(&moved, &folding);
+        }
+    }
+    notes
+}
+
+/// The notes taken by [`take`] are in the database: forget them.
+pub(super) fn folded(db_dir: &Path) {
+    let _ = fs::remove_file(db_dir.join(FOLDING));
+}
+
+impl Store {
+    /// Reads the hit journal of a store opened read-only.
+    pub(super) fn load_journal(&self) {
+        *self.journaled_records() = latest_records(&self.home.db());
+    }
+
+    pub(super) fn journaled_records(&self) -> MutexGuard<'_, BTreeMap<String, TaskRecord>> {
+        self.journaled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes a hit in the journal instead of the database (see
+    /// `journal.rs`); its pointer is answered from memory meanwhile.
+    pub(super) fn journal_hit(&self, task: &str, record: TaskRecord, at_ms: i64) {
+        let note = HitNote {
+            task: task.to_owned(),
+            record,
+            at_ms,
+        };
+        // Best effort: a lost note costs bookkeeping only.
+        let _ = append(&self.home.db(), &note);
+        self.journaled_records().insert(note.task, note.record);
+    }
+
+    /// Folds the hit journal into the freshly opened writable instance:
+    /// each hit's count and last use, and the latest pointer of each task.
+    /// Best effort (bookkeeping only); the journal is kept if the write
+    /// fails.
+    pub(super) fn fold_journal(&self, db: &DB) {
+        let db_dir = self.home.db();
+        let notes = take(&db_dir);
+        if notes.is_empty() {
+            folded(&db_dir);
+            return;
+        }
+        let (Some(meta_cf), Some(tasks_cf), Some(entries_cf)) = (
+            db.cf_handle(CF_META),
+            db.cf_handle(CF_TASKS),
+            db.cf_handle(CF_ENTRIES),
+        ) else {
+            return;
+        };
+        let mut metas: BTreeMap<EntryKey, EntryMeta> = BTreeMap::new();
+        let mut batch = WriteBatch::default();
+        for note in &notes {
+            let key = note.record.entry;
+            // A pointer to an entry pruned since is left out, as a write of
+            // its metadata would resurrect part of it.
+            if !matches!(db.get_cf(entries_cf, key.to_bytes()), Ok(Some(_))) {
+                continue;
+            }
+            let meta = match metas.get_mut(&key) {
+                Some(m) => m,
+                None => {
+                    let stored = db
+                        .get_cf(meta_cf, entry_meta_key(key))
+                        .ok()
+                        .flatten()
+                        .and_then(|b| codec::decode::<EntryMeta>("entry metadata", &b).ok());
+                    let Some(stored) = stored else { continue };
+                    metas.entry(key).or_insert(stored)
+                }
+            };
+            meta.hits += 1;
+            meta.last_used_ms = meta.last_used_ms.max(note.at_ms);
+            batch.put_cf(tasks_cf, note.task.as_bytes(), codec::encode(&note.record));
+        }
+        for (key, meta) in &metas {
+            batch.put_cf(meta_cf, entry_meta_key(*key), codec::encode(meta));
+        }
+        if db.write(batch).is_ok() {
+            folded(&db_dir);
+            self.journaled_records().clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::digest::Digest;
+    use crate::cache::entry::EntryKey;
+    use crate::cache::fingerprint::{GlobConfig, SpawnFingerprint, SpawnSpec};
+
+    fn note(task: &str, n: u8) -> HitNote {
+        let root = Path::new("/ws");
+        let spawn = SpawnFingerprint::new(SpawnSpec {
+            workspace_root: root,
+            package_dir: root,
+            cwd: root,
+            program: Path::new("/usr/bin/env"),
+            args: &[task.into()],
+            declared_env: &[],
+            untracked_env: &[],
+            inputs: GlobConfig::auto(),
+            outputs: GlobConfig::auto(),
+        });
+        HitNote {
+            task: task.to_owned(),
+            record: TaskRecord {
+                entry: EntryKey {
+                    spawn: Digest::of_content(&[n]),
+                    variant: Digest::of_content(&[n, n]),
+                },
+                spawn,
+            },
+            at_ms: i64::from(n),
+        }
+    }
+
+    #[test]
+    fn notes_read_back_in_order_and_the_latest_pointer_wins() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        append(tmp.path(), &note("a", 1)).expect("append");
+        append(tmp.path(), &note("b", 2)).expect("append");
+        append(tmp.path(), &note("a", 3)).expect("append");
+        let latest = latest_records(tmp.path());
+        assert_eq!(latest.len(), 2);
+        assert_eq!(latest["a"].entry, note("a", 3).record.entry);
+        assert_eq!(latest["b"].entry, note("b", 2).record.entry);
+        let taken = take(tmp.path());
+        assert_eq!(
+            taken.iter().map(|n| n.at_ms).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        // Taken but not yet folded: still answered, still taken again.
+        assert_eq!(latest_records(tmp.path()).len(), 2);
+        assert!(needs_folding(tmp.path()));
+        append(tmp.path(), &note("c", 4)).expect("append");
+        assert_eq!(take(tmp.path()).len(), 4);
+        folded(tmp.path());
+        assert!(latest_records(tmp.path()).is_empty());
+        assert!(!needs_folding(tmp.path()));
+    }
+
+    #[test]
+    fn a_torn_or_garbage_tail_keeps_the_notes_before_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        append(tmp.path(), &note("a", 1)).expect("append");
+        append(tmp.path(), &note("b", 2)).expect("append");
+        let file = path(tmp.path());
+        let whole = fs::read(&file).expect("read");
+        // Cut in the middle of the second record.
+        fs::write(&file, &whole[..whole.len() - 3]).expect("write");
+        assert_eq!(read_file(&file).len(), 1);
+        // The first record whole, then a huge length and garbage.
+        let first = 4 + u32::from_le_bytes(whole[..4].try_into().expect("4 bytes")) as usize;
+        let mut bad = whole[..first].to_vec();
+        bad.extend_from_slice(&u32::MAX.to_le_bytes());
+        bad.extend_from_slice(b"garbage");
+        fs::write(&file, &bad).expect("write");
+        assert_eq!(read_file(&file).len(), 1);
+        fs::write(&file, b"\x03\x00\x00\x00abc").expect("write");
+        assert!(read_file(&file).is_empty());
+    }
+
+    #[test]
+    fn a_large_journal_asks_for_folding() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        assert!(!needs_folding(tmp.path()));
+        let mut n = 0u8;
+        while fs::metadata(path(tmp.path())).map_or(0, |m| m.len()) <= FOLD_AT_BYTES {
+            append(tmp.path(), &note("t", n)).expect("append");
+            n = n.wrapping_add(1);
+        }
+        assert!(needs_folding(tmp.path()));
+    }
+}
