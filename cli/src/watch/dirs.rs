@@ -64,13 +64,17 @@ pub(crate) fn watch_dirs<'a>(
 /// vp's cache and symlinks, until the bound is passed.
 fn walk(dir: &Path, cache_dir: &Path, dirs: &mut BTreeSet<PathBuf>) {
     let mut work = vec![dir.to_path_buf()];
+    // Its own record of what it walked: a directory already watched for
+    // another reason (the package's `package.json`) is still walked.
+    let mut walked = BTreeSet::new();
     while let Some(d) = work.pop() {
         if dirs.len() > MAX_WATCHED_DIRS {
             return;
         }
-        if d.starts_with(cache_dir) || !dirs.insert(d.clone()) {
+        if d.starts_with(cache_dir) || !walked.insert(d.clone()) {
             continue;
         }
+        dirs.insert(d.clone());
         // An unreadable directory is watched, not walked: an edit inside
         // it still shows as a change of its entries.
         let Ok(entries) = std::fs::read_dir(&d) else {
@@ -107,7 +111,11 @@ mod tests {
             outputs: BTreeSet::new(),
             window: None,
         };
-        let (dirs, paths) = watch_dirs(std::iter::once(&task), &BTreeSet::new(), &cache);
+        // The package's own package.json already has its directory watched.
+        let config: BTreeSet<Read> = [Read::Path(root.join("package.json"))]
+            .into_iter()
+            .collect();
+        let (dirs, paths) = watch_dirs(std::iter::once(&task), &config, &cache);
         let rel: BTreeSet<String> = dirs
             .iter()
             .map(|d| {
@@ -122,7 +130,7 @@ mod tests {
             .map(str::to_owned)
             .collect();
         assert_eq!(rel, expected);
-        assert_eq!(paths, 1);
+        assert_eq!(paths, 2);
     }
 
     #[test]

@@ -193,3 +193,61 @@ fn ctrl_c_during_a_cycle_stops_its_task_and_stores_nothing_of_it() {
     let stats = ws.vp(["cache", "stats"]).output();
     assert!(stats.stdout.contains("entries:  2"), "{}", stats.combined());
 }
+
+#[test]
+fn a_config_edit_plans_the_run_again_and_a_broken_one_is_waited_out() {
+    let ws = Workspace::new("watch");
+    let mut running = watch(&ws, &["-r", "build"]);
+    running.wait_for_stderr(STEP, "the first cycle", |err| cycles(err) >= 1);
+    assert_eq!(ws.take_executions(), ["a#build", "b#build"]);
+
+    // Half-way through an edit: the run cannot be planned, vp says so and keeps watching.
+    ws.write("packages/a/vite-task.json", "{ \"tasks\": { \"build\": ");
+    running.wait_for_stderr(STEP, "the planning error", |err| {
+        err.contains("vp: cannot plan the run: ") && err.contains("vp keeps watching")
+    });
+    // Done: a's command changed, so a runs; it writes what it wrote before, so b is a hit.
+    ws.write(
+        "packages/a/vite-task.json",
+        r#"{ "tasks": { "build": { "command": "node build.js again" } } }"#,
+    );
+    let replanned = "vp: changed: packages/a/vite-task.json → planning the run again";
+    running.wait_for_stderr(STEP, "a cycle after the fixed config", |err| {
+        err.matches(replanned).count() == 2
+            && err[err.rfind(replanned).unwrap_or(0)..].contains("vp: watching ")
+    });
+    assert_eq!(ws.take_executions(), ["a#build"]);
+    interrupt(running);
+}
+
+#[test]
+fn tasks_without_the_cache_are_watched_by_their_package_directory() {
+    let ws = Workspace::new("watch");
+    let mut running = watch(&ws, &["-r", "build", "--no-cache", "-v"]);
+    running.wait_for_stderr(STEP, "the first cycle", |err| cycles(err) >= 1);
+    assert_eq!(ws.take_executions(), ["a#build", "b#build"]);
+    let stderr = running.output_so_far().1;
+    assert!(
+        stderr.contains(
+            "vp: a#build: what it reads is unknown (its cache is off, so it is not traced); watching its package directory"
+        ),
+        "{stderr}"
+    );
+    // b's package: only b (a's writes into its own package did not re-run a either).
+    ws.write("packages/b/src/in.txt", "b2\n");
+    wait_for_cycle_after(&mut running, "vp: changed: packages/b/src/in.txt → b#build");
+    assert_eq!(ws.take_executions(), ["b#build"]);
+    // a's package: a, then b, which depends on it.
+    ws.write("packages/a/src/in.txt", "a2\n");
+    wait_for_cycle_after(
+        &mut running,
+        "vp: changed: packages/a/src/in.txt → a#build, b#build",
+    );
+    assert_eq!(ws.take_executions(), ["a#build", "b#build"]);
+    let stderr = interrupt(running);
+    assert_eq!(
+        cycles(&stderr),
+        3,
+        "a task's own writes started a cycle:\n{stderr}"
+    );
+}
