@@ -207,6 +207,10 @@ pub(crate) enum RunNotice {
     UploadsAbandoned { count: usize },
     /// With `-v`: what the run exchanged with the remote cache.
     RemoteTransfers(TransferStats),
+    /// Every command ran uncached only because scripts are uncached by
+    /// default, and nothing vp saw rules caching out: `--cache` would store
+    /// them (`run::cache_hint`). Shown on a terminal only.
+    CacheSuggested { commands: usize },
 }
 
 /// A task's state change, or a notice about the run.

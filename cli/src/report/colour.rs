@@ -90,6 +90,12 @@ impl Colours {
         }
     }
 
+    /// Whether vp's stderr (its own lines: headers, notices, the summary) is
+    /// a terminal, that is, read by a person rather than a log or a pipe.
+    pub(crate) fn stderr_is_terminal(self) -> bool {
+        self.terminals.stderr
+    }
+
     /// The variable vp adds to every task's environment, if any. Tools see
     /// pipes, not vp's terminal; `FORCE_COLOR` is what most of them (picocolors,
     /// chalk, Node's own `util.inspect` and `styleText`, tsc 7, oxlint)

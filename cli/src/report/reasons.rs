@@ -166,6 +166,14 @@ pub(crate) fn run_notice(n: &RunNotice) -> String {
             t.requests,
             format_duration(t.time)
         ),
+        RunNotice::CacheSuggested { commands } => format!(
+            "tip: scripts are not cached by default; `--cache` would cache {} (or set `\"cache\": {{ \"scripts\": true }}` in the root vite-task.json)",
+            if *commands == 1 {
+                "this command"
+            } else {
+                "these commands"
+            }
+        ),
     }
 }
 
@@ -284,5 +292,17 @@ mod tests {
             })),
             "another vp holds the cache lock; running without the cache"
         );
+    }
+
+    #[test]
+    fn the_cache_tip_names_the_flag_and_the_setting() {
+        let one = run_notice(&RunNotice::CacheSuggested { commands: 1 });
+        assert_eq!(
+            one,
+            "tip: scripts are not cached by default; `--cache` would cache this command \
+             (or set `\"cache\": { \"scripts\": true }` in the root vite-task.json)"
+        );
+        let two = run_notice(&RunNotice::CacheSuggested { commands: 2 });
+        assert!(two.contains("would cache these commands"), "{two}");
     }
 }

@@ -22,6 +22,7 @@ fn spec(inputs: GlobConfig, outputs: GlobConfig) -> TaskSpec {
         env_policy: EnvPolicy::new("app#build", &[], &[]).expect("empty policy"),
         child_env: Vec::new(),
         cache_enabled: true,
+        uncached_by_default: false,
         inputs,
         outputs,
         interactive: false,

@@ -69,6 +69,7 @@ pub(crate) fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         env_policy,
         child_env,
         cache_enabled: !args.exec.no_cache,
+        uncached_by_default: false,
         interactive: false,
     };
     let opts = SchedulerOptions {

@@ -134,11 +134,9 @@ fn task_specs(
     exec: &ExecOptions,
 ) -> anyhow::Result<Vec<TaskSpec>> {
     let full_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    let root_cache = ws.packages[0]
-        .task_config
-        .as_ref()
-        .and_then(|c| c.cache)
-        .map_or((false, true), |c| c.kinds());
+    let root_cache_setting = ws.packages[0].task_config.as_ref().and_then(|c| c.cache);
+    let root_cache_set = root_cache_setting.is_some();
+    let root_cache = root_cache_setting.map_or((false, true), |c| c.kinds());
     let single = plan.tasks.len() == 1;
     let mut specs = Vec::with_capacity(plan.tasks.len());
     for (i, t) in plan.tasks.iter().enumerate() {
@@ -175,6 +173,11 @@ fn task_specs(
         } else {
             t.def.cache.unwrap_or(default_cache)
         };
+        let uncached_by_default = !cache_enabled
+            && t.kind == TaskKind::Script
+            && !exec.no_cache
+            && t.def.cache.is_none()
+            && !root_cache_set;
         specs.push(TaskSpec {
             label: t.label.clone(),
             display: None,
@@ -187,6 +190,7 @@ fn task_specs(
             env_policy,
             child_env,
             cache_enabled,
+            uncached_by_default,
             interactive: single && !cache_enabled,
         });
     }

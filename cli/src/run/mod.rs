@@ -11,6 +11,7 @@
 
 pub(crate) mod admit;
 pub(crate) mod build;
+mod cache_hint;
 pub(crate) mod command;
 mod command_line;
 mod decide;

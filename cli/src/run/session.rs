@@ -5,7 +5,7 @@
 //! cycle on the same session, each through the scheduler and the pipeline
 //! of `task.rs`, each with its own reporter and summary.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use super::cache_hint::RunEnd;
 use super::run_cache::{finish_uploads, open_cache};
 use super::scheduler::{self, SchedulerOptions};
 use super::task::{RunCache, RunContext, TaskSpec};
@@ -37,6 +38,9 @@ pub(crate) struct RunSession {
     full_env_map: Rc<BTreeMap<OsString, OsString>>,
     log: LogMode,
     verbose: bool,
+    /// The `--cache` tip was given: at most once per session, so a watch
+    /// session gives it after its first batch that earns it, not after each.
+    cache_tip_given: Cell<bool>,
 }
 
 /// Someone who wants to see a batch's events besides its reporter (watch
@@ -102,6 +106,7 @@ impl RunSession {
             full_env: Arc::new(full_env),
             log: exec.log.into(),
             verbose: exec.verbose,
+            cache_tip_given: Cell::new(false),
         })
     }
 
@@ -163,6 +168,7 @@ impl RunSession {
             addon_path: self.addon_path.clone(),
             colours: self.colours,
             not_cached: RefCell::new(Vec::new()),
+            cache_hint: super::cache_hint::CacheHint::default(),
             remote: self.remote.clone(),
             uploads: RefCell::new(Vec::new()),
         });
@@ -173,6 +179,17 @@ impl RunSession {
         (ctx.emit)(RunEvent::RunFinished {
             stats: stats.clone(),
         });
+        if !self.cache_tip_given.get() {
+            let end = RunEnd {
+                all_succeeded: stats.succeeded == stats.tasks && !stats.cancelled,
+                some_not_stored: !stats.not_cached.is_empty(),
+                stderr_is_terminal: self.colours.stderr_is_terminal(),
+            };
+            if let Some(tip) = ctx.cache_hint.notice(end) {
+                self.cache_tip_given.set(true);
+                (ctx.emit)(RunEvent::Notice(tip));
+            }
+        }
         let details = reporter.borrow().last_details(&stats);
         let details_json = reporter.borrow().last_run_json(&infos, &stats);
         // Best effort: `--last-details` then has nothing to show, which it

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::admit::{self, Roots};
+use super::cache_hint::CacheHint;
 use super::command_line::CommandItem;
 use super::decide::{self, CacheMode};
 use super::env::EnvPolicy;
@@ -48,6 +49,11 @@ pub(crate) struct TaskSpec {
     /// The environment the task's processes see (already filtered).
     pub(crate) child_env: Vec<(OsString, OsString)>,
     pub(crate) cache_enabled: bool,
+    /// The cache is off only because this is a `package.json` script and
+    /// scripts are uncached by default: no `--cache`/`--no-cache`, no
+    /// `cache` in a vite-task.json (the task's or the root's). Such a run may
+    /// earn the `--cache` tip (`cache_hint`).
+    pub(crate) uncached_by_default: bool,
     pub(crate) inputs: GlobConfig,
     pub(crate) outputs: GlobConfig,
     pub(crate) interactive: bool,
@@ -78,6 +84,8 @@ pub(crate) struct RunContext {
     pub(crate) colours: Colours,
     /// For the summary: each task whose successful run was not stored.
     pub(crate) not_cached: RefCell<Vec<(String, NotCached)>>,
+    /// What the uncached commands showed, for the `--cache` tip.
+    pub(crate) cache_hint: CacheHint,
     /// The remote cache of this run, if one is configured (and the local
     /// store, which it imports into, is open).
     pub(crate) remote: Option<Arc<RemoteSession>>,
@@ -179,11 +187,11 @@ async fn run_item(
     let cache = match decide::decide(spec.cache_enabled, &ctx.cache) {
         CacheMode::Disabled => {
             (ctx.emit)(header(CacheStatus::Disabled));
-            return run_uncached(index, spec, item, &process, ctx, ex).await;
+            return run_uncached(index, spec, item, &process, ctx, ex, Uncached::Disabled).await;
         }
         CacheMode::Unavailable(why) => {
             (ctx.emit)(header(CacheStatus::Unavailable(why)));
-            return run_uncached(index, spec, item, &process, ctx, ex).await;
+            return run_uncached(index, spec, item, &process, ctx, ex, Uncached::Unavailable).await;
         }
         CacheMode::LookUp(cache) => cache,
     };
@@ -228,7 +236,7 @@ async fn run_item(
         }
         Looked::Unavailable(why) => {
             (ctx.emit)(header(CacheStatus::Unavailable(why)));
-            return run_uncached(index, spec, item, &process, ctx, ex).await;
+            return run_uncached(index, spec, item, &process, ctx, ex, Uncached::Unavailable).await;
         }
         Looked::Miss(miss, remote) => (miss, remote),
     };
@@ -321,6 +329,15 @@ fn remote_miss_notice(index: usize, why: RemoteMiss, ctx: &RunContext) {
     }
 }
 
+/// Why a command runs without the cache.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Uncached {
+    /// Its task's cache is off (`CacheStatus::Disabled`).
+    Disabled,
+    /// Its task wants the cache but this run has none.
+    Unavailable,
+}
+
 /// Runs a command whose result is not stored.
 async fn run_uncached(
     index: usize,
@@ -329,12 +346,20 @@ async fn run_uncached(
     process: &super::spawn::ProcessSpec,
     ctx: &Rc<RunContext>,
     ex: &Rc<smol::LocalExecutor<'static>>,
+    why: Uncached,
 ) -> ItemResult {
     match execute::execute(index, spec, process, None, ctx, ex).await {
-        Ok(obs) => finished(index, spec, item, &obs, ctx).unwrap_or(ItemResult::Done {
-            hit: None,
-            saved: Duration::ZERO,
-        }),
+        Ok(obs) => {
+            if why == Uncached::Disabled {
+                let objected = obs.bridge.as_ref().and_then(admit::bridge_veto).is_some();
+                ctx.cache_hint
+                    .ran_uncached(spec.uncached_by_default, objected);
+            }
+            finished(index, spec, item, &obs, ctx).unwrap_or(ItemResult::Done {
+                hit: None,
+                saved: Duration::ZERO,
+            })
+        }
         Err(failure) => failure.into(),
     }
 }

@@ -2,24 +2,14 @@
 //! the colours on a terminal and loses them when piped, and whether vp runs on a terminal never
 //! changes the cache key. The terminal is a real pseudo-terminal from util-linux `script`.
 
-use std::path::Path;
-
-use crate::harness::{NodeModules, Output, Run, Workspace, strip_ansi, vp_bin};
+use crate::harness::{NodeModules, Output, Run, Workspace, strip_ansi};
 
 const HIT: &str = "◉ cache hit, replaying";
 const MISS: &str = "○ cache miss";
 
-/// `vp <args>` under a pseudo-terminal: `script` gives it one for stdin, stdout and stderr and
-/// copies what it prints to its own stdout (both streams, with `\r\n` line ends).
+/// `vp <args>` under a pseudo-terminal (`Workspace::vp_on_terminal`), with no colour choice.
 fn vp_on_terminal(ws: &Workspace, args: &str) -> Run {
-    let script = Path::new("/usr/bin/script");
-    assert!(
-        script.is_file(),
-        "these tests need util-linux `script` at {} for a pseudo-terminal (hint: install util-linux)",
-        script.display()
-    );
-    let command = format!("'{}' {args}", vp_bin().display());
-    without_colour_choice(ws.run(script).args(["-qec", &command, "/dev/null"]))
+    without_colour_choice(ws.vp_on_terminal(args))
 }
 
 /// The harness sets `NO_COLOR=1`; these tests are about what happens without a choice of the

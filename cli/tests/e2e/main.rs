@@ -12,6 +12,7 @@
 //! they are missing. `VP_E2E_KEEP=1` keeps every test's copy of its fixture for inspection.
 
 mod cache;
+mod cache_tip;
 mod colours;
 mod create_vite;
 mod dry_run;

@@ -134,6 +134,21 @@ impl Workspace {
         self.run(vp_bin()).args(args)
     }
 
+    /// `vp <args>` (one shell-quoted string) under a pseudo-terminal: util-linux `script` gives
+    /// it one for stdin, stdout and stderr and copies what it prints to its own stdout (both
+    /// streams, with `\r\n` line ends).
+    #[track_caller]
+    pub(crate) fn vp_on_terminal(&self, args: &str) -> Run {
+        let script = Path::new("/usr/bin/script");
+        assert!(
+            script.is_file(),
+            "this test needs util-linux `script` at {} for a pseudo-terminal (hint: install util-linux)",
+            script.display()
+        );
+        let command = format!("'{}' {args}", vp_bin().display());
+        self.run(script).args(["-qec", &command, "/dev/null"])
+    }
+
     /// Any program (e.g. `node`), in the workspace root, with the same environment as `vp`.
     pub(crate) fn run(&self, program: impl AsRef<OsStr>) -> Run {
         let mut run = Run::new(program, &self.root);
