@@ -278,7 +278,9 @@ pub(crate) enum WatchEvent {
         more: usize,
         tasks: Vec<String>,
     },
-    /// With `-v`: edits that no watched task read.
+    /// With `-v`: edits that re-run nothing: no task was seen to read or
+    /// write them (a task no edit re-runs reads nothing, as far as watching
+    /// goes).
     Ignored { path: String, more: usize },
     /// A config file changed: the run is planned again.
     Replanning { path: String },

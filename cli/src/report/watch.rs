@@ -83,7 +83,7 @@ fn line(event: &WatchEvent, verbose: bool) -> Option<String> {
             format!("{task}: what it reads is unknown ({why}); watching its package directory")
         }
         WatchEvent::Ignored { path, more } if verbose => {
-            format!("changed: {path}{} → no task read it", and_more(*more))
+            format!("changed: {path}{} → nothing to re-run", and_more(*more))
         }
         WatchEvent::WatchingPackage { .. } | WatchEvent::Ignored { .. } => return None,
         WatchEvent::Pinned { task, why } => match why {
@@ -145,7 +145,7 @@ mod tests {
         assert_eq!(line(&ignored, false), None);
         assert_eq!(
             line(&ignored, true).as_deref(),
-            Some("changed: notes.txt (and 2 more) → no task read it")
+            Some("changed: notes.txt (and 2 more) → nothing to re-run")
         );
         let one = WatchEvent::Watching {
             paths: 1,

@@ -1,6 +1,8 @@
 //! `vp run --watch` on the `watch` fixture (b's build reads a's output): an edit re-runs the
 //! tasks that read it and what reads their outputs, an edit nobody read re-runs nothing,
-//! creating a file a task probed for re-runs it, and Ctrl-C ends it all with 130.
+//! creating a file a task probed for re-runs it, config edits plan the run again, uncached tasks
+//! are watched by package, persistent tasks and tools that disable the cache are started once,
+//! and Ctrl-C ends it all with 130.
 //!
 //! Nothing here sleeps for a fixed time: each step waits (generously, for a loaded 2-core
 //! machine) for the status line that says the cycle it caused is over.
@@ -83,7 +85,7 @@ fn an_edit_reruns_its_readers_and_the_readers_of_their_outputs() {
         "a's first input was a hit"
     );
     let stderr = interrupt(running);
-    assert!(!stderr.contains("no task read it"), "{stderr}");
+    assert!(!stderr.contains("nothing to re-run"), "{stderr}");
 }
 
 #[test]
@@ -94,7 +96,7 @@ fn an_edit_no_task_read_reruns_nothing() {
     assert_eq!(ws.take_executions(), ["a#build", "b#build"]);
     ws.write("notes.txt", "still read by nobody\n");
     running.wait_for_stderr(STEP, "the edit of notes.txt", |err| {
-        err.contains("vp: changed: notes.txt → no task read it")
+        err.contains("vp: changed: notes.txt → nothing to re-run")
     });
     // Then an edit that does count, so the watch is seen alive after the ignored one.
     ws.write("packages/b/src/in.txt", "b2\n");
@@ -250,4 +252,27 @@ fn tasks_without_the_cache_are_watched_by_their_package_directory() {
         3,
         "a task's own writes started a cycle:\n{stderr}"
     );
+}
+
+#[test]
+fn a_task_whose_tool_disabled_the_cache_is_not_re_run_by_an_edit() {
+    let ws = Workspace::new("bridge-verbs");
+    let mut running = watch(&ws, &["disable-cache", "-v"]);
+    running.wait_for_stderr(STEP, "the first cycle", |err| cycles(err) >= 1);
+    assert_eq!(ws.take_executions(), ["disable-cache"]);
+    let stderr = running.output_so_far().1;
+    assert!(
+        stderr.contains("called disableCache(), so no edit re-runs it"),
+        "{stderr}"
+    );
+    // Its input is not even watched (a run vp did not store tells it nothing); a later edit in
+    // the watched root directory shows the loop went past it.
+    ws.write("src/data.txt", "edited\n");
+    ws.write("notes.txt", "read by nobody\n");
+    running.wait_for_stderr(STEP, "the edit after its input's", |err| {
+        err.contains("vp: changed: notes.txt → nothing to re-run")
+    });
+    assert!(ws.take_executions().is_empty());
+    let stderr = interrupt(running);
+    assert_eq!(cycles(&stderr), 1, "{stderr}");
 }
