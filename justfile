@@ -31,6 +31,7 @@ example:
 
 # Run the peer benchmark and update its section of docs/benchmarks.md (`--with-peers`: also Turborepo, Nx, wireit, vite-plus)
 bench *ARGS:
+    cargo build --release -p vp
     bash bench/vp-build-overhead.sh
     bash bench/run-peers.sh {{ARGS}}
 
@@ -40,7 +41,7 @@ bench-remote ROUNDS="7":
 
 # Measure the tracer's overhead on a real `vite build` (prints a Markdown report)
 bench-trace ROUNDS="9":
-    cargo test --workspace --no-run
+    cargo build --release -p vp
     bash bench/trace-overhead.sh {{ROUNDS}}
 
 # Format the Rust code

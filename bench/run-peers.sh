@@ -7,7 +7,9 @@
 #
 # Environment:
 #   PEERBENCH_ROOT   where fixtures, installed peers and logs go (default: $TMPDIR/peerbench)
-#   VPRS_BIN         the vp binary to measure (default: <target dir>/debug/vp, built here first)
+#   VPRS_BIN         the vp binary to measure (default: <target dir>/release/vp, built here first
+#                    with `cargo build --release -p vp`: what users install and what the
+#                    numbers in docs/benchmarks.md are measured with)
 #   N1 N2 N3         iterations of the F1/F3, F2 hit and F2 cold scenarios (default 7, 5, 3)
 #   DOC              the markdown file to update (default: docs/benchmarks.md)
 #
@@ -35,8 +37,8 @@ done
 [ -x /usr/bin/time ] || { echo "run-peers: /usr/bin/time is missing: apt-get install -y time" >&2; exit 1; }
 
 if [ -z "${VPRS_BIN:-}" ]; then
-  (cd "$ROOT" && cargo test --workspace --no-run)
-  VPRS_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/vp"
+  (cd "$ROOT" && cargo build --release -p vp)
+  VPRS_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/vp"
   export VPRS_BIN
 fi
 [ -x "$VPRS_BIN" ] || { echo "run-peers: $VPRS_BIN is not an executable vp binary" >&2; exit 1; }

@@ -3,7 +3,7 @@
 # cost of one notified system call. Prints a Markdown report on stdout.
 #
 # Usage: bench/trace-overhead.sh [ROUNDS]        (default 9 rounds)
-# Env:   VP=path/to/vp      (default: $CARGO_TARGET_DIR or target, debug/vp)
+# Env:   VP=path/to/vp      (default: $CARGO_TARGET_DIR or target, release/vp)
 #        BENCH_DIR=dir      (default: a fresh temp dir; reused if it has node_modules)
 #        VITE_VERSION=x     (default: 8)
 #
@@ -15,12 +15,12 @@ set -euo pipefail
 
 ROUNDS=${1:-9}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-VP=${VP:-${CARGO_TARGET_DIR:-$HERE/target}/debug/vp}
+VP=${VP:-${CARGO_TARGET_DIR:-$HERE/target}/release/vp}
 VITE_VERSION=${VITE_VERSION:-8}
 STAT_CALLS=200000
 
 die() { echo "trace-overhead: $*" >&2; exit 1; }
-[ -x "$VP" ] || die "no vp binary at $VP (hint: cargo build -p vp, or set VP=)"
+[ -x "$VP" ] || die "no vp binary at $VP (hint: cargo build --release -p vp, or set VP=)"
 command -v node >/dev/null || die "node is not on PATH"
 command -v rustc >/dev/null || die "rustc is not on PATH (needed for the per-syscall benchmark)"
 

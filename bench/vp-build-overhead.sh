@@ -9,8 +9,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 N="${1:-9}"
-VP="${VP:-$ROOT/target/debug/vp}"
-[ -x "$VP" ] || { echo "vp-build-overhead: $VP not found (run: cargo test --workspace --no-run)" >&2; exit 1; }
+VP="${VP:-${CARGO_TARGET_DIR:-$ROOT/target}/release/vp}"
+[ -x "$VP" ] || { echo "vp-build-overhead: $VP not found (run: cargo build --release -p vp)" >&2; exit 1; }
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 cp -r "$ROOT/fixtures/vite-app" "$WORK/app"

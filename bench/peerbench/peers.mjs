@@ -181,10 +181,10 @@ export const peers = {
 // Zero cache configuration: one vite-task.json task per package with only a command, so inputs
 // and outputs are what vp observes (no declared globs); F3noop opts out of caching. The package
 // graph comes from the npm `workspaces` of the F2 root, `-r` runs dependencies first.
-// Binary: VPRS_BIN, else <CARGO_TARGET_DIR or repo/target>/debug/vp (bench/run-peers.sh builds it).
+// Binary: VPRS_BIN, else <CARGO_TARGET_DIR or repo/target>/release/vp (bench/run-peers.sh builds it).
 peers.vprs = {
   env: {},
-  bin: process.env.VPRS_BIN || path.join(process.env.CARGO_TARGET_DIR || path.join(REPO, 'target'), 'debug', 'vp'),
+  bin: process.env.VPRS_BIN || path.join(process.env.CARGO_TARGET_DIR || path.join(REPO, 'target'), 'release', 'vp'),
   setup(dir, fx) {
     // A task name should be a vite-task.json task or a package.json script, not both.
     const dropScripts = (pd) => editJson(path.join(pd, 'package.json'), (j) => { delete j.scripts; });

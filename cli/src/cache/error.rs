@@ -45,9 +45,13 @@ pub(crate) enum CacheError {
     #[error("the cache at `{dir}` is in use by another vp{}", holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     Busy { dir: PathBuf, holder: Option<u32> },
     #[error(
-        "the cache at `{dir}` could not be opened for writing (see the error above), so this run is not stored"
+        "the cache at `{dir}` could not be opened for writing (an earlier error in this run said why), so this result is not stored"
     )]
     ReadOnly { dir: PathBuf },
+    #[error(
+        "the cache at `{dir}` was removed while this vp was using it (by `vp cache clean`?), so this result is not stored; the next run starts a new cache"
+    )]
+    Removed { dir: PathBuf },
     #[error(transparent)]
     Decode(#[from] DecodeError),
 }

@@ -111,9 +111,7 @@ pub(crate) async fn look_up(
         },
     )
     .await;
-    for notice in cache.store.take_notices() {
-        (ctx.emit)(RunEvent::Notice(RunNotice::Store(notice)));
-    }
+    report_store_notices(cache, ctx);
     let (lookup, remote) = match lookup {
         Ok((outcome, remote)) => (Ok::<_, cache::CacheError>(outcome), remote),
         Err(e) => (Err(e), None),
@@ -273,6 +271,29 @@ pub(crate) async fn remember_state(
         real_path(&ctx.workspace_root),
     );
     let _ = blocking::unblock(move || store.remember_state(&id, &root, &files)).await;
+    report_store_notices(cache, ctx);
+}
+
+/// Before any command of the run starts (cached or not): a store opened
+/// read-only is opened for writing now, so a nested `vp run` in that
+/// command finds the lock held by its parent (`cache/store/access.rs`). A
+/// failure is reported by whatever then tries to write.
+pub(crate) async fn prepare_for_command(ctx: &RunContext) {
+    let Ok(cache) = &ctx.cache else { return };
+    if cache.store.is_writable() {
+        return;
+    }
+    let store = Arc::clone(&cache.store);
+    let _ = blocking::unblock(move || store.prepare_to_write()).await;
+    report_store_notices(cache, ctx);
+}
+
+/// What opening the store for writing had to say (a wait for another vp's
+/// lock, a store set aside), from whichever call opened it.
+fn report_store_notices(cache: &RunCache, ctx: &RunContext) {
+    for notice in cache.store.take_notices() {
+        (ctx.emit)(RunEvent::Notice(RunNotice::Store(notice)));
+    }
 }
 
 /// Stores an admitted run; says how many inputs and outputs it holds, or
@@ -300,6 +321,7 @@ pub(crate) async fn record(
         },
     )
     .await;
+    report_store_notices(cache, ctx);
     match outcome {
         Ok(cache::RecordOutcome::Stored(summary)) => Ok(summary),
         Ok(cache::RecordOutcome::NotStored(why)) => Err(NotCached::Store(why)),

@@ -51,12 +51,6 @@ enum Failed {
     Broken,
 }
 
-/// Whether a call to [`Access::writer`] opened the writable instance.
-pub(super) enum Opened<'a> {
-    Already(&'a DB),
-    Now(&'a DB),
-}
-
 impl Access {
     pub(super) fn read_mostly(read_only: DB, options: OpenOptions) -> Self {
         Self::ReadMostly(Box::new(ReadMostly {
@@ -89,10 +83,16 @@ impl Access {
     }
 
     /// The writable instance, opening it (and waiting, bounded, for another
-    /// vp's lock) on first use. Blocking.
-    pub(super) fn writer(&self, home: &CacheDir, dir: &Path) -> Result<Opened<'_>, CacheError> {
+    /// vp's lock) on first use; `on_open` runs on a newly opened instance
+    /// before any other thread can write through it. Blocking.
+    pub(super) fn writer(
+        &self,
+        home: &CacheDir,
+        dir: &Path,
+        on_open: &dyn Fn(&DB),
+    ) -> Result<&DB, CacheError> {
         let (writable, upgrade) = match self {
-            Self::Writable(db) => return Ok(Opened::Already(db)),
+            Self::Writable(db) => return Ok(db),
             Self::ReadOnly(_) => {
                 return Err(CacheError::ReadOnly {
                     dir: dir.to_path_buf(),
@@ -101,7 +101,7 @@ impl Access {
             Self::ReadMostly(m) => (&m.writable, &m.upgrade),
         };
         if let Some(db) = writable.get() {
-            return Ok(Opened::Already(db));
+            return Ok(db);
         }
         let mut attempt = upgrade
             .attempt
@@ -109,7 +109,7 @@ impl Access {
             .unwrap_or_else(PoisonError::into_inner);
         // Another thread may have opened it while this one waited.
         if let Some(db) = writable.get() {
-            return Ok(Opened::Already(db));
+            return Ok(db);
         }
         match *attempt {
             Some(Failed::Busy { holder }) => {
@@ -132,16 +132,25 @@ impl Access {
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(n);
         };
+        // The store this one read may have been deleted meanwhile (`vp
+        // cache clean` needs no lock from a reader): never create a new one
+        // in its place, which would be a database without vp's marker.
+        let still_there = matches!(CacheDir::find(dir), Ok(Some(ref h)) if h == home)
+            && home.db().join("CURRENT").is_file();
+        if !still_there {
+            *attempt = Some(Failed::Broken);
+            return Err(CacheError::Removed {
+                dir: dir.to_path_buf(),
+            });
+        }
         match open_writable(home, dir, &upgrade.options, &mut notify) {
             Ok(Writable::Ready(db)) => {
+                on_open(&db);
                 // Cannot fail: `attempt` is held and `writable` was empty.
                 let _ = writable.set(db);
-                writable
-                    .get()
-                    .map(Opened::Now)
-                    .ok_or_else(|| CacheError::ReadOnly {
-                        dir: dir.to_path_buf(),
-                    })
+                writable.get().ok_or_else(|| CacheError::ReadOnly {
+                    dir: dir.to_path_buf(),
+                })
             }
             Ok(Writable::Busy { holder }) => {
                 *attempt = Some(Failed::Busy { holder });

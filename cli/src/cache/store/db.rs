@@ -20,7 +20,7 @@ use std::sync::{Mutex, RwLock};
 use rocksdb::{ColumnFamily, DB, IteratorMode, WriteBatch};
 use serde::{Deserialize, Serialize};
 
-use super::access::{Access, Opened};
+use super::access::Access;
 use super::open::StoreNotice;
 use crate::cache::codec;
 use crate::cache::digest::Digest;
@@ -71,7 +71,7 @@ pub(crate) struct Store {
     /// The latest pointer of each task from the hit journal, for a store
     /// that has not folded it in (`journal.rs`); answers `task_record`
     /// before the database.
-    pub(super) journaled: Mutex<BTreeMap<String, TaskRecord>>,
+    pub(super) journaled: Mutex<super::journal::Journaled>,
     /// The cache directory as the user named it (messages).
     pub(super) dir: PathBuf,
     /// The proven cache directory the store lives in.
@@ -125,15 +125,11 @@ impl Store {
     }
 
     /// The writable instance, opened on first use; opening it folds the hit
-    /// journal in. Blocking (may wait for another vp's lock).
+    /// journal in before anything else writes. Blocking (may wait for
+    /// another vp's lock).
     pub(super) fn writer(&self) -> Result<&DB, CacheError> {
-        match self.access.writer(&self.home, &self.dir)? {
-            Opened::Already(db) => Ok(db),
-            Opened::Now(db) => {
-                self.fold_journal(db);
-                Ok(db)
-            }
-        }
+        self.access
+            .writer(&self.home, &self.dir, &|db| self.fold_journal(db))
     }
 
     /// Opens the store for writing now, if it is not yet: before a command
@@ -154,7 +150,7 @@ impl Store {
     }
 
     /// Whether writes go to the database now (else a hit is journaled).
-    pub(super) fn is_writable(&self) -> bool {
+    pub(crate) fn is_writable(&self) -> bool {
         self.access.is_writable()
     }
 
@@ -192,13 +188,24 @@ impl Store {
     }
 
     pub(crate) fn task_record(&self, task: &str) -> Result<Option<TaskRecord>, CacheError> {
-        if let Some(record) = self.journaled_records().get(task) {
-            return Ok(Some(record.clone()));
-        }
         // An unreadable record only loses a miss explanation: treat as absent.
-        Ok(self
+        let stored: Option<TaskRecord> = self
             .get(CF_TASKS, task.as_bytes())?
-            .and_then(|b| codec::decode("task record", &b).ok()))
+            .and_then(|b| codec::decode("task record", &b).ok());
+        let journaled = self.journaled_records().get(task).cloned();
+        Ok(match (journaled, stored) {
+            // The journal's, unless the database's is newer (a run stored
+            // or hit after that journaled hit).
+            (Some((noted, at_ms)), Some(stored)) => {
+                let stored_is_newer = stored.entry != noted.entry
+                    && self
+                        .entry_meta(stored.entry)?
+                        .is_some_and(|m| m.last_used_ms > at_ms);
+                Some(if stored_is_newer { stored } else { noted })
+            }
+            (Some((noted, _)), None) => Some(noted),
+            (None, stored) => stored,
+        })
     }
 
     pub(crate) fn entry(&self, key: EntryKey) -> Result<Option<CacheEntry>, CacheError> {
@@ -250,17 +257,29 @@ impl Store {
         })
     }
 
-    /// Deletes a blob and its size record. Best effort: if even this write
-    /// fails the store is failing as a whole, and the caller is already
-    /// reporting an error for this blob.
+    /// Deletes a blob and its size record, if the writable instance finds it
+    /// missing or damaged too: a read-only view may predate what another vp
+    /// stored since. Best effort: if even this write fails the store is
+    /// failing as a whole, and the caller is already reporting an error for
+    /// this blob.
     fn forget_blob(&self, blob: &Digest) {
-        let (Ok(blobs), Ok(meta)) = (self.cf(CF_BLOBS), self.cf(CF_META)) else {
+        let Ok(db) = self.writer() else { return };
+        let (Ok(blobs), Ok(meta)) = (
+            cf_of(db, &self.dir, CF_BLOBS),
+            cf_of(db, &self.dir, CF_META),
+        ) else {
             return;
         };
+        if let Ok(Some(stored)) = db.get_pinned_cf(blobs, blob.as_bytes())
+            && zstd::stream::decode_all(&stored[..])
+                .is_ok_and(|bytes| Digest::of_content(&bytes) == *blob)
+        {
+            return;
+        }
         let mut batch = WriteBatch::default();
         batch.delete_cf(blobs, blob.as_bytes());
         batch.delete_cf(meta, blob_meta_key(blob));
-        let _ = self.write(batch);
+        let _ = db.write(batch);
     }
 
     /// Adds a blob and its size record to `batch`; returns the compressed size.

@@ -186,6 +186,11 @@ impl Store {
         &self,
         max_bytes: u64,
     ) -> Result<Option<PruneReport>, CacheError> {
+        // A run that wrote nothing leaves pruning to the next one that does:
+        // opening for writing only to prune could wait for another vp.
+        if !self.is_writable() {
+            return Ok(None);
+        }
         if self.approximate_disk_bytes()? <= max_bytes {
             return Ok(None);
         }

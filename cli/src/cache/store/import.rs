@@ -33,6 +33,8 @@ impl Store {
     /// that follows moves it, and meanwhile it still names the previous run,
     /// which a hit needs to find superseded outputs. Blocking.
     pub(crate) fn import(&self, req: ImportRequest<'_>) -> Result<EntryKey, CacheError> {
+        // As `record`: reads below go to the writable instance.
+        self.writer()?;
         let mut entry = req.entry;
         let _gc = self
             .gc

@@ -32,8 +32,9 @@ const FILE: &str = "vp-hits.journal";
 /// Taken aside while a read-write open folds it in.
 const FOLDING: &str = "vp-hits.journal.folding";
 /// Past this size the next open folds the journal in (read-write) rather
-/// than load it: a few thousand hits.
-const FOLD_AT_BYTES: u64 = 256 << 10;
+/// than load it (every open of a read-only store decodes it): some 450
+/// hits of a small task.
+const FOLD_AT_BYTES: u64 = 64 << 10;
 /// The largest record read back (a spawn fingerprint with a large
 /// environment); anything larger is a corrupt length.
 const MAX_RECORD: usize = 1 << 20;
@@ -93,38 +94,35 @@ fn read_file(file: &Path) -> Vec<HitNote> {
     notes
 }
 
-/// The latest pointer of each task the journal names: what a read-only
-/// store answers for `task_record` before the database.
-pub(super) fn latest_records(db_dir: &Path) -> BTreeMap<String, TaskRecord> {
+/// The latest pointer of each task the journal names, with the time of
+/// that hit: what a read-only store answers for `task_record` unless the
+/// database holds a newer one.
+pub(super) fn latest_records(db_dir: &Path) -> Journaled {
     let mut latest = BTreeMap::new();
     for name in [FOLDING, FILE] {
         for note in read_file(&db_dir.join(name)) {
-            latest.insert(note.task, note.record);
+            latest.insert(note.task, (note.record, note.at_ms));
         }
     }
     latest
 }
 
-/// Takes the journal aside for folding: the notes of an interrupted fold
-/// first, then the current journal's. Later appends go to a new file.
-/// Call [`folded`] once the notes are written to the database.
+/// Takes notes aside for folding: those of an interrupted fold if there
+/// are any (the current journal waits for the next fold then), else the
+/// current journal's, whose file is renamed so later appends go to a new
+/// one. Call [`folded`] once the notes are written to the database.
 pub(super) fn take(db_dir: &Path) -> Vec<HitNote> {
     let folding = db_dir.join(FOLDING);
-    let mut notes = read_file(&folding);
-    let current = path(db_dir);
-    if current.exists() {
-        // A vp that opened the journal just before this rename appends to
-        // the moved file; if that lands after the read below, the note is
-        // lost with it, which costs bookkeeping only.
-        let moved = db_dir.join(format!("{FOLDING}.{}", std::process::id()));
-        if fs::rename(&current, &moved).is_ok() {
-            notes.extend(read_file(&moved));
-            // Keep one `FOLDING` file: the interrupted one's notes are in
-            // `notes` already.
-            let _ = fs::rename(&moved, &folding);
-        }
+    if folding.exists() {
+        return read_file(&folding);
     }
-    notes
+    // A vp that opened the journal just before this rename appends to the
+    // renamed file; if that lands after the read below, the note is lost
+    // with it, which costs bookkeeping only.
+    if fs::rename(path(db_dir), &folding).is_err() {
+        return Vec::new();
+    }
+    read_file(&folding)
 }
 
 /// The notes taken by [`take`] are in the database: forget them.
@@ -132,13 +130,16 @@ pub(super) fn folded(db_dir: &Path) {
     let _ = fs::remove_file(db_dir.join(FOLDING));
 }
 
+/// A task's latest journaled pointer and when that hit was.
+pub(super) type Journaled = BTreeMap<String, (TaskRecord, i64)>;
+
 impl Store {
     /// Reads the hit journal of a store opened read-only.
     pub(super) fn load_journal(&self) {
         *self.journaled_records() = latest_records(&self.home.db());
     }
 
-    pub(super) fn journaled_records(&self) -> MutexGuard<'_, BTreeMap<String, TaskRecord>> {
+    pub(super) fn journaled_records(&self) -> MutexGuard<'_, Journaled> {
         self.journaled
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -154,18 +155,20 @@ impl Store {
         };
         // Best effort: a lost note costs bookkeeping only.
         let _ = append(&self.home.db(), &note);
-        self.journaled_records().insert(note.task, note.record);
+        self.journaled_records()
+            .insert(note.task, (note.record, note.at_ms));
     }
 
-    /// Folds the hit journal into the freshly opened writable instance:
-    /// each hit's count and last use, and the latest pointer of each task.
-    /// Best effort (bookkeeping only); the journal is kept if the write
-    /// fails.
+    /// Folds the hit journal into a freshly opened writable instance, before
+    /// anything else writes through it: each hit's count and last use, and
+    /// each task's latest pointer unless the database holds a newer one (a
+    /// run stored or hit since). Best effort (bookkeeping only); the notes
+    /// stay on disk if the write fails, and a crash between the write and
+    /// the removal counts those hits twice.
     pub(super) fn fold_journal(&self, db: &DB) {
         let db_dir = self.home.db();
         let notes = take(&db_dir);
         if notes.is_empty() {
-            folded(&db_dir);
             return;
         }
         let (Some(meta_cf), Some(tasks_cf), Some(entries_cf)) = (
@@ -175,30 +178,48 @@ impl Store {
         ) else {
             return;
         };
+        let stored_meta = |key: EntryKey| {
+            db.get_cf(meta_cf, entry_meta_key(key))
+                .ok()
+                .flatten()
+                .and_then(|b| codec::decode::<EntryMeta>("entry metadata", &b).ok())
+        };
         let mut metas: BTreeMap<EntryKey, EntryMeta> = BTreeMap::new();
-        let mut batch = WriteBatch::default();
+        let mut pointers: BTreeMap<&str, (&TaskRecord, i64)> = BTreeMap::new();
         for note in &notes {
             let key = note.record.entry;
-            // A pointer to an entry pruned since is left out, as a write of
-            // its metadata would resurrect part of it.
+            // An entry pruned since gets nothing: writing its metadata or a
+            // pointer to it would resurrect part of it.
             if !matches!(db.get_cf(entries_cf, key.to_bytes()), Ok(Some(_))) {
                 continue;
             }
             let meta = match metas.get_mut(&key) {
                 Some(m) => m,
                 None => {
-                    let stored = db
-                        .get_cf(meta_cf, entry_meta_key(key))
-                        .ok()
-                        .flatten()
-                        .and_then(|b| codec::decode::<EntryMeta>("entry metadata", &b).ok());
-                    let Some(stored) = stored else { continue };
+                    let Some(stored) = stored_meta(key) else {
+                        continue;
+                    };
                     metas.entry(key).or_insert(stored)
                 }
             };
             meta.hits += 1;
             meta.last_used_ms = meta.last_used_ms.max(note.at_ms);
-            batch.put_cf(tasks_cf, note.task.as_bytes(), codec::encode(&note.record));
+            pointers.insert(&note.task, (&note.record, note.at_ms));
+        }
+        let mut batch = WriteBatch::default();
+        for (task, (record, at_ms)) in pointers {
+            let current = db
+                .get_cf(tasks_cf, task.as_bytes())
+                .ok()
+                .flatten()
+                .and_then(|b| codec::decode::<TaskRecord>("task record", &b).ok());
+            let newer_in_db = current.is_some_and(|c| {
+                c.entry != record.entry
+                    && stored_meta(c.entry).is_some_and(|m| m.last_used_ms > at_ms)
+            });
+            if !newer_in_db {
+                batch.put_cf(tasks_cf, task.as_bytes(), codec::encode(record));
+            }
         }
         for (key, meta) in &metas {
             batch.put_cf(meta_cf, entry_meta_key(*key), codec::encode(meta));
@@ -251,21 +272,29 @@ mod tests {
         append(tmp.path(), &note("a", 3)).expect("append");
         let latest = latest_records(tmp.path());
         assert_eq!(latest.len(), 2);
-        assert_eq!(latest["a"].entry, note("a", 3).record.entry);
-        assert_eq!(latest["b"].entry, note("b", 2).record.entry);
+        assert_eq!(latest["a"].0.entry, note("a", 3).record.entry);
+        assert_eq!(latest["a"].1, 3);
+        assert_eq!(latest["b"].0.entry, note("b", 2).record.entry);
         let taken = take(tmp.path());
         assert_eq!(
             taken.iter().map(|n| n.at_ms).collect::<Vec<_>>(),
             vec![1, 2, 3]
         );
-        // Taken but not yet folded: still answered, still taken again.
-        assert_eq!(latest_records(tmp.path()).len(), 2);
-        assert!(needs_folding(tmp.path()));
+        // Taken but not folded (the write failed, or vp died): still
+        // answered, and taken again before anything newer.
         append(tmp.path(), &note("c", 4)).expect("append");
-        assert_eq!(take(tmp.path()).len(), 4);
+        assert_eq!(latest_records(tmp.path()).len(), 3);
+        assert!(needs_folding(tmp.path()));
+        assert_eq!(take(tmp.path()).len(), 3);
+        folded(tmp.path());
+        assert!(!needs_folding(tmp.path()));
+        assert_eq!(
+            take(tmp.path()).iter().map(|n| n.at_ms).collect::<Vec<_>>(),
+            vec![4]
+        );
         folded(tmp.path());
         assert!(latest_records(tmp.path()).is_empty());
-        assert!(!needs_folding(tmp.path()));
+        assert!(take(tmp.path()).is_empty());
     }
 
     #[test]

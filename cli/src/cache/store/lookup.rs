@@ -344,22 +344,28 @@ impl Store {
             .gc
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Timestamp::now_coarse().as_millis();
+        let record = TaskRecord {
+            entry: key,
+            spawn: req.spawn.clone(),
+        };
+        // A store still read-only stays so for a hit that only counts, and
+        // for one whose stamps cannot be refreshed because another vp holds
+        // the lock: the next lookup hashes those files again.
+        if !self.is_writable() && (restamped.is_empty() || self.writer().is_err()) {
+            self.journal_hit(req.task, record, now);
+            return Ok(entry);
+        }
+        // Read through the writable instance: the entry may have been
+        // pruned since the read-only view was taken.
         if self.get(CF_ENTRIES, &key.to_bytes())?.is_none() {
             // Pruned since it was read: writing it back could resurrect an
             // entry whose blobs are gone. Restoring will fail and the runner
             // executes the task instead.
             return Ok(entry);
         }
-        let now = Timestamp::now_coarse().as_millis();
-        let record = TaskRecord {
-            entry: key,
-            spawn: req.spawn.clone(),
-        };
-        if restamped.is_empty() && !self.is_writable() {
-            // A store opened read-only stays so for a hit that only counts.
-            self.journal_hit(req.task, record, now);
-            return Ok(entry);
-        }
+        // The same for its counts (and the journal folded in on opening).
+        let meta = self.entry_meta(key)?.or(meta);
         let mut batch = WriteBatch::default();
         let mut meta = meta.unwrap_or(EntryMeta {
             created_ms: now,

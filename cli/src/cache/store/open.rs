@@ -319,8 +319,18 @@ fn open_read_mostly(home: &CacheDir, dir: &Path, options: &OpenOptions) -> Optio
     {
         return None;
     }
+    // A writer that opened while this open read the files may have flushed
+    // and deleted logs this view then missed: every read-write open writes
+    // a new `CURRENT` and takes the lock, so a view taken across one is
+    // dropped for the read-write path.
+    let current = fs::read(db_dir.join("CURRENT")).ok()?;
     let db = DB::open_cf_descriptors_read_only(&read_options(), &db_dir, cf_descriptors(), false)
         .ok()?;
+    let undisturbed = fs::read(db_dir.join("CURRENT")).ok()? == current
+        && super::read_only::lock_holder(&db_dir.join("LOCK")).is_none();
+    if !undisturbed {
+        return None;
+    }
     check_schema(&db, true).ok()?;
     let store = Store::new(Access::read_mostly(db, options.clone()), dir, home.clone());
     store.load_journal();

@@ -68,6 +68,10 @@ pub(crate) fn open_read_only(dir: &Path) -> Result<ReadOnly, CacheError> {
 /// lock and changes nothing: `None` when it is free (or the file is
 /// missing), `Some(pid)` naming the holder (`Some(None)` when the kernel
 /// does not say who).
+///
+/// Closing the file it opens releases every POSIX lock this process holds
+/// on `lock`: never call it while this process has the store open
+/// read-write (only before opening, as `open` and dry runs do).
 pub(super) fn lock_holder(lock: &Path) -> Option<Option<u32>> {
     let file = fs::File::open(lock).ok()?;
     // SAFETY: a zeroed `flock` is a valid value of this plain C struct.

@@ -83,6 +83,10 @@ pub(crate) struct StoredSummary {
 impl Store {
     /// Stores a successful run. Blocking (hashes, compresses, writes).
     pub(crate) fn record(&self, req: &RecordRequest<'_>) -> Result<RecordOutcome, CacheError> {
+        // Open for writing first, so every read below (which blobs are
+        // stored already, the task's previous entry) sees the writable
+        // instance, not an older read-only view.
+        self.writer()?;
         let run = req.run;
         let outputs = match collect::collect_outputs(
             req.paths,

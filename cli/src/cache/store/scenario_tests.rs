@@ -1279,3 +1279,119 @@ fn a_read_only_store_opened_for_writing_records_and_keeps_its_hits() {
         "the journaled hit was folded in"
     );
 }
+
+/// Another vp prunes while this one reads a read-only view; a hit whose
+/// stamps need refreshing then opens for writing and must not write back
+/// the entry whose blobs are gone (it restores nothing and misses).
+#[test]
+fn a_stamp_refresh_after_another_vp_pruned_never_resurrects_the_entry() {
+    let w = ws();
+    w.write("packages/app/src/a.js", "export const a = 1;");
+    stored(w.run(
+        "app#build",
+        &cmd(),
+        &["packages/app/src/a.js"],
+        &[("packages/app/dist/a.js", "bundle a")],
+    ));
+    let w = w.reopen();
+    assert!(!w.store.is_writable());
+    // Another vp: opens read-write (no lock is held) and prunes everything.
+    let other = match open_exclusive(
+        &w.cache,
+        &OpenOptions {
+            lock_timeout: Duration::from_secs(5),
+        },
+        &mut |_| {},
+    ) {
+        Ok(Opened::Ready(s)) => s,
+        _ => panic!("the other vp opens the store"),
+    };
+    assert_eq!(other.prune(0).expect("prune").remaining_entries, 0);
+    drop(other);
+    // Same content, new mtime: the lookup hashes it and refreshes stamps.
+    std::thread::sleep(Duration::from_millis(20));
+    w.write("packages/app/src/a.js", "export const a = 1;");
+    if let LookupOutcome::Hit(hit) = w.lookup("app#build", &cmd()) {
+        assert!(
+            w.store.restore(&hit, &w.root).is_err(),
+            "the pruned blobs cannot be restored"
+        );
+    }
+    let w = w.reopen();
+    assert!(w.store.prepare_to_write().is_ok());
+    assert_eq!(
+        w.store.stats().expect("stats").entries,
+        0,
+        "nothing written back"
+    );
+}
+
+/// A journaled hit older than what the database says the task used since
+/// (another vp stored a new run after it) neither answers for the task nor
+/// overwrites the newer pointer when folded.
+#[test]
+fn an_older_journaled_hit_never_replaces_a_newer_stored_pointer() {
+    let w = ws();
+    w.write("packages/app/src/a.js", "one");
+    stored(w.run(
+        "app#build",
+        &cmd(),
+        &["packages/app/src/a.js"],
+        &[("packages/app/dist/a.js", "bundle one")],
+    ));
+    let first = w
+        .store
+        .task_record("app#build")
+        .expect("read")
+        .expect("a pointer");
+    let w = w.reopen();
+    assert!(
+        is_hit(&w.lookup("app#build", &cmd())),
+        "journaled hit of the first run"
+    );
+    // Another vp stores a newer run of the task meanwhile.
+    std::thread::sleep(Duration::from_millis(20));
+    w.write("packages/app/src/a.js", "two");
+    let other = match open_exclusive(
+        &w.cache,
+        &OpenOptions {
+            lock_timeout: Duration::from_secs(5),
+        },
+        &mut |_| {},
+    ) {
+        Ok(Opened::Ready(s)) => s,
+        _ => panic!("the other vp opens the store"),
+    };
+    let note_at = first.entry;
+    let w2 = Ws {
+        _tmp: tempfile::tempdir().expect("tempdir"),
+        root: w.root.clone(),
+        pkg: w.pkg.clone(),
+        cache: w.cache.clone(),
+        store: other,
+    };
+    stored(w2.run(
+        "app#build",
+        &cmd(),
+        &["packages/app/src/a.js"],
+        &[("packages/app/dist/a.js", "bundle two")],
+    ));
+    let second = w2
+        .store
+        .task_record("app#build")
+        .expect("read")
+        .expect("a pointer");
+    assert_ne!(second.entry, note_at);
+    drop(w2);
+    // This vp's read-only view predates that run (it answers as of its
+    // open); once it opens for writing, the newer stored pointer answers.
+    // A note appended late (after the other vp's fold), older than its run.
+    w.store.journal_hit("app#build", first, 1);
+    assert!(w.store.prepare_to_write().expect("opens for writing"));
+    let after = w
+        .store
+        .task_record("app#build")
+        .expect("read")
+        .expect("a pointer");
+    assert_eq!(after.entry, second.entry);
+}
