@@ -5,8 +5,8 @@
 //! the debounce that turns a burst of them into one batch.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
 
 use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -67,17 +67,19 @@ impl FsEvents {
     pub(crate) fn new() -> Result<FsEvents, notify::Error> {
         let (tx, rx) = smol::channel::unbounded();
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            // The time is taken here, on the watcher's thread, as close to
-            // the change as vp can: it tells a task's own writes from later
-            // edits (`watched::TaskWatch::affected_by`).
-            let at = Instant::now();
+            // When each change happened tells a task's own writes from
+            // later edits (`watched::TaskWatch::affected_by`).
+            let heard_at = Instant::now();
             let heard = match event {
                 Ok(e) if e.need_rescan() => vec![Heard::Lost],
                 Ok(e) => match kind(e.kind) {
                     Some(kind) => e
                         .paths
                         .into_iter()
-                        .map(|path| Heard::Change(Change { path, kind, at }))
+                        .map(|path| {
+                            let at = happened(&path, heard_at);
+                            Heard::Change(Change { path, kind, at })
+                        })
                         .collect(),
                     None => Vec::new(),
                 },
@@ -153,6 +155,32 @@ impl FsEvents {
     }
 }
 
+/// How far back a change's ctime is believed (beyond: a clock jumped).
+const CTIME_TRUSTED: Duration = Duration::from_secs(60);
+
+/// When the change to `path` happened, as well as vp can tell: its ctime
+/// (the kernel sets it on every change and no tool can set it back; for a
+/// removed path, its directory's), never later than when it was heard. So a
+/// task's own write, heard late on a loaded machine, is still placed inside
+/// the task's run.
+fn happened(path: &Path, heard: Instant) -> Instant {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path)
+        .or_else(|e| path.parent().map_or(Err(e), std::fs::symlink_metadata));
+    let Ok(meta) = meta else { return heard };
+    let (Ok(secs), Ok(nanos)) = (
+        u64::try_from(meta.ctime()),
+        u32::try_from(meta.ctime_nsec()),
+    ) else {
+        return heard;
+    };
+    let ctime = SystemTime::UNIX_EPOCH + Duration::new(secs, nanos);
+    match SystemTime::now().duration_since(ctime) {
+        Ok(age) if age <= CTIME_TRUSTED => heard.checked_sub(age).unwrap_or(heard),
+        _ => heard,
+    }
+}
+
 /// What an event kind means for watching; `None` for reads (a task opening
 /// its inputs is heard too, and is no change).
 fn kind(kind: EventKind) -> Option<ChangeKind> {
@@ -209,6 +237,7 @@ mod tests {
             }
         );
         let file = root.join("a.txt");
+        let before = Instant::now();
         std::fs::write(&file, "one").expect("write");
         std::fs::write(&file, "two").expect("write");
         let batch = smol::block_on(futures_lite::future::or(
@@ -220,6 +249,13 @@ mod tests {
         ))
         .expect("the watcher reports the edit");
         assert!(batch.changes.iter().any(|c| c.path == file), "{batch:?}");
+        // Placed by the file's ctime: about when it was written, whenever it was heard (the
+        // ctime clock is coarse: a few milliseconds).
+        let latest = before + Duration::from_millis(1000);
+        assert!(
+            batch.changes.iter().all(|c| c.at <= latest),
+            "{batch:?} (written at {before:?})"
+        );
         assert!(events.drain().is_empty());
     }
 }
