@@ -124,8 +124,37 @@ impl FsEvents {
         }
     }
 
+    /// Forgets the watches that `batch` shows gone: a watched directory
+    /// (or one above it) removed or renamed has lost its watch, or keeps
+    /// one on the moved directory under the old name. The next [`set`]
+    /// watches what is at those paths now (Vite empties and recreates
+    /// `outDir`).
+    ///
+    /// [`set`]: FsEvents::set
+    fn forget_moved(&mut self, batch: &Batch) {
+        let moved: BTreeSet<&Path> = batch
+            .changes
+            .iter()
+            .filter(|c| c.kind == ChangeKind::Entries)
+            .map(|c| c.path.as_path())
+            .collect();
+        if moved.is_empty() {
+            return;
+        }
+        let stale: Vec<PathBuf> = self
+            .watched
+            .iter()
+            .filter(|d| d.ancestors().any(|a| moved.contains(a)))
+            .cloned()
+            .collect();
+        for d in stale {
+            let _ = self.watcher.unwatch(&d);
+            self.watched.remove(&d);
+        }
+    }
+
     /// Waits for the first event, then until `quiet` passes without another.
-    pub(crate) async fn next_batch(&self, quiet: Duration) -> Batch {
+    pub(crate) async fn next_batch(&mut self, quiet: Duration) -> Batch {
         let mut batch = Batch::default();
         match self.rx.recv().await {
             Ok(h) => batch.add(h),
@@ -140,17 +169,21 @@ impl FsEvents {
             .await;
             match next {
                 Some(h) => batch.add(h),
-                None => return batch,
+                None => {
+                    self.forget_moved(&batch);
+                    return batch;
+                }
             }
         }
     }
 
     /// What was heard already (while a cycle ran), without waiting.
-    pub(crate) fn drain(&self) -> Batch {
+    pub(crate) fn drain(&mut self) -> Batch {
         let mut batch = Batch::default();
         while let Ok(h) = self.rx.try_recv() {
             batch.add(h);
         }
+        self.forget_moved(&batch);
         batch
     }
 }
@@ -257,5 +290,33 @@ mod tests {
             "{batch:?} (written at {before:?})"
         );
         assert!(events.drain().is_empty());
+
+        // Removed and made again: watched again, and heard.
+        let sub = root.join("dist");
+        std::fs::create_dir(&sub).expect("mkdir");
+        let _ = events.drain();
+        events.set(&[root.clone(), sub.clone()].into_iter().collect());
+        std::fs::remove_dir(&sub).expect("rmdir");
+        std::fs::create_dir(&sub).expect("mkdir");
+        // What the loop does after a cycle: hear what happened, then set the watches again.
+        let _ = smol::block_on(events.next_batch(Duration::from_millis(100)));
+        events.set(&[root.clone(), sub.clone()].into_iter().collect());
+        let out = sub.join("out.txt");
+        std::fs::write(&out, "x").expect("write");
+        let heard = smol::block_on(futures_lite::future::or(
+            async {
+                loop {
+                    let b = events.next_batch(Duration::from_millis(50)).await;
+                    if b.changes.iter().any(|c| c.path == out) {
+                        return true;
+                    }
+                }
+            },
+            async {
+                async_io::Timer::after(Duration::from_secs(30)).await;
+                false
+            },
+        ));
+        assert!(heard, "a recreated directory is watched again");
     }
 }
