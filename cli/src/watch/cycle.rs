@@ -101,6 +101,9 @@ impl WatchLoop<'_> {
                     next = s;
                     break;
                 }
+                // A directory removed and made again meanwhile (nothing
+                // re-ran for it) gets its watch back.
+                fs.set(&dir_set);
                 let wake = futures_lite::future::or(
                     async { Wake::Changes(fs.next_batch(DEBOUNCE).await) },
                     async {
