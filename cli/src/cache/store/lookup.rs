@@ -5,6 +5,7 @@
 //! field and file by file so the user sees every difference.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use rocksdb::WriteBatch;
 
@@ -15,7 +16,7 @@ use crate::cache::collect::{Scope, TaskPaths};
 use crate::cache::entry::{CacheEntry, EntryKey, InputState, OutputState};
 use crate::cache::env::EnvView;
 use crate::cache::error::CacheError;
-use crate::cache::file_state::{Change, Check, FsView};
+use crate::cache::file_state::{Change, Check, FsView, StatMode};
 use crate::cache::fingerprint::{SpawnFingerprint, diff_maps};
 use crate::cache::miss::{MissReason, MissReasons};
 use crate::cache::paths::RelPath;
@@ -155,8 +156,14 @@ impl Validator<'_> {
         }
 
         let root = self.req.paths.workspace_root;
-        for (rel, recorded) in &entry.inputs {
-            match self.fs.check(&rel.to_abs(root), recorded, entry.stat_time) {
+        let inputs: Vec<(PathBuf, StatMode)> = entry
+            .inputs
+            .iter()
+            .map(|(rel, recorded)| (rel.to_abs(root), StatMode::of(recorded)))
+            .collect();
+        self.fs.prefetch(&inputs);
+        for ((rel, recorded), (abs, _)) in entry.inputs.iter().zip(&inputs) {
+            match self.fs.check(abs, recorded, entry.stat_time) {
                 Check::Same => {}
                 Check::SameRestamped(stamp) => v.restamped.push((rel.clone(), stamp)),
                 Check::Changed(Change::Entries {
