@@ -519,15 +519,9 @@ mod tests {
         let dir = tmp.path().join("cache");
         {
             let store = open_ready(&dir);
-            let meta = store
-                .writer()
-                .expect("writable")
-                .cf_handle(CF_META)
-                .expect("meta cf");
-            store
-                .writer()
-                .expect("writable")
-                .put_cf(meta, META_SCHEMA, (SCHEMA_VERSION + 1).to_le_bytes())
+            let db = store.writer().expect("writable");
+            let meta = db.cf_handle(CF_META).expect("meta cf");
+            db.put_cf(meta, META_SCHEMA, (SCHEMA_VERSION + 1).to_le_bytes())
                 .expect("put");
         }
         let mut notices = Vec::new();
@@ -719,32 +713,19 @@ mod tests {
         let mut most = 0;
         for i in 0..(3 * MAX_LOGS_TO_REPLAY) {
             let store = open_ready(&dir);
-            let meta = store
-                .writer()
-                .expect("writable")
-                .cf_handle(CF_META)
-                .expect("meta");
-            store
-                .writer()
-                .expect("writable")
-                .put_cf(meta, format!("k{i}"), i.to_le_bytes())
+            let db = store.writer().expect("writable");
+            let meta = db.cf_handle(CF_META).expect("meta");
+            db.put_cf(meta, format!("k{i}"), i.to_le_bytes())
                 .expect("put");
             drop(store);
             most = most.max(write_ahead_logs(&db_dir));
         }
         assert!(most <= MAX_LOGS_TO_REPLAY + 1, "{most} logs at once");
         let store = open_ready(&dir);
-        let meta = store
-            .writer()
-            .expect("writable")
-            .cf_handle(CF_META)
-            .expect("meta");
+        let db = store.writer().expect("writable");
+        let meta = db.cf_handle(CF_META).expect("meta");
         for i in 0..(3 * MAX_LOGS_TO_REPLAY) {
-            let got = store
-                .writer()
-                .expect("writable")
-                .get_cf(meta, format!("k{i}"))
-                .expect("get");
+            let got = db.get_cf(meta, format!("k{i}")).expect("get");
             assert_eq!(got.as_deref(), Some(&i.to_le_bytes()[..]), "k{i}");
         }
     }

@@ -25,7 +25,9 @@ use crate::cache::paths::RelPath;
 use vp_ipc::EnvQuery;
 
 struct Ws {
-    _tmp: tempfile::TempDir,
+    /// The temp dir the workspace lives in; `None` for another vp's view
+    /// of a workspace that another `Ws` owns.
+    _tmp: Option<tempfile::TempDir>,
     root: PathBuf,
     pkg: PathBuf,
     cache: PathBuf,
@@ -47,6 +49,28 @@ fn open_store(dir: &Path) -> Store {
 }
 
 impl Ws {
+    /// The same workspace as another vp process sees it: the store opened
+    /// read-write on its own (this one holds no lock while read-only).
+    fn other_vp(&self) -> Ws {
+        let store = match open_exclusive(
+            &self.cache,
+            &OpenOptions {
+                lock_timeout: Duration::from_secs(5),
+            },
+            &mut |_| {},
+        ) {
+            Ok(Opened::Ready(s)) => s,
+            _ => panic!("the other vp opens the store"),
+        };
+        Ws {
+            _tmp: None,
+            root: self.root.clone(),
+            pkg: self.pkg.clone(),
+            cache: self.cache.clone(),
+            store,
+        }
+    }
+
     /// Closes the store and opens it again as a new `vp run` would.
     fn reopen(self) -> Ws {
         let Ws {
@@ -98,7 +122,7 @@ fn ws() -> Ws {
     let cache = root.join("node_modules/.cache/vp");
     let store = open_store(&cache);
     Ws {
-        _tmp: tmp,
+        _tmp: Some(tmp),
         root,
         pkg,
         cache,
@@ -638,16 +662,9 @@ fn a_corrupt_blob_is_healed_by_the_next_store() {
         panic!("expected a hit")
     };
     let blob = crate::cache::digest::Digest::of_content(b"bundle");
-    let cf = w
-        .store
-        .writer()
-        .expect("writable")
-        .cf_handle(super::db::CF_BLOBS)
-        .expect("blobs cf");
-    w.store
-        .writer()
-        .expect("writable")
-        .put_cf(cf, blob.as_bytes(), b"not zstd at all")
+    let db = w.store.writer().expect("writable");
+    let cf = db.cf_handle(super::db::CF_BLOBS).expect("blobs cf");
+    db.put_cf(cf, blob.as_bytes(), b"not zstd at all")
         .expect("corrupt it");
     fs::remove_file(w.root.join("packages/app/dist/a.js")).expect("rm");
     let err = w.store.restore(&hit, &w.root).expect_err("corrupt");
@@ -665,11 +682,7 @@ fn a_corrupt_blob_is_healed_by_the_next_store() {
         "bundle"
     );
     // A blob that vanished altogether heals the same way.
-    w.store
-        .writer()
-        .expect("writable")
-        .delete_cf(cf, blob.as_bytes())
-        .expect("delete");
+    db.delete_cf(cf, blob.as_bytes()).expect("delete");
     fs::remove_file(w.root.join("packages/app/dist/a.js")).expect("rm");
     assert!(w.store.restore(&hit, &w.root).is_err());
     stored(w.run("t", &cmd(), &[], &[("packages/app/dist/a.js", "bundle")]));
@@ -981,17 +994,10 @@ fn replaced_variants_leave_no_blobs_behind_after_prune() {
 /// The invariant `kill -9` must never break: every entry's blobs exist and
 /// match their hashes.
 fn assert_every_entry_complete(store: &Store) -> usize {
-    let cf = store
-        .writer()
-        .expect("writable")
-        .cf_handle(CF_ENTRIES)
-        .expect("entries cf");
+    let db = store.writer().expect("writable");
+    let cf = db.cf_handle(CF_ENTRIES).expect("entries cf");
     let mut n = 0;
-    for item in store
-        .writer()
-        .expect("writable")
-        .iterator_cf(cf, IteratorMode::Start)
-    {
+    for item in db.iterator_cf(cf, IteratorMode::Start) {
         let (_, v) = item.expect("scan");
         let entry: CacheEntry = codec::decode("entry", &v).expect("entry decodes");
         for (blob, _) in entry.blobs() {
@@ -1296,17 +1302,8 @@ fn a_stamp_refresh_after_another_vp_pruned_never_resurrects_the_entry() {
     let w = w.reopen();
     assert!(!w.store.is_writable());
     // Another vp: opens read-write (no lock is held) and prunes everything.
-    let other = match open_exclusive(
-        &w.cache,
-        &OpenOptions {
-            lock_timeout: Duration::from_secs(5),
-        },
-        &mut |_| {},
-    ) {
-        Ok(Opened::Ready(s)) => s,
-        _ => panic!("the other vp opens the store"),
-    };
-    assert_eq!(other.prune(0).expect("prune").remaining_entries, 0);
+    let other = w.other_vp();
+    assert_eq!(other.store.prune(0).expect("prune").remaining_entries, 0);
     drop(other);
     // Same content, new mtime: the lookup hashes it and refreshes stamps.
     std::thread::sleep(Duration::from_millis(20));
@@ -1352,24 +1349,8 @@ fn an_older_journaled_hit_never_replaces_a_newer_stored_pointer() {
     // Another vp stores a newer run of the task meanwhile.
     std::thread::sleep(Duration::from_millis(20));
     w.write("packages/app/src/a.js", "two");
-    let other = match open_exclusive(
-        &w.cache,
-        &OpenOptions {
-            lock_timeout: Duration::from_secs(5),
-        },
-        &mut |_| {},
-    ) {
-        Ok(Opened::Ready(s)) => s,
-        _ => panic!("the other vp opens the store"),
-    };
     let note_at = first.entry;
-    let w2 = Ws {
-        _tmp: tempfile::tempdir().expect("tempdir"),
-        root: w.root.clone(),
-        pkg: w.pkg.clone(),
-        cache: w.cache.clone(),
-        store: other,
-    };
+    let w2 = w.other_vp();
     stored(w2.run(
         "app#build",
         &cmd(),
@@ -1384,8 +1365,9 @@ fn an_older_journaled_hit_never_replaces_a_newer_stored_pointer() {
     assert_ne!(second.entry, note_at);
     drop(w2);
     // This vp's read-only view predates that run (it answers as of its
-    // open); once it opens for writing, the newer stored pointer answers.
-    // A note appended late (after the other vp's fold), older than its run.
+    // open). A note it appends late (after the other vp's fold) is older
+    // than that run: once this vp opens for writing, the newer stored
+    // pointer still answers.
     w.store.journal_hit("app#build", first, 1);
     assert!(w.store.prepare_to_write().expect("opens for writing"));
     let after = w
