@@ -188,21 +188,25 @@ impl FsView {
     /// serves in parallel. Checks are unchanged: they find the memo filled.
     pub(crate) fn prefetch(&mut self, paths: &[(PathBuf, StatMode)]) {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if threads < 2 || paths.len() < PREFETCH_MIN {
+        // What an earlier candidate of this lookup already saw stays as seen.
+        let todo: Vec<&(PathBuf, StatMode)> = paths
+            .iter()
+            .filter(|(abs, mode)| !self.knows(abs, *mode))
+            .collect();
+        if threads < 2 || todo.len() < PREFETCH_MIN {
             return;
         }
-        let chunk = paths.len().div_ceil(threads);
-        let stat = |(abs, mode): &(PathBuf, StatMode)| {
-            match mode {
-                StatMode::Follow => fs::metadata(abs),
-                StatMode::NoFollow => fs::symlink_metadata(abs),
-            }
-            .map_err(|e| e.kind())
-        };
+        let chunk = todo.len().div_ceil(threads);
         let answers: Vec<Vec<Result<Metadata, ErrorKind>>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = paths
+            let workers: Vec<_> = todo
                 .chunks(chunk)
-                .map(|part| scope.spawn(move || part.iter().map(stat).collect::<Vec<_>>()))
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(abs, mode)| stat(abs, *mode))
+                            .collect::<Vec<_>>()
+                    })
+                })
                 .collect();
             // A worker that panicked leaves its paths to be stat'ed by `check`.
             workers
@@ -210,8 +214,8 @@ impl FsView {
                 .map(|w| w.join().unwrap_or_default())
                 .collect()
         });
-        self.facts.reserve(paths.len());
-        for (part, answers) in paths.chunks(chunk).zip(answers) {
+        self.facts.reserve(todo.len());
+        for (part, answers) in todo.chunks(chunk).zip(answers) {
             for ((abs, mode), answer) in part.iter().zip(answers) {
                 let f = self.facts.entry(abs.clone()).or_default();
                 match mode {
@@ -222,6 +226,14 @@ impl FsView {
         }
     }
 
+    /// Whether the memo already holds `abs` as `mode` looks at it.
+    fn knows(&self, abs: &Path, mode: StatMode) -> bool {
+        self.facts.get(abs).is_some_and(|f| match mode {
+            StatMode::Follow => f.follow.is_some(),
+            StatMode::NoFollow => f.nofollow.is_some(),
+        })
+    }
+
     fn facts(&mut self, abs: &Path) -> &mut Facts {
         self.facts.entry(abs.to_path_buf()).or_default()
     }
@@ -229,14 +241,14 @@ impl FsView {
     fn follow(&mut self, abs: &Path) -> Result<Metadata, ErrorKind> {
         let f = self.facts(abs);
         f.follow
-            .get_or_insert_with(|| fs::metadata(abs).map_err(|e| e.kind()))
+            .get_or_insert_with(|| stat(abs, StatMode::Follow))
             .clone()
     }
 
     fn nofollow(&mut self, abs: &Path) -> Result<Metadata, ErrorKind> {
         let f = self.facts(abs);
         f.nofollow
-            .get_or_insert_with(|| fs::symlink_metadata(abs).map_err(|e| e.kind()))
+            .get_or_insert_with(|| stat(abs, StatMode::NoFollow))
             .clone()
     }
 
@@ -356,6 +368,15 @@ impl FsView {
             Err(_) => Err(Change::Removed),
         }
     }
+}
+
+/// One `stat` of `abs`, through symlinks or not.
+fn stat(abs: &Path, mode: StatMode) -> Result<Metadata, ErrorKind> {
+    match mode {
+        StatMode::Follow => fs::metadata(abs),
+        StatMode::NoFollow => fs::symlink_metadata(abs),
+    }
+    .map_err(|e| e.kind())
 }
 
 fn racy(stamp: &Stamp, stat_time: Timestamp) -> bool {
