@@ -47,6 +47,8 @@ pub(super) struct Upgrade {
 enum Failed {
     /// Another vp kept the lock past the timeout.
     Busy { holder: Option<u32> },
+    /// The store was deleted under this vp (by `vp cache clean`).
+    Removed,
     /// The open failed otherwise (the error was returned the first time).
     Broken,
 }
@@ -118,6 +120,11 @@ impl Access {
                     holder,
                 });
             }
+            Some(Failed::Removed) => {
+                return Err(CacheError::Removed {
+                    dir: dir.to_path_buf(),
+                });
+            }
             Some(Failed::Broken) => {
                 return Err(CacheError::ReadOnly {
                     dir: dir.to_path_buf(),
@@ -138,7 +145,7 @@ impl Access {
         let still_there = matches!(CacheDir::find(dir), Ok(Some(ref h)) if h == home)
             && home.db().join("CURRENT").is_file();
         if !still_there {
-            *attempt = Some(Failed::Broken);
+            *attempt = Some(Failed::Removed);
             return Err(CacheError::Removed {
                 dir: dir.to_path_buf(),
             });

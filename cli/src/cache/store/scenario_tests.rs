@@ -1377,3 +1377,128 @@ fn an_older_journaled_hit_never_replaces_a_newer_stored_pointer() {
         .expect("a pointer");
     assert_eq!(after.entry, second.entry);
 }
+
+/// `vp cache clean` needs no lock from a vp that only read the store. When
+/// that vp then has something to store, it says the store is gone and
+/// creates nothing in its place (a database without vp's marker).
+#[test]
+fn a_reader_whose_store_was_cleaned_stores_nothing_and_says_why() {
+    let w = ws();
+    let input = "packages/app/src/a.js";
+    w.write(input, "one");
+    stored(w.run("t", &cmd(), &[input], &[("packages/app/dist/a.js", "out")]));
+    let w = w.reopen();
+    assert!(!w.store.is_writable(), "a plain reopen is read-only");
+    assert!(is_hit(&w.lookup("t", &cmd())), "it reads the stored run");
+
+    let cleaned = super::evict::clean(
+        &w.cache,
+        &OpenOptions {
+            lock_timeout: Duration::from_secs(5),
+        },
+        &mut |_| {},
+    )
+    .expect("clean under a reader");
+    assert!(matches!(
+        cleaned,
+        super::evict::CleanOutcome::Removed { .. }
+    ));
+
+    for attempt in ["first", "second"] {
+        let err = w.store.prepare_to_write().expect_err("the store is gone");
+        assert!(
+            matches!(err, crate::cache::error::CacheError::Removed { .. }),
+            "{attempt} attempt: {err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("was removed while this vp was using it")
+                && text.contains("the next run starts a new cache"),
+            "{text}"
+        );
+    }
+    assert!(
+        !w.cache.join("db").exists(),
+        "nothing is created in the removed store's place"
+    );
+    // The next vp starts a new store (created, so read-write) and misses.
+    let next = Ws {
+        _tmp: None,
+        root: w.root.clone(),
+        pkg: w.pkg.clone(),
+        cache: w.cache.clone(),
+        store: open_store(&w.cache),
+    };
+    assert!(next.store.is_writable(), "a new store opens read-write");
+    assert!(!is_hit(&next.lookup("t", &cmd())), "the cleaned run is gone");
+}
+
+/// A vp that opened the store read-only and must now write, while another
+/// vp holds the lock: it waits (and says so), then gives up with a message
+/// naming the holder, and does not try again for every later write.
+#[test]
+fn a_reader_that_cannot_get_the_lock_says_who_holds_it() {
+    let w = ws();
+    let input = "packages/app/src/a.js";
+    w.write(input, "one");
+    stored(w.run("t", &cmd(), &[input], &[("packages/app/dist/a.js", "out")]));
+    let Ws {
+        _tmp,
+        root,
+        pkg,
+        cache,
+        store,
+    } = w;
+    drop(store);
+    let store = match open(
+        &cache,
+        &OpenOptions {
+            lock_timeout: Duration::from_millis(300),
+        },
+        &mut |_| {},
+    ) {
+        Ok(Opened::Ready(s)) => s,
+        _ => panic!("the reader opens the store"),
+    };
+    let w = Ws {
+        _tmp,
+        root,
+        pkg,
+        cache,
+        store,
+    };
+    assert!(!w.store.is_writable(), "a plain reopen is read-only");
+    let holder = w.other_vp();
+
+    let started = std::time::Instant::now();
+    let err = w.store.prepare_to_write().expect_err("the lock is held");
+    assert!(started.elapsed() >= Duration::from_millis(300), "it waited");
+    let text = err.to_string();
+    assert!(
+        matches!(err, crate::cache::error::CacheError::Busy { holder: Some(pid), .. } if pid == std::process::id()),
+        "{err:?}"
+    );
+    assert!(text.contains("is in use by another vp (pid "), "{text}");
+    let notices: Vec<String> = w
+        .store
+        .take_notices()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(notices.len(), 1, "one waiting message: {notices:?}");
+    assert!(notices[0].contains("waiting"), "{notices:?}");
+
+    // Later writes in the same run fail at once with the same answer.
+    let again = std::time::Instant::now();
+    assert!(matches!(
+        w.store.prepare_to_write(),
+        Err(crate::cache::error::CacheError::Busy { .. })
+    ));
+    assert!(
+        again.elapsed() < Duration::from_millis(100),
+        "no second wait"
+    );
+
+    // The run it read is intact for the vp that holds the lock.
+    assert!(is_hit(&holder.lookup("t", &cmd())));
+}
