@@ -1,7 +1,7 @@
 //! Thin wrappers over the seccomp listener ioctls (receive a notification,
 //! check it is still valid, let the call continue, ask for synchronous
-//! wake-ups) and a zero-timeout poll of the listener. The supervisor is the
-//! only caller; nothing here blocks once `poll_now` reported POLLIN.
+//! wake-ups) and a blocking poll of the listener. The supervisor is the
+//! only caller; `recv` does not block once `wait` reported POLLIN.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -11,26 +11,28 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 /// hides most of the wake-up latency (measured: wall overhead within noise).
 const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
 
-/// What a zero-timeout poll of the listener says.
+/// What a poll of the listener says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Readiness {
     /// A notification is waiting: `recv` will not block.
     Pending,
     /// No thread uses the filter any more: the traced tree is gone.
     HungUp,
-    /// Nothing yet.
+    /// Nothing to act on (the poll woke without news).
     Idle,
 }
 
-pub(crate) fn poll_now(listener: BorrowedFd<'_>) -> io::Result<Readiness> {
+/// Waits until a notification is pending or the traced tree is gone.
+/// Blocking; a thread sleeping here is woken on the notifying thread's CPU.
+pub(crate) fn wait(listener: BorrowedFd<'_>) -> io::Result<Readiness> {
     let mut pfd = libc::pollfd {
         fd: listener.as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     };
     loop {
-        // SAFETY: one valid pollfd, zero timeout.
-        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        // SAFETY: one valid pollfd, no timeout.
+        let n = unsafe { libc::poll(&mut pfd, 1, -1) };
         if n >= 0 {
             break;
         }
@@ -48,7 +50,7 @@ pub(crate) fn poll_now(listener: BorrowedFd<'_>) -> io::Result<Readiness> {
     })
 }
 
-/// Receives one notification. Call only after `poll_now` said `Pending`
+/// Receives one notification. Call only after `wait` said `Pending`
 /// (the ioctl blocks otherwise). ENOENT means the caller died meanwhile.
 pub(crate) fn recv(listener: BorrowedFd<'_>) -> io::Result<libc::seccomp_notif> {
     // SAFETY: all-zero is a valid seccomp_notif, and the kernel requires it zeroed.

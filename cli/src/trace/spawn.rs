@@ -1,9 +1,9 @@
 //! Starting a command under the tracer: the one entry point the runner and
 //! `vp trace` call. It installs the filter hook as the command's last
 //! `pre_exec`, spawns on a blocking thread (std's `spawn` waits for the
-//! child's `execve`, which itself waits for the supervisor: spawning on the
-//! loop thread would deadlock), receives the listener on the loop and starts
-//! the supervisor as a task of the caller's `LocalExecutor`.
+//! child's `execve`, which itself waits for the supervisor), receives the
+//! listener on the loop and starts the supervisor on a thread of its own,
+//! awaited by a task of the caller's `LocalExecutor`.
 //!
 //! `Trace::finish` waits for the whole traced tree, daemons included (their
 //! file accesses are served by this process). When that takes more than a
@@ -11,13 +11,14 @@
 //! running; in a cancelled run the wait ends once the task's process group
 //! is empty.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::{BTreeSet, HashSet};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use async_io::{Async, Timer};
@@ -109,7 +110,7 @@ struct Watch {
     /// The command's main process, which leads its process group.
     pid: u32,
     /// Thread ids that made notified calls (from the supervisor).
-    seen: Rc<RefCell<HashSet<u32>>>,
+    seen: Arc<Mutex<HashSet<u32>>>,
     /// Set once no process uses the filter any more (the log is then only
     /// being resolved).
     tree_gone: Rc<Cell<bool>>,
@@ -176,7 +177,13 @@ impl Trace {
             }
             if !told && waited >= WAIT_NOTICE_AFTER {
                 told = true;
-                let tids: Vec<u32> = watch.seen.borrow().iter().copied().collect();
+                let tids: Vec<u32> = watch
+                    .seen
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .iter()
+                    .copied()
+                    .collect();
                 let processes = blocking::unblock(move || traced_processes(tids)).await;
                 scope.emit(RunEvent::TaskWaiting {
                     task: scope.task,
@@ -231,10 +238,10 @@ impl Drop for Trace {
 /// Spawns `cmd` with the file-access tracer.
 ///
 /// Hooks the caller added with `pre_exec` (fd placement) run before the
-/// filter is installed. The supervisor runs as a task on `ex`, which must be
-/// the executor driving the caller: it has to serve the child's very first
-/// `execve` while this function waits for the spawn. If the filter cannot
-/// be installed the command still runs and the trace is `Untraced`.
+/// filter is installed. The supervisor runs on a blocking thread, awaited
+/// (and its log resolved) by a task on `ex`, the executor driving the
+/// caller. If the filter cannot be installed the command still runs and the
+/// trace is `Untraced`.
 pub(crate) async fn spawn_traced(
     ex: &LocalExecutor<'_>,
     mut cmd: std::process::Command,
@@ -283,7 +290,7 @@ pub(crate) async fn spawn_traced(
                 let tree_gone = Rc::new(Cell::new(false));
                 let gone = Rc::clone(&tree_gone);
                 let task = ex.spawn(async move {
-                    let log = supervisor.run().await;
+                    let log = blocking::unblock(move || supervisor.run()).await;
                     gone.set(true);
                     blocking::unblock(move || resolve::snapshot(log)).await
                 });

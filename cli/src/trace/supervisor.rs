@@ -1,17 +1,16 @@
-//! The supervisor: serves one listener on the event loop until the traced
-//! tree is gone (POLLHUP), turning each notification into log entries and
-//! always answering CONTINUE. It never blocks on the tracee: every traced
-//! thread waits for it on each file system call, and if it stopped
-//! answering they would hang (or get ENOSYS once the listener is closed).
+//! The supervisor: serves one listener on a thread of its own until the
+//! traced tree is gone (POLLHUP), turning each notification into log
+//! entries and always answering CONTINUE. Every traced thread waits for it
+//! on each file system call, so it never waits for anything else: not for
+//! the tracee, and not for the event loop (a loop busy with other tasks'
+//! output would stall the build; on the loop, a `spawn` that waits for the
+//! child's `execve` would even deadlock).
 
-use std::cell::RefCell;
 use std::collections::HashSet;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
-
-use async_io::Async;
 
 use super::decode::{self, EmptyPath, Source, Target};
 use super::filter::{AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
@@ -23,14 +22,14 @@ use super::tracee;
 const MAX_LINKS: usize = 40;
 
 pub(crate) struct Supervisor {
-    listener: Async<OwnedFd>,
+    listener: OwnedFd,
     log: AccessLog,
     started: Instant,
     /// Reused for every path string read from a tracee.
     buf: Vec<u8>,
     /// Every thread id that made a notified call, shared with the `Trace`
     /// (which names the traced processes still running when vp waits).
-    seen: Rc<RefCell<HashSet<u32>>>,
+    seen: Arc<Mutex<HashSet<u32>>>,
     last_tid: u32,
 }
 
@@ -39,48 +38,42 @@ impl Supervisor {
         // Ask for the 6.6+ synchronous wake-up; older kernels just say no.
         let _ = notify::set_sync_wake_up(listener.as_fd());
         Ok(Self {
-            listener: Async::new(listener)?,
+            listener,
             log: AccessLog::default(),
             started: Instant::now(),
             buf: Vec::with_capacity(256),
-            seen: Rc::default(),
+            seen: Arc::default(),
             last_tid: 0,
         })
     }
 
     /// The thread ids seen so far (growing while the supervisor runs).
-    pub(crate) fn seen_threads(&self) -> Rc<RefCell<HashSet<u32>>> {
-        Rc::clone(&self.seen)
+    pub(crate) fn seen_threads(&self) -> Arc<Mutex<HashSet<u32>>> {
+        Arc::clone(&self.seen)
     }
 
     /// Serves notifications until no thread uses the filter any more.
-    pub(crate) async fn run(mut self) -> AccessLog {
+    /// Blocking: runs on a thread of its own, which sleeps in `poll` on the
+    /// listener alone, so the kernel's synchronous wake-up switches straight
+    /// from the notifying thread to this one (through the event loop's
+    /// epoll the wake-up may land on another core).
+    pub(crate) fn run(mut self) -> AccessLog {
         loop {
-            if let Err(err) = self.listener.readable().await {
-                self.log.mark_untraceable(format!(
-                    "the tracer stopped waiting for file accesses: {err}"
-                ));
-                return self.log;
-            }
-            // Drain everything pending before going back to the reactor.
-            loop {
-                match notify::poll_now(self.listener.get_ref().as_fd()) {
-                    Ok(Readiness::Pending) => self.serve_one(),
-                    Ok(Readiness::HungUp) => return self.log,
-                    Ok(Readiness::Idle) => break,
-                    Err(err) => {
-                        self.log.mark_untraceable(format!(
-                            "the tracer could not poll its listener: {err}"
-                        ));
-                        return self.log;
-                    }
+            match notify::wait(self.listener.as_fd()) {
+                Ok(Readiness::Pending) => self.serve_one(),
+                Ok(Readiness::HungUp) => return self.log,
+                Ok(Readiness::Idle) => {}
+                Err(err) => {
+                    self.log
+                        .mark_untraceable(format!("the tracer could not poll its listener: {err}"));
+                    return self.log;
                 }
             }
         }
     }
 
     fn serve_one(&mut self) {
-        let req = match notify::recv(self.listener.get_ref().as_fd()) {
+        let req = match notify::recv(self.listener.as_fd()) {
             Ok(req) => req,
             // The calling thread was killed between poll and receive.
             Err(err)
@@ -99,7 +92,10 @@ impl Supervisor {
         let tid = req.pid;
         if tid != self.last_tid {
             self.last_tid = tid;
-            self.seen.borrow_mut().insert(tid);
+            self.seen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(tid);
         }
         let data = req.data;
         let nr = data.nr as u32;
@@ -138,7 +134,7 @@ impl Supervisor {
             }
         }
         // Only trust what was read if the thread is still the one that asked.
-        let listener = self.listener.get_ref().as_fd();
+        let listener = self.listener.as_fd();
         if notify::id_valid(listener, req.id) {
             self.log.accesses.extend(pending.into_iter().flatten());
         }
