@@ -180,9 +180,26 @@ pub(crate) enum TaskNotice {
     },
     /// With `-v`: the result came from the remote cache (bytes downloaded).
     Downloaded { bytes: u64 },
+    /// With `-v`: where a traced miss's time went.
+    MissCost(MissCost),
     /// The remote cache had nothing usable for a command (an artifact was
     /// rejected, the key is not portable, ...); shown when it matters.
     RemoteMiss(RemoteMiss),
+}
+
+/// Where the time of a traced miss went: the command itself (traced), and
+/// what vp did after it exited before the result was stored or refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MissCost {
+    /// From the spawn to the main process's exit, traced.
+    pub(crate) ran: Duration,
+    /// Waiting for the rest of the traced tree, then resolving every
+    /// recorded path (symlinks, kinds).
+    pub(crate) resolved: Duration,
+    /// Sorting the accesses into inputs and outputs.
+    pub(crate) classified: Duration,
+    /// Fingerprinting the inputs, archiving the outputs, writing the entry.
+    pub(crate) stored: Duration,
 }
 
 /// Something about the whole run.

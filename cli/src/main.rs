@@ -9,6 +9,7 @@ mod cache;
 mod error;
 mod events;
 mod graph;
+mod parallel;
 mod remote;
 mod report;
 mod run;

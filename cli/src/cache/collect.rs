@@ -270,6 +270,10 @@ pub(crate) struct CollectedInputs {
     pub(crate) glob_inputs: BTreeSet<RelPath>,
 }
 
+/// From this many inputs they are observed (stat'ed and hashed) on every
+/// core; below, threads would cost about what they save.
+const OBSERVE_SPREAD_MIN: usize = 128;
+
 /// Fingerprints every input. `outputs` are the task's own outputs: a file a
 /// glob matches but the task produced is not one of its inputs.
 pub(crate) fn collect_inputs(
@@ -305,10 +309,14 @@ pub(crate) fn collect_inputs(
         wanted.insert(rel.clone(), InputKind::ContentRead);
     }
 
+    // Hashing is most of a miss's own cost for a task with many inputs.
+    let wanted: Vec<(RelPath, InputKind)> = wanted.into_iter().collect();
+    let observed = crate::parallel::map(&wanted, OBSERVE_SPREAD_MIN, |(rel, kind)| {
+        file_state::observe(&rel.to_abs(paths.workspace_root), *kind)
+    });
     let mut inputs = BTreeMap::new();
-    for (rel, kind) in wanted {
-        let abs = rel.to_abs(paths.workspace_root);
-        let state = file_state::observe(&abs, kind).map_err(|e| NotStorable::InputUnreadable {
+    for ((rel, _), state) in wanted.into_iter().zip(observed) {
+        let state = state.map_err(|e| NotStorable::InputUnreadable {
             path: rel.clone(),
             error: e.to_string(),
         })?;

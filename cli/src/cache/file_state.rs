@@ -187,41 +187,21 @@ impl FsView {
     /// each on the 2-core VM of docs/benchmarks.md), which the kernel
     /// serves in parallel. Checks are unchanged: they find the memo filled.
     pub(crate) fn prefetch(&mut self, paths: &[(PathBuf, StatMode)]) {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         // What an earlier candidate of this lookup already saw stays as seen.
         let todo: Vec<&(PathBuf, StatMode)> = paths
             .iter()
             .filter(|(abs, mode)| !self.knows(abs, *mode))
             .collect();
-        if threads < 2 || todo.len() < PREFETCH_MIN {
+        if !crate::parallel::spreads(todo.len(), PREFETCH_MIN) {
             return;
         }
-        let chunk = todo.len().div_ceil(threads);
-        let answers: Vec<Vec<Result<Metadata, ErrorKind>>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = todo
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|(abs, mode)| stat(abs, *mode))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            // A worker that panicked leaves its paths to be stat'ed by `check`.
-            workers
-                .into_iter()
-                .map(|w| w.join().unwrap_or_default())
-                .collect()
-        });
+        let answers = crate::parallel::map(&todo, PREFETCH_MIN, |(abs, mode)| stat(abs, *mode));
         self.facts.reserve(todo.len());
-        for (part, answers) in todo.chunks(chunk).zip(answers) {
-            for ((abs, mode), answer) in part.iter().zip(answers) {
-                let f = self.facts.entry(abs.clone()).or_default();
-                match mode {
-                    StatMode::Follow => f.follow = Some(answer),
-                    StatMode::NoFollow => f.nofollow = Some(answer),
-                }
+        for ((abs, mode), answer) in todo.into_iter().zip(answers) {
+            let f = self.facts.entry(abs.clone()).or_default();
+            match mode {
+                StatMode::Follow => f.follow = Some(answer),
+                StatMode::NoFollow => f.nofollow = Some(answer),
             }
         }
     }

@@ -127,6 +127,13 @@ pub(crate) fn task_notice(n: &TaskNotice) -> Vec<String> {
             format_size(*bytes)
         )],
         TaskNotice::RemoteMiss(why) => vec![why.to_string()],
+        TaskNotice::MissCost(cost) => vec![format!(
+            "miss cost: ran {} traced; then resolving paths {}, classifying {}, storing {}",
+            format_duration(cost.ran),
+            format_duration(cost.resolved),
+            format_duration(cost.classified),
+            format_duration(cost.stored)
+        )],
     }
 }
 

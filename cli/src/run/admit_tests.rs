@@ -53,6 +53,7 @@ fn observation(trace: Traced) -> Observation {
         trace,
         started: cache::Timestamp::default(),
         duration: Duration::from_millis(5),
+        after_exit: None,
     }
 }
 

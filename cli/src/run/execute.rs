@@ -34,6 +34,16 @@ pub(crate) struct Observation {
     /// Taken right before the spawn (`cache::Timestamp::task_start`).
     pub(crate) started: cache::Timestamp,
     pub(crate) duration: Duration,
+    /// How long vp took after the main process exited (traced runs only).
+    pub(crate) after_exit: Option<AfterExit>,
+}
+
+/// What a traced command cost vp after its main process exited.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AfterExit {
+    /// The rest of the tree, then path resolution (`Trace::finish`).
+    pub(crate) resolved: Duration,
+    pub(crate) classified: Duration,
 }
 
 /// What the tracer saw of the command.
@@ -121,9 +131,9 @@ pub(crate) async fn execute(
         // Off the event loop, like the traced spawn: `spawn` waits until the
         // child has exec'd, seen as end of file on a close-on-exec socket.
         // A traced child forked meanwhile holds a copy of that socket until
-        // its own `execve` is answered by the supervisor, which runs on this
-        // loop: waiting here deadlocked both (measured: 4 runs in 10 of a
-        // traced and an untraced task started together).
+        // its own `execve` is answered by its supervisor; the loop must not
+        // wait for that (when supervisors ran on the loop this deadlocked 4
+        // runs in 10 of a traced and an untraced task started together).
         blocking::unblock(move || cmd.spawn())
             .await
             .map(|c| (c, None))
@@ -178,6 +188,8 @@ pub(crate) async fn execute(
         Some(t) => Some(t.finish().await),
         None => None,
     };
+    let resolved = t0.elapsed().saturating_sub(duration);
+    let mut after_exit = None;
     let exit_code = match status {
         Ok(s) => spawn::exit_code(s),
         Err(e) => {
@@ -188,9 +200,24 @@ pub(crate) async fn execute(
         }
     };
     let trace = match (trace_outcome, recording) {
-        (Some(TraceOutcome::Traced(access_log)), Some(rec)) => Traced::Classified(Box::new(
-            classify(&access_log, report.as_ref(), &ctx.workspace_root, &rec),
-        )),
+        (Some(TraceOutcome::Traced(access_log)), Some(rec)) => {
+            // Off the loop: tens of thousands of accesses take a while, and
+            // the other tasks' output must keep flowing meanwhile.
+            let scope = ClassifyScope {
+                workspace_root: ctx.workspace_root.clone(),
+                cache_dir: rec.cache_dir.to_path_buf(),
+                own_state: rec.own_state.clone(),
+                ignored_inputs: report.as_ref().map(|r| r.ignored_inputs.clone()),
+                ignored_outputs: report.as_ref().map(|r| r.ignored_outputs.clone()),
+            };
+            let classifying = Instant::now();
+            let classified = blocking::unblock(move || classify(&access_log, &scope)).await;
+            after_exit = Some(AfterExit {
+                resolved,
+                classified: classifying.elapsed(),
+            });
+            Traced::Classified(Box::new(classified))
+        }
         (Some(TraceOutcome::Untraced { reason }), _) => Traced::Untraced { reason },
         _ => Traced::Off,
     };
@@ -202,24 +229,32 @@ pub(crate) async fn execute(
         trace,
         started,
         duration,
+        after_exit,
     })
 }
 
+/// What classifying a command's accesses needs, owned so that it can run
+/// on a blocking thread.
+struct ClassifyScope {
+    workspace_root: PathBuf,
+    /// vp's cache directory: never an input or output.
+    cache_dir: PathBuf,
+    own_state: BTreeSet<PathBuf>,
+    /// What the tools asked to ignore (`None` without a bridge).
+    ignored_inputs: Option<BTreeSet<PathBuf>>,
+    ignored_outputs: Option<BTreeSet<PathBuf>>,
+}
+
 /// Sorts the traced accesses into inputs and outputs, leaving out vp's
-/// cache and what the tools asked to ignore.
-fn classify(
-    access_log: &trace::AccessLog,
-    report: Option<&BridgeReport>,
-    workspace_root: &Path,
-    rec: &Recording<'_>,
-) -> trace::AccessClassification {
-    let root = real_path(workspace_root);
-    let cache_dir = real_path(rec.cache_dir);
-    let real = |ps: Option<&BTreeSet<PathBuf>>| -> Vec<PathBuf> {
-        ps.into_iter().flatten().map(|p| real_path(p)).collect()
+/// cache and what the tools asked to ignore. Blocking (resolves paths).
+fn classify(access_log: &trace::AccessLog, scope: &ClassifyScope) -> trace::AccessClassification {
+    let root = real_path(&scope.workspace_root);
+    let cache_dir = real_path(&scope.cache_dir);
+    let real = |ps: &Option<BTreeSet<PathBuf>>| -> Vec<PathBuf> {
+        ps.iter().flatten().map(|p| real_path(p)).collect()
     };
-    let ignored_inputs = real(report.map(|r| &r.ignored_inputs));
-    let ignored_outputs = real(report.map(|r| &r.ignored_outputs));
+    let ignored_inputs = real(&scope.ignored_inputs);
+    let ignored_outputs = real(&scope.ignored_outputs);
     trace::classify(
         access_log,
         &trace::ClassifyOptions {
@@ -227,7 +262,7 @@ fn classify(
             excluded_dirs: std::slice::from_ref(&cache_dir),
             ignored_inputs: &ignored_inputs,
             ignored_outputs: &ignored_outputs,
-            own_state: rec.own_state,
+            own_state: &scope.own_state,
         },
     )
 }

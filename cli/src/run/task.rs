@@ -15,7 +15,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::admit::{self, Roots};
 use super::cache_hint::CacheHint;
@@ -27,7 +27,7 @@ use super::spawn::ChildRegistry;
 use super::store::{self, Looked};
 use crate::cache::{self, GlobConfig, Store};
 use crate::events::{
-    CacheStatus, CommandHeader, Failure, NotCached, OutputOrigin, OutputStream, RunEvent,
+    CacheStatus, CommandHeader, Failure, MissCost, NotCached, OutputOrigin, OutputStream, RunEvent,
     RunNotice, TaskNotice, TaskOutcome, Unavailable,
 };
 use crate::remote::{RemoteMiss, RemoteSession, SessionError};
@@ -270,10 +270,17 @@ async fn run_item(
         root: &ctx.workspace_root,
         real_root: &real_root,
     };
+    let storing = Instant::now();
     let stored = match admit::admit(&obs, spec, &roots) {
         Ok(run) => store::record(cache, spec, ctx, Arc::clone(&fingerprint), item_id, run).await,
         Err(why) => Err(why),
     };
+    let miss_cost = obs.after_exit.map(|after| MissCost {
+        ran: obs.duration,
+        resolved: after.resolved,
+        classified: after.classified,
+        stored: storing.elapsed(),
+    });
     match stored {
         Ok(summary) => {
             if ctx.verbose {
@@ -297,6 +304,14 @@ async fn run_item(
                 notice: TaskNotice::NotCached(why),
             });
         }
+    }
+    if ctx.verbose
+        && let Some(cost) = miss_cost
+    {
+        (ctx.emit)(RunEvent::TaskNotice {
+            task: index,
+            notice: TaskNotice::MissCost(cost),
+        });
     }
     ItemResult::Done {
         hit: None,

@@ -199,7 +199,12 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         if event.is_own_change() && under_any(path, opts.ignored_outputs) {
             return false;
         }
-        per_path.entry(path.to_path_buf()).or_default().push(event);
+        match per_path.get_mut(path) {
+            Some(events) => events.push(event),
+            None => {
+                per_path.insert(path.to_path_buf(), vec![event]);
+            }
+        }
         true
     };
 
@@ -211,7 +216,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     for (index, access) in log.accesses.iter().enumerate() {
         if access.op.changes_name() {
             let pinned = access.at_call.as_ref().and_then(|c| c.real.clone());
-            let real = pinned.unwrap_or_else(|| state.resolve(&access.path, false).real);
+            let real = pinned.unwrap_or_else(|| state.resolve(&access.path, false).real.clone());
             name_changes.push((index, real));
         }
         if super::resolve::is_pseudo(&access.path) {
@@ -223,7 +228,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         let mut resolution = state.resolve(&access.path, access.follow);
         if let Some(real) = access.at_call.as_ref().and_then(|c| c.real.as_ref()) {
             // Where the call really landed, pinned while it was held.
-            resolution.real = real.clone();
+            resolution.to_mut().real = real.clone();
         }
         if !access.op.changes_name() {
             for link in &resolution.links {
@@ -283,16 +288,20 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
             break;
         }
     }
-    for (path, events) in &per_path {
-        classify_path(
-            path,
-            events,
-            state.kind(path),
-            state.link_targets.get(path),
-            opts.own_state,
-            &mut out,
-        );
+    let mut inputs: Vec<(PathBuf, InputAccess)> = Vec::new();
+    for (path, events) in per_path {
+        let kind = state.kind(&path);
+        let link_target = state.link_targets.get(&path);
+        if let Some(access) =
+            classify_path(&path, &events, kind, link_target, opts.own_state, &mut out)
+        {
+            inputs.push((path, access));
+        }
     }
+    // Sorted first, the map is built in one pass (tens of thousands of
+    // inputs inserted one by one cost most of the classification).
+    inputs.sort_unstable_by(|(a, _), (b, _)| super::log::path_order(a, b));
+    out.inputs = inputs.into_iter().collect();
 
     // A directory renamed into place brings its whole subtree with it.
     for dir in renamed_dirs {
@@ -314,6 +323,8 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     out
 }
 
+/// Files what the task did to `path` into `out`; returns how it is an
+/// input, if it is one.
 fn classify_path(
     path: &Path,
     events: &[Event],
@@ -321,7 +332,7 @@ fn classify_path(
     link_target: Option<&PathBuf>,
     own_state: &BTreeSet<PathBuf>,
     out: &mut AccessClassification,
-) {
+) -> Option<InputAccess> {
     // A directory has no content: opening one for reading is a probe.
     let content_read = |e: &Event| *e == Event::Read && kind != PathKind::Dir;
 
@@ -361,7 +372,7 @@ fn classify_path(
                 out.deleted.insert(path.to_path_buf());
             }
         }
-        return;
+        return None;
     }
 
     // A directory the task writes into: its listing is the task's own doing
@@ -376,7 +387,7 @@ fn classify_path(
     };
     let reads: Vec<Event> = events.iter().filter(counts).copied().collect();
     if reads.is_empty() {
-        return;
+        return None;
     }
     let access = match kind {
         PathKind::Symlink => InputAccess::Symlink {
@@ -394,7 +405,7 @@ fn classify_path(
             found: Found::Other,
         },
     };
-    out.inputs.insert(path.to_path_buf(), access);
+    Some(access)
 }
 
 fn output_kind(kind: PathKind) -> Option<OutputKind> {
@@ -522,7 +533,8 @@ mod tests {
         }
         fn resolves(mut self, path: &str, follow: bool, real: &str, links: &[&str]) -> Self {
             self.log.end_state.resolved.insert(
-                (PathBuf::from(path), follow),
+                PathBuf::from(path),
+                follow,
                 Resolution {
                     real: PathBuf::from(real),
                     links: links.iter().map(PathBuf::from).collect(),

@@ -4,6 +4,7 @@
 //! `supervisor.rs` fills it, `resolve.rs` adds the end state, `classify.rs`
 //! turns it into inputs and outputs, `vp trace --log` prints it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -148,8 +149,7 @@ pub(crate) struct Resolution {
 /// Paths absent from these maps resolve to themselves and count as missing.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EndState {
-    /// Keyed by (recorded path, follow).
-    pub(crate) resolved: HashMap<(PathBuf, bool), Resolution>,
+    pub(crate) resolved: Resolutions,
     /// Kind of every real path (and every symlink) looked at.
     pub(crate) kinds: HashMap<PathBuf, PathKind>,
     /// Target text of every symlink met.
@@ -159,22 +159,52 @@ pub(crate) struct EndState {
     pub(crate) trees: HashMap<PathBuf, Vec<(PathBuf, PathKind)>>,
 }
 
+/// The resolution of each recorded path, for each way it was looked at
+/// (following its last component or not).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Resolutions(HashMap<PathBuf, [Option<Resolution>; 2]>);
+
+impl Resolutions {
+    pub(crate) fn get(&self, path: &Path, follow: bool) -> Option<&Resolution> {
+        self.0.get(path)?[usize::from(follow)].as_ref()
+    }
+
+    pub(crate) fn contains(&self, path: &Path, follow: bool) -> bool {
+        self.get(path, follow).is_some()
+    }
+
+    pub(crate) fn insert(&mut self, path: PathBuf, follow: bool, resolution: Resolution) {
+        self.0.entry(path).or_default()[usize::from(follow)] = Some(resolution);
+    }
+}
+
 impl EndState {
-    pub(crate) fn resolve(&self, path: &Path, follow: bool) -> Resolution {
-        // Lookup without cloning the key would need a borrowed tuple type;
-        // the clone only happens for paths absent from a hand-built state.
-        match self.resolved.get(&(path.to_path_buf(), follow)) {
-            Some(resolution) => resolution.clone(),
-            None => Resolution {
+    /// Where `path` led; a path absent from the state (only in a hand-built
+    /// one) resolves to itself.
+    pub(crate) fn resolve(&self, path: &Path, follow: bool) -> Cow<'_, Resolution> {
+        match self.resolved.get(path, follow) {
+            Some(resolution) => Cow::Borrowed(resolution),
+            None => Cow::Owned(Resolution {
                 real: path.to_path_buf(),
                 links: Vec::new(),
-            },
+            }),
         }
     }
 
     pub(crate) fn kind(&self, real: &Path) -> PathKind {
         self.kinds.get(real).copied().unwrap_or(PathKind::Missing)
     }
+}
+
+/// `Path`'s order for clean paths (no `.`, no repeated or trailing
+/// separator), without splitting them into components: a separator sorts
+/// before every other byte. For sorting many recorded paths fast; a map
+/// keyed by `Path` still orders by `Path` itself.
+pub(crate) fn path_order(a: &Path, b: &Path) -> std::cmp::Ordering {
+    use std::os::unix::ffi::OsStrExt;
+    let key = |byte: &u8| if *byte == b'/' { 0 } else { *byte };
+    let a = a.as_os_str().as_bytes().iter().map(key);
+    a.cmp(b.as_os_str().as_bytes().iter().map(key))
 }
 
 /// Everything one traced process tree did to files, in syscall-entry order
@@ -194,6 +224,40 @@ impl AccessLog {
     pub(crate) fn mark_untraceable(&mut self, reason: String) {
         if !self.untraceable.contains(&reason) {
             self.untraceable.push(reason);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_order_is_paths_own_order_for_clean_paths() {
+        let paths: Vec<PathBuf> = [
+            "/",
+            "/a",
+            "/a/b",
+            "/a-b",
+            "/a.b",
+            "/ab",
+            "/a/b/c",
+            "/a/bc",
+            "/a/b-c",
+            "/b",
+            "/A",
+            "/a/\u{e9}",
+            "/a/z",
+            "/a0",
+            "/a/b/c/d",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        for a in &paths {
+            for b in &paths {
+                assert_eq!(path_order(a, b), a.cmp(b), "{a:?} vs {b:?}");
+            }
         }
     }
 }

@@ -20,6 +20,11 @@ const MAX_LINKS: usize = 40;
 /// `/proc/<pid>` of exited processes is pointless).
 pub(crate) fn snapshot(mut log: AccessLog) -> AccessLog {
     let mut fs = Lstat::default();
+    fs.prefetch(log.accesses.iter().flat_map(|access| {
+        let pinned = access.at_call.as_ref().and_then(|c| c.real.as_deref());
+        std::iter::once(access.path.as_path()).chain(pinned)
+    }));
+    let mut resolver = Resolver::default();
     let mut state = EndState::default();
     for access in &log.accesses {
         if is_pseudo(&access.path) {
@@ -40,11 +45,10 @@ pub(crate) fn snapshot(mut log: AccessLog) -> AccessLog {
             }
             state.kinds.insert(real.clone(), kind);
         }
-        let key = (access.path.clone(), access.follow);
-        if state.resolved.contains_key(&key) {
+        if state.resolved.contains(&access.path, access.follow) {
             continue;
         }
-        let resolution = resolve(&mut fs, &access.path, access.follow);
+        let resolution = resolver.resolve(&mut fs, &access.path, access.follow);
         for link in &resolution.links {
             if let Some(Entry::Symlink(target)) = fs.get(link) {
                 state.link_targets.insert(link.clone(), target);
@@ -65,7 +69,9 @@ pub(crate) fn snapshot(mut log: AccessLog) -> AccessLog {
             state.trees.insert(resolution.real.clone(), entries);
         }
         state.kinds.insert(resolution.real.clone(), kind);
-        state.resolved.insert(key, resolution);
+        state
+            .resolved
+            .insert(access.path.clone(), access.follow, resolution);
     }
     log.end_state = state;
     log
@@ -113,23 +119,39 @@ struct Lstat {
     cache: HashMap<PathBuf, Entry>,
 }
 
+/// From this many distinct paths, `Lstat::prefetch` spreads them over every
+/// core (the same threshold as a hit's `stat`s, `cache::file_state`).
+const PREFETCH_MIN: usize = 1024;
+
 impl Lstat {
     fn get(&mut self, path: &Path) -> Option<Entry> {
         if let Some(entry) = self.cache.get(path) {
             return Some(entry.clone());
         }
-        let entry = match fs::symlink_metadata(path) {
-            Err(_) => Entry::Missing,
-            Ok(meta) if meta.file_type().is_symlink() => match fs::read_link(path) {
-                Ok(target) => Entry::Symlink(target),
-                Err(_) => Entry::Missing,
-            },
-            Ok(meta) if meta.is_dir() => Entry::Kind(PathKind::Dir),
-            Ok(meta) if meta.is_file() => Entry::Kind(PathKind::File),
-            Ok(_) => Entry::Kind(PathKind::Other),
-        };
+        let entry = lstat(path);
         self.cache.insert(path.to_path_buf(), entry.clone());
         Some(entry)
+    }
+
+    /// Looks at `paths` on every core ahead of the walk, which then finds
+    /// them in the memo: most of a large log's end-of-run cost is one
+    /// `lstat` per distinct path. Paths with `..` are left to the walk,
+    /// which never asks for them as written.
+    fn prefetch<'a>(&mut self, paths: impl Iterator<Item = &'a Path>) {
+        let mut todo: Vec<&Path> = paths
+            .filter(|p| !is_pseudo(p))
+            .filter(|p| !p.components().any(|c| c == Component::ParentDir))
+            .collect();
+        todo.sort_unstable_by(|a, b| super::log::path_order(a, b));
+        todo.dedup_by(|a, b| a.as_os_str() == b.as_os_str());
+        if !crate::parallel::spreads(todo.len(), PREFETCH_MIN) {
+            return;
+        }
+        let entries = crate::parallel::map(&todo, PREFETCH_MIN, |p| lstat(p));
+        self.cache.reserve(todo.len());
+        for (path, entry) in todo.into_iter().zip(entries) {
+            self.cache.insert(path.to_path_buf(), entry);
+        }
     }
 
     fn kind(&mut self, path: &Path) -> PathKind {
@@ -141,44 +163,113 @@ impl Lstat {
     }
 }
 
-/// Walks `path` component by component like the kernel: a symlink met on
-/// the way is replaced by its target (relative targets against the link's
-/// directory), `..` goes to the parent of what was resolved so far, and once
-/// a component is missing the rest is appended lexically.
-fn resolve(fs: &mut Lstat, path: &Path, follow_last: bool) -> Resolution {
-    let mut links = Vec::new();
-    let mut real = PathBuf::from("/");
-    let mut todo: VecDeque<OsString> = components(path);
-    let mut missing = false;
-    while let Some(name) = todo.pop_front() {
-        if name == ".." {
-            real.pop();
-            continue;
-        }
-        let candidate = real.join(&name);
-        let last = todo.is_empty();
-        if missing || (last && !follow_last) {
-            real = candidate;
-            continue;
-        }
-        match fs.get(&candidate) {
-            Some(Entry::Symlink(target)) if links.len() < MAX_LINKS => {
-                links.push(candidate);
-                if target.is_absolute() {
-                    real = PathBuf::from("/");
-                }
-                for component in components(&target).into_iter().rev() {
-                    todo.push_front(component);
-                }
-            }
-            Some(Entry::Missing) => {
-                missing = true;
-                real = candidate;
-            }
-            _ => real = candidate,
+/// What `path` itself is now (a symlink is not followed).
+fn lstat(path: &Path) -> Entry {
+    match fs::symlink_metadata(path) {
+        Err(_) => Entry::Missing,
+        Ok(meta) if meta.file_type().is_symlink() => match fs::read_link(path) {
+            Ok(target) => Entry::Symlink(target),
+            Err(_) => Entry::Missing,
+        },
+        Ok(meta) if meta.is_dir() => Entry::Kind(PathKind::Dir),
+        Ok(meta) if meta.is_file() => Entry::Kind(PathKind::File),
+        Ok(_) => Entry::Kind(PathKind::Other),
+    }
+}
+
+/// Where a walk stands after some components: the real path so far, the
+/// symlinks passed, and whether a component was missing (the rest is then
+/// appended lexically).
+#[derive(Debug, Clone)]
+struct Walk {
+    real: PathBuf,
+    links: Vec<PathBuf>,
+    missing: bool,
+}
+
+impl Walk {
+    fn root() -> Self {
+        Self {
+            real: PathBuf::from("/"),
+            links: Vec::new(),
+            missing: false,
         }
     }
-    Resolution { real, links }
+
+    /// Walks `todo` on from here like the kernel: a symlink met on the way
+    /// is replaced by its target (relative targets against the link's
+    /// directory), `..` goes to the parent of what was resolved so far, and
+    /// once a component is missing the rest is appended lexically.
+    fn walk(mut self, fs: &mut Lstat, mut todo: VecDeque<OsString>, follow_last: bool) -> Self {
+        while let Some(name) = todo.pop_front() {
+            if name == ".." {
+                self.real.pop();
+                continue;
+            }
+            let candidate = self.real.join(&name);
+            let last = todo.is_empty();
+            if self.missing || (last && !follow_last) {
+                self.real = candidate;
+                continue;
+            }
+            match fs.get(&candidate) {
+                Some(Entry::Symlink(target)) if self.links.len() < MAX_LINKS => {
+                    self.links.push(candidate);
+                    if target.is_absolute() {
+                        self.real = PathBuf::from("/");
+                    }
+                    for component in components(&target).into_iter().rev() {
+                        todo.push_front(component);
+                    }
+                }
+                Some(Entry::Missing) => {
+                    self.missing = true;
+                    self.real = candidate;
+                }
+                _ => self.real = candidate,
+            }
+        }
+        self
+    }
+}
+
+/// Resolves `path` like the kernel (see `Walk::walk`).
+fn resolve(fs: &mut Lstat, path: &Path, follow_last: bool) -> Resolution {
+    let end = Walk::root().walk(fs, components(path), follow_last);
+    Resolution {
+        real: end.real,
+        links: end.links,
+    }
+}
+
+/// `resolve` for a log: a build touches thousands of paths in the same few
+/// directories, so each directory is walked once and a path continues from
+/// its parent's walk. The same answers as `resolve` (the walk of a path is
+/// its parent's walk, every component followed, then its last name).
+#[derive(Default)]
+struct Resolver {
+    dirs: HashMap<PathBuf, Walk>,
+}
+
+impl Resolver {
+    fn resolve(&mut self, fs: &mut Lstat, path: &Path, follow_last: bool) -> Resolution {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return resolve(fs, path, follow_last);
+        };
+        let base = match self.dirs.get(parent) {
+            Some(walk) => walk.clone(),
+            None => {
+                let walk = Walk::root().walk(fs, components(parent), true);
+                self.dirs.insert(parent.to_path_buf(), walk.clone());
+                walk
+            }
+        };
+        let end = base.walk(fs, VecDeque::from([name.to_os_string()]), follow_last);
+        Resolution {
+            real: end.real,
+            links: end.links,
+        }
+    }
 }
 
 /// Normal components and `..`, without root and `.`.
@@ -208,6 +299,53 @@ mod tests {
             follow,
             at_call: None,
         }
+    }
+
+    /// The per-directory resolver answers exactly like the plain walk, on
+    /// paths through directory links, file links, `..` after a link,
+    /// missing parts, dangling links and a link loop.
+    #[test]
+    fn the_directory_memo_resolves_like_the_plain_walk() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().canonicalize().expect("canonical");
+        fs::create_dir_all(root.join("packages/pkg/src")).expect("mkdir");
+        fs::write(root.join("packages/pkg/src/a.js"), "a").expect("write");
+        fs::create_dir_all(root.join("node_modules/@s")).expect("mkdir");
+        symlink("../packages/pkg", root.join("node_modules/pkg")).expect("symlink");
+        symlink(root.join("packages"), root.join("node_modules/@s/abs")).expect("symlink");
+        symlink("src/a.js", root.join("packages/pkg/main.js")).expect("symlink");
+        symlink("nowhere", root.join("packages/pkg/dangling")).expect("symlink");
+        symlink("loop2", root.join("loop1")).expect("symlink");
+        symlink("loop1", root.join("loop2")).expect("symlink");
+        let paths = [
+            "node_modules/pkg/src/a.js",
+            "node_modules/pkg/main.js",
+            "node_modules/pkg/../x",
+            "node_modules/pkg/src/../main.js",
+            "node_modules/@s/abs/pkg/src/a.js",
+            "node_modules/@s/abs/../node_modules/pkg/main.js",
+            "packages/pkg/dangling",
+            "packages/pkg/dangling/deeper",
+            "packages/nope/src/a.js",
+            "packages/nope/../pkg/src/a.js",
+            "loop1/x",
+            "loop1",
+            "",
+        ];
+        let mut resolver = Resolver::default();
+        let mut memo = Lstat::default();
+        for rel in paths {
+            let path = root.join(rel);
+            for follow in [true, false] {
+                let plain = resolve(&mut Lstat::default(), &path, follow);
+                let memoised = resolver.resolve(&mut memo, &path, follow);
+                assert_eq!(memoised, plain, "{rel} (follow {follow})");
+            }
+        }
+        assert_eq!(
+            resolver.resolve(&mut memo, Path::new("/"), true).real,
+            PathBuf::from("/")
+        );
     }
 
     #[test]
@@ -265,11 +403,7 @@ mod tests {
         let r = state.resolve(&missing, true);
         assert_eq!(r.real, root.join("packages/pkg/x.js"));
         assert_eq!(state.kind(&r.real), PathKind::Missing);
-        assert!(
-            !state
-                .resolved
-                .contains_key(&(PathBuf::from("/proc/1/maps"), true))
-        );
+        assert!(!state.resolved.contains(Path::new("/proc/1/maps"), true));
     }
 
     #[test]

@@ -1430,7 +1430,10 @@ fn a_reader_whose_store_was_cleaned_stores_nothing_and_says_why() {
         store: open_store(&w.cache),
     };
     assert!(next.store.is_writable(), "a new store opens read-write");
-    assert!(!is_hit(&next.lookup("t", &cmd())), "the cleaned run is gone");
+    assert!(
+        !is_hit(&next.lookup("t", &cmd())),
+        "the cleaned run is gone"
+    );
 }
 
 /// A vp that opened the store read-only and must now write, while another
