@@ -111,6 +111,16 @@ per_call() { # mode → µs per stat (median of 3)
 }
 su=$(per_call untraced); st=$(per_call traced)
 
+# --- the floor: a supervisor that does nothing but answer (bench/notify-floor.rs) ---
+FLOOR=$BENCH_DIR/notify-floor
+rustc -O -o "$FLOOR" "$HERE/bench/notify-floor.rs"
+floor() { # mode → µs per notified stat (median of 3)
+  local runs=()
+  for _ in 1 2 3; do runs+=("$("$FLOOR" "$1" $STAT_CALLS 2>&1 | awk '{ print $2 }')"); done
+  printf '%s\n' "${runs[@]}" | median
+}
+fb=$(floor bare); fr=$(floor read); fm=$(floor mem)
+
 cat <<MD
 Measured $(date -u +%Y-%m-%d) on $(uname -r), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end.
 vp: \`$VP\`; vite $(node -p "require('$APP/node_modules/vite/package.json').version"), Node $(node --version).
@@ -125,6 +135,10 @@ $ROUNDS interleaved rounds, medians; one traced build records $NOTIFIED file acc
 
 Per-syscall cost: $STAT_CALLS × \`stat("/etc/hostname")\` (statx) in one thread, median of 3:
 untraced ${su} µs per call, traced ${st} µs per call.
+
+The same loop under a minimal supervisor (\`bench/notify-floor.rs\`, median of 3): answering
+only ${fb} µs per call; reading the path (\`process_vm_readv\`) and checking the id, as vp does,
+${fr} µs; the same through an open \`/proc/<pid>/mem\` ${fm} µs.
 
 Raw wall (untraced / traced): ${U_WALL[*]} / ${T_WALL[*]}
 Raw CPU (untraced / traced): ${U_CPU[*]} / ${T_CPU[*]}

@@ -133,9 +133,11 @@ impl Supervisor {
                 }
             }
         }
-        // Only trust what was read if the thread is still the one that asked.
+        // Only trust what was read if the thread is still the one that asked
+        // (nothing to check for the many calls that record nothing, such as
+        // libuv's `statx(fd, "", AT_EMPTY_PATH)` after each open).
         let listener = self.listener.as_fd();
-        if notify::id_valid(listener, req.id) {
+        if pending.iter().any(Option::is_some) && notify::id_valid(listener, req.id) {
             self.log.accesses.extend(pending.into_iter().flatten());
         }
         // Fails only if the thread died meanwhile: nothing to do.
