@@ -30,8 +30,41 @@ pub struct EnvNameMatcher {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
+    /// A name, or a glob without wildcards (`HOME`).
+    Exact(Vec<u8>),
+    /// `{ prefix }`, or a glob that is a literal then `*` (`LC_*`).
     Prefix(Vec<u8>),
+    /// A glob that is `*` then a literal (`*_TOKEN`).
+    Suffix(Vec<u8>),
     Glob(Vec<Element>),
+}
+
+impl Kind {
+    /// The same globs, as plain byte comparisons where they are one: vp
+    /// matches its default pass-through list against every variable of every
+    /// task's environment, and those are names, prefixes and suffixes.
+    fn of_glob(elements: Vec<Element>) -> Kind {
+        let literal = |els: &[Element]| -> Option<Vec<u8>> {
+            els.iter()
+                .map(|e| match e {
+                    Element::Byte(b) => Some(*b),
+                    _ => None,
+                })
+                .collect()
+        };
+        match elements.as_slice() {
+            [rest @ .., Element::AnyRun] if literal(rest).is_some() => {
+                Kind::Prefix(literal(rest).unwrap_or_default())
+            }
+            [Element::AnyRun, rest @ ..] if literal(rest).is_some() => {
+                Kind::Suffix(literal(rest).unwrap_or_default())
+            }
+            all => match literal(all) {
+                Some(name) => Kind::Exact(name),
+                None => Kind::Glob(elements),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +123,7 @@ impl EnvQuery {
                     pattern: String::from_utf8_lossy(pattern).into_owned(),
                     problem,
                 })?;
-                Kind::Glob(elements)
+                Kind::of_glob(elements)
             }
         };
         Ok(EnvNameMatcher { kind })
@@ -101,7 +134,9 @@ impl EnvNameMatcher {
     /// Whether the query selects `name` (a glob must match all of it).
     pub fn matches(&self, name: &[u8]) -> bool {
         match &self.kind {
+            Kind::Exact(exact) => name == exact.as_slice(),
             Kind::Prefix(prefix) => name.starts_with(prefix),
+            Kind::Suffix(suffix) => name.ends_with(suffix),
             Kind::Glob(elements) => {
                 let mut start = vec![false; name.len() + 1];
                 start[0] = true;
@@ -286,6 +321,59 @@ mod tests {
         EnvQuery::Glob(p.as_bytes().to_vec())
             .matcher()
             .unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    /// The plain comparisons (`HOME`, `LC_*`, `*_TOKEN`) answer exactly as
+    /// the general matcher does.
+    #[test]
+    fn literal_prefix_and_suffix_globs_match_like_the_general_matcher() {
+        let patterns = [
+            "HOME", "LC_*", "*_TOKEN", "*", "", "A", "*A", "A*", "VITE_\\*", "\\*X", "AB*",
+        ];
+        let names = [
+            "",
+            "A",
+            "AB",
+            "ABC",
+            "HOME",
+            "HOMEX",
+            "XHOME",
+            "LC_",
+            "LC_ALL",
+            "XLC_ALL",
+            "_TOKEN",
+            "NPM_TOKEN",
+            "NPM_TOKENS",
+            "VITE_*",
+            "VITE_A",
+            "*X",
+            "XX",
+            "BA",
+        ];
+        for pattern in patterns {
+            let fast = glob(pattern);
+            let mut parser = Parser {
+                pattern: pattern.as_bytes(),
+                at: 0,
+            };
+            let elements = parser.sequence(0).expect("valid");
+            let general = EnvNameMatcher {
+                kind: Kind::Glob(elements),
+            };
+            assert!(
+                !matches!(fast.kind, Kind::Glob(_)),
+                "{pattern} has a plain form"
+            );
+            for name in names {
+                assert_eq!(
+                    fast.matches(name.as_bytes()),
+                    general.matches(name.as_bytes()),
+                    "{pattern} vs {name}"
+                );
+            }
+        }
+        assert!(matches!(glob("A?B").kind, Kind::Glob(_)));
+        assert!(matches!(glob("*A*").kind, Kind::Glob(_)));
     }
 
     #[test]

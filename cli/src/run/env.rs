@@ -58,6 +58,15 @@ pub(crate) const DEFAULT_PASS_THROUGH: &[&str] = &[
     "VP_*",
 ];
 
+/// `DEFAULT_PASS_THROUGH`, compiled once per process rather than per task.
+fn default_pass_through() -> &'static NameSet {
+    static COMPILED: std::sync::OnceLock<NameSet> = std::sync::OnceLock::new();
+    COMPILED.get_or_init(|| {
+        NameSet::new(DEFAULT_PASS_THROUGH, "(defaults)")
+            .unwrap_or_else(|e| unreachable!("the built-in list is valid: {e}"))
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("invalid env pattern `{pattern}` in task `{task}`: {message}")]
 pub(crate) struct EnvPatternError {
@@ -71,7 +80,7 @@ pub(crate) struct EnvPatternError {
 pub(crate) struct EnvPolicy {
     declared: NameSet,
     user_untracked: NameSet,
-    defaults: NameSet,
+    defaults: &'static NameSet,
 }
 
 /// Env-name globs from config, matched with the one env-name matcher every
@@ -114,7 +123,7 @@ impl EnvPolicy {
         Ok(EnvPolicy {
             declared: NameSet::new(declared, task)?,
             user_untracked: NameSet::new(untracked, task)?,
-            defaults: NameSet::new(DEFAULT_PASS_THROUGH, task)?,
+            defaults: default_pass_through(),
         })
     }
 
@@ -173,6 +182,15 @@ mod tests {
             .iter()
             .map(|(k, v)| (OsString::from(k), OsString::from(v)))
             .collect()
+    }
+
+    #[test]
+    fn the_default_list_compiles_once_and_matches() {
+        let defaults = default_pass_through();
+        assert_eq!(defaults.0.len(), DEFAULT_PASS_THROUGH.len());
+        assert!(defaults.is_match(OsStr::new("LC_ALL")));
+        assert!(defaults.is_match(OsStr::new("NPM_TOKEN")));
+        assert!(!defaults.is_match(OsStr::new("SECRET")));
     }
 
     #[test]
