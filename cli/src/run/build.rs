@@ -36,7 +36,9 @@ pub(crate) fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let full_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     let bins = resolve::bin_dirs(&pkg.dir, &ws.root);
     let path = resolve::child_path(&bins, std::env::var_os("PATH").as_deref());
-    let node = resolve::find_program("node", &pkg.dir, &path).map_err(|_| {
+    let node = resolve::ProgramSearch::new(&ws.root)
+        .find("node", &pkg.dir, &path)
+        .map_err(|_| {
         anyhow::anyhow!("`vp build` needs Node.js, but `node` is not on PATH\n(hint: install Node.js 20 or newer)")
     })?;
     let declared: Vec<String> = VITE_DECLARED_ENV.iter().map(|s| (*s).to_owned()).collect();

@@ -41,7 +41,11 @@ pub(crate) fn decide<C>(cache_enabled: bool, cache: &Result<C, Unavailable>) -> 
 /// Resolves an item's program to the process to start: a direct command's
 /// program from `node_modules/.bin` up to the root then `PATH`; anything
 /// with shell syntax through `/bin/sh -c`.
-pub(crate) fn process(spec: &TaskSpec, item: &CommandItem) -> Result<ProcessSpec, Failure> {
+pub(crate) fn process(
+    spec: &TaskSpec,
+    item: &CommandItem,
+    programs: &resolve::ProgramSearch,
+) -> Result<ProcessSpec, Failure> {
     let search = spec
         .child_env
         .iter()
@@ -50,7 +54,7 @@ pub(crate) fn process(spec: &TaskSpec, item: &CommandItem) -> Result<ProcessSpec
         .unwrap_or_default();
     let (program, args): (PathBuf, Vec<OsString>) = match item {
         CommandItem::Direct { argv, .. } => {
-            let program = resolve::find_program(&argv[0], &spec.cwd, &search).map_err(|_| {
+            let program = programs.find(&argv[0], &spec.cwd, &search).map_err(|_| {
                 Failure::ProgramNotFound {
                     program: argv[0].clone(),
                 }

@@ -47,7 +47,8 @@ pub(super) fn dry_run(
         workspace_root: ws.root.clone(),
         full_env: Arc::new(std::env::vars_os().collect::<Vec<(OsString, OsString)>>()),
     };
-    let predictions = smol::block_on(predict(specs, deps, &cache, &scope));
+    let programs = super::resolve::ProgramSearch::new(&ws.root);
+    let predictions = smol::block_on(predict(specs, deps, &cache, &scope, &programs));
     let planned: Vec<PlannedTask> = infos
         .into_iter()
         .zip(specs)
@@ -110,6 +111,7 @@ async fn predict(
     deps: &[Vec<usize>],
     cache: &Result<Option<RunCache>, Unavailable>,
     scope: &StoreScope,
+    programs: &super::resolve::ProgramSearch,
 ) -> Vec<Vec<Prediction>> {
     let mut all: Vec<Vec<Prediction>> = Vec::with_capacity(specs.len());
     // Per task: itself and everything before it, as writers.
@@ -144,7 +146,7 @@ async fn predict(
                     },
                     Vec::new(),
                 ),
-                None => predict_one(spec, n, item, cache, scope, &before).await,
+                None => predict_one(spec, n, item, cache, scope, &before, programs).await,
             };
             let prediction = match prediction {
                 Prediction::Miss(miss) => uncertain_miss(miss, &writers),
@@ -208,8 +210,9 @@ async fn predict_one(
     cache: &Result<Option<RunCache>, Unavailable>,
     scope: &StoreScope,
     before: &[Upstream],
+    programs: &super::resolve::ProgramSearch,
 ) -> (Prediction, Vec<RelPath>) {
-    let process = match decide::process(spec, item) {
+    let process = match decide::process(spec, item, programs) {
         Ok(p) => p,
         Err(failure) => return (Prediction::Fails(failure), Vec::new()),
     };

@@ -2,6 +2,8 @@
 //! starting npm: `node_modules/.bin` of the package and each ancestor up to
 //! the workspace root, then `PATH`.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -29,30 +31,66 @@ pub(crate) fn child_path(bin_dirs: &[PathBuf], inherited: Option<&OsStr>) -> OsS
         .unwrap_or_else(|_| inherited.map(OsStr::to_owned).unwrap_or_default())
 }
 
-/// Resolves `program` against `cwd` (if it contains a `/`) or the search
-/// path. Returns the places searched when nothing was found.
-pub(crate) fn find_program(
-    program: &str,
-    cwd: &Path,
-    search: &OsStr,
-) -> Result<PathBuf, Vec<PathBuf>> {
-    if program.contains('/') {
-        let p = cwd.join(program);
-        return if is_executable(&p) {
-            Ok(p)
-        } else {
-            Err(vec![p])
-        };
-    }
-    let mut searched = Vec::new();
-    for dir in std::env::split_paths(search) {
-        let candidate = dir.join(program);
-        if is_executable(&candidate) {
-            return Ok(candidate);
+/// The program lookups of one batch of tasks. Every task of a workspace
+/// looks up the same programs (`node`) along the same system `PATH`, about
+/// ten `stat`s each; a directory outside the workspace is looked at once per
+/// batch. Directories inside it (`node_modules/.bin`) are looked at every
+/// time: an earlier task of the batch may just have built a tool there.
+#[derive(Debug)]
+pub(crate) struct ProgramSearch {
+    workspace_root: PathBuf,
+    /// `dir/program` outside the workspace → whether it is an executable.
+    outside: RefCell<HashMap<PathBuf, bool>>,
+}
+
+impl ProgramSearch {
+    pub(crate) fn new(workspace_root: &Path) -> Self {
+        Self {
+            workspace_root: workspace_root.to_path_buf(),
+            outside: RefCell::default(),
         }
-        searched.push(dir);
     }
-    Err(searched)
+
+    /// Resolves `program` against `cwd` (if it contains a `/`) or the search
+    /// path. Returns the places searched when nothing was found.
+    pub(crate) fn find(
+        &self,
+        program: &str,
+        cwd: &Path,
+        search: &OsStr,
+    ) -> Result<PathBuf, Vec<PathBuf>> {
+        if program.contains('/') {
+            let p = cwd.join(program);
+            return if is_executable(&p) {
+                Ok(p)
+            } else {
+                Err(vec![p])
+            };
+        }
+        let mut searched = Vec::new();
+        for dir in std::env::split_paths(search) {
+            let candidate = dir.join(program);
+            if self.is_executable(&candidate) {
+                return Ok(candidate);
+            }
+            searched.push(dir);
+        }
+        Err(searched)
+    }
+
+    fn is_executable(&self, candidate: &Path) -> bool {
+        if !candidate.is_absolute() || candidate.starts_with(&self.workspace_root) {
+            return is_executable(candidate);
+        }
+        if let Some(&known) = self.outside.borrow().get(candidate) {
+            return known;
+        }
+        let found = is_executable(candidate);
+        self.outside
+            .borrow_mut()
+            .insert(candidate.to_path_buf(), found);
+        found
+    }
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -79,6 +117,8 @@ mod tests {
                 .expect("the test input is valid");
         }
         let dirs = bin_dirs(&pkg, root);
+        let search = ProgramSearch::new(root);
+        let find_program = |p: &str, cwd: &Path, path: &OsStr| search.find(p, cwd, path);
         assert_eq!(dirs.len(), 3); // packages/a, packages, root
         let path = child_path(&dirs, Some(OsStr::new("/usr/bin")));
         assert_eq!(
@@ -92,5 +132,41 @@ mod tests {
         let searched =
             find_program("no-such-tool", &pkg, &path).expect_err("the test input is invalid");
         assert_eq!(searched.len(), 4);
+    }
+
+    /// A tool built into the workspace during a batch is found by the next
+    /// task; a directory outside the workspace is looked at once per batch.
+    #[test]
+    fn lookups_inside_the_workspace_are_fresh_and_outside_once_per_batch() {
+        let write_tool = |dir: &Path| {
+            std::fs::create_dir_all(dir).expect("mkdir");
+            let tool = dir.join("tool");
+            std::fs::write(&tool, "#!/bin/sh\n").expect("write");
+            std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        };
+        let ws = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        let root = ws.path();
+        let bin = root.join("node_modules/.bin");
+        let search = ProgramSearch::new(root);
+        let path = child_path(std::slice::from_ref(&bin), Some(outside.path().as_os_str()));
+
+        assert!(search.find("tool", root, &path).is_err());
+        write_tool(&bin);
+        assert_eq!(search.find("tool", root, &path), Ok(bin.join("tool")));
+
+        assert!(search.find("other", root, &path).is_err());
+        let other = outside.path().join("other");
+        std::fs::write(&other, "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert!(
+            search.find("other", root, &path).is_err(),
+            "the batch keeps its first look outside the workspace"
+        );
+        assert_eq!(
+            ProgramSearch::new(root).find("other", root, &path),
+            Ok(other),
+            "the next batch looks again"
+        );
     }
 }

@@ -171,6 +171,7 @@ impl RunSession {
             cache_hint: super::cache_hint::CacheHint::default(),
             remote: self.remote.clone(),
             uploads: RefCell::new(Vec::new()),
+            programs: super::resolve::ProgramSearch::new(&self.workspace_root),
         });
         let specs = Rc::new(specs);
         let mut stats = scheduler::run(ex, specs, deps, opts, Rc::clone(&ctx)).await;

@@ -91,6 +91,8 @@ pub(crate) struct RunContext {
     pub(crate) remote: Option<Arc<RemoteSession>>,
     /// Uploads started after stored runs, awaited before vp exits.
     pub(crate) uploads: RefCell<Vec<store::PendingUpload>>,
+    /// Program lookups of this batch.
+    pub(crate) programs: super::resolve::ProgramSearch,
 }
 
 /// The outcome of one command.
@@ -177,7 +179,7 @@ async fn run_item(
             status,
         },
     };
-    let process = match decide::process(spec, item) {
+    let process = match decide::process(spec, item, &ctx.programs) {
         Ok(p) => p,
         Err(failure) => {
             (ctx.emit)(header(CacheStatus::Disabled));

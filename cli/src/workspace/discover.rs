@@ -23,7 +23,7 @@ pub(super) fn load(cwd: &Path) -> Result<Workspace, WorkspaceError> {
     let mut dirs = vec![root.clone()];
     if let Some(globs) = &globs {
         let mut found = Vec::new();
-        walk(&root, &root, globs, &mut found);
+        walk(&root, &root, 0, globs, &mut found);
         found.sort();
         found.retain(|d| d != &root);
         dirs.extend(found);
@@ -122,12 +122,17 @@ pub(super) fn find_root(cwd: &Path) -> Result<Root, WorkspaceError> {
 pub(super) struct PackageGlobs {
     include: GlobSet,
     exclude: GlobSet,
+    /// How many components deep a listed directory can be (`None`: any
+    /// depth, a pattern has `**`). The walk goes no deeper: `packages/*`
+    /// never needs to look inside `packages/a/src`.
+    max_depth: Option<usize>,
 }
 
 impl PackageGlobs {
     fn new(globs: &[String], globs_file: &Path) -> Result<Self, WorkspaceError> {
         let mut include = GlobSetBuilder::new();
         let mut exclude = GlobSetBuilder::new();
+        let mut max_depth = Some(0);
         for raw in globs {
             let (negated, pattern) = match raw.strip_prefix('!') {
                 Some(p) => (true, p),
@@ -145,6 +150,14 @@ impl PackageGlobs {
             if negated {
                 exclude.add(glob)
             } else {
+                // Every `/` may separate components, in any alternative of
+                // a `{...}` too: counting them all over-estimates, never under.
+                let depth = pattern.matches('/').count() + 1;
+                max_depth = match max_depth {
+                    _ if pattern.contains("**") => None,
+                    Some(d) => Some(d.max(depth)),
+                    None => None,
+                };
                 include.add(glob)
             };
         }
@@ -153,12 +166,18 @@ impl PackageGlobs {
         Ok(Self {
             include: build(include),
             exclude: build(exclude),
+            max_depth,
         })
     }
 
     /// Whether the directory `rel` (relative to the root) is a package
     /// directory these globs list: matched by a glob, not excluded, and not
     /// inside `node_modules` or a hidden directory.
+    /// Whether a directory this deep below the root can contain listed ones.
+    fn may_list_below(&self, depth: usize) -> bool {
+        self.max_depth.is_none_or(|max| depth < max)
+    }
+
     fn lists(&self, rel: &Path) -> bool {
         let searched = rel.components().all(|c| match c {
             Component::Normal(name) => {
@@ -382,7 +401,10 @@ fn scalar(v: &str, style: TScalarStyle, tag: Option<&yaml_rust2::parser::Tag>) -
     }
 }
 
-fn walk(root: &Path, dir: &Path, globs: &PackageGlobs, out: &mut Vec<PathBuf>) {
+fn walk(root: &Path, dir: &Path, depth: usize, globs: &PackageGlobs, out: &mut Vec<PathBuf>) {
+    if !globs.may_list_below(depth) {
+        return;
+    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -402,7 +424,7 @@ fn walk(root: &Path, dir: &Path, globs: &PackageGlobs, out: &mut Vec<PathBuf>) {
         if globs.lists(rel) && path.join("package.json").is_file() {
             out.push(path.clone());
         }
-        walk(root, &path, globs, out);
+        walk(root, &path, depth + 1, globs, out);
     }
 }
 
@@ -502,6 +524,39 @@ mod tests {
             ws.packages[0].rel_dir.is_empty(),
             "the root package comes first"
         );
+    }
+
+    /// The walk stops at the deepest level a pattern can list, and still
+    /// finds every package: fixed depths, braces with a `/` inside, `**`.
+    #[test]
+    fn the_walk_goes_as_deep_as_the_patterns_and_no_deeper() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let r = t.path();
+        write(
+            r,
+            "package.json",
+            r#"{"name":"root","workspaces":["packages/*","{tools/cli,apps/*}/*"]}"#,
+        );
+        write(r, "packages/a/package.json", r#"{"name":"a"}"#);
+        write(r, "packages/a/sub/package.json", r#"{"name":"not-listed"}"#);
+        write(r, "tools/cli/x/package.json", r#"{"name":"x"}"#);
+        write(r, "apps/web/app/package.json", r#"{"name":"app"}"#);
+        write(
+            r,
+            "apps/web/app/deeper/package.json",
+            r#"{"name":"too-deep"}"#,
+        );
+        let ws = load(r).expect("loads");
+        let mut names: Vec<_> = ws.packages.iter().map(|p| p.name.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["a", "app", "root", "x"]);
+
+        let globs = PackageGlobs::new(&["packages/*".to_owned()], Path::new("p")).expect("valid");
+        assert!(globs.may_list_below(1) && !globs.may_list_below(2));
+        let globs = PackageGlobs::new(&["packages/**".to_owned()], Path::new("p")).expect("valid");
+        assert!(globs.may_list_below(40));
+        let globs = PackageGlobs::new(&["!packages/x".to_owned()], Path::new("p")).expect("valid");
+        assert!(!globs.may_list_below(0), "nothing to list");
     }
 
     #[test]
