@@ -12,18 +12,19 @@
 //! is empty.
 
 use std::cell::Cell;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::PoisonError;
 use std::time::Instant;
 
 use async_io::{Async, Timer};
 use futures_lite::future;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use smol::channel::Receiver;
 use smol::{LocalExecutor, Task};
 
 use crate::events::{
@@ -33,7 +34,7 @@ use crate::events::{
 
 use super::handshake::{self, Handshake, Status};
 use super::log::AccessLog;
-use super::supervisor::Supervisor;
+use super::supervisor::{SeenThreads, Supervisor};
 use super::{filter, install, resolve};
 
 /// The child's stdio. Needed separately because converting a
@@ -110,7 +111,7 @@ struct Watch {
     /// The command's main process, which leads its process group.
     pid: u32,
     /// Thread ids that made notified calls (from the supervisor).
-    seen: Arc<Mutex<HashSet<u32>>>,
+    seen: SeenThreads,
     /// Set once no process uses the filter any more (the log is then only
     /// being resolved).
     tree_gone: Rc<Cell<bool>>,
@@ -235,12 +236,29 @@ impl Drop for Trace {
     }
 }
 
+/// Starts `supervisor` on a thread of its own (not a pool thread: it is
+/// held for the traced tree's whole life, and a full pool would leave the
+/// child's `execve` unanswered). Returns the thread ids it sees and where
+/// its log arrives. If no thread can be started, the supervisor and its
+/// listener are dropped: the child's notified calls then fail (ENOSYS).
+fn start(supervisor: Supervisor) -> io::Result<(SeenThreads, Receiver<AccessLog>)> {
+    let seen = supervisor.seen_threads();
+    let (done, served) = smol::channel::bounded(1);
+    std::thread::Builder::new()
+        .name("vp-supervisor".to_owned())
+        .spawn(move || {
+            // The receiver is gone only if vp stopped caring about this log.
+            let _ = done.send_blocking(supervisor.run());
+        })?;
+    Ok((seen, served))
+}
+
 /// Spawns `cmd` with the file-access tracer.
 ///
 /// Hooks the caller added with `pre_exec` (fd placement) run before the
-/// filter is installed. The supervisor runs on a blocking thread, awaited
-/// (and its log resolved) by a task on `ex`, the executor driving the
-/// caller. If the filter cannot be installed the command still runs and the
+/// filter is installed. The supervisor runs on a thread of its own (`start`),
+/// awaited (and its log resolved) by a task on `ex`, the executor driving
+/// the caller. If the filter cannot be installed the command still runs and the
 /// trace is `Untraced`.
 pub(crate) async fn spawn_traced(
     ex: &LocalExecutor<'_>,
@@ -284,18 +302,23 @@ pub(crate) async fn spawn_traced(
     let received = handshake::receive(&parent_end).await;
     drop(parent_end);
     match received {
-        Ok(Handshake::Installed(listener)) => match Supervisor::new(listener) {
-            Ok(supervisor) => {
-                let seen = supervisor.seen_threads();
+        Ok(Handshake::Installed(listener)) => match Supervisor::new(listener).and_then(start) {
+            Ok((seen, served)) => {
                 let tree_gone = Rc::new(Cell::new(false));
                 let gone = Rc::clone(&tree_gone);
                 let task = ex.spawn(async move {
-                    let log = blocking::unblock(move || supervisor.run()).await;
+                    let log = served.recv().await.unwrap_or_else(|_| {
+                        let mut log = AccessLog::default();
+                        log.mark_untraceable(
+                            "the tracer's thread ended without its log".to_owned(),
+                        );
+                        log
+                    });
                     gone.set(true);
                     blocking::unblock(move || resolve::snapshot(log)).await
                 });
-                // If the spawn fails the child is gone: the task sees
-                // POLLHUP and is dropped here.
+                // If the spawn fails the child is gone: the supervisor sees
+                // POLLHUP, and the task is dropped here.
                 let child = spawning.await.map_err(spawn_error)?;
                 let watch = Watch {
                     pid: child.id(),

@@ -21,6 +21,10 @@ use super::tracee;
 /// Symlinks followed when resolving a write (the kernel's limit is 40).
 const MAX_LINKS: usize = 40;
 
+/// The thread ids a supervisor has seen, shared with the `Trace` that names
+/// the processes still running.
+pub(crate) type SeenThreads = Arc<Mutex<HashSet<u32>>>;
+
 pub(crate) struct Supervisor {
     listener: OwnedFd,
     log: AccessLog,
@@ -29,7 +33,7 @@ pub(crate) struct Supervisor {
     buf: Vec<u8>,
     /// Every thread id that made a notified call, shared with the `Trace`
     /// (which names the traced processes still running when vp waits).
-    seen: Arc<Mutex<HashSet<u32>>>,
+    seen: SeenThreads,
     last_tid: u32,
 }
 
@@ -48,7 +52,7 @@ impl Supervisor {
     }
 
     /// The thread ids seen so far (growing while the supervisor runs).
-    pub(crate) fn seen_threads(&self) -> Arc<Mutex<HashSet<u32>>> {
+    pub(crate) fn seen_threads(&self) -> SeenThreads {
         Arc::clone(&self.seen)
     }
 

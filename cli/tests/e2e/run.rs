@@ -106,6 +106,45 @@ fn concurrency_limit_and_parallel() {
     assert!(peak(&ws) > 1, "tasks did not overlap with a limit of 4");
 }
 
+/// Supervisors do not come from the `blocking` pool: with one pool thread,
+/// a traced spawn holds it until its child's `execve` is answered, and a
+/// supervisor queued behind it would never run (this hung before).
+#[test]
+fn traced_tasks_run_with_a_single_blocking_thread() {
+    let ws = Workspace::new("bridge-verbs");
+    ws.write(
+        "job.js",
+        "require('fs').writeFileSync('out-' + process.argv[2] + '.txt', 'done');\n",
+    );
+    let tasks: Vec<String> = (0..3)
+        .map(|i| format!(r#""j{i}": {{ "command": "node job.js {i}", "cache": true }}"#))
+        .collect();
+    write_tasks(
+        &ws,
+        &format!(
+            r#"{{ {}, "all": {{ "dependsOn": ["j0", "j1", "j2"], "cache": false }} }}"#,
+            tasks.join(", ")
+        ),
+    );
+    let run = |ws: &Workspace| {
+        ws.vp(["run", "all", "--concurrency-limit", "3"])
+            .env("BLOCKING_MAX_THREADS", "1")
+            .timeout(Duration::from_secs(60))
+            .output()
+    };
+    let first = run(&ws);
+    first.assert_success();
+    for i in 0..3 {
+        assert_eq!(ws.read(format!("out-{i}.txt")), "done", "{first}");
+    }
+    let second = run(&ws);
+    second.assert_success();
+    assert!(
+        second.stderr.contains("3/3 cache hit"),
+        "the traced runs were stored: {second}"
+    );
+}
+
 #[test]
 fn last_details_prints_the_previous_run() {
     let ws = Workspace::new("example");
