@@ -34,11 +34,17 @@ pub(crate) fn child_path(bin_dirs: &[PathBuf], inherited: Option<&OsStr>) -> OsS
 /// The program lookups of one batch of tasks. Every task of a workspace
 /// looks up the same programs (`node`) along the same system `PATH`, about
 /// ten `stat`s each; a directory outside the workspace is looked at once per
-/// batch. Directories inside it (`node_modules/.bin`) are looked at every
-/// time: an earlier task of the batch may just have built a tool there.
+/// batch. Directories inside it (`node_modules/.bin`, or any spelling that
+/// resolves into it) are looked at every time: an earlier task of the batch
+/// may just have built a tool there. (A tool installed outside the
+/// workspace by a task, `npm i -g`, is seen by the next batch.)
 #[derive(Debug)]
 pub(crate) struct ProgramSearch {
     workspace_root: PathBuf,
+    /// The root with symlinks resolved.
+    real_root: PathBuf,
+    /// Search directory → whether it is outside the workspace for sure.
+    outside_dirs: RefCell<HashMap<PathBuf, bool>>,
     /// `dir/program` outside the workspace → whether it is an executable.
     outside: RefCell<HashMap<PathBuf, bool>>,
 }
@@ -47,6 +53,9 @@ impl ProgramSearch {
     pub(crate) fn new(workspace_root: &Path) -> Self {
         Self {
             workspace_root: workspace_root.to_path_buf(),
+            real_root: std::fs::canonicalize(workspace_root)
+                .unwrap_or_else(|_| workspace_root.to_path_buf()),
+            outside_dirs: RefCell::default(),
             outside: RefCell::default(),
         }
     }
@@ -70,7 +79,12 @@ impl ProgramSearch {
         let mut searched = Vec::new();
         for dir in std::env::split_paths(search) {
             let candidate = dir.join(program);
-            if self.is_executable(&candidate) {
+            let found = if self.is_outside(&dir) {
+                self.remembered(&candidate)
+            } else {
+                is_executable(&candidate)
+            };
+            if found {
                 return Ok(candidate);
             }
             searched.push(dir);
@@ -78,10 +92,25 @@ impl ProgramSearch {
         Err(searched)
     }
 
-    fn is_executable(&self, candidate: &Path) -> bool {
-        if !candidate.is_absolute() || candidate.starts_with(&self.workspace_root) {
-            return is_executable(candidate);
+    /// Whether `dir` is surely outside the workspace: absolute, and outside
+    /// it with symlinks resolved. A directory that does not exist (yet) is
+    /// not: a task may create it.
+    fn is_outside(&self, dir: &Path) -> bool {
+        if !dir.is_absolute() || dir.starts_with(&self.workspace_root) {
+            return false;
         }
+        if let Some(&known) = self.outside_dirs.borrow().get(dir) {
+            return known;
+        }
+        let outside =
+            std::fs::canonicalize(dir).is_ok_and(|real| !real.starts_with(&self.real_root));
+        self.outside_dirs
+            .borrow_mut()
+            .insert(dir.to_path_buf(), outside);
+        outside
+    }
+
+    fn remembered(&self, candidate: &Path) -> bool {
         if let Some(&known) = self.outside.borrow().get(candidate) {
             return known;
         }
@@ -168,5 +197,21 @@ mod tests {
             Ok(other),
             "the next batch looks again"
         );
+
+        // A search directory that reaches into the workspace through a
+        // symlink is inside it: looked at every time.
+        let link = outside.path().join("ws-link");
+        std::os::unix::fs::symlink(root, &link).expect("symlink");
+        let via_link = link.join("tools");
+        let path = child_path(std::slice::from_ref(&via_link), None);
+        assert!(search.find("gen", root, &path).is_err());
+        std::fs::create_dir_all(root.join("tools")).expect("mkdir");
+        std::fs::write(root.join("tools/gen"), "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(
+            root.join("tools/gen"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .expect("chmod");
+        assert_eq!(search.find("gen", root, &path), Ok(via_link.join("gen")));
     }
 }
