@@ -56,7 +56,7 @@ mod tests {
 
     #[test]
     fn uses_more_than_one_thread_when_there_are_cores() {
-        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        if cores() < 2 {
             return;
         }
         let caller = std::thread::current().id();

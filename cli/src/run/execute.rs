@@ -189,7 +189,6 @@ pub(crate) async fn execute(
         None => None,
     };
     let resolved = t0.elapsed().saturating_sub(duration);
-    let mut after_exit = None;
     let exit_code = match status {
         Ok(s) => spawn::exit_code(s),
         Err(e) => {
@@ -199,7 +198,7 @@ pub(crate) async fn execute(
             });
         }
     };
-    let trace = match (trace_outcome, recording) {
+    let (trace, after_exit) = match (trace_outcome, recording) {
         (Some(TraceOutcome::Traced(access_log)), Some(rec)) => {
             // Off the loop: tens of thousands of accesses take a while, and
             // the other tasks' output must keep flowing meanwhile.
@@ -212,14 +211,14 @@ pub(crate) async fn execute(
             };
             let classifying = Instant::now();
             let classified = blocking::unblock(move || classify(&access_log, &scope)).await;
-            after_exit = Some(AfterExit {
+            let after_exit = AfterExit {
                 resolved,
                 classified: classifying.elapsed(),
-            });
-            Traced::Classified(Box::new(classified))
+            };
+            (Traced::Classified(Box::new(classified)), Some(after_exit))
         }
-        (Some(TraceOutcome::Untraced { reason }), _) => Traced::Untraced { reason },
-        _ => Traced::Off,
+        (Some(TraceOutcome::Untraced { reason }), _) => (Traced::Untraced { reason }, None),
+        _ => (Traced::Off, None),
     };
     Ok(Observation {
         exit_code,

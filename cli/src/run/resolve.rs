@@ -130,6 +130,13 @@ fn is_executable(p: &Path) -> bool {
 mod tests {
     use super::*;
 
+    /// A `#!/bin/sh` script at `path`, executable.
+    fn write_executable(path: &Path) {
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(path, "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
     #[test]
     fn nearest_bin_dir_wins_and_search_stops_at_root() {
         let t = tempfile::tempdir().expect("the test input is valid");
@@ -139,27 +146,27 @@ mod tests {
             root.join("node_modules/.bin"),
             pkg.join("node_modules/.bin"),
         ] {
-            std::fs::create_dir_all(&d).expect("the test input is valid");
-            let tool = d.join("tool");
-            std::fs::write(&tool, "#!/bin/sh\n").expect("the test input is valid");
-            std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755))
-                .expect("the test input is valid");
+            write_executable(&d.join("tool"));
         }
         let dirs = bin_dirs(&pkg, root);
         let search = ProgramSearch::new(root);
-        let find_program = |p: &str, cwd: &Path, path: &OsStr| search.find(p, cwd, path);
         assert_eq!(dirs.len(), 3); // packages/a, packages, root
         let path = child_path(&dirs, Some(OsStr::new("/usr/bin")));
         assert_eq!(
-            find_program("tool", &pkg, &path).expect("the test input is valid"),
+            search
+                .find("tool", &pkg, &path)
+                .expect("the test input is valid"),
             pkg.join("node_modules/.bin/tool")
         );
         assert_eq!(
-            find_program("sh", &pkg, &path).expect("the test input is valid"),
+            search
+                .find("sh", &pkg, &path)
+                .expect("the test input is valid"),
             PathBuf::from("/usr/bin/sh")
         );
-        let searched =
-            find_program("no-such-tool", &pkg, &path).expect_err("the test input is invalid");
+        let searched = search
+            .find("no-such-tool", &pkg, &path)
+            .expect_err("the test input is invalid");
         assert_eq!(searched.len(), 4);
     }
 
@@ -167,12 +174,6 @@ mod tests {
     /// task; a directory outside the workspace is looked at once per batch.
     #[test]
     fn lookups_inside_the_workspace_are_fresh_and_outside_once_per_batch() {
-        let write_tool = |dir: &Path| {
-            std::fs::create_dir_all(dir).expect("mkdir");
-            let tool = dir.join("tool");
-            std::fs::write(&tool, "#!/bin/sh\n").expect("write");
-            std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        };
         let ws = tempfile::tempdir().expect("tempdir");
         let outside = tempfile::tempdir().expect("tempdir");
         let root = ws.path();
@@ -181,13 +182,12 @@ mod tests {
         let path = child_path(std::slice::from_ref(&bin), Some(outside.path().as_os_str()));
 
         assert!(search.find("tool", root, &path).is_err());
-        write_tool(&bin);
+        write_executable(&bin.join("tool"));
         assert_eq!(search.find("tool", root, &path), Ok(bin.join("tool")));
 
         assert!(search.find("other", root, &path).is_err());
         let other = outside.path().join("other");
-        std::fs::write(&other, "#!/bin/sh\n").expect("write");
-        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        write_executable(&other);
         assert!(
             search.find("other", root, &path).is_err(),
             "the batch keeps its first look outside the workspace"
@@ -205,13 +205,7 @@ mod tests {
         let via_link = link.join("tools");
         let path = child_path(std::slice::from_ref(&via_link), None);
         assert!(search.find("gen", root, &path).is_err());
-        std::fs::create_dir_all(root.join("tools")).expect("mkdir");
-        std::fs::write(root.join("tools/gen"), "#!/bin/sh\n").expect("write");
-        std::fs::set_permissions(
-            root.join("tools/gen"),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .expect("chmod");
+        write_executable(&root.join("tools/gen"));
         assert_eq!(search.find("gen", root, &path), Ok(via_link.join("gen")));
     }
 }

@@ -142,6 +142,10 @@ impl Lstat {
             .filter(|p| !is_pseudo(p))
             .filter(|p| !p.components().any(|c| c == Component::ParentDir))
             .collect();
+        // Too few even before removing repeats: not worth sorting them.
+        if !crate::parallel::spreads(todo.len(), PREFETCH_MIN) {
+            return;
+        }
         todo.sort_unstable_by(|a, b| super::log::path_order(a, b));
         todo.dedup_by(|a, b| a.as_os_str() == b.as_os_str());
         if !crate::parallel::spreads(todo.len(), PREFETCH_MIN) {
@@ -233,13 +237,18 @@ impl Walk {
     }
 }
 
+impl From<Walk> for Resolution {
+    fn from(end: Walk) -> Self {
+        Resolution {
+            real: end.real,
+            links: end.links,
+        }
+    }
+}
+
 /// Resolves `path` like the kernel (see `Walk::walk`).
 fn resolve(fs: &mut Lstat, path: &Path, follow_last: bool) -> Resolution {
-    let end = Walk::root().walk(fs, components(path), follow_last);
-    Resolution {
-        real: end.real,
-        links: end.links,
-    }
+    Walk::root().walk(fs, components(path), follow_last).into()
 }
 
 /// `resolve` for a log: a build touches thousands of paths in the same few
@@ -264,11 +273,8 @@ impl Resolver {
                 walk
             }
         };
-        let end = base.walk(fs, VecDeque::from([name.to_os_string()]), follow_last);
-        Resolution {
-            real: end.real,
-            links: end.links,
-        }
+        base.walk(fs, VecDeque::from([name.to_os_string()]), follow_last)
+            .into()
     }
 }
 

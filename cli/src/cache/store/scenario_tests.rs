@@ -34,14 +34,15 @@ struct Ws {
     store: Store,
 }
 
+/// How long a test's vp waits for another's lock unless it says otherwise.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn open_store(dir: &Path) -> Store {
-    match open(
-        dir,
-        &OpenOptions {
-            lock_timeout: Duration::from_secs(5),
-        },
-        &mut |_| {},
-    ) {
+    open_store_with(dir, LOCK_TIMEOUT)
+}
+
+fn open_store_with(dir: &Path, lock_timeout: Duration) -> Store {
+    match open(dir, &OpenOptions { lock_timeout }, &mut |_| {}) {
         Ok(Opened::Ready(s)) => s,
         Ok(Opened::Busy { .. } | Opened::HeldByAncestor { .. }) => panic!("store busy"),
         Err(e) => panic!("cannot open store: {e}"),
@@ -55,13 +56,18 @@ impl Ws {
         let store = match open_exclusive(
             &self.cache,
             &OpenOptions {
-                lock_timeout: Duration::from_secs(5),
+                lock_timeout: LOCK_TIMEOUT,
             },
             &mut |_| {},
         ) {
             Ok(Opened::Ready(s)) => s,
             _ => panic!("the other vp opens the store"),
         };
+        self.with_store(store)
+    }
+
+    /// The same workspace seen through `store` (this `Ws` keeps the temp dir).
+    fn with_store(&self, store: Store) -> Ws {
         Ws {
             _tmp: None,
             root: self.root.clone(),
@@ -73,6 +79,12 @@ impl Ws {
 
     /// Closes the store and opens it again as a new `vp run` would.
     fn reopen(self) -> Ws {
+        self.reopen_with(LOCK_TIMEOUT)
+    }
+
+    /// `reopen`, waiting at most `lock_timeout` when the store must later
+    /// open for writing.
+    fn reopen_with(self, lock_timeout: Duration) -> Ws {
         let Ws {
             _tmp,
             root,
@@ -81,7 +93,7 @@ impl Ws {
             store,
         } = self;
         drop(store);
-        let store = open_store(&cache);
+        let store = open_store_with(&cache, lock_timeout);
         Ws {
             _tmp,
             root,
@@ -1394,7 +1406,7 @@ fn a_reader_whose_store_was_cleaned_stores_nothing_and_says_why() {
     let cleaned = super::evict::clean(
         &w.cache,
         &OpenOptions {
-            lock_timeout: Duration::from_secs(5),
+            lock_timeout: LOCK_TIMEOUT,
         },
         &mut |_| {},
     )
@@ -1422,13 +1434,7 @@ fn a_reader_whose_store_was_cleaned_stores_nothing_and_says_why() {
         "nothing is created in the removed store's place"
     );
     // The next vp starts a new store (created, so read-write) and misses.
-    let next = Ws {
-        _tmp: None,
-        root: w.root.clone(),
-        pkg: w.pkg.clone(),
-        cache: w.cache.clone(),
-        store: open_store(&w.cache),
-    };
+    let next = w.with_store(open_store(&w.cache));
     assert!(next.store.is_writable(), "a new store opens read-write");
     assert!(
         !is_hit(&next.lookup("t", &cmd())),
@@ -1445,31 +1451,7 @@ fn a_reader_that_cannot_get_the_lock_says_who_holds_it() {
     let input = "packages/app/src/a.js";
     w.write(input, "one");
     stored(w.run("t", &cmd(), &[input], &[("packages/app/dist/a.js", "out")]));
-    let Ws {
-        _tmp,
-        root,
-        pkg,
-        cache,
-        store,
-    } = w;
-    drop(store);
-    let store = match open(
-        &cache,
-        &OpenOptions {
-            lock_timeout: Duration::from_millis(300),
-        },
-        &mut |_| {},
-    ) {
-        Ok(Opened::Ready(s)) => s,
-        _ => panic!("the reader opens the store"),
-    };
-    let w = Ws {
-        _tmp,
-        root,
-        pkg,
-        cache,
-        store,
-    };
+    let w = w.reopen_with(Duration::from_millis(300));
     assert!(!w.store.is_writable(), "a plain reopen is read-only");
     let holder = w.other_vp();
 
