@@ -60,12 +60,16 @@ pub(crate) enum InputState {
     /// "removed from" reasons) and a hash over names and entry types.
     Dir {
         listing: Digest,
+        #[serde(deserialize_with = "super::codec::byte_lists")]
         names: Vec<Vec<u8>>,
         stamp: Stamp,
     },
     /// The path itself is a symlink (probed without being followed, or
     /// dangling).
-    Symlink { target: Vec<u8> },
+    Symlink {
+        #[serde(deserialize_with = "super::codec::bytes")]
+        target: Vec<u8>,
+    },
 }
 
 /// One recorded output.
@@ -110,22 +114,27 @@ pub(crate) struct LogRef {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct CacheEntry {
+    #[serde(deserialize_with = "super::codec::sorted::map")]
     pub(crate) inputs: BTreeMap<RelPath, InputState>,
     /// Files matched by explicit `input` globs when stored; the globs are
     /// re-walked on lookup so a newly matching file is noticed.
+    #[serde(deserialize_with = "super::codec::sorted::set")]
     pub(crate) glob_inputs: BTreeSet<RelPath>,
     /// Names a tool read with `getEnv(tracked)`: value hash, `None` = unset.
     pub(crate) tracked_env: BTreeMap<Vec<u8>, Option<Digest>>,
     /// `getEnvs(tracked)` queries and their match-sets (name → value hash).
     pub(crate) env_queries: BTreeMap<EnvQuery, BTreeMap<Vec<u8>, Digest>>,
+    #[serde(deserialize_with = "super::codec::sorted::map")]
     pub(crate) outputs: BTreeMap<RelPath, OutputState>,
     /// Directories the run owned: it created them, or removed entries from
     /// them (Vite empties `outDir`). A hit leaves these as the run left them:
     /// outputs of the task's previous entry that this run would not have
     /// left there are removed (see `restore`).
+    #[serde(deserialize_with = "super::codec::sorted::set")]
     pub(crate) owned_dirs: BTreeSet<RelPath>,
     /// Outputs (files, symlinks) this run created rather than rewrote in
     /// place: only these may be removed by a later hit (see `owned_dirs`).
+    #[serde(deserialize_with = "super::codec::sorted::set")]
     pub(crate) created: BTreeSet<RelPath>,
     pub(crate) log: Option<LogRef>,
     pub(crate) duration: Duration,

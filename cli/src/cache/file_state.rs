@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::fs::{self, Metadata};
 use std::io::{self, ErrorKind};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use super::clock::Timestamp;
@@ -138,20 +138,71 @@ pub(crate) enum Check {
     Changed(Change),
 }
 
+/// What one `stat` answered, as much of it as a check compares: a memo of
+/// full `Metadata` (about 180 bytes each) was most of the memory of a hit
+/// with 50,000 inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Seen {
+    kind: SeenKind,
+    stamp: Stamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SeenKind {
+    File,
+    Dir,
+    Symlink,
+    /// A socket, fifo or device.
+    Other,
+}
+
+impl Seen {
+    fn of(meta: &Metadata) -> Self {
+        let t = meta.file_type();
+        let kind = if t.is_file() {
+            SeenKind::File
+        } else if t.is_dir() {
+            SeenKind::Dir
+        } else if t.is_symlink() {
+            SeenKind::Symlink
+        } else {
+            SeenKind::Other
+        };
+        Self {
+            kind,
+            stamp: Stamp::of(meta),
+        }
+    }
+}
+
+type StatAnswer = Result<Seen, ErrorKind>;
+
+/// What the memo knows of one path: its `stat`s, and, for the few paths a
+/// `stat` could not vouch for, what was read behind it (boxed: most paths
+/// never need it, and the memo holds one `Facts` per input).
 #[derive(Default)]
 struct Facts {
-    follow: Option<Result<Metadata, ErrorKind>>,
-    nofollow: Option<Result<Metadata, ErrorKind>>,
+    follow: Option<StatAnswer>,
+    nofollow: Option<StatAnswer>,
+    read: Option<Box<Read>>,
+}
+
+#[derive(Default)]
+struct Read {
     hash: Option<Option<Digest>>,
     listing: Option<Option<(Digest, Vec<Vec<u8>>)>>,
     link: Option<Option<Vec<u8>>>,
 }
 
 /// A memo of the file system for one lookup. Not shared between lookups:
-/// files change between runs.
+/// files change between runs. Keyed by the path's bytes: every path
+/// checked is spelled the same way (workspace root joined with a stored
+/// relative path), and hashing bytes (with the Fx hash: the keys are the
+/// cache's own paths, not input an attacker picks to collide) is cheaper
+/// than SipHashing `Path`s component by component.
 #[derive(Default)]
 pub(crate) struct FsView {
-    facts: HashMap<PathBuf, Facts>,
+    facts: HashMap<Vec<u8>, Facts, rustc_hash::FxBuildHasher>,
     /// How many files had to be hashed (for tests and diagnostics).
     pub(crate) hashed: usize,
 }
@@ -186,10 +237,11 @@ impl FsView {
     /// with tens of thousands of inputs is mostly `stat` calls (about 2 µs
     /// each on the 2-core VM of docs/benchmarks.md), which the kernel
     /// serves in parallel. Checks are unchanged: they find the memo filled.
-    pub(crate) fn prefetch(&mut self, paths: &[(PathBuf, StatMode)]) {
+    /// Takes the paths: they become the memo's keys.
+    pub(crate) fn prefetch(&mut self, paths: Vec<(PathBuf, StatMode)>) {
         // What an earlier candidate of this lookup already saw stays as seen.
-        let todo: Vec<&(PathBuf, StatMode)> = paths
-            .iter()
+        let todo: Vec<(PathBuf, StatMode)> = paths
+            .into_iter()
             .filter(|(abs, mode)| !self.knows(abs, *mode))
             .collect();
         if !crate::parallel::spreads(todo.len(), PREFETCH_MIN) {
@@ -198,7 +250,10 @@ impl FsView {
         let answers = crate::parallel::map(&todo, PREFETCH_MIN, |(abs, mode)| stat(abs, *mode));
         self.facts.reserve(todo.len());
         for ((abs, mode), answer) in todo.into_iter().zip(answers) {
-            let f = self.facts.entry(abs.clone()).or_default();
+            let f = self
+                .facts
+                .entry(abs.into_os_string().into_vec())
+                .or_default();
             match mode {
                 StatMode::Follow => f.follow = Some(answer),
                 StatMode::NoFollow => f.nofollow = Some(answer),
@@ -208,48 +263,61 @@ impl FsView {
 
     /// Whether the memo already holds `abs` as `mode` looks at it.
     fn knows(&self, abs: &Path, mode: StatMode) -> bool {
-        self.facts.get(abs).is_some_and(|f| match mode {
-            StatMode::Follow => f.follow.is_some(),
-            StatMode::NoFollow => f.nofollow.is_some(),
-        })
+        self.facts
+            .get(abs.as_os_str().as_bytes())
+            .is_some_and(|f| match mode {
+                StatMode::Follow => f.follow.is_some(),
+                StatMode::NoFollow => f.nofollow.is_some(),
+            })
     }
 
     fn facts(&mut self, abs: &Path) -> &mut Facts {
-        self.facts.entry(abs.to_path_buf()).or_default()
+        let key = abs.as_os_str().as_bytes();
+        // `entry` would need an owned key even when the path is known.
+        if !self.facts.contains_key(key) {
+            self.facts.insert(key.to_vec(), Facts::default());
+        }
+        self.facts.get_mut(key).expect("inserted above")
     }
 
-    fn follow(&mut self, abs: &Path) -> Result<Metadata, ErrorKind> {
-        let f = self.facts(abs);
-        f.follow
+    fn follow(&mut self, abs: &Path) -> StatAnswer {
+        *self
+            .facts(abs)
+            .follow
             .get_or_insert_with(|| stat(abs, StatMode::Follow))
-            .clone()
     }
 
-    fn nofollow(&mut self, abs: &Path) -> Result<Metadata, ErrorKind> {
-        let f = self.facts(abs);
-        f.nofollow
+    fn nofollow(&mut self, abs: &Path) -> StatAnswer {
+        *self
+            .facts(abs)
+            .nofollow
             .get_or_insert_with(|| stat(abs, StatMode::NoFollow))
-            .clone()
+    }
+
+    fn read(&mut self, abs: &Path) -> &mut Read {
+        self.facts(abs).read.get_or_insert_default()
     }
 
     fn hash(&mut self, abs: &Path) -> Option<Digest> {
-        if let Some(h) = self.facts(abs).hash {
+        if let Some(h) = self.read(abs).hash {
             return h;
         }
         self.hashed += 1;
         let h = digest::hash_file(abs).ok().map(|(d, _)| d);
-        self.facts(abs).hash = Some(h);
+        self.read(abs).hash = Some(h);
         h
     }
 
     fn listing(&mut self, abs: &Path) -> Option<(Digest, Vec<Vec<u8>>)> {
-        let f = self.facts(abs);
-        f.listing.get_or_insert_with(|| list_dir(abs).ok()).clone()
+        self.read(abs)
+            .listing
+            .get_or_insert_with(|| list_dir(abs).ok())
+            .clone()
     }
 
     fn link(&mut self, abs: &Path) -> Option<Vec<u8>> {
-        let f = self.facts(abs);
-        f.link
+        self.read(abs)
+            .link
             .get_or_insert_with(|| read_link_bytes(abs).ok())
             .clone()
     }
@@ -269,12 +337,14 @@ impl FsView {
                 _ => Check::Changed(Change::Added),
             },
             InputState::Present { is_dir } => match self.nofollow(abs) {
-                Ok(m) if !m.file_type().is_symlink() && m.is_dir() == *is_dir => Check::Same,
+                Ok(m) if m.kind != SeenKind::Symlink && (m.kind == SeenKind::Dir) == *is_dir => {
+                    Check::Same
+                }
                 Ok(_) => Check::Changed(Change::Modified),
                 Err(_) => Check::Changed(Change::Removed),
             },
             InputState::Symlink { target } => match self.nofollow(abs) {
-                Ok(m) if m.file_type().is_symlink() => {
+                Ok(m) if m.kind == SeenKind::Symlink => {
                     if self.link(abs).as_ref() == Some(target) {
                         Check::Same
                     } else {
@@ -285,12 +355,11 @@ impl FsView {
                 Err(_) => Check::Changed(Change::Removed),
             },
             InputState::File { hash, stamp } => {
-                let meta = match self.follow_or_gone(abs) {
-                    Ok(m) if m.is_file() => m,
+                let now = match self.follow_or_gone(abs) {
+                    Ok(m) if m.kind == SeenKind::File => m.stamp,
                     Ok(_) => return Check::Changed(Change::Modified),
                     Err(change) => return Check::Changed(change),
                 };
-                let now = Stamp::of(&meta);
                 if now == *stamp && !racy(stamp, stat_time) {
                     return Check::Same;
                 }
@@ -304,12 +373,11 @@ impl FsView {
                 names,
                 stamp,
             } => {
-                let meta = match self.follow_or_gone(abs) {
-                    Ok(m) if m.is_dir() => m,
+                let now = match self.follow_or_gone(abs) {
+                    Ok(m) if m.kind == SeenKind::Dir => m.stamp,
                     Ok(_) => return Check::Changed(Change::Modified),
                     Err(change) => return Check::Changed(change),
                 };
-                let now = Stamp::of(&meta);
                 if now == *stamp && !racy(stamp, stat_time) {
                     return Check::Same;
                 }
@@ -341,7 +409,7 @@ impl FsView {
 
     /// Follows symlinks; a vanished path is `Removed`, a path that exists but
     /// cannot be followed (dangling link, permission) is `Modified`.
-    fn follow_or_gone(&mut self, abs: &Path) -> Result<Metadata, Change> {
+    fn follow_or_gone(&mut self, abs: &Path) -> Result<Seen, Change> {
         match self.follow(abs) {
             Ok(m) => Ok(m),
             Err(_) if self.nofollow(abs).is_ok() => Err(Change::Modified),
@@ -351,11 +419,12 @@ impl FsView {
 }
 
 /// One `stat` of `abs`, through symlinks or not.
-fn stat(abs: &Path, mode: StatMode) -> Result<Metadata, ErrorKind> {
+fn stat(abs: &Path, mode: StatMode) -> StatAnswer {
     match mode {
         StatMode::Follow => fs::metadata(abs),
         StatMode::NoFollow => fs::symlink_metadata(abs),
     }
+    .map(|m| Seen::of(&m))
     .map_err(|e| e.kind())
 }
 
@@ -411,7 +480,7 @@ mod tests {
             .iter()
             .map(|(p, r)| (p.clone(), StatMode::of(r)))
             .collect();
-        view.prefetch(&paths);
+        view.prefetch(paths);
         let prefetched: Vec<Check> = recorded
             .iter()
             .map(|(p, r)| view.check(p, r, later()))

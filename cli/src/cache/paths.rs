@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 /// starting or ending with `/`, no `.` or `..` components. The empty path is
 /// the workspace root itself.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
-pub(crate) struct RelPath(Vec<u8>);
+pub(crate) struct RelPath(#[serde(deserialize_with = "super::codec::bytes")] Vec<u8>);
 
 /// Why a stored path cannot be used to write into the workspace.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -88,10 +88,18 @@ impl RelPath {
     }
 
     pub(crate) fn to_abs(&self, root: &Path) -> PathBuf {
-        if self.0.is_empty() {
-            root.to_path_buf()
-        } else {
-            root.join(OsStr::from_bytes(&self.0))
+        let mut abs = PathBuf::with_capacity(root.as_os_str().len() + 1 + self.0.len());
+        self.to_abs_in(root, &mut abs);
+        abs
+    }
+
+    /// `to_abs` into a buffer the caller reuses across many paths.
+    pub(crate) fn to_abs_in(&self, root: &Path, abs: &mut PathBuf) {
+        let s = abs.as_mut_os_string();
+        s.clear();
+        s.push(root.as_os_str());
+        if !self.0.is_empty() {
+            abs.push(OsStr::from_bytes(&self.0));
         }
     }
 
@@ -276,6 +284,35 @@ mod tests {
         );
         assert_eq!(p.relative_to(&RelPath::root()), "packages/a/src/x.js");
         assert_eq!(RelPath::root().relative_to(&RelPath::root()), ".");
+    }
+
+    /// A reused buffer ends up holding exactly what `to_abs` returns,
+    /// whatever it held before (longer, shorter, the root alone).
+    #[test]
+    fn to_abs_in_a_reused_buffer_equals_to_abs() {
+        let mut buf = PathBuf::from("/a/much/longer/path/than/any/below.txt");
+        for (root, rel) in [
+            ("/ws", &b"src/x.js"[..]),
+            ("/ws", b""),
+            ("/ws/", b"a"),
+            ("/", b"a/b"),
+            ("/other/root", b"packages/app/index.html"),
+        ] {
+            let p = RelPath::from_stored(rel).expect("valid");
+            p.to_abs_in(Path::new(root), &mut buf);
+            // The root itself for the root path, no trailing `/`.
+            let expected = if rel.is_empty() {
+                PathBuf::from(root)
+            } else {
+                Path::new(root).join(OsStr::from_bytes(rel))
+            };
+            assert_eq!(
+                buf.as_os_str().as_bytes(),
+                expected.as_os_str().as_bytes(),
+                "{root} {rel:?}"
+            );
+            assert_eq!(buf, p.to_abs(Path::new(root)));
+        }
     }
 
     #[test]

@@ -156,14 +156,20 @@ impl Validator<'_> {
         }
 
         let root = self.req.paths.workspace_root;
-        let inputs: Vec<(PathBuf, StatMode)> = entry
-            .inputs
-            .iter()
-            .map(|(rel, recorded)| (rel.to_abs(root), StatMode::of(recorded)))
-            .collect();
-        self.fs.prefetch(&inputs);
-        for ((rel, recorded), (abs, _)) in entry.inputs.iter().zip(&inputs) {
-            match self.fs.check(abs, recorded, entry.stat_time) {
+        self.fs.prefetch(
+            entry
+                .inputs
+                .iter()
+                .map(|(rel, recorded)| (rel.to_abs(root), StatMode::of(recorded)))
+                .collect(),
+        );
+        // One buffer for every input's absolute path: the memo owns its
+        // own copies, and a hit of 50,000 inputs would otherwise allocate
+        // 50,000 more.
+        let mut abs = PathBuf::new();
+        for (rel, recorded) in &entry.inputs {
+            rel.to_abs_in(root, &mut abs);
+            match self.fs.check(&abs, recorded, entry.stat_time) {
                 Check::Same => {}
                 Check::SameRestamped(stamp) => v.restamped.push((rel.clone(), stamp)),
                 Check::Changed(Change::Entries {

@@ -131,10 +131,29 @@ const FAST_OPEN: &str = "skip_stats_update_on_db_open=true;\
 /// what it recovered into a table file, and RocksDB deletes the logs.
 const MAX_LOGS_TO_REPLAY: usize = 8;
 
-/// How many write-ahead logs (`NNNNNN.log`) the store has; 0 when the
-/// directory cannot be read (the open reports that itself).
-fn write_ahead_logs(db_dir: &Path) -> usize {
-    fs::read_dir(db_dir).map_or(0, |entries| {
+/// How many bytes of write-ahead log an open may leave for the next one to
+/// replay. A run that stores a large entry or large outputs leaves them in
+/// its log, and every later open, read-only ones included, reads,
+/// checksums and inserts all of it again: a task with 50,000 inputs left a
+/// 4.2 MB log that was about a tenth of the CPU of each of its hits
+/// (docs/benchmarks.md). Past the bound, the next open is a read-write one
+/// that flushes, once.
+const MAX_LOG_BYTES_TO_REPLAY: u64 = 1 << 20;
+
+/// The write-ahead logs (`NNNNNN.log`) an open would replay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct LogBacklog {
+    logs: usize,
+    bytes: u64,
+}
+
+impl LogBacklog {
+    /// The store's logs; none when the directory cannot be read (the open
+    /// reports that itself).
+    fn of(db_dir: &Path) -> Self {
+        let Ok(entries) = fs::read_dir(db_dir) else {
+            return Self::default();
+        };
         entries
             .filter_map(Result::ok)
             .filter(|e| {
@@ -143,22 +162,33 @@ fn write_ahead_logs(db_dir: &Path) -> usize {
                 name.strip_suffix(".log")
                     .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
             })
-            .count()
-    })
+            .fold(Self::default(), |b, e| Self {
+                logs: b.logs + 1,
+                bytes: b.bytes + e.metadata().map_or(0, |m| m.len()),
+            })
+    }
+
+    /// Whether the next open should flush it rather than keep it for every
+    /// later open to replay again.
+    fn too_long(self) -> bool {
+        self.logs > MAX_LOGS_TO_REPLAY || self.bytes > MAX_LOG_BYTES_TO_REPLAY
+    }
 }
 
 /// The tuning string for one open: [`FAST_OPEN`], flushing the recovered
 /// logs only when there are too many of them.
-fn open_tuning(logs: usize) -> String {
-    let flush = logs > MAX_LOGS_TO_REPLAY;
-    format!("{FAST_OPEN};avoid_flush_during_recovery={}", !flush)
+fn open_tuning(backlog: LogBacklog) -> String {
+    format!(
+        "{FAST_OPEN};avoid_flush_during_recovery={}",
+        !backlog.too_long()
+    )
 }
 
 fn db_options(db_dir: &Path) -> Options {
     // The string is constant and covered by a test; should it ever fail to
     // parse, the defaults are correct, only slower to open.
     let mut o = Options::default()
-        .get_options_from_string(open_tuning(write_ahead_logs(db_dir)))
+        .get_options_from_string(open_tuning(LogBacklog::of(db_dir)))
         .unwrap_or_default();
     o.create_if_missing(true);
     o.create_missing_column_families(true);
@@ -307,14 +337,14 @@ fn open_exclusive_in(
 
 /// The read-only fast path, or `None` for the read-write one: no store yet,
 /// its lock held (another vp may be writing, or this is a nested run whose
-/// parent holds it: the read-write path waits or says so), logs or hits to
-/// fold in, or anything unexpected (the read-write path repairs or
+/// parent holds it: the read-write path waits or says so), logs to flush
+/// or hits to fold in, or anything unexpected (the read-write path repairs or
 /// reports it).
 fn open_read_mostly(home: &CacheDir, dir: &Path, options: &OpenOptions) -> Option<Store> {
     let db_dir = home.db();
     if !db_dir.join("CURRENT").is_file()
         || super::read_only::lock_holder(&db_dir.join("LOCK")).is_some()
-        || write_ahead_logs(&db_dir) > MAX_LOGS_TO_REPLAY
+        || LogBacklog::of(&db_dir).too_long()
         || super::journal::needs_folding(&db_dir)
     {
         return None;
@@ -693,8 +723,12 @@ mod tests {
 
     #[test]
     fn fast_open_options_parse() {
-        for logs in [0, MAX_LOGS_TO_REPLAY + 1] {
-            let tuning = open_tuning(logs);
+        let many = LogBacklog {
+            logs: MAX_LOGS_TO_REPLAY + 1,
+            bytes: 0,
+        };
+        for backlog in [LogBacklog::default(), many] {
+            let tuning = open_tuning(backlog);
             assert!(
                 Options::default().get_options_from_string(&tuning).is_ok(),
                 "{tuning}"
@@ -718,7 +752,7 @@ mod tests {
             db.put_cf(meta, format!("k{i}"), i.to_le_bytes())
                 .expect("put");
             drop(store);
-            most = most.max(write_ahead_logs(&db_dir));
+            most = most.max(LogBacklog::of(&db_dir).logs);
         }
         assert!(most <= MAX_LOGS_TO_REPLAY + 1, "{most} logs at once");
         let store = open_ready(&dir);
@@ -728,6 +762,38 @@ mod tests {
             let got = db.get_cf(meta, format!("k{i}")).expect("get");
             assert_eq!(got.as_deref(), Some(&i.to_le_bytes()[..]), "k{i}");
         }
+    }
+
+    /// One run that writes a lot (a large entry, large outputs) leaves a
+    /// large log; the next open flushes it, so later read-only opens do
+    /// not replay it, and nothing it held is lost.
+    #[test]
+    fn a_large_write_ahead_log_is_flushed_by_the_next_open() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("cache");
+        let db_dir = CacheDir::claim(&dir).expect("claim").db();
+        let value = vec![7u8; (MAX_LOG_BYTES_TO_REPLAY as usize) + 4096];
+        let store = open_ready(&dir);
+        let db = store.writer().expect("writable");
+        db.put_cf(db.cf_handle(CF_META).expect("meta"), b"big", &value)
+            .expect("put");
+        drop(store);
+        let left = LogBacklog::of(&db_dir);
+        assert!(left.too_long(), "{left:?}");
+
+        let store = open_ready(&dir);
+        assert!(
+            store.is_writable(),
+            "a backlog to flush takes the read-write open"
+        );
+        drop(store);
+        let after = LogBacklog::of(&db_dir);
+        assert!(after.bytes < MAX_LOG_BYTES_TO_REPLAY, "{after:?}");
+
+        let store = open_ready(&dir);
+        assert!(!store.is_writable(), "then the store opens read-only again");
+        let got = store.get(CF_META, b"big").expect("get");
+        assert_eq!(got.as_deref(), Some(&value[..]));
     }
 
     /// RocksDB's info log is not written on open: no `LOG` file, no
