@@ -113,7 +113,11 @@ pub(crate) mod sorted {
 /// bytes, which this reads in one copy. The same bytes either way (tested
 /// below); a self-describing format's sequence of numbers still decodes.
 pub(crate) fn bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-    d.deserialize_byte_buf(ByteBuf)
+    // Not `deserialize_byte_buf`: bincode allocates the length it reads
+    // before checking the input holds that many bytes, so a corrupt length
+    // (or a remote cache server's) would abort the process. Borrowing
+    // checks first, then copies once.
+    d.deserialize_bytes(ByteBuf)
 }
 
 /// `bytes` for a list of byte strings (a directory's names).
@@ -236,6 +240,16 @@ mod tests {
         assert_eq!(bytes, encode(&(&value.one, &value.many)));
         assert_eq!(decode::<Bytes>("bytes", &bytes).expect("decodes"), value);
         assert!(decode::<Bytes>("bytes", &bytes[..bytes.len() - 1]).is_err());
+        // A corrupt length is an error, not an allocation of that size.
+        for len in [1u64 << 30, 1 << 40, u64::MAX] {
+            let mut huge = encode(&len);
+            huge.extend(b"abc");
+            assert!(decode::<Bytes>("bytes", &huge).is_err(), "{len}");
+            assert!(
+                decode::<crate::cache::paths::RelPath>("path", &huge).is_err(),
+                "{len}"
+            );
+        }
         // A self-describing format: a sequence of numbers.
         let json = serde_json::to_string(&value).expect("json");
         let back: Bytes = serde_json::from_str(&json).expect("from json");

@@ -197,12 +197,13 @@ struct Read {
 /// A memo of the file system for one lookup. Not shared between lookups:
 /// files change between runs. Keyed by the path's bytes: every path
 /// checked is spelled the same way (workspace root joined with a stored
-/// relative path), and hashing bytes (with the Fx hash: the keys are the
-/// cache's own paths, not input an attacker picks to collide) is cheaper
-/// than SipHashing `Path`s component by component.
+/// relative path), and hashing bytes with foldhash is cheaper than
+/// SipHashing `Path`s component by component. Seeded per process: an entry
+/// from a remote cache names paths a server chose, and a fixed hash would
+/// let it pick 50,000 that collide.
 #[derive(Default)]
 pub(crate) struct FsView {
-    facts: HashMap<Vec<u8>, Facts, rustc_hash::FxBuildHasher>,
+    facts: HashMap<Vec<u8>, Facts, foldhash::fast::RandomState>,
     /// How many files had to be hashed (for tests and diagnostics).
     pub(crate) hashed: usize,
 }

@@ -176,7 +176,7 @@ impl LogBacklog {
 }
 
 /// The tuning string for one open: [`FAST_OPEN`], flushing the recovered
-/// logs only when there are too many of them.
+/// logs only when they are too many or too large to keep replaying.
 fn open_tuning(backlog: LogBacklog) -> String {
     format!(
         "{FAST_OPEN};avoid_flush_during_recovery={}",
@@ -239,9 +239,14 @@ pub(super) fn cf_descriptors() -> Vec<ColumnFamilyDescriptor> {
         .collect()
 }
 
-/// Whether a RocksDB open error means "somebody else has the LOCK".
+/// Whether a RocksDB open error means "somebody else has the LOCK": its
+/// lock call failed (another process holds it), or this process holds it
+/// already. Not a `LOCK` file that cannot be opened (a read-only directory,
+/// another user's store): waiting would never help there.
 fn is_lock_error(e: &rocksdb::Error) -> bool {
-    e.kind() == rocksdb::ErrorKind::IOError && e.to_string().contains("LOCK")
+    let message = e.to_string();
+    e.kind() == rocksdb::ErrorKind::IOError
+        && (message.contains("While lock file") || message.contains("lock hold by current process"))
 }
 
 /// Errors that mean the files are unusable, as opposed to the environment
@@ -337,17 +342,20 @@ fn open_exclusive_in(
 
 /// The read-only fast path, or `None` for the read-write one: no store yet,
 /// its lock held (another vp may be writing, or this is a nested run whose
-/// parent holds it: the read-write path waits or says so), logs to flush
-/// or hits to fold in, or anything unexpected (the read-write path repairs or
-/// reports it).
+/// parent holds it: the read-write path waits or says so), hits to fold
+/// in, or anything unexpected (the read-write path repairs or reports it).
+/// Logs too long to keep replaying are flushed first when that can be done
+/// at once ([`flush_log_backlog`]).
 fn open_read_mostly(home: &CacheDir, dir: &Path, options: &OpenOptions) -> Option<Store> {
     let db_dir = home.db();
     if !db_dir.join("CURRENT").is_file()
         || super::read_only::lock_holder(&db_dir.join("LOCK")).is_some()
-        || LogBacklog::of(&db_dir).too_long()
         || super::journal::needs_folding(&db_dir)
     {
         return None;
+    }
+    if LogBacklog::of(&db_dir).too_long() {
+        flush_log_backlog(&db_dir);
     }
     // A writer that opened while this open read the files may have flushed
     // and deleted logs this view then missed: every read-write open writes
@@ -365,6 +373,23 @@ fn open_read_mostly(home: &CacheDir, dir: &Path, options: &OpenOptions) -> Optio
     let store = Store::new(Access::read_mostly(db, options.clone()), dir, home.clone());
     store.load_journal();
     Some(store)
+}
+
+/// Flushes the write-ahead logs into table files, so that the opens after
+/// this one do not replay them again: one read-write open (its recovery
+/// flushes, see [`open_tuning`]), closed at once. Best effort and never
+/// waiting: when the lock is taken, or the directory cannot be written (a
+/// read-only mount, another user's store, a full disk), the read-only open
+/// replays the logs as before, and a later run flushes them. Only a store
+/// of this schema is touched (checked read-only first), so a newer vp's
+/// store is never written by this one.
+fn flush_log_backlog(db_dir: &Path) {
+    let ours = DB::open_cf_descriptors_read_only(&read_options(), db_dir, cf_descriptors(), false)
+        .is_ok_and(|db| check_schema(&db, true).is_ok());
+    if ours {
+        // Dropped at once: the lock is held only for the flush.
+        let _ = DB::open_cf_descriptors(&db_options(db_dir), db_dir, cf_descriptors());
+    }
 }
 
 /// Options for a read-only open: the same table loading as a read-write
@@ -783,17 +808,51 @@ mod tests {
 
         let store = open_ready(&dir);
         assert!(
-            store.is_writable(),
-            "a backlog to flush takes the read-write open"
+            !store.is_writable(),
+            "the flush does not keep the lock: the store is read-only"
         );
-        drop(store);
         let after = LogBacklog::of(&db_dir);
         assert!(after.bytes < MAX_LOG_BYTES_TO_REPLAY, "{after:?}");
-
-        let store = open_ready(&dir);
-        assert!(!store.is_writable(), "then the store opens read-only again");
         let got = store.get(CF_META, b"big").expect("get");
         assert_eq!(got.as_deref(), Some(&value[..]));
+    }
+
+    /// A store that cannot be opened read-write (here its `LOCK` cannot be
+    /// opened, as in a read-only directory) still serves reads when its
+    /// logs are long: the flush is skipped, the logs are replayed, and the
+    /// failure is not mistaken for another vp holding the lock.
+    #[test]
+    fn a_store_that_cannot_flush_its_logs_still_opens_read_only() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("cache");
+        let db_dir = CacheDir::claim(&dir).expect("claim").db();
+        let value = vec![7u8; (MAX_LOG_BYTES_TO_REPLAY as usize) + 4096];
+        let store = open_ready(&dir);
+        let db = store.writer().expect("writable");
+        db.put_cf(db.cf_handle(CF_META).expect("meta"), b"big", &value)
+            .expect("put");
+        drop(store);
+        fs::remove_file(db_dir.join("LOCK")).expect("rm LOCK");
+        fs::create_dir(db_dir.join("LOCK")).expect("LOCK as a directory");
+
+        let started = Instant::now();
+        let store = open_ready(&dir);
+        assert!(!store.is_writable());
+        assert_eq!(
+            store.get(CF_META, b"big").expect("get").as_deref(),
+            Some(&value[..])
+        );
+        assert!(LogBacklog::of(&db_dir).too_long(), "nothing was flushed");
+        // Writing needs the lock: a clear error at once, not a wait for a
+        // holder that does not exist.
+        let Err(err) = store.writer() else {
+            panic!("opened read-write through a LOCK that is a directory");
+        };
+        assert!(
+            !matches!(err, CacheError::Busy { .. }),
+            "not reported as busy: {err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "no lock wait");
     }
 
     /// RocksDB's info log is not written on open: no `LOG` file, no
