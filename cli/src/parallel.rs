@@ -5,29 +5,63 @@
 //! Below `min` items the threads cost more than they save, and the work runs
 //! on the caller's thread.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 /// `items.iter().map(f).collect()`, on up to as many threads as there are
 /// cores once there are at least `min` items. A panic in `f` reaches the
 /// caller as it would without threads.
+///
+/// Workers take the items in small batches from a shared counter rather
+/// than one fixed half each: the cost of an item varies by orders of
+/// magnitude (hashing a 21 MB native addon next to a 100-byte module), and
+/// sorted paths put the large files of one package side by side, so fixed
+/// halves left one core hashing most of the bytes while the other waited.
 pub(crate) fn map<T: Sync, R: Send>(items: &[T], min: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     if !spreads(items.len(), min) {
         return items.iter().map(f).collect();
     }
-    let chunk = items.len().div_ceil(cores());
-    let f = &f;
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+    let threads = cores().min(items.len());
+    let batch = batch_len(items.len(), threads);
+    let next = AtomicUsize::new(0);
+    let (f, next) = (&f, &next);
+    let mut done: Vec<(usize, Vec<R>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let start = next.fetch_add(batch, Ordering::Relaxed);
+                        if start >= items.len() {
+                            break mine;
+                        }
+                        let end = (start + batch).min(items.len());
+                        mine.push((start, items[start..end].iter().map(f).collect()));
+                    }
+                })
+            })
             .collect();
-        let mut out = Vec::with_capacity(items.len());
+        let mut done = Vec::new();
         for worker in workers {
             match worker.join() {
-                Ok(part) => out.extend(part),
+                Ok(batches) => done.extend(batches),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
-        out
-    })
+        done
+    });
+    done.sort_unstable_by_key(|(start, _)| *start);
+    let mut out = Vec::with_capacity(items.len());
+    for (_, part) in done {
+        out.extend(part);
+    }
+    out
+}
+
+/// Items per batch: enough batches per thread (64) that a run of slow
+/// items is split between threads, and the batches of a long list of cheap
+/// items (50,000 `stat`s) large enough that taking one costs nothing.
+fn batch_len(len: usize, threads: usize) -> usize {
+    (len / (threads * 64)).clamp(1, 1024)
 }
 
 /// Whether `map` of `len` items with this `min` runs on several threads.
@@ -61,9 +95,49 @@ mod tests {
         }
         let caller = std::thread::current().id();
         let items: Vec<u32> = (0..64).collect();
-        let ids = map(&items, 2, |_| std::thread::current().id());
+        // Each item takes a moment, so no worker finishes the list before
+        // the other has started.
+        let ids = map(&items, 2, |_| {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            std::thread::current().id()
+        });
         assert!(ids.iter().all(|id| *id != caller), "ran on workers");
-        assert!(ids.first() != ids.last(), "on more than one worker");
+        let workers: std::collections::HashSet<_> = ids.iter().collect();
+        assert!(workers.len() >= 2, "on more than one worker");
+    }
+
+    /// Expensive items side by side (sorted paths put a package's large
+    /// files together) are shared between workers, not left to one.
+    #[test]
+    fn clustered_expensive_items_are_shared_between_workers() {
+        if cores() < 2 {
+            return;
+        }
+        let items: Vec<u32> = (0..256).collect();
+        // The first 16 items are slow; with fixed halves one worker would
+        // take them all.
+        let ids = map(&items, 2, |i| {
+            if *i < 16 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            std::thread::current().id()
+        });
+        let slow: std::collections::HashSet<_> = ids[..16].iter().collect();
+        assert!(
+            slow.len() >= 2,
+            "the slow items ran on {} worker(s)",
+            slow.len()
+        );
+    }
+
+    #[test]
+    fn batches_cover_every_length() {
+        for len in [1, 2, 7, 64, 1000, 100_000] {
+            for threads in [1, 2, 8] {
+                let b = batch_len(len, threads);
+                assert!((1..=1024).contains(&b), "{len} {threads}: {b}");
+            }
+        }
     }
 
     #[test]

