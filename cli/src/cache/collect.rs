@@ -12,7 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::clock::Timestamp;
-use super::entry::{InputKind, InputState};
+use super::entry::{CacheEntry, InputKind, InputState};
 use super::file_state;
 use super::fingerprint::GlobConfig;
 use super::globs::{GlobError, TaskGlobs, package_relative};
@@ -275,7 +275,9 @@ pub(crate) struct CollectedInputs {
 const OBSERVE_SPREAD_MIN: usize = 128;
 
 /// Fingerprints every input. `outputs` are the task's own outputs: a file a
-/// glob matches but the task produced is not one of its inputs.
+/// glob matches but the task produced is not one of its inputs. `previous`
+/// is an earlier entry of the task: an input whose stamp it vouches for is
+/// not read again (`file_state::Recorded`).
 pub(crate) fn collect_inputs(
     paths: TaskPaths<'_>,
     config: &GlobConfig,
@@ -283,6 +285,7 @@ pub(crate) fn collect_inputs(
     ignored: &[PathBuf],
     outputs: &[OutputPath],
     started: Timestamp,
+    previous: Option<&CacheEntry>,
 ) -> Result<CollectedInputs, NotStorable> {
     let scope = Scope::new(paths, config, ignored).map_err(|e| NotStorable::GlobWalk {
         error: e.to_string(),
@@ -312,7 +315,13 @@ pub(crate) fn collect_inputs(
     // Hashing is most of a miss's own cost for a task with many inputs.
     let wanted: Vec<(RelPath, InputKind)> = wanted.into_iter().collect();
     let observed = crate::parallel::map(&wanted, OBSERVE_SPREAD_MIN, |(rel, kind)| {
-        file_state::observe(&rel.to_abs(paths.workspace_root), *kind)
+        let recorded = previous.and_then(|entry| {
+            Some(file_state::Recorded {
+                state: entry.inputs.get(rel)?,
+                stat_time: entry.stat_time,
+            })
+        });
+        file_state::observe_since(&rel.to_abs(paths.workspace_root), *kind, recorded)
     });
     let mut inputs = BTreeMap::new();
     for ((rel, _), state) in wanted.into_iter().zip(observed) {
@@ -411,6 +420,7 @@ mod tests {
             &[w.pkg.join(".vite")],
             &[],
             start,
+            None,
         )
         .expect("collects");
         assert_eq!(names(&got.inputs), vec!["pkg/README.md", "pkg/src/a.js"]);
@@ -426,8 +436,16 @@ mod tests {
             (a.clone(), InputKind::ContentRead),
             (a, InputKind::Probe),
         ];
-        let got = collect_inputs(w.paths(), &GlobConfig::auto(), &observed, &[], &[], start)
-            .expect("collects");
+        let got = collect_inputs(
+            w.paths(),
+            &GlobConfig::auto(),
+            &observed,
+            &[],
+            &[],
+            start,
+            None,
+        )
+        .expect("collects");
         assert!(matches!(
             got.inputs.values().next(),
             Some(InputState::File { .. })
@@ -448,8 +466,8 @@ mod tests {
         }];
         // auto is off: the observed read of /etc and of README are ignored.
         let observed = vec![(w.root.join("pkg/README.md"), InputKind::ContentRead)];
-        let got =
-            collect_inputs(w.paths(), &config, &observed, &[], &outputs, start).expect("collects");
+        let got = collect_inputs(w.paths(), &config, &observed, &[], &outputs, start, None)
+            .expect("collects");
         assert_eq!(names(&got.inputs), vec!["pkg/src/a.ts", "shared/s.ts"]);
         assert_eq!(got.glob_inputs.len(), 2);
     }
@@ -460,8 +478,16 @@ mod tests {
         let start = Timestamp::task_start();
         fs::write(w.root.join("pkg/a.js"), "edited during the run").expect("write");
         let observed = vec![(w.root.join("pkg/a.js"), InputKind::ContentRead)];
-        let err = collect_inputs(w.paths(), &GlobConfig::auto(), &observed, &[], &[], start)
-            .expect_err("refused");
+        let err = collect_inputs(
+            w.paths(),
+            &GlobConfig::auto(),
+            &observed,
+            &[],
+            &[],
+            start,
+            None,
+        )
+        .expect_err("refused");
         assert_eq!(
             err,
             NotStorable::InputModifiedDuringRun(RelPath::from_stored(b"pkg/a.js").expect("valid"))
@@ -477,8 +503,16 @@ mod tests {
         let w = ws(&[]);
         let start = Timestamp::task_start();
         let observed = vec![(w.root.join("pkg/vite.config.ts"), InputKind::Probe)];
-        let got = collect_inputs(w.paths(), &GlobConfig::auto(), &observed, &[], &[], start)
-            .expect("collects");
+        let got = collect_inputs(
+            w.paths(),
+            &GlobConfig::auto(),
+            &observed,
+            &[],
+            &[],
+            start,
+            None,
+        )
+        .expect("collects");
         assert_eq!(got.inputs.values().next(), Some(&InputState::Missing));
     }
 

@@ -98,6 +98,13 @@ impl Store {
             Err(why) => return Ok(RecordOutcome::NotStored(why)),
         };
         let stat_time = Timestamp::now_coarse();
+        // The task's last entry, whatever its command was: what it recorded
+        // of each file still holds where the stamp says so. Unreadable or
+        // absent, every input is read.
+        let previous = match self.task_record(req.task) {
+            Ok(Some(record)) => self.entry(record.entry).ok().flatten(),
+            _ => None,
+        };
         let collected = match collect::collect_inputs(
             req.paths,
             &req.spawn.inputs,
@@ -105,6 +112,7 @@ impl Store {
             &run.ignored_inputs,
             &outputs,
             run.started,
+            previous.as_ref(),
         ) {
             Ok(c) => c,
             Err(why) => return Ok(RecordOutcome::NotStored(why)),
