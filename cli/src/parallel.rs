@@ -88,6 +88,36 @@ mod tests {
         assert_eq!(map(&[7u32], 0, |i| *i), vec![7]);
     }
 
+    /// Runs `f` for an item once at least `n` distinct threads have entered
+    /// `wait_for` (or after 10 s, which fails the test that relies on it):
+    /// items that block until another worker has joined prove that the
+    /// work was shared without depending on how fast threads start.
+    struct Rendezvous {
+        seen: std::sync::Mutex<std::collections::HashSet<std::thread::ThreadId>>,
+        joined: std::sync::Condvar,
+    }
+
+    impl Rendezvous {
+        fn new() -> Self {
+            Self {
+                seen: std::sync::Mutex::new(std::collections::HashSet::new()),
+                joined: std::sync::Condvar::new(),
+            }
+        }
+
+        /// Whether `n` threads got here within the timeout.
+        fn wait_for(&self, n: usize) -> bool {
+            let mut seen = self.seen.lock().expect("lock");
+            seen.insert(std::thread::current().id());
+            self.joined.notify_all();
+            let (seen, _) = self
+                .joined
+                .wait_timeout_while(seen, std::time::Duration::from_secs(10), |s| s.len() < n)
+                .expect("lock");
+            seen.len() >= n
+        }
+    }
+
     #[test]
     fn uses_more_than_one_thread_when_there_are_cores() {
         if cores() < 2 {
@@ -95,39 +125,54 @@ mod tests {
         }
         let caller = std::thread::current().id();
         let items: Vec<u32> = (0..64).collect();
-        // Each item takes a moment, so no worker finishes the list before
-        // the other has started.
-        let ids = map(&items, 2, |_| {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-            std::thread::current().id()
+        let meet = Rendezvous::new();
+        // Every item checks in; the first waits for a second worker to
+        // have done so: with one worker only, it would time out.
+        let got = map(&items, 2, |i| {
+            (
+                meet.wait_for(if *i == 0 { 2 } else { 0 }),
+                std::thread::current().id(),
+            )
         });
-        assert!(ids.iter().all(|id| *id != caller), "ran on workers");
-        let workers: std::collections::HashSet<_> = ids.iter().collect();
-        assert!(workers.len() >= 2, "on more than one worker");
+        assert!(got.iter().all(|(met, _)| *met), "a second worker joined");
+        assert!(got.iter().all(|(_, id)| *id != caller), "ran on workers");
     }
 
     /// Expensive items side by side (sorted paths put a package's large
-    /// files together) are shared between workers, not left to one.
+    /// files together) are shared between workers, not left to one: each
+    /// of the first 16 items waits until two workers are inside that run.
+    /// With one fixed half per worker, only one ever would be.
     #[test]
     fn clustered_expensive_items_are_shared_between_workers() {
         if cores() < 2 {
             return;
         }
         let items: Vec<u32> = (0..256).collect();
-        // The first 16 items are slow; with fixed halves one worker would
-        // take them all.
-        let ids = map(&items, 2, |i| {
-            if *i < 16 {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            std::thread::current().id()
-        });
-        let slow: std::collections::HashSet<_> = ids[..16].iter().collect();
+        let meet = Rendezvous::new();
+        let met = map(&items, 2, |i| *i >= 16 || meet.wait_for(2));
         assert!(
-            slow.len() >= 2,
-            "the slow items ran on {} worker(s)",
-            slow.len()
+            met.iter().all(|m| *m),
+            "two workers shared the first 16 items"
         );
+    }
+
+    /// Every item runs exactly once, in order, whatever the length.
+    #[test]
+    fn every_item_runs_exactly_once() {
+        use std::sync::atomic::AtomicU32;
+        for len in [2, 3, 17, 128, 1000, 5000] {
+            let items: Vec<usize> = (0..len).collect();
+            let runs: Vec<AtomicU32> = (0..len).map(|_| AtomicU32::new(0)).collect();
+            let out = map(&items, 2, |i| {
+                runs[*i].fetch_add(1, Ordering::Relaxed);
+                *i
+            });
+            assert_eq!(out, items, "{len}: order");
+            assert!(
+                runs.iter().all(|r| r.load(Ordering::Relaxed) == 1),
+                "{len}: each item once"
+            );
+        }
     }
 
     #[test]

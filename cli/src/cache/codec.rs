@@ -6,8 +6,11 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Bumped whenever the layout of any persisted type or of the store changes;
-/// a store with another version is set aside, never read.
+/// Bumped whenever the layout of any persisted type or of the store changes,
+/// and whenever what a stored hash means changes (a file's content hash, a
+/// listing's hash): a miss reuses recorded hashes whose stamps still hold,
+/// so a hash computed another way would otherwise live on. A store with
+/// another version is set aside, never read.
 pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]

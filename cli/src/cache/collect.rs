@@ -330,7 +330,7 @@ pub(crate) fn collect_inputs(
             error: e.to_string(),
         })?;
         if let InputState::File { stamp, .. } | InputState::Dir { stamp, .. } = &state
-            && (stamp.mtime >= started || stamp.ctime >= started)
+            && file_state::racy(stamp, started)
         {
             return Err(NotStorable::InputModifiedDuringRun(rel));
         }

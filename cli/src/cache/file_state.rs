@@ -79,7 +79,7 @@ fn observe_followed(
     recorded: Option<Recorded<'_>>,
 ) -> io::Result<InputState> {
     let stamp = Stamp::of(meta);
-    let vouched = |was: &Stamp, stat_time| *was == stamp && !racy(was, stat_time);
+    let vouched = |was: &Stamp, stat_time| vouches(was, &stamp, stat_time);
     match (kind, recorded) {
         (
             InputKind::ContentRead,
@@ -112,8 +112,12 @@ fn observe_followed(
     }
     match kind {
         InputKind::ContentRead if meta.is_file() => {
-            let (hash, _) = digest::hash_file(abs)?;
-            Ok(InputState::File { hash, stamp })
+            // The stamp of what was hashed, not of the `stat` above.
+            let (hash, hashed) = digest::hash_file_stamped(abs)?;
+            Ok(InputState::File {
+                hash,
+                stamp: Stamp::of(&hashed),
+            })
         }
         InputKind::Listing if meta.is_dir() => {
             let (listing, names) = list_dir(abs)?;
@@ -419,7 +423,7 @@ impl FsView {
                     Ok(_) => return Check::Changed(Change::Modified),
                     Err(change) => return Check::Changed(change),
                 };
-                if now == *stamp && !racy(stamp, stat_time) {
+                if vouches(stamp, &now, stat_time) {
                     return Check::Same;
                 }
                 match self.hash(abs) {
@@ -437,7 +441,7 @@ impl FsView {
                     Ok(_) => return Check::Changed(Change::Modified),
                     Err(change) => return Check::Changed(change),
                 };
-                if now == *stamp && !racy(stamp, stat_time) {
+                if vouches(stamp, &now, stat_time) {
                     return Check::Same;
                 }
                 match self.listing(abs) {
@@ -487,8 +491,17 @@ fn stat(abs: &Path, mode: StatMode) -> StatAnswer {
     .map_err(|e| e.kind())
 }
 
-fn racy(stamp: &Stamp, stat_time: Timestamp) -> bool {
+/// Whether `stamp` may hide a change made in the same clock tick as
+/// `stat_time` (git's racy-clean rule): its mtime or ctime is not older.
+pub(crate) fn racy(stamp: &Stamp, stat_time: Timestamp) -> bool {
     stamp.mtime >= stat_time || stamp.ctime >= stat_time
+}
+
+/// Whether a stamp recorded at `stat_time` proves the content unchanged
+/// when the path shows `now`: the one rule a hit (`FsView::check`) and a
+/// miss reusing a recorded hash (`observe_since`) both apply.
+fn vouches(recorded: &Stamp, now: &Stamp, stat_time: Timestamp) -> bool {
+    recorded == now && !racy(recorded, stat_time)
 }
 
 #[cfg(test)]
