@@ -131,24 +131,8 @@ pub(crate) fn byte_lists<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<V
             bytes(d).map(Item)
         }
     }
-    struct Items;
-    impl<'de> serde::de::Visitor<'de> for Items {
-        type Value = Vec<Vec<u8>>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a list of byte strings")
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::with_capacity(reserve::<Vec<u8>>(seq.size_hint()));
-            while let Some(Item(b)) = seq.next_element()? {
-                out.push(b);
-            }
-            Ok(out)
-        }
-    }
-    d.deserialize_seq(Items)
+    let items: Vec<Item> = serde::Deserialize::deserialize(d)?;
+    Ok(items.into_iter().map(|Item(b)| b).collect())
 }
 
 struct ByteBuf;

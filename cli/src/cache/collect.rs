@@ -373,6 +373,24 @@ mod tests {
     }
 
     impl Ws {
+        /// `collect_inputs` of observed accesses alone: `input` auto, nothing
+        /// ignored, no outputs, no previous entry.
+        fn auto_inputs(
+            &self,
+            observed: &[(PathBuf, InputKind)],
+            start: Timestamp,
+        ) -> Result<CollectedInputs, NotStorable> {
+            collect_inputs(
+                self.paths(),
+                &GlobConfig::auto(),
+                observed,
+                &[],
+                &[],
+                start,
+                None,
+            )
+        }
+
         fn paths(&self) -> TaskPaths<'_> {
             TaskPaths {
                 workspace_root: &self.root,
@@ -436,16 +454,7 @@ mod tests {
             (a.clone(), InputKind::ContentRead),
             (a, InputKind::Probe),
         ];
-        let got = collect_inputs(
-            w.paths(),
-            &GlobConfig::auto(),
-            &observed,
-            &[],
-            &[],
-            start,
-            None,
-        )
-        .expect("collects");
+        let got = w.auto_inputs(&observed, start).expect("collects");
         assert!(matches!(
             got.inputs.values().next(),
             Some(InputState::File { .. })
@@ -478,16 +487,7 @@ mod tests {
         let start = Timestamp::task_start();
         fs::write(w.root.join("pkg/a.js"), "edited during the run").expect("write");
         let observed = vec![(w.root.join("pkg/a.js"), InputKind::ContentRead)];
-        let err = collect_inputs(
-            w.paths(),
-            &GlobConfig::auto(),
-            &observed,
-            &[],
-            &[],
-            start,
-            None,
-        )
-        .expect_err("refused");
+        let err = w.auto_inputs(&observed, start).expect_err("refused");
         assert_eq!(
             err,
             NotStorable::InputModifiedDuringRun(RelPath::from_stored(b"pkg/a.js").expect("valid"))
@@ -503,16 +503,7 @@ mod tests {
         let w = ws(&[]);
         let start = Timestamp::task_start();
         let observed = vec![(w.root.join("pkg/vite.config.ts"), InputKind::Probe)];
-        let got = collect_inputs(
-            w.paths(),
-            &GlobConfig::auto(),
-            &observed,
-            &[],
-            &[],
-            start,
-            None,
-        )
-        .expect("collects");
+        let got = w.auto_inputs(&observed, start).expect("collects");
         assert_eq!(got.inputs.values().next(), Some(&InputState::Missing));
     }
 

@@ -79,39 +79,16 @@ fn observe_followed(
     recorded: Option<Recorded<'_>>,
 ) -> io::Result<InputState> {
     let stamp = Stamp::of(meta);
-    let vouched = |was: &Stamp, stat_time| vouches(was, &stamp, stat_time);
-    match (kind, recorded) {
-        (
-            InputKind::ContentRead,
-            Some(Recorded {
-                state: InputState::File { hash, stamp: was },
-                stat_time,
-            }),
-        ) if meta.is_file() && vouched(was, stat_time) => {
-            return Ok(InputState::File { hash: *hash, stamp });
-        }
-        (
-            InputKind::Listing,
-            Some(Recorded {
-                state:
-                    InputState::Dir {
-                        listing,
-                        names,
-                        stamp: was,
-                    },
-                stat_time,
-            }),
-        ) if meta.is_dir() && vouched(was, stat_time) => {
-            return Ok(InputState::Dir {
-                listing: *listing,
-                names: names.clone(),
-                stamp,
-            });
-        }
-        _ => {}
-    }
     match kind {
         InputKind::ContentRead if meta.is_file() => {
+            if let Some(Recorded {
+                state: InputState::File { hash, stamp: was },
+                stat_time,
+            }) = recorded
+                && vouches(was, &stamp, stat_time)
+            {
+                return Ok(InputState::File { hash: *hash, stamp });
+            }
             // The stamp of what was hashed, not of the `stat` above.
             let (hash, hashed) = digest::hash_file_stamped(abs)?;
             Ok(InputState::File {
@@ -120,6 +97,23 @@ fn observe_followed(
             })
         }
         InputKind::Listing if meta.is_dir() => {
+            if let Some(Recorded {
+                state:
+                    InputState::Dir {
+                        listing,
+                        names,
+                        stamp: was,
+                    },
+                stat_time,
+            }) = recorded
+                && vouches(was, &stamp, stat_time)
+            {
+                return Ok(InputState::Dir {
+                    listing: *listing,
+                    names: names.clone(),
+                    stamp,
+                });
+            }
             let (listing, names) = list_dir(abs)?;
             Ok(InputState::Dir {
                 listing,

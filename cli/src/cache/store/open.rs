@@ -789,6 +789,17 @@ mod tests {
         }
     }
 
+    /// One read-write run that stores more than the log may keep for the
+    /// next open to replay; returns the value stored under `big`.
+    fn write_a_long_log(dir: &Path) -> Vec<u8> {
+        let value = vec![7u8; (MAX_LOG_BYTES_TO_REPLAY as usize) + 4096];
+        let store = open_ready(dir);
+        let db = store.writer().expect("writable");
+        db.put_cf(db.cf_handle(CF_META).expect("meta"), b"big", &value)
+            .expect("put");
+        value
+    }
+
     /// One run that writes a lot (a large entry, large outputs) leaves a
     /// large log; the next open flushes it, so later read-only opens do
     /// not replay it, and nothing it held is lost.
@@ -797,12 +808,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("cache");
         let db_dir = CacheDir::claim(&dir).expect("claim").db();
-        let value = vec![7u8; (MAX_LOG_BYTES_TO_REPLAY as usize) + 4096];
-        let store = open_ready(&dir);
-        let db = store.writer().expect("writable");
-        db.put_cf(db.cf_handle(CF_META).expect("meta"), b"big", &value)
-            .expect("put");
-        drop(store);
+        let value = write_a_long_log(&dir);
         let left = LogBacklog::of(&db_dir);
         assert!(left.too_long(), "{left:?}");
 
@@ -826,12 +832,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("cache");
         let db_dir = CacheDir::claim(&dir).expect("claim").db();
-        let value = vec![7u8; (MAX_LOG_BYTES_TO_REPLAY as usize) + 4096];
-        let store = open_ready(&dir);
-        let db = store.writer().expect("writable");
-        db.put_cf(db.cf_handle(CF_META).expect("meta"), b"big", &value)
-            .expect("put");
-        drop(store);
+        let value = write_a_long_log(&dir);
         fs::remove_file(db_dir.join("LOCK")).expect("rm LOCK");
         fs::create_dir(db_dir.join("LOCK")).expect("LOCK as a directory");
 
