@@ -115,10 +115,14 @@ fn observe_followed(
                 });
             }
             let (listing, names) = list_dir(abs)?;
+            // The stamp after listing, as for a file's hash: an entry added
+            // or removed meanwhile shows with its own time, never as the
+            // old stamp beside the new names.
+            let listed = fs::metadata(abs)?;
             Ok(InputState::Dir {
                 listing,
                 names,
-                stamp,
+                stamp: Stamp::of(&listed),
             })
         }
         // Read of a directory or listing of a file: only the type mattered.
