@@ -5,6 +5,10 @@
 //! The addon is built by a nested `cargo build` with its own `--target-dir`
 //! (the outer cargo holds the lock on the main one). Set `VP_BRIDGE_ADDON`
 //! to a prebuilt `.node` file to embed that instead (packaging, cross builds).
+//!
+//! It also compiles the in-process tracer library (`preload/`, C, preloaded
+//! into traced programs: `src/trace/in_process.rs`) with the C compiler
+//! (`$CC`, else `cc`), into `OUT_DIR` for the binary to embed likewise.
 
 use std::env;
 use std::fs;
@@ -49,6 +53,51 @@ fn run() -> Result<(), String> {
     // reuses an old file, identical builds share one.
     println!(
         "cargo:rustc-env=VP_BRIDGE_ADDON_HASH={:016x}",
+        fnv1a64(&bytes)
+    );
+    build_preload(&manifest_dir, &out_dir)
+}
+
+/// Compiles `preload/vp_trace_preload.c` into `OUT_DIR/vp-trace-preload.so`.
+fn build_preload(manifest_dir: &Path, out_dir: &Path) -> Result<(), String> {
+    let source = manifest_dir.join("preload").join("vp_trace_preload.c");
+    let dest = out_dir.join("vp-trace-preload.so");
+    println!("cargo:rerun-if-changed={}", source.display());
+    println!("cargo:rerun-if-env-changed=CC");
+    let compiler = env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let status = Command::new(&compiler)
+        .args([
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-fvisibility=hidden",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-o",
+        ])
+        .arg(&dest)
+        .arg(&source)
+        // dlsym: in libc since glibc 2.34, in libdl before.
+        .args(["-Wl,--as-needed", "-ldl"])
+        .status()
+        .map_err(|e| {
+            format!(
+                "cannot run the C compiler `{}` to build the in-process tracer: {e} \
+                 (install a C compiler, or set CC)",
+                compiler.to_string_lossy()
+            )
+        })?;
+    if !status.success() {
+        return Err(format!(
+            "compiling `{}` failed with {status}",
+            source.display()
+        ));
+    }
+    let bytes = fs::read(&dest)
+        .map_err(|e| format!("cannot read the built library `{}`: {e}", dest.display()))?;
+    println!(
+        "cargo:rustc-env=VP_TRACE_PRELOAD_HASH={:016x}",
         fnv1a64(&bytes)
     );
     Ok(())

@@ -200,6 +200,8 @@ pub(crate) struct MissCost {
     pub(crate) classified: Duration,
     /// Fingerprinting the inputs, archiving the outputs, writing the entry.
     pub(crate) stored: Duration,
+    /// How the command's file system calls reached vp.
+    pub(crate) calls: crate::trace::CallCounts,
 }
 
 /// Something about the whole run.
@@ -211,6 +213,9 @@ pub(crate) enum RunNotice {
     CacheUnavailable(Unavailable),
     /// The Node addon could not be written: tools cannot talk to vp.
     AddonUnavailable { error: String },
+    /// The in-process tracer library could not be written: traced commands
+    /// are notified on every file access (complete, slower).
+    InProcessTracerUnavailable { error: String },
     /// A signal arrived: running tasks were told to stop.
     Interrupted { signal: i32 },
     /// The remote cache failed once; the run stops asking it.

@@ -6,6 +6,7 @@
 mod args;
 mod bridge;
 mod cache;
+mod embedded;
 mod error;
 mod events;
 mod graph;

@@ -423,7 +423,9 @@ fn nested_vp_trace_runs_untraced_with_a_notice() {
         "{stderr}"
     );
     // The command's stdout went to stderr (`--json`), and the outer tracer
-    // saw `cat` read `x` through the inner vp.
+    // saw `cat` read `x` through the inner vp. (`cat` ran with the inner
+    // vp's in-process log and trampoline, whose calls the outer filter
+    // does not let through unnotified.)
     assert!(stderr.contains("nested"), "{stderr}");
     let json: Value = serde_json::from_slice(&out.stdout).expect("outer JSON");
     assert_eq!(json["inputs"]["x"]["kind"], "content-read");
@@ -538,4 +540,176 @@ fn a_write_through_a_dangling_symlink_is_filed_at_its_target() {
         t.json["outputs"]
     );
     assert_eq!(t.json["cacheable"], true, "{}", t.json["untraceable"]);
+}
+
+/// Every way of reading the preload library records in-process (relative
+/// and absolute opens, stat, lstat, access, readlink, a failed open, a
+/// listing, realpath), plus writes, renames and removes, which it leaves to
+/// the notified way; 200 small files so the difference in notifications
+/// is unmistakable.
+const NODE_EVERY_READ: &str = r"
+const fs = require('fs');
+const path = require('path');
+let n = 0;
+for (let i = 0; i < 200; i++) n += fs.readFileSync(`many/f${i}.txt`).length;
+n += fs.readFileSync(path.resolve('abs.txt')).length;
+fs.statSync('abs.txt'); fs.lstatSync('link'); fs.readlinkSync('link');
+fs.accessSync('abs.txt'); fs.existsSync('missing.txt');
+try { fs.readFileSync('nope/none.txt'); } catch {}
+fs.readdirSync('many'); fs.realpathSync('link');
+fs.mkdirSync('out', { recursive: true });
+fs.writeFileSync('out/tmp.txt', String(n));
+fs.renameSync('out/tmp.txt', 'out/n.txt');
+fs.writeFileSync('gone.txt', 'x'); fs.unlinkSync('gone.txt');
+n += fs.readFileSync('out/n.txt').length;
+";
+
+fn every_read_fixture(dir: &Path) {
+    for i in 0..200 {
+        write(dir, &format!("many/f{i}.txt"), "some content");
+    }
+    write(dir, "abs.txt", "absolute");
+    std::os::unix::fs::symlink("abs.txt", dir.join("link")).expect("symlink");
+}
+
+const IN_PROCESS_OFF: (&str, &str) = ("VP_TRACE_IN_PROCESS", "0");
+
+/// (notified, recorded in-process) calls of a run.
+fn calls(t: &Traced) -> (u64, u64) {
+    let count = |key: &str| {
+        t.json["calls"][key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no calls.{key} in {}", t.json["calls"]))
+    };
+    (count("notified"), count("in_process"))
+}
+
+/// The distinct (operation, path) pairs a run recorded under `dir`.
+fn accesses_under(t: &Traced, dir: &Path) -> std::collections::BTreeSet<(String, String)> {
+    let dir = dir.to_string_lossy();
+    t.accesses()
+        .iter()
+        .filter_map(|a| {
+            let path = a["path"].as_str()?;
+            let rel = path.strip_prefix(dir.as_ref())?;
+            Some((a["op"].as_str()?.to_owned(), rel.to_owned()))
+        })
+        .collect()
+}
+
+/// What `vp run` would make of a run: everything but the log.
+fn classification(t: &Traced) -> Value {
+    let mut doc = t.json.clone();
+    for key in ["accesses", "calls", "excluded"] {
+        doc.as_object_mut().expect("object").remove(key);
+    }
+    doc
+}
+
+/// Issue 14: with the in-process tracer on (the default), a dynamically
+/// linked program's reads skip the notification, and the run's accesses
+/// and classification are exactly those of a run with every call notified.
+#[test]
+fn in_process_recording_sees_what_notification_sees() {
+    if !node_available() {
+        return;
+    }
+    let (_tmp, dir) = workdir();
+    every_read_fixture(&dir);
+    let notified = run(&dir, &["node", "-e", NODE_EVERY_READ], &[IN_PROCESS_OFF]);
+    fs::remove_dir_all(dir.join("out")).expect("reset out/");
+    let in_process = run(&dir, &["node", "-e", NODE_EVERY_READ], &[]);
+    for t in [&notified, &in_process] {
+        assert_eq!(t.code, Some(0), "{}", t.stderr);
+        assert_eq!(t.input("many/f199.txt"), Some("content-read"));
+        assert_eq!(t.input("abs.txt"), Some("content-read"));
+        assert_eq!(t.input("link"), Some("symlink"));
+        assert_eq!(t.probe("missing.txt"), Some("missing"));
+        assert_eq!(t.input("many"), Some("listing"));
+        assert_eq!(t.output("out/n.txt"), Some("file"));
+        assert!(t.list("temporaries").contains(&"gone.txt"), "{}", t.json);
+    }
+    assert_eq!(classification(&in_process), classification(&notified));
+    assert_eq!(
+        accesses_under(&in_process, &dir),
+        accesses_under(&notified, &dir)
+    );
+
+    let (notified_calls, none) = calls(&notified);
+    assert_eq!(none, 0, "the switch turns the library off");
+    let (left, recorded) = calls(&in_process);
+    // Each of the 200 files is an open and a stat of the open fd.
+    assert!(recorded >= 200, "recorded in-process: {recorded}");
+    assert!(
+        left + 300 < notified_calls,
+        "calls from the trampoline were still notified: {left} with, {notified_calls} without"
+    );
+}
+
+/// The same for a shell and coreutils (dynamic, glibc's own wrappers) and
+/// for esbuild (static: the library is never loaded, all is notified).
+#[test]
+fn in_process_recording_matches_for_coreutils_and_static_programs() {
+    let (_tmp, dir) = workdir();
+    every_read_fixture(&dir);
+    let script = "cat many/f1.txt abs.txt >/dev/null; ls many >/dev/null; test -e missing.txt; \
+                  stat -c %s abs.txt >/dev/null; readlink link >/dev/null; cp abs.txt copy.txt";
+    let notified = run(&dir, &["sh", "-c", script], &[IN_PROCESS_OFF]);
+    fs::remove_file(dir.join("copy.txt")).expect("reset copy");
+    let in_process = run(&dir, &["sh", "-c", script], &[]);
+    assert_eq!(in_process.code, Some(0), "{}", in_process.stderr);
+    assert_eq!(in_process.input("many/f1.txt"), Some("content-read"));
+    assert_eq!(in_process.output("copy.txt"), Some("file"));
+    assert_eq!(classification(&in_process), classification(&notified));
+    assert_eq!(
+        accesses_under(&in_process, &dir),
+        accesses_under(&notified, &dir)
+    );
+    assert!(
+        calls(&in_process).1 > 0,
+        "coreutils recorded nothing in-process"
+    );
+
+    let Some(esbuild) = esbuild() else { return };
+    write(&dir, "src/main.js", "import './dep.js';\n");
+    write(&dir, "src/dep.js", "console.log(1);\n");
+    let esbuild = esbuild.to_str().expect("utf8");
+    let args = [esbuild, "src/main.js", "--bundle", "--outfile=out/b.js"];
+    let notified = run(&dir, &args, &[IN_PROCESS_OFF]);
+    fs::remove_dir_all(dir.join("out")).expect("reset out/");
+    let in_process = run(&dir, &args, &[]);
+    assert_eq!(in_process.input("src/dep.js"), Some("content-read"));
+    assert_eq!(
+        calls(&in_process).1,
+        0,
+        "a static program cannot load the library"
+    );
+    assert_eq!(
+        accesses_under(&in_process, &dir),
+        accesses_under(&notified, &dir)
+    );
+}
+
+/// A task's own `LD_PRELOAD` stays, after vp's library.
+#[test]
+fn a_tasks_own_preload_is_kept() {
+    let (_tmp, dir) = workdir();
+    let libc = "/lib/x86_64-linux-gnu/libc.so.6";
+    if !Path::new(libc).exists() {
+        return;
+    }
+    let out = Command::new(vp())
+        .args(["trace", "--root"])
+        .arg(&dir)
+        .args(["--", "sh", "-c", "echo \"$LD_PRELOAD\""])
+        .env("LD_PRELOAD", libc)
+        .current_dir(&dir)
+        .output()
+        .expect("run vp trace");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let preload = stdout.trim();
+    assert!(
+        preload.ends_with(&format!(":{libc}")) && preload.contains("vp-trace-preload-"),
+        "LD_PRELOAD in the task: {preload}"
+    );
 }

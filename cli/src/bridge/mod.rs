@@ -2,7 +2,7 @@
 //! [`BridgeSession`] hands the child an inherited broker fd, serves every
 //! client that connects (answering env requests from vp's full
 //! environment), and returns a [`BridgeReport`] of what the task's tools
-//! said. `addon` embeds and materializes the Node addon children load.
+//! said. `addon` embeds the Node addon children load.
 //! Used by `run/` (spawn path) and, for `vp run -v`, `report/`.
 
 mod addon;
@@ -17,10 +17,7 @@ mod node_tests;
 #[cfg(test)]
 mod transport_tests;
 
-#[allow(unused_imports)]
-pub(crate) use addon::{
-    AddonError, default_dir as default_addon_dir, materialize as materialize_addon,
-};
+pub(crate) use addon::ADDON;
 #[allow(unused_imports)]
 pub(crate) use env_answer::UntrackedPolicy;
 #[allow(unused_imports)]

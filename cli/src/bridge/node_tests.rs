@@ -79,7 +79,8 @@ fn node_tools_report_through_the_package_the_addon_workers_and_grandchildren() {
         return;
     };
     let cache = tempfile::tempdir().expect("tempdir");
-    let addon = super::materialize_addon(cache.path()).expect("addon materialized");
+    let addon =
+        crate::embedded::materialize(cache.path(), &super::ADDON).expect("addon materialized");
     let work = tempfile::tempdir().expect("tempdir");
     let cmd = node_command(&node, "under-vp.js", &[], work.path());
     let (output, report) = run_under_bridge(cmd, &addon);
@@ -152,7 +153,8 @@ fn outside_vp_the_package_and_addon_are_no_ops() {
         return;
     };
     let cache = tempfile::tempdir().expect("tempdir");
-    let addon = super::materialize_addon(cache.path()).expect("addon materialized");
+    let addon =
+        crate::embedded::materialize(cache.path(), &super::ADDON).expect("addon materialized");
     let work = tempfile::tempdir().expect("tempdir");
     let mut cmd = node_command(&node, "outside-vp.js", &[], work.path());
     // The addon itself, loaded without a runner (no VP_IPC_FD).
@@ -169,7 +171,8 @@ fn node_round_trip_and_addon_load_benchmark() {
         return;
     };
     let cache = tempfile::tempdir().expect("tempdir");
-    let addon = super::materialize_addon(cache.path()).expect("addon materialized");
+    let addon =
+        crate::embedded::materialize(cache.path(), &super::ADDON).expect("addon materialized");
     let work = tempfile::tempdir().expect("tempdir");
     let cmd = node_command(&node, "bench.js", &["2000"], work.path());
     let (output, report) = run_under_bridge(cmd, &addon);

@@ -128,8 +128,10 @@ pub(crate) fn task_notice(n: &TaskNotice) -> Vec<String> {
         )],
         TaskNotice::RemoteMiss(why) => vec![why.to_string()],
         TaskNotice::MissCost(cost) => vec![format!(
-            "miss cost: ran {} traced; then resolving paths {}, classifying {}, storing {}",
+            "miss cost: ran {} traced ({} calls notified, {} recorded in-process); then resolving paths {}, classifying {}, storing {}",
             format_duration(cost.ran),
+            cost.calls.notified,
+            cost.calls.in_process,
             format_duration(cost.resolved),
             format_duration(cost.classified),
             format_duration(cost.stored)
@@ -147,6 +149,9 @@ pub(crate) fn run_notice(n: &RunNotice) -> String {
         RunNotice::AddonUnavailable { error } => {
             format!("Node tools cannot talk to vp in this run: {error}")
         }
+        RunNotice::InProcessTracerUnavailable { error } => format!(
+            "file accesses are traced without the in-process tracer in this run (slower, as complete): {error}"
+        ),
         RunNotice::Interrupted { signal } => interrupted(*signal),
         RunNotice::RemoteUnavailable(e) => {
             format!("remote cache unavailable: {e} (tasks run and are cached locally)")

@@ -44,6 +44,8 @@ pub(crate) struct AfterExit {
     /// The rest of the tree, then path resolution (`Trace::finish`).
     pub(crate) resolved: Duration,
     pub(crate) classified: Duration,
+    /// How its file system calls reached vp.
+    pub(crate) calls: trace::CallCounts,
 }
 
 /// What the tracer saw of the command.
@@ -113,7 +115,7 @@ pub(crate) async fn execute(
             stdout: std::process::Stdio::piped(),
             stderr: std::process::Stdio::piped(),
         };
-        trace::spawn_traced(ex, cmd, stdio)
+        trace::spawn_traced(ex, cmd, stdio, ctx.tracer_library.as_deref())
             .await
             .map(|(c, t)| (c, Some(t)))
             .map_err(|e| error_chain(&e))
@@ -210,10 +212,12 @@ pub(crate) async fn execute(
                 ignored_outputs: report.as_ref().map(|r| r.ignored_outputs.clone()),
             };
             let classifying = Instant::now();
+            let calls = access_log.counts;
             let classified = blocking::unblock(move || classify(&access_log, &scope)).await;
             let after_exit = AfterExit {
                 resolved,
                 classified: classifying.elapsed(),
+                calls,
             };
             (Traced::Classified(Box::new(classified)), Some(after_exit))
         }

@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::trace;
+
 use super::cache_hint::RunEnd;
 use super::run_cache::{finish_uploads, open_cache};
 use super::scheduler::{self, SchedulerOptions};
@@ -32,6 +34,9 @@ pub(crate) struct RunSession {
     settings: CacheSettings,
     cache: Result<RunCache, Unavailable>,
     addon_path: Option<PathBuf>,
+    /// The in-process tracer library (`trace/in_process.rs`), unless turned
+    /// off or unavailable: traced commands are then notified throughout.
+    tracer_library: Option<PathBuf>,
     remote: Option<Arc<RemoteSession>>,
     colours: Colours,
     full_env: Arc<Vec<(OsString, OsString)>>,
@@ -69,12 +74,24 @@ impl RunSession {
         } else {
             Err(Unavailable::NotOpened)
         };
-        let addon_path = match crate::bridge::materialize_addon(&crate::bridge::default_addon_dir())
-        {
+        let embedded_dir = crate::embedded::default_dir();
+        let addon_path = match crate::embedded::materialize(&embedded_dir, &crate::bridge::ADDON) {
             Ok(p) => Some(p),
             Err(e) => {
                 emit(RunEvent::Notice(RunNotice::AddonUnavailable {
                     error: e.to_string(),
+                }));
+                None
+            }
+        };
+        let tracer_library = match trace::in_process_library(
+            &embedded_dir,
+            std::env::var_os(trace::IN_PROCESS_SWITCH).as_deref(),
+        ) {
+            Ok(library) => library,
+            Err(error) => {
+                emit(RunEvent::Notice(RunNotice::InProcessTracerUnavailable {
+                    error,
                 }));
                 None
             }
@@ -97,6 +114,7 @@ impl RunSession {
             settings,
             cache,
             addon_path,
+            tracer_library,
             remote,
             // Once per run: the reporter strips replays that go to a
             // non-terminal, and tasks are asked for colour when vp itself is
@@ -166,6 +184,7 @@ impl RunSession {
             full_env: Arc::clone(&self.full_env),
             cache: self.cache.clone(),
             addon_path: self.addon_path.clone(),
+            tracer_library: self.tracer_library.clone(),
             colours: self.colours,
             not_cached: RefCell::new(Vec::new()),
             cache_hint: super::cache_hint::CacheHint::default(),

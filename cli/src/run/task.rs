@@ -79,6 +79,8 @@ pub(crate) struct RunContext {
     /// The store, or why this run has none.
     pub(crate) cache: Result<RunCache, Unavailable>,
     pub(crate) addon_path: Option<PathBuf>,
+    /// The in-process tracer library traced commands get, if any.
+    pub(crate) tracer_library: Option<PathBuf>,
     /// Whether vp is on a terminal and what the user asked for: decides
     /// the colour variable every task's processes get (`execute.rs`).
     pub(crate) colours: Colours,
@@ -282,6 +284,7 @@ async fn run_item(
         resolved: after.resolved,
         classified: after.classified,
         stored: storing.elapsed(),
+        calls: after.calls,
     });
     match stored {
         Ok(summary) => {

@@ -51,11 +51,22 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         stdio.stdout = Stdio::from(stderr);
     }
 
+    // Like `vp run`: without the library every access is notified, which
+    // is complete.
+    let library = super::in_process::library_for_run(
+        &crate::embedded::default_dir(),
+        std::env::var_os(super::in_process::SWITCH_VAR).as_deref(),
+    )
+    .unwrap_or_else(|err| {
+        eprintln!("vp trace: tracing without the in-process tracer (slower, as complete): {err}");
+        None
+    });
+
     let ex = LocalExecutor::new();
     let (status, outcome) = smol::block_on(ex.run(async {
         // Ctrl-C reaches the command too; vp stays to report how it ended.
         let _ignore_interrupts = async_signal::Signals::new([async_signal::Signal::Int]).ok();
-        let (mut child, trace) = spawn_traced(&ex, cmd, stdio).await?;
+        let (mut child, trace) = spawn_traced(&ex, cmd, stdio, library.as_deref()).await?;
         let status = child
             .status()
             .await

@@ -61,6 +61,9 @@ pub(crate) const NOTIFIED: &[libc::c_long] = &[
 // Offsets into `struct seccomp_data`.
 const OFFSET_NR: u32 = 0;
 const OFFSET_ARCH: u32 = 4;
+/// The 64-bit instruction pointer, as two 32-bit words (little-endian).
+const OFFSET_IP_LOW: u32 = 8;
+const OFFSET_IP_HIGH: u32 = 12;
 
 const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
 const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
@@ -92,6 +95,9 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
 ///   ld arch; jeq X86_64 ? skip : ret NOTIFY      (i386 `int 0x80` and friends)
 ///   ld nr;   jge X32_BIT ? ret NOTIFY : skip     (x32 numbers)
 ///   jeq io_uring_setup ? ret ENOSYS : skip
+///   ld ip.low;  jeq LOW  ? skip : → ld nr        (only with `allowed_from`)
+///   ld ip.high; jeq HIGH ? ret ALLOW : → ld nr
+///   ld nr
 ///   jeq NOTIFIED[i] ? → ret NOTIFY               (one test per call)
 ///   ret ALLOW
 ///   ret NOTIFY
@@ -99,11 +105,14 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
 ///
 /// Foreign architectures are notified rather than allowed so the supervisor
 /// can mark the run untraceable instead of silently missing their opens.
-pub(crate) fn program() -> Vec<sock_filter> {
+/// `allowed_from` is the instruction pointer of the in-process tracer's
+/// trampoline (`in_process.rs`): calls made there were recorded by the
+/// library before it made them.
+pub(crate) fn program(allowed_from: Option<u64>) -> Vec<sock_filter> {
     let n = NOTIFIED.len();
     // Every jump offset to the final NOTIFY must fit the 8-bit `jt` field.
     debug_assert!(n < 250, "too many notified system calls for 8-bit jumps");
-    let mut prog = Vec::with_capacity(n + 10);
+    let mut prog = Vec::with_capacity(n + 16);
     prog.push(stmt(LD_W_ABS, OFFSET_ARCH));
     prog.push(jump(JEQ_K, AUDIT_ARCH_X86_64, 1, 0));
     prog.push(stmt(RET_K, RET_NOTIFY));
@@ -112,6 +121,14 @@ pub(crate) fn program() -> Vec<sock_filter> {
     prog.push(stmt(RET_K, RET_NOTIFY));
     prog.push(jump(JEQ_K, libc::SYS_io_uring_setup as u32, 0, 1));
     prog.push(stmt(RET_K, RET_ENOSYS));
+    if let Some(ip) = allowed_from {
+        prog.push(stmt(LD_W_ABS, OFFSET_IP_LOW));
+        prog.push(jump(JEQ_K, ip as u32, 0, 3));
+        prog.push(stmt(LD_W_ABS, OFFSET_IP_HIGH));
+        prog.push(jump(JEQ_K, (ip >> 32) as u32, 0, 1));
+        prog.push(stmt(RET_K, RET_ALLOW));
+        prog.push(stmt(LD_W_ABS, OFFSET_NR));
+    }
     for (i, nr) in NOTIFIED.iter().enumerate() {
         // Distance from the instruction after this one to the final NOTIFY:
         // the remaining tests (n - 1 - i) plus the ALLOW.
@@ -130,13 +147,25 @@ mod tests {
     /// A tiny interpreter for the instructions `program` uses, so the jump
     /// arithmetic is checked without installing anything.
     fn run(prog: &[sock_filter], arch: u32, nr: u32) -> u32 {
+        run_at(prog, arch, nr, 0x7f00_1234_5678)
+    }
+
+    fn run_at(prog: &[sock_filter], arch: u32, nr: u32, ip: u64) -> u32 {
         let mut acc = 0u32;
         let mut pc = 0usize;
         loop {
             let ins = prog[pc];
             pc += 1;
             match ins.code {
-                LD_W_ABS => acc = if ins.k == OFFSET_ARCH { arch } else { nr },
+                LD_W_ABS => {
+                    acc = match ins.k {
+                        OFFSET_ARCH => arch,
+                        OFFSET_NR => nr,
+                        OFFSET_IP_LOW => ip as u32,
+                        OFFSET_IP_HIGH => (ip >> 32) as u32,
+                        other => panic!("unexpected load offset {other}"),
+                    }
+                }
                 JEQ_K => pc += usize::from(if acc == ins.k { ins.jt } else { ins.jf }),
                 JGE_K => pc += usize::from(if acc >= ins.k { ins.jt } else { ins.jf }),
                 RET_K => return ins.k,
@@ -147,7 +176,7 @@ mod tests {
 
     #[test]
     fn every_listed_call_is_notified() {
-        let prog = program();
+        let prog = program(None);
         for nr in NOTIFIED {
             assert_eq!(
                 run(&prog, AUDIT_ARCH_X86_64, *nr as u32),
@@ -159,7 +188,7 @@ mod tests {
 
     #[test]
     fn other_calls_are_allowed() {
-        let prog = program();
+        let prog = program(None);
         for nr in [
             libc::SYS_read,
             libc::SYS_write,
@@ -175,9 +204,76 @@ mod tests {
         }
     }
 
+    /// Every program the tests above check, with and without the
+    /// in-process tracer's trampoline.
+    fn programs() -> [Vec<sock_filter>; 2] {
+        [program(None), program(Some(TRAMPOLINE))]
+    }
+
+    const TRAMPOLINE: u64 = 0x4f56_5000_0019;
+
+    #[test]
+    fn calls_from_the_trampoline_alone_skip_the_notification() {
+        let prog = program(Some(TRAMPOLINE));
+        for nr in NOTIFIED {
+            let nr = *nr as u32;
+            assert_eq!(
+                run_at(&prog, AUDIT_ARCH_X86_64, nr, TRAMPOLINE),
+                RET_ALLOW,
+                "nr {nr}"
+            );
+            // Same low word, other high word; one byte off; elsewhere.
+            for ip in [
+                TRAMPOLINE + (1 << 32),
+                TRAMPOLINE - 2,
+                TRAMPOLINE + 1,
+                0x7f00_0000_0019,
+            ] {
+                assert_eq!(
+                    run_at(&prog, AUDIT_ARCH_X86_64, nr, ip),
+                    RET_NOTIFY,
+                    "nr {nr} ip {ip:#x}"
+                );
+            }
+        }
+        // The refusals and the foreign-architecture rule come first.
+        assert_eq!(
+            run_at(
+                &prog,
+                AUDIT_ARCH_X86_64,
+                libc::SYS_io_uring_setup as u32,
+                TRAMPOLINE
+            ),
+            RET_ENOSYS
+        );
+        assert_eq!(run_at(&prog, 0x4000_0003, 5, TRAMPOLINE), RET_NOTIFY);
+        assert_eq!(
+            run_at(&prog, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | 2, TRAMPOLINE),
+            RET_NOTIFY
+        );
+        // Untouched calls stay allowed from anywhere.
+        assert_eq!(
+            run_at(&prog, AUDIT_ARCH_X86_64, libc::SYS_read as u32, 0x1000),
+            RET_ALLOW
+        );
+    }
+
+    #[test]
+    fn both_programs_notify_and_allow_alike_outside_the_trampoline() {
+        for prog in programs() {
+            for nr in NOTIFIED {
+                assert_eq!(run(&prog, AUDIT_ARCH_X86_64, *nr as u32), RET_NOTIFY);
+            }
+            assert_eq!(
+                run(&prog, AUDIT_ARCH_X86_64, libc::SYS_fstat as u32),
+                RET_ALLOW
+            );
+        }
+    }
+
     #[test]
     fn io_uring_setup_is_refused_with_enosys() {
-        let prog = program();
+        let prog = program(None);
         assert_eq!(
             run(&prog, AUDIT_ARCH_X86_64, libc::SYS_io_uring_setup as u32),
             RET_ENOSYS
@@ -186,7 +282,7 @@ mod tests {
 
     #[test]
     fn foreign_arch_and_x32_are_notified() {
-        let prog = program();
+        let prog = program(None);
         const AUDIT_ARCH_I386: u32 = 0x4000_0003;
         // i386 `read` (3) is harmless on i386 too, but must still be seen.
         assert_eq!(run(&prog, AUDIT_ARCH_I386, 3), RET_NOTIFY);

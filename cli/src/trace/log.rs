@@ -217,6 +217,19 @@ pub(crate) struct AccessLog {
     /// may be incomplete: the run must not be cached on its strength.
     pub(crate) untraceable: Vec<String>,
     pub(crate) end_state: EndState,
+    pub(crate) counts: CallCounts,
+}
+
+/// How the traced tree's file system calls reached vp (for `vp trace` and
+/// the miss cost of `vp run -v`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CallCounts {
+    /// Calls the supervisor received as seccomp notifications.
+    pub(crate) notified: u64,
+    /// Calls the preload library recorded in-process (`in_process.rs`).
+    pub(crate) in_process: u64,
+    /// Calls the library left to the notified way because its log was full.
+    pub(crate) in_process_dropped: u64,
 }
 
 impl AccessLog {

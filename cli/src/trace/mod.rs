@@ -10,6 +10,7 @@ pub(crate) mod command;
 mod decode;
 mod filter;
 mod handshake;
+mod in_process;
 mod install;
 mod log;
 mod notify;
@@ -24,6 +25,10 @@ pub(crate) use classify::{
     AccessClassification, ClassifyOptions, Found, InputAccess, OutputKind, classify,
 };
 #[allow(unused_imports)]
-pub(crate) use log::{Access, AccessLog, Op, PathKind};
+pub(crate) use in_process::{
+    SWITCH_VAR as IN_PROCESS_SWITCH, library_for_run as in_process_library,
+};
+#[allow(unused_imports)]
+pub(crate) use log::{Access, AccessLog, CallCounts, Op, PathKind};
 #[allow(unused_imports)]
 pub(crate) use spawn::{ChildStdio, SpawnError, Trace, TraceOutcome, spawn_traced};

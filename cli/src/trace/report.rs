@@ -48,7 +48,22 @@ fn input_label(access: &InputAccess) -> (&'static str, String) {
 
 /// Every recorded access, in order (`--log`).
 pub(crate) fn write_log(out: &mut dyn Write, log: &AccessLog) -> io::Result<()> {
-    writeln!(out, "accesses ({}), in order:", log.accesses.len())?;
+    let calls = log.counts;
+    writeln!(
+        out,
+        "accesses ({}), in order; {} calls notified, {} recorded in-process{}:",
+        log.accesses.len(),
+        calls.notified,
+        calls.in_process,
+        if calls.in_process_dropped > 0 {
+            format!(
+                " ({} more notified: the in-process log was full)",
+                calls.in_process_dropped
+            )
+        } else {
+            String::new()
+        }
+    )?;
     for access in &log.accesses {
         let follow = if access.follow { "" } else { " (no follow)" };
         writeln!(
@@ -205,6 +220,14 @@ pub(crate) fn json(
             })
             .collect();
         doc.insert("accesses".into(), Value::Array(accesses));
+        doc.insert(
+            "calls".into(),
+            json!({
+                "notified": log.counts.notified,
+                "in_process": log.counts.in_process,
+                "in_process_dropped": log.counts.in_process_dropped,
+            }),
+        );
     }
     Value::Object(doc)
 }

@@ -13,9 +13,11 @@
 
 use std::cell::Cell;
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::Stdio;
 use std::rc::Rc;
 use std::sync::PoisonError;
@@ -33,6 +35,7 @@ use crate::events::{
 };
 
 use super::handshake::{self, Handshake, Status};
+use super::in_process::{self, InProcessLog};
 use super::log::AccessLog;
 use super::supervisor::{SeenThreads, Supervisor};
 use super::{filter, install, resolve};
@@ -260,10 +263,16 @@ fn start(supervisor: Supervisor) -> io::Result<(SeenThreads, Receiver<AccessLog>
 /// awaited (and its log resolved) by a task on `ex`, the executor driving
 /// the caller. If the filter cannot be installed the command still runs and the
 /// trace is `Untraced`.
+///
+/// With `preload` (the materialized in-process tracer library), the
+/// command's dynamically linked programs record their read-only accesses
+/// in-process (`in_process.rs`); without it, or if its log cannot be made,
+/// every access is notified, which is as complete and slower.
 pub(crate) async fn spawn_traced(
     ex: &LocalExecutor<'_>,
     mut cmd: std::process::Command,
     stdio: ChildStdio,
+    preload: Option<&Path>,
 ) -> Result<(async_process::Child, Trace), SpawnError> {
     let program = cmd.get_program().to_string_lossy().into_owned();
     let socket_error = |source: io::Error| SpawnError::Socket {
@@ -279,9 +288,16 @@ pub(crate) async fn spawn_traced(
     .map_err(|errno| socket_error(errno.into()))?;
     let parent_end = Async::new(parent_end).map_err(socket_error)?;
 
+    let in_process = preload.and_then(|library| hand_in_process_log(&mut cmd, library));
+    let allowed_from = in_process.as_ref().map(InProcessLog::allowed_from);
     // SAFETY: the hook only makes async-signal-safe system calls on memory
     // it owns (see install.rs).
-    unsafe { cmd.pre_exec(install::hook(filter::program(), child_end.as_raw_fd())) };
+    unsafe {
+        cmd.pre_exec(install::hook(
+            filter::program(allowed_from),
+            child_end.as_raw_fd(),
+        ))
+    };
     let mut cmd = async_process::Command::from(cmd);
     cmd.stdin(stdio.stdin)
         .stdout(stdio.stdout)
@@ -302,44 +318,46 @@ pub(crate) async fn spawn_traced(
     let received = handshake::receive(&parent_end).await;
     drop(parent_end);
     match received {
-        Ok(Handshake::Installed(listener)) => match Supervisor::new(listener).and_then(start) {
-            Ok((seen, served)) => {
-                let tree_gone = Rc::new(Cell::new(false));
-                let gone = Rc::clone(&tree_gone);
-                let task = ex.spawn(async move {
-                    let log = served.recv().await.unwrap_or_else(|_| {
-                        let mut log = AccessLog::default();
-                        log.mark_untraceable(
-                            "the tracer's thread ended without its log".to_owned(),
-                        );
-                        log
+        Ok(Handshake::Installed(listener)) => {
+            match Supervisor::new(listener, in_process).and_then(start) {
+                Ok((seen, served)) => {
+                    let tree_gone = Rc::new(Cell::new(false));
+                    let gone = Rc::clone(&tree_gone);
+                    let task = ex.spawn(async move {
+                        let log = served.recv().await.unwrap_or_else(|_| {
+                            let mut log = AccessLog::default();
+                            log.mark_untraceable(
+                                "the tracer's thread ended without its log".to_owned(),
+                            );
+                            log
+                        });
+                        gone.set(true);
+                        blocking::unblock(move || resolve::snapshot(log)).await
                     });
-                    gone.set(true);
-                    blocking::unblock(move || resolve::snapshot(log)).await
-                });
-                // If the spawn fails the child is gone: the supervisor sees
-                // POLLHUP, and the task is dropped here.
-                let child = spawning.await.map_err(spawn_error)?;
-                let watch = Watch {
-                    pid: child.id(),
-                    seen,
-                    tree_gone,
-                };
-                Ok((
-                    child,
-                    Trace {
-                        state: State::Running(Some(task), watch),
-                    },
-                ))
-            }
-            Err(source) => {
-                // The listener is closed: the child's exec fails with ENOSYS.
-                if let Ok(mut child) = spawning.await {
-                    let _ = child.kill();
+                    // If the spawn fails the child is gone: the supervisor sees
+                    // POLLHUP, and the task is dropped here.
+                    let child = spawning.await.map_err(spawn_error)?;
+                    let watch = Watch {
+                        pid: child.id(),
+                        seen,
+                        tree_gone,
+                    };
+                    Ok((
+                        child,
+                        Trace {
+                            state: State::Running(Some(task), watch),
+                        },
+                    ))
                 }
-                Err(SpawnError::Handshake { program, source })
+                Err(source) => {
+                    // The listener is closed: the child's exec fails with ENOSYS.
+                    if let Ok(mut child) = spawning.await {
+                        let _ = child.kill();
+                    }
+                    Err(SpawnError::Handshake { program, source })
+                }
             }
-        },
+        }
         Ok(Handshake::Refused { status, errno }) => {
             let child = spawning.await.map_err(spawn_error)?;
             Ok((child, Trace::untraced(refusal_reason(status, errno))))
@@ -362,6 +380,35 @@ pub(crate) async fn spawn_traced(
             Err(SpawnError::Handshake { program, source })
         }
     }
+}
+
+/// Creates the in-process log and gives `cmd` what its programs need to
+/// write to it: the fd (inherited), `VP_TRACE_LOG` and `LD_PRELOAD`.
+/// `None` (everything notified) when the log cannot be made or the
+/// library's path cannot be put in `LD_PRELOAD`.
+fn hand_in_process_log(cmd: &mut std::process::Command, library: &Path) -> Option<InProcessLog> {
+    // The task's own LD_PRELOAD: set on the command, else inherited from vp.
+    let existing = cmd
+        .get_envs()
+        .find(|(name, _)| *name == OsStr::new("LD_PRELOAD"))
+        .map(|(_, value)| value.map(OsStr::to_owned))
+        .unwrap_or_else(|| std::env::var_os("LD_PRELOAD"));
+    let preload = in_process::preload_value(library, existing.as_deref())?;
+    let log = InProcessLog::create().ok()?;
+    let fd = log.raw_fd();
+    cmd.env(in_process::LOG_VAR, log.env_value())
+        .env("LD_PRELOAD", preload);
+    // SAFETY: fcntl is async-signal-safe; `fd` stays open in vp (and so in
+    // the forked child) until the log is dropped, after the spawn.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Some(log)
 }
 
 /// A sentence saying why the filter could not be installed.

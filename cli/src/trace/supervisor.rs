@@ -10,10 +10,11 @@ use std::collections::HashSet;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::Duration;
 
 use super::decode::{self, EmptyPath, Source, Target};
 use super::filter::{AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
+use super::in_process::{self, InProcessLog};
 use super::log::{Access, AccessLog, AtCall};
 use super::notify::{self, Readiness};
 use super::tracee;
@@ -28,7 +29,10 @@ pub(crate) type SeenThreads = Arc<Mutex<HashSet<u32>>>;
 pub(crate) struct Supervisor {
     listener: OwnedFd,
     log: AccessLog,
-    started: Instant,
+    /// When the supervisor started, on the clock in-process records use.
+    started_ns: u64,
+    /// What the preload library recorded, read once the tree is gone.
+    in_process: Option<InProcessLog>,
     /// Reused for every path string read from a tracee.
     buf: Vec<u8>,
     /// Every thread id that made a notified call, shared with the `Trace`
@@ -38,13 +42,17 @@ pub(crate) struct Supervisor {
 }
 
 impl Supervisor {
-    pub(crate) fn new(listener: OwnedFd) -> std::io::Result<Self> {
+    pub(crate) fn new(
+        listener: OwnedFd,
+        in_process: Option<InProcessLog>,
+    ) -> std::io::Result<Self> {
         // Ask for the 6.6+ synchronous wake-up; older kernels just say no.
         let _ = notify::set_sync_wake_up(listener.as_fd());
         Ok(Self {
             listener,
             log: AccessLog::default(),
-            started: Instant::now(),
+            started_ns: in_process::monotonic_ns(),
+            in_process,
             buf: Vec::with_capacity(256),
             seen: Arc::default(),
             last_tid: 0,
@@ -65,15 +73,26 @@ impl Supervisor {
         loop {
             match notify::wait(self.listener.as_fd()) {
                 Ok(Readiness::Pending) => self.serve_one(),
-                Ok(Readiness::HungUp) => return self.log,
+                Ok(Readiness::HungUp) => return self.finish(),
                 Ok(Readiness::Idle) => {}
                 Err(err) => {
+                    // The tree may still be running: its in-process log
+                    // cannot be read, and the run is untraceable anyway.
                     self.log
                         .mark_untraceable(format!("the tracer could not poll its listener: {err}"));
                     return self.log;
                 }
             }
         }
+    }
+
+    /// The log, with what the tree recorded in-process merged in. Only
+    /// once no traced thread is left can nothing more be written there.
+    fn finish(mut self) -> AccessLog {
+        if let Some(in_process) = self.in_process.take() {
+            in_process.drain_into(&mut self.log, self.started_ns);
+        }
+        self.log
     }
 
     fn serve_one(&mut self) {
@@ -92,7 +111,8 @@ impl Supervisor {
                 return;
             }
         };
-        let at = self.started.elapsed();
+        self.log.counts.notified += 1;
+        let at = Duration::from_nanos(in_process::monotonic_ns().saturating_sub(self.started_ns));
         let tid = req.pid;
         if tid != self.last_tid {
             self.last_tid = tid;

@@ -1,0 +1,689 @@
+//! In-process recording: the shared-memory log a traced task's dynamically
+//! linked programs write their read-only file accesses into, through the
+//! preload library (`cli/preload/vp_trace_preload.c`), instead of stopping
+//! for a seccomp notification each.
+//!
+//! Per traced spawn, vp creates the log (a memfd), hands the child its fd,
+//! `LD_PRELOAD` and `VP_TRACE_LOG`, and builds the filter to let calls from
+//! the library's trampoline page (at an address chosen per spawn) through. Once the
+//! traced tree is gone, the supervisor reads the log here and merges its
+//! records with the notified accesses, in time order. A record is decoded
+//! by the same `decode::decode` as a notification, so both paths agree on
+//! what a call means; a record the library should never have written (a
+//! call that writes, an unknown number, a torn record) makes the run
+//! untraceable rather than silently dropping an access.
+//!
+//! The layout below is shared with the C library: change both together.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+#[cfg(test)]
+use std::path::PathBuf;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::decode::{self, Source};
+use super::log::{Access, AccessLog};
+use super::tracee;
+use crate::embedded::Embedded;
+
+/// Where the library's trampoline page may go: one page, chosen at random
+/// per traced spawn, in this range. Above what V8's random placement uses
+/// (below 2^46) and below where executables and shared libraries land
+/// (0x55.. and 0x7f..); a process that has something there already keeps
+/// the library off and is notified as before.
+///
+/// Random, because the filter allows calls from that page's `syscall`
+/// alone: a vp run inside a traced task (whose own filter cannot be
+/// installed) hands its children a log and a trampoline of its own, and
+/// calls from that other page are still notified to the outer vp.
+const TRAMPOLINE_PAGES: std::ops::Range<u64> = (0x4100_0000_0000 / PAGE)..(0x4f00_0000_0000 / PAGE);
+const PAGE: u64 = 4096;
+/// Offset of the byte after the trampoline's `syscall`: the instruction
+/// pointer the kernel reports for calls made there.
+const TRAMPOLINE_RETURN_OFFSET: u64 = 25;
+
+const LOG_MAGIC: u64 = u64::from_le_bytes(*b"RACELOG1");
+/// Records start at this offset; the header is before it.
+const LOG_DATA: usize = 4096;
+/// Virtual size of the log. Only written pages use memory; a task that
+/// fills it has its further calls notified (counted as dropped).
+const CAPACITY: usize = 64 << 20;
+/// `struct record` of the C library, without its path bytes.
+const RECORD_HEADER: usize = 4 + 4 + 8 + 8 + 6 * 8 + 2 + 2 + 4;
+const HEAD_OFFSET: usize = 24;
+const DROPPED_OFFSET: usize = 32;
+
+/// The preload library, embedded in the binary (built by `cli/build.rs`).
+pub(crate) const LIBRARY: Embedded = Embedded {
+    what: "in-process tracer library",
+    file_name: concat!(
+        "vp-trace-preload-",
+        env!("CARGO_PKG_VERSION"),
+        "-",
+        env!("VP_TRACE_PRELOAD_HASH"),
+        ".so"
+    ),
+    bytes: include_bytes!(concat!(env!("OUT_DIR"), "/vp-trace-preload.so")),
+};
+
+/// Set to `0` (or `false`, `off`) to leave the library out: every access
+/// is then notified. For telling whether a problem comes from it.
+pub(crate) const SWITCH_VAR: &str = "VP_TRACE_IN_PROCESS";
+
+/// Whether the switch leaves in-process recording on.
+pub(crate) fn enabled_by(switch: Option<&OsStr>) -> bool {
+    !switch.is_some_and(|v| {
+        let v = v.to_string_lossy();
+        let v = v.trim();
+        v == "0" || v.eq_ignore_ascii_case("false") || v.eq_ignore_ascii_case("off")
+    })
+}
+
+/// The library for the traced commands of one vp invocation, written to
+/// `dir` if needed: `Ok(None)` when [`SWITCH_VAR`] (`switch`) turns it off,
+/// `Err` (for the user) when it cannot be used here. Either way every
+/// access is then notified.
+pub(crate) fn library_for_run(
+    dir: &Path,
+    switch: Option<&OsStr>,
+) -> Result<Option<std::path::PathBuf>, String> {
+    if !enabled_by(switch) {
+        return Ok(None);
+    }
+    let path = crate::embedded::materialize(dir, &LIBRARY).map_err(|e| {
+        let mut message = e.to_string();
+        if let Some(source) = std::error::Error::source(&e) {
+            message.push_str(&format!(": {source}"));
+        }
+        message
+    })?;
+    // ld.so would print an error in every traced process, not just skip it.
+    if on_noexec_mount(&path) {
+        return Err(format!(
+            "`{}` is on a file system mounted noexec (set XDG_CACHE_HOME to a directory elsewhere)",
+            dir.display()
+        ));
+    }
+    Ok(Some(path))
+}
+
+fn on_noexec_mount(path: &Path) -> bool {
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: all-zero is a valid statvfs; the call writes into it.
+    let mut fs: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a statvfs we own.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut fs) };
+    rc == 0 && fs.f_flag & libc::ST_NOEXEC != 0
+}
+
+/// The name of the variable that tells the library where its log is.
+pub(crate) const LOG_VAR: &str = "VP_TRACE_LOG";
+
+/// One traced spawn's log, mapped in vp.
+pub(crate) struct InProcessLog {
+    fd: OwnedFd,
+    map: NonNull<u8>,
+    nonce: u64,
+    /// The trampoline page's address in every process of this tree.
+    trampoline: u64,
+}
+
+// SAFETY: the mapping is owned by this value alone in vp; it is moved to the
+// supervisor's thread and read there once the traced tree is gone.
+unsafe impl Send for InProcessLog {}
+
+impl std::fmt::Debug for InProcessLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessLog")
+            .field("fd", &self.fd.as_raw_fd())
+            .finish_non_exhaustive()
+    }
+}
+
+impl InProcessLog {
+    /// A fresh, empty log (close-on-exec in vp; the spawn clears the flag
+    /// in the child only).
+    pub(crate) fn create() -> io::Result<Self> {
+        // SAFETY: a static NUL-terminated name; the flags are valid.
+        let raw = unsafe { libc::memfd_create(c"vp-trace-log".as_ptr(), libc::MFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: memfd_create returned a new fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: ftruncate on the fd we own.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), CAPACITY as libc::off_t) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a new shared mapping of the whole file; checked below.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                CAPACITY,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let map =
+            NonNull::new(map.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave NULL"))?;
+        let mut random = [0u8; 16];
+        getrandom::fill(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
+        let [nonce, page] = [&random[..8], &random[8..]].map(|half| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(half);
+            u64::from_le_bytes(word)
+        });
+        let pages = TRAMPOLINE_PAGES.end - TRAMPOLINE_PAGES.start;
+        let log = Self {
+            fd,
+            map,
+            nonce,
+            trampoline: (TRAMPOLINE_PAGES.start + page % pages) * PAGE,
+        };
+        let header = [LOG_MAGIC, log.nonce, CAPACITY as u64, LOG_DATA as u64, 0];
+        for (i, word) in header.iter().enumerate() {
+            log.word(i * 8).store(*word, Ordering::Relaxed);
+        }
+        Ok(log)
+    }
+
+    /// The fd the child must inherit.
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// The value of [`LOG_VAR`] for the child: fd, nonce and trampoline
+    /// address, in hex.
+    pub(crate) fn env_value(&self) -> String {
+        format!(
+            "{:x}:{:x}:{:x}",
+            self.fd.as_raw_fd(),
+            self.nonce,
+            self.trampoline
+        )
+    }
+
+    /// The instruction pointer of calls made by this log's trampoline, for
+    /// the filter to allow.
+    pub(crate) fn allowed_from(&self) -> u64 {
+        self.trampoline + TRAMPOLINE_RETURN_OFFSET
+    }
+
+    fn word(&self, offset: usize) -> &AtomicU64 {
+        debug_assert!(offset.is_multiple_of(8) && offset + 8 <= LOG_DATA);
+        // SAFETY: in bounds of the mapping, 8-aligned (the mapping is
+        // page-aligned), and only ever accessed atomically by every writer.
+        unsafe { &*self.map.as_ptr().add(offset).cast::<AtomicU64>() }
+    }
+
+    /// Reads the log into `log` once no process can write to it any more
+    /// (the supervisor's listener hung up: every traced thread is gone).
+    /// `started_ns` is the supervisor's start on `CLOCK_MONOTONIC`.
+    pub(crate) fn drain_into(&self, log: &mut AccessLog, started_ns: u64) {
+        let head = self.word(HEAD_OFFSET).load(Ordering::Acquire);
+        let dropped = self.word(DROPPED_OFFSET).load(Ordering::Relaxed);
+        let end = usize::try_from(head).unwrap_or(CAPACITY).min(CAPACITY);
+        // SAFETY: the mapping is CAPACITY bytes, and no writer is left.
+        let bytes = unsafe { std::slice::from_raw_parts(self.map.as_ptr(), end) };
+        let recorded = read_records(bytes, started_ns, log);
+        log.counts.in_process = recorded.len() as u64;
+        log.counts.in_process_dropped = dropped;
+        merge(&mut log.accesses, recorded);
+    }
+}
+
+impl Drop for InProcessLog {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `create`, unmapped once.
+        unsafe {
+            libc::munmap(self.map.as_ptr().cast(), CAPACITY);
+        }
+    }
+}
+
+/// Now on `CLOCK_MONOTONIC`, the clock the library stamps records with.
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    (now.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(now.tv_nsec as u64)
+}
+
+/// One record as the library wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Record<'a> {
+    tid: u32,
+    time_ns: u64,
+    nr: i64,
+    args: [u64; 6],
+    path: &'a [u8],
+    /// The cwd a relative path is under (empty for absolute paths).
+    base: &'a [u8],
+}
+
+/// Why a record cannot be read; each makes the run untraceable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum RecordError {
+    #[error("a traced process stopped while recording a file access in-process")]
+    Torn,
+    #[error("the in-process log of file accesses is corrupt")]
+    Corrupt,
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(word)
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+fn u16_at(bytes: &[u8], at: usize) -> usize {
+    usize::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]))
+}
+
+/// The record at `at` and its length.
+fn parse_record(bytes: &[u8], at: usize) -> Result<(Record<'_>, usize), RecordError> {
+    if at + RECORD_HEADER > bytes.len() {
+        return Err(RecordError::Corrupt);
+    }
+    let len = u32_at(bytes, at) as usize;
+    if len == 0 {
+        return Err(RecordError::Torn);
+    }
+    let path_len = u16_at(bytes, at + 72);
+    let base_len = u16_at(bytes, at + 74);
+    if !len.is_multiple_of(8) || len < RECORD_HEADER + path_len + base_len || at + len > bytes.len()
+    {
+        return Err(RecordError::Corrupt);
+    }
+    let mut args = [0u64; 6];
+    for (i, arg) in args.iter_mut().enumerate() {
+        *arg = u64_at(bytes, at + 24 + i * 8);
+    }
+    let path_at = at + RECORD_HEADER;
+    Ok((
+        Record {
+            tid: u32_at(bytes, at + 4),
+            time_ns: u64_at(bytes, at + 8),
+            nr: u64_at(bytes, at + 16) as i64,
+            args,
+            path: &bytes[path_at..path_at + path_len],
+            base: &bytes[path_at + path_len..path_at + path_len + base_len],
+        },
+        len,
+    ))
+}
+
+/// Every record in `bytes` (the log up to its head) as accesses, sorted by
+/// time. A problem marks `log` untraceable and ends the reading.
+fn read_records(bytes: &[u8], started_ns: u64, log: &mut AccessLog) -> Vec<Access> {
+    let mut out = Vec::new();
+    let mut at = LOG_DATA;
+    while at < bytes.len() {
+        match parse_record(bytes, at) {
+            Ok((record, len)) => {
+                if let Err(reason) = push_accesses(&record, started_ns, &mut out) {
+                    log.mark_untraceable(reason);
+                    break;
+                }
+                at += len;
+            }
+            Err(err) => {
+                log.mark_untraceable(err.to_string());
+                break;
+            }
+        }
+    }
+    // Writers reserve space before they read the clock: nearly sorted.
+    out.sort_by_key(|access| access.at);
+    out
+}
+
+/// The accesses one record names, decoded like a notification.
+fn push_accesses(
+    record: &Record<'_>,
+    started_ns: u64,
+    out: &mut Vec<Access>,
+) -> Result<(), String> {
+    let unexpected = || {
+        format!(
+            "the in-process tracer recorded a system call it must leave to the supervisor (number {})",
+            record.nr
+        )
+    };
+    let targets = decode::decode(record.nr, record.args, |_| None);
+    let [Some(target), None] = targets else {
+        return Err(unexpected());
+    };
+    let Source::Path { dirfd, .. } = target.source else {
+        return Err(unexpected());
+    };
+    if target.op.changes_name() || record.path.is_empty() {
+        return Err(unexpected());
+    }
+    let relative = !record.path.starts_with(b"/");
+    if relative && (dirfd != libc::AT_FDCWD || !record.base.starts_with(b"/")) {
+        return Err(unexpected());
+    }
+    let base = Path::new(OsStr::from_bytes(record.base));
+    let path = tracee::absolute(record.tid, record.path, || Ok(Some(base.to_path_buf())))
+        .ok()
+        .flatten()
+        .ok_or_else(unexpected)?;
+    out.push(Access {
+        at: Duration::from_nanos(record.time_ns.saturating_sub(started_ns)),
+        tid: record.tid,
+        path,
+        op: target.op,
+        follow: target.follow,
+        at_call: None,
+    });
+    Ok(())
+}
+
+/// Merges `recorded` (sorted by time) into `notified` (in the order the
+/// supervisor received them, which is time order): stable, notified first
+/// on a tie. Causally ordered calls are never swapped: a notified call's
+/// time is taken before it is let run, a recorded call's before it is made.
+fn merge(notified: &mut Vec<Access>, recorded: Vec<Access>) {
+    if recorded.is_empty() {
+        return;
+    }
+    let mut merged = Vec::with_capacity(notified.len() + recorded.len());
+    let mut recorded = recorded.into_iter().peekable();
+    for access in notified.drain(..) {
+        while let Some(next) = recorded.next_if(|r| r.at < access.at) {
+            merged.push(next);
+        }
+        merged.push(access);
+    }
+    merged.extend(recorded);
+    *notified = merged;
+}
+
+/// `LD_PRELOAD` for the child: the library first, then whatever the task
+/// had. `None` when the library's path cannot be listed there (ld.so splits
+/// on spaces and colons).
+pub(crate) fn preload_value(
+    library: &Path,
+    existing: Option<&OsStr>,
+) -> Option<std::ffi::OsString> {
+    let bytes = library.as_os_str().as_bytes();
+    if bytes
+        .iter()
+        .any(|b| matches!(b, b' ' | b':' | b'\t' | b'\n'))
+    {
+        return None;
+    }
+    let mut value = library.as_os_str().to_owned();
+    if let Some(existing) = existing.filter(|e| !e.is_empty()) {
+        value.push(":");
+        value.push(existing);
+    }
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::log::Op;
+
+    fn abs(path: &str) -> PathBuf {
+        PathBuf::from(path)
+    }
+
+    /// Builds one record as the C library lays it out.
+    fn record(
+        tid: u32,
+        time_ns: u64,
+        nr: i64,
+        args: [u64; 6],
+        path: &[u8],
+        base: &[u8],
+    ) -> Vec<u8> {
+        let len = (RECORD_HEADER + path.len() + base.len()).div_ceil(8) * 8;
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(&(len as u32).to_le_bytes());
+        out.extend_from_slice(&tid.to_le_bytes());
+        out.extend_from_slice(&time_ns.to_le_bytes());
+        out.extend_from_slice(&nr.to_le_bytes());
+        for arg in args {
+            out.extend_from_slice(&arg.to_le_bytes());
+        }
+        out.extend_from_slice(&(path.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(base.len() as u16).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(path);
+        out.extend_from_slice(base);
+        out.resize(len, 0);
+        out
+    }
+
+    fn log_of(records: &[Vec<u8>]) -> Vec<u8> {
+        let mut bytes = vec![0u8; LOG_DATA];
+        for r in records {
+            bytes.extend_from_slice(r);
+        }
+        bytes
+    }
+
+    const CWD: u64 = libc::AT_FDCWD as u64;
+
+    fn open_read(path: &[u8], base: &[u8], time_ns: u64) -> Vec<u8> {
+        record(
+            7,
+            time_ns,
+            libc::SYS_openat,
+            [CWD, 0, 0, 0, 0, 0],
+            path,
+            base,
+        )
+    }
+
+    #[test]
+    fn records_become_accesses_like_notifications() {
+        let bytes = log_of(&[
+            open_read(b"/w/src/a.js", b"", 1_500),
+            open_read(b"b.js", b"/w/src", 1_200),
+            record(
+                8,
+                1_300,
+                libc::SYS_statx,
+                [CWD, 0, libc::AT_SYMLINK_NOFOLLOW as u64, 0, 0, 0],
+                b"/w/link",
+                b"",
+            ),
+            record(
+                8,
+                1_400,
+                libc::SYS_readlinkat,
+                [CWD, 0, 0, 0, 0, 0],
+                b"./l",
+                b"/w",
+            ),
+        ]);
+        let mut log = AccessLog::default();
+        let accesses = read_records(&bytes, 1_000, &mut log);
+        assert!(log.untraceable.is_empty(), "{:?}", log.untraceable);
+        let seen: Vec<_> = accesses
+            .iter()
+            .map(|a| (a.at.as_nanos(), a.path.clone(), a.op, a.follow))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (200, abs("/w/src/b.js"), Op::Read, true),
+                (300, abs("/w/link"), Op::Stat, false),
+                (400, abs("/w/l"), Op::ReadLink, false),
+                (500, abs("/w/src/a.js"), Op::Read, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_record_that_writes_makes_the_run_untraceable() {
+        let write = (libc::O_WRONLY | libc::O_TRUNC) as u64;
+        let bytes = log_of(&[record(
+            1,
+            5,
+            libc::SYS_openat,
+            [CWD, 0, write, 0, 0, 0],
+            b"/w/out",
+            b"",
+        )]);
+        let mut log = AccessLog::default();
+        assert!(read_records(&bytes, 0, &mut log).is_empty());
+        assert_eq!(log.untraceable.len(), 1, "{:?}", log.untraceable);
+        // An unknown number, and a relative path without its cwd, too.
+        for bad in [
+            record(1, 5, libc::SYS_read, [0; 6], b"/w/x", b""),
+            record(1, 5, libc::SYS_openat, [3, 0, 0, 0, 0, 0], b"rel", b""),
+            record(1, 5, libc::SYS_openat, [CWD, 0, 0, 0, 0, 0], b"rel", b""),
+        ] {
+            let mut log = AccessLog::default();
+            assert!(read_records(&log_of(&[bad]), 0, &mut log).is_empty());
+            assert!(!log.untraceable.is_empty());
+        }
+    }
+
+    #[test]
+    fn torn_and_corrupt_logs_are_untraceable_not_truncated_silently() {
+        let good = open_read(b"/w/a", b"", 10);
+        // A writer that died between reserving and committing.
+        let mut torn = log_of(std::slice::from_ref(&good));
+        torn.extend_from_slice(&[0u8; 96]);
+        let mut log = AccessLog::default();
+        assert_eq!(read_records(&torn, 0, &mut log).len(), 1);
+        assert_eq!(log.untraceable, [RecordError::Torn.to_string()]);
+        // A length that runs past the head, or is not a multiple of 8.
+        for len in [4096u32, 97] {
+            let mut bad = good.clone();
+            bad[..4].copy_from_slice(&len.to_le_bytes());
+            let mut log = AccessLog::default();
+            assert!(read_records(&log_of(&[bad]), 0, &mut log).is_empty());
+            assert_eq!(log.untraceable, [RecordError::Corrupt.to_string()]);
+        }
+        // A header cut short by the head.
+        let mut log = AccessLog::default();
+        let cut = log_of(&[good[..20].to_vec()]);
+        assert!(read_records(&cut, 0, &mut log).is_empty());
+        assert_eq!(log.untraceable, [RecordError::Corrupt.to_string()]);
+    }
+
+    fn at(ms: u64, path: &str) -> Access {
+        Access {
+            at: Duration::from_millis(ms),
+            tid: 1,
+            path: abs(path),
+            op: Op::Read,
+            follow: true,
+            at_call: None,
+        }
+    }
+
+    #[test]
+    fn merge_keeps_time_order_and_puts_notified_first_on_a_tie() {
+        let mut notified = vec![at(1, "/n1"), at(5, "/n5"), at(9, "/n9")];
+        merge(
+            &mut notified,
+            vec![at(0, "/r0"), at(5, "/r5"), at(6, "/r6"), at(12, "/r12")],
+        );
+        let order: Vec<_> = notified
+            .iter()
+            .map(|a| a.path.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(order, ["/r0", "/n1", "/n5", "/r5", "/r6", "/n9", "/r12"]);
+    }
+
+    #[test]
+    fn preload_keeps_the_tasks_own_libraries_after_ours() {
+        let ours = Path::new("/c/vp/lib.so");
+        assert_eq!(
+            preload_value(ours, None).as_deref(),
+            Some(OsStr::new("/c/vp/lib.so"))
+        );
+        assert_eq!(
+            preload_value(ours, Some(OsStr::new("/x/a.so"))).as_deref(),
+            Some(OsStr::new("/c/vp/lib.so:/x/a.so"))
+        );
+        assert_eq!(preload_value(Path::new("/my cache/lib.so"), None), None);
+    }
+
+    #[test]
+    fn the_switch_turns_recording_off_only_when_asked() {
+        assert!(enabled_by(None));
+        assert!(enabled_by(Some(OsStr::new("1"))));
+        assert!(enabled_by(Some(OsStr::new(""))));
+        for off in ["0", "false", "OFF", " off "] {
+            assert!(!enabled_by(Some(OsStr::new(off))), "{off}");
+        }
+    }
+
+    #[test]
+    fn the_library_is_written_once_and_the_switch_skips_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(library_for_run(dir.path(), Some(OsStr::new("0"))), Ok(None));
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
+        let path = library_for_run(dir.path(), None)
+            .expect("usable")
+            .expect("on");
+        assert_eq!(std::fs::read(&path).expect("written"), LIBRARY.bytes);
+        let err = library_for_run(Path::new("/proc/vp-no-such-dir"), None).expect_err("unwritable");
+        assert!(err.contains("/proc/vp-no-such-dir"), "{err}");
+    }
+
+    #[test]
+    fn the_embedded_library_is_a_shared_object() {
+        assert!(LIBRARY.bytes.starts_with(b"\x7fELF"));
+    }
+
+    #[test]
+    fn a_new_log_has_the_header_the_library_checks() {
+        let log = InProcessLog::create().expect("memfd");
+        let mut header = [0u8; 40];
+        // SAFETY: pread into our buffer from the log's fd.
+        let n = unsafe { libc::pread(log.raw_fd(), header.as_mut_ptr().cast(), 40, 0) };
+        assert_eq!(n, 40);
+        assert_eq!(u64_at(&header, 0), LOG_MAGIC);
+        assert_eq!(u64_at(&header, 8), log.nonce);
+        assert_eq!(u64_at(&header, 16), CAPACITY as u64);
+        assert_eq!(u64_at(&header, 24), LOG_DATA as u64);
+        let env = log.env_value();
+        assert_eq!(
+            env,
+            format!("{:x}:{:x}:{:x}", log.raw_fd(), log.nonce, log.trampoline)
+        );
+        assert_eq!(log.trampoline % PAGE, 0);
+        assert!(TRAMPOLINE_PAGES.contains(&(log.trampoline / PAGE)));
+        assert_eq!(log.allowed_from(), log.trampoline + 25);
+        // Two spawns get two trampolines (a nested vp's is not the outer's).
+        let other = InProcessLog::create().expect("memfd");
+        assert_ne!((other.nonce, other.trampoline), (log.nonce, log.trampoline));
+        // An empty log reads as nothing, and nothing is untraceable.
+        let mut access_log = AccessLog::default();
+        log.drain_into(&mut access_log, 0);
+        assert!(access_log.accesses.is_empty() && access_log.untraceable.is_empty());
+    }
+}
