@@ -103,13 +103,16 @@ rustc -O -o "$STATLOOP" "$STATLOOP.rs"
 per_call() { # mode → µs per stat (median of 3)
   local runs=() t
   for _ in 1 2 3; do
-    if [ "$1" = traced ]; then t=$(measure "$VP" trace --root "$APP" -- "$STATLOOP" $STAT_CALLS)
-    else t=$(measure "$STATLOOP" $STAT_CALLS); fi
+    case "$1" in
+      traced) t=$(measure "$VP" trace --root "$APP" -- "$STATLOOP" $STAT_CALLS) ;;
+      notified) t=$(VP_TRACE_IN_PROCESS=0 measure "$VP" trace --root "$APP" -- "$STATLOOP" $STAT_CALLS) ;;
+      *) t=$(measure "$STATLOOP" $STAT_CALLS) ;;
+    esac
     runs+=("$(awk -v n=$STAT_CALLS '{ printf "%.2f", $1 * 1e6 / n }' <<<"$t")")
   done
   printf '%s\n' "${runs[@]}" | median
 }
-su=$(per_call untraced); st=$(per_call traced)
+su=$(per_call untraced); st=$(per_call traced); sn=$(per_call notified)
 
 # --- the floor: a supervisor that does nothing but answer (bench/notify-floor.rs) ---
 FLOOR=$BENCH_DIR/notify-floor
@@ -134,7 +137,8 @@ $ROUNDS interleaved rounds, medians; one traced build records $NOTIFIED file acc
 | **ratio** | **$(ratio "$tw" "$uw")** | **$(ratio "$tc" "$uc")** |
 
 Per-syscall cost: $STAT_CALLS × \`stat("/etc/hostname")\` (statx) in one thread, median of 3:
-untraced ${su} µs per call, traced ${st} µs per call.
+untraced ${su} µs per call; traced, recorded in-process (the default) ${st} µs per call;
+traced with \`VP_TRACE_IN_PROCESS=0\` (every call notified) ${sn} µs per call.
 
 The same loop under a minimal supervisor (\`bench/notify-floor.rs\`, median of 3): answering
 only ${fb} µs per call; reading the path (\`process_vm_readv\`) and checking the id, as vp does,

@@ -78,8 +78,6 @@ fn build_preload(manifest_dir: &Path, out_dir: &Path) -> Result<(), String> {
         ])
         .arg(&dest)
         .arg(&source)
-        // dlsym: in libc since glibc 2.34, in libdl before.
-        .args(["-Wl,--as-needed", "-ldl"])
         .status()
         .map_err(|e| {
             format!(

@@ -8,7 +8,9 @@
  * two such calls per file it reads, so a build that reads 50,000 files pays
  * more for the notifications than for its own work. This library wraps the
  * libc functions that only read (open without write flags, the stat family,
- * access, readlink, and `syscall()`, through which libuv calls statx). Each
+ * access, readlink, and `syscall()`, through which libuv calls statx).
+ * It needs nothing from libc newer than glibc 2.17, so it loads into
+ * programs on older systems too. Each
  * wrapper writes the call's number, arguments and path into a shared-memory
  * log vp gave the task, then issues the call from a trampoline page at an
  * address vp chose for this task (at random). vp's seccomp filter lets
@@ -27,7 +29,6 @@
  * the two must change together. Linux x86_64 only, like the filter.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -58,14 +59,24 @@ struct log_header {
 	uint64_t capacity; /* bytes of the whole mapping */
 	uint64_t head;     /* atomic: offset of the next free byte */
 	uint64_t dropped;  /* atomic: calls that went the notified way because the log was full */
+	uint64_t seq;      /* atomic: the order of calls, shared with vp's supervisor */
 };
 
-/* One record, 8-byte aligned; `len` is stored last (release), so a reader
- * that sees it non-zero sees the whole record. */
+/* `len` of a record whose writer has not committed it: its call was not
+ * made (a record is committed before its call), the reader skips it. A
+ * record whose `len` is still 0 is skipped too, word by word. */
+#define LEN_PENDING 0x80000000u
+/* `len` where the log ends: the first writer that did not fit wrote it. */
+#define LEN_END 0xffffffffu
+
+/* One record, 8-byte aligned. `len` is stored at once with LEN_PENDING
+ * and again without it last (release): a reader that sees it committed
+ * sees the whole record. */
 struct record {
 	uint32_t len;      /* bytes of the record, padding included */
 	uint32_t tid;
-	uint64_t time_ns;  /* CLOCK_MONOTONIC */
+	uint64_t seq;      /* from log_header.seq, taken just before the call */
+	uint64_t time_ns;  /* CLOCK_MONOTONIC, for display */
 	int64_t nr;
 	uint64_t args[6];
 	uint16_t path_len; /* bytes of the path, no NUL */
@@ -178,10 +189,20 @@ static int commit(struct log_header *h, long nr, const long args[6], const char 
 	size_t len = (sizeof(struct record) + path_len + base_len + 7) & ~(size_t)7;
 	uint64_t at = __atomic_fetch_add(&h->head, len, __ATOMIC_RELAXED);
 	if (at < LOG_DATA || at + len > h->capacity) {
+		/* The one reservation that crosses the end marks it (records are
+		 * 8-aligned, so there is room for the mark); later ones start past
+		 * the end. Either way the call goes the notified way. */
+		if (at >= LOG_DATA && at < h->capacity)
+			__atomic_store_n((uint32_t *)((char *)h + at), LEN_END, __ATOMIC_RELEASE);
 		__atomic_fetch_add(&h->dropped, 1, __ATOMIC_RELAXED);
 		return 0;
 	}
 	struct record *r = (struct record *)((char *)h + at);
+	/* The length is the record's first store: space left all zero by a
+	 * writer that died here is skipped word by word (x86 keeps stores in
+	 * order; the fence keeps the compiler from moving later ones up). */
+	__atomic_store_n(&r->len, (uint32_t)len | LEN_PENDING, __ATOMIC_RELAXED);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	r->tid = (uint32_t)call(SYS_gettid, 0, 0, 0, 0, 0, 0);
@@ -197,6 +218,7 @@ static int commit(struct log_header *h, long nr, const long args[6], const char 
 	if (base_len)
 		memcpy(bytes + path_len, base, base_len);
 	memset(bytes + path_len + base_len, 0, len - sizeof(struct record) - path_len - base_len);
+	r->seq = __atomic_fetch_add(&h->seq, 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&r->len, (uint32_t)len, __ATOMIC_RELEASE);
 	return 1;
 }
@@ -264,8 +286,8 @@ static int read_only_open(int flags)
 }
 
 /* The notified way: the same system call from libc's side of the filter.
- * For every wrapped function but faccessat with flags, this is all glibc
- * does on x86_64 (struct stat is the kernel's own layout there). */
+ * For every wrapped function this is all glibc does on x86_64 (struct stat
+ * is the kernel's own layout there). */
 static long raw(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
 	register long r10 __asm__("r10") = a4;
@@ -408,25 +430,6 @@ EXPORT int statx(int dirfd, const char *path, int flags, unsigned int mask, stru
 EXPORT int access(const char *path, int mode)
 {
 	return (int)traced_call(SYS_faccessat, AT_FDCWD, (long)path, mode, 0, 0, AT_FDCWD, path);
-}
-
-/* With flags, glibc picks faccessat2 or emulates it on old kernels: that
- * case is left to libc. */
-typedef int (*faccessat_fn)(int, const char *, int, int);
-
-EXPORT int faccessat(int dirfd, const char *path, int mode, int flags)
-{
-	if (flags == 0)
-		return (int)traced_call(SYS_faccessat, dirfd, (long)path, mode, 0, 0, dirfd, path);
-	static faccessat_fn real;
-	faccessat_fn f = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
-	if (!f) {
-		f = (faccessat_fn)dlsym(RTLD_NEXT, "faccessat");
-		if (!f)
-			return (int)set_errno(raw(SYS_faccessat2, dirfd, (long)path, mode, flags, 0, 0));
-		__atomic_store_n(&real, f, __ATOMIC_RELEASE);
-	}
-	return f(dirfd, path, mode, flags);
 }
 
 EXPORT ssize_t readlink(const char *path, char *buf, size_t size)

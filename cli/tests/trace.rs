@@ -690,26 +690,192 @@ fn in_process_recording_matches_for_coreutils_and_static_programs() {
     );
 }
 
-/// A task's own `LD_PRELOAD` stays, after vp's library.
+/// A task's own `LD_PRELOAD` stays, before vp's library: its wrappers run
+/// first and reach vp's through `RTLD_NEXT`, and the file is still an input.
 #[test]
-fn a_tasks_own_preload_is_kept() {
+fn a_tasks_own_preload_comes_first_and_still_reaches_vp() {
     let (_tmp, dir) = workdir();
-    let libc = "/lib/x86_64-linux-gnu/libc.so.6";
-    if !Path::new(libc).exists() {
+    let shim_src = dir.join("shim.c");
+    fs::write(
+        &shim_src,
+        r#"#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+typedef int (*open_fn)(const char *, int, ...);
+static int wrapped(const char *name, const char *path, int flags, int mode) {
+    if (strstr(path, "marked")) write(2, "shim saw open\n", 14);
+    return ((open_fn)dlsym(RTLD_NEXT, name))(path, flags, mode);
+}
+int open(const char *p, int f, ...) { va_list ap; va_start(ap, f); int m = va_arg(ap, int); va_end(ap); return wrapped("open", p, f, m); }
+int open64(const char *p, int f, ...) { va_list ap; va_start(ap, f); int m = va_arg(ap, int); va_end(ap); return wrapped("open64", p, f, m); }
+"#,
+    )
+    .expect("write shim");
+    let shim = dir.join("shim.so");
+    let built = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&shim)
+        .arg(&shim_src)
+        .status();
+    if !built.is_ok_and(|s| s.success()) {
+        eprintln!("!!!!! SKIPPED: no C compiler, the task-preload test did not run !!!!!");
         return;
     }
+    write(&dir, "marked.txt", "content");
     let out = Command::new(vp())
-        .args(["trace", "--root"])
+        .args(["trace", "--json", "--log", "--root"])
         .arg(&dir)
-        .args(["--", "sh", "-c", "echo \"$LD_PRELOAD\""])
-        .env("LD_PRELOAD", libc)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "cat marked.txt >/dev/null; echo \"$LD_PRELOAD\" >&2",
+        ])
+        .env("LD_PRELOAD", &shim)
         .current_dir(&dir)
         .output()
         .expect("run vp trace");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let preload = stdout.trim();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("shim saw open"), "{stderr}");
+    let preload = stderr
+        .lines()
+        .find(|l| l.contains("shim.so"))
+        .unwrap_or_default();
     assert!(
-        preload.ends_with(&format!(":{libc}")) && preload.contains("vp-trace-preload-"),
+        preload.starts_with(&format!("{}:", shim.display()))
+            && preload.contains("vp-trace-preload-"),
         "LD_PRELOAD in the task: {preload}"
     );
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        json["inputs"]["marked.txt"]["kind"], "content-read",
+        "{json}"
+    );
+    assert!(
+        json["calls"]["in_process"].as_u64().is_some_and(|n| n > 0),
+        "{}",
+        json["calls"]
+    );
+}
+
+/// Compiles `source` (C) into `dir/name`; `None` without a C compiler.
+fn c_program(dir: &Path, name: &str, source: &str) -> Option<PathBuf> {
+    let src = dir.join(format!("{name}.c"));
+    fs::write(&src, source).expect("write C source");
+    let bin = dir.join(name);
+    let built = Command::new("cc")
+        .args(["-O1", "-pthread", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status();
+    if built.is_ok_and(|s| s.success()) {
+        Some(bin)
+    } else {
+        eprintln!("!!!!! SKIPPED: no C compiler, `{name}` did not run !!!!!");
+        None
+    }
+}
+
+/// More calls than the in-process log holds: the rest are notified, and
+/// the run is complete (not "incomplete" because the log ran out).
+#[test]
+fn a_full_in_process_log_hands_the_rest_to_notification() {
+    let (_tmp, dir) = workdir();
+    let Some(bin) = c_program(
+        &dir,
+        "many-stats",
+        r#"#include <string.h>
+#include <sys/stat.h>
+int main(void) {
+    /* 3 KB paths (outside the root, missing): 25,000 fill the 64 MiB log. */
+    static char path[3200] = "/vp-missing";
+    for (size_t at = strlen(path); at + 200 < sizeof path; at += 200) {
+        path[at] = '/';
+        memset(path + at + 1, 'a', 199);
+    }
+    struct stat st;
+    for (int i = 0; i < 25000; i++) stat(path, &st);
+    return stat("input.txt", &st);
+}
+"#,
+    ) else {
+        return;
+    };
+    write(&dir, "input.txt", "last");
+    // Without `--log`: listing 25,000 3 KB paths is slow and beside the point.
+    let out = Command::new(vp())
+        .args(["trace", "--json", "--root"])
+        .arg(&dir)
+        .arg("--")
+        .arg(&bin)
+        .current_dir(&dir)
+        .output()
+        .expect("run vp trace");
+    let t = Traced {
+        json: serde_json::from_slice(&out.stdout).expect("JSON"),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: out.status.code(),
+    };
+    assert_eq!(t.code, Some(0), "{}", t.stderr);
+    assert_eq!(
+        t.list("untraceable"),
+        Vec::<&str>::new(),
+        "{}",
+        t.json["untraceable"]
+    );
+    assert!(
+        t.json["calls"]["in_process_dropped"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "the log did not fill: {}",
+        t.json["calls"]
+    );
+    assert_eq!(t.input("input.txt"), Some("metadata"), "{}", t.json);
+    assert_eq!(t.json["cacheable"], true);
+}
+
+/// Threads killed while recording (exit with others busy): a record that
+/// was never committed belongs to a call that was never made, so the run
+/// stays complete.
+#[test]
+fn threads_killed_while_recording_leave_the_run_complete() {
+    let (_tmp, dir) = workdir();
+    let Some(bin) = c_program(
+        &dir,
+        "exit-while-busy",
+        r#"#include <pthread.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+static void *spin(void *arg) {
+    struct stat st;
+    for (;;) stat((const char *)arg, &st);
+    return 0;
+}
+int main(void) {
+    struct stat st;
+    if (stat("input.txt", &st) != 0) return 1;
+    pthread_t t;
+    for (int i = 0; i < 3; i++) pthread_create(&t, 0, spin, "input.txt");
+    struct timespec two_ms = {0, 2000000};
+    nanosleep(&two_ms, 0);
+    _exit(0);
+}
+"#,
+    ) else {
+        return;
+    };
+    write(&dir, "input.txt", "x");
+    for _ in 0..5 {
+        let t = run(&dir, &[bin.to_str().expect("utf8")], &[]);
+        assert_eq!(
+            t.list("untraceable"),
+            Vec::<&str>::new(),
+            "{}",
+            t.json["untraceable"]
+        );
+        assert_eq!(t.input("input.txt"), Some("metadata"));
+    }
 }

@@ -83,6 +83,10 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         shown_command: &shown_command,
         exit_code,
         root: &root,
+        calls: match &outcome {
+            TraceOutcome::Traced(log) => Some(log.counts),
+            TraceOutcome::Untraced { .. } => None,
+        },
     };
     // vp's cache directory is excluded like `vp run` does, wherever
     // `VP_CACHE_DIR` puts it.

@@ -54,9 +54,14 @@ const LOG_DATA: usize = 4096;
 /// fills it has its further calls notified (counted as dropped).
 const CAPACITY: usize = 64 << 20;
 /// `struct record` of the C library, without its path bytes.
-const RECORD_HEADER: usize = 4 + 4 + 8 + 8 + 6 * 8 + 2 + 2 + 4;
+const RECORD_HEADER: usize = 4 + 4 + 8 + 8 + 8 + 6 * 8 + 2 + 2 + 4;
 const HEAD_OFFSET: usize = 24;
 const DROPPED_OFFSET: usize = 32;
+const SEQ_OFFSET: usize = 40;
+/// A record's `len` while its writer fills it in: its call was not made.
+const LEN_PENDING: u32 = 0x8000_0000;
+/// The `len` that marks the end of a log that filled up.
+const LEN_END: u32 = u32::MAX;
 
 /// The preload library, embedded in the binary (built by `cli/build.rs`).
 pub(crate) const LIBRARY: Embedded = Embedded {
@@ -152,14 +157,28 @@ impl InProcessLog {
     /// in the child only).
     pub(crate) fn create() -> io::Result<Self> {
         // SAFETY: a static NUL-terminated name; the flags are valid.
-        let raw = unsafe { libc::memfd_create(c"vp-trace-log".as_ptr(), libc::MFD_CLOEXEC) };
+        let raw = unsafe {
+            libc::memfd_create(
+                c"vp-trace-log".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            )
+        };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: memfd_create returned a new fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: ftruncate on the fd we own.
-        if unsafe { libc::ftruncate(fd.as_raw_fd(), CAPACITY as libc::off_t) } != 0 {
+        // SAFETY: ftruncate and fcntl on the fd we own. Sealed at its size:
+        // a traced process that truncated it would make vp's reading fault.
+        let sealed = unsafe {
+            libc::ftruncate(fd.as_raw_fd(), CAPACITY as libc::off_t) == 0
+                && libc::fcntl(
+                    fd.as_raw_fd(),
+                    libc::F_ADD_SEALS,
+                    libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
+                ) == 0
+        };
+        if !sealed {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: a new shared mapping of the whole file; checked below.
@@ -228,10 +247,21 @@ impl InProcessLog {
         unsafe { &*self.map.as_ptr().add(offset).cast::<AtomicU64>() }
     }
 
+    /// The next place in the order of the tree's calls, shared with the
+    /// library. The supervisor takes one for each notified call just before
+    /// letting it run: a call the library records while a write is held
+    /// comes before the write (it saw the old content), one made after the
+    /// write returned comes after it.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.word(SEQ_OFFSET).fetch_add(1, Ordering::SeqCst)
+    }
+
     /// Reads the log into `log` once no process can write to it any more
     /// (the supervisor's listener hung up: every traced thread is gone).
-    /// `started_ns` is the supervisor's start on `CLOCK_MONOTONIC`.
-    pub(crate) fn drain_into(&self, log: &mut AccessLog, started_ns: u64) {
+    /// `seqs` are the places of `log.accesses` in the order (see
+    /// `next_seq`); `started_ns` is the supervisor's start on
+    /// `CLOCK_MONOTONIC`, for the records' times.
+    pub(crate) fn drain_into(&self, log: &mut AccessLog, seqs: &[u64], started_ns: u64) {
         let head = self.word(HEAD_OFFSET).load(Ordering::Acquire);
         let dropped = self.word(DROPPED_OFFSET).load(Ordering::Relaxed);
         let end = usize::try_from(head).unwrap_or(CAPACITY).min(CAPACITY);
@@ -240,7 +270,7 @@ impl InProcessLog {
         let recorded = read_records(bytes, started_ns, log);
         log.counts.in_process = recorded.len() as u64;
         log.counts.in_process_dropped = dropped;
-        merge(&mut log.accesses, recorded);
+        merge(&mut log.accesses, seqs, recorded);
     }
 }
 
@@ -270,6 +300,7 @@ pub(crate) fn monotonic_ns() -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Record<'a> {
     tid: u32,
+    seq: u64,
     time_ns: u64,
     nr: i64,
     args: [u64; 6],
@@ -278,11 +309,9 @@ struct Record<'a> {
     base: &'a [u8],
 }
 
-/// Why a record cannot be read; each makes the run untraceable.
+/// Why a record cannot be read; it makes the run untraceable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 enum RecordError {
-    #[error("a traced process stopped while recording a file access in-process")]
-    Torn,
     #[error("the in-process log of file accesses is corrupt")]
     Corrupt,
 }
@@ -303,31 +332,57 @@ fn u16_at(bytes: &[u8], at: usize) -> usize {
     usize::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]))
 }
 
-/// The record at `at` and its length.
-fn parse_record(bytes: &[u8], at: usize) -> Result<(Record<'_>, usize), RecordError> {
-    if at + RECORD_HEADER > bytes.len() {
+/// What the log holds at one offset.
+#[derive(Debug)]
+enum Slot<'a> {
+    Record(Record<'a>, usize),
+    /// A record whose writer died before committing it; its call was not
+    /// made. Skipped by its length.
+    Pending(usize),
+    /// A zero word: space a writer reserved and died before marking (page
+    /// faults make that window real). Nothing of it was written (the
+    /// length is its first store), and its call was not made; the next
+    /// record starts at the next word that is not zero.
+    Unmarked,
+    /// The log filled up here; later calls were notified.
+    End,
+}
+
+/// The slot at `at`.
+fn parse_record(bytes: &[u8], at: usize) -> Result<Slot<'_>, RecordError> {
+    if at + 4 > bytes.len() {
         return Err(RecordError::Corrupt);
     }
-    let len = u32_at(bytes, at) as usize;
-    if len == 0 {
-        return Err(RecordError::Torn);
+    let word = u32_at(bytes, at);
+    if word == LEN_END {
+        return Ok(Slot::End);
     }
-    let path_len = u16_at(bytes, at + 72);
-    let base_len = u16_at(bytes, at + 74);
-    if !len.is_multiple_of(8) || len < RECORD_HEADER + path_len + base_len || at + len > bytes.len()
-    {
+    if word == 0 {
+        return Ok(Slot::Unmarked);
+    }
+    let len = (word & !LEN_PENDING) as usize;
+    if !len.is_multiple_of(8) || len < RECORD_HEADER || at + len > bytes.len() {
+        return Err(RecordError::Corrupt);
+    }
+    if word & LEN_PENDING != 0 {
+        return Ok(Slot::Pending(len));
+    }
+    let path_len = u16_at(bytes, at + 80);
+    let base_len = u16_at(bytes, at + 82);
+    if len < RECORD_HEADER + path_len + base_len {
         return Err(RecordError::Corrupt);
     }
     let mut args = [0u64; 6];
     for (i, arg) in args.iter_mut().enumerate() {
-        *arg = u64_at(bytes, at + 24 + i * 8);
+        *arg = u64_at(bytes, at + 32 + i * 8);
     }
     let path_at = at + RECORD_HEADER;
-    Ok((
+    Ok(Slot::Record(
         Record {
             tid: u32_at(bytes, at + 4),
-            time_ns: u64_at(bytes, at + 8),
-            nr: u64_at(bytes, at + 16) as i64,
+            seq: u64_at(bytes, at + 8),
+            time_ns: u64_at(bytes, at + 16),
+            nr: u64_at(bytes, at + 24) as i64,
             args,
             path: &bytes[path_at..path_at + path_len],
             base: &bytes[path_at + path_len..path_at + path_len + base_len],
@@ -336,28 +391,32 @@ fn parse_record(bytes: &[u8], at: usize) -> Result<(Record<'_>, usize), RecordEr
     ))
 }
 
-/// Every record in `bytes` (the log up to its head) as accesses, sorted by
-/// time. A problem marks `log` untraceable and ends the reading.
-fn read_records(bytes: &[u8], started_ns: u64, log: &mut AccessLog) -> Vec<Access> {
+/// Every record in `bytes` (the log up to its head) as accesses with their
+/// places in the order, sorted by it. A problem marks `log` untraceable
+/// and ends the reading.
+fn read_records(bytes: &[u8], started_ns: u64, log: &mut AccessLog) -> Vec<(u64, Access)> {
     let mut out = Vec::new();
     let mut at = LOG_DATA;
     while at < bytes.len() {
         match parse_record(bytes, at) {
-            Ok((record, len)) => {
+            Ok(Slot::Record(record, len)) => {
                 if let Err(reason) = push_accesses(&record, started_ns, &mut out) {
                     log.mark_untraceable(reason);
                     break;
                 }
                 at += len;
             }
+            Ok(Slot::Pending(len)) => at += len,
+            Ok(Slot::Unmarked) => at += 8,
+            Ok(Slot::End) => break,
             Err(err) => {
                 log.mark_untraceable(err.to_string());
                 break;
             }
         }
     }
-    // Writers reserve space before they read the clock: nearly sorted.
-    out.sort_by_key(|access| access.at);
+    // Writers take their place after reserving space: nearly sorted.
+    out.sort_by_key(|(seq, _)| *seq);
     out
 }
 
@@ -365,7 +424,7 @@ fn read_records(bytes: &[u8], started_ns: u64, log: &mut AccessLog) -> Vec<Acces
 fn push_accesses(
     record: &Record<'_>,
     started_ns: u64,
-    out: &mut Vec<Access>,
+    out: &mut Vec<(u64, Access)>,
 ) -> Result<(), String> {
     let unexpected = || {
         format!(
@@ -392,40 +451,47 @@ fn push_accesses(
         .ok()
         .flatten()
         .ok_or_else(unexpected)?;
-    out.push(Access {
-        at: Duration::from_nanos(record.time_ns.saturating_sub(started_ns)),
-        tid: record.tid,
-        path,
-        op: target.op,
-        follow: target.follow,
-        at_call: None,
-    });
+    out.push((
+        record.seq,
+        Access {
+            // The tracee's clock: off by its offset in a time namespace,
+            // which only the times shown by `vp trace --log` see.
+            at: Duration::from_nanos(record.time_ns.saturating_sub(started_ns)),
+            tid: record.tid,
+            path,
+            op: target.op,
+            follow: target.follow,
+            at_call: None,
+        },
+    ));
     Ok(())
 }
 
-/// Merges `recorded` (sorted by time) into `notified` (in the order the
-/// supervisor received them, which is time order): stable, notified first
-/// on a tie. Causally ordered calls are never swapped: a notified call's
-/// time is taken before it is let run, a recorded call's before it is made.
-fn merge(notified: &mut Vec<Access>, recorded: Vec<Access>) {
+/// Merges `recorded` (sorted by place) into `notified` (in the order the
+/// supervisor received them; `seqs[i]` is the place of `notified[i]`, in
+/// increasing order): notified first on a tie, which cannot happen.
+fn merge(notified: &mut Vec<Access>, seqs: &[u64], recorded: Vec<(u64, Access)>) {
     if recorded.is_empty() {
         return;
     }
+    debug_assert_eq!(notified.len(), seqs.len());
     let mut merged = Vec::with_capacity(notified.len() + recorded.len());
     let mut recorded = recorded.into_iter().peekable();
-    for access in notified.drain(..) {
-        while let Some(next) = recorded.next_if(|r| r.at < access.at) {
+    for (access, seq) in notified.drain(..).zip(seqs) {
+        while let Some((_, next)) = recorded.next_if(|(r, _)| r < seq) {
             merged.push(next);
         }
         merged.push(access);
     }
-    merged.extend(recorded);
+    merged.extend(recorded.map(|(_, access)| access));
     *notified = merged;
 }
 
-/// `LD_PRELOAD` for the child: the library first, then whatever the task
-/// had. `None` when the library's path cannot be listed there (ld.so splits
-/// on spaces and colons).
+/// `LD_PRELOAD` for the child: whatever the task had, then the library.
+/// Last, so that the task's own wrappers (libfaketime, a test shim) still
+/// come first and reach vp's through `RTLD_NEXT`. `None` when the
+/// library's path cannot be listed there (ld.so splits on spaces and
+/// colons).
 pub(crate) fn preload_value(
     library: &Path,
     existing: Option<&OsStr>,
@@ -437,12 +503,36 @@ pub(crate) fn preload_value(
     {
         return None;
     }
-    let mut value = library.as_os_str().to_owned();
+    let mut value = std::ffi::OsString::new();
     if let Some(existing) = existing.filter(|e| !e.is_empty()) {
-        value.push(":");
         value.push(existing);
+        value.push(":");
     }
+    value.push(library.as_os_str());
     Some(value)
+}
+
+/// `ASAN_OPTIONS` for the child. gcc's AddressSanitizer aborts a program
+/// whose first preloaded library is not its runtime; vp's library is a
+/// preload, so the check is turned off unless the task set it.
+pub(crate) fn asan_options_value(existing: Option<&OsStr>) -> Option<std::ffi::OsString> {
+    const NO_ORDER_CHECK: &str = "verify_asan_link_order=0";
+    match existing.filter(|e| !e.is_empty()) {
+        Some(existing)
+            if existing
+                .to_string_lossy()
+                .contains("verify_asan_link_order") =>
+        {
+            None
+        }
+        Some(existing) => {
+            let mut value = existing.to_owned();
+            value.push(":");
+            value.push(NO_ORDER_CHECK);
+            Some(value)
+        }
+        None => Some(NO_ORDER_CHECK.into()),
+    }
 }
 
 #[cfg(test)]
@@ -454,20 +544,15 @@ mod tests {
         PathBuf::from(path)
     }
 
-    /// Builds one record as the C library lays it out.
-    fn record(
-        tid: u32,
-        time_ns: u64,
-        nr: i64,
-        args: [u64; 6],
-        path: &[u8],
-        base: &[u8],
-    ) -> Vec<u8> {
+    /// Builds one record as the C library lays it out; its time is
+    /// 1000 + 100 ns per place in the order.
+    fn record(tid: u32, seq: u64, nr: i64, args: [u64; 6], path: &[u8], base: &[u8]) -> Vec<u8> {
         let len = (RECORD_HEADER + path.len() + base.len()).div_ceil(8) * 8;
         let mut out = Vec::with_capacity(len);
         out.extend_from_slice(&(len as u32).to_le_bytes());
         out.extend_from_slice(&tid.to_le_bytes());
-        out.extend_from_slice(&time_ns.to_le_bytes());
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.extend_from_slice(&(1_000 + seq * 100).to_le_bytes());
         out.extend_from_slice(&nr.to_le_bytes());
         for arg in args {
             out.extend_from_slice(&arg.to_le_bytes());
@@ -491,25 +576,18 @@ mod tests {
 
     const CWD: u64 = libc::AT_FDCWD as u64;
 
-    fn open_read(path: &[u8], base: &[u8], time_ns: u64) -> Vec<u8> {
-        record(
-            7,
-            time_ns,
-            libc::SYS_openat,
-            [CWD, 0, 0, 0, 0, 0],
-            path,
-            base,
-        )
+    fn open_read(path: &[u8], base: &[u8], seq: u64) -> Vec<u8> {
+        record(7, seq, libc::SYS_openat, [CWD, 0, 0, 0, 0, 0], path, base)
     }
 
     #[test]
     fn records_become_accesses_like_notifications() {
         let bytes = log_of(&[
-            open_read(b"/w/src/a.js", b"", 1_500),
-            open_read(b"b.js", b"/w/src", 1_200),
+            open_read(b"/w/src/a.js", b"", 5),
+            open_read(b"b.js", b"/w/src", 2),
             record(
                 8,
-                1_300,
+                3,
                 libc::SYS_statx,
                 [CWD, 0, libc::AT_SYMLINK_NOFOLLOW as u64, 0, 0, 0],
                 b"/w/link",
@@ -517,7 +595,7 @@ mod tests {
             ),
             record(
                 8,
-                1_400,
+                4,
                 libc::SYS_readlinkat,
                 [CWD, 0, 0, 0, 0, 0],
                 b"./l",
@@ -529,7 +607,7 @@ mod tests {
         assert!(log.untraceable.is_empty(), "{:?}", log.untraceable);
         let seen: Vec<_> = accesses
             .iter()
-            .map(|a| (a.at.as_nanos(), a.path.clone(), a.op, a.follow))
+            .map(|(_, a)| (a.at.as_nanos(), a.path.clone(), a.op, a.follow))
             .collect();
         assert_eq!(
             seen,
@@ -568,15 +646,49 @@ mod tests {
         }
     }
 
+    /// A writer that died before committing made no call: its record is
+    /// skipped, and the rest is read. So is the end mark of a full log.
     #[test]
-    fn torn_and_corrupt_logs_are_untraceable_not_truncated_silently() {
-        let good = open_read(b"/w/a", b"", 10);
-        // A writer that died between reserving and committing.
-        let mut torn = log_of(std::slice::from_ref(&good));
-        torn.extend_from_slice(&[0u8; 96]);
+    fn pending_records_are_skipped_and_the_end_mark_ends_the_log() {
+        let mut pending = open_read(b"/w/never-opened", b"", 1);
+        let len = pending.len() as u32;
+        pending[..4].copy_from_slice(&(len | LEN_PENDING).to_le_bytes());
+        let mut bytes = log_of(&[
+            open_read(b"/w/a", b"", 0),
+            pending,
+            open_read(b"/w/b", b"", 2),
+        ]);
+        bytes.extend_from_slice(&LEN_END.to_le_bytes());
+        bytes.extend_from_slice(&[0xAA; 60]);
         let mut log = AccessLog::default();
-        assert_eq!(read_records(&torn, 0, &mut log).len(), 1);
-        assert_eq!(log.untraceable, [RecordError::Torn.to_string()]);
+        let read: Vec<_> = read_records(&bytes, 0, &mut log)
+            .into_iter()
+            .map(|(_, a)| a.path)
+            .collect();
+        assert!(log.untraceable.is_empty(), "{:?}", log.untraceable);
+        assert_eq!(read, [abs("/w/a"), abs("/w/b")]);
+    }
+
+    /// A writer that died between reserving space and marking it left
+    /// zeros; the records after them are read.
+    #[test]
+    fn unmarked_space_is_skipped_to_the_next_record() {
+        let mut bytes = log_of(&[open_read(b"/w/a", b"", 0)]);
+        bytes.extend_from_slice(&[0u8; 96]);
+        bytes.extend_from_slice(&open_read(b"/w/b", b"", 1));
+        bytes.extend_from_slice(&[0u8; 8]);
+        let mut log = AccessLog::default();
+        let read: Vec<_> = read_records(&bytes, 0, &mut log)
+            .into_iter()
+            .map(|(_, a)| a.path)
+            .collect();
+        assert!(log.untraceable.is_empty(), "{:?}", log.untraceable);
+        assert_eq!(read, [abs("/w/a"), abs("/w/b")]);
+    }
+
+    #[test]
+    fn corrupt_logs_are_untraceable_not_truncated_silently() {
+        let good = open_read(b"/w/a", b"", 10);
         // A length that runs past the head, or is not a multiple of 8.
         for len in [4096u32, 97] {
             let mut bad = good.clone();
@@ -585,7 +697,12 @@ mod tests {
             assert!(read_records(&log_of(&[bad]), 0, &mut log).is_empty());
             assert_eq!(log.untraceable, [RecordError::Corrupt.to_string()]);
         }
-        // A header cut short by the head.
+        // A header cut short by the head, and a path longer than its record.
+        let mut long_path = good.clone();
+        long_path[80..82].copy_from_slice(&4000u16.to_le_bytes());
+        let mut log = AccessLog::default();
+        assert!(read_records(&log_of(&[long_path]), 0, &mut log).is_empty());
+        assert_eq!(log.untraceable, [RecordError::Corrupt.to_string()]);
         let mut log = AccessLog::default();
         let cut = log_of(&[good[..20].to_vec()]);
         assert!(read_records(&cut, 0, &mut log).is_empty());
@@ -604,21 +721,32 @@ mod tests {
     }
 
     #[test]
-    fn merge_keeps_time_order_and_puts_notified_first_on_a_tie() {
+    fn merge_follows_the_shared_order() {
         let mut notified = vec![at(1, "/n1"), at(5, "/n5"), at(9, "/n9")];
+        // Times disagree with the order (a time namespace): the order wins.
         merge(
             &mut notified,
-            vec![at(0, "/r0"), at(5, "/r5"), at(6, "/r6"), at(12, "/r12")],
+            &[1, 4, 8],
+            vec![
+                (0, at(70, "/r0")),
+                (5, at(0, "/r5")),
+                (6, at(0, "/r6")),
+                (12, at(0, "/r12")),
+            ],
         );
         let order: Vec<_> = notified
             .iter()
             .map(|a| a.path.to_string_lossy().into_owned())
             .collect();
         assert_eq!(order, ["/r0", "/n1", "/n5", "/r5", "/r6", "/n9", "/r12"]);
+        // Nothing recorded: the log stays as it is.
+        let mut alone = vec![at(1, "/n1")];
+        merge(&mut alone, &[0], Vec::new());
+        assert_eq!(alone, [at(1, "/n1")]);
     }
 
     #[test]
-    fn preload_keeps_the_tasks_own_libraries_after_ours() {
+    fn preload_puts_the_tasks_own_libraries_first() {
         let ours = Path::new("/c/vp/lib.so");
         assert_eq!(
             preload_value(ours, None).as_deref(),
@@ -626,9 +754,48 @@ mod tests {
         );
         assert_eq!(
             preload_value(ours, Some(OsStr::new("/x/a.so"))).as_deref(),
-            Some(OsStr::new("/c/vp/lib.so:/x/a.so"))
+            Some(OsStr::new("/x/a.so:/c/vp/lib.so"))
         );
         assert_eq!(preload_value(Path::new("/my cache/lib.so"), None), None);
+    }
+
+    #[test]
+    fn asan_keeps_its_options_and_loses_only_the_order_check() {
+        assert_eq!(
+            asan_options_value(None).as_deref(),
+            Some(OsStr::new("verify_asan_link_order=0"))
+        );
+        assert_eq!(
+            asan_options_value(Some(OsStr::new("detect_leaks=0"))).as_deref(),
+            Some(OsStr::new("detect_leaks=0:verify_asan_link_order=0"))
+        );
+        // The task's own choice stands.
+        assert_eq!(
+            asan_options_value(Some(OsStr::new("verify_asan_link_order=1"))),
+            None
+        );
+    }
+
+    /// The library loads into programs on systems older than the one it
+    /// was built on: no symbol version newer than glibc 2.17.
+    #[test]
+    fn the_library_needs_nothing_newer_than_glibc_2_17() {
+        let text = String::from_utf8_lossy(LIBRARY.bytes);
+        let versions: Vec<&str> = text
+            .match_indices("GLIBC_2.")
+            .map(|(at, _)| {
+                let rest = &text[at + "GLIBC_2.".len()..];
+                let end = rest
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            })
+            .collect();
+        assert!(!versions.is_empty(), "no glibc symbol versions found");
+        for minor in versions {
+            let minor: u32 = minor.parse().expect("a version number");
+            assert!(minor <= 17, "needs GLIBC_2.{minor}");
+        }
     }
 
     #[test]
@@ -683,7 +850,7 @@ mod tests {
         assert_ne!((other.nonce, other.trampoline), (log.nonce, log.trampoline));
         // An empty log reads as nothing, and nothing is untraceable.
         let mut access_log = AccessLog::default();
-        log.drain_into(&mut access_log, 0);
+        log.drain_into(&mut access_log, &[], 0);
         assert!(access_log.accesses.is_empty() && access_log.untraceable.is_empty());
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 
 use super::classify::{AccessClassification, Found, InputAccess, OutputKind};
-use super::log::AccessLog;
+use super::log::{AccessLog, CallCounts};
 
 /// What was run and how it ended, for the report header.
 pub(crate) struct RunSummary<'a> {
@@ -17,6 +17,8 @@ pub(crate) struct RunSummary<'a> {
     pub(crate) shown_command: &'a str,
     pub(crate) exit_code: i32,
     pub(crate) root: &'a Path,
+    /// How the traced tree's calls reached vp (traced runs only).
+    pub(crate) calls: Option<CallCounts>,
 }
 
 fn shown(path: &Path, root: &Path) -> String {
@@ -162,6 +164,16 @@ pub(crate) fn json(
     doc.insert("command".into(), json!(run.command));
     doc.insert("exit_code".into(), json!(run.exit_code));
     doc.insert("root".into(), json!(root.to_string_lossy()));
+    if let Some(calls) = run.calls {
+        doc.insert(
+            "calls".into(),
+            json!({
+                "notified": calls.notified,
+                "in_process": calls.in_process,
+                "in_process_dropped": calls.in_process_dropped,
+            }),
+        );
+    }
     match outcome {
         Err(reason) => {
             doc.insert("traced".into(), json!(false));
@@ -220,14 +232,6 @@ pub(crate) fn json(
             })
             .collect();
         doc.insert("accesses".into(), Value::Array(accesses));
-        doc.insert(
-            "calls".into(),
-            json!({
-                "notified": log.counts.notified,
-                "in_process": log.counts.in_process,
-                "in_process_dropped": log.counts.in_process_dropped,
-            }),
-        );
     }
     Value::Object(doc)
 }
@@ -271,6 +275,7 @@ mod tests {
             shown_command: "tool --flag",
             exit_code: 0,
             root: Path::new("/w"),
+            calls: None,
         };
         let mut out = Vec::new();
         write_human(&mut out, &run, &sample()).expect("write");
@@ -302,9 +307,16 @@ excluded: 12 paths outside the root or in /proc, /sys, /dev, .git or the cache d
             shown_command: "tool",
             exit_code: 3,
             root: Path::new("/w"),
+            calls: Some(CallCounts {
+                notified: 7,
+                in_process: 40,
+                in_process_dropped: 0,
+            }),
         };
         let doc = json(&run, Ok(&sample()), None);
         assert_eq!(doc["exit_code"], 3);
+        assert_eq!(doc["calls"]["notified"], 7);
+        assert_eq!(doc["calls"]["in_process"], 40);
         assert_eq!(doc["inputs"]["a.txt"]["kind"], "content-read");
         assert_eq!(doc["inputs"]["nope"]["found"], "missing");
         assert_eq!(doc["inputs"]["link"]["target"], "a.txt");

@@ -387,17 +387,23 @@ pub(crate) async fn spawn_traced(
 /// `None` (everything notified) when the log cannot be made or the
 /// library's path cannot be put in `LD_PRELOAD`.
 fn hand_in_process_log(cmd: &mut std::process::Command, library: &Path) -> Option<InProcessLog> {
-    // The task's own LD_PRELOAD: set on the command, else inherited from vp.
-    let existing = cmd
-        .get_envs()
-        .find(|(name, _)| *name == OsStr::new("LD_PRELOAD"))
-        .map(|(_, value)| value.map(OsStr::to_owned))
-        .unwrap_or_else(|| std::env::var_os("LD_PRELOAD"));
-    let preload = in_process::preload_value(library, existing.as_deref())?;
+    // The task's own value: set on the command, else inherited from vp
+    // (`vp run` sets every variable on the command; `vp trace` inherits).
+    let existing = |name: &str| {
+        cmd.get_envs()
+            .find(|(set, _)| *set == OsStr::new(name))
+            .map(|(_, value)| value.map(OsStr::to_owned))
+            .unwrap_or_else(|| std::env::var_os(name))
+    };
+    let preload = in_process::preload_value(library, existing("LD_PRELOAD").as_deref())?;
+    let asan = in_process::asan_options_value(existing("ASAN_OPTIONS").as_deref());
     let log = InProcessLog::create().ok()?;
     let fd = log.raw_fd();
     cmd.env(in_process::LOG_VAR, log.env_value())
         .env("LD_PRELOAD", preload);
+    if let Some(asan) = asan {
+        cmd.env("ASAN_OPTIONS", asan);
+    }
     // SAFETY: fcntl is async-signal-safe; `fd` stays open in vp (and so in
     // the forked child) until the log is dropped, after the spawn.
     unsafe {

@@ -33,6 +33,9 @@ pub(crate) struct Supervisor {
     started_ns: u64,
     /// What the preload library recorded, read once the tree is gone.
     in_process: Option<InProcessLog>,
+    /// With `in_process`: each access's place in the order the library's
+    /// records share (`InProcessLog::next_seq`), for merging them.
+    seqs: Vec<u64>,
     /// Reused for every path string read from a tracee.
     buf: Vec<u8>,
     /// Every thread id that made a notified call, shared with the `Trace`
@@ -53,6 +56,7 @@ impl Supervisor {
             log: AccessLog::default(),
             started_ns: in_process::monotonic_ns(),
             in_process,
+            seqs: Vec::new(),
             buf: Vec::with_capacity(256),
             seen: Arc::default(),
             last_tid: 0,
@@ -90,7 +94,7 @@ impl Supervisor {
     /// once no traced thread is left can nothing more be written there.
     fn finish(mut self) -> AccessLog {
         if let Some(in_process) = self.in_process.take() {
-            in_process.drain_into(&mut self.log, self.started_ns);
+            in_process.drain_into(&mut self.log, &self.seqs, self.started_ns);
         }
         self.log
     }
@@ -162,6 +166,13 @@ impl Supervisor {
         // libuv's `statx(fd, "", AT_EMPTY_PATH)` after each open).
         let listener = self.listener.as_fd();
         if pending.iter().any(Option::is_some) && notify::id_valid(listener, req.id) {
+            // Its place in the order: after everything recorded in-process
+            // while it was held, before anything done once it returns.
+            if let Some(in_process) = &self.in_process {
+                let seq = in_process.next_seq();
+                let added = pending.iter().flatten().count();
+                self.seqs.extend(std::iter::repeat_n(seq, added));
+            }
             self.log.accesses.extend(pending.into_iter().flatten());
         }
         // Fails only if the thread died meanwhile: nothing to do.
