@@ -879,3 +879,30 @@ int main(void) {
         assert_eq!(t.input("input.txt"), Some("metadata"));
     }
 }
+
+/// Programs Node starts record in-process too: Node marks its low fds
+/// close-on-exec at start, and the log's fd is above them.
+#[test]
+fn programs_started_by_node_get_the_in_process_log() {
+    if !node_available() {
+        return;
+    }
+    let (_tmp, dir) = workdir();
+    for i in 0..50 {
+        write(&dir, &format!("child/f{i}.txt"), "read by the child");
+    }
+    let child = "for (let i = 0; i < 50; i++) require('fs').readFileSync(`child/f${i}.txt`)";
+    let script = format!(
+        "require('child_process').execFileSync('node', ['-e', {}])",
+        serde_json::to_string(child).expect("quoted")
+    );
+    let t = run(&dir, &["node", "-e", &script], &[]);
+    assert_eq!(t.code, Some(0), "{}", t.stderr);
+    assert_eq!(t.input("child/f49.txt"), Some("content-read"));
+    // The parent reads none of them: the child's reads went in-process.
+    let (_, recorded) = calls(&t);
+    assert!(
+        recorded >= 50,
+        "the child recorded {recorded} calls in-process"
+    );
+}

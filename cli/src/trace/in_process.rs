@@ -128,6 +128,10 @@ fn on_noexec_mount(path: &Path) -> bool {
     rc == 0 && fs.f_flag & libc::ST_NOEXEC != 0
 }
 
+/// The lowest fd number the log gets (in vp, and so in the child): above
+/// the ones programs tend to close or mark close-on-exec at start.
+const LOG_FD_FLOOR: libc::c_int = 100;
+
 /// The name of the variable that tells the library where its log is.
 pub(crate) const LOG_VAR: &str = "VP_TRACE_LOG";
 
@@ -168,6 +172,18 @@ impl InProcessLog {
         }
         // SAFETY: memfd_create returned a new fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // The child gets the same number. Node marks fds 0 to 15 close-on-
+        // exec at start (libuv's `uv_disable_stdio_inheritance`), which
+        // would keep the log from every program Node starts: move it up.
+        // SAFETY: fcntl on the fd we own; a new fd is returned or -1.
+        let high = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, LOG_FD_FLOOR) };
+        let fd = if high >= 0 {
+            // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nothing else owns.
+            unsafe { OwnedFd::from_raw_fd(high) }
+        } else {
+            // Past the fd limit: a low number still serves the first process.
+            fd
+        };
         // SAFETY: ftruncate and fcntl on the fd we own. Sealed at its size:
         // a traced process that truncated it would make vp's reading fault.
         let sealed = unsafe {
@@ -829,6 +845,7 @@ mod tests {
     #[test]
     fn a_new_log_has_the_header_the_library_checks() {
         let log = InProcessLog::create().expect("memfd");
+        assert!(log.raw_fd() >= LOG_FD_FLOOR, "fd {}", log.raw_fd());
         let mut header = [0u8; 40];
         // SAFETY: pread into our buffer from the log's fd.
         let n = unsafe { libc::pread(log.raw_fd(), header.as_mut_ptr().cast(), 40, 0) };
