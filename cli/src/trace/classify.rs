@@ -17,10 +17,10 @@
 //! - tool reports are applied first; paths outside the root, in `/proc`,
 //!   `/sys`, `/dev`, under a `.git` directory or an excluded dir are only counted.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
-use super::log::{AccessLog, Op, PathKind};
+use super::log::{AccessLog, Op, PathKind, PathMap};
 
 /// What counts, and what the task's own tools asked to ignore.
 #[derive(Debug, Clone, Copy)]
@@ -183,7 +183,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     let state = &log.end_state;
     let mut excluded: BTreeSet<PathBuf> = BTreeSet::new();
     // Insertion-ordered per path; a Vec per path keeps syscall order.
-    let mut per_path: HashMap<PathBuf, Vec<Event>> = HashMap::new();
+    let mut per_path: PathMap<Vec<Event>> = PathMap::default();
     let mut renamed_dirs: Vec<PathBuf> = Vec::new();
 
     let mut push = |path: &Path, event: Event, excluded: &mut BTreeSet<PathBuf>| {
@@ -211,7 +211,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     // Symlinks that reads went through, with the index of the first such
     // read: a read resolves after the run, so a link the task repointed
     // after reading through it leaves the read's real path unknown.
-    let mut links_read_through: HashMap<PathBuf, usize> = HashMap::new();
+    let mut links_read_through: PathMap<usize> = PathMap::default();
     let mut name_changes: Vec<(usize, PathBuf)> = Vec::new();
     for (index, access) in log.accesses.iter().enumerate() {
         if access.op.changes_name() {

@@ -122,6 +122,11 @@ impl Op {
     }
 }
 
+/// A map keyed by recorded paths. Tens of thousands of paths, each looked
+/// up several times while resolving and classifying: foldhash (seeded per
+/// process) instead of SipHash, which cost a few percent of a large miss.
+pub(crate) type PathMap<V> = HashMap<PathBuf, V, foldhash::fast::RandomState>;
+
 /// What a path is when the traced tree has exited (from `lstat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum PathKind {
@@ -151,18 +156,18 @@ pub(crate) struct Resolution {
 pub(crate) struct EndState {
     pub(crate) resolved: Resolutions,
     /// Kind of every real path (and every symlink) looked at.
-    pub(crate) kinds: HashMap<PathBuf, PathKind>,
+    pub(crate) kinds: PathMap<PathKind>,
     /// Target text of every symlink met.
-    pub(crate) link_targets: HashMap<PathBuf, PathBuf>,
+    pub(crate) link_targets: PathMap<PathBuf>,
     /// Everything below each directory that was a rename destination
     /// (its content arrived under another name), without following symlinks.
-    pub(crate) trees: HashMap<PathBuf, Vec<(PathBuf, PathKind)>>,
+    pub(crate) trees: PathMap<Vec<(PathBuf, PathKind)>>,
 }
 
 /// The resolution of each recorded path, for each way it was looked at
 /// (following its last component or not).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Resolutions(HashMap<PathBuf, [Option<Resolution>; 2]>);
+pub(crate) struct Resolutions(PathMap<[Option<Resolution>; 2]>);
 
 impl Resolutions {
     pub(crate) fn get(&self, path: &Path, follow: bool) -> Option<&Resolution> {

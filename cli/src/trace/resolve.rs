@@ -5,12 +5,12 @@
 //! "missing", "is a directory" and "via symlink X" come from. Blocking
 //! (lstat/readlink): run it through `blocking::unblock`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-use super::log::{AccessLog, EndState, Op, PathKind, Resolution};
+use super::log::{AccessLog, EndState, Op, PathKind, PathMap, Resolution};
 
 /// Symlink chains longer than this are loops (the kernel's limit is 40).
 const MAX_LINKS: usize = 40;
@@ -116,7 +116,7 @@ enum Entry {
 /// the same few directories.
 #[derive(Default)]
 struct Lstat {
-    cache: HashMap<PathBuf, Entry>,
+    cache: PathMap<Entry>,
 }
 
 /// From this many distinct paths, `Lstat::prefetch` spreads them over every
@@ -257,7 +257,7 @@ fn resolve(fs: &mut Lstat, path: &Path, follow_last: bool) -> Resolution {
 /// its parent's walk, every component followed, then its last name).
 #[derive(Default)]
 struct Resolver {
-    dirs: HashMap<PathBuf, Walk>,
+    dirs: PathMap<Walk>,
 }
 
 impl Resolver {
