@@ -223,18 +223,28 @@ static int commit(struct log_header *h, long nr, const long args[6], const char 
 	return 1;
 }
 
-/* A relative path: recorded with the thread's cwd. Its own frame, so the
- * path buffer is on the stack only when needed. */
-__attribute__((noinline)) static int commit_relative(struct log_header *h, long nr,
-                                                     const long args[6], const char *path,
-                                                     size_t path_len)
+/* A relative path: recorded with the thread's cwd, read into a buffer of
+ * the thread's own (not the stack: a signal handler on a small alternate
+ * stack may open a file). A handler that interrupts this function on the
+ * same thread finds the buffer busy and goes the notified way. */
+static __thread __attribute__((tls_model("initial-exec"))) char cwd_buffer[MAX_PATH_BYTES];
+static __thread __attribute__((tls_model("initial-exec"))) int cwd_buffer_busy;
+
+static int commit_relative(struct log_header *h, long nr, const long args[6], const char *path,
+                           size_t path_len)
 {
-	char base[MAX_PATH_BYTES];
-	long n = call(SYS_getcwd, (long)base, sizeof base, 0, 0, 0, 0);
-	/* The kernel's length counts the NUL; "(unreachable)" is not a path. */
-	if (n <= 1 || base[0] != '/')
+	if (cwd_buffer_busy)
 		return 0;
-	return commit(h, nr, args, path, path_len, base, (size_t)n - 1);
+	cwd_buffer_busy = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	int done = 0;
+	long n = call(SYS_getcwd, (long)cwd_buffer, sizeof cwd_buffer, 0, 0, 0, 0);
+	/* The kernel's length counts the NUL; "(unreachable)" is not a path. */
+	if (n > 1 && cwd_buffer[0] == '/')
+		done = commit(h, nr, args, path, path_len, cwd_buffer, (size_t)n - 1);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	cwd_buffer_busy = 0;
+	return done;
 }
 
 /* Records one call naming `path` (relative paths are under the cwd when

@@ -202,6 +202,8 @@ pub(crate) struct MissCost {
     pub(crate) stored: Duration,
     /// How the command's file system calls reached vp.
     pub(crate) calls: crate::trace::CallCounts,
+    /// Files hashed while the command ran (`cache::prehash`).
+    pub(crate) hashed_while_running: usize,
 }
 
 /// Something about the whole run.

@@ -274,10 +274,33 @@ pub(crate) struct CollectedInputs {
 /// core; below, threads would cost about what they save.
 const OBSERVE_SPREAD_MIN: usize = 128;
 
+/// What storing already knows of the inputs' content: hashes taken while
+/// the task ran (`prehash.rs`), and the task's previous entry. Either is
+/// used only where the file's stamp vouches for it.
+#[derive(Clone, Copy)]
+pub(crate) struct KnownHashes<'a> {
+    pub(crate) previous: Option<&'a CacheEntry>,
+    pub(crate) prehashed: &'a super::prehash::Prehashed,
+}
+
+impl KnownHashes<'_> {
+    /// What is known of `rel` (at `abs`): this run's hash first (newer),
+    /// else the previous entry's.
+    fn recorded(&self, rel: &RelPath, abs: &Path) -> Option<file_state::Recorded<'_>> {
+        self.prehashed.get(abs).or_else(|| {
+            let entry = self.previous?;
+            Some(file_state::Recorded {
+                state: entry.inputs.get(rel)?,
+                stat_time: entry.stat_time,
+            })
+        })
+    }
+}
+
 /// Fingerprints every input. `outputs` are the task's own outputs: a file a
-/// glob matches but the task produced is not one of its inputs. `previous`
-/// is an earlier entry of the task: an input whose stamp it vouches for is
-/// not read again (`file_state::Recorded`).
+/// glob matches but the task produced is not one of its inputs. An input
+/// whose stamp `known` vouches for is not read again
+/// (`file_state::Recorded`).
 pub(crate) fn collect_inputs(
     paths: TaskPaths<'_>,
     config: &GlobConfig,
@@ -285,7 +308,7 @@ pub(crate) fn collect_inputs(
     ignored: &[PathBuf],
     outputs: &[OutputPath],
     started: Timestamp,
-    previous: Option<&CacheEntry>,
+    known: KnownHashes<'_>,
 ) -> Result<CollectedInputs, NotStorable> {
     let scope = Scope::new(paths, config, ignored).map_err(|e| NotStorable::GlobWalk {
         error: e.to_string(),
@@ -315,13 +338,8 @@ pub(crate) fn collect_inputs(
     // Hashing is most of a miss's own cost for a task with many inputs.
     let wanted: Vec<(RelPath, InputKind)> = wanted.into_iter().collect();
     let observed = crate::parallel::map(&wanted, OBSERVE_SPREAD_MIN, |(rel, kind)| {
-        let recorded = previous.and_then(|entry| {
-            Some(file_state::Recorded {
-                state: entry.inputs.get(rel)?,
-                stat_time: entry.stat_time,
-            })
-        });
-        file_state::observe_since(&rel.to_abs(paths.workspace_root), *kind, recorded)
+        let abs = rel.to_abs(paths.workspace_root);
+        file_state::observe_since(&abs, *kind, known.recorded(rel, &abs))
     });
     let mut inputs = BTreeMap::new();
     for ((rel, _), state) in wanted.into_iter().zip(observed) {
@@ -345,6 +363,7 @@ pub(crate) fn collect_inputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::prehash::Prehashed;
     use std::fs;
 
     struct Ws {
@@ -387,7 +406,10 @@ mod tests {
                 &[],
                 &[],
                 start,
-                None,
+                KnownHashes {
+                    previous: None,
+                    prehashed: &Prehashed::default(),
+                },
             )
         }
 
@@ -402,6 +424,65 @@ mod tests {
 
     fn names<V>(m: &BTreeMap<RelPath, V>) -> Vec<String> {
         m.keys().map(ToString::to_string).collect()
+    }
+
+    /// A file hashed while the task ran is not read again when its stamp
+    /// vouches for the hash, and is when it changed since.
+    #[test]
+    fn a_file_hashed_during_the_run_is_reused_only_while_its_stamp_holds() {
+        let w = ws(&["pkg/src/a.js"]);
+        let abs = w.root.join("pkg/src/a.js");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let backdate = || {
+            std::fs::File::options()
+                .write(true)
+                .open(&abs)
+                .and_then(|f| f.set_modified(old))
+                .expect("backdate");
+            // The change time is now: the run starts after it.
+            std::thread::sleep(std::time::Duration::from_millis(30));
+        };
+        backdate();
+        let start = Timestamp::task_start();
+        let stamp = crate::cache::entry::Stamp::of(&std::fs::metadata(&abs).expect("stat"));
+        // A hash no file has: seeing it back proves the file was not read.
+        let marker = crate::cache::digest::Digest::of_content(b"hashed while running");
+        let prehashed = Prehashed::recorded_for_test(
+            abs.clone(),
+            InputState::File {
+                hash: marker,
+                stamp,
+            },
+            start,
+        );
+        let observed = [(abs.clone(), InputKind::ContentRead)];
+        let collect = |start: Timestamp| {
+            collect_inputs(
+                w.paths(),
+                &GlobConfig::auto(),
+                &observed,
+                &[],
+                &[],
+                start,
+                KnownHashes {
+                    previous: None,
+                    prehashed: &prehashed,
+                },
+            )
+            .expect("collects")
+        };
+        let hash_of = |got: &CollectedInputs| match got.inputs.values().next() {
+            Some(InputState::File { hash, .. }) => *hash,
+            other => panic!("not a file: {other:?}"),
+        };
+        assert_eq!(hash_of(&collect(start)), marker);
+        // Rewritten since (another size, so another stamp): read again.
+        std::fs::write(&abs, "changed content").expect("rewrite");
+        backdate();
+        let got = collect(Timestamp::task_start());
+        assert_ne!(hash_of(&got), marker);
+        let (real, _) = crate::cache::digest::hash_file(&abs).expect("hash");
+        assert_eq!(hash_of(&got), real);
     }
 
     #[test]
@@ -438,7 +519,10 @@ mod tests {
             &[w.pkg.join(".vite")],
             &[],
             start,
-            None,
+            KnownHashes {
+                previous: None,
+                prehashed: &Prehashed::default(),
+            },
         )
         .expect("collects");
         assert_eq!(names(&got.inputs), vec!["pkg/README.md", "pkg/src/a.js"]);
@@ -475,8 +559,19 @@ mod tests {
         }];
         // auto is off: the observed read of /etc and of README are ignored.
         let observed = vec![(w.root.join("pkg/README.md"), InputKind::ContentRead)];
-        let got = collect_inputs(w.paths(), &config, &observed, &[], &outputs, start, None)
-            .expect("collects");
+        let got = collect_inputs(
+            w.paths(),
+            &config,
+            &observed,
+            &[],
+            &outputs,
+            start,
+            KnownHashes {
+                previous: None,
+                prehashed: &Prehashed::default(),
+            },
+        )
+        .expect("collects");
         assert_eq!(names(&got.inputs), vec!["pkg/src/a.ts", "shared/s.ts"]);
         assert_eq!(got.glob_inputs.len(), 2);
     }

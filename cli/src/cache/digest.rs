@@ -105,9 +105,28 @@ pub(crate) fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
 /// taken from the path before hashing could sit beside content it never
 /// described.
 pub(crate) fn hash_file_stamped(path: &Path) -> io::Result<(Digest, Metadata)> {
-    let file = File::open(path)?;
+    hash_handle_stamped(&File::open(path)?)
+}
+
+/// `hash_file_stamped` for a path that may not be a regular file (one a
+/// task read, hashed while it runs: `prehash.rs`): opened without blocking
+/// (a FIFO or a device would otherwise wait for a writer), `None` when it
+/// is not a regular file.
+pub(crate) fn hash_if_regular_file(path: &Path) -> io::Result<Option<(Digest, Metadata)>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Ok(None);
+    }
+    hash_handle_stamped(&file).map(Some)
+}
+
+fn hash_handle_stamped(file: &File) -> io::Result<(Digest, Metadata)> {
     let mut h = blake3::Hasher::new();
-    feed(&mut h, &file)?;
+    feed(&mut h, file)?;
     Ok((Digest(*h.finalize().as_bytes()), file.metadata()?))
 }
 

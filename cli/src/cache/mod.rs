@@ -21,6 +21,7 @@ mod globs;
 mod miss;
 mod paths;
 mod portable;
+pub(crate) mod prehash;
 mod restore;
 mod settings;
 mod size;

@@ -128,10 +128,11 @@ pub(crate) fn task_notice(n: &TaskNotice) -> Vec<String> {
         )],
         TaskNotice::RemoteMiss(why) => vec![why.to_string()],
         TaskNotice::MissCost(cost) => vec![format!(
-            "miss cost: ran {} traced ({} calls notified, {} recorded in-process); then resolving paths {}, classifying {}, storing {}",
+            "miss cost: ran {} traced ({} calls notified, {} recorded in-process, {} files hashed meanwhile); then resolving paths {}, classifying {}, storing {}",
             format_duration(cost.ran),
             cost.calls.notified,
             cost.calls.in_process,
+            cost.hashed_while_running,
             format_duration(cost.resolved),
             format_duration(cost.classified),
             format_duration(cost.stored)

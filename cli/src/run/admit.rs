@@ -57,6 +57,7 @@ pub(crate) fn admit(
         log: obs.log.clone(),
         started: obs.started,
         duration: obs.duration,
+        prehashed: std::sync::Arc::clone(&obs.prehashed),
         ..Default::default()
     };
     if let Some(r) = &obs.bridge {

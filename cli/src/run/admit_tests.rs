@@ -54,6 +54,7 @@ fn observation(trace: Traced) -> Observation {
         started: cache::Timestamp::default(),
         duration: Duration::from_millis(5),
         after_exit: None,
+        prehashed: Default::default(),
     }
 }
 

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::spawn::{self, ProcessSpec};
@@ -36,6 +37,8 @@ pub(crate) struct Observation {
     pub(crate) duration: Duration,
     /// How long vp took after the main process exited (traced runs only).
     pub(crate) after_exit: Option<AfterExit>,
+    /// The files hashed while it ran, for storing (`cache::prehash`).
+    pub(crate) prehashed: Arc<cache::prehash::Prehashed>,
 }
 
 /// What a traced command cost vp after its main process exited.
@@ -109,13 +112,27 @@ pub(crate) async fn execute(
     }
     let started = blocking::unblock(cache::Timestamp::task_start).await;
     let t0 = Instant::now();
+    // Files the task reads are hashed while it runs (`cache::prehash`),
+    // so that storing the miss finds most of them done.
+    let mut prehasher = None;
     let spawned = if recording.is_some() {
         let stdio = ChildStdio {
             stdin: std::process::Stdio::null(),
             stdout: std::process::Stdio::piped(),
             stderr: std::process::Stdio::piped(),
         };
-        trace::spawn_traced(ex, cmd, stdio, ctx.tracer_library.as_deref())
+        let in_process = ctx.tracer_library.as_deref().map(|library| {
+            let (reads, hasher) = cache::prehash::start(ctx.workspace_root.clone());
+            prehasher = Some(hasher);
+            trace::InProcess {
+                library,
+                // `ProcessSpec::command` clears the environment and sets
+                // the task's own.
+                inherits_env: false,
+                reads: Some(reads),
+            }
+        });
+        trace::spawn_traced(ex, cmd, stdio, in_process)
             .await
             .map(|(c, t)| (c, Some(t)))
             .map_err(|e| error_chain(&e))
@@ -190,6 +207,10 @@ pub(crate) async fn execute(
         Some(t) => Some(t.finish().await),
         None => None,
     };
+    let prehashed = match prehasher {
+        Some(hasher) => Arc::new(blocking::unblock(move || hasher.finish()).await),
+        None => Arc::default(),
+    };
     let resolved = t0.elapsed().saturating_sub(duration);
     let exit_code = match status {
         Ok(s) => spawn::exit_code(s),
@@ -233,6 +254,7 @@ pub(crate) async fn execute(
         started,
         duration,
         after_exit,
+        prehashed,
     })
 }
 

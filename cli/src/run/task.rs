@@ -285,6 +285,7 @@ async fn run_item(
         classified: after.classified,
         stored: storing.elapsed(),
         calls: after.calls,
+        hashed_while_running: obs.prehashed.len(),
     });
     match stored {
         Ok(summary) => {

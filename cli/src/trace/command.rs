@@ -14,7 +14,7 @@ use smol::LocalExecutor;
 
 use super::classify::{ClassifyOptions, classify};
 use super::report::{self, RunSummary};
-use super::spawn::{ChildStdio, TraceOutcome, spawn_traced};
+use super::spawn::{ChildStdio, InProcess, TraceOutcome, spawn_traced};
 use crate::args::TraceArgs;
 
 pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
@@ -66,7 +66,12 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     let (status, outcome) = smol::block_on(ex.run(async {
         // Ctrl-C reaches the command too; vp stays to report how it ended.
         let _ignore_interrupts = async_signal::Signals::new([async_signal::Signal::Int]).ok();
-        let (mut child, trace) = spawn_traced(&ex, cmd, stdio, library.as_deref()).await?;
+        let in_process = library.as_deref().map(|library| InProcess {
+            library,
+            inherits_env: true,
+            reads: None,
+        });
+        let (mut child, trace) = spawn_traced(&ex, cmd, stdio, in_process).await?;
         let status = child
             .status()
             .await

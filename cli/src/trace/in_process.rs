@@ -142,11 +142,17 @@ pub(crate) struct InProcessLog {
     nonce: u64,
     /// The trampoline page's address in every process of this tree.
     trampoline: u64,
+    /// Set once the traced tree is gone: `tail_reads` returns.
+    run_ended: std::sync::atomic::AtomicBool,
 }
 
-// SAFETY: the mapping is owned by this value alone in vp; it is moved to the
-// supervisor's thread and read there once the traced tree is gone.
+// SAFETY: the mapping is owned by this value alone in vp. vp only reads it:
+// the header words atomically, a record only once its committed length was
+// loaded with acquire (its bytes never change after that), and all of it
+// once the traced tree is gone (`drain_into`).
 unsafe impl Send for InProcessLog {}
+// SAFETY: as above; `tail_reads` and `drain_into` may run on two threads.
+unsafe impl Sync for InProcessLog {}
 
 impl std::fmt::Debug for InProcessLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -226,6 +232,7 @@ impl InProcessLog {
             map,
             nonce,
             trampoline: (TRAMPOLINE_PAGES.start + page % pages) * PAGE,
+            run_ended: std::sync::atomic::AtomicBool::new(false),
         };
         let header = [LOG_MAGIC, log.nonce, CAPACITY as u64, LOG_DATA as u64, 0];
         for (i, word) in header.iter().enumerate() {
@@ -267,9 +274,75 @@ impl InProcessLog {
     /// library. The supervisor takes one for each notified call just before
     /// letting it run: a call the library records while a write is held
     /// comes before the write (it saw the old content), one made after the
-    /// write returned comes after it.
+    /// write returned comes after it. Calls that overlap in time (a read on
+    /// one thread racing a write on another) can land either way.
     pub(crate) fn next_seq(&self) -> u64 {
         self.word(SEQ_OFFSET).fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Says the traced tree is gone: `tail_reads` returns.
+    pub(crate) fn end_of_run(&self) {
+        self.run_ended.store(true, Ordering::Release);
+    }
+
+    /// While the tree runs: sends the path of every committed record that
+    /// reads a file's content to `reads` (for `cache::prehash`), in log
+    /// order, until the run ends (or no one else holds the log: the spawn
+    /// failed) or the receiver is gone. A record still being written is
+    /// waited for; one whose writer died stops the tailing (only the head
+    /// start is lost: storing hashes what is left).
+    pub(crate) fn tail_reads(
+        log: &std::sync::Arc<Self>,
+        reads: &std::sync::mpsc::Sender<std::path::PathBuf>,
+    ) {
+        const POLL: std::time::Duration = std::time::Duration::from_millis(2);
+        let this: &Self = log;
+        let mut at = LOG_DATA;
+        let mut decoded = Vec::new();
+        loop {
+            let ended =
+                this.run_ended.load(Ordering::Acquire) || std::sync::Arc::strong_count(log) == 1;
+            let head = usize::try_from(this.word(HEAD_OFFSET).load(Ordering::Acquire))
+                .unwrap_or(CAPACITY)
+                .min(CAPACITY);
+            while at + RECORD_HEADER <= head {
+                // SAFETY: in bounds and 4-aligned (records are 8-aligned);
+                // every writer stores this word atomically.
+                let word = unsafe {
+                    (*this
+                        .map
+                        .as_ptr()
+                        .add(at)
+                        .cast::<std::sync::atomic::AtomicU32>())
+                    .load(Ordering::Acquire)
+                };
+                if word == 0 || word == LEN_END || word & LEN_PENDING != 0 {
+                    break;
+                }
+                let len = word as usize;
+                if !len.is_multiple_of(8) || at + len > CAPACITY {
+                    return;
+                }
+                // SAFETY: committed (acquire above): these bytes are final.
+                let bytes = unsafe { std::slice::from_raw_parts(this.map.as_ptr().add(at), len) };
+                if let Ok(Slot::Record(record, _)) = parse_record(bytes, 0) {
+                    decoded.clear();
+                    if push_accesses(&record, 0, &mut decoded).is_ok() {
+                        for (_, access) in decoded.drain(..) {
+                            if access.op == super::log::Op::Read && reads.send(access.path).is_err()
+                            {
+                                return;
+                            }
+                        }
+                    }
+                }
+                at += len;
+            }
+            if ended {
+                return;
+            }
+            std::thread::sleep(POLL);
+        }
     }
 
     /// Reads the log into `log` once no process can write to it any more

@@ -264,15 +264,15 @@ fn start(supervisor: Supervisor) -> io::Result<(SeenThreads, Receiver<AccessLog>
 /// the caller. If the filter cannot be installed the command still runs and the
 /// trace is `Untraced`.
 ///
-/// With `preload` (the materialized in-process tracer library), the
-/// command's dynamically linked programs record their read-only accesses
-/// in-process (`in_process.rs`); without it, or if its log cannot be made,
-/// every access is notified, which is as complete and slower.
+/// With `in_process`, the command's dynamically linked programs record
+/// their read-only accesses in-process (`in_process.rs`); without it, or if
+/// its log cannot be made, every access is notified, which is as complete
+/// and slower.
 pub(crate) async fn spawn_traced(
     ex: &LocalExecutor<'_>,
     mut cmd: std::process::Command,
     stdio: ChildStdio,
-    preload: Option<&Path>,
+    in_process: Option<InProcess<'_>>,
 ) -> Result<(async_process::Child, Trace), SpawnError> {
     let program = cmd.get_program().to_string_lossy().into_owned();
     let socket_error = |source: io::Error| SpawnError::Socket {
@@ -288,8 +288,20 @@ pub(crate) async fn spawn_traced(
     .map_err(|errno| socket_error(errno.into()))?;
     let parent_end = Async::new(parent_end).map_err(socket_error)?;
 
-    let in_process = preload.and_then(|library| hand_in_process_log(&mut cmd, library));
-    let allowed_from = in_process.as_ref().map(InProcessLog::allowed_from);
+    let reads = in_process
+        .as_ref()
+        .and_then(|options| options.reads.clone());
+    let in_process = in_process
+        .and_then(|options| hand_in_process_log(&mut cmd, &options))
+        .map(std::sync::Arc::new);
+    let allowed_from = in_process.as_deref().map(InProcessLog::allowed_from);
+    if let (Some(log), Some(reads)) = (&in_process, reads) {
+        let log = std::sync::Arc::clone(log);
+        // Without the thread nothing is hashed ahead; storing hashes it all.
+        let _ = std::thread::Builder::new()
+            .name("vp-trace-tail".to_owned())
+            .spawn(move || InProcessLog::tail_reads(&log, &reads));
+    }
     // SAFETY: the hook only makes async-signal-safe system calls on memory
     // it owns (see install.rs).
     unsafe {
@@ -382,20 +394,41 @@ pub(crate) async fn spawn_traced(
     }
 }
 
+/// How a traced command records in-process.
+#[derive(Debug)]
+pub(crate) struct InProcess<'a> {
+    /// The materialized preload library (`in_process::library_for_run`).
+    pub(crate) library: &'a Path,
+    /// Whether the command inherits vp's environment (`vp trace`), or has
+    /// every variable set on it after `env_clear` (`vp run`): where the
+    /// task's own `LD_PRELOAD` and `ASAN_OPTIONS` are found.
+    pub(crate) inherits_env: bool,
+    /// Where to send, while the command runs, each file it opens to read
+    /// (`cache::prehash`), from a thread tailing the log.
+    pub(crate) reads: Option<std::sync::mpsc::Sender<std::path::PathBuf>>,
+}
+
 /// Creates the in-process log and gives `cmd` what its programs need to
 /// write to it: the fd (inherited), `VP_TRACE_LOG` and `LD_PRELOAD`.
 /// `None` (everything notified) when the log cannot be made or the
 /// library's path cannot be put in `LD_PRELOAD`.
-fn hand_in_process_log(cmd: &mut std::process::Command, library: &Path) -> Option<InProcessLog> {
-    // The task's own value: set on the command, else inherited from vp
-    // (`vp run` sets every variable on the command; `vp trace` inherits).
+fn hand_in_process_log(
+    cmd: &mut std::process::Command,
+    options: &InProcess<'_>,
+) -> Option<InProcessLog> {
+    // The task's own value: set on the command, else vp's if inherited.
     let existing = |name: &str| {
         cmd.get_envs()
             .find(|(set, _)| *set == OsStr::new(name))
             .map(|(_, value)| value.map(OsStr::to_owned))
-            .unwrap_or_else(|| std::env::var_os(name))
+            .unwrap_or_else(|| {
+                options
+                    .inherits_env
+                    .then(|| std::env::var_os(name))
+                    .flatten()
+            })
     };
-    let preload = in_process::preload_value(library, existing("LD_PRELOAD").as_deref())?;
+    let preload = in_process::preload_value(options.library, existing("LD_PRELOAD").as_deref())?;
     let asan = in_process::asan_options_value(existing("ASAN_OPTIONS").as_deref());
     let log = InProcessLog::create().ok()?;
     let fd = log.raw_fd();

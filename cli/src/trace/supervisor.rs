@@ -32,7 +32,7 @@ pub(crate) struct Supervisor {
     /// When the supervisor started, on the clock in-process records use.
     started_ns: u64,
     /// What the preload library recorded, read once the tree is gone.
-    in_process: Option<InProcessLog>,
+    in_process: Option<std::sync::Arc<InProcessLog>>,
     /// With `in_process`: each access's place in the order the library's
     /// records share (`InProcessLog::next_seq`), for merging them.
     seqs: Vec<u64>,
@@ -47,7 +47,7 @@ pub(crate) struct Supervisor {
 impl Supervisor {
     pub(crate) fn new(
         listener: OwnedFd,
-        in_process: Option<InProcessLog>,
+        in_process: Option<std::sync::Arc<InProcessLog>>,
     ) -> std::io::Result<Self> {
         // Ask for the 6.6+ synchronous wake-up; older kernels just say no.
         let _ = notify::set_sync_wake_up(listener.as_fd());
@@ -84,6 +84,9 @@ impl Supervisor {
                     // cannot be read, and the run is untraceable anyway.
                     self.log
                         .mark_untraceable(format!("the tracer could not poll its listener: {err}"));
+                    if let Some(in_process) = &self.in_process {
+                        in_process.end_of_run();
+                    }
                     return self.log;
                 }
             }
@@ -94,6 +97,7 @@ impl Supervisor {
     /// once no traced thread is left can nothing more be written there.
     fn finish(mut self) -> AccessLog {
         if let Some(in_process) = self.in_process.take() {
+            in_process.end_of_run();
             in_process.drain_into(&mut self.log, &self.seqs, self.started_ns);
         }
         self.log
@@ -166,14 +170,17 @@ impl Supervisor {
         // libuv's `statx(fd, "", AT_EMPTY_PATH)` after each open).
         let listener = self.listener.as_fd();
         if pending.iter().any(Option::is_some) && notify::id_valid(listener, req.id) {
-            // Its place in the order: after everything recorded in-process
-            // while it was held, before anything done once it returns.
+            let added = pending.iter().flatten().count();
+            self.log.accesses.extend(pending.into_iter().flatten());
+            // Its place in the order, taken as late as possible before the
+            // call runs (after the vectors grew): everything recorded
+            // in-process before this comes first. A read on another thread
+            // that overlaps the call (between here and the call's end) can
+            // land on either side, as it could when every call was notified.
             if let Some(in_process) = &self.in_process {
                 let seq = in_process.next_seq();
-                let added = pending.iter().flatten().count();
                 self.seqs.extend(std::iter::repeat_n(seq, added));
             }
-            self.log.accesses.extend(pending.into_iter().flatten());
         }
         // Fails only if the thread died meanwhile: nothing to do.
         let _ = notify::send_continue(listener, req.id);

@@ -53,6 +53,9 @@ pub(crate) struct ObservedRun {
     /// From `Timestamp::task_start()`, taken right before the spawn.
     pub(crate) started: Timestamp,
     pub(crate) duration: Duration,
+    /// Files hashed while the task ran (`cache::prehash`): reused where
+    /// their stamps vouch for them.
+    pub(crate) prehashed: std::sync::Arc<crate::cache::prehash::Prehashed>,
 }
 
 pub(crate) struct RecordRequest<'a> {
@@ -112,7 +115,10 @@ impl Store {
             &run.ignored_inputs,
             &outputs,
             run.started,
-            previous.as_ref(),
+            collect::KnownHashes {
+                previous: previous.as_ref(),
+                prehashed: &run.prehashed,
+            },
         ) {
             Ok(c) => c,
             Err(why) => return Ok(RecordOutcome::NotStored(why)),

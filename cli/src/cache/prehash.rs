@@ -1,0 +1,195 @@
+//! Hashing what a traced task reads while it runs, on a thread of low
+//! priority, so that storing a miss finds most inputs already hashed.
+//!
+//! The tracer's in-process log names each file a task opens for reading
+//! as it happens (`trace::InProcess::reads`); this module hashes each one
+//! once, through one handle, with the stamp taken after hashing
+//! (`digest::hash_if_regular_file`). Storing then trusts such a hash only
+//! as it trusts the previous entry's (`file_state::vouches`): the file's
+//! stamp must be the one recorded, and not racy against when it was taken.
+//! A file changed after it was hashed has a new stamp and is hashed again;
+//! one changed during the run keeps the run from being stored at all
+//! ("modified during the run"). So a hash from here never stands for
+//! content the file did not have when it was stored.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::clock::Timestamp;
+use super::entry::{InputState, Stamp};
+use super::file_state::Recorded;
+
+/// How often a waiting hasher looks whether it was told to stop.
+const STOP_POLL: Duration = Duration::from_millis(5);
+
+/// The files hashed while a task ran, by absolute path.
+#[derive(Debug, Default)]
+pub(crate) struct Prehashed {
+    files: HashMap<PathBuf, (InputState, Timestamp), foldhash::fast::RandomState>,
+}
+
+impl Prehashed {
+    /// What was recorded of `abs`, for `file_state::observe_since`.
+    pub(crate) fn get(&self, abs: &Path) -> Option<Recorded<'_>> {
+        self.files.get(abs).map(|(state, stat_time)| Recorded {
+            state,
+            stat_time: *stat_time,
+        })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// For tests elsewhere: what a hashing thread would have recorded.
+    #[cfg(test)]
+    pub(crate) fn recorded_for_test(abs: PathBuf, state: InputState, stat_time: Timestamp) -> Self {
+        let mut out = Self::default();
+        out.files.insert(abs, (state, stat_time));
+        out
+    }
+}
+
+/// The hashing thread of one traced command.
+#[derive(Debug)]
+pub(crate) struct Prehasher {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Prehashed>>,
+}
+
+/// Starts hashing the paths sent to the returned sender that lie under
+/// `root`. If no thread can be started the sender's other end is gone, and
+/// nothing is hashed ahead.
+pub(crate) fn start(root: PathBuf) -> (Sender<PathBuf>, Prehasher) {
+    let (send, receive) = std::sync::mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
+        .name("vp-prehash".to_owned())
+        .spawn(move || hash_until_stopped(&root, &receive, &stopped))
+        .ok();
+    (send, Prehasher { stop, thread })
+}
+
+impl Prehasher {
+    /// Stops (a file being hashed is finished) and returns what was hashed.
+    pub(crate) fn finish(mut self) -> Prehashed {
+        self.stop.store(true, Ordering::Release);
+        self.thread
+            .take()
+            .and_then(|thread| thread.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Prehasher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+fn hash_until_stopped(root: &Path, paths: &Receiver<PathBuf>, stop: &AtomicBool) -> Prehashed {
+    // Only idle CPU: the task itself must not wait for this thread.
+    // SAFETY: setpriority on this thread's own id; failure changes nothing.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
+    }
+    let mut out = Prehashed::default();
+    let mut seen = std::collections::HashSet::<PathBuf, foldhash::fast::RandomState>::default();
+    while !stop.load(Ordering::Acquire) {
+        let path = match paths.recv_timeout(STOP_POLL) {
+            Ok(path) => path,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if !path.starts_with(root) || !seen.insert(path.clone()) {
+            continue;
+        }
+        // Before the stamp is taken, as storing takes its `stat_time`.
+        let stat_time = Timestamp::now_coarse();
+        if let Ok(Some((hash, meta))) = super::digest::hash_if_regular_file(&path) {
+            let state = InputState::File {
+                hash,
+                stamp: Stamp::of(&meta),
+            };
+            out.files.insert(path, (state, stat_time));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_each_file_under_the_root_once_and_skips_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical");
+        std::fs::write(root.join("a.txt"), "a").expect("write");
+        std::fs::create_dir(root.join("sub")).expect("mkdir");
+        let outside = tempfile::NamedTempFile::new().expect("outside file");
+        let (send, hasher) = start(root.clone());
+        for path in [
+            root.join("a.txt"),
+            root.join("a.txt"),
+            root.join("sub"),
+            root.join("missing"),
+            outside.path().to_path_buf(),
+        ] {
+            send.send(path).expect("hasher listening");
+        }
+        drop(send);
+        // Let the thread drain the channel before it is told to stop.
+        while hasher.thread.as_ref().is_some_and(|t| !t.is_finished()) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let hashed = hasher.finish();
+        assert_eq!(hashed.len(), 1, "{hashed:?}");
+        let recorded = hashed.get(&root.join("a.txt")).expect("a.txt hashed");
+        let (hash, _) = super::super::digest::hash_file(&root.join("a.txt")).expect("hash");
+        assert!(
+            matches!(recorded.state, InputState::File { hash: h, .. } if *h == hash),
+            "{:?}",
+            recorded.state
+        );
+    }
+
+    #[test]
+    fn a_fifo_is_not_waited_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical");
+        let fifo = root.join("pipe");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let (send, hasher) = start(root.clone());
+        send.send(fifo).expect("listening");
+        send.send(root.join("after.txt")).expect("listening");
+        std::fs::write(root.join("after.txt"), "x").expect("write");
+        drop(send);
+        let started = std::time::Instant::now();
+        while hasher.thread.as_ref().is_some_and(|t| !t.is_finished()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "stuck on the FIFO"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(hasher.finish().get(&root.join("pipe")).is_none());
+    }
+
+    #[test]
+    fn finish_stops_a_hasher_whose_sender_lives_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_send, hasher) = start(dir.path().to_path_buf());
+        let started = std::time::Instant::now();
+        assert_eq!(hasher.finish().len(), 0);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
