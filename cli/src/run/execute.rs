@@ -121,18 +121,18 @@ pub(crate) async fn execute(
             stdout: std::process::Stdio::piped(),
             stderr: std::process::Stdio::piped(),
         };
-        let in_process = ctx.tracer_library.as_deref().map(|library| {
-            let (reads, hasher) = cache::prehash::start(ctx.workspace_root.clone());
-            prehasher = Some(hasher);
-            trace::InProcess {
+        let (reads, hasher) = cache::prehash::start(ctx.workspace_root.clone());
+        prehasher = Some(hasher);
+        let in_process = ctx
+            .tracer_library
+            .as_deref()
+            .map(|library| trace::InProcess {
                 library,
-                // `ProcessSpec::command` clears the environment and sets
-                // the task's own.
+                // `ProcessSpec::command` clears the environment and sets the
+                // task's own.
                 inherits_env: false,
-                reads: Some(reads),
-            }
-        });
-        trace::spawn_traced(ex, cmd, stdio, in_process)
+            });
+        trace::spawn_traced(ex, cmd, stdio, in_process, Some(reads))
             .await
             .map(|(c, t)| (c, Some(t)))
             .map_err(|e| error_chain(&e))

@@ -69,9 +69,8 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         let in_process = library.as_deref().map(|library| InProcess {
             library,
             inherits_env: true,
-            reads: None,
         });
-        let (mut child, trace) = spawn_traced(&ex, cmd, stdio, in_process).await?;
+        let (mut child, trace) = spawn_traced(&ex, cmd, stdio, in_process, None).await?;
         let status = child
             .status()
             .await

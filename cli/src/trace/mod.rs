@@ -31,4 +31,6 @@ pub(crate) use in_process::{
 #[allow(unused_imports)]
 pub(crate) use log::{Access, AccessLog, CallCounts, Op, PathKind};
 #[allow(unused_imports)]
-pub(crate) use spawn::{ChildStdio, InProcess, SpawnError, Trace, TraceOutcome, spawn_traced};
+pub(crate) use spawn::{
+    ChildStdio, InProcess, Reads, SpawnError, Trace, TraceOutcome, spawn_traced,
+};

@@ -267,12 +267,14 @@ fn start(supervisor: Supervisor) -> io::Result<(SeenThreads, Receiver<AccessLog>
 /// With `in_process`, the command's dynamically linked programs record
 /// their read-only accesses in-process (`in_process.rs`); without it, or if
 /// its log cannot be made, every access is notified, which is as complete
-/// and slower.
+/// and slower. With `reads`, every file the command opens to read is sent
+/// there as it happens.
 pub(crate) async fn spawn_traced(
     ex: &LocalExecutor<'_>,
     mut cmd: std::process::Command,
     stdio: ChildStdio,
     in_process: Option<InProcess<'_>>,
+    reads: Option<Reads>,
 ) -> Result<(async_process::Child, Trace), SpawnError> {
     let program = cmd.get_program().to_string_lossy().into_owned();
     let socket_error = |source: io::Error| SpawnError::Socket {
@@ -288,14 +290,11 @@ pub(crate) async fn spawn_traced(
     .map_err(|errno| socket_error(errno.into()))?;
     let parent_end = Async::new(parent_end).map_err(socket_error)?;
 
-    let reads = in_process
-        .as_ref()
-        .and_then(|options| options.reads.clone());
     let in_process = in_process
         .and_then(|options| hand_in_process_log(&mut cmd, &options))
         .map(std::sync::Arc::new);
     let allowed_from = in_process.as_deref().map(InProcessLog::allowed_from);
-    if let (Some(log), Some(reads)) = (&in_process, reads) {
+    if let (Some(log), Some(reads)) = (&in_process, reads.clone()) {
         let log = std::sync::Arc::clone(log);
         // Without the thread nothing is hashed ahead; storing hashes it all.
         let _ = std::thread::Builder::new()
@@ -331,7 +330,7 @@ pub(crate) async fn spawn_traced(
     drop(parent_end);
     match received {
         Ok(Handshake::Installed(listener)) => {
-            match Supervisor::new(listener, in_process).and_then(start) {
+            match Supervisor::new(listener, in_process, reads).and_then(start) {
                 Ok((seen, served)) => {
                     let tree_gone = Rc::new(Cell::new(false));
                     let gone = Rc::clone(&tree_gone);
@@ -403,10 +402,12 @@ pub(crate) struct InProcess<'a> {
     /// every variable set on it after `env_clear` (`vp run`): where the
     /// task's own `LD_PRELOAD` and `ASAN_OPTIONS` are found.
     pub(crate) inherits_env: bool,
-    /// Where to send, while the command runs, each file it opens to read
-    /// (`cache::prehash`), from a thread tailing the log.
-    pub(crate) reads: Option<std::sync::mpsc::Sender<std::path::PathBuf>>,
 }
+
+/// Where to send, while a traced command runs, each file it opens to read
+/// (for `cache::prehash`): from the supervisor for notified opens, from a
+/// thread tailing the in-process log for the others.
+pub(crate) type Reads = std::sync::mpsc::Sender<std::path::PathBuf>;
 
 /// Creates the in-process log and gives `cmd` what its programs need to
 /// write to it: the fd (inherited), `VP_TRACE_LOG` and `LD_PRELOAD`.

@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::decode::{self, EmptyPath, Source, Target};
 use super::filter::{AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
 use super::in_process::{self, InProcessLog};
-use super::log::{Access, AccessLog, AtCall};
+use super::log::{Access, AccessLog, AtCall, Op};
 use super::notify::{self, Readiness};
 use super::tracee;
 
@@ -33,6 +33,8 @@ pub(crate) struct Supervisor {
     started_ns: u64,
     /// What the preload library recorded, read once the tree is gone.
     in_process: Option<std::sync::Arc<InProcessLog>>,
+    /// Where each notified read is sent as it happens (`spawn::Reads`).
+    reads: Option<super::spawn::Reads>,
     /// With `in_process`: each access's place in the order the library's
     /// records share (`InProcessLog::next_seq`), for merging them.
     seqs: Vec<u64>,
@@ -48,6 +50,7 @@ impl Supervisor {
     pub(crate) fn new(
         listener: OwnedFd,
         in_process: Option<std::sync::Arc<InProcessLog>>,
+        reads: Option<super::spawn::Reads>,
     ) -> std::io::Result<Self> {
         // Ask for the 6.6+ synchronous wake-up; older kernels just say no.
         let _ = notify::set_sync_wake_up(listener.as_fd());
@@ -56,6 +59,7 @@ impl Supervisor {
             log: AccessLog::default(),
             started_ns: in_process::monotonic_ns(),
             in_process,
+            reads,
             seqs: Vec::new(),
             buf: Vec::with_capacity(256),
             seen: Arc::default(),
@@ -171,6 +175,15 @@ impl Supervisor {
         let listener = self.listener.as_fd();
         if pending.iter().any(Option::is_some) && notify::id_valid(listener, req.id) {
             let added = pending.iter().flatten().count();
+            if let Some(reads) = &self.reads {
+                for access in pending.iter().flatten() {
+                    // A receiver gone only means nothing is hashed ahead.
+                    if access.op == Op::Read && reads.send(access.path.clone()).is_err() {
+                        self.reads = None;
+                        break;
+                    }
+                }
+            }
             self.log.accesses.extend(pending.into_iter().flatten());
             // Its place in the order, taken as late as possible before the
             // call runs (after the vectors grew): everything recorded
