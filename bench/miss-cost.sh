@@ -70,10 +70,10 @@ for _ in $(seq "$ROUNDS"); do
   line=$("$VP" run -v read 2>&1 | grep -m1 '^vp: miss cost:') || die "no 'miss cost' line from vp run -v"
   t1=$(date +%s%N)
   miss+=("$(( (t1 - t0) / 1000000 ))")
-  # vp: miss cost: ran 1.8s traced (1200 calls notified, 99000 recorded in-process); then resolving paths 225ms, classifying 175ms, storing 313ms
-  read -r r n i p c s < <(sed -E 's/.*ran ([^ ]+) traced \(([0-9]+) calls notified, ([0-9]+) recorded in-process\); then resolving paths ([^,]+), classifying ([^,]+), storing (.+)$/\1 \2 \3 \4 \5 \6/' <<<"$line")
+  # vp: miss cost: ran 480ms traced (436 calls notified, 50013 recorded in-process, 50001 files hashed meanwhile); then resolving paths 216ms, classifying 186ms, storing 218ms
+  read -r r n i h p c s < <(sed -E 's/.*ran ([^ ]+) traced \(([0-9]+) calls notified, ([0-9]+) recorded in-process, ([0-9]+) files hashed meanwhile\); then resolving paths ([^,]+), classifying ([^,]+), storing (.+)$/\1 \2 \3 \4 \5 \6 \7/' <<<"$line")
   ran+=("$(to_ms "$r")"); resolved+=("$(to_ms "$p")"); classified+=("$(to_ms "$c")"); stored+=("$(to_ms "$s")")
-  calls="$n notified, $i recorded in-process"
+  calls="$n notified, $i recorded in-process, $h files hashed while it ran"
 done
 
 kinds=$("$VP" trace --json --log --root . -- node read.mjs 2>/dev/null | node -e '
