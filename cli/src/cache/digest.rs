@@ -93,7 +93,7 @@ impl fmt::Debug for Digest {
 pub(crate) fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
     let file = File::open(path)?;
     let mut h = blake3::Hasher::new();
-    feed(&mut h, &file)?;
+    feed(&mut h, &file, &|| true)?;
     Ok((Digest(*h.finalize().as_bytes()), h.count()))
 }
 
@@ -108,12 +108,20 @@ pub(crate) fn hash_file_stamped(path: &Path) -> io::Result<(Digest, Metadata)> {
     hash_handle_stamped(&File::open(path)?)
 }
 
-/// `hash_file_stamped` for a path that may not be a regular file (one a
-/// task read, hashed while it runs: `prehash.rs`): opened without blocking
-/// (a FIFO or a device would otherwise wait for a writer), `None` when it
-/// is not a regular file.
-pub(crate) fn hash_if_regular_file(path: &Path) -> io::Result<Option<(Digest, Metadata)>> {
+/// `hash_file_stamped` for a path that may not be a regular file, hashed
+/// while the task that read it runs (`prehash.rs`): `None` when it is not
+/// a regular file (checked before opening: even a non-blocking open of a
+/// FIFO's read end can release a waiting writer; and after, through the
+/// handle), and when `keep_going` turns false before the end (checked
+/// between pieces of a large file, so the task's end never waits for it).
+pub(crate) fn hash_if_regular_file(
+    path: &Path,
+    keep_going: &dyn Fn() -> bool,
+) -> io::Result<Option<(Digest, Metadata)>> {
     use std::os::unix::fs::OpenOptionsExt;
+    if !std::fs::metadata(path)?.is_file() {
+        return Ok(None);
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -121,17 +129,24 @@ pub(crate) fn hash_if_regular_file(path: &Path) -> io::Result<Option<(Digest, Me
     if !file.metadata()?.is_file() {
         return Ok(None);
     }
-    hash_handle_stamped(&file).map(Some)
+    let mut h = blake3::Hasher::new();
+    if !feed(&mut h, &file, keep_going)? {
+        return Ok(None);
+    }
+    Ok(Some((Digest(*h.finalize().as_bytes()), file.metadata()?)))
 }
 
 fn hash_handle_stamped(file: &File) -> io::Result<(Digest, Metadata)> {
     let mut h = blake3::Hasher::new();
-    feed(&mut h, file)?;
+    feed(&mut h, file, &|| true)?;
     Ok((Digest(*h.finalize().as_bytes()), file.metadata()?))
 }
 
 /// The first this many bytes of a file go through `io::copy`.
 const SMALL_FILE: u64 = 64 << 10;
+
+/// The rest of a large file is read in pieces of this many bytes.
+const PIECE: u64 = 1 << 20;
 
 /// Reads `file` into `h`. A small file through `io::copy`, whose 8 KiB
 /// buffer is not zeroed: for a task reading 50,000 small files, open and
@@ -140,13 +155,28 @@ const SMALL_FILE: u64 = 64 << 10;
 /// file through `update_reader`: 8 KiB pieces give BLAKE3's AVX-512 code
 /// half the 16 KiB it hashes at once, and a Vite build reads 31 MB of
 /// native addons on every run (its three largest inputs, 32.5 MB, hashed
-/// in 14–15 ms through `io::copy`, 10 ms through `update_reader`).
-fn feed(h: &mut blake3::Hasher, mut file: &File) -> io::Result<()> {
+/// in 14–15 ms through `io::copy`, 10 ms through `update_reader`), in
+/// pieces of `PIECE` bytes with `keep_going` asked before each. Returns
+/// false when `keep_going` stopped it before the end.
+fn feed(
+    h: &mut blake3::Hasher,
+    mut file: &File,
+    keep_going: &dyn Fn() -> bool,
+) -> io::Result<bool> {
     let head = io::copy(&mut Read::take(&mut file, SMALL_FILE), h)?;
-    if head == SMALL_FILE {
-        h.update_reader(file)?;
+    if head < SMALL_FILE {
+        return Ok(true);
     }
-    Ok(())
+    loop {
+        if !keep_going() {
+            return Ok(false);
+        }
+        let before = h.count();
+        h.update_reader(Read::take(&mut file, PIECE))?;
+        if h.count() - before < PIECE {
+            return Ok(true);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,16 +16,21 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::clock::Timestamp;
 use super::entry::{InputState, Stamp};
 use super::file_state::Recorded;
+use super::paths::{self, RelPath};
 
 /// How often a waiting hasher looks whether it was told to stop.
 const STOP_POLL: Duration = Duration::from_millis(5);
+
+/// Paths waiting to be hashed, at most. The senders never wait (a traced
+/// call must not): a path that finds the queue full is left to storing.
+const QUEUE: usize = 16 << 10;
 
 /// The files hashed while a task ran, by absolute path.
 #[derive(Debug, Default)]
@@ -62,18 +67,36 @@ pub(crate) struct Prehasher {
     thread: Option<JoinHandle<Prehashed>>,
 }
 
-/// Starts hashing the paths sent to the returned sender that lie under
-/// `root`. If no thread can be started the sender's other end is gone, and
-/// nothing is hashed ahead.
-pub(crate) fn start(root: PathBuf) -> (Sender<PathBuf>, Prehasher) {
-    let (send, receive) = std::sync::mpsc::channel();
+/// Starts hashing the paths sent to the returned sender that storing could
+/// record: under `root`, not under `.git` or `cache_dir`. If no thread can
+/// be started the sender's other end is gone, and nothing is hashed ahead.
+pub(crate) fn start(root: PathBuf, cache_dir: &Path) -> (SyncSender<PathBuf>, Prehasher) {
+    let (send, receive) = std::sync::mpsc::sync_channel(QUEUE);
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = Arc::clone(&stop);
+    let cache_rel = RelPath::from_abs(&root, &paths::normalize(cache_dir));
     let thread = std::thread::Builder::new()
         .name("vp-prehash".to_owned())
-        .spawn(move || hash_until_stopped(&root, &receive, &stopped))
+        .spawn(move || {
+            let scope = Scope { root, cache_rel };
+            hash_until_stopped(&scope, &receive, &stopped)
+        })
         .ok();
     (send, Prehasher { stop, thread })
+}
+
+/// Which paths are worth hashing ahead: those storing could record.
+struct Scope {
+    root: PathBuf,
+    cache_rel: Option<RelPath>,
+}
+
+impl Scope {
+    fn admits(&self, abs: &Path) -> bool {
+        RelPath::from_abs(&self.root, abs).is_some_and(|rel| {
+            !paths::is_vcs_path(&rel) && !self.cache_rel.as_ref().is_some_and(|c| rel.is_within(c))
+        })
+    }
 }
 
 impl Prehasher {
@@ -93,12 +116,25 @@ impl Drop for Prehasher {
     }
 }
 
-fn hash_until_stopped(root: &Path, paths: &Receiver<PathBuf>, stop: &AtomicBool) -> Prehashed {
-    // Only idle CPU: the task itself must not wait for this thread.
-    // SAFETY: setpriority on this thread's own id; failure changes nothing.
+/// `IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT` (linux/ioprio.h).
+const IOPRIO_IDLE: libc::c_long = 3 << 13;
+/// `IOPRIO_WHO_PROCESS`: one thread, by id.
+const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+
+fn hash_until_stopped(scope: &Scope, paths: &Receiver<PathBuf>, stop: &AtomicBool) -> Prehashed {
+    // Only idle CPU and disk: the task itself must not wait for this thread.
+    // SAFETY: priority calls on this thread's own id; failure changes nothing.
     unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            libc::c_long::from(tid),
+            IOPRIO_IDLE,
+        );
     }
+    let keep_going = || !stop.load(Ordering::Acquire);
     let mut out = Prehashed::default();
     let mut seen = std::collections::HashSet::<PathBuf, foldhash::fast::RandomState>::default();
     while !stop.load(Ordering::Acquire) {
@@ -107,12 +143,12 @@ fn hash_until_stopped(root: &Path, paths: &Receiver<PathBuf>, stop: &AtomicBool)
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        if !path.starts_with(root) || !seen.insert(path.clone()) {
+        if !scope.admits(&path) || !seen.insert(path.clone()) {
             continue;
         }
         // Before the stamp is taken, as storing takes its `stat_time`.
         let stat_time = Timestamp::now_coarse();
-        if let Ok(Some((hash, meta))) = super::digest::hash_if_regular_file(&path) {
+        if let Ok(Some((hash, meta))) = super::digest::hash_if_regular_file(&path, &keep_going) {
             let state = InputState::File {
                 hash,
                 stamp: Stamp::of(&meta),
@@ -133,13 +169,19 @@ mod tests {
         let root = dir.path().canonicalize().expect("canonical");
         std::fs::write(root.join("a.txt"), "a").expect("write");
         std::fs::create_dir(root.join("sub")).expect("mkdir");
+        std::fs::create_dir_all(root.join(".git")).expect("mkdir");
+        std::fs::create_dir_all(root.join("cache")).expect("mkdir");
+        std::fs::write(root.join(".git/HEAD"), "ref").expect("write");
+        std::fs::write(root.join("cache/blob"), "vp's own").expect("write");
         let outside = tempfile::NamedTempFile::new().expect("outside file");
-        let (send, hasher) = start(root.clone());
+        let (send, hasher) = start(root.clone(), &root.join("cache"));
         for path in [
             root.join("a.txt"),
             root.join("a.txt"),
             root.join("sub"),
             root.join("missing"),
+            root.join(".git/HEAD"),
+            root.join("cache/blob"),
             outside.path().to_path_buf(),
         ] {
             send.send(path).expect("hasher listening");
@@ -168,7 +210,7 @@ mod tests {
         let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
         // SAFETY: a NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
-        let (send, hasher) = start(root.clone());
+        let (send, hasher) = start(root.clone(), &root.join("cache"));
         send.send(fifo).expect("listening");
         send.send(root.join("after.txt")).expect("listening");
         std::fs::write(root.join("after.txt"), "x").expect("write");
@@ -184,10 +226,32 @@ mod tests {
         assert!(hasher.finish().get(&root.join("pipe")).is_none());
     }
 
+    /// The task's end does not wait for a large file being hashed.
+    #[test]
+    fn finish_stops_in_the_middle_of_a_large_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical");
+        let big = root.join("big.bin");
+        let file = std::fs::File::create(&big).expect("create");
+        // Sparse: 64 GiB of zeros the hasher would read for a minute.
+        file.set_len(64 << 30).expect("sparse file");
+        let (send, hasher) = start(root.clone(), &root.join("cache"));
+        send.send(big.clone()).expect("listening");
+        std::thread::sleep(Duration::from_millis(50));
+        let started = std::time::Instant::now();
+        let hashed = hasher.finish();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(hashed.get(&big).is_none(), "a partial hash was kept");
+    }
+
     #[test]
     fn finish_stops_a_hasher_whose_sender_lives_on() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (_send, hasher) = start(dir.path().to_path_buf());
+        let (_send, hasher) = start(dir.path().to_path_buf(), &dir.path().join("cache"));
         let started = std::time::Instant::now();
         assert_eq!(hasher.finish().len(), 0);
         assert!(started.elapsed() < Duration::from_secs(5));

@@ -121,7 +121,10 @@ pub(crate) async fn execute(
             stdout: std::process::Stdio::piped(),
             stderr: std::process::Stdio::piped(),
         };
-        let (reads, hasher) = cache::prehash::start(ctx.workspace_root.clone());
+        let cache_dir = recording
+            .as_ref()
+            .map_or(ctx.workspace_root.as_path(), |r| r.cache_dir);
+        let (reads, hasher) = cache::prehash::start(ctx.workspace_root.clone(), cache_dir);
         prehasher = Some(hasher);
         let in_process = ctx
             .tracer_library

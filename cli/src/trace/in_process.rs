@@ -291,14 +291,15 @@ impl InProcessLog {
     /// failed) or the receiver is gone. A record still being written is
     /// waited for; one whose writer died stops the tailing (only the head
     /// start is lost: storing hashes what is left).
-    pub(crate) fn tail_reads(
-        log: &std::sync::Arc<Self>,
-        reads: &std::sync::mpsc::Sender<std::path::PathBuf>,
-    ) {
+    pub(crate) fn tail_reads(log: &std::sync::Arc<Self>, reads: &super::spawn::Reads) {
         const POLL: std::time::Duration = std::time::Duration::from_millis(2);
         let this: &Self = log;
         let mut at = LOG_DATA;
         let mut decoded = Vec::new();
+        // Each path once: a task that reads a few files again and again
+        // must not fill the bounded queue with them.
+        let mut sent =
+            std::collections::HashSet::<std::path::PathBuf, foldhash::fast::RandomState>::default();
         loop {
             let ended =
                 this.run_ended.load(Ordering::Acquire) || std::sync::Arc::strong_count(log) == 1;
@@ -329,9 +330,11 @@ impl InProcessLog {
                     decoded.clear();
                     if push_accesses(&record, 0, &mut decoded).is_ok() {
                         for (_, access) in decoded.drain(..) {
-                            if access.op == super::log::Op::Read && reads.send(access.path).is_err()
-                            {
-                                return;
+                            if access.op == super::log::Op::Read && !sent.contains(&access.path) {
+                                sent.insert(access.path.clone());
+                                if !super::spawn::offer(reads, access.path) {
+                                    return;
+                                }
                             }
                         }
                     }

@@ -406,8 +406,18 @@ pub(crate) struct InProcess<'a> {
 
 /// Where to send, while a traced command runs, each file it opens to read
 /// (for `cache::prehash`): from the supervisor for notified opens, from a
-/// thread tailing the in-process log for the others.
-pub(crate) type Reads = std::sync::mpsc::Sender<std::path::PathBuf>;
+/// thread tailing the in-process log for the others. Bounded, and sent to
+/// with `offer`, which never waits.
+pub(crate) type Reads = std::sync::mpsc::SyncSender<std::path::PathBuf>;
+
+/// Offers `path` to `reads`: dropped when the queue is full (storing hashes
+/// it then). False once the receiver is gone.
+pub(crate) fn offer(reads: &Reads, path: std::path::PathBuf) -> bool {
+    !matches!(
+        reads.try_send(path),
+        Err(std::sync::mpsc::TrySendError::Disconnected(_))
+    )
+}
 
 /// Creates the in-process log and gives `cmd` what its programs need to
 /// write to it: the fd (inherited), `VP_TRACE_LOG` and `LD_PRELOAD`.

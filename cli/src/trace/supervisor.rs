@@ -178,7 +178,7 @@ impl Supervisor {
             if let Some(reads) = &self.reads {
                 for access in pending.iter().flatten() {
                     // A receiver gone only means nothing is hashed ahead.
-                    if access.op == Op::Read && reads.send(access.path.clone()).is_err() {
+                    if access.op == Op::Read && !super::spawn::offer(reads, access.path.clone()) {
                         self.reads = None;
                         break;
                     }
