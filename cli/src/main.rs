@@ -6,6 +6,7 @@
 mod args;
 mod bridge;
 mod cache;
+mod child_fd;
 mod embedded;
 mod error;
 mod events;

@@ -15,7 +15,7 @@ use vp_ipc::{
 const MAX_FDS: usize = 8;
 
 /// A `SOCK_SEQPACKET` pair, both ends close-on-exec (the child's copy is
-/// re-installed without it by [`place_fd`]).
+/// re-installed without it by `crate::child_fd::place`).
 pub(super) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
     // The same nix call the tracer uses for its handshake pair.
@@ -43,24 +43,6 @@ pub(super) fn child_fd_number() -> RawFd {
     };
     let highest = RawFd::try_from(soft.saturating_sub(1)).unwrap_or(RawFd::MAX);
     vp_ipc::PREFERRED_BROKER_FD.min(highest).max(10)
-}
-
-/// Runs in the forked child before `exec`: installs `end` as `target`
-/// without `FD_CLOEXEC`. Only async-signal-safe calls (dup2, fcntl).
-pub(super) fn place_fd(end: &OwnedFd, target: RawFd) -> io::Result<()> {
-    let raw = end.as_raw_fd();
-    // SAFETY: plain fd syscalls on descriptors valid in this process.
-    let rc = unsafe {
-        if raw == target {
-            libc::fcntl(raw, libc::F_SETFD, 0)
-        } else {
-            libc::dup2(raw, target)
-        }
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// One message read from the broker.

@@ -110,7 +110,7 @@ impl BridgeSession {
         // SAFETY: the hook runs between fork and exec and only calls dup2 /
         // fcntl (async-signal-safe); it allocates nothing.
         unsafe {
-            cmd.pre_exec(move || broker::place_fd(&end, target));
+            cmd.pre_exec(move || crate::child_fd::place(end.as_raw_fd(), target));
         }
     }
 

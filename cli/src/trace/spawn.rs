@@ -448,15 +448,11 @@ fn hand_in_process_log(
     if let Some(asan) = asan {
         cmd.env("ASAN_OPTIONS", asan);
     }
-    // SAFETY: fcntl is async-signal-safe; `fd` stays open in vp (and so in
-    // the forked child) until the log is dropped, after the spawn.
+    // SAFETY: the hook only calls fcntl (async-signal-safe); `fd` stays
+    // open in vp (and so in the forked child) until the log is dropped,
+    // after the spawn.
     unsafe {
-        cmd.pre_exec(move || {
-            if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || crate::child_fd::place(fd, fd));
     }
     Some(log)
 }
