@@ -101,10 +101,7 @@ impl<'a> Scope<'a> {
     /// workspace, not under `.git` or the cache, and not excluded by a
     /// negative glob. Tool-ignored subtrees are checked separately.
     fn admit(&self, abs: &Path) -> Option<RelPath> {
-        let rel = RelPath::from_abs(self.paths.workspace_root, abs)?;
-        if paths::is_vcs_path(&rel) || self.cache_rel.as_ref().is_some_and(|c| rel.is_within(c)) {
-            return None;
-        }
+        let rel = paths::recordable(self.paths.workspace_root, self.cache_rel.as_ref(), abs)?;
         let pkg_rel = package_relative(self.paths.package_dir, &paths::normalize(abs));
         if self.globs.excludes(&pkg_rel) {
             return None;

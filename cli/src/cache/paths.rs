@@ -205,9 +205,45 @@ pub(crate) fn is_vcs_path(path: &RelPath) -> bool {
     path.components().any(|c| c == b".git")
 }
 
+/// The workspace-relative form of `abs` when the cache may record it at
+/// all: inside `root`, not under a `.git` directory, and not in vp's cache
+/// directory (`cache_rel`, relative to `root`). Storing (`collect::Scope`)
+/// and hashing during the run (`prehash.rs`) share this rule.
+pub(crate) fn recordable(root: &Path, cache_rel: Option<&RelPath>, abs: &Path) -> Option<RelPath> {
+    let rel = RelPath::from_abs(root, abs)?;
+    if is_vcs_path(&rel) || cache_rel.is_some_and(|c| rel.is_within(c)) {
+        return None;
+    }
+    Some(rel)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recordable_is_inside_the_root_outside_git_and_the_cache() {
+        let root = Path::new("/w");
+        let cache = RelPath::from_abs(root, Path::new("/w/node_modules/.cache/vp"));
+        let rec =
+            |abs: &str| recordable(root, cache.as_ref(), Path::new(abs)).map(|r| r.to_string());
+        assert_eq!(rec("/w/src/a.js").as_deref(), Some("src/a.js"));
+        assert_eq!(rec("/w/src/../b.js").as_deref(), Some("b.js"));
+        assert_eq!(rec("/etc/hostname"), None);
+        assert_eq!(rec("/w/.git/HEAD"), None);
+        assert_eq!(rec("/w/pkg/.git/config"), None);
+        assert_eq!(rec("/w/node_modules/.cache/vp/CURRENT"), None);
+        assert_eq!(
+            rec("/w/node_modules/.cache/other").as_deref(),
+            Some("node_modules/.cache/other")
+        );
+        assert_eq!(
+            recordable(root, None, Path::new("/w/x"))
+                .map(|r| r.to_string())
+                .as_deref(),
+            Some("x")
+        );
+    }
 
     #[test]
     fn from_abs_keeps_inside_and_rejects_outside() {

@@ -74,7 +74,7 @@ pub(crate) fn start(root: PathBuf, cache_dir: &Path) -> (SyncSender<PathBuf>, Pr
     let (send, receive) = std::sync::mpsc::sync_channel(QUEUE);
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = Arc::clone(&stop);
-    let cache_rel = RelPath::from_abs(&root, &paths::normalize(cache_dir));
+    let cache_rel = RelPath::from_abs(&root, cache_dir);
     let thread = std::thread::Builder::new()
         .name("vp-prehash".to_owned())
         .spawn(move || {
@@ -93,9 +93,7 @@ struct Scope {
 
 impl Scope {
     fn admits(&self, abs: &Path) -> bool {
-        RelPath::from_abs(&self.root, abs).is_some_and(|rel| {
-            !paths::is_vcs_path(&rel) && !self.cache_rel.as_ref().is_some_and(|c| rel.is_within(c))
-        })
+        paths::recordable(&self.root, self.cache_rel.as_ref(), abs).is_some()
     }
 }
 
