@@ -738,6 +738,17 @@ mod tests {
         }
     }
 
+    /// The paths `bytes` records, checking nothing made the run untraceable.
+    fn paths_read_cleanly(bytes: &[u8]) -> Vec<PathBuf> {
+        let mut log = AccessLog::default();
+        let read = read_records(bytes, 0, &mut log)
+            .into_iter()
+            .map(|(_, a)| a.path)
+            .collect();
+        assert!(log.untraceable.is_empty(), "{:?}", log.untraceable);
+        read
+    }
+
     /// A writer that died before committing made no call: its record is
     /// skipped, and the rest is read. So is the end mark of a full log.
     #[test]
@@ -752,13 +763,7 @@ mod tests {
         ]);
         bytes.extend_from_slice(&LEN_END.to_le_bytes());
         bytes.extend_from_slice(&[0xAA; 60]);
-        let mut log = AccessLog::default();
-        let read: Vec<_> = read_records(&bytes, 0, &mut log)
-            .into_iter()
-            .map(|(_, a)| a.path)
-            .collect();
-        assert!(log.untraceable.is_empty(), "{:?}", log.untraceable);
-        assert_eq!(read, [abs("/w/a"), abs("/w/b")]);
+        assert_eq!(paths_read_cleanly(&bytes), [abs("/w/a"), abs("/w/b")]);
     }
 
     /// A writer that died between reserving space and marking it left
@@ -769,13 +774,7 @@ mod tests {
         bytes.extend_from_slice(&[0u8; 96]);
         bytes.extend_from_slice(&open_read(b"/w/b", b"", 1));
         bytes.extend_from_slice(&[0u8; 8]);
-        let mut log = AccessLog::default();
-        let read: Vec<_> = read_records(&bytes, 0, &mut log)
-            .into_iter()
-            .map(|(_, a)| a.path)
-            .collect();
-        assert!(log.untraceable.is_empty(), "{:?}", log.untraceable);
-        assert_eq!(read, [abs("/w/a"), abs("/w/b")]);
+        assert_eq!(paths_read_cleanly(&bytes), [abs("/w/a"), abs("/w/b")]);
     }
 
     #[test]
