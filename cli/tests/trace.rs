@@ -906,3 +906,45 @@ fn programs_started_by_node_get_the_in_process_log() {
         "the child recorded {recorded} calls in-process"
     );
 }
+
+/// Where the library would land on a file system mounted noexec, vp says so
+/// once and traces every call the notified way (ld.so would otherwise print
+/// an error in every traced process). Runs in a private mount namespace
+/// (`unshare -m`, root only) so that nothing outside the test is mounted.
+#[test]
+fn a_noexec_library_dir_is_said_and_every_call_notified() {
+    let (_tmp, dir) = workdir();
+    write(&dir, "a.txt", "content");
+    let cache = dir.join("noexec-cache");
+    fs::create_dir(&cache).expect("mkdir");
+    let script = format!(
+        "mount -t tmpfs -o noexec tmpfs {cache} && XDG_CACHE_HOME={cache} exec {vp} trace --json --root {dir} -- cat a.txt",
+        cache = cache.display(),
+        vp = vp(),
+        dir = dir.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .current_dir(&dir)
+        .output();
+    let out = match out {
+        Ok(out) if out.status.success() => out,
+        other => {
+            eprintln!(
+                "!!!!! SKIPPED: no private mount namespace here (needs root and unshare): {other:?} !!!!!"
+            );
+            return;
+        }
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tracing without the in-process tracer")
+            && stderr.contains("mounted noexec")
+            && stderr.contains("XDG_CACHE_HOME"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("ld.so"), "{stderr}");
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["inputs"]["a.txt"]["kind"], "content-read", "{json}");
+    assert_eq!(json["calls"]["in_process"], 0, "{}", json["calls"]);
+}
