@@ -102,9 +102,11 @@ impl<'a> Scope<'a> {
     /// negative glob. Tool-ignored subtrees are checked separately.
     fn admit(&self, abs: &Path) -> Option<RelPath> {
         let rel = paths::recordable(self.paths.workspace_root, self.cache_rel.as_ref(), abs)?;
-        let pkg_rel = package_relative(self.paths.package_dir, &paths::normalize(abs));
-        if self.globs.excludes(&pkg_rel) {
-            return None;
+        if self.globs.has_exclusions() {
+            let pkg_rel = package_relative(self.paths.package_dir, &paths::normalize(abs));
+            if self.globs.excludes(&pkg_rel) {
+                return None;
+            }
         }
         Some(rel)
     }
@@ -310,15 +312,16 @@ pub(crate) fn collect_inputs(
     let scope = Scope::new(paths, config, ignored).map_err(|e| NotStorable::GlobWalk {
         error: e.to_string(),
     })?;
-    let mut wanted: BTreeMap<RelPath, InputKind> = BTreeMap::new();
+    // Sorted and merged in bulk, not inserted one by one into a map: a
+    // task may read tens of thousands of files.
+    let mut wanted: Vec<(RelPath, InputKind)> = Vec::new();
     if config.auto {
+        wanted.reserve(observed.len());
         for (abs, kind) in observed {
             if let Some(rel) = scope.admit(abs)
                 && !scope.ignored_by_tool(&rel)
             {
-                // The same path seen several ways: keep the strongest.
-                let k = wanted.entry(rel).or_insert(*kind);
-                *k = (*k).max(*kind);
+                wanted.push((rel, *kind));
             }
         }
     }
@@ -328,17 +331,21 @@ pub(crate) fn collect_inputs(
         .into_iter()
         .filter(|rel| !produced.contains(rel))
         .collect();
-    for rel in &glob_inputs {
-        wanted.insert(rel.clone(), InputKind::ContentRead);
-    }
+    wanted.extend(
+        glob_inputs
+            .iter()
+            .map(|rel| (rel.clone(), InputKind::ContentRead)),
+    );
+    // The same path seen several ways (or also globbed): keep the strongest.
+    wanted.sort_unstable_by(|(a, ka), (b, kb)| a.cmp(b).then(kb.cmp(ka)));
+    wanted.dedup_by(|(later, _), (first, _)| later == first);
 
     // Hashing is most of a miss's own cost for a task with many inputs.
-    let wanted: Vec<(RelPath, InputKind)> = wanted.into_iter().collect();
     let observed = crate::parallel::map(&wanted, OBSERVE_SPREAD_MIN, |(rel, kind)| {
         let abs = rel.to_abs(paths.workspace_root);
         file_state::observe_since(&abs, *kind, known.recorded(rel, &abs))
     });
-    let mut inputs = BTreeMap::new();
+    let mut inputs = Vec::with_capacity(wanted.len());
     for ((rel, _), state) in wanted.into_iter().zip(observed) {
         let state = state.map_err(|e| NotStorable::InputUnreadable {
             path: rel.clone(),
@@ -349,8 +356,10 @@ pub(crate) fn collect_inputs(
         {
             return Err(NotStorable::InputModifiedDuringRun(rel));
         }
-        inputs.insert(rel, state);
+        inputs.push((rel, state));
     }
+    // Already in order and distinct: the map is built in one pass.
+    let inputs: BTreeMap<RelPath, InputState> = inputs.into_iter().collect();
     Ok(CollectedInputs {
         inputs,
         glob_inputs,

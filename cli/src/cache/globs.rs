@@ -104,6 +104,12 @@ impl TaskGlobs {
     }
 
     /// True when a `!negative` matches `pkg_rel` (package-relative).
+    /// Whether any pattern is negated (`!dist/**`): without one,
+    /// `excludes` is false for every path.
+    pub(crate) fn has_exclusions(&self) -> bool {
+        !self.exclude.is_empty()
+    }
+
     pub(crate) fn excludes(&self, pkg_rel: &Path) -> bool {
         !self.exclude.is_empty() && self.exclude.is_match(pkg_rel)
     }

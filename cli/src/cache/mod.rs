@@ -19,7 +19,7 @@ mod file_state;
 mod fingerprint;
 mod globs;
 mod miss;
-mod paths;
+pub(crate) mod paths;
 mod portable;
 pub(crate) mod prehash;
 mod restore;

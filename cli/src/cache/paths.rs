@@ -61,6 +61,16 @@ impl RelPath {
     /// resolving `.` and `..` lexically) is outside `root`. `root` must be an
     /// absolute, normalised path.
     pub(crate) fn from_abs(root: &Path, abs: &Path) -> Option<Self> {
+        let (a, r) = (bytes(abs), bytes(root));
+        let no_parent = |p: &[u8]| !p.split(|b| *b == b'/').any(|name| name == b"..");
+        if is_clean(a) && is_clean(r) && a.starts_with(b"/") && no_parent(a) {
+            // Clean, without `..`: the relative form is the bytes after the root's.
+            if !is_within(abs, root) {
+                return None;
+            }
+            let rest = if r == b"/" { &a[1..] } else { &a[r.len()..] };
+            return Some(Self(rest.strip_prefix(b"/").unwrap_or(rest).to_vec()));
+        }
         let abs = normalize(abs);
         let rest = abs.strip_prefix(root).ok()?;
         Some(Self::from_relative_components(rest))
@@ -196,6 +206,56 @@ pub(crate) fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+fn bytes(path: &Path) -> &[u8] {
+    path.as_os_str().as_bytes()
+}
+
+/// Whether a path is written the one way `Path` would print its
+/// components: no repeated separator, no `.` component, no trailing
+/// separator (except the root `/` itself). The tracer's resolved paths and
+/// canonicalised directories are clean; the fast comparisons below rely on
+/// it and fall back to `Path`'s own where a path is not.
+/// (Post-run work asks these several times for each of tens of thousands
+/// of recorded paths; splitting paths into components was most of it.)
+pub(crate) fn is_clean(path: &[u8]) -> bool {
+    if path.len() > 1 && path.ends_with(b"/") {
+        return false;
+    }
+    if path.is_empty() || path == b"." || path.starts_with(b"./") || path.ends_with(b"/.") {
+        return false;
+    }
+    !path
+        .windows(2)
+        .enumerate()
+        .any(|(i, w)| w == b"//" || (w == b"/." && path.get(i + 2) == Some(&b'/')))
+}
+
+/// `path.starts_with(dir)` (component-wise), without splitting either into
+/// components when both are clean: `dir` itself or a path below it.
+/// Classifying a large log asks this several times per recorded path.
+pub(crate) fn is_within(path: &Path, dir: &Path) -> bool {
+    let (p, d) = (bytes(path), bytes(dir));
+    if !is_clean(p) || !is_clean(d) {
+        return path.starts_with(dir);
+    }
+    if d == b"/" {
+        return p.starts_with(b"/");
+    }
+    p.starts_with(d) && (p.len() == d.len() || p[d.len()] == b'/')
+}
+
+/// The first name after the root of an absolute path (`proc` for
+/// `/proc/1/maps`, also for `//proc` or `/./proc`), as `Path::components`
+/// would give it; `None` for a relative path or `/` itself.
+pub(crate) fn first_name(path: &Path) -> Option<&[u8]> {
+    let p = bytes(path);
+    if !p.starts_with(b"/") {
+        return None;
+    }
+    p.split(|b| *b == b'/')
+        .find(|name| !name.is_empty() && *name != b".")
 }
 
 /// True when a workspace-relative path must never be fingerprinted or
@@ -383,5 +443,60 @@ mod tests {
         assert!(!is_vcs_path(
             &RelPath::from_stored(b".github/x.yml").expect("valid")
         ));
+    }
+
+    /// The fast comparisons answer as `Path`'s component-wise ones, on
+    /// clean paths and on every unclean spelling (which take the slow way).
+    #[test]
+    fn within_and_first_name_agree_with_components() {
+        let paths = [
+            "/",
+            "//",
+            "/w",
+            "/w/",
+            "/w//a",
+            "/w/./a",
+            "/w/.",
+            "./w",
+            "w",
+            "w/a",
+            "/wa",
+            "/w/a",
+            "/w/a/b",
+            "/w/.git",
+            "/w/a/.gitignore",
+            "/proc",
+            "/proc/1",
+            "//proc/1",
+            "/./proc",
+            "/../proc",
+            "/process",
+            "/sys/x",
+            "/dev",
+            "/devx",
+            "",
+        ];
+        for p in paths {
+            for d in paths {
+                let (pp, dd) = (Path::new(p), Path::new(d));
+                assert_eq!(is_within(pp, dd), pp.starts_with(dd), "{p:?} within {d:?}");
+            }
+            let by_components = Path::new(p).components().nth(1).and_then(|c| match c {
+                std::path::Component::Normal(n) => Some(n.as_encoded_bytes()),
+                _ => None,
+            });
+            let expected = if p.starts_with('/') {
+                by_components.or_else(|| {
+                    // `/..` and the like: the first name is what follows.
+                    Path::new(p)
+                        .components()
+                        .nth(1)
+                        .map(|c| c.as_os_str().as_encoded_bytes())
+                })
+            } else {
+                None
+            };
+            assert_eq!(first_name(Path::new(p)), expected, "{p:?}");
+        }
     }
 }

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
 use super::log::{AccessLog, Op, PathKind, PathMap};
+use crate::cache::paths::is_within;
 
 /// What counts, and what the task's own tools asked to ignore.
 #[derive(Debug, Clone, Copy)]
@@ -255,7 +256,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
                 // Creating or removing a name changes every directory above
                 // it (within the root): their listings and stats are not inputs.
                 for (depth, ancestor) in resolution.real.ancestors().skip(1).enumerate() {
-                    if !ancestor.starts_with(opts.root) {
+                    if !is_within(ancestor, opts.root) {
                         break;
                     }
                     let event = if depth == 0 {
@@ -428,7 +429,7 @@ fn prune_implied_dirs(outputs: &mut BTreeMap<PathBuf, OutputKind>) {
             outputs
                 .range::<PathBuf, _>((std::ops::Bound::Excluded(*dir), std::ops::Bound::Unbounded))
                 .next()
-                .is_some_and(|(next, _)| next.starts_with(dir))
+                .is_some_and(|(next, _)| is_within(next, dir))
         })
         .map(|(dir, _)| dir.clone())
         .collect();
@@ -438,18 +439,34 @@ fn prune_implied_dirs(outputs: &mut BTreeMap<PathBuf, OutputKind>) {
 }
 
 fn under_any(path: &Path, dirs: &[PathBuf]) -> bool {
-    dirs.iter().any(|dir| path.starts_with(dir))
+    dirs.iter().any(|dir| is_within(path, dir))
 }
 
+/// Asked for every event of every recorded path: byte comparisons where the
+/// paths are clean (`paths::is_within`), components only where they are not.
 fn is_excluded(path: &Path, opts: &ClassifyOptions<'_>) -> bool {
-    let Ok(relative) = path.strip_prefix(opts.root) else {
+    if !is_within(path, opts.root) {
         return true;
-    };
+    }
     super::resolve::is_pseudo(path)
-        || relative
-            .components()
-            .any(|c| c == Component::Normal(".git".as_ref()))
+        || below_git(path, opts.root)
         || under_any(path, opts.excluded_dirs)
+}
+
+/// Whether a name between `root` and the end of `path` (which is within
+/// `root`) is `.git`.
+fn below_git(path: &Path, root: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    if !bytes.windows(4).any(|w| w == b".git") {
+        return false;
+    }
+    match path.strip_prefix(root) {
+        Ok(relative) => relative
+            .components()
+            .any(|c| c == Component::Normal(".git".as_ref())),
+        Err(_) => false,
+    }
 }
 
 #[cfg(test)]

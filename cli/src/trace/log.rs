@@ -207,9 +207,23 @@ impl EndState {
 /// keyed by `Path` still orders by `Path` itself.
 pub(crate) fn path_order(a: &Path, b: &Path) -> std::cmp::Ordering {
     use std::os::unix::ffi::OsStrExt;
-    let key = |byte: &u8| if *byte == b'/' { 0 } else { *byte };
-    let a = a.as_os_str().as_bytes().iter().map(key);
-    a.cmp(b.as_os_str().as_bytes().iter().map(key))
+    let (a, b) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
+    // Recorded paths share long prefixes (`/w/node_modules/pkg/...`): skip
+    // the common part eight bytes at a time, then order by the first
+    // difference with the separator as the smallest byte.
+    let common = a.len().min(b.len());
+    let mut at = 0;
+    while at + 8 <= common && a[at..at + 8] == b[at..at + 8] {
+        at += 8;
+    }
+    while at < common && a[at] == b[at] {
+        at += 1;
+    }
+    let key = |byte: u8| if byte == b'/' { 0 } else { byte };
+    match (a.get(at), b.get(at)) {
+        (Some(&x), Some(&y)) => key(x).cmp(&key(y)),
+        _ => a.len().cmp(&b.len()),
+    }
 }
 
 /// Everything one traced process tree did to files, in syscall-entry order
@@ -268,6 +282,11 @@ mod tests {
             "/a/z",
             "/a0",
             "/a/b/c/d",
+            "/node_modules/pkg/dist/index.js",
+            "/node_modules/pkg/dist/index.jsx",
+            "/node_modules/pkg/dist/index.js/x",
+            "/node_modules/pkg/dist-esm/index.js",
+            "/node_modules/pkg/dist",
         ]
         .iter()
         .map(PathBuf::from)

@@ -34,8 +34,8 @@ pub(crate) fn snapshot(mut log: AccessLog) -> AccessLog {
             && !state.kinds.contains_key(real)
         {
             let kind = fs.kind(real);
-            if let (PathKind::Symlink, Some(Entry::Symlink(target))) = (kind, fs.get(real)) {
-                state.link_targets.insert(real.clone(), target);
+            if let (PathKind::Symlink, Entry::Symlink(target)) = (kind, fs.get(real)) {
+                state.link_targets.insert(real.clone(), target.clone());
             }
             if access.op == Op::RenameTo && kind == PathKind::Dir && !state.trees.contains_key(real)
             {
@@ -50,15 +50,16 @@ pub(crate) fn snapshot(mut log: AccessLog) -> AccessLog {
         }
         let resolution = resolver.resolve(&mut fs, &access.path, access.follow);
         for link in &resolution.links {
-            if let Some(Entry::Symlink(target)) = fs.get(link) {
-                state.link_targets.insert(link.clone(), target);
+            if let Entry::Symlink(target) = fs.get(link) {
+                state.link_targets.insert(link.clone(), target.clone());
                 state.kinds.insert(link.clone(), PathKind::Symlink);
             }
         }
         let kind = fs.kind(&resolution.real);
-        if let (PathKind::Symlink, Some(Entry::Symlink(target))) = (kind, fs.get(&resolution.real))
-        {
-            state.link_targets.insert(resolution.real.clone(), target);
+        if let (PathKind::Symlink, Entry::Symlink(target)) = (kind, fs.get(&resolution.real)) {
+            state
+                .link_targets
+                .insert(resolution.real.clone(), target.clone());
         }
         if access.op == Op::RenameTo
             && kind == PathKind::Dir
@@ -100,9 +101,10 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, PathKind)>) {
 }
 
 pub(crate) fn is_pseudo(path: &Path) -> bool {
-    ["/proc", "/sys", "/dev"]
-        .iter()
-        .any(|root| path.starts_with(root))
+    matches!(
+        crate::cache::paths::first_name(path),
+        Some(b"proc" | b"sys" | b"dev")
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -124,13 +126,11 @@ struct Lstat {
 const PREFETCH_MIN: usize = 1024;
 
 impl Lstat {
-    fn get(&mut self, path: &Path) -> Option<Entry> {
-        if let Some(entry) = self.cache.get(path) {
-            return Some(entry.clone());
+    fn get(&mut self, path: &Path) -> &Entry {
+        if !self.cache.contains_key(path) {
+            self.cache.insert(path.to_path_buf(), lstat(path));
         }
-        let entry = lstat(path);
-        self.cache.insert(path.to_path_buf(), entry.clone());
-        Some(entry)
+        &self.cache[path]
     }
 
     /// Looks at `paths` on every core ahead of the walk, which then finds
@@ -158,11 +158,15 @@ impl Lstat {
         }
     }
 
+    fn is_symlink(&mut self, path: &Path) -> bool {
+        matches!(self.get(path), Entry::Symlink(_))
+    }
+
     fn kind(&mut self, path: &Path) -> PathKind {
         match self.get(path) {
-            Some(Entry::Kind(kind)) => kind,
-            Some(Entry::Symlink(_)) => PathKind::Symlink,
-            Some(Entry::Missing) | None => PathKind::Missing,
+            Entry::Kind(kind) => *kind,
+            Entry::Symlink(_) => PathKind::Symlink,
+            Entry::Missing => PathKind::Missing,
         }
     }
 }
@@ -216,8 +220,8 @@ impl Walk {
                 self.real = candidate;
                 continue;
             }
-            match fs.get(&candidate) {
-                Some(Entry::Symlink(target)) if self.links.len() < MAX_LINKS => {
+            match fs.get(&candidate).clone() {
+                Entry::Symlink(target) if self.links.len() < MAX_LINKS => {
                     self.links.push(candidate);
                     if target.is_absolute() {
                         self.real = PathBuf::from("/");
@@ -226,7 +230,7 @@ impl Walk {
                         todo.push_front(component);
                     }
                 }
-                Some(Entry::Missing) => {
+                Entry::Missing => {
                     self.missing = true;
                     self.real = candidate;
                 }
@@ -265,15 +269,29 @@ impl Resolver {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return resolve(fs, path, follow_last);
         };
-        let base = match self.dirs.get(parent) {
-            Some(walk) => walk.clone(),
-            None => {
-                let walk = Walk::root().walk(fs, components(parent), true);
-                self.dirs.insert(parent.to_path_buf(), walk.clone());
-                walk
-            }
+        if !self.dirs.contains_key(parent) {
+            let walk = Walk::root().walk(fs, components(parent), true);
+            self.dirs.insert(parent.to_path_buf(), walk);
+        }
+        let Some(base) = self.dirs.get(parent) else {
+            return resolve(fs, path, follow_last);
         };
-        base.walk(fs, VecDeque::from([name.to_os_string()]), follow_last)
+        // The last name ends the walk unless it is a symlink to follow
+        // (`Walk::walk`): most names of a log are not, and need no queue,
+        // no copy of the parent's walk, only the joined path.
+        let candidate = base.real.join(name);
+        let ends_here = base.missing
+            || !follow_last
+            || base.links.len() >= MAX_LINKS
+            || !fs.is_symlink(&candidate);
+        if ends_here {
+            return Resolution {
+                real: candidate,
+                links: base.links.clone(),
+            };
+        }
+        base.clone()
+            .walk(fs, VecDeque::from([name.to_os_string()]), follow_last)
             .into()
     }
 }
