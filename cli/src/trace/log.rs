@@ -123,9 +123,94 @@ impl Op {
 }
 
 /// A map keyed by recorded paths. Tens of thousands of paths, each looked
-/// up several times while resolving and classifying: foldhash (seeded per
-/// process) instead of SipHash, which cost a few percent of a large miss.
-pub(crate) type PathMap<V> = HashMap<PathBuf, V, foldhash::fast::RandomState>;
+/// up several times while resolving and classifying, so two choices for
+/// speed: foldhash (seeded per process) instead of SipHash, and keys
+/// hashed and compared as whole byte strings. `Path`'s own `Hash` feeds
+/// the hasher one component at a time, a few percent of a large miss.
+///
+/// Byte keys make two spellings of one path (`/a//b`, `/a/b`) two keys.
+/// Every map here is keyed either by resolved paths, which are clean, or
+/// by a recorded path looked up with the very bytes it was inserted with.
+#[derive(Debug, Clone)]
+pub(crate) struct PathMap<V>(HashMap<PathKey, V, foldhash::fast::RandomState>);
+
+/// A path as a `PathMap` key: hashed and compared by its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct PathKey(Vec<u8>);
+
+impl std::borrow::Borrow<[u8]> for PathKey {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+fn key_bytes(path: &Path) -> &[u8] {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str().as_bytes()
+}
+
+impl From<PathBuf> for PathKey {
+    fn from(path: PathBuf) -> Self {
+        use std::os::unix::ffi::OsStringExt;
+        Self(path.into_os_string().into_vec())
+    }
+}
+
+impl PathKey {
+    pub(crate) fn into_path(self) -> PathBuf {
+        use std::os::unix::ffi::OsStringExt;
+        PathBuf::from(std::ffi::OsString::from_vec(self.0))
+    }
+}
+
+impl<V> Default for PathMap<V> {
+    fn default() -> Self {
+        Self(HashMap::default())
+    }
+}
+
+impl<V> PathMap<V> {
+    pub(crate) fn get(&self, path: &Path) -> Option<&V> {
+        self.0.get(key_bytes(path))
+    }
+
+    pub(crate) fn get_mut(&mut self, path: &Path) -> Option<&mut V> {
+        self.0.get_mut(key_bytes(path))
+    }
+
+    pub(crate) fn contains_key(&self, path: &Path) -> bool {
+        self.0.contains_key(key_bytes(path))
+    }
+
+    pub(crate) fn insert(&mut self, path: PathBuf, value: V) -> Option<V> {
+        self.0.insert(path.into(), value)
+    }
+
+    pub(crate) fn entry(
+        &mut self,
+        path: PathBuf,
+    ) -> std::collections::hash_map::Entry<'_, PathKey, V> {
+        self.0.entry(path.into())
+    }
+
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.0.reserve(additional);
+    }
+}
+
+impl<V> IntoIterator for PathMap<V> {
+    type Item = (PathBuf, V);
+    type IntoIter = std::iter::Map<
+        std::collections::hash_map::IntoIter<PathKey, V>,
+        fn((PathKey, V)) -> (PathBuf, V),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0
+            .into_iter()
+            .map(|(key, value)| (key.into_path(), value))
+    }
+}
 
 /// What a path is when the traced tree has exited (from `lstat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -130,7 +130,9 @@ impl Lstat {
         if !self.cache.contains_key(path) {
             self.cache.insert(path.to_path_buf(), lstat(path));
         }
-        &self.cache[path]
+        // Just inserted when absent.
+        static MISSING: Entry = Entry::Missing;
+        self.cache.get(path).unwrap_or(&MISSING)
     }
 
     /// Looks at `paths` on every core ahead of the walk, which then finds
