@@ -280,6 +280,9 @@ const OBSERVE_SPREAD_MIN: usize = 128;
 pub(crate) struct KnownHashes<'a> {
     pub(crate) previous: Option<&'a CacheEntry>,
     pub(crate) prehashed: &'a super::prehash::Prehashed,
+    /// Stamps taken once the run was over: where one vouches for a known
+    /// hash, the file is not looked at again.
+    pub(crate) end_stamps: &'a crate::trace::EndStamps,
 }
 
 impl KnownHashes<'_> {
@@ -343,7 +346,13 @@ pub(crate) fn collect_inputs(
     // Hashing is most of a miss's own cost for a task with many inputs.
     let observed = crate::parallel::map(&wanted, OBSERVE_SPREAD_MIN, |(rel, kind)| {
         let abs = rel.to_abs(paths.workspace_root);
-        file_state::observe_since(&abs, *kind, known.recorded(rel, &abs))
+        let recorded = known.recorded(rel, &abs);
+        if let Some(stamp) = known.end_stamps.get(&abs)
+            && let Some(state) = file_state::known_file(*kind, stamp, recorded)
+        {
+            return Ok(state);
+        }
+        file_state::observe_since(&abs, *kind, recorded)
     });
     let mut inputs = Vec::with_capacity(wanted.len());
     for ((rel, _), state) in wanted.into_iter().zip(observed) {
@@ -369,6 +378,8 @@ pub(crate) fn collect_inputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::digest::Digest;
+    use crate::cache::entry::Stamp;
     use crate::cache::prehash::Prehashed;
     use std::fs;
 
@@ -415,6 +426,7 @@ mod tests {
                 KnownHashes {
                     previous: None,
                     prehashed: &Prehashed::default(),
+                    end_stamps: &crate::trace::EndStamps::default(),
                 },
             )
         }
@@ -432,51 +444,70 @@ mod tests {
         m.keys().map(ToString::to_string).collect()
     }
 
-    /// A file hashed while the task ran is not read again when its stamp
-    /// vouches for the hash, and is when it changed since.
-    #[test]
-    fn a_file_hashed_during_the_run_is_reused_only_while_its_stamp_holds() {
-        let w = ws(&["pkg/src/a.js"]);
-        let abs = w.root.join("pkg/src/a.js");
+    /// Sets `abs`'s mtime a minute back, then waits: the change time is
+    /// now, and a run that starts after this finds the file settled.
+    fn backdate(abs: &Path) {
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
-        let backdate = || {
-            std::fs::File::options()
-                .write(true)
-                .open(&abs)
-                .and_then(|f| f.set_modified(old))
-                .expect("backdate");
-            // The change time is now: the run starts after it.
-            std::thread::sleep(std::time::Duration::from_millis(30));
-        };
-        backdate();
+        std::fs::File::options()
+            .write(true)
+            .open(abs)
+            .and_then(|f| f.set_modified(old))
+            .expect("backdate");
+        std::thread::sleep(std::time::Duration::from_millis(30));
+    }
+
+    /// What a hashing thread would have recorded for `abs` in a run that
+    /// starts now: its stamp with a hash no file has, so that seeing the
+    /// hash back proves the file was not read.
+    fn hashed_while_running(abs: &Path) -> (Timestamp, Stamp, Digest, Prehashed) {
+        backdate(abs);
         let start = Timestamp::task_start();
-        let stamp = crate::cache::entry::Stamp::of(&std::fs::metadata(&abs).expect("stat"));
-        // A hash no file has: seeing it back proves the file was not read.
-        let marker = crate::cache::digest::Digest::of_content(b"hashed while running");
+        let stamp = Stamp::of(&std::fs::metadata(abs).expect("stat"));
+        let marker = Digest::of_content(b"hashed while running");
         let prehashed = Prehashed::recorded_for_test(
-            abs.clone(),
+            abs.to_path_buf(),
             InputState::File {
                 hash: marker,
                 stamp,
             },
             start,
         );
-        let observed = [(abs.clone(), InputKind::ContentRead)];
-        let collect = |start: Timestamp| {
-            collect_inputs(
-                w.paths(),
-                &GlobConfig::auto(),
-                &observed,
-                &[],
-                &[],
-                start,
-                KnownHashes {
-                    previous: None,
-                    prehashed: &prehashed,
-                },
-            )
-            .expect("collects")
-        };
+        (start, stamp, marker, prehashed)
+    }
+
+    /// The inputs of a run that started at `start` and read `abs`.
+    fn collect_read(
+        w: &Ws,
+        abs: &Path,
+        start: Timestamp,
+        prehashed: &Prehashed,
+        end_stamps: &crate::trace::EndStamps,
+    ) -> CollectedInputs {
+        collect_inputs(
+            w.paths(),
+            &GlobConfig::auto(),
+            &[(abs.to_path_buf(), InputKind::ContentRead)],
+            &[],
+            &[],
+            start,
+            KnownHashes {
+                previous: None,
+                prehashed,
+                end_stamps,
+            },
+        )
+        .expect("collects")
+    }
+
+    /// A file hashed while the task ran is not read again when its stamp
+    /// vouches for the hash, and is when it changed since.
+    #[test]
+    fn a_file_hashed_during_the_run_is_reused_only_while_its_stamp_holds() {
+        let w = ws(&["pkg/src/a.js"]);
+        let abs = w.root.join("pkg/src/a.js");
+        let (start, _, marker, prehashed) = hashed_while_running(&abs);
+        let no_end_stamps = crate::trace::EndStamps::default();
+        let collect = |start: Timestamp| collect_read(&w, &abs, start, &prehashed, &no_end_stamps);
         let hash_of = |got: &CollectedInputs| match got.inputs.values().next() {
             Some(InputState::File { hash, .. }) => *hash,
             other => panic!("not a file: {other:?}"),
@@ -484,11 +515,49 @@ mod tests {
         assert_eq!(hash_of(&collect(start)), marker);
         // Rewritten since (another size, so another stamp): read again.
         std::fs::write(&abs, "changed content").expect("rewrite");
-        backdate();
+        backdate(&abs);
         let got = collect(Timestamp::task_start());
         assert_ne!(hash_of(&got), marker);
         let (real, _) = crate::cache::digest::hash_file(&abs).expect("hash");
         assert_eq!(hash_of(&got), real);
+    }
+
+    /// A stamp taken once the run was over stands in for a `stat` when it
+    /// vouches for the hash taken during the run; any other stamp there
+    /// leaves the file to be looked at again.
+    #[test]
+    fn an_end_of_run_stamp_that_vouches_for_the_hash_spares_the_stat() {
+        use crate::trace::{Looked, PathMap};
+        let w = ws(&["pkg/src/a.js"]);
+        let abs = w.root.join("pkg/src/a.js");
+        let (start, stamp, marker, prehashed) = hashed_while_running(&abs);
+        let end_stamps = |stamp| {
+            let mut looked = PathMap::default();
+            looked.insert(abs.clone(), Looked::File(stamp));
+            crate::trace::EndStamps::new(Timestamp::now_coarse(), looked)
+        };
+        let collect = |end_stamps: &crate::trace::EndStamps| {
+            collect_read(&w, &abs, start, &prehashed, end_stamps)
+        };
+        // Removed after the end stamp: a file never looked at again still
+        // gets the hash its end stamp vouches for.
+        std::fs::remove_file(&abs).expect("remove");
+        let got = collect(&end_stamps(stamp));
+        assert_eq!(
+            got.inputs.values().next(),
+            Some(&InputState::File {
+                hash: marker,
+                stamp
+            })
+        );
+        // An end stamp that differs from the hashed one: looked at again
+        // (and found missing).
+        let other = Stamp {
+            size: stamp.size + 1,
+            ..stamp
+        };
+        let got = collect(&end_stamps(other));
+        assert_eq!(got.inputs.values().next(), Some(&InputState::Missing));
     }
 
     #[test]
@@ -528,6 +597,7 @@ mod tests {
             KnownHashes {
                 previous: None,
                 prehashed: &Prehashed::default(),
+                end_stamps: &crate::trace::EndStamps::default(),
             },
         )
         .expect("collects");
@@ -575,6 +645,7 @@ mod tests {
             KnownHashes {
                 previous: None,
                 prehashed: &Prehashed::default(),
+                end_stamps: &crate::trace::EndStamps::default(),
             },
         )
         .expect("collects");

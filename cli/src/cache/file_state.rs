@@ -72,6 +72,29 @@ pub(crate) fn observe_since(
     observe_followed(abs, kind, &lmeta, recorded)
 }
 
+/// The state of a file read as `kind`, from a stamp already taken once the
+/// run was over (`trace::EndStamps`) instead of a `stat` now: `Some` only
+/// for a content read that `recorded` holds the hash of under that very
+/// stamp, by the rule `observe_since` applies to a fresh one.
+pub(crate) fn known_file(
+    kind: InputKind,
+    stamp: &Stamp,
+    recorded: Option<Recorded<'_>>,
+) -> Option<InputState> {
+    match recorded {
+        Some(Recorded {
+            state: InputState::File { hash, stamp: was },
+            stat_time,
+        }) if kind == InputKind::ContentRead && vouches(was, stamp, stat_time) => {
+            Some(InputState::File {
+                hash: *hash,
+                stamp: *stamp,
+            })
+        }
+        _ => None,
+    }
+}
+
 fn observe_followed(
     abs: &Path,
     kind: InputKind,

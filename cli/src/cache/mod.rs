@@ -33,7 +33,7 @@ pub(crate) use self::{
     codec::{decode as decode_persisted, encode as encode_persisted},
     collect::{NotStorable, TaskPaths, declared_input},
     digest::Digest,
-    entry::{CacheEntry, EntryKey, InputKind, InputState, LogChunk, Stream},
+    entry::{CacheEntry, EntryKey, InputKind, InputState, LogChunk, Stamp, Stream},
     env::{EnvView, query_selects},
     error::CacheError,
     file_state::observe,

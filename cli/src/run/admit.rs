@@ -58,6 +58,7 @@ pub(crate) fn admit(
         started: obs.started,
         duration: obs.duration,
         prehashed: std::sync::Arc::clone(&obs.prehashed),
+        end_stamps: std::sync::Arc::clone(&obs.end_stamps),
         ..Default::default()
     };
     if let Some(r) = &obs.bridge {

@@ -55,6 +55,7 @@ fn observation(trace: Traced) -> Observation {
         duration: Duration::from_millis(5),
         after_exit: None,
         prehashed: Default::default(),
+        end_stamps: Default::default(),
     }
 }
 

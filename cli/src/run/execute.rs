@@ -39,6 +39,9 @@ pub(crate) struct Observation {
     pub(crate) after_exit: Option<AfterExit>,
     /// The files hashed while it ran, for storing (`cache::prehash`).
     pub(crate) prehashed: Arc<cache::prehash::Prehashed>,
+    /// Stamps of the files the tracer looked at once the task was over
+    /// (empty when untraced).
+    pub(crate) end_stamps: Arc<trace::EndStamps>,
 }
 
 /// What a traced command cost vp after its main process exited.
@@ -224,8 +227,10 @@ pub(crate) async fn execute(
             });
         }
     };
+    let mut end_stamps = Arc::default();
     let (trace, after_exit) = match (trace_outcome, recording) {
-        (Some(TraceOutcome::Traced(access_log)), Some(rec)) => {
+        (Some(TraceOutcome::Traced(mut access_log)), Some(rec)) => {
+            end_stamps = Arc::new(std::mem::take(&mut access_log.end_state.file_stamps));
             // Off the loop: tens of thousands of accesses take a while, and
             // the other tasks' output must keep flowing meanwhile.
             let scope = ClassifyScope {
@@ -258,6 +263,7 @@ pub(crate) async fn execute(
         duration,
         after_exit,
         prehashed,
+        end_stamps,
     })
 }
 

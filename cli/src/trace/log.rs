@@ -247,6 +247,51 @@ pub(crate) struct EndState {
     /// Everything below each directory that was a rename destination
     /// (its content arrived under another name), without following symlinks.
     pub(crate) trees: PathMap<Vec<(PathBuf, PathKind)>>,
+    /// The stamp of every regular file looked at, for storing to reuse.
+    pub(crate) file_stamps: EndStamps,
+}
+
+/// What `lstat` said of each path looked at once the traced tree had
+/// exited (the memo `resolve::snapshot` walks with), and when the first of
+/// those calls was made. Storing takes a file's hash from the run
+/// (`cache::prehash`) when its stamp here vouches for it, without a `stat`
+/// of its own: most of a large miss's storing was that second `stat` of
+/// every input.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EndStamps {
+    /// Taken before any of the stamps: the entry's `stat_time` is at most
+    /// this, so that git's racy-clean rule still covers them.
+    pub(crate) taken: Option<crate::cache::Timestamp>,
+    looked: PathMap<Looked>,
+}
+
+/// One path as `lstat` (and `readlink`) found it.
+#[derive(Debug, Clone)]
+pub(crate) enum Looked {
+    Missing,
+    Symlink(PathBuf),
+    /// A regular file, with its stamp.
+    File(crate::cache::Stamp),
+    /// Anything else: a directory, a socket, a fifo, a device.
+    Kind(PathKind),
+}
+
+impl EndStamps {
+    pub(crate) fn new(taken: crate::cache::Timestamp, looked: PathMap<Looked>) -> Self {
+        Self {
+            taken: Some(taken),
+            looked,
+        }
+    }
+
+    /// The stamp of the regular file at `real` (a resolved path), if it
+    /// was one when looked at.
+    pub(crate) fn get(&self, real: &Path) -> Option<&crate::cache::Stamp> {
+        match self.looked.get(real)? {
+            Looked::File(stamp) => Some(stamp),
+            _ => None,
+        }
+    }
 }
 
 /// The resolution of each recorded path, for each way it was looked at

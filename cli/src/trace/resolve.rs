@@ -10,7 +10,9 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-use super::log::{AccessLog, EndState, Op, PathKind, PathMap, Resolution};
+use super::log::{
+    AccessLog, EndStamps, EndState, Looked as Entry, Op, PathKind, PathMap, Resolution,
+};
 
 /// Symlink chains longer than this are loops (the kernel's limit is 40).
 const MAX_LINKS: usize = 40;
@@ -19,6 +21,8 @@ const MAX_LINKS: usize = 40;
 /// `/proc`, `/sys` and `/dev` (pseudo files: never inputs, and stat'ing
 /// `/proc/<pid>` of exited processes is pointless).
 pub(crate) fn snapshot(mut log: AccessLog) -> AccessLog {
+    // Before the first `lstat`: see `EndStamps::taken`.
+    let taken = crate::cache::Timestamp::now_coarse();
     let mut fs = Lstat::default();
     fs.prefetch(log.accesses.iter().flat_map(|access| {
         let pinned = access.at_call.as_ref().and_then(|c| c.real.as_deref());
@@ -74,6 +78,7 @@ pub(crate) fn snapshot(mut log: AccessLog) -> AccessLog {
             .resolved
             .insert(access.path.clone(), access.follow, resolution);
     }
+    state.file_stamps = EndStamps::new(taken, fs.cache);
     log.end_state = state;
     log
 }
@@ -105,13 +110,6 @@ pub(crate) fn is_pseudo(path: &Path) -> bool {
         crate::cache::paths::first_name(path),
         Some(b"proc" | b"sys" | b"dev")
     )
-}
-
-#[derive(Debug, Clone)]
-enum Entry {
-    Missing,
-    Symlink(PathBuf),
-    Kind(PathKind),
 }
 
 /// Memoised `lstat` + `readlink`: a build touches thousands of paths under
@@ -167,6 +165,7 @@ impl Lstat {
     fn kind(&mut self, path: &Path) -> PathKind {
         match self.get(path) {
             Entry::Kind(kind) => *kind,
+            Entry::File(_) => PathKind::File,
             Entry::Symlink(_) => PathKind::Symlink,
             Entry::Missing => PathKind::Missing,
         }
@@ -182,7 +181,7 @@ fn lstat(path: &Path) -> Entry {
             Err(_) => Entry::Missing,
         },
         Ok(meta) if meta.is_dir() => Entry::Kind(PathKind::Dir),
-        Ok(meta) if meta.is_file() => Entry::Kind(PathKind::File),
+        Ok(meta) if meta.is_file() => Entry::File(crate::cache::Stamp::of(&meta)),
         Ok(_) => Entry::Kind(PathKind::Other),
     }
 }

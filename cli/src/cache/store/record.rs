@@ -56,6 +56,8 @@ pub(crate) struct ObservedRun {
     /// Files hashed while the task ran (`cache::prehash`): reused where
     /// their stamps vouch for them.
     pub(crate) prehashed: std::sync::Arc<crate::cache::prehash::Prehashed>,
+    /// Stamps of the files the tracer looked at once the task was over.
+    pub(crate) end_stamps: std::sync::Arc<crate::trace::EndStamps>,
 }
 
 pub(crate) struct RecordRequest<'a> {
@@ -100,7 +102,12 @@ impl Store {
             Ok(o) => o,
             Err(why) => return Ok(RecordOutcome::NotStored(why)),
         };
-        let stat_time = Timestamp::now_coarse();
+        // No later than the first stamp this entry may hold: those taken
+        // when the run was over (`EndStamps`) come before the ones below.
+        let stat_time = match run.end_stamps.taken {
+            Some(taken) => Timestamp::now_coarse().min(taken),
+            None => Timestamp::now_coarse(),
+        };
         // The task's last entry, whatever its command was: what it recorded
         // of each file still holds where the stamp says so. Unreadable or
         // absent, every input is read.
@@ -118,6 +125,7 @@ impl Store {
             collect::KnownHashes {
                 previous: previous.as_ref(),
                 prehashed: &run.prehashed,
+                end_stamps: &run.end_stamps,
             },
         ) {
             Ok(c) => c,
