@@ -12,7 +12,6 @@
 //! ("modified during the run"). So a hash from here never stands for
 //! content the file did not have when it was stored.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,10 +31,11 @@ const STOP_POLL: Duration = Duration::from_millis(5);
 /// call must not): a path that finds the queue full is left to storing.
 const QUEUE: usize = 16 << 10;
 
-/// The files hashed while a task ran, by absolute path.
+/// The files hashed while a task ran, by absolute path (byte-keyed, as the
+/// tracer's maps: storing looks up every input here).
 #[derive(Debug, Default)]
 pub(crate) struct Prehashed {
-    files: HashMap<PathBuf, (InputState, Timestamp), foldhash::fast::RandomState>,
+    files: crate::trace::PathMap<(InputState, Timestamp)>,
 }
 
 impl Prehashed {

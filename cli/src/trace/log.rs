@@ -129,8 +129,11 @@ impl Op {
 /// the hasher one component at a time, a few percent of a large miss.
 ///
 /// Byte keys make two spellings of one path (`/a//b`, `/a/b`) two keys.
-/// Every map here is keyed either by resolved paths, which are clean, or
-/// by a recorded path looked up with the very bytes it was inserted with.
+/// The tracer's maps are keyed either by resolved paths, which are clean,
+/// or by a recorded path looked up with the very bytes it was inserted
+/// with. Where a map only remembers work done (`cache::prehash`), a lookup
+/// by another spelling finds nothing: the work is done again, and no
+/// answer is wrong.
 #[derive(Debug, Clone)]
 pub(crate) struct PathMap<V>(HashMap<PathKey, V, foldhash::fast::RandomState>);
 
@@ -191,6 +194,10 @@ impl<V> PathMap<V> {
         path: PathBuf,
     ) -> std::collections::hash_map::Entry<'_, PathKey, V> {
         self.0.entry(path.into())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
     }
 
     pub(crate) fn reserve(&mut self, additional: usize) {
