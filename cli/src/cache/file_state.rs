@@ -534,6 +534,54 @@ mod tests {
         Timestamp(i64::MAX)
     }
 
+    /// An end-of-run stamp stands in only for a content read whose hash it
+    /// vouches for: not for a probe or listing, not for another stamp, not
+    /// for a racy one, not for a directory's state.
+    #[test]
+    fn a_known_file_is_only_a_vouched_content_read() {
+        let stamp = Stamp {
+            size: 3,
+            mtime: Timestamp(10),
+            ctime: Timestamp(10),
+            ino: 7,
+        };
+        let hash = Digest::of_content(b"abc");
+        let file = InputState::File { hash, stamp };
+        let recorded = |state, stat_time| {
+            Some(Recorded {
+                state,
+                stat_time: Timestamp(stat_time),
+            })
+        };
+        assert_eq!(
+            known_file(InputKind::ContentRead, &stamp, recorded(&file, 20)),
+            Some(file.clone())
+        );
+        for kind in [InputKind::Probe, InputKind::Listing] {
+            assert_eq!(known_file(kind, &stamp, recorded(&file, 20)), None);
+        }
+        let other = Stamp { size: 4, ..stamp };
+        assert_eq!(
+            known_file(InputKind::ContentRead, &other, recorded(&file, 20)),
+            None
+        );
+        // Stamped no earlier than the file's own times: racy.
+        assert_eq!(
+            known_file(InputKind::ContentRead, &stamp, recorded(&file, 10)),
+            None
+        );
+        let dir = InputState::Dir {
+            listing: hash,
+            names: Vec::new(),
+            stamp,
+        };
+        assert_eq!(
+            known_file(InputKind::ContentRead, &stamp, recorded(&dir, 20)),
+            None
+        );
+        assert_eq!(known_file(InputKind::ContentRead, &stamp, None), None);
+    }
+
     /// Prefetched answers are the ones `check` would have found itself,
     /// for every kind of input and every change.
     #[test]

@@ -431,6 +431,33 @@ mod tests {
         assert!(!state.resolved.contains(Path::new("/proc/1/maps"), true));
     }
 
+    /// The end stamps hold a stamp for each regular file looked at, and
+    /// none for a directory, a symlink or a missing path.
+    #[test]
+    fn end_stamps_are_kept_for_regular_files_only() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().canonicalize().expect("canonical");
+        fs::create_dir(root.join("dir")).expect("mkdir");
+        fs::write(root.join("dir/a.txt"), "a").expect("write");
+        symlink("dir/a.txt", root.join("link")).expect("symlink");
+        let paths = ["dir/a.txt", "dir", "link", "missing"];
+        let log = AccessLog {
+            accesses: paths
+                .iter()
+                .map(|p| access(&root.join(p), Op::Stat, false))
+                .collect(),
+            ..AccessLog::default()
+        };
+        let stamps = snapshot(log).end_state.file_stamps;
+        let file = root.join("dir/a.txt");
+        let meta = fs::metadata(&file).expect("stat");
+        assert_eq!(stamps.get(&file), Some(&crate::cache::Stamp::of(&meta)));
+        for other in &paths[1..] {
+            assert_eq!(stamps.get(&root.join(other)), None, "{other}");
+        }
+        assert!(stamps.taken.is_some());
+    }
+
     #[test]
     fn symlink_loops_end() {
         let tmp = tempfile::tempdir().expect("tempdir");
