@@ -103,15 +103,15 @@ impl TaskGlobs {
         self.bases.is_empty()
     }
 
-    /// True when a `!negative` matches `pkg_rel` (package-relative).
     /// Whether any pattern is negated (`!dist/**`): without one,
     /// `excludes` is false for every path.
     pub(crate) fn has_exclusions(&self) -> bool {
         !self.exclude.is_empty()
     }
 
+    /// True when a `!negative` matches `pkg_rel` (package-relative).
     pub(crate) fn excludes(&self, pkg_rel: &Path) -> bool {
-        !self.exclude.is_empty() && self.exclude.is_match(pkg_rel)
+        self.has_exclusions() && self.exclude.is_match(pkg_rel)
     }
 
     pub(crate) fn selects(&self, pkg_rel: &Path) -> bool {

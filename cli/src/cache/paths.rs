@@ -481,21 +481,14 @@ mod tests {
                 let (pp, dd) = (Path::new(p), Path::new(d));
                 assert_eq!(is_within(pp, dd), pp.starts_with(dd), "{p:?} within {d:?}");
             }
-            let by_components = Path::new(p).components().nth(1).and_then(|c| match c {
-                std::path::Component::Normal(n) => Some(n.as_encoded_bytes()),
-                _ => None,
+            // After the root: `Normal("proc")`, or `..` for `/../proc`.
+            let expected = p.starts_with('/').then(|| {
+                Path::new(p)
+                    .components()
+                    .nth(1)
+                    .map(|c| c.as_os_str().as_encoded_bytes())
             });
-            let expected = if p.starts_with('/') {
-                by_components.or_else(|| {
-                    // `/..` and the like: the first name is what follows.
-                    Path::new(p)
-                        .components()
-                        .nth(1)
-                        .map(|c| c.as_os_str().as_encoded_bytes())
-                })
-            } else {
-                None
-            };
+            let expected = expected.flatten();
             assert_eq!(first_name(Path::new(p)), expected, "{p:?}");
         }
     }

@@ -104,10 +104,8 @@ impl Store {
         };
         // No later than the first stamp this entry may hold: those taken
         // when the run was over (`EndStamps`) come before the ones below.
-        let stat_time = match run.end_stamps.taken {
-            Some(taken) => Timestamp::now_coarse().min(taken),
-            None => Timestamp::now_coarse(),
-        };
+        let now = Timestamp::now_coarse();
+        let stat_time = run.end_stamps.taken.map_or(now, |taken| now.min(taken));
         // The task's last entry, whatever its command was: what it recorded
         // of each file still holds where the stamp says so. Unreadable or
         // absent, every input is read.
