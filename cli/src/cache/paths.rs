@@ -208,7 +208,7 @@ pub(crate) fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-fn bytes(path: &Path) -> &[u8] {
+pub(crate) fn bytes(path: &Path) -> &[u8] {
     path.as_os_str().as_bytes()
 }
 

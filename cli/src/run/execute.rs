@@ -230,7 +230,6 @@ pub(crate) async fn execute(
     let mut end_stamps = Arc::default();
     let (trace, after_exit) = match (trace_outcome, recording) {
         (Some(TraceOutcome::Traced(mut access_log)), Some(rec)) => {
-            end_stamps = Arc::new(std::mem::take(&mut access_log.end_state.file_stamps));
             // Off the loop: tens of thousands of accesses take a while, and
             // the other tasks' output must keep flowing meanwhile.
             let scope = ClassifyScope {
@@ -242,7 +241,12 @@ pub(crate) async fn execute(
             };
             let classifying = Instant::now();
             let calls = access_log.counts;
-            let classified = blocking::unblock(move || classify(&access_log, &scope)).await;
+            let (classified, looked) = blocking::unblock(move || {
+                let classified = classify(&access_log, &scope);
+                (classified, std::mem::take(&mut access_log.end_state.looked))
+            })
+            .await;
+            end_stamps = Arc::new(looked);
             let after_exit = AfterExit {
                 resolved,
                 classified: classifying.elapsed(),

@@ -17,11 +17,13 @@
 //! - tool reports are applied first; paths outside the root, in `/proc`,
 //!   `/sys`, `/dev`, under a `.git` directory or an excluded dir are only counted.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
-use super::log::{AccessLog, Op, PathKind, PathMap};
-use crate::cache::paths::is_within;
+use foldhash::fast::RandomState;
+
+use super::log::{AccessLog, Op, PathKind};
+use crate::cache::paths::{bytes, is_within};
 
 /// What counts, and what the task's own tools asked to ignore.
 #[derive(Debug, Clone, Copy)]
@@ -182,62 +184,40 @@ fn events_of(op: Op) -> &'static [Event] {
 
 pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessClassification {
     let state = &log.end_state;
-    let mut excluded: BTreeSet<PathBuf> = BTreeSet::new();
-    // Insertion-ordered per path; a Vec per path keeps syscall order.
-    let mut per_path: PathMap<Vec<Event>> = PathMap::default();
-    let mut renamed_dirs: Vec<PathBuf> = Vec::new();
-
-    let mut push = |path: &Path, event: Event, excluded: &mut BTreeSet<PathBuf>| {
-        if is_excluded(path, opts) {
-            if !excluded.contains(path) {
-                excluded.insert(path.to_path_buf());
-            }
-            return false;
-        }
-        if event.is_read() && under_any(path, opts.ignored_inputs) {
-            return false;
-        }
-        if event.is_own_change() && under_any(path, opts.ignored_outputs) {
-            return false;
-        }
-        match per_path.get_mut(path) {
-            Some(events) => events.push(event),
-            None => {
-                per_path.insert(path.to_path_buf(), vec![event]);
-            }
-        }
-        true
+    let mut kept = Kept {
+        opts,
+        per_path: EventsByPath::default(),
+        excluded: HashSet::default(),
     };
+    let mut renamed_dirs: Vec<&Path> = Vec::new();
 
     // Symlinks that reads went through, with the index of the first such
     // read: a read resolves after the run, so a link the task repointed
     // after reading through it leaves the read's real path unknown.
-    let mut links_read_through: PathMap<usize> = PathMap::default();
-    let mut name_changes: Vec<(usize, PathBuf)> = Vec::new();
+    let mut links_read_through: HashMap<&[u8], usize, RandomState> = HashMap::default();
+    let mut name_changes: Vec<(usize, &Path)> = Vec::new();
     for (index, access) in log.accesses.iter().enumerate() {
+        let pinned = access.at_call.as_ref().and_then(|c| c.real.as_deref());
         if access.op.changes_name() {
-            let pinned = access.at_call.as_ref().and_then(|c| c.real.clone());
-            let real = pinned.unwrap_or_else(|| state.resolve(&access.path, false).real.clone());
+            let real = pinned.unwrap_or_else(|| state.resolve(&access.path, false).real);
             name_changes.push((index, real));
         }
         if super::resolve::is_pseudo(&access.path) {
-            if !excluded.contains(&access.path) {
-                excluded.insert(access.path.clone());
-            }
+            kept.excluded.insert(bytes(&access.path));
             continue;
         }
         let mut resolution = state.resolve(&access.path, access.follow);
-        if let Some(real) = access.at_call.as_ref().and_then(|c| c.real.as_ref()) {
+        if let Some(real) = pinned {
             // Where the call really landed, pinned while it was held.
-            resolution.to_mut().real = real.clone();
+            resolution.real = real;
         }
         if !access.op.changes_name() {
-            for link in &resolution.links {
-                links_read_through.entry(link.clone()).or_insert(index);
+            for link in resolution.links {
+                links_read_through.entry(bytes(link)).or_insert(index);
             }
         }
-        for link in &resolution.links {
-            push(link, Event::LinkRead, &mut excluded);
+        for link in resolution.links {
+            kept.push(link, Event::LinkRead);
         }
         let created_new = access.at_call.as_ref().is_some_and(|c| !c.existed);
         let existed = access.at_call.as_ref().is_some_and(|c| c.existed);
@@ -251,8 +231,8 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
                 Event::Create if access.op == Op::Mkdir && existed => Event::Probe,
                 other => other,
             };
-            let kept = push(&resolution.real, event, &mut excluded);
-            if kept && event.is_own_change() && names_change {
+            let pushed = kept.push(resolution.real, event);
+            if pushed && event.is_own_change() && names_change {
                 // Creating or removing a name changes every directory above
                 // it (within the root): their listings and stats are not inputs.
                 for (depth, ancestor) in resolution.real.ancestors().skip(1).enumerate() {
@@ -264,12 +244,12 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
                     } else {
                         Event::DescendantChanged
                     };
-                    push(ancestor, event, &mut excluded);
+                    kept.push(ancestor, event);
                 }
             }
         }
-        if access.op == Op::RenameTo && state.kind(&resolution.real) == PathKind::Dir {
-            renamed_dirs.push(resolution.real.clone());
+        if access.op == Op::RenameTo && state.kind(resolution.real) == PathKind::Dir {
+            renamed_dirs.push(resolution.real);
         }
     }
 
@@ -279,7 +259,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     };
     for (index, changed) in &name_changes {
         if links_read_through
-            .get(changed)
+            .get(bytes(changed))
             .is_some_and(|first_read| first_read < index)
         {
             out.untraceable.push(format!(
@@ -290,15 +270,15 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         }
     }
     let mut inputs: Vec<(PathBuf, InputAccess)> = Vec::new();
-    for (path, events) in per_path {
-        let kind = state.kind(&path);
-        let link_target = state.link_targets.get(&path);
+    kept.per_path.for_each_path(|path, events| {
+        let kind = state.kind(path);
+        let link_target = state.looked.link_target(path);
         if let Some(access) =
-            classify_path(&path, &events, kind, link_target, opts.own_state, &mut out)
+            classify_path(path, events, kind, link_target, opts.own_state, &mut out)
         {
-            inputs.push((path, access));
+            inputs.push((path.to_path_buf(), access));
         }
-    }
+    });
     // Sorted first, the map is built in one pass (tens of thousands of
     // inputs inserted one by one cost most of the classification).
     inputs.sort_unstable_by(|(a, _), (b, _)| super::log::path_order(a, b));
@@ -306,7 +286,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
 
     // A directory renamed into place brings its whole subtree with it.
     for dir in renamed_dirs {
-        if let Some(entries) = state.trees.get(&dir) {
+        if let Some(entries) = state.trees.get(dir) {
             for (path, kind) in entries {
                 if is_excluded(path, opts) || under_any(path, opts.ignored_outputs) {
                     continue;
@@ -320,7 +300,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
 
     prune_implied_dirs(&mut out.outputs);
     out.modified_inputs.sort();
-    out.excluded = excluded.len();
+    out.excluded = kept.excluded.len();
     out
 }
 
@@ -330,7 +310,7 @@ fn classify_path(
     path: &Path,
     events: &[Event],
     kind: PathKind,
-    link_target: Option<&PathBuf>,
+    link_target: Option<&Path>,
     own_state: &BTreeSet<PathBuf>,
     out: &mut AccessClassification,
 ) -> Option<InputAccess> {
@@ -392,7 +372,7 @@ fn classify_path(
     }
     let access = match kind {
         PathKind::Symlink => InputAccess::Symlink {
-            target: link_target.cloned().unwrap_or_default(),
+            target: link_target.map(Path::to_path_buf).unwrap_or_default(),
         },
         PathKind::Missing => InputAccess::Probe {
             found: Found::Missing,
@@ -407,6 +387,77 @@ fn classify_path(
         },
     };
     Some(access)
+}
+
+/// The events classifying keeps, and the paths the exclusion rules left out.
+struct Kept<'a, 'o> {
+    opts: &'o ClassifyOptions<'o>,
+    per_path: EventsByPath<'a>,
+    /// Distinct paths excluded (only counted).
+    excluded: HashSet<&'a [u8], RandomState>,
+}
+
+impl<'a> Kept<'a, '_> {
+    /// Keeps `event` unless the path is excluded or the tools asked to
+    /// ignore it; says whether it was kept.
+    fn push(&mut self, path: &'a Path, event: Event) -> bool {
+        let opts = self.opts;
+        if is_excluded(path, opts) {
+            self.excluded.insert(bytes(path));
+            return false;
+        }
+        if event.is_read() && under_any(path, opts.ignored_inputs) {
+            return false;
+        }
+        if event.is_own_change() && under_any(path, opts.ignored_outputs) {
+            return false;
+        }
+        self.per_path.push(path, event);
+        true
+    }
+}
+
+/// Every kept event in syscall order, and each path it happened to once,
+/// borrowed from the log: a large log's paths need neither a copy nor a
+/// vector of events each.
+#[derive(Default)]
+struct EventsByPath<'a> {
+    ids: HashMap<&'a [u8], usize, RandomState>,
+    paths: Vec<&'a Path>,
+    /// (index into `paths`, event), in the order they were pushed.
+    events: Vec<(usize, Event)>,
+}
+
+impl<'a> EventsByPath<'a> {
+    fn push(&mut self, path: &'a Path, event: Event) {
+        let paths = &mut self.paths;
+        let id = *self.ids.entry(bytes(path)).or_insert_with(|| {
+            paths.push(path);
+            paths.len() - 1
+        });
+        self.events.push((id, event));
+    }
+
+    /// Calls `f` with each path and its events, in the order pushed
+    /// (a counting sort by path: stable, one pass each way).
+    fn for_each_path(self, mut f: impl FnMut(&'a Path, &[Event])) {
+        let mut starts = vec![0usize; self.paths.len() + 1];
+        for &(id, _) in &self.events {
+            starts[id + 1] += 1;
+        }
+        for id in 0..self.paths.len() {
+            starts[id + 1] += starts[id];
+        }
+        let mut next = starts.clone();
+        let mut sorted = vec![Event::Read; self.events.len()];
+        for &(id, event) in &self.events {
+            sorted[next[id]] = event;
+            next[id] += 1;
+        }
+        for (id, path) in self.paths.iter().enumerate() {
+            f(path, &sorted[starts[id]..starts[id + 1]]);
+        }
+    }
 }
 
 fn output_kind(kind: PathKind) -> Option<OutputKind> {
@@ -472,7 +523,7 @@ fn below_git(path: &Path, root: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::log::{Access, EndState, Resolution};
+    use crate::trace::log::{Access, EndState, Looked, Resolution};
     use std::time::Duration;
 
     const ROOT: &str = "/w";
@@ -528,7 +579,16 @@ mod tests {
             self
         }
         fn exists(mut self, path: &str, kind: PathKind) -> Self {
-            self.log.end_state.kinds.insert(PathBuf::from(path), kind);
+            // A file's stamp is storing's business, not classifying's.
+            let looked = match kind {
+                PathKind::Missing => Looked::Missing,
+                PathKind::Symlink => Looked::Symlink(PathBuf::new()),
+                other => Looked::Kind(other),
+            };
+            self.log
+                .end_state
+                .looked
+                .insert(PathBuf::from(path), looked);
             self
         }
         fn file(self, path: &str) -> Self {
@@ -540,12 +600,8 @@ mod tests {
         fn link(mut self, link: &str, target: &str) -> Self {
             self.log
                 .end_state
-                .kinds
-                .insert(PathBuf::from(link), PathKind::Symlink);
-            self.log
-                .end_state
-                .link_targets
-                .insert(PathBuf::from(link), PathBuf::from(target));
+                .looked
+                .insert(PathBuf::from(link), Looked::Symlink(PathBuf::from(target)));
             self
         }
         fn resolves(mut self, path: &str, follow: bool, real: &str, links: &[&str]) -> Self {

@@ -4,7 +4,6 @@
 //! `supervisor.rs` fills it, `resolve.rs` adds the end state, `classify.rs`
 //! turns it into inputs and outputs, `vp trace --log` prints it.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -177,10 +176,6 @@ impl<V> PathMap<V> {
         self.0.get(key_bytes(path))
     }
 
-    pub(crate) fn get_mut(&mut self, path: &Path) -> Option<&mut V> {
-        self.0.get_mut(key_bytes(path))
-    }
-
     pub(crate) fn contains_key(&self, path: &Path) -> bool {
         self.0.contains_key(key_bytes(path))
     }
@@ -237,33 +232,40 @@ pub(crate) struct Resolution {
     /// the access followed it). Missing tails are appended lexically.
     pub(crate) real: PathBuf,
     /// Every symlink passed through on the way, in order (their targets are
-    /// in `EndState::link_targets`).
+    /// in `EndState::looked`).
     pub(crate) links: Vec<PathBuf>,
+}
+
+/// A [`Resolution`] borrowed from the log or its end state: most recorded
+/// paths are already real and resolve to themselves, which needs no copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Resolved<'a> {
+    pub(crate) real: &'a Path,
+    pub(crate) links: &'a [PathBuf],
 }
 
 /// State of the recorded paths after the run. Filled by `resolve::snapshot`
 /// on a blocking thread once the listener hung up; tests build it by hand.
-/// Paths absent from these maps resolve to themselves and count as missing.
+/// A path without a resolution resolves to itself; a path never looked at
+/// counts as missing.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EndState {
+    /// The resolutions that lead elsewhere (through a symlink or `..`).
     pub(crate) resolved: Resolutions,
-    /// Kind of every real path (and every symlink) looked at.
-    pub(crate) kinds: PathMap<PathKind>,
-    /// Target text of every symlink met.
-    pub(crate) link_targets: PathMap<PathBuf>,
     /// Everything below each directory that was a rename destination
     /// (its content arrived under another name), without following symlinks.
     pub(crate) trees: PathMap<Vec<(PathBuf, PathKind)>>,
-    /// The stamp of every regular file looked at, for storing to reuse.
-    pub(crate) file_stamps: EndStamps,
+    /// What every path looked at was: its kind, a symlink's target, a
+    /// regular file's stamp.
+    pub(crate) looked: EndStamps,
 }
 
 /// What `lstat` said of each path looked at once the traced tree had
 /// exited (the memo `resolve::snapshot` walks with), and when the first of
-/// those calls was made. Storing takes a file's hash from the run
-/// (`cache::prehash`) when its stamp here vouches for it, without a `stat`
-/// of its own: most of a large miss's storing was that second `stat` of
-/// every input.
+/// those calls was made. Classifying reads kinds and link targets from it;
+/// storing takes a file's hash from the run (`cache::prehash`) when its
+/// stamp here vouches for it, without a `stat` of its own: most of a large
+/// miss's storing was that second `stat` of every input.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EndStamps {
     /// Taken before any of the stamps: the entry's `stat_time` is at most
@@ -283,6 +285,17 @@ pub(crate) enum Looked {
     Kind(PathKind),
 }
 
+impl Looked {
+    pub(crate) fn kind(&self) -> PathKind {
+        match self {
+            Looked::Missing => PathKind::Missing,
+            Looked::Symlink(_) => PathKind::Symlink,
+            Looked::File(_) => PathKind::File,
+            Looked::Kind(kind) => *kind,
+        }
+    }
+}
+
 impl EndStamps {
     pub(crate) fn new(taken: crate::cache::Timestamp, looked: PathMap<Looked>) -> Self {
         Self {
@@ -298,6 +311,27 @@ impl EndStamps {
             Looked::File(stamp) => Some(stamp),
             _ => None,
         }
+    }
+
+    /// What `path` was; missing when it was never looked at.
+    pub(crate) fn kind(&self, path: &Path) -> PathKind {
+        self.looked
+            .get(path)
+            .map_or(PathKind::Missing, Looked::kind)
+    }
+
+    /// The target text of the symlink at `path`, if it was one.
+    pub(crate) fn link_target(&self, path: &Path) -> Option<&Path> {
+        match self.looked.get(path)? {
+            Looked::Symlink(target) => Some(target),
+            _ => None,
+        }
+    }
+
+    /// Records what `path` was (tests build end states by hand).
+    #[cfg(test)]
+    pub(crate) fn insert(&mut self, path: PathBuf, looked: Looked) {
+        self.looked.insert(path, looked);
     }
 }
 
@@ -321,20 +355,22 @@ impl Resolutions {
 }
 
 impl EndState {
-    /// Where `path` led; a path absent from the state (only in a hand-built
-    /// one) resolves to itself.
-    pub(crate) fn resolve(&self, path: &Path, follow: bool) -> Cow<'_, Resolution> {
+    /// Where `path` led: itself unless the snapshot recorded otherwise.
+    pub(crate) fn resolve<'a>(&'a self, path: &'a Path, follow: bool) -> Resolved<'a> {
         match self.resolved.get(path, follow) {
-            Some(resolution) => Cow::Borrowed(resolution),
-            None => Cow::Owned(Resolution {
-                real: path.to_path_buf(),
-                links: Vec::new(),
-            }),
+            Some(resolution) => Resolved {
+                real: &resolution.real,
+                links: &resolution.links,
+            },
+            None => Resolved {
+                real: path,
+                links: &[],
+            },
         }
     }
 
     pub(crate) fn kind(&self, real: &Path) -> PathKind {
-        self.kinds.get(real).copied().unwrap_or(PathKind::Missing)
+        self.looked.kind(real)
     }
 }
 

@@ -8,10 +8,11 @@
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::log::{
-    AccessLog, EndStamps, EndState, Looked as Entry, Op, PathKind, PathMap, Resolution,
+    AccessLog, EndStamps, EndState, Looked as Entry, Op, PathKind, PathMap, Resolution, Resolutions,
 };
 
 /// Symlink chains longer than this are loops (the kernel's limit is 40).
@@ -29,57 +30,47 @@ pub(crate) fn snapshot(mut log: AccessLog) -> AccessLog {
         std::iter::once(access.path.as_path()).chain(pinned)
     }));
     let mut resolver = Resolver::default();
-    let mut state = EndState::default();
+    let mut resolved = Resolutions::default();
+    let mut trees = PathMap::default();
+    // A directory renamed into place: what arrived with it.
+    let mut list_tree = |fs: &mut Lstat, real: &Path, op: Op| {
+        if op == Op::RenameTo && fs.kind(real) == PathKind::Dir && !trees.contains_key(real) {
+            let mut entries = Vec::new();
+            walk(real, &mut entries);
+            trees.insert(real.to_path_buf(), entries);
+        }
+    };
     for access in &log.accesses {
         if is_pseudo(&access.path) {
             continue;
         }
-        if let Some(real) = access.at_call.as_ref().and_then(|c| c.real.as_ref())
-            && !state.kinds.contains_key(real)
-        {
-            let kind = fs.kind(real);
-            if let (PathKind::Symlink, Entry::Symlink(target)) = (kind, fs.get(real)) {
-                state.link_targets.insert(real.clone(), target.clone());
-            }
-            if access.op == Op::RenameTo && kind == PathKind::Dir && !state.trees.contains_key(real)
-            {
-                let mut entries = Vec::new();
-                walk(real, &mut entries);
-                state.trees.insert(real.clone(), entries);
-            }
-            state.kinds.insert(real.clone(), kind);
+        if let Some(real) = access.at_call.as_ref().and_then(|c| c.real.as_ref()) {
+            // Looked at (the memo is the end state's kinds), listed if renamed.
+            fs.get(real);
+            list_tree(&mut fs, real, access.op);
         }
-        if state.resolved.contains(&access.path, access.follow) {
+        if resolved.contains(&access.path, access.follow) {
             continue;
         }
-        let resolution = resolver.resolve(&mut fs, &access.path, access.follow);
-        for link in &resolution.links {
-            if let Entry::Symlink(target) = fs.get(link) {
-                state.link_targets.insert(link.clone(), target.clone());
-                state.kinds.insert(link.clone(), PathKind::Symlink);
+        match resolver.resolve(&mut fs, &access.path, access.follow) {
+            Leads::Itself => {
+                // The walk looked at its parents; the memo must hold the
+                // path itself too, whether followed or not.
+                fs.get(&access.path);
+                list_tree(&mut fs, &access.path, access.op);
+            }
+            Leads::Elsewhere(resolution) => {
+                fs.get(&resolution.real);
+                list_tree(&mut fs, &resolution.real, access.op);
+                resolved.insert(access.path.clone(), access.follow, resolution);
             }
         }
-        let kind = fs.kind(&resolution.real);
-        if let (PathKind::Symlink, Entry::Symlink(target)) = (kind, fs.get(&resolution.real)) {
-            state
-                .link_targets
-                .insert(resolution.real.clone(), target.clone());
-        }
-        if access.op == Op::RenameTo
-            && kind == PathKind::Dir
-            && !state.trees.contains_key(&resolution.real)
-        {
-            let mut entries = Vec::new();
-            walk(&resolution.real, &mut entries);
-            state.trees.insert(resolution.real.clone(), entries);
-        }
-        state.kinds.insert(resolution.real.clone(), kind);
-        state
-            .resolved
-            .insert(access.path.clone(), access.follow, resolution);
     }
-    state.file_stamps = EndStamps::new(taken, fs.cache);
-    log.end_state = state;
+    log.end_state = EndState {
+        resolved,
+        trees,
+        looked: EndStamps::new(taken, fs.cache),
+    };
     log
 }
 
@@ -163,12 +154,7 @@ impl Lstat {
     }
 
     fn kind(&mut self, path: &Path) -> PathKind {
-        match self.get(path) {
-            Entry::Kind(kind) => *kind,
-            Entry::File(_) => PathKind::File,
-            Entry::Symlink(_) => PathKind::Symlink,
-            Entry::Missing => PathKind::Missing,
-        }
+        self.get(path).kind()
     }
 }
 
@@ -256,6 +242,15 @@ fn resolve(fs: &mut Lstat, path: &Path, follow_last: bool) -> Resolution {
     Walk::root().walk(fs, components(path), follow_last).into()
 }
 
+/// Where one recorded path leads, as `Resolver::resolve` answers.
+#[derive(Debug, PartialEq, Eq)]
+enum Leads {
+    /// To itself: no symlink, no `..` on the way (most paths a tool
+    /// records are already real), so nothing needs keeping.
+    Itself,
+    Elsewhere(Resolution),
+}
+
 /// `resolve` for a log: a build touches thousands of paths in the same few
 /// directories, so each directory is walked once and a path continues from
 /// its parent's walk. The same answers as `resolve` (the walk of a path is
@@ -266,34 +261,54 @@ struct Resolver {
 }
 
 impl Resolver {
-    fn resolve(&mut self, fs: &mut Lstat, path: &Path, follow_last: bool) -> Resolution {
+    fn resolve(&mut self, fs: &mut Lstat, path: &Path, follow_last: bool) -> Leads {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-            return resolve(fs, path, follow_last);
+            return Leads::of(path, resolve(fs, path, follow_last));
         };
         if !self.dirs.contains_key(parent) {
             let walk = Walk::root().walk(fs, components(parent), true);
             self.dirs.insert(parent.to_path_buf(), walk);
         }
         let Some(base) = self.dirs.get(parent) else {
-            return resolve(fs, path, follow_last);
+            return Leads::of(path, resolve(fs, path, follow_last));
         };
         // The last name ends the walk unless it is a symlink to follow
         // (`Walk::walk`): most names of a log are not, and need no queue,
-        // no copy of the parent's walk, only the joined path.
-        let candidate = base.real.join(name);
-        let ends_here = base.missing
-            || !follow_last
-            || base.links.len() >= MAX_LINKS
-            || !fs.is_symlink(&candidate);
-        if ends_here {
-            return Resolution {
-                real: candidate,
-                links: base.links.clone(),
-            };
+        // no copy of the parent's walk, and (when the parent is real) not
+        // even the joined path.
+        let real_parent = base.links.is_empty()
+            && base.real.as_os_str() == parent.as_os_str()
+            && crate::cache::paths::is_clean(path.as_os_str().as_bytes());
+        let follows_link = |fs: &mut Lstat, candidate: &Path| {
+            !base.missing && follow_last && base.links.len() < MAX_LINKS && fs.is_symlink(candidate)
+        };
+        if real_parent {
+            if !follows_link(fs, path) {
+                return Leads::Itself;
+            }
+        } else {
+            let candidate = base.real.join(name);
+            if !follows_link(fs, &candidate) {
+                return Leads::Elsewhere(Resolution {
+                    real: candidate,
+                    links: base.links.clone(),
+                });
+            }
         }
-        base.clone()
-            .walk(fs, VecDeque::from([name.to_os_string()]), follow_last)
-            .into()
+        let walk = base
+            .clone()
+            .walk(fs, VecDeque::from([name.to_os_string()]), follow_last);
+        Leads::of(path, walk.into())
+    }
+}
+
+impl Leads {
+    fn of(path: &Path, resolution: Resolution) -> Self {
+        if resolution.links.is_empty() && resolution.real.as_os_str() == path.as_os_str() {
+            Leads::Itself
+        } else {
+            Leads::Elsewhere(resolution)
+        }
     }
 }
 
@@ -362,14 +377,14 @@ mod tests {
         for rel in paths {
             let path = root.join(rel);
             for follow in [true, false] {
-                let plain = resolve(&mut Lstat::default(), &path, follow);
+                let plain = Leads::of(&path, resolve(&mut Lstat::default(), &path, follow));
                 let memoised = resolver.resolve(&mut memo, &path, follow);
                 assert_eq!(memoised, plain, "{rel} (follow {follow})");
             }
         }
         assert_eq!(
-            resolver.resolve(&mut memo, Path::new("/"), true).real,
-            PathBuf::from("/")
+            resolver.resolve(&mut memo, Path::new("/"), true),
+            Leads::Itself
         );
     }
 
@@ -407,18 +422,18 @@ mod tests {
                 root.join("packages/pkg/main.js")
             ]
         );
-        assert_eq!(state.kind(&r.real), PathKind::File);
+        assert_eq!(state.kind(r.real), PathKind::File);
         assert_eq!(
-            state.link_targets.get(&root.join("node_modules/pkg")),
-            Some(&PathBuf::from("../packages/pkg"))
+            state.looked.link_target(&root.join("node_modules/pkg")),
+            Some(Path::new("../packages/pkg"))
         );
 
         let r = state.resolve(&via_link, false);
         assert_eq!(r.real, root.join("packages/pkg/main.js"));
-        assert_eq!(state.kind(&r.real), PathKind::Symlink);
+        assert_eq!(state.kind(r.real), PathKind::Symlink);
         assert_eq!(
-            state.link_targets.get(&r.real),
-            Some(&PathBuf::from("index.js"))
+            state.looked.link_target(r.real),
+            Some(Path::new("index.js"))
         );
 
         assert_eq!(
@@ -427,7 +442,7 @@ mod tests {
         );
         let r = state.resolve(&missing, true);
         assert_eq!(r.real, root.join("packages/pkg/x.js"));
-        assert_eq!(state.kind(&r.real), PathKind::Missing);
+        assert_eq!(state.kind(r.real), PathKind::Missing);
         assert!(!state.resolved.contains(Path::new("/proc/1/maps"), true));
     }
 
@@ -448,7 +463,7 @@ mod tests {
                 .collect(),
             ..AccessLog::default()
         };
-        let stamps = snapshot(log).end_state.file_stamps;
+        let stamps = snapshot(log).end_state.looked;
         let file = root.join("dir/a.txt");
         let meta = fs::metadata(&file).expect("stat");
         assert_eq!(stamps.get(&file), Some(&crate::cache::Stamp::of(&meta)));
