@@ -16,6 +16,7 @@
 //! The layout below is shared with the C library: change both together.
 
 use std::ffi::OsStr;
+use std::hash::BuildHasher;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -142,8 +143,29 @@ pub(crate) struct InProcessLog {
     nonce: u64,
     /// The trampoline page's address in every process of this tree.
     trampoline: u64,
-    /// Set once the traced tree is gone: `tail_reads` returns.
+    /// Set once the traced tree is gone: the tail thread returns.
     run_ended: std::sync::atomic::AtomicBool,
+    /// The thread decoding the log while the tree runs (`start_tailing`).
+    tail: std::sync::Mutex<Option<std::thread::JoinHandle<Tailed>>>,
+}
+
+/// What the tail thread decoded while the tree ran: every record before
+/// the offset `upto`, each valid, as accesses with their places. Their
+/// times are still the tracee's clock (`drain_into` makes them relative).
+/// The drain decodes only what follows, so each record is decoded once.
+#[derive(Debug)]
+struct Tailed {
+    upto: usize,
+    accesses: Vec<(u64, Access)>,
+}
+
+impl Default for Tailed {
+    fn default() -> Self {
+        Self {
+            upto: LOG_DATA,
+            accesses: Vec::new(),
+        }
+    }
 }
 
 // SAFETY: the mapping is owned by this value alone in vp. vp only reads it:
@@ -151,7 +173,7 @@ pub(crate) struct InProcessLog {
 // loaded with acquire (its bytes never change after that), and all of it
 // once the traced tree is gone (`drain_into`).
 unsafe impl Send for InProcessLog {}
-// SAFETY: as above; `tail_reads` and `drain_into` may run on two threads.
+// SAFETY: as above; the tail thread and `drain_into` may run at once.
 unsafe impl Sync for InProcessLog {}
 
 impl std::fmt::Debug for InProcessLog {
@@ -233,6 +255,7 @@ impl InProcessLog {
             nonce,
             trampoline: (TRAMPOLINE_PAGES.start + page % pages) * PAGE,
             run_ended: std::sync::atomic::AtomicBool::new(false),
+            tail: std::sync::Mutex::new(None),
         };
         let header = [LOG_MAGIC, log.nonce, CAPACITY as u64, LOG_DATA as u64, 0];
         for (i, word) in header.iter().enumerate() {
@@ -280,33 +303,60 @@ impl InProcessLog {
         self.word(SEQ_OFFSET).fetch_add(1, Ordering::SeqCst)
     }
 
-    /// Says the traced tree is gone: `tail_reads` returns.
+    /// Says the traced tree is gone: the tail thread returns.
     pub(crate) fn end_of_run(&self) {
         self.run_ended.store(true, Ordering::Release);
+        // Out of its poll's sleep now: the drain waits for it.
+        if let Some(thread) = &*self
+            .tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            thread.thread().unpark();
+        }
     }
 
-    /// While the tree runs: sends the path of every committed record that
-    /// reads a file's content to `reads` (for `cache::prehash`), in log
-    /// order, until the run ends (or no one else holds the log: the spawn
-    /// failed) or the receiver is gone. A record still being written is
-    /// waited for; one whose writer died stops the tailing (only the head
-    /// start is lost: storing hashes what is left).
-    pub(crate) fn tail_reads(log: &std::sync::Arc<Self>, reads: &super::spawn::Reads) {
+    /// Starts the thread that, while the tree runs, decodes every committed
+    /// record and sends the path of each read of a file's content to
+    /// `reads` (for `cache::prehash`). Without it (the thread cannot be
+    /// made) the drain decodes everything and storing hashes it all.
+    pub(crate) fn start_tailing(log: &std::sync::Arc<Self>, reads: super::spawn::Reads) {
+        let tailed = std::sync::Arc::clone(log);
+        let thread = std::thread::Builder::new()
+            .name("vp-trace-tail".to_owned())
+            .spawn(move || Self::tail(&tailed, &reads));
+        if let Ok(thread) = thread {
+            *log.tail
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(thread);
+        }
+    }
+
+    /// The tail thread: decodes records in log order until the run ends (or
+    /// no one else holds the log: the spawn failed). A record still being
+    /// written is waited for. It stops early, before the record, at one
+    /// that does not decode: the drain then reports it as `read_records`
+    /// does. Paths are offered to `reads` until its receiver is gone.
+    fn tail(log: &std::sync::Arc<Self>, reads: &super::spawn::Reads) -> Tailed {
         const POLL: std::time::Duration = std::time::Duration::from_millis(2);
         let this: &Self = log;
-        let mut at = LOG_DATA;
-        let mut decoded = Vec::new();
+        let mut out = Tailed::default();
+        let mut hashing = true;
         // Each path once: a task that reads a few files again and again
-        // must not fill the bounded queue with them.
-        let mut sent =
-            std::collections::HashSet::<std::path::PathBuf, foldhash::fast::RandomState>::default();
+        // must not fill the bounded queue with them. Kept as hashes: a
+        // collision only leaves a file for storing to hash, and a set of
+        // tens of thousands of copied paths took milliseconds to free
+        // before the drain could go on.
+        let paths = foldhash::fast::RandomState::default();
+        let mut sent = std::collections::HashSet::<u64, foldhash::fast::RandomState>::default();
         loop {
             let ended =
                 this.run_ended.load(Ordering::Acquire) || std::sync::Arc::strong_count(log) == 1;
             let head = usize::try_from(this.word(HEAD_OFFSET).load(Ordering::Acquire))
                 .unwrap_or(CAPACITY)
                 .min(CAPACITY);
-            while at + RECORD_HEADER <= head {
+            while out.upto + RECORD_HEADER <= head {
+                let at = out.upto;
                 // SAFETY: in bounds and 4-aligned (records are 8-aligned);
                 // every writer stores this word atomically.
                 let word = unsafe {
@@ -322,29 +372,32 @@ impl InProcessLog {
                 }
                 let len = word as usize;
                 if !len.is_multiple_of(8) || at + len > CAPACITY {
-                    return;
+                    return out;
                 }
                 // SAFETY: committed (acquire above): these bytes are final.
                 let bytes = unsafe { std::slice::from_raw_parts(this.map.as_ptr().add(at), len) };
-                if let Ok(Slot::Record(record, _)) = parse_record(bytes, 0) {
-                    decoded.clear();
-                    if push_accesses(&record, 0, &mut decoded).is_ok() {
-                        for (_, access) in decoded.drain(..) {
-                            if access.op == super::log::Op::Read && !sent.contains(&access.path) {
-                                sent.insert(access.path.clone());
-                                if !super::spawn::offer(reads, access.path) {
-                                    return;
-                                }
-                            }
-                        }
+                let Ok(Slot::Record(record, _)) = parse_record(bytes, 0) else {
+                    return out;
+                };
+                let first = out.accesses.len();
+                if push_accesses(&record, 0, &mut out.accesses).is_err() {
+                    out.accesses.truncate(first);
+                    return out;
+                }
+                out.upto = at + len;
+                for (_, access) in &out.accesses[first..] {
+                    if hashing
+                        && access.op == super::log::Op::Read
+                        && sent.insert(paths.hash_one(access.path.as_os_str().as_bytes()))
+                    {
+                        hashing = super::spawn::offer(reads, access.path.clone());
                     }
                 }
-                at += len;
             }
             if ended {
-                return;
+                return out;
             }
-            std::thread::sleep(POLL);
+            std::thread::park_timeout(POLL);
         }
     }
 
@@ -357,9 +410,24 @@ impl InProcessLog {
         let head = self.word(HEAD_OFFSET).load(Ordering::Acquire);
         let dropped = self.word(DROPPED_OFFSET).load(Ordering::Relaxed);
         let end = usize::try_from(head).unwrap_or(CAPACITY).min(CAPACITY);
+        let tail = self
+            .tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let tailed = tail
+            .and_then(|thread| thread.join().ok())
+            .unwrap_or_default();
+        let since = Duration::from_nanos(started_ns);
+        let mut recorded = tailed.accesses;
+        for (_, access) in &mut recorded {
+            access.at = access.at.saturating_sub(since);
+        }
         // SAFETY: the mapping is CAPACITY bytes, and no writer is left.
         let bytes = unsafe { std::slice::from_raw_parts(self.map.as_ptr(), end) };
-        let recorded = read_records(bytes, started_ns, log);
+        read_records(bytes, tailed.upto, started_ns, log, &mut recorded);
+        // Writers take their place after reserving space: nearly sorted.
+        recorded.sort_by_key(|(seq, _)| *seq);
         log.counts.in_process = recorded.len() as u64;
         log.counts.in_process_dropped = dropped;
         merge(&mut log.accesses, seqs, recorded);
@@ -486,13 +554,19 @@ fn parse_record(bytes: &[u8], at: usize) -> Result<Slot<'_>, RecordError> {
 /// Every record in `bytes` (the log up to its head) as accesses with their
 /// places in the order, sorted by it. A problem marks `log` untraceable
 /// and ends the reading.
-fn read_records(bytes: &[u8], started_ns: u64, log: &mut AccessLog) -> Vec<(u64, Access)> {
-    let mut out = Vec::new();
-    let mut at = LOG_DATA;
+/// Decodes the records from offset `at` on into `out` (unsorted); a
+/// record that does not decode makes the run untraceable and ends the log.
+fn read_records(
+    bytes: &[u8],
+    mut at: usize,
+    started_ns: u64,
+    log: &mut AccessLog,
+    out: &mut Vec<(u64, Access)>,
+) {
     while at < bytes.len() {
         match parse_record(bytes, at) {
             Ok(Slot::Record(record, len)) => {
-                if let Err(reason) = push_accesses(&record, started_ns, &mut out) {
+                if let Err(reason) = push_accesses(&record, started_ns, out) {
                     log.mark_untraceable(reason);
                     break;
                 }
@@ -507,9 +581,6 @@ fn read_records(bytes: &[u8], started_ns: u64, log: &mut AccessLog) -> Vec<(u64,
             }
         }
     }
-    // Writers take their place after reserving space: nearly sorted.
-    out.sort_by_key(|(seq, _)| *seq);
-    out
 }
 
 /// The accesses one record names, decoded like a notification.
@@ -668,6 +739,83 @@ mod tests {
 
     const CWD: u64 = libc::AT_FDCWD as u64;
 
+    /// The whole log decoded at once, as the drain does without a tail.
+    fn read_all(bytes: &[u8], started_ns: u64, log: &mut AccessLog) -> Vec<(u64, Access)> {
+        let mut out = Vec::new();
+        read_records(bytes, LOG_DATA, started_ns, log, &mut out);
+        out.sort_by_key(|(seq, _)| *seq);
+        out
+    }
+
+    /// Appends `records` to a live log as its writers do: the bytes, then
+    /// the head past them.
+    fn append(log: &InProcessLog, records: &[Vec<u8>]) {
+        let mut head = usize::try_from(log.word(HEAD_OFFSET).load(Ordering::Acquire))
+            .expect("head fits")
+            .max(LOG_DATA);
+        for r in records {
+            // SAFETY: within the mapping (tests write a few records).
+            unsafe {
+                std::ptr::copy_nonoverlapping(r.as_ptr(), log.map.as_ptr().add(head), r.len())
+            };
+            head += r.len();
+        }
+        log.word(HEAD_OFFSET).store(head as u64, Ordering::Release);
+    }
+
+    /// What the tail thread decodes while the tree runs plus what the drain
+    /// decodes after it is the log decoded in one pass: the same accesses,
+    /// times and order, and a bad record still makes the run untraceable.
+    #[test]
+    fn the_tail_and_the_drain_decode_the_log_once_between_them() {
+        let write = (libc::O_WRONLY | libc::O_TRUNC) as u64;
+        let bad = record(
+            1,
+            4,
+            libc::SYS_openat,
+            [CWD, 0, write, 0, 0, 0],
+            b"/w/out",
+            b"",
+        );
+        let cases = [
+            (
+                vec![open_read(b"/w/a", b"", 3), open_read(b"b", b"/w", 1)],
+                vec![open_read(b"/w/c", b"", 2), open_read(b"/w/a", b"", 5)],
+            ),
+            (
+                vec![open_read(b"/w/a", b"", 1), bad.clone()],
+                vec![open_read(b"/w/c", b"", 2)],
+            ),
+            (
+                vec![open_read(b"/w/a", b"", 1)],
+                vec![bad, open_read(b"/w/c", b"", 2)],
+            ),
+        ];
+        for (during, after) in cases {
+            let log = std::sync::Arc::new(InProcessLog::create().expect("memfd"));
+            let (reads, hashed) = std::sync::mpsc::sync_channel(16);
+            append(&log, &during);
+            InProcessLog::start_tailing(&log, reads);
+            // The tail has read the first record once its path arrives.
+            hashed
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("the tail offers the first read");
+            append(&log, &after);
+            log.end_of_run();
+            let mut drained = AccessLog::default();
+            log.drain_into(&mut drained, &[], 1_000);
+
+            let all: Vec<Vec<u8>> = during.iter().chain(&after).cloned().collect();
+            let mut once = AccessLog::default();
+            let expected: Vec<Access> = read_all(&log_of(&all), 1_000, &mut once)
+                .into_iter()
+                .map(|(_, access)| access)
+                .collect();
+            assert_eq!(drained.accesses, expected);
+            assert_eq!(drained.untraceable, once.untraceable);
+        }
+    }
+
     fn open_read(path: &[u8], base: &[u8], seq: u64) -> Vec<u8> {
         record(7, seq, libc::SYS_openat, [CWD, 0, 0, 0, 0, 0], path, base)
     }
@@ -695,7 +843,7 @@ mod tests {
             ),
         ]);
         let mut log = AccessLog::default();
-        let accesses = read_records(&bytes, 1_000, &mut log);
+        let accesses = read_all(&bytes, 1_000, &mut log);
         assert!(log.untraceable.is_empty(), "{:?}", log.untraceable);
         let seen: Vec<_> = accesses
             .iter()
@@ -724,7 +872,7 @@ mod tests {
             b"",
         )]);
         let mut log = AccessLog::default();
-        assert!(read_records(&bytes, 0, &mut log).is_empty());
+        assert!(read_all(&bytes, 0, &mut log).is_empty());
         assert_eq!(log.untraceable.len(), 1, "{:?}", log.untraceable);
         // An unknown number, and a relative path without its cwd, too.
         for bad in [
@@ -733,7 +881,7 @@ mod tests {
             record(1, 5, libc::SYS_openat, [CWD, 0, 0, 0, 0, 0], b"rel", b""),
         ] {
             let mut log = AccessLog::default();
-            assert!(read_records(&log_of(&[bad]), 0, &mut log).is_empty());
+            assert!(read_all(&log_of(&[bad]), 0, &mut log).is_empty());
             assert!(!log.untraceable.is_empty());
         }
     }
@@ -741,7 +889,7 @@ mod tests {
     /// The paths `bytes` records, checking nothing made the run untraceable.
     fn paths_read_cleanly(bytes: &[u8]) -> Vec<PathBuf> {
         let mut log = AccessLog::default();
-        let read = read_records(bytes, 0, &mut log)
+        let read = read_all(bytes, 0, &mut log)
             .into_iter()
             .map(|(_, a)| a.path)
             .collect();
@@ -785,18 +933,18 @@ mod tests {
             let mut bad = good.clone();
             bad[..4].copy_from_slice(&len.to_le_bytes());
             let mut log = AccessLog::default();
-            assert!(read_records(&log_of(&[bad]), 0, &mut log).is_empty());
+            assert!(read_all(&log_of(&[bad]), 0, &mut log).is_empty());
             assert_eq!(log.untraceable, [RecordError::Corrupt.to_string()]);
         }
         // A header cut short by the head, and a path longer than its record.
         let mut long_path = good.clone();
         long_path[80..82].copy_from_slice(&4000u16.to_le_bytes());
         let mut log = AccessLog::default();
-        assert!(read_records(&log_of(&[long_path]), 0, &mut log).is_empty());
+        assert!(read_all(&log_of(&[long_path]), 0, &mut log).is_empty());
         assert_eq!(log.untraceable, [RecordError::Corrupt.to_string()]);
         let mut log = AccessLog::default();
         let cut = log_of(&[good[..20].to_vec()]);
-        assert!(read_records(&cut, 0, &mut log).is_empty());
+        assert!(read_all(&cut, 0, &mut log).is_empty());
         assert_eq!(log.untraceable, [RecordError::Corrupt.to_string()]);
     }
 

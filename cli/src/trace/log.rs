@@ -195,8 +195,10 @@ impl<V> PathMap<V> {
         self.0.len()
     }
 
-    pub(crate) fn reserve(&mut self, additional: usize) {
-        self.0.reserve(additional);
+    pub(crate) fn extend(&mut self, items: Vec<(PathBuf, V)>) {
+        self.0.reserve(items.len());
+        self.0
+            .extend(items.into_iter().map(|(path, value)| (path.into(), value)));
     }
 }
 

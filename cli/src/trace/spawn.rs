@@ -251,7 +251,9 @@ fn start(supervisor: Supervisor) -> io::Result<(SeenThreads, Receiver<AccessLog>
         .name("vp-supervisor".to_owned())
         .spawn(move || {
             // The receiver is gone only if vp stopped caring about this log.
-            let _ = done.send_blocking(supervisor.run());
+            supervisor.run(|log| {
+                let _ = done.send_blocking(log);
+            });
         })?;
     Ok((seen, served))
 }
@@ -295,11 +297,7 @@ pub(crate) async fn spawn_traced(
         .map(std::sync::Arc::new);
     let allowed_from = in_process.as_deref().map(InProcessLog::allowed_from);
     if let (Some(log), Some(reads)) = (&in_process, reads.clone()) {
-        let log = std::sync::Arc::clone(log);
-        // Without the thread nothing is hashed ahead; storing hashes it all.
-        let _ = std::thread::Builder::new()
-            .name("vp-trace-tail".to_owned())
-            .spawn(move || InProcessLog::tail_reads(&log, &reads));
+        InProcessLog::start_tailing(log, reads);
     }
     // SAFETY: the hook only makes async-signal-safe system calls on memory
     // it owns (see install.rs).

@@ -77,11 +77,13 @@ impl Supervisor {
     /// listener alone, so the kernel's synchronous wake-up switches straight
     /// from the notifying thread to this one (through the event loop's
     /// epoll the wake-up may land on another core).
-    pub(crate) fn run(mut self) -> AccessLog {
+    /// Hands the log to `deliver` before the supervisor (and the
+    /// in-process log's mapping, megabytes of a large run) is freed.
+    pub(crate) fn run(mut self, deliver: impl FnOnce(AccessLog)) {
         loop {
             match notify::wait(self.listener.as_fd()) {
                 Ok(Readiness::Pending) => self.serve_one(),
-                Ok(Readiness::HungUp) => return self.finish(),
+                Ok(Readiness::HungUp) => return deliver(self.finish()),
                 Ok(Readiness::Idle) => {}
                 Err(err) => {
                     // The tree may still be running: its in-process log
@@ -91,7 +93,7 @@ impl Supervisor {
                     if let Some(in_process) = &self.in_process {
                         in_process.end_of_run();
                     }
-                    return self.log;
+                    return deliver(std::mem::take(&mut self.log));
                 }
             }
         }
@@ -99,12 +101,12 @@ impl Supervisor {
 
     /// The log, with what the tree recorded in-process merged in. Only
     /// once no traced thread is left can nothing more be written there.
-    fn finish(mut self) -> AccessLog {
-        if let Some(in_process) = self.in_process.take() {
+    fn finish(&mut self) -> AccessLog {
+        if let Some(in_process) = &self.in_process {
             in_process.end_of_run();
             in_process.drain_into(&mut self.log, &self.seqs, self.started_ns);
         }
-        self.log
+        std::mem::take(&mut self.log)
     }
 
     fn serve_one(&mut self) {
