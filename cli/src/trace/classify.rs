@@ -272,7 +272,11 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     let mut inputs: Vec<(PathBuf, InputAccess)> = Vec::new();
     kept.per_path.for_each_path(|path, events| {
         let kind = state.kind(path);
-        let link_target = state.looked.link_target(path);
+        // Most paths are files: one lookup for them.
+        let link_target = match kind {
+            PathKind::Symlink => state.looked.link_target(path),
+            _ => None,
+        };
         if let Some(access) =
             classify_path(path, events, kind, link_target, opts.own_state, &mut out)
         {
@@ -366,8 +370,8 @@ fn classify_path(
         Event::Probe | Event::Stat | Event::Read | Event::LinkRead => !below_changed,
         _ => false,
     };
-    let reads: Vec<Event> = events.iter().filter(counts).copied().collect();
-    if reads.is_empty() {
+    let reads = || events.iter().filter(counts);
+    if reads().next().is_none() {
         return None;
     }
     let access = match kind {
@@ -377,10 +381,10 @@ fn classify_path(
         PathKind::Missing => InputAccess::Probe {
             found: Found::Missing,
         },
-        PathKind::File if reads.iter().any(content_read) => InputAccess::ContentRead,
-        PathKind::File if reads.contains(&Event::Stat) => InputAccess::Metadata,
+        PathKind::File if reads().any(content_read) => InputAccess::ContentRead,
+        PathKind::File if reads().any(|e| *e == Event::Stat) => InputAccess::Metadata,
         PathKind::File => InputAccess::Probe { found: Found::File },
-        PathKind::Dir if reads.contains(&Event::List) => InputAccess::Listing,
+        PathKind::Dir if reads().any(|e| *e == Event::List) => InputAccess::Listing,
         PathKind::Dir => InputAccess::Probe { found: Found::Dir },
         PathKind::Other => InputAccess::Probe {
             found: Found::Other,
