@@ -3,8 +3,8 @@
 //! the task created and removed (temporaries), pre-existing files it removed,
 //! and inputs it modified (a conflict: such a run must not be stored).
 //! Pure: the end-of-run file states come from `AccessLog::end_state`
-//! (filled by `resolve::snapshot`), so the cache can re-run it after the
-//! tools' reports (`ignoreInput`/`ignoreOutput`) arrived.
+//! (filled by `resolve::snapshot`), so it runs once the tools' reports
+//! (`ignoreInput`/`ignoreOutput`) have arrived, whenever that is.
 //!
 //! Rules, per real path in syscall order (docs/tracing.md):
 //! - read, probed or listed before the task changed it → input;
@@ -397,7 +397,8 @@ fn classify_path(
 struct Kept<'a, 'o> {
     opts: &'o ClassifyOptions<'o>,
     per_path: EventsByPath<'a>,
-    /// Distinct paths excluded (only counted).
+    /// Paths excluded, each spelling once (only counted; the tracer's paths
+    /// are clean, so spellings are paths).
     excluded: HashSet<&'a [u8], RandomState>,
 }
 

@@ -371,7 +371,9 @@ impl InProcessLog {
                     break;
                 }
                 let len = word as usize;
-                if !len.is_multiple_of(8) || at + len > CAPACITY {
+                // Past the head: the drain, which reads up to the head,
+                // reports it.
+                if !len.is_multiple_of(8) || at + len > head {
                     return out;
                 }
                 // SAFETY: committed (acquire above): these bytes are final.
@@ -551,11 +553,9 @@ fn parse_record(bytes: &[u8], at: usize) -> Result<Slot<'_>, RecordError> {
     ))
 }
 
-/// Every record in `bytes` (the log up to its head) as accesses with their
-/// places in the order, sorted by it. A problem marks `log` untraceable
-/// and ends the reading.
-/// Decodes the records from offset `at` on into `out` (unsorted); a
-/// record that does not decode makes the run untraceable and ends the log.
+/// Decodes the records of `bytes` (the log up to its head) from offset `at`
+/// on into `out`, as accesses with their places in the order (unsorted). A
+/// record that does not decode marks `log` untraceable and ends the reading.
 fn read_records(
     bytes: &[u8],
     mut at: usize,
@@ -747,6 +747,13 @@ mod tests {
         out
     }
 
+    /// `record` as a writer that died before committing it leaves it.
+    fn pending(mut record: Vec<u8>) -> Vec<u8> {
+        let len = u32::from_le_bytes(record[..4].try_into().expect("4 bytes")) | LEN_PENDING;
+        record[..4].copy_from_slice(&len.to_le_bytes());
+        record
+    }
+
     /// Appends `records` to a live log as its writers do: the bytes, then
     /// the head past them.
     fn append(log: &InProcessLog, records: &[Vec<u8>]) {
@@ -790,6 +797,15 @@ mod tests {
                 vec![open_read(b"/w/a", b"", 1)],
                 vec![bad, open_read(b"/w/c", b"", 2)],
             ),
+            // A record left pending (its writer died) is waited for by the
+            // tail and skipped by the drain.
+            (
+                vec![open_read(b"/w/a", b"", 1)],
+                vec![
+                    pending(open_read(b"/w/p", b"", 2)),
+                    open_read(b"/w/c", b"", 3),
+                ],
+            ),
         ];
         for (during, after) in cases {
             let log = std::sync::Arc::new(InProcessLog::create().expect("memfd"));
@@ -800,6 +816,11 @@ mod tests {
             hashed
                 .recv_timeout(std::time::Duration::from_secs(10))
                 .expect("the tail offers the first read");
+            // The first record was decoded by the tail, and only by it: its
+            // bytes, spoilt now, would not decode again.
+            let first = during[0].len();
+            // SAFETY: within the mapping; the tail is past this record.
+            unsafe { std::ptr::write_bytes(log.map.as_ptr().add(LOG_DATA + 8), 0xff, first - 8) };
             append(&log, &after);
             log.end_of_run();
             let mut drained = AccessLog::default();

@@ -374,6 +374,12 @@ mod tests {
             "loop1/x",
             "loop1",
             "",
+            // Written in ways `Path` would not print them.
+            "packages//pkg/src/a.js",
+            "packages/./pkg/src/a.js",
+            "packages/pkg/.",
+            "packages/pkg/src/..",
+            "node_modules//pkg/main.js",
         ];
         let mut resolver = Resolver::default();
         let mut memo = Lstat::default();
@@ -383,6 +389,14 @@ mod tests {
                 let plain = Leads::of(&path, resolve(&mut Lstat::default(), &path, follow));
                 let memoised = resolver.resolve(&mut memo, &path, follow);
                 assert_eq!(memoised, plain, "{rel} (follow {follow})");
+            }
+        }
+        // Relative paths (never recorded so) resolve against `/` both ways.
+        for rel in ["rel/x", "x", ".", "a/../b"] {
+            let path = Path::new(rel);
+            for follow in [true, false] {
+                let plain = Leads::of(path, resolve(&mut Lstat::default(), path, follow));
+                assert_eq!(resolver.resolve(&mut memo, path, follow), plain, "{rel}");
             }
         }
         assert_eq!(
@@ -474,6 +488,44 @@ mod tests {
             assert_eq!(stamps.get(&root.join(other)), None, "{other}");
         }
         assert!(stamps.taken.is_some());
+    }
+
+    /// `rm -rf dist; mv tmp dist`: both calls were pinned to `dist` while
+    /// held, and what arrived with the rename is listed at the end.
+    #[test]
+    fn a_directory_renamed_into_place_is_listed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().canonicalize().expect("canonical");
+        fs::create_dir_all(root.join("dist/sub")).expect("mkdir");
+        fs::write(root.join("dist/a.js"), "a").expect("write");
+        fs::write(root.join("dist/sub/b.js"), "b").expect("write");
+        let dist = root.join("dist");
+        let pinned = |op, existed| Access {
+            at_call: Some(crate::trace::log::AtCall {
+                real: Some(dist.clone()),
+                existed,
+            }),
+            ..access(&dist, op, false)
+        };
+        let log = AccessLog {
+            accesses: vec![
+                pinned(Op::Remove, true),
+                access(&root.join("tmp"), Op::RenameFrom, false),
+                pinned(Op::RenameTo, false),
+            ],
+            ..AccessLog::default()
+        };
+        let state = snapshot(log).end_state;
+        let mut listed = state.trees.get(&dist).cloned().expect("dist is listed");
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            listed,
+            vec![
+                (root.join("dist/a.js"), PathKind::File),
+                (root.join("dist/sub"), PathKind::Dir),
+                (root.join("dist/sub/b.js"), PathKind::File),
+            ]
+        );
     }
 
     #[test]
