@@ -371,9 +371,7 @@ fn classify_path(
         _ => false,
     };
     let reads = || events.iter().filter(counts);
-    if reads().next().is_none() {
-        return None;
-    }
+    reads().next()?;
     let access = match kind {
         PathKind::Symlink => InputAccess::Symlink {
             target: link_target.map(Path::to_path_buf).unwrap_or_default(),
