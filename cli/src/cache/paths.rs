@@ -62,8 +62,7 @@ impl RelPath {
     /// absolute, normalised path.
     pub(crate) fn from_abs(root: &Path, abs: &Path) -> Option<Self> {
         let (a, r) = (bytes(abs), bytes(root));
-        let no_parent = |p: &[u8]| !p.split(|b| *b == b'/').any(|name| name == b"..");
-        if is_clean(a) && is_clean(r) && a.starts_with(b"/") && no_parent(a) {
+        if is_clean(a) && is_clean(r) && a.starts_with(b"/") && !has_parent_name(a) {
             // Clean, without `..`: the relative form is the bytes after the root's.
             if !is_within(abs, root) {
                 return None;
@@ -230,6 +229,13 @@ pub(crate) fn is_clean(path: &[u8]) -> bool {
         .windows(2)
         .enumerate()
         .any(|(i, w)| w == b"//" || (w == b"/." && path.get(i + 2) == Some(&b'/')))
+}
+
+/// Whether a name of `path` is `..` (which only a walk of the file system
+/// can resolve where symlinks are involved), without splitting `path` into
+/// components.
+pub(crate) fn has_parent_name(path: &[u8]) -> bool {
+    path.split(|b| *b == b'/').any(|name| name == b"..")
 }
 
 /// `path.starts_with(dir)` (component-wise), without splitting either into

@@ -347,7 +347,7 @@ impl InProcessLog {
         // collision only leaves a file for storing to hash, and a set of
         // tens of thousands of copied paths took milliseconds to free
         // before the drain could go on.
-        let paths = foldhash::fast::RandomState::default();
+        let path_hasher = foldhash::fast::RandomState::default();
         let mut sent = std::collections::HashSet::<u64, foldhash::fast::RandomState>::default();
         loop {
             let ended =
@@ -390,7 +390,7 @@ impl InProcessLog {
                 for (_, access) in &out.accesses[first..] {
                     if hashing
                         && access.op == super::log::Op::Read
-                        && sent.insert(paths.hash_one(access.path.as_os_str().as_bytes()))
+                        && sent.insert(path_hasher.hash_one(access.path.as_os_str().as_bytes()))
                     {
                         hashing = super::spawn::offer(reads, access.path.clone());
                     }

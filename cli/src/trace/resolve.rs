@@ -131,12 +131,7 @@ impl Lstat {
     fn prefetch<'a>(&mut self, paths: impl Iterator<Item = &'a Path>) {
         let mut todo: Vec<&Path> = paths
             .filter(|p| !is_pseudo(p))
-            .filter(|p| {
-                !p.as_os_str()
-                    .as_bytes()
-                    .split(|b| *b == b'/')
-                    .any(|name| name == b"..")
-            })
+            .filter(|p| !crate::cache::paths::has_parent_name(p.as_os_str().as_bytes()))
             .collect();
         // Too few even before removing repeats: not worth sorting them.
         if !crate::parallel::spreads(todo.len(), PREFETCH_MIN) {
