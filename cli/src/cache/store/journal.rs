@@ -23,7 +23,9 @@ use std::sync::{MutexGuard, PoisonError};
 use rocksdb::{DB, WriteBatch};
 use serde::{Deserialize, Serialize};
 
-use super::db::{CF_ENTRIES, CF_META, CF_TASKS, EntryMeta, Store, TaskRecord, entry_meta_key};
+use super::db::{
+    CF_ENTRIES, CF_META, CF_TASKS, EntryMeta, Store, TaskRecord, entry_meta_key, read_once,
+};
 use crate::cache::codec;
 use crate::cache::entry::EntryKey;
 
@@ -190,7 +192,10 @@ impl Store {
             let key = note.record.entry;
             // An entry pruned since gets nothing: writing its metadata or a
             // pointer to it would resurrect part of it.
-            if !matches!(db.get_cf(entries_cf, key.to_bytes()), Ok(Some(_))) {
+            if !matches!(
+                db.get_pinned_cf_opt(entries_cf, key.to_bytes(), &read_once()),
+                Ok(Some(_))
+            ) {
                 continue;
             }
             let meta = match metas.get_mut(&key) {

@@ -371,7 +371,10 @@ impl Store {
         }
         // Read through the writable instance: the entry may have been
         // pruned since the read-only view was taken.
-        if self.get(CF_ENTRIES, &key.to_bytes())?.is_none() {
+        if self
+            .get_with(CF_ENTRIES, &key.to_bytes(), |_| ())?
+            .is_none()
+        {
             // Pruned since it was read: writing it back could resurrect an
             // entry whose blobs are gone. Restoring will fail and the runner
             // executes the task instead.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rocksdb::IteratorMode;
 
-use super::db::{CF_ENTRIES, Store};
+use super::db::{CF_ENTRIES, CF_META, Store, entry_meta_key};
 use super::lookup::{LookupOutcome, LookupRequest};
 use super::open::{OpenOptions, Opened, open, open_exclusive};
 use super::record::{ObservedRun, RecordOutcome, RecordRequest};
@@ -904,6 +904,36 @@ fn variants_hit_after_switching_back() {
         fs::read_to_string(w.root.join("packages/app/dist/a.js")).expect("read"),
         "out one"
     );
+}
+
+/// A lookup's candidates are the `e` records of its spawn key
+/// (`Store::variants`), never a scan of the entries themselves: another
+/// command's entries are not offered, and an entry that lost its record is
+/// a miss, which `prune` still evicts.
+#[test]
+fn candidates_are_the_entry_records_of_the_spawn_key() {
+    let w = ws();
+    let input = "packages/app/src/a.js";
+    w.write(input, "source");
+    stored(w.run("t", &cmd(), &[input], &[("packages/app/dist/a.js", "one")]));
+    let mut other = cmd();
+    other.args = vec!["other.js".into()];
+    stored(w.run("u", &other, &[input], &[("packages/app/dist/b.js", "two")]));
+    let mine = w.store.variants(&w.spawn(&cmd()).key()).expect("variants");
+    let theirs = w.store.variants(&w.spawn(&other).key()).expect("variants");
+    assert_eq!((mine.len(), theirs.len()), (1, 1));
+    assert!(mine[0].1.is_some() && mine[0].0 != theirs[0].0);
+    assert!(is_hit(&w.lookup("t", &cmd())));
+
+    let db = w.store.writer().expect("writable");
+    let meta = db.cf_handle(CF_META).expect("meta cf");
+    db.delete_cf(meta, entry_meta_key(mine[0].0))
+        .expect("delete");
+    assert!(!is_hit(&w.lookup("t", &cmd())));
+    assert!(is_hit(&w.lookup("u", &other)));
+    assert_eq!(w.store.stats().expect("stats").entries, 2);
+    w.store.prune(0).expect("prune");
+    assert_eq!(w.store.stats().expect("stats").entries, 0);
 }
 
 #[test]
