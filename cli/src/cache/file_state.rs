@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::fs::{self, Metadata};
 use std::io::{self, ErrorKind};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use super::clock::Timestamp;
 use super::digest::{self, Digest, Domain};
@@ -313,46 +313,35 @@ impl StatMode {
 
 /// Below this many paths, stat in the calling thread: starting threads
 /// costs more than it saves.
-const PREFETCH_MIN: usize = 1024;
+const AHEAD_MIN: usize = 1024;
+
+/// The first `stat` `FsView::check` makes of one input, taken ahead of the
+/// checks (`FsView::stat_ahead`). It says which way it looked, so a check
+/// uses it only for the input state it was taken for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FirstStat {
+    mode: StatMode,
+    answer: StatAnswer,
+}
 
 impl FsView {
-    /// Stats `paths` on up to as many threads as there are cores and
-    /// remembers the answers for the `check`s that follow. A hit of a task
-    /// with tens of thousands of inputs is mostly `stat` calls (about 2 µs
-    /// each on the 2-core VM of docs/benchmarks.md), which the kernel
-    /// serves in parallel. Checks are unchanged: they find the memo filled.
-    /// Takes the paths: they become the memo's keys.
-    pub(crate) fn prefetch(&mut self, paths: Vec<(PathBuf, StatMode)>) {
-        // What an earlier candidate of this lookup already saw stays as seen.
-        let todo: Vec<(PathBuf, StatMode)> = paths
-            .into_iter()
-            .filter(|(abs, mode)| !self.knows(abs, *mode))
-            .collect();
-        if !crate::parallel::spreads(todo.len(), PREFETCH_MIN) {
-            return;
+    /// The first `stat` of each of `inputs` (workspace-relative, with how
+    /// its check looks at it), in their order, on up to as many threads as
+    /// there are cores; none below [`AHEAD_MIN`] inputs, where the checks
+    /// stat as they go. A hit of a task with tens of thousands of inputs is
+    /// mostly `stat` calls (about 2 µs each on the 2-core VM of
+    /// docs/benchmarks.md), which the kernel serves in parallel. The answers
+    /// go to the checks directly, not into the memo: a memo entry per input
+    /// (the path's bytes as its key) was most of the memory of such a hit,
+    /// and each answer is used once.
+    pub(crate) fn stat_ahead(root: &Path, inputs: &[(&RelPath, StatMode)]) -> Vec<FirstStat> {
+        if !crate::parallel::spreads(inputs.len(), AHEAD_MIN) {
+            return Vec::new();
         }
-        let answers = crate::parallel::map(&todo, PREFETCH_MIN, |(abs, mode)| stat(abs, *mode));
-        self.facts.reserve(todo.len());
-        for ((abs, mode), answer) in todo.into_iter().zip(answers) {
-            let f = self
-                .facts
-                .entry(abs.into_os_string().into_vec())
-                .or_default();
-            match mode {
-                StatMode::Follow => f.follow = Some(answer),
-                StatMode::NoFollow => f.nofollow = Some(answer),
-            }
-        }
-    }
-
-    /// Whether the memo already holds `abs` as `mode` looks at it.
-    fn knows(&self, abs: &Path, mode: StatMode) -> bool {
-        self.facts
-            .get(abs.as_os_str().as_bytes())
-            .is_some_and(|f| match mode {
-                StatMode::Follow => f.follow.is_some(),
-                StatMode::NoFollow => f.nofollow.is_some(),
-            })
+        crate::parallel::map(inputs, AHEAD_MIN, |&(rel, mode)| FirstStat {
+            mode,
+            answer: stat(&rel.to_abs(root), mode),
+        })
     }
 
     fn facts(&mut self, abs: &Path) -> &mut Facts {
@@ -406,28 +395,47 @@ impl FsView {
             .clone()
     }
 
-    /// Whether `abs` still matches `recorded`. `stat_time` is when the entry's
-    /// stamps were taken: a stamp whose mtime/ctime is not older may hide a
-    /// same-tick modification, so such files are hashed.
+    /// `check_after` with no `stat` taken ahead.
+    #[cfg(test)]
     pub(crate) fn check(
         &mut self,
         abs: &Path,
         recorded: &InputState,
         stat_time: Timestamp,
     ) -> Check {
+        self.check_after(abs, recorded, stat_time, None)
+    }
+
+    /// Whether `abs` still matches `recorded`. `stat_time` is when the entry's
+    /// stamps were taken: a stamp whose mtime/ctime is not older may hide a
+    /// same-tick modification, so such files are hashed. `first` is the
+    /// check's first `stat` when it was taken ahead (`stat_ahead`, for this
+    /// path); one taken the other way than `recorded` needs is not used, and
+    /// the check stats itself.
+    pub(crate) fn check_after(
+        &mut self,
+        abs: &Path,
+        recorded: &InputState,
+        stat_time: Timestamp,
+        first: Option<FirstStat>,
+    ) -> Check {
+        let first = first
+            .filter(|f| f.mode == StatMode::of(recorded))
+            .map(|f| f.answer);
+        let nofollow = |view: &mut Self| first.unwrap_or_else(|| view.nofollow(abs));
         match recorded {
-            InputState::Missing => match self.nofollow(abs) {
+            InputState::Missing => match nofollow(self) {
                 Err(ErrorKind::NotFound | ErrorKind::NotADirectory) => Check::Same,
                 _ => Check::Changed(Change::Added),
             },
-            InputState::Present { is_dir } => match self.nofollow(abs) {
+            InputState::Present { is_dir } => match nofollow(self) {
                 Ok(m) if m.kind != SeenKind::Symlink && (m.kind == SeenKind::Dir) == *is_dir => {
                     Check::Same
                 }
                 Ok(_) => Check::Changed(Change::Modified),
                 Err(_) => Check::Changed(Change::Removed),
             },
-            InputState::Symlink { target } => match self.nofollow(abs) {
+            InputState::Symlink { target } => match nofollow(self) {
                 Ok(m) if m.kind == SeenKind::Symlink => {
                     if self.link(abs).as_ref() == Some(target) {
                         Check::Same
@@ -439,7 +447,7 @@ impl FsView {
                 Err(_) => Check::Changed(Change::Removed),
             },
             InputState::File { hash, stamp } => {
-                let now = match self.follow_or_gone(abs) {
+                let now = match self.follow_or_gone(abs, first) {
                     Ok(m) if m.kind == SeenKind::File => m.stamp,
                     Ok(_) => return Check::Changed(Change::Modified),
                     Err(change) => return Check::Changed(change),
@@ -457,7 +465,7 @@ impl FsView {
                 names,
                 stamp,
             } => {
-                let now = match self.follow_or_gone(abs) {
+                let now = match self.follow_or_gone(abs, first) {
                     Ok(m) if m.kind == SeenKind::Dir => m.stamp,
                     Ok(_) => return Check::Changed(Change::Modified),
                     Err(change) => return Check::Changed(change),
@@ -493,8 +501,8 @@ impl FsView {
 
     /// Follows symlinks; a vanished path is `Removed`, a path that exists but
     /// cannot be followed (dangling link, permission) is `Modified`.
-    fn follow_or_gone(&mut self, abs: &Path) -> Result<Seen, Change> {
-        match self.follow(abs) {
+    fn follow_or_gone(&mut self, abs: &Path, first: Option<StatAnswer>) -> Result<Seen, Change> {
+        match first.unwrap_or_else(|| self.follow(abs)) {
             Ok(m) => Ok(m),
             Err(_) if self.nofollow(abs).is_ok() => Err(Change::Modified),
             Err(_) => Err(Change::Removed),
@@ -582,55 +590,77 @@ mod tests {
         assert_eq!(known_file(InputKind::ContentRead, &stamp, None), None);
     }
 
-    /// Prefetched answers are the ones `check` would have found itself,
-    /// for every kind of input and every change.
+    /// Checks given their first `stat` ahead answer as checks that stat
+    /// themselves, for every kind of input and every change; an answer
+    /// taken the other way than the input needs is not used.
     #[test]
-    fn prefetched_checks_answer_like_unprefetched_ones() {
+    fn checks_after_stat_ahead_answer_like_checks_alone() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut recorded = Vec::new();
-        for i in 0..(PREFETCH_MIN + 10) {
-            let p = dir.path().join(format!("f{i}.txt"));
-            fs::write(&p, format!("{i}")).expect("write");
-            recorded.push((
-                p.clone(),
-                observe(&p, InputKind::ContentRead).expect("observe"),
-            ));
+        let root = dir.path();
+        let mut recorded: Vec<(RelPath, InputState)> = Vec::new();
+        let mut record = |name: &str, kind: InputKind| {
+            let rel = RelPath::from_stored(name.as_bytes()).expect("valid");
+            let state = observe(&rel.to_abs(root), kind).expect("observe");
+            recorded.push((rel, state));
+        };
+        for i in 0..(AHEAD_MIN + 10) {
+            fs::write(root.join(format!("f{i}.txt")), format!("{i}")).expect("write");
+            record(&format!("f{i}.txt"), InputKind::ContentRead);
         }
-        let missing = dir.path().join("never");
-        recorded.push((missing.clone(), InputState::Missing));
-        let link = dir.path().join("link");
-        symlink("f0.txt", &link).expect("symlink");
-        recorded.push((
-            link.clone(),
-            observe(&link, InputKind::Probe).expect("observe"),
-        ));
-        // Changes after recording: one file edited (same size), one removed,
-        // the missing path created.
-        fs::write(dir.path().join("f1.txt"), "x").expect("write");
-        fs::remove_file(dir.path().join("f2.txt")).expect("remove");
-        fs::write(&missing, "now").expect("write");
-        let plain: Vec<Check> = {
+        fs::create_dir(root.join("d")).expect("mkdir");
+        record("d", InputKind::Listing);
+        record("never", InputKind::Probe);
+        symlink("f0.txt", root.join("link")).expect("symlink");
+        record("link", InputKind::Probe);
+        // Changes after recording: a file edited (same size), one removed,
+        // one replaced by a dangling link, the missing path created, the
+        // directory listed differently.
+        fs::write(root.join("f1.txt"), "x").expect("write");
+        fs::remove_file(root.join("f2.txt")).expect("remove");
+        fs::remove_file(root.join("f3.txt")).expect("remove");
+        symlink("nowhere", root.join("f3.txt")).expect("symlink");
+        fs::write(root.join("never"), "now").expect("write");
+        fs::write(root.join("d/new"), "").expect("write");
+
+        let alone: Vec<Check> = {
             let mut view = FsView::default();
             recorded
                 .iter()
-                .map(|(p, r)| view.check(p, r, later()))
+                .map(|(rel, r)| view.check(&rel.to_abs(root), r, later()))
                 .collect()
         };
+        let inputs: Vec<(&RelPath, StatMode)> = recorded
+            .iter()
+            .map(|(rel, r)| (rel, StatMode::of(r)))
+            .collect();
+        let ahead = FsView::stat_ahead(root, &inputs);
+        assert_eq!(ahead.len(), recorded.len());
         let mut view = FsView::default();
-        let paths: Vec<(PathBuf, StatMode)> = recorded
+        let after: Vec<Check> = recorded
             .iter()
-            .map(|(p, r)| (p.clone(), StatMode::of(r)))
+            .zip(ahead.iter().copied())
+            .map(|((rel, r), first)| view.check_after(&rel.to_abs(root), r, later(), Some(first)))
             .collect();
-        view.prefetch(paths);
-        let prefetched: Vec<Check> = recorded
-            .iter()
-            .map(|(p, r)| view.check(p, r, later()))
-            .collect();
-        assert_eq!(prefetched, plain);
+        assert_eq!(after, alone);
         assert!(
-            plain.iter().filter(|c| **c != Check::Same).count() >= 3,
-            "{plain:?}"
+            alone.iter().filter(|c| **c != Check::Same).count() >= 5,
+            "{alone:?}"
         );
+
+        // f4.txt is unchanged; an answer saying it is gone, taken without
+        // following links, is not the one its check needs.
+        let (rel, state) = &recorded[4];
+        let wrong_way = FirstStat {
+            mode: StatMode::NoFollow,
+            answer: Err(ErrorKind::NotFound),
+        };
+        let mut view = FsView::default();
+        assert_eq!(
+            view.check_after(&rel.to_abs(root), state, later(), Some(wrong_way)),
+            Check::Same
+        );
+        // Fewer inputs than threads are worth: the checks stat themselves.
+        assert!(FsView::stat_ahead(root, &inputs[..10]).is_empty());
     }
 
     /// A recorded state is reused only when the stamp vouches for it: the

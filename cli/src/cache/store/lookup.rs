@@ -156,20 +156,23 @@ impl Validator<'_> {
         }
 
         let root = self.req.paths.workspace_root;
-        self.fs.prefetch(
-            entry
-                .inputs
-                .iter()
-                .map(|(rel, recorded)| (rel.to_abs(root), StatMode::of(recorded)))
-                .collect(),
-        );
-        // One buffer for every input's absolute path: the memo owns its
-        // own copies, and a hit of 50,000 inputs would otherwise allocate
-        // 50,000 more.
+        let inputs: Vec<(&RelPath, StatMode)> = entry
+            .inputs
+            .iter()
+            .map(|(rel, recorded)| (rel, StatMode::of(recorded)))
+            .collect();
+        // In the order of `entry.inputs`, as the loop below takes them.
+        let mut ahead = FsView::stat_ahead(root, &inputs).into_iter();
+        drop(inputs);
+        // One buffer for every input's absolute path: a hit of 50,000
+        // inputs would otherwise allocate 50,000.
         let mut abs = PathBuf::new();
         for (rel, recorded) in &entry.inputs {
             rel.to_abs_in(root, &mut abs);
-            match self.fs.check(&abs, recorded, entry.stat_time) {
+            match self
+                .fs
+                .check_after(&abs, recorded, entry.stat_time, ahead.next())
+            {
                 Check::Same => {}
                 Check::SameRestamped(stamp) => v.restamped.push((rel.clone(), stamp)),
                 Check::Changed(Change::Entries {
