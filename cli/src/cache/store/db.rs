@@ -82,12 +82,14 @@ pub(crate) struct Store {
     pub(super) gc: RwLock<()>,
 }
 
-/// Options for a point read. A process reads each entry and blob once (a
-/// hit its entry, a restore its blobs), so a read does not fill RocksDB's
-/// block cache: filling it kept a second copy of every value read alive
-/// until the process ended, 8.4 MB for an entry of 50,000 inputs
-/// (docs/benchmarks.md). The value is then pinned in the block RocksDB read
-/// for it, so `get_with` decodes it there without a copy either.
+/// Options for reading entries and blobs: a hit reads its entry once, a
+/// restore each blob once, so they do not fill RocksDB's block cache.
+/// Filling it kept a second copy of the entry alive until the process
+/// ended, 4.2 MB for an entry of 50,000 inputs (docs/benchmarks.md). The
+/// value is then pinned in the block RocksDB read for it, so `get_once`
+/// decodes it there without a copy either. The small `meta` and `tasks`
+/// records are read with the default options: they share blocks, and the
+/// cache serves the next record of the same block.
 pub(super) fn read_once() -> ReadOptions {
     let mut options = ReadOptions::default();
     options.fill_cache(false);
@@ -184,12 +186,16 @@ impl Store {
     }
 
     pub(super) fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, CacheError> {
-        self.get_with(cf, key, <[u8]>::to_vec)
+        let db = self.reader();
+        db.get_cf(cf_of(db, &self.dir, cf)?, key)
+            .map_err(self.db_err("read"))
     }
 
-    /// Looks `key` up and hands its value to `read` where RocksDB holds it,
-    /// without a copy; `read` should not keep it (decode it, or check it).
-    pub(super) fn get_with<T>(
+    /// Looks up a value read once per process (an entry), without filling
+    /// the block cache ([`read_once`]), and hands it to `read` where RocksDB
+    /// holds it, without a copy; `read` should not keep it (decode it, or
+    /// check it).
+    pub(super) fn get_once<T>(
         &self,
         cf: &'static str,
         key: &[u8],
@@ -235,7 +241,7 @@ impl Store {
 
     pub(crate) fn entry(&self, key: EntryKey) -> Result<Option<CacheEntry>, CacheError> {
         Ok(self
-            .get_with(CF_ENTRIES, &key.to_bytes(), |b| {
+            .get_once(CF_ENTRIES, &key.to_bytes(), |b| {
                 codec::decode("cache entry", b).ok()
             })?
             .flatten())
@@ -349,9 +355,8 @@ impl Store {
         prefix.push(META_ENTRY);
         prefix.extend_from_slice(spawn.as_bytes());
         let mut out = Vec::new();
-        let iter = db.iterator_cf_opt(
+        let iter = db.iterator_cf(
             handle,
-            read_once(),
             IteratorMode::From(&prefix, rocksdb::Direction::Forward),
         );
         for item in iter {

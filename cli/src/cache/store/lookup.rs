@@ -75,6 +75,12 @@ struct Validator<'a> {
     req: &'a LookupRequest<'a>,
     fs: FsView,
     glob_files: Option<Option<BTreeSet<RelPath>>>,
+    /// Whether a candidate had its inputs stat'ed ahead. Only the first
+    /// does: the answers go to its checks, not into the memo, and stat'ing
+    /// every input again for each later candidate (and for the miss
+    /// explanation) would multiply the cost of a lookup with many variants.
+    /// Later candidates stat as they check, and stop at the first difference.
+    stated_ahead: bool,
 }
 
 struct Verdict {
@@ -156,14 +162,19 @@ impl Validator<'_> {
         }
 
         let root = self.req.paths.workspace_root;
-        let inputs: Vec<(&RelPath, StatMode)> = entry
-            .inputs
-            .iter()
-            .map(|(rel, recorded)| (rel, StatMode::of(recorded)))
-            .collect();
         // In the order of `entry.inputs`, as the loop below takes them.
-        let mut ahead = FsView::stat_ahead(root, &inputs).into_iter();
-        drop(inputs);
+        let mut ahead = if self.stated_ahead {
+            Vec::new()
+        } else {
+            let inputs: Vec<(&RelPath, StatMode)> = entry
+                .inputs
+                .iter()
+                .map(|(rel, recorded)| (rel, StatMode::of(recorded)))
+                .collect();
+            FsView::stat_ahead(root, &inputs)
+        }
+        .into_iter();
+        self.stated_ahead = true;
         // One buffer for every input's absolute path: a hit of 50,000
         // inputs would otherwise allocate 50,000.
         let mut abs = PathBuf::new();
@@ -227,6 +238,7 @@ impl Store {
             req,
             fs: FsView::default(),
             glob_files: None,
+            stated_ahead: false,
         };
         let mut newest: Option<CacheEntry> = None;
         for (key, meta) in candidates {
@@ -375,7 +387,7 @@ impl Store {
         // Read through the writable instance: the entry may have been
         // pruned since the read-only view was taken.
         if self
-            .get_with(CF_ENTRIES, &key.to_bytes(), |_| ())?
+            .get_once(CF_ENTRIES, &key.to_bytes(), |_| ())?
             .is_none()
         {
             // Pruned since it was read: writing it back could resurrect an

@@ -223,12 +223,14 @@ fn warnings_log(path: PathBuf) -> rocksdb::InfoLogger {
     })
 }
 
-/// The table options of every column family: one small LRU block cache for
-/// all of them. Left unset, RocksDB builds a 32 MB clock cache per column
-/// family, five per open, and tears them down at exit: about 0.3 ms of a
-/// 5 ms `echo hi` hit (docs/benchmarks.md). Point reads do not fill it
-/// anyway (`db::read_once`); what it still serves is the scans of `prune`
-/// and `vp cache stats`.
+/// Table options with one small LRU block cache: `cf_descriptors` shares
+/// one among the four column families, and the DB options (the `default`
+/// family) have their own. Left unset, RocksDB builds a 32 MB clock cache
+/// for each of the five families on every open and tears them down at
+/// exit, a few tenths of a millisecond of a 5 ms `echo hi` hit
+/// (docs/benchmarks.md, "Against the goals"). Entries and blobs do not
+/// fill it (`db::read_once`); the small `meta` and `tasks` records and the
+/// scans of `prune` and `vp cache stats` do.
 fn tables() -> rocksdb::BlockBasedOptions {
     let mut t = rocksdb::BlockBasedOptions::default();
     t.set_block_cache(&rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES));

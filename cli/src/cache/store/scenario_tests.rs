@@ -936,6 +936,29 @@ fn candidates_are_the_entry_records_of_the_spawn_key() {
     assert_eq!(w.store.stats().expect("stats").entries, 0);
 }
 
+/// A lookup with enough inputs to stat them ahead on every core gives each
+/// check the answer for its own input: a change in the middle is named, and
+/// a file rewritten with the same bytes still hits.
+#[test]
+fn a_lookup_that_stats_ahead_names_the_input_that_changed() {
+    let w = ws();
+    let names: Vec<String> = (0..1100)
+        .map(|i| format!("packages/app/src/f{i:04}.js"))
+        .collect();
+    for name in &names {
+        w.write(name, name);
+    }
+    let inputs: Vec<&str> = names.iter().map(String::as_str).collect();
+    stored(w.run("t", &cmd(), &inputs, &[("packages/app/dist/a.js", "out")]));
+    assert!(is_hit(&w.lookup("t", &cmd())));
+    // Same bytes, new stamp: hashed, still a hit.
+    std::thread::sleep(Duration::from_millis(20));
+    w.write(&names[300], &names[300]);
+    assert!(is_hit(&w.lookup("t", &cmd())));
+    w.write(&names[600], "changed");
+    assert_eq!(miss_text(w.lookup("t", &cmd())), "'src/f0600.js' modified");
+}
+
 #[test]
 fn identical_outputs_are_stored_once() {
     let w = ws();
