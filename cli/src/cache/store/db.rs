@@ -266,32 +266,17 @@ impl Store {
     /// record deleted), so the next run that produces the same content
     /// writes it again instead of deduplicating against the broken copy.
     pub(crate) fn blob(&self, blob: &Digest) -> Result<Vec<u8>, CacheError> {
-        let db = self.reader();
-        let stored = db
-            .get_pinned_cf_opt(
-                cf_of(db, &self.dir, CF_BLOBS)?,
-                blob.as_bytes(),
-                &read_once(),
-            )
-            .map_err(self.db_err("read"))?;
-        let Some(stored) = stored else {
-            self.forget_blob(blob);
-            return Err(CacheError::MissingBlob {
-                dir: self.dir.clone(),
-                blob: blob.to_string(),
-            });
-        };
-        let bytes = zstd::stream::decode_all(&stored[..])
-            .ok()
-            .filter(|bytes| Digest::of_content(bytes) == *blob);
-        drop(stored);
-        bytes.ok_or_else(|| {
-            self.forget_blob(blob);
-            CacheError::CorruptBlob {
-                dir: self.dir.clone(),
-                blob: blob.to_string(),
+        match self.get_once(CF_BLOBS, blob.as_bytes(), |stored| intact(stored, blob))? {
+            Some(Some(bytes)) => Ok(bytes),
+            found => {
+                self.forget_blob(blob);
+                let (dir, blob) = (self.dir.clone(), blob.to_string());
+                Err(match found {
+                    None => CacheError::MissingBlob { dir, blob },
+                    Some(_) => CacheError::CorruptBlob { dir, blob },
+                })
             }
-        })
+        }
     }
 
     /// Deletes a blob and its size record, if the writable instance finds it
@@ -308,8 +293,7 @@ impl Store {
             return;
         };
         if let Ok(Some(stored)) = db.get_pinned_cf_opt(blobs, blob.as_bytes(), &read_once())
-            && zstd::stream::decode_all(&stored[..])
-                .is_ok_and(|bytes| Digest::of_content(&bytes) == *blob)
+            && intact(&stored, blob).is_some()
         {
             return;
         }
@@ -370,6 +354,13 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// A stored blob's original bytes, if they decompress and match its hash.
+fn intact(stored: &[u8], blob: &Digest) -> Option<Vec<u8>> {
+    zstd::stream::decode_all(stored)
+        .ok()
+        .filter(|bytes| Digest::of_content(bytes) == *blob)
 }
 
 /// A column family of `db`.
