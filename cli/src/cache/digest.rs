@@ -4,8 +4,9 @@
 //! with a file that happens to contain the same bytes.
 
 use std::fmt;
-use std::fs::{File, Metadata};
+use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -88,10 +89,33 @@ impl fmt::Debug for Digest {
     }
 }
 
+/// Opens `path` (symlinks followed) for reading, only if it is a regular
+/// file. Every caller `lstat`ed the path first and saw a file, but the path
+/// can be replaced before the open: by a FIFO, whose plain open would wait
+/// for a writer forever, or by a link to a device such as `/dev/zero`, whose
+/// reads never end. So the open does not block (`O_NONBLOCK`, which changes
+/// nothing for a regular file's reads), never makes a terminal vp's own
+/// (`O_NOCTTY`), and the handle's own type is checked before anything reads
+/// it. Anything else is an `InvalidInput` error, which callers treat like a
+/// file that changed under them.
+pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
 /// Streams a file through BLAKE3; returns the content hash and the number of
 /// bytes hashed.
 pub(crate) fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
-    let file = File::open(path)?;
+    let file = open_regular(path)?;
     let mut h = blake3::Hasher::new();
     feed(&mut h, &file, &|| true)?;
     Ok((Digest(*h.finalize().as_bytes()), h.count()))
@@ -105,7 +129,7 @@ pub(crate) fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
 /// taken from the path before hashing could sit beside content it never
 /// described.
 pub(crate) fn hash_file_stamped(path: &Path) -> io::Result<(Digest, Metadata)> {
-    hash_handle_stamped(&File::open(path)?)
+    hash_handle_stamped(&open_regular(path)?)
 }
 
 /// `hash_file_stamped` for a path that may not be a regular file, hashed
@@ -118,17 +142,14 @@ pub(crate) fn hash_if_regular_file(
     path: &Path,
     keep_going: &dyn Fn() -> bool,
 ) -> io::Result<Option<(Digest, Metadata)>> {
-    use std::os::unix::fs::OpenOptionsExt;
     if !std::fs::metadata(path)?.is_file() {
         return Ok(None);
     }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Ok(None);
-    }
+    let file = match open_regular(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let mut h = blake3::Hasher::new();
     if !feed(&mut h, &file, keep_going)? {
         return Ok(None);
@@ -216,6 +237,52 @@ mod tests {
             assert_eq!(d, Digest::of_content(&content));
             assert_eq!(meta.len(), len as u64);
         }
+    }
+
+    /// A path that was a file when vp `lstat`ed it can be something else
+    /// when it opens it. A FIFO (a plain open waits for a writer forever)
+    /// and a link to `/dev/zero` (reads never end) are refused at once by
+    /// every way vp hashes a file, and a file behind a link still hashes.
+    #[test]
+    fn only_regular_files_are_opened_for_hashing() {
+        use std::os::unix::ffi::OsStrExt;
+        use std::sync::mpsc;
+        use std::time::Duration;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).expect("no NUL");
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        let zero = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &zero).expect("symlink");
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").expect("write");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+
+        let (tx, rx) = mpsc::channel();
+        let paths = [fifo.clone(), zero.clone()];
+        std::thread::spawn(move || {
+            for p in &paths {
+                let kinds = (
+                    hash_file(p).map(|_| ()).map_err(|e| e.kind()),
+                    hash_file_stamped(p).map(|_| ()).map_err(|e| e.kind()),
+                    hash_if_regular_file(p, &|| true).map(|h| h.is_some()),
+                );
+                tx.send(kinds).expect("send");
+            }
+        });
+        for p in [&fifo, &zero] {
+            let got = rx
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("{} was waited on or read, not refused", p.display()));
+            let refused = Err(io::ErrorKind::InvalidInput);
+            assert_eq!(got.0, refused, "{}", p.display());
+            assert_eq!(got.1, refused, "{}", p.display());
+            assert!(matches!(got.2, Ok(false)), "{}", p.display());
+        }
+        assert_eq!(hash_file(&link).expect("hash").0, Digest::of_content(b"x"));
     }
 
     #[test]

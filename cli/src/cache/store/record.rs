@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -21,7 +21,7 @@ use super::db::{
 use crate::cache::clock::Timestamp;
 use crate::cache::codec;
 use crate::cache::collect::{self, NotStorable, OutputPath, TaskPaths};
-use crate::cache::digest::Digest;
+use crate::cache::digest::{self, Digest};
 use crate::cache::entry::{CacheEntry, EntryKey, InputKind, LogChunk, LogRef, OutputState, Stamp};
 use crate::cache::env;
 use crate::cache::error::CacheError;
@@ -304,10 +304,16 @@ impl Archive<'_, '_> {
         if !ft.is_file() {
             return Ok(Ok(None));
         }
-        let bytes = match fs::read(&out.abs) {
-            Ok(b) => b,
+        // Opened only as a regular file: the path may have been replaced
+        // since the `lstat` (a FIFO would block a plain read forever).
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        match digest::open_regular(&out.abs).and_then(|mut f| f.read_to_end(&mut bytes)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::InvalidInput => {
+                return Ok(Err(NotStorable::OutputChangedWhileStoring(out.rel.clone())));
+            }
             Err(e) => return Ok(Err(unreadable(e))),
-        };
+        }
         // The file must be the one we stat'ed: a writer still running (a
         // leftover background process) would make the blob a torn copy.
         match fs::symlink_metadata(&out.abs) {
