@@ -44,6 +44,7 @@ const MAX_RECORD: usize = 1 << 20;
 /// One hit served without a writable store.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct HitNote {
+    /// First, so that it can be read alone ([`last_of_each_task`]).
     pub(super) task: String,
     pub(super) record: TaskRecord,
     pub(super) at_ms: i64,
@@ -75,25 +76,58 @@ pub(super) fn append(db_dir: &Path, note: &HitNote) -> std::io::Result<()> {
         .write_all(&record)
 }
 
+/// Each record's bytes, in order, up to the first one that is cut short or
+/// says it is impossibly long.
+fn records(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        let (len, tail) = rest.split_first_chunk::<4>()?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if len > MAX_RECORD || len > tail.len() {
+            return None;
+        }
+        let (record, after) = tail.split_at(len);
+        rest = after;
+        Some(record)
+    })
+}
+
+/// The notes in `bytes`, oldest first, up to the first damaged record.
+fn notes(bytes: &[u8]) -> Vec<HitNote> {
+    records(bytes)
+        .map_while(|r| codec::decode::<HitNote>("hit journal record", r).ok())
+        .collect()
+}
+
 /// The notes in `file`, oldest first, up to the first damaged record.
 fn read_file(file: &Path) -> Vec<HitNote> {
+    fs::read(file).map_or_else(|_| Vec::new(), |bytes| notes(&bytes))
+}
+
+/// The last note of each task in `file` (or, after damage, every note up
+/// to it in order, which leaves the same latest ones). Only
+/// those are decoded whole. A task hit 300 times has 300 notes, each with
+/// its whole spawn fingerprint, and decoding all of them was about a
+/// twentieth of an `echo hi` hit (docs/benchmarks.md); of the others only
+/// the task's name is read (a note's first field), and a name that does not
+/// decode ends the file as a damaged record does in [`read_file`]. Should a
+/// chosen note not decode, the file is read note by note instead, so that
+/// the damage ends it where [`read_file`] would.
+fn last_of_each_task(file: &Path) -> Vec<HitNote> {
     let Ok(bytes) = fs::read(file) else {
         return Vec::new();
     };
-    let mut notes = Vec::new();
-    let mut rest = &bytes[..];
-    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
-        let len = u32::from_le_bytes(*len) as usize;
-        if len > MAX_RECORD || len > tail.len() {
-            break;
-        }
-        let Ok(note) = codec::decode::<HitNote>("hit journal record", &tail[..len]) else {
+    let mut last: BTreeMap<String, &[u8]> = BTreeMap::new();
+    for record in records(&bytes) {
+        let Ok(task) = codec::decode::<String>("hit journal record", record) else {
             break;
         };
-        notes.push(note);
-        rest = &tail[len..];
+        last.insert(task, record);
     }
-    notes
+    last.values()
+        .map(|r| codec::decode::<HitNote>("hit journal record", r))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|_| notes(&bytes))
 }
 
 /// The latest pointer of each task the journal names, with the time of
@@ -101,8 +135,9 @@ fn read_file(file: &Path) -> Vec<HitNote> {
 /// database holds a newer one.
 pub(super) fn latest_records(db_dir: &Path) -> Journaled {
     let mut latest = BTreeMap::new();
+    // A fold taken aside holds older notes than the current journal.
     for name in [FOLDING, FILE] {
-        for note in read_file(&db_dir.join(name)) {
+        for note in last_of_each_task(&db_dir.join(name)) {
             latest.insert(note.task, (note.record, note.at_ms));
         }
     }
@@ -321,6 +356,90 @@ mod tests {
         assert_eq!(read_file(&file).len(), 1);
         fs::write(&file, b"\x03\x00\x00\x00abc").expect("write");
         assert!(read_file(&file).is_empty());
+    }
+
+    /// The latest pointers as reading every note in order gives them.
+    fn latest_note_by_note(db_dir: &Path) -> Vec<(String, EntryKey, i64)> {
+        let mut latest = BTreeMap::new();
+        for name in [FOLDING, FILE] {
+            for n in read_file(&db_dir.join(name)) {
+                latest.insert(n.task, (n.record.entry, n.at_ms));
+            }
+        }
+        latest.into_iter().map(|(t, (e, at))| (t, e, at)).collect()
+    }
+
+    /// `latest_records` answers as reading every note does, and that is
+    /// each task's note at time `want`.
+    fn answers_as_note_by_note(db_dir: &Path, want: &[(&str, i64)]) {
+        let by_note = latest_note_by_note(db_dir);
+        let tasks_and_times: Vec<_> = by_note.iter().map(|(t, _, at)| (t.as_str(), *at)).collect();
+        assert_eq!(tasks_and_times, want);
+        assert_eq!(latest(db_dir), by_note);
+    }
+
+    fn latest(db_dir: &Path) -> Vec<(String, EntryKey, i64)> {
+        latest_records(db_dir)
+            .into_iter()
+            .map(|(t, (r, at))| (t, r.entry, at))
+            .collect()
+    }
+
+    /// Decoding only each task's last note answers as decoding them all:
+    /// across a fold taken aside and the current journal, and when damage
+    /// (a note whose name reads but whose body does not, a name that does
+    /// not decode, a torn tail) ends a file early.
+    #[test]
+    fn the_last_note_of_each_task_answers_as_every_note_does() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        for (task, n) in [("a", 1), ("b", 2), ("a", 3), ("c", 4), ("b", 5), ("a", 6)] {
+            append(tmp.path(), &note(task, n)).expect("append");
+        }
+        answers_as_note_by_note(tmp.path(), &[("a", 6), ("b", 5), ("c", 4)]);
+
+        // Taken aside for a fold, then newer notes: the newer win.
+        assert_eq!(take(tmp.path()).len(), 6);
+        append(tmp.path(), &note("b", 7)).expect("append");
+        append(tmp.path(), &note("d", 8)).expect("append");
+        answers_as_note_by_note(tmp.path(), &[("a", 6), ("b", 7), ("c", 4), ("d", 8)]);
+        folded(tmp.path());
+
+        // "a"'s last note keeps its name but loses its body: reading stops
+        // there, so "a" answers its note before, and "b" (noted after the
+        // damage) its note before it too.
+        let file = path(tmp.path());
+        fs::remove_file(&file).expect("remove");
+        for (task, n) in [("a", 1), ("b", 2), ("c", 3), ("a", 4), ("b", 5)] {
+            append(tmp.path(), &note(task, n)).expect("append");
+        }
+        let mut bytes = fs::read(&file).expect("read");
+        let mut at = 0;
+        for _ in 0..3 {
+            at += 4 + u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4")) as usize;
+        }
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4")) as usize;
+        // The name is 2 bytes (length 1, "a"): spoil what follows it with
+        // an impossible length for the fingerprint's first string.
+        for b in &mut bytes[at + 4 + 2..at + 4 + len] {
+            *b = 0xff;
+        }
+        fs::write(&file, &bytes).expect("write");
+        answers_as_note_by_note(tmp.path(), &[("a", 1), ("b", 2), ("c", 3)]);
+
+        // A name that does not decode (not UTF-8) ends the file there.
+        bytes[at + 4 + 1] = 0xff;
+        fs::write(&file, &bytes).expect("write");
+        answers_as_note_by_note(tmp.path(), &[("a", 1), ("b", 2), ("c", 3)]);
+
+        // A torn tail: the notes before it.
+        let mut whole = Vec::new();
+        for (task, n) in [("a", 1), ("a", 2)] {
+            let bytes = codec::encode(&note(task, n));
+            whole.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            whole.extend_from_slice(&bytes);
+        }
+        fs::write(&file, &whole[..whole.len() - 5]).expect("write");
+        answers_as_note_by_note(tmp.path(), &[("a", 1)]);
     }
 
     #[test]
