@@ -6,7 +6,6 @@
 
 use std::io::{self, Write};
 use std::path::Path;
-use std::process::ExitCode;
 
 use anyhow::Context as _;
 
@@ -63,7 +62,7 @@ fn remote_config(cwd: &Path) -> anyhow::Result<Option<RemoteConfig>> {
     })?)
 }
 
-pub(crate) fn run(args: CacheArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: CacheArgs) -> anyhow::Result<u8> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let env = |k: &str| std::env::var(k).ok();
     execute(
@@ -81,7 +80,7 @@ fn execute(
     env: &dyn Fn(&str) -> Option<String>,
     out: &mut dyn Write,
     err: &mut dyn Write,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<u8> {
     let max_size = match &args.command {
         CacheCommand::Prune { max_size } => max_size.as_deref(),
         _ => None,
@@ -117,7 +116,7 @@ fn execute(
         CacheCommand::Prune { .. } => {
             let Some(store) = open_existing(dir, &settings, &mut notify)? else {
                 writeln!(out, "no cache at `{}`", dir.display())?;
-                return Ok(ExitCode::SUCCESS);
+                return Ok(0);
             };
             let r = store.prune(settings.max_size)?;
             writeln!(
@@ -164,7 +163,7 @@ fn execute(
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// Opens the store only if there is one: inspecting must not create it.
@@ -208,7 +207,7 @@ mod tests {
         cwd: &Path,
         command: CacheCommand,
         cache_dir: Option<PathBuf>,
-    ) -> (anyhow::Result<ExitCode>, String, String) {
+    ) -> (anyhow::Result<u8>, String, String) {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let env = |_: &str| None;
         let r = execute(

@@ -7,7 +7,6 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::Context;
 
@@ -23,7 +22,7 @@ use crate::workspace::Workspace;
 /// Variables Vite reads before it could ask the runner, declared for it.
 const VITE_DECLARED_ENV: &[&str] = &["NODE_ENV", "VITE_USER_NODE_ENV"];
 
-pub(crate) fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn build(args: BuildArgs) -> anyhow::Result<u8> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
     let ws = Workspace::load(&cwd)?;
     let pkg = &ws.packages[ws.package_containing(&cwd).unwrap_or(0)];

@@ -3,7 +3,6 @@
 
 use std::ffi::OsString;
 use std::path::Path;
-use std::process::ExitCode;
 use std::rc::Rc;
 
 use anyhow::Context;
@@ -21,7 +20,7 @@ use crate::report::listing::{self, ListedPackage, ListedTask};
 use crate::workspace::GlobEntry;
 use crate::workspace::Workspace;
 
-pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
     let ws = Workspace::load(&cwd)?;
     if args.last_details {
@@ -40,12 +39,12 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             };
             // A closed stdout (`| head`) is not an error of vp's.
             let _ = listing::last_details(&mut std::io::stdout(), Some(&json), &settings.dir);
-            return Ok(ExitCode::SUCCESS);
+            return Ok(0);
         }
         let text = home.and_then(|h| std::fs::read_to_string(h.last_run()).ok());
         // A closed stdout (`| head`) is not an error of vp's.
         let _ = listing::last_details(&mut std::io::stdout(), text.as_deref(), &settings.dir);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(0);
     }
     if args.exec.dry_run && args.task.is_none() {
         anyhow::bail!(
@@ -59,7 +58,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let Some(task) = args.task.as_deref() else {
         let _ = listing::task_list(&mut std::io::stdout(), &task_list(&ws, &cwd));
-        return Ok(ExitCode::SUCCESS);
+        return Ok(0);
     };
 
     let opts = SchedulerOptions {
@@ -255,7 +254,7 @@ pub(super) fn execute_specs(
     deps: &[Vec<usize>],
     exec: &ExecOptions,
     opts: &SchedulerOptions,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<u8> {
     if exec.dry_run {
         let infos = task_infos(&specs, deps);
         return super::dry_run::dry_run(ws, &specs, deps, infos, exec);
@@ -267,7 +266,7 @@ pub(super) fn execute_specs(
     let ex = Rc::new(smol::LocalExecutor::new());
     let stats = smol::block_on(ex.run(session.run_batch(&ex, specs, deps, opts, &reporter, None)));
     // A run cancelled by a signal exits like a process killed by it.
-    Ok(ExitCode::from(stats.exit_code()))
+    Ok(stats.exit_code())
 }
 
 /// Where the notices of opening a run (waiting for the store's lock,

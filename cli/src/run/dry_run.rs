@@ -10,7 +10,6 @@
 //! `report::plan::PlannedTask` list that only `report` renders.
 
 use std::ffi::OsString;
-use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -33,7 +32,7 @@ pub(super) fn dry_run(
     deps: &[Vec<usize>],
     infos: Vec<TaskInfo>,
     exec: &ExecOptions,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<u8> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
     let settings = CacheSettings::resolve(exec.cache_dir.as_deref(), None, &ws.root, &cwd, |k| {
         std::env::var(k).ok()
@@ -75,7 +74,7 @@ pub(super) fn dry_run(
     } else {
         crate::report::plan::text(&mut out, &planned)
     };
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// The store as a dry run reads it: `Ok(None)` when there is none yet

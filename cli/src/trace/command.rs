@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::Stdio;
 
 use anyhow::Context;
 use smol::LocalExecutor;
@@ -17,7 +17,7 @@ use super::report::{self, RunSummary};
 use super::spawn::{ChildStdio, InProcess, TraceOutcome, spawn_traced};
 use crate::args::TraceArgs;
 
-pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: TraceArgs) -> anyhow::Result<u8> {
     let cwd = std::env::current_dir().context("could not read the current directory")?;
     let root = match args.root.clone() {
         Some(root) => root,
@@ -143,7 +143,7 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     {
         return Err(err).context("could not write the trace report");
     }
-    Ok(ExitCode::from(u8::try_from(exit_code).unwrap_or(1)))
+    Ok(u8::try_from(exit_code).unwrap_or(1))
 }
 
 use std::os::fd::AsFd;

@@ -18,7 +18,6 @@ mod observe;
 mod select;
 mod watched;
 
-use std::process::ExitCode;
 use std::rc::Rc;
 
 use anyhow::Context;
@@ -31,11 +30,7 @@ use crate::run::session::RunSession;
 use crate::workspace::Workspace;
 
 /// Runs `task` as `args` select it, then watches until a signal.
-pub(crate) fn watch(
-    args: &RunArgs,
-    task: &str,
-    opts: &SchedulerOptions,
-) -> anyhow::Result<ExitCode> {
+pub(crate) fn watch(args: &RunArgs, task: &str, opts: &SchedulerOptions) -> anyhow::Result<u8> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
     let ws = Workspace::load(&cwd)?;
     let planned = plan(&ws, args, task, &cwd)?;
@@ -63,5 +58,5 @@ pub(crate) fn watch(
         reporter,
     };
     let code = smol::block_on(ex.run(watch_loop.run(fs)));
-    Ok(ExitCode::from(code))
+    Ok(code)
 }
