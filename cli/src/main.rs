@@ -52,12 +52,16 @@ fn main() {
 }
 
 /// Ends vp with `code`, without the C library's exit handlers. By now every
-/// store is closed (dropped with its command), every task has ended or is
-/// the guard's, and every line is written: what those handlers would still
-/// do is run RocksDB's C++ static destructors (freeing its option tables,
-/// one allocation at a time) and join the idle threads of its thread pools,
-/// about 0.2 ms of CPU of a 6 ms `echo hi` hit (docs/benchmarks.md). Rust's
-/// standard streams are flushed first, as a normal exit would.
+/// task has ended or is the guard's, every line is written, and every store
+/// is closed with its command, except one that a remote upload abandoned
+/// at its deadline or at Ctrl-C still holds on a pool thread; its writes
+/// are in RocksDB's write-ahead log either way, and running RocksDB's
+/// static destructors under an open database, as `exit` would, is the less
+/// safe of the two. What the handlers would do is run those destructors
+/// (freeing its option tables, one allocation at a time) and join the idle
+/// threads of its thread pools, about 4 % of the CPU of an `echo hi` hit
+/// (docs/benchmarks.md). Rust's standard streams are flushed first, as a
+/// normal exit would.
 fn exit_now(code: u8) -> ! {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();

@@ -11,7 +11,10 @@
 //! Format: records of `[u32 little-endian length][codec bytes]`, each
 //! appended with one `write` to a file opened `O_APPEND`, so concurrent
 //! vps never interleave within a record. Reading stops at the first record
-//! that is cut short or does not decode (a crash mid-append).
+//! that is cut short or says it is impossibly long (a crash mid-append);
+//! a record that is whole but does not decode is skipped, by every reader
+//! alike (loading and folding), so what a read-only store answers is what a
+//! fold writes.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -92,37 +95,35 @@ fn records(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-/// The notes in `bytes`, oldest first, up to the first damaged record.
+/// The notes in `bytes` that decode, oldest first.
 fn notes(bytes: &[u8]) -> Vec<HitNote> {
     records(bytes)
-        .map_while(|r| codec::decode::<HitNote>("hit journal record", r).ok())
+        .filter_map(|r| codec::decode::<HitNote>("hit journal record", r).ok())
         .collect()
 }
 
-/// The notes in `file`, oldest first, up to the first damaged record.
+/// The notes in `file` that decode, oldest first.
 fn read_file(file: &Path) -> Vec<HitNote> {
     fs::read(file).map_or_else(|_| Vec::new(), |bytes| notes(&bytes))
 }
 
-/// The last note of each task in `file` (or, after damage, every note up
-/// to it in order, which leaves the same latest ones). Only
-/// those are decoded whole. A task hit 300 times has 300 notes, each with
-/// its whole spawn fingerprint, and decoding all of them was about a
-/// twentieth of an `echo hi` hit (docs/benchmarks.md); of the others only
-/// the task's name is read (a note's first field), and a name that does not
-/// decode ends the file as a damaged record does in [`read_file`]. Should a
-/// chosen note not decode, the file is read note by note instead, so that
-/// the damage ends it where [`read_file`] would.
+/// The last note of each task in `file` (or every note that decodes, in
+/// order, which leaves the same last ones). Only those are decoded whole.
+/// A task hit 300 times has 300 notes, each with its whole spawn
+/// fingerprint, and decoding all of them was about a twentieth of an
+/// `echo hi` hit (docs/benchmarks.md); of the others only the task's name
+/// is read (a note's first field). Should a task's last note not decode,
+/// its last note that does is wanted, so the file is then decoded note by
+/// note instead.
 fn last_of_each_task(file: &Path) -> Vec<HitNote> {
     let Ok(bytes) = fs::read(file) else {
         return Vec::new();
     };
     let mut last: BTreeMap<String, &[u8]> = BTreeMap::new();
     for record in records(&bytes) {
-        let Ok(task) = codec::decode::<String>("hit journal record", record) else {
-            break;
-        };
-        last.insert(task, record);
+        if let Ok(task) = codec::decode::<String>("hit journal record", record) {
+            last.insert(task, record);
+        }
     }
     last.values()
         .map(|r| codec::decode::<HitNote>("hit journal record", r))
@@ -338,7 +339,7 @@ mod tests {
     }
 
     #[test]
-    fn a_torn_or_garbage_tail_keeps_the_notes_before_it() {
+    fn a_torn_tail_or_an_impossible_length_keeps_the_notes_before_it() {
         let tmp = tempfile::tempdir().expect("tempdir");
         append(tmp.path(), &note("a", 1)).expect("append");
         append(tmp.path(), &note("b", 2)).expect("append");
@@ -385,12 +386,34 @@ mod tests {
             .collect()
     }
 
-    /// Decoding only each task's last note answers as decoding them all:
-    /// across a fold taken aside and the current journal, and when damage
-    /// (a note whose name reads but whose body does not, a name that does
-    /// not decode, a torn tail) ends a file early.
+    /// Notes in a file as `(task, n)`, each framed as `append` frames it.
+    fn framed(notes: &[(&str, u8)]) -> (Vec<u8>, Vec<usize>) {
+        let (mut bytes, mut starts) = (Vec::new(), Vec::new());
+        for &(task, n) in notes {
+            starts.push(bytes.len());
+            let body = codec::encode(&note(task, n));
+            bytes.extend_from_slice(&u32::try_from(body.len()).expect("small").to_le_bytes());
+            bytes.extend_from_slice(&body);
+        }
+        (bytes, starts)
+    }
+
+    /// Spoils the body of the record at `start` after its 2-byte task name
+    /// (length 1, one letter): 0xff is no valid length for what follows.
+    fn spoil_body(bytes: &mut [u8], start: usize) {
+        let len = u32::from_le_bytes(bytes[start..start + 4].try_into().expect("4")) as usize;
+        for b in &mut bytes[start + 4 + 2..start + 4 + len] {
+            *b = 0xff;
+        }
+    }
+
+    /// Decoding only each task's last note answers as decoding them all,
+    /// and as a fold reads them: across a fold taken aside and the current
+    /// journal, and with damage anywhere (a task's last note, or an earlier
+    /// one, whose name reads but whose body does not; a name that does not
+    /// decode; a torn tail).
     #[test]
-    fn the_last_note_of_each_task_answers_as_every_note_does() {
+    fn the_last_note_of_each_task_answers_as_reading_every_note() {
         let tmp = tempfile::tempdir().expect("tempdir");
         for (task, n) in [("a", 1), ("b", 2), ("a", 3), ("c", 4), ("b", 5), ("a", 6)] {
             append(tmp.path(), &note(task, n)).expect("append");
@@ -404,41 +427,32 @@ mod tests {
         answers_as_note_by_note(tmp.path(), &[("a", 6), ("b", 7), ("c", 4), ("d", 8)]);
         folded(tmp.path());
 
-        // "a"'s last note keeps its name but loses its body: reading stops
-        // there, so "a" answers its note before, and "b" (noted after the
-        // damage) its note before it too.
         let file = path(tmp.path());
-        fs::remove_file(&file).expect("remove");
-        for (task, n) in [("a", 1), ("b", 2), ("c", 3), ("a", 4), ("b", 5)] {
-            append(tmp.path(), &note(task, n)).expect("append");
-        }
-        let mut bytes = fs::read(&file).expect("read");
-        let mut at = 0;
-        for _ in 0..3 {
-            at += 4 + u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4")) as usize;
-        }
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4")) as usize;
-        // The name is 2 bytes (length 1, "a"): spoil what follows it with
-        // an impossible length for the fingerprint's first string.
-        for b in &mut bytes[at + 4 + 2..at + 4 + len] {
-            *b = 0xff;
-        }
+        let notes = [("a", 1), ("b", 2), ("c", 3), ("a", 4), ("b", 5)];
+        // "a"'s last note keeps its name but loses its body: "a" answers
+        // its last note that decodes, the others are untouched.
+        let (mut bytes, starts) = framed(&notes);
+        spoil_body(&mut bytes, starts[3]);
         fs::write(&file, &bytes).expect("write");
-        answers_as_note_by_note(tmp.path(), &[("a", 1), ("b", 2), ("c", 3)]);
-
-        // A name that does not decode (not UTF-8) ends the file there.
-        bytes[at + 4 + 1] = 0xff;
+        answers_as_note_by_note(tmp.path(), &[("a", 1), ("b", 5), ("c", 3)]);
+        // The same damage in a note that is not its task's last: skipped.
+        let (mut bytes, starts) = framed(&notes);
+        spoil_body(&mut bytes, starts[1]);
         fs::write(&file, &bytes).expect("write");
-        answers_as_note_by_note(tmp.path(), &[("a", 1), ("b", 2), ("c", 3)]);
+        answers_as_note_by_note(tmp.path(), &[("a", 4), ("b", 5), ("c", 3)]);
+        // A name that does not decode (not UTF-8): that note is skipped.
+        let (mut bytes, starts) = framed(&notes);
+        bytes[starts[4] + 4 + 1] = 0xff;
+        fs::write(&file, &bytes).expect("write");
+        answers_as_note_by_note(tmp.path(), &[("a", 4), ("b", 2), ("c", 3)]);
+        // A fold writes the same pointers: it reads the notes that decode.
+        let taken: Vec<_> = take(tmp.path()).into_iter().map(|n| n.at_ms).collect();
+        assert_eq!(taken, vec![1, 2, 3, 4]);
+        folded(tmp.path());
 
         // A torn tail: the notes before it.
-        let mut whole = Vec::new();
-        for (task, n) in [("a", 1), ("a", 2)] {
-            let bytes = codec::encode(&note(task, n));
-            whole.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-            whole.extend_from_slice(&bytes);
-        }
-        fs::write(&file, &whole[..whole.len() - 5]).expect("write");
+        let (bytes, _) = framed(&[("a", 1), ("a", 2)]);
+        fs::write(&file, &bytes[..bytes.len() - 5]).expect("write");
         answers_as_note_by_note(tmp.path(), &[("a", 1)]);
     }
 

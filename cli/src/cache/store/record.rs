@@ -306,7 +306,15 @@ impl Archive<'_, '_> {
         }
         // Opened only as a regular file: the path may have been replaced
         // since the `lstat` (a FIFO would block a plain read forever).
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        let mut bytes = Vec::new();
+        // Reserved fallibly, as `fs::read` does: an output larger than
+        // memory is unreadable, not the end of vp.
+        if let Err(e) = bytes.try_reserve_exact(usize::try_from(meta.len()).unwrap_or(usize::MAX)) {
+            return Ok(Err(unreadable(std::io::Error::new(
+                ErrorKind::OutOfMemory,
+                e,
+            ))));
+        }
         match digest::open_regular(&out.abs).and_then(|mut f| f.read_to_end(&mut bytes)) {
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::InvalidInput => {
