@@ -12,6 +12,7 @@ mod error;
 mod events;
 mod graph;
 mod parallel;
+mod regular_file;
 mod remote;
 mod report;
 mod run;

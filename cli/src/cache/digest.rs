@@ -4,12 +4,13 @@
 //! with a file that happens to contain the same bytes.
 
 use std::fmt;
-use std::fs::{File, Metadata, OpenOptions};
+use std::fs::{File, Metadata};
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::regular_file;
 
 /// A 32-byte BLAKE3 hash.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -89,33 +90,10 @@ impl fmt::Debug for Digest {
     }
 }
 
-/// Opens `path` (symlinks followed) for reading, only if it is a regular
-/// file. Every caller `lstat`ed the path first and saw a file, but the path
-/// can be replaced before the open: by a FIFO, whose plain open would wait
-/// for a writer forever, or by a link to a device such as `/dev/zero`, whose
-/// reads never end. So the open does not block (`O_NONBLOCK`, which changes
-/// nothing for a regular file's reads), never makes a terminal vp's own
-/// (`O_NOCTTY`), and the handle's own type is checked before anything reads
-/// it. Anything else is an `InvalidInput` error, which callers treat like a
-/// file that changed under them.
-pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    Ok(file)
-}
-
 /// Streams a file through BLAKE3; returns the content hash and the number of
 /// bytes hashed.
 pub(crate) fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
-    let file = open_regular(path)?;
+    let file = regular_file::open(path)?;
     let mut h = blake3::Hasher::new();
     feed(&mut h, &file, &|| true)?;
     Ok((Digest(*h.finalize().as_bytes()), h.count()))
@@ -129,7 +107,7 @@ pub(crate) fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
 /// taken from the path before hashing could sit beside content it never
 /// described.
 pub(crate) fn hash_file_stamped(path: &Path) -> io::Result<(Digest, Metadata)> {
-    hash_handle_stamped(&open_regular(path)?)
+    hash_handle_stamped(&regular_file::open(path)?)
 }
 
 /// `hash_file_stamped` for a path that may not be a regular file, hashed
@@ -145,7 +123,7 @@ pub(crate) fn hash_if_regular_file(
     if !std::fs::metadata(path)?.is_file() {
         return Ok(None);
     }
-    let file = match open_regular(path) {
+    let file = match regular_file::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::InvalidInput => return Ok(None),
         Err(e) => return Err(e),
@@ -245,17 +223,11 @@ mod tests {
     /// every way vp hashes a file, and a file behind a link still hashes.
     #[test]
     fn only_regular_files_are_opened_for_hashing() {
-        use std::os::unix::ffi::OsStrExt;
         use std::sync::mpsc;
         use std::time::Duration;
 
         let dir = tempfile::tempdir().expect("tempdir");
-        let fifo = dir.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).expect("no NUL");
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
-        let zero = dir.path().join("zero");
-        std::os::unix::fs::symlink("/dev/zero", &zero).expect("symlink");
+        let [fifo, zero] = crate::regular_file::special::fifo_and_endless_device(dir.path());
         let file = dir.path().join("file");
         std::fs::write(&file, b"x").expect("write");
         let link = dir.path().join("link");

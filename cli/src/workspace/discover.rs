@@ -192,10 +192,11 @@ impl PackageGlobs {
 
 /// The `packages` globs of a `pnpm-workspace.yaml`.
 fn read_pnpm_workspace(path: &Path) -> Result<Vec<String>, WorkspaceError> {
-    let text = std::fs::read_to_string(path).map_err(|source| WorkspaceError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        crate::regular_file::read_to_string(path).map_err(|source| WorkspaceError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
     parse_pnpm_workspace(&text, path)
 }
 
@@ -586,6 +587,35 @@ mod tests {
         write(t.path(), "pnpm-workspace.yaml", "packages: [a\n");
         let e = load(t.path()).expect_err("an error").to_string();
         assert!(e.contains("pnpm-workspace.yaml"), "{e}");
+    }
+
+    /// A FIFO where a package's `package.json` or `vite-task.json` would
+    /// be is no file: discovery treats it as absent at once, never waits
+    /// for a writer. (Should a file be swapped for one between that check
+    /// and the read, the read refuses it: `regular_file`.)
+    #[test]
+    fn a_fifo_in_place_of_a_config_file_is_not_waited_on() {
+        for (name, packages) in [("package.json", 1), ("vite-task.json", 2)] {
+            let t = tempfile::tempdir().expect("tempdir");
+            let r = t.path().to_path_buf();
+            write(&r, "package.json", r#"{"workspaces":["p/*"]}"#);
+            write(&r, "p/a/package.json", r#"{"name":"a"}"#);
+            let fifo = r.join("p/a").join(name);
+            let _ = std::fs::remove_file(&fifo);
+            crate::regular_file::special::fifo(&fifo);
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(
+                    load(&r)
+                        .map(|ws| ws.packages.len())
+                        .map_err(|e| e.to_string()),
+                );
+            });
+            let got = rx
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("loading waited on the FIFO {name}"));
+            assert_eq!(got, Ok(packages), "{name}");
+        }
     }
 
     fn root_of(cwd: &Path) -> PathBuf {

@@ -18,10 +18,11 @@ pub(crate) struct Manifest {
 }
 
 pub(crate) fn read(path: &Path) -> Result<Manifest, WorkspaceError> {
-    let text = std::fs::read_to_string(path).map_err(|source| WorkspaceError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        crate::regular_file::read_to_string(path).map_err(|source| WorkspaceError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
     parse(&text, path)
 }
 

@@ -109,10 +109,11 @@ pub(crate) struct AutoFlag {
 }
 
 pub(crate) fn read(path: &Path, is_root: bool) -> Result<TaskConfigFile, WorkspaceError> {
-    let text = std::fs::read_to_string(path).map_err(|source| WorkspaceError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        crate::regular_file::read_to_string(path).map_err(|source| WorkspaceError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
     parse(&text, path, is_root)
 }
 

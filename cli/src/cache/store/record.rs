@@ -21,7 +21,7 @@ use super::db::{
 use crate::cache::clock::Timestamp;
 use crate::cache::codec;
 use crate::cache::collect::{self, NotStorable, OutputPath, TaskPaths};
-use crate::cache::digest::{self, Digest};
+use crate::cache::digest::Digest;
 use crate::cache::entry::{CacheEntry, EntryKey, InputKind, LogChunk, LogRef, OutputState, Stamp};
 use crate::cache::env;
 use crate::cache::error::CacheError;
@@ -315,7 +315,7 @@ impl Archive<'_, '_> {
                 e,
             ))));
         }
-        match digest::open_regular(&out.abs).and_then(|mut f| f.read_to_end(&mut bytes)) {
+        match crate::regular_file::open(&out.abs).and_then(|mut f| f.read_to_end(&mut bytes)) {
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::InvalidInput => {
                 return Ok(Err(NotStorable::OutputChangedWhileStoring(out.rel.clone())));
