@@ -4,9 +4,13 @@
 //! else when vp opens it, or may never have held a file: a FIFO, whose
 //! plain open waits for a writer forever, or a link to a device such as
 //! `/dev/zero`, whose reads never end. Every read of such a path goes
-//! through here, so that vp neither hangs nor reads forever; anything but a
-//! regular file is an `InvalidInput` error ("not a regular file"), which
-//! each caller reports in its own terms.
+//! through here, so that vp neither hangs nor reads forever: anything but a
+//! regular file is an error, `InvalidInput` ("not a regular file") once
+//! opened, or the open's own (a socket cannot be opened: `ENXIO`), which
+//! each caller reports in its own terms. Opening is not free of effects:
+//! a FIFO's read end, even opened without blocking, releases a writer
+//! waiting for a reader. So callers that can `lstat` first and skip what
+//! is no file do so; this is the guard for a path swapped after that look.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};

@@ -17,6 +17,7 @@ use super::resolve;
 use super::scheduler::SchedulerOptions;
 use super::task::TaskSpec;
 use crate::args::BuildArgs;
+use crate::regular_file;
 use crate::workspace::Workspace;
 
 /// Variables Vite reads before it could ask the runner, declared for it.
@@ -85,7 +86,7 @@ pub(crate) fn build(args: BuildArgs) -> anyhow::Result<u8> {
 fn find_vite_bin(dir: &Path) -> Option<PathBuf> {
     for d in dir.ancestors() {
         let pkg_dir = d.join("node_modules/vite");
-        let Ok(text) = crate::regular_file::read_to_string(&pkg_dir.join("package.json")) else {
+        let Ok(text) = regular_file::read_to_string(&pkg_dir.join("package.json")) else {
             continue;
         };
         let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;

@@ -17,6 +17,7 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use super::error::WorkspaceError;
 use super::{Package, Workspace, manifest, task_config};
+use crate::regular_file;
 
 pub(super) fn load(cwd: &Path) -> Result<Workspace, WorkspaceError> {
     let Root { dir: root, globs } = find_root(cwd)?;
@@ -192,11 +193,10 @@ impl PackageGlobs {
 
 /// The `packages` globs of a `pnpm-workspace.yaml`.
 fn read_pnpm_workspace(path: &Path) -> Result<Vec<String>, WorkspaceError> {
-    let text =
-        crate::regular_file::read_to_string(path).map_err(|source| WorkspaceError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let text = regular_file::read_to_string(path).map_err(|source| WorkspaceError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse_pnpm_workspace(&text, path)
 }
 

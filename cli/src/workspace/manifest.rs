@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::error::WorkspaceError;
+use crate::regular_file;
 
 #[derive(Debug, Default)]
 pub(crate) struct Manifest {
@@ -18,11 +19,10 @@ pub(crate) struct Manifest {
 }
 
 pub(crate) fn read(path: &Path) -> Result<Manifest, WorkspaceError> {
-    let text =
-        crate::regular_file::read_to_string(path).map_err(|source| WorkspaceError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let text = regular_file::read_to_string(path).map_err(|source| WorkspaceError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse(&text, path)
 }
 

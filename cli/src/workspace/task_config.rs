@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::error::WorkspaceError;
+use crate::regular_file;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -109,11 +110,10 @@ pub(crate) struct AutoFlag {
 }
 
 pub(crate) fn read(path: &Path, is_root: bool) -> Result<TaskConfigFile, WorkspaceError> {
-    let text =
-        crate::regular_file::read_to_string(path).map_err(|source| WorkspaceError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let text = regular_file::read_to_string(path).map_err(|source| WorkspaceError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse(&text, path, is_root)
 }
 

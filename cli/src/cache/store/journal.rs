@@ -207,6 +207,10 @@ impl Store {
         let db_dir = self.home.db();
         let notes = take(&db_dir);
         if notes.is_empty() {
+            // A fold taken aside that holds nothing that decodes (an empty
+            // journal renamed, a torn one) is done with: left in place, it
+            // would send every later open down the read-write path.
+            folded(&db_dir);
             return;
         }
         let (Some(meta_cf), Some(tasks_cf), Some(entries_cf)) = (
@@ -267,7 +271,9 @@ impl Store {
         }
         if db.write(batch).is_ok() {
             folded(&db_dir);
-            self.journaled_records().clear();
+            // What is left is the current journal, when this fold took
+            // aside an interrupted one: its notes still answer first.
+            *self.journaled_records() = latest_records(&db_dir);
         }
     }
 }

@@ -225,16 +225,16 @@ fn warnings_log(path: PathBuf) -> rocksdb::InfoLogger {
 
 /// Table options with one small LRU block cache: `cf_descriptors` shares
 /// one among vp's four column families, and the DB options have their own.
-/// (The `default` family, which holds nothing, is opened by the rocksdb
-/// crate with an `Options::default()` of its own. Tried and not kept:
+/// Left unset, RocksDB builds a 32 MB clock cache for each family on every
+/// open and tears them down at exit, a few tenths of a millisecond of a
+/// 5 ms `echo hi` hit (docs/benchmarks.md, "Against the goals"). The
+/// `default` family, which holds nothing, still gets one: the rocksdb crate
+/// opens it with an `Options::default()` of its own. (Tried and not kept:
 /// that family and the DB options made from the same set as the four, one
 /// `Options::default()` fewer per open; 150 profiled hits took as much CPU
-/// as before, and the peak RSS rose by 0.8 MB.) Left unset, RocksDB builds a 32 MB clock cache
-/// for each family on every open and tears them down at exit, a few
-/// tenths of a millisecond of a 5 ms `echo hi` hit (docs/benchmarks.md,
-/// "Against the goals"). Entries and blobs do not
-/// fill it (`db::read_once`); the small `meta` and `tasks` records and the
-/// scans of `prune` and `vp cache stats` do.
+/// as before, and the peak RSS rose by 0.8 MB.) Entries and blobs do not
+/// fill the cache (`db::read_once`); the small `meta` and `tasks` records
+/// and the scans of `prune` and `vp cache stats` do.
 fn tables() -> rocksdb::BlockBasedOptions {
     let mut t = rocksdb::BlockBasedOptions::default();
     t.set_block_cache(&rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES));

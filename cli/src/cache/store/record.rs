@@ -26,6 +26,7 @@ use crate::cache::entry::{CacheEntry, EntryKey, InputKind, LogChunk, LogRef, Out
 use crate::cache::env;
 use crate::cache::error::CacheError;
 use crate::cache::fingerprint::SpawnFingerprint;
+use crate::regular_file;
 use vp_ipc::EnvQuery;
 
 /// What the runner saw of one successful (exit 0, not cancelled) run, with
@@ -307,15 +308,15 @@ impl Archive<'_, '_> {
         // Opened only as a regular file: the path may have been replaced
         // since the `lstat` (a FIFO would block a plain read forever).
         let mut bytes = Vec::new();
-        // Reserved fallibly, as `fs::read` does: an output larger than
-        // memory is unreadable, not the end of vp.
+        // Reserved fallibly, as `fs::read` does: an output too large to
+        // hold in memory is reported unreadable here instead of aborting.
         if let Err(e) = bytes.try_reserve_exact(usize::try_from(meta.len()).unwrap_or(usize::MAX)) {
             return Ok(Err(unreadable(std::io::Error::new(
                 ErrorKind::OutOfMemory,
                 e,
             ))));
         }
-        match crate::regular_file::open(&out.abs).and_then(|mut f| f.read_to_end(&mut bytes)) {
+        match regular_file::open(&out.abs).and_then(|mut f| f.read_to_end(&mut bytes)) {
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::InvalidInput => {
                 return Ok(Err(NotStorable::OutputChangedWhileStoring(out.rel.clone())));

@@ -1281,14 +1281,7 @@ fn a_peek_answers_like_a_lookup_and_marks_nothing() {
 /// folds them in.
 #[test]
 fn hits_on_a_read_only_store_go_to_the_journal_and_the_next_writer_folds_them() {
-    let w = ws();
-    w.write("packages/app/src/a.js", "export const a = 1;");
-    stored(w.run(
-        "app#build",
-        &cmd(),
-        &["packages/app/src/a.js"],
-        &[("packages/app/dist/a.js", "bundle a")],
-    ));
+    let w = ws_with_app_build_stored();
     // Settle the stat stamps (a hit right after the run may refresh them).
     std::thread::sleep(Duration::from_millis(20));
     assert!(is_hit(&w.lookup("app#build", &cmd())));
@@ -1316,6 +1309,26 @@ fn hits_on_a_read_only_store_go_to_the_journal_and_the_next_writer_folds_them() 
     assert!(w.store.is_writable());
     assert!(!w.cache.join("db/vp-hits.journal").exists(), "folded in");
     assert_eq!(w.store.stats().expect("stats").hits, 4);
+}
+
+/// A fold taken aside that holds nothing that decodes (an empty journal
+/// renamed, garbage) is removed by the writer that takes it, so later opens
+/// go back to the read-only path instead of folding it forever.
+#[test]
+fn an_undecodable_fold_taken_aside_is_removed_not_folded_forever() {
+    let w = ws_with_app_build_stored();
+    let folding = w.cache.join("db/vp-hits.journal.folding");
+    std::fs::write(&folding, b"\x03\x00\x00\x00abc").expect("write");
+    let w = w.reopen();
+    assert!(w.store.is_writable(), "a fold to do opens read-write");
+    assert!(!folding.exists(), "taken and removed");
+    let w = w.reopen();
+    assert!(
+        !w.store.is_writable(),
+        "nothing left to fold: read-only again"
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(is_hit(&w.lookup("app#build", &cmd())));
 }
 
 /// A miss on a read-only store: the runner opens it for writing before the
@@ -1351,11 +1364,8 @@ fn a_read_only_store_opened_for_writing_records_and_keeps_its_hits() {
     );
 }
 
-/// Another vp prunes while this one reads a read-only view; a hit whose
-/// stamps need refreshing then opens for writing and must not write back
-/// the entry whose blobs are gone (it restores nothing and misses).
-#[test]
-fn a_stamp_refresh_after_another_vp_pruned_never_resurrects_the_entry() {
+/// A workspace whose `app#build` (one input, one output) is stored.
+fn ws_with_app_build_stored() -> Ws {
     let w = ws();
     w.write("packages/app/src/a.js", "export const a = 1;");
     stored(w.run(
@@ -1364,6 +1374,15 @@ fn a_stamp_refresh_after_another_vp_pruned_never_resurrects_the_entry() {
         &["packages/app/src/a.js"],
         &[("packages/app/dist/a.js", "bundle a")],
     ));
+    w
+}
+
+/// Another vp prunes while this one reads a read-only view; a hit whose
+/// stamps need refreshing then opens for writing and must not write back
+/// the entry whose blobs are gone (it restores nothing and misses).
+#[test]
+fn a_stamp_refresh_after_another_vp_pruned_never_resurrects_the_entry() {
+    let w = ws_with_app_build_stored();
     let w = w.reopen();
     assert!(!w.store.is_writable());
     // Another vp: opens read-write (no lock is held) and prunes everything.
