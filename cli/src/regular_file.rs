@@ -5,9 +5,9 @@
 //! plain open waits for a writer forever, or a link to a device such as
 //! `/dev/zero`, whose reads never end. Every read of such a path goes
 //! through here, so that vp neither hangs nor reads forever: anything but a
-//! regular file is an error, `InvalidInput` ("not a regular file") once
-//! opened, or the open's own (a socket cannot be opened: `ENXIO`), which
-//! each caller reports in its own terms. Opening is not free of effects:
+//! regular file is an error, [`NotRegular`] once opened (told apart by
+//! [`is_not_regular`]), or the open's own (a socket cannot be opened:
+//! `ENXIO`), which each caller reports in its own terms. Opening is not free of effects:
 //! a FIFO's read end, even opened without blocking, releases a writer
 //! waiting for a reader. So callers that can `lstat` first and skip what
 //! is no file do so; this is the guard for a path swapped after that look.
@@ -16,6 +16,17 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+/// The path was opened and holds something other than a regular file.
+#[derive(Debug, thiserror::Error)]
+#[error("not a regular file")]
+pub(crate) struct NotRegular;
+
+/// Whether `e` is [`open`]'s refusal of something other than a regular
+/// file (as opposed to a failure of the open or the read).
+pub(crate) fn is_not_regular(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<NotRegular>())
+}
 
 /// Opens `path` (symlinks followed) for reading if it is a regular file.
 /// The open does not block (`O_NONBLOCK`, which changes nothing for a
@@ -27,10 +38,7 @@ pub(crate) fn open(path: &Path) -> io::Result<File> {
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)?;
     if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, NotRegular));
     }
     Ok(file)
 }
@@ -83,7 +91,7 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for p in [fifo, zero, sub] {
-                let got = read_to_string(&p).map_err(|e| e.kind());
+                let got = read_to_string(&p).map_err(|e| (e.kind(), is_not_regular(&e)));
                 tx.send((p, got)).expect("send");
             }
         });
@@ -91,7 +99,12 @@ mod tests {
             let (p, got) = rx
                 .recv_timeout(Duration::from_secs(20))
                 .expect("refused at once, not waited on or read");
-            assert_eq!(got, Err(io::ErrorKind::InvalidInput), "{}", p.display());
+            assert_eq!(
+                got,
+                Err((io::ErrorKind::InvalidInput, true)),
+                "{}",
+                p.display()
+            );
         }
 
         let file = dir.path().join("file");
@@ -99,5 +112,8 @@ mod tests {
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&file, &link).expect("symlink");
         assert_eq!(read_to_string(&link).expect("read"), "text");
+        // A failure of the open itself is not a refusal.
+        let missing = read_to_string(&dir.path().join("missing")).expect_err("missing");
+        assert!(!is_not_regular(&missing));
     }
 }

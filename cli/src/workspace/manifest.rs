@@ -142,4 +142,17 @@ mod tests {
             .expect_err("the test input is invalid");
         assert!(err.to_string().contains("`scripts` must be an object"));
     }
+
+    /// A `package.json` that is no regular file (a FIFO swapped in after
+    /// discovery looked) is an error naming the file, not a wait.
+    #[test]
+    fn a_package_json_that_is_no_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("package.json");
+        crate::regular_file::special::fifo(&path);
+        let err = read(&path).expect_err("not a file");
+        assert_eq!(err.to_string(), format!("cannot read `{}`", path.display()));
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("not a regular file"));
+    }
 }

@@ -396,4 +396,17 @@ mod tests {
         let e = err("{\"tasks\": {", true);
         assert!(e.contains("/w/vite-task.json:1:"), "{e}");
     }
+
+    /// A `vite-task.json` that is no regular file (a FIFO swapped in after
+    /// discovery looked) is an error naming the file, not a wait.
+    #[test]
+    fn a_vite_task_json_that_is_no_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("vite-task.json");
+        crate::regular_file::special::fifo(&path);
+        let err = read(&path, false).expect_err("not a file");
+        assert_eq!(err.to_string(), format!("cannot read `{}`", path.display()));
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("not a regular file"));
+    }
 }

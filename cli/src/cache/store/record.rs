@@ -318,7 +318,7 @@ impl Archive<'_, '_> {
         }
         match regular_file::open(&out.abs).and_then(|mut f| f.read_to_end(&mut bytes)) {
             Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::InvalidInput => {
+            Err(e) if regular_file::is_not_regular(&e) => {
                 return Ok(Err(NotStorable::OutputChangedWhileStoring(out.rel.clone())));
             }
             Err(e) => return Ok(Err(unreadable(e))),
