@@ -340,7 +340,9 @@ pub(crate) fn collect_inputs(
             .map(|rel| (rel.clone(), InputKind::ContentRead)),
     );
     // The same path seen several ways (or also globbed): keep the strongest.
-    wanted.sort_unstable_by(|(a, ka), (b, kb)| a.cmp(b).then(kb.cmp(ka)));
+    // Stable: the observed paths arrive sorted (by `Path`, nearly the
+    // byte order used here), so a merge of runs sorts them in about one pass.
+    wanted.sort_by(|(a, ka), (b, kb)| a.cmp(b).then(kb.cmp(ka)));
     wanted.dedup_by(|(later, _), (first, _)| later == first);
 
     // Hashing is most of a miss's own cost for a task with many inputs.

@@ -186,7 +186,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     let state = &log.end_state;
     let mut kept = Kept {
         opts,
-        per_path: EventsByPath::default(),
+        per_path: EventsByPath::with_capacity(log.accesses.len()),
         excluded: HashSet::default(),
     };
     let mut renamed_dirs: Vec<&Path> = Vec::new();
@@ -284,8 +284,9 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         }
     });
     // Sorted first, the map is built in one pass (tens of thousands of
-    // inputs inserted one by one cost most of the classification).
-    inputs.sort_unstable_by(|(a, _), (b, _)| super::log::path_order(a, b));
+    // inputs inserted one by one cost most of the classification). Stable:
+    // paths come in the order first met, often nearly sorted already.
+    inputs.sort_by(|(a, _), (b, _)| super::log::path_order(a, b));
     out.inputs = inputs.into_iter().collect();
 
     // A directory renamed into place brings its whole subtree with it.
@@ -423,7 +424,6 @@ impl<'a> Kept<'a, '_> {
 /// Every kept event in syscall order, and each path it happened to once,
 /// borrowed from the log: a large log's paths need neither a copy nor a
 /// vector of events each.
-#[derive(Default)]
 struct EventsByPath<'a> {
     ids: HashMap<&'a [u8], usize, RandomState>,
     paths: Vec<&'a Path>,
@@ -432,6 +432,17 @@ struct EventsByPath<'a> {
 }
 
 impl<'a> EventsByPath<'a> {
+    /// Room for `accesses` events and as many paths: most accesses are one
+    /// event on a path of their own, and growing tables of tens of
+    /// thousands of entries costs more than the room.
+    fn with_capacity(accesses: usize) -> Self {
+        Self {
+            ids: HashMap::with_capacity_and_hasher(accesses, RandomState::default()),
+            paths: Vec::with_capacity(accesses),
+            events: Vec::with_capacity(accesses),
+        }
+    }
+
     fn push(&mut self, path: &'a Path, event: Event) {
         let paths = &mut self.paths;
         let id = *self.ids.entry(bytes(path)).or_insert_with(|| {

@@ -46,7 +46,7 @@ pub(crate) fn snapshot(mut log: AccessLog) -> AccessLog {
         }
         if let Some(real) = access.at_call.as_ref().and_then(|c| c.real.as_ref()) {
             // Looked at (the memo is the end state's kinds), listed if renamed.
-            fs.get(real);
+            fs.look(real);
             list_tree(&mut fs, real, access.op);
         }
         if resolved.contains(&access.path, access.follow) {
@@ -56,11 +56,11 @@ pub(crate) fn snapshot(mut log: AccessLog) -> AccessLog {
             Leads::Itself => {
                 // The walk looked at its parents; the memo must hold the
                 // path itself too, whether followed or not.
-                fs.get(&access.path);
+                fs.look(&access.path);
                 list_tree(&mut fs, &access.path, access.op);
             }
             Leads::Elsewhere(resolution) => {
-                fs.get(&resolution.real);
+                fs.look(&resolution.real);
                 list_tree(&mut fs, &resolution.real, access.op);
                 resolved.insert(access.path.clone(), access.follow, resolution);
             }
@@ -115,13 +115,23 @@ struct Lstat {
 const PREFETCH_MIN: usize = 1024;
 
 impl Lstat {
-    fn get(&mut self, path: &Path) -> &Entry {
+    /// What `path` is, from the memo or a new `lstat`. (A path already in
+    /// the memo, nearly every one after `prefetch`, costs one lookup: the
+    /// methods below answer in values, so a hit returns before inserting.)
+    fn get(&mut self, path: &Path) -> Entry {
+        if let Some(entry) = self.cache.get(path) {
+            return entry.clone();
+        }
+        let entry = lstat(path);
+        self.cache.insert(path.to_path_buf(), entry.clone());
+        entry
+    }
+
+    /// Puts what `path` is into the memo (the end state is the memo).
+    fn look(&mut self, path: &Path) {
         if !self.cache.contains_key(path) {
             self.cache.insert(path.to_path_buf(), lstat(path));
         }
-        // Just inserted when absent.
-        static MISSING: Entry = Entry::Missing;
-        self.cache.get(path).unwrap_or(&MISSING)
     }
 
     /// Looks at `paths` on every core ahead of the walk, which then finds
@@ -137,7 +147,9 @@ impl Lstat {
         if !crate::parallel::spreads(todo.len(), PREFETCH_MIN) {
             return;
         }
-        todo.sort_unstable_by(|a, b| super::log::path_order(a, b));
+        // Stable: a tool that walks a tree records its paths nearly in
+        // order, and a merge of runs sorts those in about one pass.
+        todo.sort_by(|a, b| super::log::path_order(a, b));
         todo.dedup_by(|a, b| a.as_os_str() == b.as_os_str());
         if !crate::parallel::spreads(todo.len(), PREFETCH_MIN) {
             return;
@@ -148,11 +160,17 @@ impl Lstat {
     }
 
     fn is_symlink(&mut self, path: &Path) -> bool {
-        matches!(self.get(path), Entry::Symlink(_))
+        self.kind(path) == PathKind::Symlink
     }
 
     fn kind(&mut self, path: &Path) -> PathKind {
-        self.get(path).kind()
+        if let Some(entry) = self.cache.get(path) {
+            return entry.kind();
+        }
+        let entry = lstat(path);
+        let kind = entry.kind();
+        self.cache.insert(path.to_path_buf(), entry);
+        kind
     }
 }
 
@@ -205,7 +223,7 @@ impl Walk {
                 self.real = candidate;
                 continue;
             }
-            match fs.get(&candidate).clone() {
+            match fs.get(&candidate) {
                 Entry::Symlink(target) if self.links.len() < MAX_LINKS => {
                     self.links.push(candidate);
                     if target.is_absolute() {
@@ -255,21 +273,40 @@ enum Leads {
 /// its parent's walk, every component followed, then its last name).
 #[derive(Default)]
 struct Resolver {
-    dirs: PathMap<Walk>,
+    /// Each directory's index in `walks`.
+    dirs: PathMap<usize>,
+    /// Each directory as recorded, and its walk.
+    walks: Vec<(PathBuf, Walk)>,
+    /// The directory of the previous path: a log lists most of a
+    /// directory's paths in a row, and comparing bytes is cheaper than
+    /// hashing them.
+    last: Option<usize>,
 }
 
 impl Resolver {
+    /// The walk of the directory `parent`, walked now if it is new.
+    fn walk_of(&mut self, fs: &mut Lstat, parent: &Path) -> &Walk {
+        let same_as_last = self
+            .last
+            .filter(|&at| self.walks[at].0.as_os_str() == parent.as_os_str());
+        let at = match same_as_last.or_else(|| self.dirs.get(parent).copied()) {
+            Some(at) => at,
+            None => {
+                let walk = Walk::root().walk(fs, components(parent), true);
+                self.walks.push((parent.to_path_buf(), walk));
+                self.dirs.insert(parent.to_path_buf(), self.walks.len() - 1);
+                self.walks.len() - 1
+            }
+        };
+        self.last = Some(at);
+        &self.walks[at].1
+    }
+
     fn resolve(&mut self, fs: &mut Lstat, path: &Path, follow_last: bool) -> Leads {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return Leads::of(path, resolve(fs, path, follow_last));
         };
-        if !self.dirs.contains_key(parent) {
-            let walk = Walk::root().walk(fs, components(parent), true);
-            self.dirs.insert(parent.to_path_buf(), walk);
-        }
-        let Some(base) = self.dirs.get(parent) else {
-            return Leads::of(path, resolve(fs, path, follow_last));
-        };
+        let base = self.walk_of(fs, parent);
         // The last name ends the walk unless it is a symlink to follow
         // (`Walk::walk`): most names of a log are not, and need no queue,
         // no copy of the parent's walk, and (when the parent is real) not
