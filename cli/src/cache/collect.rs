@@ -233,6 +233,36 @@ pub(crate) fn owned_dirs(
     owned
 }
 
+/// The removals a hit must find still done, as inputs that must be
+/// missing: what the task removed (`removed`, absolute) outside the
+/// directories the run owns, each subtree once at its top. (Inside an owned
+/// directory, `dist/` that Vite empties and refills, a hit leaves the
+/// directory as the run did: see `owned_dirs`.) `rm -rf dist` thus misses
+/// while `dist` exists and hits once it is gone, instead of a hit that
+/// leaves `dist` in place.
+pub(crate) fn removals(
+    root: &Path,
+    removed: &[PathBuf],
+    owned: &BTreeSet<RelPath>,
+) -> Vec<(PathBuf, InputKind)> {
+    let mut tops: Vec<(RelPath, &PathBuf)> = removed
+        .iter()
+        .filter_map(|abs| Some((RelPath::from_abs(root, abs)?, abs)))
+        .filter(|(rel, _)| !owned.iter().any(|dir| rel.is_within(dir) && rel != dir))
+        .collect();
+    tops.sort_by(|(a, _), (b, _)| a.cmp(b));
+    let mut out: Vec<(PathBuf, InputKind)> = Vec::new();
+    let mut last_top: Option<RelPath> = None;
+    for (rel, abs) in tops {
+        if last_top.as_ref().is_some_and(|top| rel.is_within(top)) {
+            continue;
+        }
+        out.push((abs.clone(), InputKind::Probe));
+        last_top = Some(rel);
+    }
+    out
+}
+
 /// The outputs this run created (a birth time at or after its start): the
 /// only ones a later hit may remove as superseded. A file the run merely
 /// rewrote in place (a tracked source a generator overwrites) keeps its old

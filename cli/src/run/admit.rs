@@ -92,6 +92,7 @@ pub(crate) fn admit(
                 return Err(NotCached::PartlyTraced { why: why.clone() });
             }
             if spec.inputs.auto {
+                run.removed = c.deleted.iter().cloned().collect();
                 run.inputs = c
                     .inputs
                     .iter()
@@ -99,6 +100,7 @@ pub(crate) fn admit(
                     .collect();
             }
             run.emptied_dirs = c.emptied_dirs.iter().cloned().collect();
+            run.looked_first = c.state_files.iter().cloned().collect();
             if spec.outputs.auto {
                 run.outputs = c
                     .outputs

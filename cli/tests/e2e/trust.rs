@@ -208,3 +208,122 @@ fn a_task_that_rewrites_a_tracked_file_always_runs() {
     }
     assert_eq!(ws.read("version.txt"), "3\n", "every run bumped");
 }
+
+/// Probe of a real-world `clean` script: a task whose whole effect is a removal stored no
+/// input and no output, so once `build` made `dist/` again, `clean` hit and left it there. A
+/// removal outside the directories the run owns is now an input that must still hold.
+#[test]
+fn a_task_that_removes_a_directory_runs_again_once_it_is_back() {
+    let ws = Workspace::new("example");
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": {
+            "build": { "command": "mkdir -p dist && echo x > dist/x.js" },
+            "clean": { "command": "rm -rf dist" } } }"#,
+    );
+    ws.vp(["run", "build"]).output().assert_success();
+    let first = ws.vp(["run", "clean"]).output();
+    first.assert_success();
+    assert!(!ws.path("dist").exists(), "{}", first.combined());
+
+    ws.vp(["run", "build"]).output().assert_success();
+    assert!(ws.path("dist/x.js").exists());
+    let again = ws.vp(["run", "clean"]).output();
+    again.assert_success();
+    assert!(!hit(&again.stderr), "{}", again.combined());
+    assert!(
+        again.stderr.contains("'dist' added"),
+        "the miss names the path that is back:\n{}",
+        again.combined()
+    );
+    assert!(!ws.path("dist").exists(), "dist is removed again");
+
+    let nothing_to_do = ws.vp(["run", "clean"]).output();
+    nothing_to_do.assert_success();
+    assert!(
+        hit(&nothing_to_do.stderr),
+        "with dist gone, the removal holds: a hit\n{}",
+        nothing_to_do.combined()
+    );
+}
+
+/// Probe of a setup script: `test -f .env.local || cp .env.example .env.local` looks for the
+/// file and makes it only when it is missing. After the user filled it in, a hit restored the
+/// template over their secret. The task looked at the file before writing it, so a hit may
+/// write it only over nothing or over what vp's runs left; anything else is a miss, and the
+/// real command leaves the file alone.
+#[test]
+fn a_hit_never_writes_over_a_file_the_task_makes_only_when_missing() {
+    let ws = Workspace::new("example");
+    ws.write(".env.example", "API_KEY=changeme\n");
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": { "setup": { "command": "test -f .env.local || cp .env.example .env.local" } } }"#,
+    );
+    ws.vp(["run", "setup"]).output().assert_success();
+    assert_eq!(ws.read(".env.local"), "API_KEY=changeme\n");
+    let unchanged = ws.vp(["run", "setup"]).output();
+    unchanged.assert_success();
+    assert!(hit(&unchanged.stderr), "{}", unchanged.combined());
+
+    ws.write(".env.local", "API_KEY=my-real-secret\n");
+    let edited = ws.vp(["run", "setup"]).output();
+    edited.assert_success();
+    assert!(!hit(&edited.stderr), "{}", edited.combined());
+    assert!(
+        edited.stderr.contains("'.env.local' modified"),
+        "{}",
+        edited.combined()
+    );
+    assert_eq!(ws.read(".env.local"), "API_KEY=my-real-secret\n");
+
+    // Gone, it is made again, as the real command would: a hit may restore it.
+    std::fs::remove_file(ws.path(".env.local")).expect("remove");
+    let removed = ws.vp(["run", "setup"]).output();
+    removed.assert_success();
+    assert_eq!(ws.read(".env.local"), "API_KEY=changeme\n");
+    let again = ws.vp(["run", "setup"]).output();
+    again.assert_success();
+    assert_eq!(ws.read(".env.local"), "API_KEY=changeme\n");
+}
+
+/// Probe of a fixer on a file git does not track (`sed -i` on a new source, no git at all):
+/// read and rewritten, it became the task's own state, an output only, and a later hit
+/// restored the old rewrite over the user's edit. A hit now writes such a file only over
+/// what the task's own runs left there.
+#[test]
+fn a_hit_never_writes_over_an_edit_to_a_file_the_task_rewrites() {
+    let ws = Workspace::new("example");
+    ws.write(
+        "src/config.js",
+        "export const url = \"http://a.example\";\n",
+    );
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": { "fix": { "command": "sed -i s/http:/https:/g src/config.js" } } }"#,
+    );
+    for _ in 0..3 {
+        ws.vp(["run", "fix"]).output().assert_success();
+    }
+    assert_eq!(
+        ws.read("src/config.js"),
+        "export const url = \"https://a.example\";\n"
+    );
+    let unchanged = ws.vp(["run", "fix"]).output();
+    unchanged.assert_success();
+    assert!(hit(&unchanged.stderr), "{}", unchanged.combined());
+
+    ws.write(
+        "src/config.js",
+        "export const url = \"http://b.example\"; // mine\n",
+    );
+    let edited = ws.vp(["run", "fix"]).output();
+    edited.assert_success();
+    assert!(!hit(&edited.stderr), "{}", edited.combined());
+    assert_eq!(
+        ws.read("src/config.js"),
+        "export const url = \"https://b.example\"; // mine\n",
+        "the fixer ran on the edit:\n{}",
+        edited.combined()
+    );
+}

@@ -10,9 +10,11 @@ use std::path::PathBuf;
 use rocksdb::WriteBatch;
 
 use super::db::{CF_ENTRIES, CF_META, CF_TASKS, EntryMeta, Store, TaskRecord, entry_meta_key};
+use super::state::LeftByTask;
 use crate::cache::clock::Timestamp;
 use crate::cache::codec;
 use crate::cache::collect::{Scope, TaskPaths};
+use crate::cache::digest::{self, Digest};
 use crate::cache::entry::{CacheEntry, EntryKey, InputState, OutputState};
 use crate::cache::env::EnvView;
 use crate::cache::error::CacheError;
@@ -81,6 +83,9 @@ struct Validator<'a> {
     /// explanation) would multiply the cost of a lookup with many variants.
     /// Later candidates stat as they check, and stop at the first difference.
     stated_ahead: bool,
+    /// What the task's own runs left in files (loaded once, for the first
+    /// candidate with an output it looked at before writing).
+    left: Option<LeftByTask>,
 }
 
 struct Verdict {
@@ -208,7 +213,40 @@ impl Validator<'_> {
                 }
             }
         }
+        for rel in &entry.looked_first {
+            if let Some(OutputState::File { blob, .. }) = entry.outputs.get(rel)
+                && !self.may_restore_over(rel, blob)
+            {
+                v.reasons.push(MissReason::Modified(rel.clone()));
+                if done(&v) {
+                    return v;
+                }
+            }
+        }
         v
+    }
+
+    /// Whether a hit may write `stored` at `rel`, an output the task looked
+    /// at before writing it (`CacheEntry::looked_first`): only over nothing,
+    /// the same content, or what the task's own runs left there. Whatever
+    /// else is there, the task would have seen it, and vp did not make it.
+    fn may_restore_over(&mut self, rel: &RelPath, stored: &Digest) -> bool {
+        let abs = rel.to_abs(self.req.paths.workspace_root);
+        match std::fs::symlink_metadata(&abs) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+            Ok(meta) if meta.is_file() => {}
+            _ => return false,
+        }
+        let Ok((now, _)) = digest::hash_file(&abs) else {
+            return false;
+        };
+        if now == *stored {
+            return true;
+        }
+        let (store, task) = (self.store, self.req.task);
+        self.left
+            .get_or_insert_with(|| store.left_by_task(task).unwrap_or_default())
+            .holds(rel, &now)
     }
 }
 
@@ -239,6 +277,7 @@ impl Store {
             fs: FsView::default(),
             glob_files: None,
             stated_ahead: false,
+            left: None,
         };
         let mut newest: Option<CacheEntry> = None;
         for (key, meta) in candidates {

@@ -26,6 +26,7 @@ use crate::cache::entry::{CacheEntry, EntryKey, InputKind, LogChunk, LogRef, Out
 use crate::cache::env;
 use crate::cache::error::CacheError;
 use crate::cache::fingerprint::SpawnFingerprint;
+use crate::cache::paths::RelPath;
 use crate::regular_file;
 use vp_ipc::EnvQuery;
 
@@ -43,6 +44,14 @@ pub(crate) struct ObservedRun {
     /// Directories the task removed entries from (the tracer's
     /// classification): with the directories it created, the entry owns them.
     pub(crate) emptied_dirs: Vec<PathBuf>,
+    /// Paths that were there before the run and that the task removed
+    /// (the tracer's classification). A hit cannot replay a removal, so one
+    /// outside the directories the run owns must still be missing for a
+    /// hit (`collect::removals`).
+    pub(crate) removed: Vec<PathBuf>,
+    /// Files the task looked at before it wrote them (the tracer's state
+    /// files): those among the outputs become `CacheEntry::looked_first`.
+    pub(crate) looked_first: Vec<PathBuf>,
     /// What tools were served for `getEnv(name, { tracked: true })`
     /// (`None`: unset), untracked names already left out by the bridge.
     pub(crate) tracked_env: BTreeMap<OsString, Option<OsString>>,
@@ -114,10 +123,24 @@ impl Store {
             Ok(Some(record)) => self.entry(record.entry).ok().flatten(),
             _ => None,
         };
+        let owned_dirs = collect::owned_dirs(
+            req.paths,
+            &req.spawn.outputs,
+            &run.emptied_dirs,
+            &outputs,
+            &run.ignored_outputs,
+            run.started,
+        );
+        let removals = collect::removals(req.paths.workspace_root, &run.removed, &owned_dirs);
+        let observed: std::borrow::Cow<'_, [(PathBuf, InputKind)]> = if removals.is_empty() {
+            std::borrow::Cow::Borrowed(&run.inputs)
+        } else {
+            std::borrow::Cow::Owned(run.inputs.iter().cloned().chain(removals).collect())
+        };
         let collected = match collect::collect_inputs(
             req.paths,
             &req.spawn.inputs,
-            &run.inputs,
+            &observed,
             &run.ignored_inputs,
             &outputs,
             run.started,
@@ -130,14 +153,6 @@ impl Store {
             Ok(c) => c,
             Err(why) => return Ok(RecordOutcome::NotStored(why)),
         };
-        let owned_dirs = collect::owned_dirs(
-            req.paths,
-            &req.spawn.outputs,
-            &run.emptied_dirs,
-            &outputs,
-            &run.ignored_outputs,
-            run.started,
-        );
         let created = collect::created_outputs(&outputs, run.started);
         let tracked_env = env::served_env(&run.tracked_env);
         let env_queries = run
@@ -175,6 +190,12 @@ impl Store {
             Some(archive.log(&run.log)?)
         };
         let new_blob_bytes = archive.new_bytes;
+        let looked_first = run
+            .looked_first
+            .iter()
+            .filter_map(|abs| RelPath::from_abs(req.paths.workspace_root, abs))
+            .filter(|rel| matches!(manifest.get(rel), Some(OutputState::File { .. })))
+            .collect();
 
         let entry = CacheEntry {
             inputs: collected.inputs,
@@ -184,6 +205,7 @@ impl Store {
             outputs: manifest,
             owned_dirs,
             created,
+            looked_first,
             log,
             duration: run.duration,
             stat_time,

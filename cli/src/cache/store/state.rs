@@ -39,7 +39,50 @@ fn state_key(task: &str) -> Vec<u8> {
     k
 }
 
+/// What the task's own runs left in files: the content of each state file
+/// after its last traced run, and the outputs of the entry it last used
+/// (stored or hit), which a hit restored.
+#[derive(Debug, Default)]
+pub(crate) struct LeftByTask {
+    remembered: BTreeMap<RelPath, Digest>,
+    restored: BTreeMap<RelPath, OutputState>,
+}
+
+impl LeftByTask {
+    /// Whether `content` at `rel` is what one of the task's runs left there.
+    pub(crate) fn holds(&self, rel: &RelPath, content: &Digest) -> bool {
+        self.remembered.get(rel) == Some(content)
+            || matches!(self.restored.get(rel), Some(OutputState::File { blob, .. }) if blob == content)
+    }
+}
+
 impl Store {
+    /// What the task's own runs left (see `LeftByTask`). An unreadable
+    /// record counts as nothing left: that costs one uncached run, or one
+    /// miss, never a wrong hit.
+    pub(crate) fn left_by_task(&self, task: &str) -> Result<LeftByTask, CacheError> {
+        let remembered = match self.get(CF_META, &state_key(task))? {
+            Some(bytes) => {
+                codec::decode::<BTreeMap<RelPath, Digest>>("task state", &bytes).unwrap_or_default()
+            }
+            None => BTreeMap::new(),
+        };
+        if remembered.is_empty() {
+            return Ok(LeftByTask::default());
+        }
+        let restored = match self.task_record(task)? {
+            Some(record) => self
+                .entry(record.entry)?
+                .map(|e| e.outputs)
+                .unwrap_or_default(),
+            None => BTreeMap::new(),
+        };
+        Ok(LeftByTask {
+            remembered,
+            restored,
+        })
+    }
+
     /// The absolute paths of the task's state files that hold, right now,
     /// what the task left there: after its last run (recorded by
     /// `remember_state`) or as its last used entry restored them. Blocking:
@@ -49,23 +92,9 @@ impl Store {
         task: &str,
         workspace_root: &Path,
     ) -> Result<BTreeSet<PathBuf>, CacheError> {
-        let Some(bytes) = self.get(CF_META, &state_key(task))? else {
-            return Ok(BTreeSet::new());
-        };
-        // An unreadable record only costs one uncached run.
-        let Ok(remembered) = codec::decode::<BTreeMap<RelPath, Digest>>("task state", &bytes)
-        else {
-            return Ok(BTreeSet::new());
-        };
-        let restored = match self.task_record(task)? {
-            Some(record) => self
-                .entry(record.entry)?
-                .map(|e| e.outputs)
-                .unwrap_or_default(),
-            None => BTreeMap::new(),
-        };
+        let left = self.left_by_task(task)?;
         let mut own = BTreeSet::new();
-        for (rel, left) in remembered {
+        for rel in left.remembered.keys() {
             let abs = rel.to_abs(workspace_root);
             let Ok(meta) = std::fs::symlink_metadata(&abs) else {
                 continue;
@@ -76,9 +105,7 @@ impl Store {
             let Ok((now, _)) = digest::hash_file(&abs) else {
                 continue;
             };
-            let from_entry =
-                matches!(restored.get(&rel), Some(OutputState::File { blob, .. }) if *blob == now);
-            if now == left || from_entry {
+            if left.holds(rel, &now) {
                 own.insert(abs);
             }
         }
