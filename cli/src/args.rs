@@ -110,14 +110,15 @@ impl From<RemoteCacheArg> for crate::remote::RemoteMode {
 pub(crate) struct RunArgs {
     /// The task to run: `task` (in the package of the current directory) or `pkg#task`
     pub(crate) task: Option<String>,
-    /// Run the task in every package that has it, dependencies first
-    #[arg(short, long)]
+    /// Run the task in every package that has it, dependencies first (with --filter: in the
+    /// packages the filter selects)
+    #[arg(short, long, conflicts_with_all = ["transitive", "workspace_root"])]
     pub(crate) recursive: bool,
     /// Run the task in the current package and in every package it depends on
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with_all = ["workspace_root", "filter"])]
     pub(crate) transitive: bool,
     /// Run the task of the workspace root package
-    #[arg(short = 'w', long = "workspace-root")]
+    #[arg(short = 'w', long = "workspace-root", conflicts_with = "filter")]
     pub(crate) workspace_root: bool,
     /// Select packages with a pnpm-style selector (repeatable): `name`, `@scope/*`,
     /// `./dir`, `name...`, `...name`, `name^...`, `!name`

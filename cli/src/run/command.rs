@@ -89,15 +89,17 @@ pub(crate) fn plan(
     cwd: &Path,
 ) -> anyhow::Result<Planned> {
     let pkg_graph = PackageGraph::new(ws);
-    let selection = if args.recursive {
-        TaskSelection::Recursive
-    } else if !args.filter.is_empty() {
+    // With `--filter`, `-r` changes nothing (as with pnpm): the filter
+    // selects among every package, never all of them despite it.
+    let selection = if !args.filter.is_empty() {
         let (set, warnings) = graph::select_packages(ws, &pkg_graph, &args.filter, cwd)?;
         // Shown at once: planning may still fail, and the warning explains why.
         for w in &warnings {
             crate::report::planning_warning(w);
         }
         TaskSelection::Filtered(set)
+    } else if args.recursive {
+        TaskSelection::Recursive
     } else if args.transitive {
         TaskSelection::Transitive
     } else if args.workspace_root {
