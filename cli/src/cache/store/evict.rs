@@ -294,16 +294,24 @@ pub(crate) fn clean(
         return Ok(CleanOutcome::NothingThere);
     };
     if home.db().exists() {
-        // Opening read-write proves no other vp holds it.
-        match open::open_exclusive(dir, options, notify)? {
-            Opened::Ready(store) => drop(store),
-            Opened::Busy { holder } => {
+        // Opening read-write proves no other vp holds it. A store that
+        // cannot be opened at all (damaged beyond setting aside, made by
+        // something else in our directory) is still removed when nobody
+        // holds its lock: `cache clean` is how a user starts over.
+        let opened = match open::open_exclusive(dir, options, notify) {
+            Err(CacheError::Open { .. }) if !open::lock_is_held(&home.db()) => None,
+            other => Some(other?),
+        };
+        match opened {
+            None => {}
+            Some(Opened::Ready(store)) => drop(store),
+            Some(Opened::Busy { holder }) => {
                 return Err(CacheError::Busy {
                     dir: dir.to_path_buf(),
                     holder,
                 });
             }
-            Opened::HeldByAncestor { holder } => {
+            Some(Opened::HeldByAncestor { holder }) => {
                 return Err(CacheError::Busy {
                     dir: dir.to_path_buf(),
                     holder: Some(holder),

@@ -195,9 +195,19 @@ impl CacheDir {
         let mut freed = 0;
         for sub in [DB_DIR, SET_ASIDE_DIR] {
             let path = self.root.join(sub);
-            if path.exists() {
-                freed += dir_size(&path);
-                fs::remove_dir_all(&path).map_err(CacheError::io("delete", &path))?;
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => {
+                    freed += dir_size(&path);
+                    fs::remove_dir_all(&path).map_err(CacheError::io("delete", &path))?;
+                }
+                // A damaged store can be anything under vp's own name (a
+                // file, a link: removed, never followed).
+                Ok(meta) => {
+                    freed += meta.len();
+                    fs::remove_file(&path).map_err(CacheError::io("delete", &path))?;
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(CacheError::io("delete", &path)(e)),
             }
         }
         for file in [LAST_RUN, LAST_RUN_JSON, MARKER] {

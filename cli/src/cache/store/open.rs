@@ -276,14 +276,21 @@ fn is_lock_error(e: &rocksdb::Error) -> bool {
 }
 
 /// Errors that mean the files are unusable, as opposed to the environment
-/// (permissions, disk full) being wrong.
-fn is_unusable_store(e: &rocksdb::Error) -> bool {
-    matches!(
-        e.kind(),
+/// (permissions, disk full) being wrong. A file of the store that is gone
+/// (a `MANIFEST` or table file someone deleted) is damage too: RocksDB
+/// calls it an I/O error, but no retry and no permission would bring it back.
+fn is_unusable_store(e: &rocksdb::Error, db_dir: &Path) -> bool {
+    match e.kind() {
         rocksdb::ErrorKind::Corruption
-            | rocksdb::ErrorKind::InvalidArgument
-            | rocksdb::ErrorKind::NotSupported
-    )
+        | rocksdb::ErrorKind::InvalidArgument
+        | rocksdb::ErrorKind::NotSupported => true,
+        rocksdb::ErrorKind::IOError => {
+            let message = e.to_string();
+            message.contains("No such file or directory")
+                && message.contains(db_dir.to_string_lossy().as_ref())
+        }
+        _ => false,
+    }
 }
 
 /// The pid in the store's pid file, if that process is alive (the file
@@ -441,6 +448,12 @@ pub(super) enum Writable {
     },
 }
 
+/// Whether another process holds the lock of the store in `db_dir` (asked
+/// without taking it: see `read_only::lock_holder`).
+pub(super) fn lock_is_held(db_dir: &Path) -> bool {
+    super::read_only::lock_holder(&db_dir.join("LOCK")).is_some()
+}
+
 /// Opens (or creates) the store read-write in `home`, waiting up to
 /// `options.lock_timeout` for another vp. Blocking.
 pub(super) fn open_writable(
@@ -487,7 +500,7 @@ pub(super) fn open_writable(
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
-            Err(e) if is_unusable_store(&e) => e.to_string(),
+            Err(e) if is_unusable_store(&e, &db_dir) => e.to_string(),
             Err(source) => {
                 return Err(CacheError::Open {
                     dir: dir.to_path_buf(),
@@ -680,6 +693,38 @@ mod tests {
         .expect("opens");
         assert!(matches!(got, Opened::Ready(_)));
         assert_eq!(notices.len(), 1, "{notices:?}");
+    }
+
+    /// Probe: a store whose `MANIFEST` someone deleted failed every run with
+    /// "cannot open the cache" (RocksDB calls a missing file an I/O error),
+    /// and was never set aside.
+    #[test]
+    fn a_store_missing_its_manifest_is_set_aside() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("cache");
+        drop(open_ready(&dir));
+        for entry in fs::read_dir(dir.join("db")).expect("read dir") {
+            let p = entry.expect("entry").path();
+            if p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("MANIFEST-"))
+            {
+                fs::remove_file(&p).expect("remove");
+            }
+        }
+        let mut notices = Vec::new();
+        let got = open(
+            &dir,
+            &OpenOptions {
+                lock_timeout: Duration::ZERO,
+            },
+            &mut |n| notices.push(n),
+        )
+        .expect("opens");
+        assert!(matches!(got, Opened::Ready(_)));
+        assert!(
+            matches!(notices.as_slice(), [StoreNotice::SetAside { reason, .. }] if reason.contains("MANIFEST")),
+            "{notices:?}"
+        );
     }
 
     #[test]

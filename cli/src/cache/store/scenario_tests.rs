@@ -1559,3 +1559,36 @@ fn a_reader_that_cannot_get_the_lock_says_who_holds_it() {
     // The run it read is intact for the vp that holds the lock.
     assert!(is_hit(&holder.lookup("t", &cmd())));
 }
+
+/// Probe: when the store could not be opened at all, `vp cache clean`
+/// failed with the same error as every run, and the user had to delete the
+/// directory by hand. A store nobody holds the lock of is removed whatever
+/// state it is in; the marker still proves the directory is vp's.
+#[test]
+fn clean_removes_a_store_that_cannot_be_opened() {
+    let w = ws();
+    let input = "packages/app/src/a.js";
+    w.write(input, "one");
+    stored(w.run("t", &cmd(), &[input], &[("packages/app/dist/a.js", "out")]));
+    drop(w.store);
+    let db = w.cache.join("db");
+    std::fs::remove_dir_all(&db).expect("remove the store");
+    std::fs::write(&db, "not a directory").expect("a file where the store was");
+    let options = OpenOptions {
+        lock_timeout: LOCK_TIMEOUT,
+    };
+    assert!(
+        super::open::open(&w.cache, &options, &mut |_| {}).is_err(),
+        "the damaged store does not open"
+    );
+    let cleaned = super::evict::clean(&w.cache, &options, &mut |_| {}).expect("cleans");
+    assert!(matches!(
+        cleaned,
+        super::evict::CleanOutcome::Removed { .. }
+    ));
+    assert!(!db.exists(), "the unopenable store is gone");
+    assert!(
+        super::open::open(&w.cache, &options, &mut |_| {}).is_ok(),
+        "the next open starts a new store"
+    );
+}
