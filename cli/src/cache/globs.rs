@@ -58,6 +58,25 @@ fn walk_root(pattern: &str) -> (PathBuf, Option<usize>) {
     (base, depth)
 }
 
+/// The first positive pattern of `globs` whose walk starts outside
+/// `workspace_root` (from `package_dir`, both absolute): vp fingerprints and
+/// restores nothing there, so such a pattern would select nothing, silently.
+pub(crate) fn first_outside<'g>(
+    globs: &'g [String],
+    package_dir: &Path,
+    workspace_root: &Path,
+) -> Option<&'g str> {
+    let root = normalize(workspace_root);
+    globs
+        .iter()
+        .filter(|raw| !raw.starts_with('!'))
+        .find(|raw| {
+            let (base, _) = walk_root(raw.trim_start_matches("./"));
+            !normalize(&package_dir.join(base)).starts_with(&root)
+        })
+        .map(String::as_str)
+}
+
 impl TaskGlobs {
     pub(crate) fn new(globs: &[String]) -> Result<Self, GlobError> {
         let mut include = GlobSetBuilder::new();

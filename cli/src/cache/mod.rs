@@ -38,6 +38,7 @@ pub(crate) use self::{
     error::CacheError,
     file_state::observe,
     fingerprint::{GlobConfig, SpawnFingerprint, SpawnSpec},
+    globs::first_outside as first_glob_outside,
     miss::{MissReason, MissReasons},
     paths::{RelPath, UnsafePath},
     portable::{NotPortable, PortableKey},

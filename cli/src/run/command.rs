@@ -157,6 +157,22 @@ fn task_specs(
                 pkg.dir.join("vite-task.json").display()
             );
         }
+        let config_file = || pkg.dir.join("vite-task.json");
+        let inputs = glob_config(t.def.input.as_deref());
+        let outputs = glob_config(t.def.output.as_deref());
+        for (what, config) in [("input", &inputs), ("output", &outputs)] {
+            if let Some(glob) = crate::cache::first_glob_outside(&config.globs, &pkg.dir, &ws.root)
+            {
+                anyhow::bail!(
+                    "task `{}`: its {what} glob `{glob}` reaches outside the workspace `{}`, where vp \
+                     fingerprints and restores nothing\n(hint: move those files into the workspace, or \
+                     fix `{what}` in `{}`)",
+                    t.label,
+                    ws.root.display(),
+                    config_file().display()
+                );
+            }
+        }
         let env_policy = EnvPolicy::new(&t.label, &t.def.env, &t.def.untracked_env)?;
         let mut child_env = env_policy.child_env(&full_env);
         let bins = resolve::bin_dirs(&cwd, &ws.root);
@@ -174,6 +190,22 @@ fn task_specs(
         } else {
             t.def.cache.unwrap_or(default_cache)
         };
+        if cache_enabled
+            && !crate::cache::paths::is_within(
+                &crate::cache::paths::normalize(&cwd),
+                &crate::cache::paths::normalize(&ws.root),
+            )
+        {
+            anyhow::bail!(
+                "task `{}`: its working directory `{}` is outside the workspace `{}`, where vp \
+                 fingerprints nothing, so a cached run could not notice a change there\n(hint: \
+                 fix `cwd` in `{}`, or set `\"cache\": false` for this task)",
+                t.label,
+                cwd.display(),
+                ws.root.display(),
+                config_file().display()
+            );
+        }
         let uncached_by_default = !cache_enabled
             && t.kind == TaskKind::Script
             && !exec.no_cache
@@ -185,8 +217,8 @@ fn task_specs(
             items,
             header_cwd: header_cwd(&ws.root, &cwd),
             package_dir: pkg.dir.clone(),
-            inputs: glob_config(t.def.input.as_deref()),
-            outputs: glob_config(t.def.output.as_deref()),
+            inputs,
+            outputs,
             cwd,
             env_policy,
             child_env,
