@@ -4,6 +4,7 @@
 //! contents as blob hashes), where its log lives, and how long it took.
 //! Built by `record`, validated by `lookup`, used by `restore`.
 
+use super::programs::Toolchain;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
@@ -145,6 +146,9 @@ pub(crate) struct CacheEntry {
     /// lookup misses instead of writing over it.
     #[serde(deserialize_with = "super::codec::sorted::set")]
     pub(crate) looked_first: BTreeSet<RelPath>,
+    /// The programs outside the workspace the run executed (`node` behind
+    /// a `#!/usr/bin/env node`), with their stamps and the task's `PATH`.
+    pub(crate) toolchain: Toolchain,
     pub(crate) log: Option<LogRef>,
     pub(crate) duration: Duration,
     /// When the inputs were stat'ed (coarse clock): a file whose mtime is not
@@ -282,6 +286,7 @@ mod tests {
             owned_dirs: BTreeSet::new(),
             created: BTreeSet::new(),
             looked_first: BTreeSet::new(),
+            toolchain: Toolchain::default(),
             log: Some(LogRef {
                 blob: d(b"log"),
                 stored: 5,

@@ -17,6 +17,9 @@ pub(crate) enum MissReason {
     PreviousRunEvicted,
     ArgsChanged,
     ProgramChanged,
+    /// A program outside the workspace that the run executed changed, or
+    /// another of its name now comes first on `PATH` (`cache::programs`).
+    ToolChanged(String),
     WorkingDirectoryChanged,
     InputConfigChanged,
     OutputConfigChanged,
@@ -48,6 +51,7 @@ impl MissReason {
             Self::PreviousRunEvicted => f.write_str("previous run no longer in the cache"),
             Self::ArgsChanged => f.write_str("args changed"),
             Self::ProgramChanged => f.write_str("program changed"),
+            Self::ToolChanged(p) => write!(f, "program '{p}' changed"),
             Self::WorkingDirectoryChanged => f.write_str("working directory changed"),
             Self::InputConfigChanged => f.write_str("input configuration changed"),
             Self::OutputConfigChanged => f.write_str("output configuration changed"),
@@ -171,7 +175,7 @@ fn rank(r: &MissReason) -> u8 {
     match r {
         MissReason::NoPreviousRun | MissReason::PreviousRunEvicted => 0,
         MissReason::PlatformChanged => 1,
-        MissReason::ProgramChanged => 2,
+        MissReason::ProgramChanged | MissReason::ToolChanged(_) => 2,
         MissReason::ArgsChanged => 3,
         MissReason::WorkingDirectoryChanged => 4,
         MissReason::InputConfigChanged | MissReason::OutputConfigChanged => 5,

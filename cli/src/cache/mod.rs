@@ -22,6 +22,7 @@ mod miss;
 pub(crate) mod paths;
 mod portable;
 pub(crate) mod prehash;
+mod programs;
 mod restore;
 mod settings;
 mod size;

@@ -282,6 +282,7 @@ impl Ws {
                 spawn: &self.spawn(),
                 paths: self.paths(),
                 env: &env,
+                path_var: None,
             })
             .expect("lookup")
     }

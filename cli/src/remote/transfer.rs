@@ -240,8 +240,15 @@ pub(crate) fn upload_run(
                 }
             }
         }
+        // The programs a run executed are this machine's paths and stamps,
+        // which say nothing on another (and need not be shared): the
+        // uploaded entry has none, and a downloaded one checks none.
+        let shared = cache::CacheEntry {
+            toolchain: Default::default(),
+            ..entry.clone()
+        };
         let result = ResultArtifact {
-            entry: cache::encode_persisted(&entry),
+            entry: cache::encode_persisted(&shared),
             blobs: blobs.into_iter().collect(),
         };
         let body = match artifact::encode_result(&result, max) {
@@ -475,6 +482,7 @@ impl Observed {
             owned_dirs: BTreeSet::new(),
             created: BTreeSet::new(),
             looked_first: BTreeSet::new(),
+            toolchain: Default::default(),
             log: None,
             duration: std::time::Duration::ZERO,
             stat_time: Timestamp::default(),
@@ -587,6 +595,7 @@ mod tests {
             owned_dirs: BTreeSet::new(),
             created: BTreeSet::new(),
             looked_first: BTreeSet::new(),
+            toolchain: Default::default(),
             log: None,
             duration: std::time::Duration::from_secs(1),
             stat_time: Timestamp::default(),

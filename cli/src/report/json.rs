@@ -392,6 +392,7 @@ fn miss_reason(r: &MissReason, base: &RelPath) -> Reason {
         MissReason::PreviousRunEvicted => ("previousRunEvicted", None, None),
         MissReason::ArgsChanged => ("argsChanged", None, None),
         MissReason::ProgramChanged => ("programChanged", None, None),
+        MissReason::ToolChanged(p) => ("toolChanged", None, Some(p)),
         MissReason::WorkingDirectoryChanged => ("workingDirectoryChanged", None, None),
         MissReason::InputConfigChanged => ("inputConfigChanged", None, None),
         MissReason::OutputConfigChanged => ("outputConfigChanged", None, None),

@@ -54,6 +54,7 @@ pub(crate) fn admit(
         return Err(veto);
     }
     let mut run = cache::ObservedRun {
+        path_var: spec.path_var().map(std::ffi::OsStr::to_os_string),
         log: obs.log.clone(),
         started: obs.started,
         duration: obs.duration,
@@ -93,6 +94,7 @@ pub(crate) fn admit(
             }
             if spec.inputs.auto {
                 run.removed = c.deleted.iter().cloned().collect();
+                run.executed = c.programs.iter().cloned().collect();
                 run.inputs = c
                     .inputs
                     .iter()

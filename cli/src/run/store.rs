@@ -56,6 +56,7 @@ pub(crate) async fn look_up(
         item_id.to_owned(),
         ctx.remote.clone(),
     );
+    let path_var = spec.path_var().map(OsStr::to_os_string);
     let lookup = on_store(
         cache,
         spec,
@@ -66,6 +67,7 @@ pub(crate) async fn look_up(
                 spawn: &fp,
                 paths,
                 env,
+                path_var: path_var.as_deref(),
             };
             let mut local = store.lookup(&request)?;
             if let LookupOutcome::Miss(_) = local
@@ -174,12 +176,14 @@ pub(crate) async fn peek(
     fingerprint: &Arc<SpawnFingerprint>,
 ) -> (Looked, Vec<cache::RelPath>) {
     let (fp, id) = (Arc::clone(fingerprint), item_id.to_owned());
+    let path_var = spec.path_var().map(OsStr::to_os_string);
     let outcome = on_store(cache, spec, scope, move |store, paths, env| {
         let outcome = store.peek(&cache::LookupRequest {
             task: &id,
             spawn: &fp,
             paths,
             env,
+            path_var: path_var.as_deref(),
         })?;
         let outputs = match &outcome {
             LookupOutcome::Hit(hit) => hit.entry.outputs.keys().cloned().collect(),

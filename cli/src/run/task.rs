@@ -11,7 +11,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -57,6 +57,17 @@ pub(crate) struct TaskSpec {
     pub(crate) inputs: GlobConfig,
     pub(crate) outputs: GlobConfig,
     pub(crate) interactive: bool,
+}
+
+impl TaskSpec {
+    /// The `PATH` the task's processes see (vp's, with the workspace's bin
+    /// directories first): it chooses the programs a run records.
+    pub(crate) fn path_var(&self) -> Option<&OsStr> {
+        self.child_env
+            .iter()
+            .find(|(name, _)| name == "PATH")
+            .map(|(_, value)| value.as_os_str())
+    }
 }
 
 /// The cache as one run uses it.

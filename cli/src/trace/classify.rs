@@ -102,7 +102,8 @@ pub(crate) struct AccessClassification {
     /// Paths the run created and removed again: neither input nor output.
     pub(crate) temporaries: BTreeSet<PathBuf>,
     /// Pre-existing paths the run removed (old build artifacts), only
-    /// touched by metadata before: neither input nor output.
+    /// touched by metadata before: not outputs; outside the directories
+    /// the run owns, inputs that must stay missing (`cache::collect::removals`).
     pub(crate) deleted: BTreeSet<PathBuf>,
     /// Directories the run removed an entry from that existed before
     /// (emptying `dist/`, deleting a stale file): a cache hit must leave them
@@ -120,6 +121,12 @@ pub(crate) struct AccessClassification {
     pub(crate) untraceable: Vec<String>,
     /// How many distinct paths were ignored by the exclusion rules.
     pub(crate) excluded: usize,
+    /// Files the run executed, real paths. Those outside the workspace (a
+    /// system `node` that `#!/usr/bin/env node` found on `PATH`, a shell),
+    /// and the interpreters their `#!` lines name, are the toolchain: the
+    /// entry keeps their stamps (`cache::programs`), so an upgrade or
+    /// another version first on `PATH` (`nvm use`) is a miss.
+    pub(crate) programs: BTreeSet<PathBuf>,
 }
 
 impl AccessClassification {
@@ -196,6 +203,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     // after reading through it leaves the read's real path unknown.
     let mut links_read_through: HashMap<&[u8], usize, RandomState> = HashMap::default();
     let mut name_changes: Vec<(usize, &Path)> = Vec::new();
+    let mut programs: BTreeSet<&Path> = BTreeSet::new();
     for (index, access) in log.accesses.iter().enumerate() {
         let pinned = access.at_call.as_ref().and_then(|c| c.real.as_deref());
         if access.op.changes_name() {
@@ -210,6 +218,9 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         if let Some(real) = pinned {
             // Where the call really landed, pinned while it was held.
             resolution.real = real;
+        }
+        if access.op == Op::Exec && state.kind(resolution.real) == PathKind::File {
+            programs.insert(resolution.real);
         }
         if !access.op.changes_name() {
             for link in resolution.links {
@@ -306,6 +317,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     prune_implied_dirs(&mut out.outputs);
     out.modified_inputs.sort();
     out.excluded = kept.excluded.len();
+    out.programs = programs.into_iter().map(Path::to_path_buf).collect();
     out
 }
 
@@ -685,6 +697,35 @@ mod tests {
         assert_eq!(inputs(&c), vec![("/w/a", &InputAccess::ContentRead)]);
         assert_eq!(outputs(&c), vec!["/w/b"]);
         assert!(c.is_cacheable());
+    }
+
+    #[test]
+    fn executed_files_are_the_programs_and_failed_execs_are_not() {
+        let c = Scenario::default()
+            .op(Op::Exec, "/w/node_modules/.bin/tool")
+            .op(Op::Exec, "/home/u/.nvm/bin/node")
+            .op(Op::Exec, "/usr/bin/node")
+            .link("/usr/bin/node", "/opt/node/bin/node")
+            .resolves(
+                "/usr/bin/node",
+                true,
+                "/opt/node/bin/node",
+                &["/usr/bin/node"],
+            )
+            .file("/opt/node/bin/node")
+            .file("/w/node_modules/.bin/tool")
+            .run();
+        let programs: Vec<&str> = c.programs.iter().filter_map(|p| p.to_str()).collect();
+        // The PATH search's failed attempt is no program; a link is its target.
+        assert_eq!(
+            programs,
+            vec!["/opt/node/bin/node", "/w/node_modules/.bin/tool"]
+        );
+        assert_eq!(
+            inputs(&c),
+            vec![("/w/node_modules/.bin/tool", &InputAccess::ContentRead)],
+            "inside the workspace an executed file is a content input too"
+        );
     }
 
     #[test]

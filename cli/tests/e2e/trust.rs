@@ -327,3 +327,59 @@ fn a_hit_never_writes_over_an_edit_to_a_file_the_task_rewrites() {
         edited.combined()
     );
 }
+
+/// Probe of `nvm use`: a tool in `node_modules/.bin` is a script whose `#!/usr/bin/env node`
+/// finds `node` on `PATH`. Another `node` first on `PATH` gave a hit with the old node's
+/// output. The entry now keeps the programs outside the workspace the run executed (and the
+/// `PATH` it had): another program first on `PATH`, or one that changed, is a miss.
+#[test]
+fn another_node_first_on_path_is_a_miss() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new("example");
+    let executable = |rel: &str, text: &str| {
+        ws.write(rel, text);
+        std::fs::set_permissions(ws.path(rel), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    };
+    executable(
+        "node_modules/.bin/version",
+        "#!/usr/bin/env node\nconsole.log('node ' + process.version);\n",
+    );
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": { "version": { "command": "version" } } }"#,
+    );
+    let path = std::env::var_os("PATH").expect("PATH");
+    ws.vp(["run", "version"]).output().assert_success();
+    let again = ws.vp(["run", "version"]).output();
+    assert!(hit(&again.stderr), "{}", again.combined());
+
+    // Outside the workspace (vp fingerprints nothing there), a `node` of its own.
+    let other = tempfile::tempdir().expect("tempdir");
+    let other_node = other.path().join("node");
+    std::fs::write(&other_node, "#!/bin/sh\necho other node\n").expect("write");
+    std::fs::set_permissions(&other_node, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut dirs = vec![other.path().to_path_buf()];
+    dirs.extend(std::env::split_paths(&path));
+    let other_first = std::env::join_paths(dirs).expect("PATH");
+
+    let switched = ws.vp(["run", "version"]).env("PATH", &other_first).output();
+    switched.assert_success();
+    assert!(!hit(&switched.stderr), "{}", switched.combined());
+    assert!(
+        switched.stderr.contains("program '") && switched.stderr.contains("changed"),
+        "the miss names the program:\n{}",
+        switched.combined()
+    );
+    assert!(
+        switched.stdout.contains("other node"),
+        "{}",
+        switched.combined()
+    );
+    let same = ws.vp(["run", "version"]).env("PATH", &other_first).output();
+    assert!(hit(&same.stderr), "{}", same.combined());
+
+    let back = ws.vp(["run", "version"]).output();
+    back.assert_success();
+    assert!(back.stdout.contains("node v"), "{}", back.combined());
+}

@@ -28,6 +28,8 @@ pub(crate) struct LookupRequest<'a> {
     pub(crate) spawn: &'a SpawnFingerprint,
     pub(crate) paths: TaskPaths<'a>,
     pub(crate) env: &'a EnvView<'a>,
+    /// The task's `PATH`, to check the programs its entries recorded.
+    pub(crate) path_var: Option<&'a std::ffi::OsStr>,
 }
 
 #[derive(Debug)]
@@ -146,6 +148,16 @@ impl Validator<'_> {
                 )),
             }
         }
+        if done(&v) {
+            return v;
+        }
+        v.reasons.extend(
+            entry
+                .toolchain
+                .changed(self.req.path_var)
+                .into_iter()
+                .map(MissReason::ToolChanged),
+        );
         if done(&v) {
             return v;
         }

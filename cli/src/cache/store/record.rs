@@ -27,6 +27,7 @@ use crate::cache::env;
 use crate::cache::error::CacheError;
 use crate::cache::fingerprint::SpawnFingerprint;
 use crate::cache::paths::RelPath;
+use crate::cache::programs::Toolchain;
 use crate::regular_file;
 use vp_ipc::EnvQuery;
 
@@ -52,6 +53,10 @@ pub(crate) struct ObservedRun {
     /// Files the task looked at before it wrote them (the tracer's state
     /// files): those among the outputs become `CacheEntry::looked_first`.
     pub(crate) looked_first: Vec<PathBuf>,
+    /// Files the task executed (real paths), and the `PATH` it had: see
+    /// `cache::programs`.
+    pub(crate) executed: Vec<PathBuf>,
+    pub(crate) path_var: Option<OsString>,
     /// What tools were served for `getEnv(name, { tracked: true })`
     /// (`None`: unset), untracked names already left out by the bridge.
     pub(crate) tracked_env: BTreeMap<OsString, Option<OsString>>,
@@ -206,6 +211,11 @@ impl Store {
             owned_dirs,
             created,
             looked_first,
+            toolchain: Toolchain::record(
+                &run.executed,
+                req.paths.workspace_root,
+                run.path_var.as_deref(),
+            ),
             log,
             duration: run.duration,
             stat_time,

@@ -207,6 +207,7 @@ impl Ws {
                 spawn: &spawn,
                 paths: self.paths(),
                 env: &env,
+                path_var: None,
             })
             .expect("lookup")
     }
@@ -1258,6 +1259,7 @@ fn a_peek_answers_like_a_lookup_and_marks_nothing() {
             spawn: &spawn,
             paths: w.paths(),
             env: &env,
+            path_var: None,
         })
         .expect("peek")
     };
