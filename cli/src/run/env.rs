@@ -1,10 +1,13 @@
 //! The environment a task's processes see.
 //!
 //! Strict by default: a child sees only the variables its task declares
-//! (`env`, values fingerprinted), its `untrackedEnv` (passed through, names
-//! only), and a default pass-through list of variables that describe the
-//! machine rather than the build (PATH, HOME, CI, ...). Everything else is
-//! stripped, so an undeclared variable cannot change a cached result unseen.
+//! (`env`, values fingerprinted), a few that tools turn into output and that
+//! are therefore declared by default (`NODE_OPTIONS`, `NEXT_PUBLIC_*`), its
+//! `untrackedEnv` (passed through, names only), and a default pass-through
+//! list of variables that describe the machine rather than the build (PATH,
+//! HOME, CI, ...). Everything else is stripped, so an undeclared variable
+//! cannot change a cached result unseen. A task's own `env` outranks the
+//! pass-through list, and its `untrackedEnv` outranks both declarations.
 //! Tools may still ask for more over the bridge, which fingerprints what they
 //! asked for.
 
@@ -30,7 +33,6 @@ pub(crate) const DEFAULT_PASS_THROUGH: &[&str] = &[
     "XAUTHORITY",
     "DBUS_SESSION_BUS_ADDRESS",
     "CI",
-    "NODE_OPTIONS",
     "COREPACK_*",
     "NPM_CONFIG_STORE_DIR",
     "PNPM_HOME",
@@ -58,11 +60,26 @@ pub(crate) const DEFAULT_PASS_THROUGH: &[&str] = &[
     "VP_*",
 ];
 
+/// Declared for every task (passed, value fingerprinted) unless its
+/// `untrackedEnv` names them: each changes what tools produce. `NODE_OPTIONS`
+/// can add `--conditions` (another module resolution) or `--require`;
+/// Next.js inlines `NEXT_PUBLIC_*` values into the bundles it builds.
+pub(crate) const DEFAULT_DECLARED: &[&str] = &["NODE_OPTIONS", "NEXT_PUBLIC_*"];
+
 /// `DEFAULT_PASS_THROUGH`, compiled once per process rather than per task.
 fn default_pass_through() -> &'static NameSet {
     static COMPILED: std::sync::OnceLock<NameSet> = std::sync::OnceLock::new();
     COMPILED.get_or_init(|| {
         NameSet::new(DEFAULT_PASS_THROUGH, "(defaults)")
+            .unwrap_or_else(|e| unreachable!("the built-in list is valid: {e}"))
+    })
+}
+
+/// `DEFAULT_DECLARED`, compiled once per process.
+fn default_declared() -> &'static NameSet {
+    static COMPILED: std::sync::OnceLock<NameSet> = std::sync::OnceLock::new();
+    COMPILED.get_or_init(|| {
+        NameSet::new(DEFAULT_DECLARED, "(defaults)")
             .unwrap_or_else(|e| unreachable!("the built-in list is valid: {e}"))
     })
 }
@@ -80,6 +97,7 @@ pub(crate) struct EnvPatternError {
 pub(crate) struct EnvPolicy {
     declared: NameSet,
     user_untracked: NameSet,
+    default_declared: &'static NameSet,
     defaults: &'static NameSet,
 }
 
@@ -123,21 +141,30 @@ impl EnvPolicy {
         Ok(EnvPolicy {
             declared: NameSet::new(declared, task)?,
             user_untracked: NameSet::new(untracked, task)?,
+            default_declared: default_declared(),
             defaults: default_pass_through(),
         })
     }
 
-    /// Declared by the task: passed to the child, value fingerprinted.
-    /// `untrackedEnv` wins over `env` when both match (user config that says
-    /// "don't track" is the more specific intent).
+    /// Named by the task's `env` or by `DEFAULT_DECLARED`.
+    fn names_declared(&self, name: &OsStr) -> bool {
+        self.declared.is_match(name) || self.default_declared.is_match(name)
+    }
+
+    /// Declared: passed to the child, value fingerprinted. `untrackedEnv`
+    /// wins over `env` when both match (user config that says "don't track"
+    /// is the more specific intent); `env` wins over the pass-through list
+    /// (`env: ["NEXT_*"]` tracks what the list would pass untracked).
     pub(crate) fn is_declared(&self, name: &OsStr) -> bool {
-        self.declared.is_match(name) && !self.is_untracked(name)
+        self.names_declared(name) && !self.user_untracked.is_match(name)
     }
 
     /// Passed through without fingerprinting the value: the task's
-    /// `untrackedEnv` and the default pass-through list.
+    /// `untrackedEnv`, and the default pass-through list where nothing
+    /// declares the name.
     pub(crate) fn is_untracked(&self, name: &OsStr) -> bool {
-        self.user_untracked.is_match(name) || self.defaults.is_match(name)
+        self.user_untracked.is_match(name)
+            || (self.defaults.is_match(name) && !self.names_declared(name))
     }
 
     /// The variables of `full` the child may see.
@@ -234,6 +261,39 @@ mod tests {
         assert!(!p.is_declared(OsStr::new("APP_BUILD_ID")));
         assert!(p.is_untracked(OsStr::new("APP_BUILD_ID")));
         assert!(p.is_declared(OsStr::new("APP_URL")));
+    }
+
+    /// Probe: `NEXT_PUBLIC_API_URL` and `NODE_OPTIONS` changed what a build
+    /// produced, yet were passed through untracked; and a task's own
+    /// `env: ["NEXT_*"]` was overruled by the pass-through list.
+    #[test]
+    fn build_affecting_defaults_are_declared_and_env_outranks_the_pass_through_list() {
+        let p = EnvPolicy::new("t", &[], &[]).expect("valid");
+        for name in ["NODE_OPTIONS", "NEXT_PUBLIC_API_URL"] {
+            assert!(p.is_declared(OsStr::new(name)), "{name}");
+            assert!(!p.is_untracked(OsStr::new(name)), "{name}");
+        }
+        assert!(p.is_untracked(OsStr::new("NEXT_TELEMETRY_DISABLED")));
+        let full = env(&[("NODE_OPTIONS", "--conditions=dev"), ("CI", "1")]);
+        let declared: Vec<_> = p.declared_values(&full).into_keys().collect();
+        assert_eq!(declared, ["NODE_OPTIONS"]);
+
+        let p = EnvPolicy::new("t", &["NEXT_*".into(), "CI".into()], &[]).expect("valid");
+        for name in ["NEXT_TELEMETRY_DISABLED", "CI"] {
+            assert!(p.is_declared(OsStr::new(name)), "{name}");
+            assert!(!p.is_untracked(OsStr::new(name)), "{name}");
+        }
+
+        // The task's untrackedEnv still has the last word.
+        let p = EnvPolicy::new("t", &[], &["NODE_OPTIONS".into()]).expect("valid");
+        assert!(!p.is_declared(OsStr::new("NODE_OPTIONS")));
+        assert!(p.is_untracked(OsStr::new("NODE_OPTIONS")));
+        let names: Vec<_> = p
+            .child_env(&env(&[("NODE_OPTIONS", "--max-old-space-size=4096")]))
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(names, ["NODE_OPTIONS"], "passed through either way");
     }
 
     #[test]
