@@ -103,11 +103,13 @@ impl ChildRegistry {
         self.interactive.borrow_mut().remove(&pid);
     }
     /// Sends `signal` to every registered process group, and to every
-    /// interactive child, except SIGINT: the terminal sends Ctrl-C to its
-    /// whole foreground group, so an interactive child already has it, and a
-    /// second copy would look like a second Ctrl-C ("force quit") to tools
-    /// that count them. A SIGTERM or SIGHUP sent to vp alone (`kill`,
-    /// `timeout`, a CI cancel, an npm launcher) reaches them only this way.
+    /// interactive child, except a SIGINT while vp is in its terminal's
+    /// foreground group: that is Ctrl-C, which the terminal sent to the
+    /// whole group, so an interactive child already has it, and a second
+    /// copy would look like a second Ctrl-C ("force quit") to tools that
+    /// count them. Any other signal, and a SIGINT without such a terminal
+    /// (`kill -INT` from an IDE's stop button or a process manager), reaches
+    /// them only this way.
     pub(crate) fn signal_all(&self, signal: i32) {
         for &pgid in self.groups.borrow().iter() {
             // SAFETY: kill(2) has no memory-safety preconditions; a group
@@ -116,7 +118,7 @@ impl ChildRegistry {
                 libc::kill(-pgid, signal);
             }
         }
-        if signal == libc::SIGINT {
+        if signal == libc::SIGINT && in_terminal_foreground() {
             return;
         }
         for &pid in self.interactive.borrow().iter() {
@@ -127,6 +129,27 @@ impl ChildRegistry {
             }
         }
     }
+}
+
+/// Whether vp's process group is the foreground group of its controlling
+/// terminal: only then does Ctrl-C reach vp's whole group from the terminal.
+fn in_terminal_foreground() -> bool {
+    // SAFETY: open(2) of a constant path; the fd is closed below.
+    let tty = unsafe {
+        libc::open(
+            c"/dev/tty".as_ptr(),
+            libc::O_RDONLY | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if tty < 0 {
+        // No controlling terminal (setsid, a daemon, an IDE without a pty).
+        return false;
+    }
+    // SAFETY: tcgetpgrp and getpgrp on an fd we own; close it once.
+    let foreground = unsafe { libc::tcgetpgrp(tty) == libc::getpgrp() };
+    // SAFETY: closing the fd opened above, exactly once.
+    unsafe { libc::close(tty) };
+    foreground
 }
 
 /// The exit code vp reports for a finished process: its own code, or

@@ -254,3 +254,37 @@ fn ctrl_c_does_not_wait_for_a_leftover_in_another_session() {
         "vp took {took:?} to stop after Ctrl-C\n{out}"
     );
 }
+
+/// Probe: an IDE's stop button or a process manager sends SIGINT to vp's pid alone, not to a
+/// terminal's foreground group. vp skipped SIGINT for an interactive task (Ctrl-C from a
+/// terminal reaches it directly), so the task never saw it and vp waited forever. Without a
+/// terminal that sent it, vp forwards SIGINT too.
+#[test]
+fn sigint_to_vp_alone_reaches_an_interactive_task() {
+    let ws = Workspace::new("bridge-verbs");
+    ws.write(
+        "wait.js",
+        "const fs = require('fs');\n\
+         process.on('SIGINT', () => { fs.writeFileSync('got-signal', 'SIGINT'); process.exit(130); });\n\
+         fs.writeFileSync('started', '');\n\
+         setTimeout(() => {}, 60000);\n",
+    );
+    write_tasks(
+        &ws,
+        r#"{ "wait": { "command": "node wait.js", "cache": false } }"#,
+    );
+    let running = ws
+        .vp(["run", "wait"])
+        .timeout(Duration::from_secs(150))
+        .spawn();
+    ws.wait_for("started", Duration::from_secs(90));
+    let sent = Instant::now();
+    running.signal(Signal::SIGINT);
+    let out = running.wait();
+    assert_eq!(ws.read("got-signal"), "SIGINT", "{out}");
+    assert!(
+        sent.elapsed() < Duration::from_secs(30),
+        "vp waited for a task that never got the signal: {out}"
+    );
+    out.assert_code(130);
+}
