@@ -81,6 +81,7 @@ impl Store {
             root: workspace_root.to_path_buf(),
             canonical_root: None,
             tmp_seq: 0,
+            tmp_tag: temp_tag(),
         };
         let mut report = RestoreReport::default();
         let mut dir_modes = Vec::new();
@@ -154,6 +155,22 @@ struct Restorer<'a> {
     root: PathBuf,
     canonical_root: Option<PathBuf>,
     tmp_seq: u64,
+    /// Random, per restore: two tasks of one run restoring the same output
+    /// at once (both wrote it) must not share temp names, or one's
+    /// `create_new` fails and the other renames a file away from under it.
+    tmp_tag: u64,
+}
+
+/// A random tag for one restore's temp names (the time, should the system
+/// have no randomness to give: still distinct per restore in practice).
+fn temp_tag() -> u64 {
+    let mut bytes = [0u8; 8];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    }
 }
 
 impl Restorer<'_> {
@@ -279,8 +296,9 @@ impl Restorer<'_> {
         let mut name = std::ffi::OsString::from(".");
         name.push(abs.file_name().unwrap_or_default());
         name.push(format!(
-            ".vp-restore-{}-{}",
+            ".vp-restore-{}-{:016x}-{}",
             std::process::id(),
+            self.tmp_tag,
             self.tmp_seq
         ));
         abs.with_file_name(name)

@@ -1594,3 +1594,36 @@ fn clean_removes_a_store_that_cannot_be_opened() {
         "the next open starts a new store"
     );
 }
+
+/// Probe: two tasks of one `-r` run that both wrote the same file were
+/// restored at once, and failed with "File exists" and "No such file or
+/// directory": both restores named their temp files `<pid>-1`, `<pid>-2`, ...
+/// Two restores in one process never share a temp name now.
+#[test]
+fn concurrent_restores_of_one_output_do_not_collide() {
+    let w = ws();
+    w.write("packages/app/src/a.js", "export const a = 1;");
+    stored(w.run(
+        "app#build",
+        &cmd(),
+        &["packages/app/src/a.js"],
+        &[("packages/app/dist/shared.js", "shared bundle")],
+    ));
+    let LookupOutcome::Hit(hit) = w.lookup("app#build", &cmd()) else {
+        panic!("expected a hit")
+    };
+    let out = w.root.join("packages/app/dist/shared.js");
+    for round in 0..30 {
+        fs::remove_file(&out).expect("remove the output");
+        std::thread::scope(|s| {
+            let restores: Vec<_> = (0..2)
+                .map(|_| s.spawn(|| w.store.restore(&hit, &w.root)))
+                .collect();
+            for r in restores {
+                let report = r.join().expect("no panic");
+                assert!(report.is_ok(), "round {round}: {report:?}");
+            }
+        });
+        assert_eq!(fs::read_to_string(&out).expect("read"), "shared bundle");
+    }
+}
