@@ -393,7 +393,7 @@ pub(crate) fn collect_inputs(
             error: e.to_string(),
         })?;
         if let InputState::File { stamp, .. } | InputState::Dir { stamp, .. } = &state
-            && file_state::racy(stamp, started)
+            && file_state::changed_since(stamp, started)
         {
             return Err(NotStorable::InputModifiedDuringRun(rel));
         }
@@ -700,6 +700,29 @@ mod tests {
             err.to_string(),
             "its input 'pkg/a.js' was modified while it ran"
         );
+    }
+
+    /// Probe: `touch -d '+1 day' data.txt` (or a tarball's times, a skewed
+    /// clock) made every run "modified while it ran", forever. An mtime is
+    /// whatever a tool set; the ctime says when the file really changed.
+    #[test]
+    fn an_input_with_a_future_mtime_is_not_modified_during_the_run() {
+        let w = ws(&["pkg/a.js"]);
+        let future = std::time::SystemTime::now() + std::time::Duration::from_secs(86_400);
+        fs::File::options()
+            .write(true)
+            .open(w.root.join("pkg/a.js"))
+            .and_then(|f| f.set_modified(future))
+            .expect("set mtime");
+        // The run starts after the file was touched.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let start = Timestamp::task_start();
+        let observed = vec![(w.root.join("pkg/a.js"), InputKind::ContentRead)];
+        let got = w.auto_inputs(&observed, start).expect("stored");
+        assert!(matches!(
+            got.inputs.values().next(),
+            Some(InputState::File { .. })
+        ));
     }
 
     #[test]

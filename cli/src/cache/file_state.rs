@@ -541,6 +541,17 @@ pub(crate) fn racy(stamp: &Stamp, stat_time: Timestamp) -> bool {
     stamp.mtime >= stat_time || stamp.ctime >= stat_time
 }
 
+/// Whether the path of `stamp` changed at or after `started`. Its ctime
+/// says so: the kernel sets it to the current time on every change of
+/// content or metadata, and no tool can set it back. The mtime can be
+/// anything (`touch -d`, a tarball's times, a checkout from the future
+/// with a skewed clock): one in the future must not make every run
+/// "modified while it ran". (For a lookup it still keeps the stamp racy,
+/// so such a file is hashed each time, see `racy`.)
+pub(crate) fn changed_since(stamp: &Stamp, started: Timestamp) -> bool {
+    stamp.ctime >= started
+}
+
 /// Whether a stamp recorded at `stat_time` proves the content unchanged
 /// when the path shows `now`: the one rule a hit (`FsView::check`) and a
 /// miss reusing a recorded hash (`observe_since`) both apply.
