@@ -33,6 +33,10 @@ pub(crate) enum CacheError {
     )]
     ForeignDir { dir: PathBuf },
     #[error(
+        "refusing to use `{dir}` as the cache: its `VP-CACHE` file is not a marker vp writes, so vp cannot prove it made the directory\n(hint: pass another `--cache-dir` or `VP_CACHE_DIR`; if you know the directory is vp's cache, delete it yourself)"
+    )]
+    UnreadableMarker { dir: PathBuf },
+    #[error(
         "the cache at `{dir}` was made by another version of vp (directory layout {layout}, this vp uses 1)\n(hint: clean it with the vp that made it, or pass another `--cache-dir`)"
     )]
     OtherLayout { dir: PathBuf, layout: u32 },

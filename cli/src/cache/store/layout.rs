@@ -118,7 +118,9 @@ impl CacheDir {
                         dir: dir.to_path_buf(),
                         layout: other,
                     }),
-                    None => Err(foreign(dir)),
+                    None => Err(CacheError::UnreadableMarker {
+                        dir: dir.to_path_buf(),
+                    }),
                 }
             }
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
@@ -297,14 +299,22 @@ mod tests {
         let file = tmp.path().join("CURRENT");
         assert!(CacheDir::claim(&file).is_err());
         assert_eq!(fs::read_to_string(&file).expect("intact"), "mine");
-        // A marker with the wrong magic proves nothing.
+        // A marker with the wrong magic proves nothing, and is named as
+        // what it is (not as a missing marker).
         let other = tmp.path().join("other");
         fs::create_dir(&other).expect("mkdir");
         fs::write(other.join(MARKER), "something else\n").expect("write");
-        assert!(matches!(
-            CacheDir::find(&other),
-            Err(CacheError::ForeignDir { .. })
-        ));
+        let err = CacheDir::find(&other).expect_err("refused");
+        assert!(matches!(err, CacheError::UnreadableMarker { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("its `VP-CACHE` file is not a marker vp writes"),
+            "{err}"
+        );
+        assert_eq!(
+            fs::read_to_string(other.join(MARKER)).expect("intact"),
+            "something else\n"
+        );
     }
 
     #[test]
