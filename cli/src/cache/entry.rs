@@ -137,15 +137,6 @@ pub(crate) struct CacheEntry {
     /// place: only these may be removed by a later hit (see `owned_dirs`).
     #[serde(deserialize_with = "super::codec::sorted::set")]
     pub(crate) created: BTreeSet<RelPath>,
-    /// Output files the run looked at (read, opened, `stat`ed) before it
-    /// wrote them: a state file, or a file made only if missing
-    /// (`test -f .env.local || cp .env.example .env.local`). What the task
-    /// wrote depended on what was there, so a hit restores one only over
-    /// nothing, the same content, or what the task's own runs left there
-    /// (`Store::own_state`); anything else was not made by vp, and the
-    /// lookup misses instead of writing over it.
-    #[serde(deserialize_with = "super::codec::sorted::set")]
-    pub(crate) looked_first: BTreeSet<RelPath>,
     /// The programs outside the workspace the run executed (`node` behind
     /// a `#!/usr/bin/env node`), with their stamps and the task's `PATH`.
     pub(crate) toolchain: Toolchain,
@@ -285,7 +276,6 @@ mod tests {
             outputs,
             owned_dirs: BTreeSet::new(),
             created: BTreeSet::new(),
-            looked_first: BTreeSet::new(),
             toolchain: Toolchain::default(),
             log: Some(LogRef {
                 blob: d(b"log"),

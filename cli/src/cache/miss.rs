@@ -41,6 +41,9 @@ pub(crate) enum MissReason {
     Added(RelPath),
     /// A path that existed (or was listed) is gone.
     Removed(RelPath),
+    /// An output's path holds something vp did not leave there (see
+    /// `store::in_place`): a hit would write over it.
+    OutputChanged(RelPath),
 }
 
 impl MissReason {
@@ -63,6 +66,13 @@ impl MissReason {
             Self::EnvAdded(n) => write!(f, "env '{n}' added"),
             Self::EnvRemoved(n) => write!(f, "env '{n}' removed"),
             Self::Modified(p) => write!(f, "'{}' modified", p.relative_to(base)),
+            Self::OutputChanged(p) => {
+                write!(
+                    f,
+                    "output '{}' changed since vp wrote it",
+                    p.relative_to(base)
+                )
+            }
             Self::Added(p) => write!(
                 f,
                 "'{}' added in '{}'",
@@ -185,7 +195,10 @@ fn rank(r: &MissReason) -> u8 {
         | MissReason::EnvChanged(_)
         | MissReason::EnvAdded(_)
         | MissReason::EnvRemoved(_) => 6,
-        MissReason::Modified(_) | MissReason::Added(_) | MissReason::Removed(_) => 7,
+        MissReason::Modified(_)
+        | MissReason::Added(_)
+        | MissReason::Removed(_)
+        | MissReason::OutputChanged(_) => 7,
     }
 }
 

@@ -8,6 +8,7 @@
 //! vp recorded them. A file that shares its inode with another name is
 //! replaced, never chmod'ed in place.
 
+use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions, Permissions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -82,6 +83,7 @@ impl Store {
             canonical_root: None,
             tmp_seq: 0,
             tmp_tag: temp_tag(),
+            in_place: &hit.in_place,
         };
         let mut report = RestoreReport::default();
         let mut dir_modes = Vec::new();
@@ -159,6 +161,8 @@ struct Restorer<'a> {
     /// at once (both wrote it) must not share temp names, or one's
     /// `create_new` fails and the other renames a file away from under it.
     tmp_tag: u64,
+    /// Outputs the lookup just found in place with the stored content.
+    in_place: &'a BTreeSet<RelPath>,
 }
 
 /// A random tag for one restore's temp names (the time, should the system
@@ -328,7 +332,8 @@ impl Restorer<'_> {
             Ok(m)
                 if m.is_file()
                     && m.len() == size
-                    && digest::hash_file(&abs).is_ok_and(|(h, _)| h == *blob) =>
+                    && (self.in_place.contains(rel)
+                        || digest::hash_file(&abs).is_ok_and(|(h, _)| h == *blob)) =>
             {
                 if m.permissions().mode() & 0o7777 == mode {
                     return Ok(false);

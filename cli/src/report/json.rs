@@ -406,6 +406,7 @@ fn miss_reason(r: &MissReason, base: &RelPath) -> Reason {
         MissReason::Modified(p) => ("modified", Some(p), None),
         MissReason::Added(p) => ("added", Some(p), None),
         MissReason::Removed(p) => ("removed", Some(p), None),
+        MissReason::OutputChanged(p) => ("outputChanged", Some(p), None),
     };
     Reason {
         kind,

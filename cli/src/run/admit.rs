@@ -102,7 +102,6 @@ pub(crate) fn admit(
                     .collect();
             }
             run.emptied_dirs = c.emptied_dirs.iter().cloned().collect();
-            run.looked_first = c.state_files.iter().cloned().collect();
             if spec.outputs.auto {
                 run.outputs = c
                     .outputs

@@ -262,19 +262,22 @@ pub(crate) async fn own_state(
 
 /// Remembers the state files a run rewrote. Stored or not: a state file
 /// that existed before vp is known as the task's own from the next run on.
-/// Best effort: forgetting costs one uncached run, nothing else.
+/// `own` is what was the task's own state when the run started: what the
+/// run left alone stays remembered (a run that was up to date and only
+/// read its state). Best effort: forgetting costs one uncached run.
 pub(crate) async fn remember_state(
     cache: &RunCache,
     ctx: &RunContext,
     item_id: &str,
     files: Vec<PathBuf>,
+    own: BTreeSet<PathBuf>,
 ) {
     let (store, id, root) = (
         Arc::clone(&cache.store),
         item_id.to_owned(),
         real_path(&ctx.workspace_root),
     );
-    let _ = blocking::unblock(move || store.remember_state(&id, &root, &files)).await;
+    let _ = blocking::unblock(move || store.remember_state(&id, &root, &files, &own)).await;
     report_store_notices(cache, ctx);
 }
 

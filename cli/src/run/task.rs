@@ -273,12 +273,15 @@ async fn run_item(
         Ok(obs) => obs,
         Err(failure) => return failure.into(),
     };
+    // What the run left in its state files, remembered after a failed run
+    // too (an error, then the fix: the fixed run finds its own state), not
+    // after one that was cancelled half-way.
+    if let (Traced::Classified(c), false) = (&obs.trace, obs.cancelled) {
+        let files = c.state_files.iter().cloned().collect();
+        store::remember_state(cache, ctx, item_id, files, own_state).await;
+    }
     if let Some(failed) = finished(index, spec, item, &obs, ctx) {
         return failed;
-    }
-    if let Traced::Classified(c) = &obs.trace {
-        let files = c.state_files.iter().cloned().collect();
-        store::remember_state(cache, ctx, item_id, files).await;
     }
     let real_root = real_path(&ctx.workspace_root);
     let roots = Roots {

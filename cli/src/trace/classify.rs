@@ -180,7 +180,9 @@ fn events_of(op: Op) -> &'static [Event] {
     match op {
         Op::Read | Op::Exec => &[Event::Read],
         Op::ReadWrite => &[Event::Read, Event::Create],
-        Op::Write | Op::Mkdir | Op::RenameTo | Op::Link | Op::SetMetadata => &[Event::Create],
+        Op::Write | Op::CreateNew | Op::Mkdir | Op::RenameTo | Op::Link | Op::SetMetadata => {
+            &[Event::Create]
+        }
         Op::Probe => &[Event::Probe],
         Op::Stat => &[Event::Stat],
         Op::ReadLink => &[Event::LinkRead],
@@ -237,9 +239,14 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         for &event in events_of(access.op) {
             let event = match event {
                 Event::Create if created_new => Event::CreateNew,
-                // `mkdir -p` of a directory that exists fails and changes
-                // nothing: it only looked.
-                Event::Create if access.op == Op::Mkdir && existed => Event::Probe,
+                // `mkdir -p` of a directory that exists, an exclusive create
+                // (`cp -n`, `wx`), a `link` or `symlink` onto a name that
+                // exists: each fails and changes nothing; it only looked.
+                Event::Create
+                    if existed && matches!(access.op, Op::Mkdir | Op::CreateNew | Op::Link) =>
+                {
+                    Event::Probe
+                }
                 other => other,
             };
             let pushed = kept.push(resolution.real, event);
@@ -697,6 +704,34 @@ mod tests {
         assert_eq!(inputs(&c), vec![("/w/a", &InputAccess::ContentRead)]);
         assert_eq!(outputs(&c), vec!["/w/b"]);
         assert!(c.is_cacheable());
+    }
+
+    /// Review: an exclusive create of a name that exists (`cp -n` onto the
+    /// user's `.env.local`, `wx`, `set -C`) fails; it was taken for a write,
+    /// which made the user's file an output, archived and uploaded.
+    #[test]
+    fn a_failed_exclusive_create_or_link_only_looked() {
+        let c = Scenario::default()
+            .at_call(Op::CreateNew, "/w/.env.local", "/w/.env.local", true)
+            .at_call(Op::Link, "/w/current", "/w/current", true)
+            .at_call(Op::CreateNew, "/w/new.txt", "/w/new.txt", false)
+            .file("/w/.env.local")
+            .link("/w/current", "v1")
+            .file("/w/new.txt")
+            .run();
+        assert_eq!(outputs(&c), vec!["/w/new.txt"]);
+        assert_eq!(
+            inputs(&c),
+            vec![
+                ("/w/.env.local", &InputAccess::Probe { found: Found::File }),
+                (
+                    "/w/current",
+                    &InputAccess::Symlink {
+                        target: PathBuf::from("v1")
+                    }
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -238,11 +238,11 @@ pub(crate) fn open_op(flags: u64) -> (Op, bool) {
         && flags & (libc::O_CREAT | libc::O_EXCL) != (libc::O_CREAT | libc::O_EXCL);
     let op = if flags & libc::O_PATH != 0 {
         Op::Probe
-    } else if flags & libc::O_TRUNC != 0
-        || flags & (libc::O_CREAT | libc::O_EXCL) == (libc::O_CREAT | libc::O_EXCL)
-    {
-        // Truncated, or created exclusively (fails if it exists): nothing of
-        // an old content survives.
+    } else if flags & (libc::O_CREAT | libc::O_EXCL) == (libc::O_CREAT | libc::O_EXCL) {
+        // Created exclusively: fails if the name exists (see `Op::CreateNew`).
+        Op::CreateNew
+    } else if flags & libc::O_TRUNC != 0 {
+        // Truncated: nothing of an old content survives.
         Op::Write
     } else {
         match flags & libc::O_ACCMODE {
@@ -307,7 +307,7 @@ mod tests {
         );
         assert_eq!(
             open_op((libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL) as u64),
-            (Op::Write, false)
+            (Op::CreateNew, false)
         );
     }
 

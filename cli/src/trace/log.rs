@@ -18,6 +18,10 @@ pub(crate) enum Op {
     ReadWrite,
     /// Opened for writing (O_WRONLY, O_CREAT, O_TRUNC), `creat`, `truncate`.
     Write,
+    /// Created exclusively (`O_CREAT | O_EXCL`: `cp -n`, Node's `wx` flag):
+    /// fails, writing nothing, if the name exists. Such a create is how a
+    /// task makes a file only when it is missing.
+    CreateNew,
     /// Existence only: `access`, `chdir`, O_PATH / O_DIRECTORY opens.
     Probe,
     /// The stat family: size, times and mode reach the tool, and a tool
@@ -53,6 +57,7 @@ impl Op {
             Op::Read => "read",
             Op::ReadWrite => "read-write",
             Op::Write => "write",
+            Op::CreateNew => "create-new",
             Op::Probe => "probe",
             Op::Stat => "stat",
             Op::ReadLink => "readlink",
@@ -111,6 +116,7 @@ impl Op {
             self,
             Op::ReadWrite
                 | Op::Write
+                | Op::CreateNew
                 | Op::Mkdir
                 | Op::Remove
                 | Op::RenameFrom

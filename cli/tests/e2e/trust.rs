@@ -271,7 +271,9 @@ fn a_hit_never_writes_over_a_file_the_task_makes_only_when_missing() {
     edited.assert_success();
     assert!(!hit(&edited.stderr), "{}", edited.combined());
     assert!(
-        edited.stderr.contains("'.env.local' modified"),
+        edited
+            .stderr
+            .contains("output '.env.local' changed since vp wrote it"),
         "{}",
         edited.combined()
     );
@@ -289,8 +291,10 @@ fn a_hit_never_writes_over_a_file_the_task_makes_only_when_missing() {
 
 /// Probe of a fixer on a file git does not track (`sed -i` on a new source, no git at all):
 /// read and rewritten, it became the task's own state, an output only, and a later hit
-/// restored the old rewrite over the user's edit. A hit now writes such a file only over
-/// what the task's own runs left there.
+/// restored the old rewrite over the user's edit. Then a second probe: after the edit, one
+/// run (not stored: it rewrote what it read) and the next hit restored the old rewrite all
+/// the same, because an unstored run's result counted as vp's. A hit now writes only over
+/// what the task's last stored run or hit left there.
 #[test]
 fn a_hit_never_writes_over_an_edit_to_a_file_the_task_rewrites() {
     let ws = Workspace::new("example");
@@ -326,6 +330,48 @@ fn a_hit_never_writes_over_an_edit_to_a_file_the_task_rewrites() {
         "the fixer ran on the edit:\n{}",
         edited.combined()
     );
+    for _ in 0..3 {
+        ws.vp(["run", "fix"]).output().assert_success();
+        assert_eq!(
+            ws.read("src/config.js"),
+            "export const url = \"https://b.example\"; // mine\n",
+            "never the old rewrite again"
+        );
+    }
+}
+
+/// Probe siblings of the create-if-missing script: `cp -n` and Node's `wx` flag create with
+/// `O_EXCL`, and `test -d config || cp -r defaults config` checks a directory. Each made a
+/// file only when it was missing, and a hit restored the default over the user's version.
+#[test]
+fn a_hit_never_writes_over_what_a_create_if_missing_task_finds() {
+    let ws = Workspace::new("example");
+    ws.write(".env.example", "API_KEY=changeme\n");
+    ws.write("defaults/settings.json", "{}\n");
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": {
+            "cp-n": { "command": "cp -n .env.example .env.local" },
+            "wx": { "command": "node -e \"try { require('fs').writeFileSync('.env.x', 'A=1', { flag: 'wx' }) } catch {}\"" },
+            "config": { "command": "sh -c 'test -d config || cp -r defaults config'" } } }"#,
+    );
+    for (task, file) in [
+        ("cp-n", ".env.local"),
+        ("wx", ".env.x"),
+        ("config", "config/settings.json"),
+    ] {
+        ws.vp(["run", task]).output().assert_success();
+        let again = ws.vp(["run", task]).output();
+        assert!(hit(&again.stderr), "{task}: {}", again.combined());
+        ws.write(file, "mine\n");
+        let edited = ws.vp(["run", task]).output();
+        edited.assert_success();
+        assert!(!hit(&edited.stderr), "{task}: {}", edited.combined());
+        assert_eq!(ws.read(file), "mine\n", "{task}");
+        let later = ws.vp(["run", task]).output();
+        later.assert_success();
+        assert_eq!(ws.read(file), "mine\n", "{task}: {}", later.combined());
+    }
 }
 
 /// Probe of `nvm use`: a tool in `node_modules/.bin` is a script whose `#!/usr/bin/env node`

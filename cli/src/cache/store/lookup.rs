@@ -4,17 +4,16 @@
 //! environment. On a miss, the task's previous entry is compared field by
 //! field and file by file so the user sees every difference.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use rocksdb::WriteBatch;
 
 use super::db::{CF_ENTRIES, CF_META, CF_TASKS, EntryMeta, Store, TaskRecord, entry_meta_key};
-use super::state::LeftByTask;
+use super::in_place::{InPlace, in_place};
 use crate::cache::clock::Timestamp;
 use crate::cache::codec;
 use crate::cache::collect::{Scope, TaskPaths};
-use crate::cache::digest::{self, Digest};
 use crate::cache::entry::{CacheEntry, EntryKey, InputState, OutputState};
 use crate::cache::env::EnvView;
 use crate::cache::error::CacheError;
@@ -48,6 +47,9 @@ pub(crate) struct CacheHit {
     /// exactly as recorded, so nothing the task did not create (and nobody
     /// changed since) is ever removed.
     pub(crate) superseded: Vec<(RelPath, OutputState)>,
+    /// Outputs the lookup found in place with the stored content (see
+    /// `in_place`): restoring them needs no second hash.
+    pub(crate) in_place: BTreeSet<RelPath>,
 }
 
 impl CacheHit {
@@ -85,14 +87,17 @@ struct Validator<'a> {
     /// explanation) would multiply the cost of a lookup with many variants.
     /// Later candidates stat as they check, and stop at the first difference.
     stated_ahead: bool,
-    /// What the task's own runs left in files (loaded once, for the first
-    /// candidate with an output it looked at before writing).
-    left: Option<LeftByTask>,
+    /// The outputs of the task's last used entry: what vp left in place
+    /// (loaded once, for the first output that is not the candidate's own).
+    left: Option<BTreeMap<RelPath, OutputState>>,
 }
 
 struct Verdict {
     reasons: Vec<MissReason>,
     restamped: Vec<(RelPath, crate::cache::entry::Stamp)>,
+    /// Outputs already in place with the stored content: restore need not
+    /// hash them again.
+    in_place: BTreeSet<RelPath>,
 }
 
 impl Validator<'_> {
@@ -126,6 +131,7 @@ impl Validator<'_> {
         let mut v = Verdict {
             reasons: Vec::new(),
             restamped: Vec::new(),
+            in_place: BTreeSet::new(),
         };
         let done = |v: &Verdict| mode == Mode::FirstDifference && !v.reasons.is_empty();
 
@@ -225,40 +231,44 @@ impl Validator<'_> {
                 }
             }
         }
-        for rel in &entry.looked_first {
-            if let Some(OutputState::File { blob, .. }) = entry.outputs.get(rel)
-                && !self.may_restore_over(rel, blob)
-            {
-                v.reasons.push(MissReason::Modified(rel.clone()));
-                if done(&v) {
-                    return v;
+        // What a hit would write over: nothing, its own content, or what
+        // vp left there (see `in_place`).
+        for (rel, stored) in &entry.outputs {
+            rel.to_abs_in(root, &mut abs);
+            let found = match in_place(&abs, stored, None) {
+                InPlace::Other => in_place(&abs, stored, self.left_output(rel)),
+                found => found,
+            };
+            match found {
+                InPlace::Same => v.in_place.insert(rel.clone()),
+                InPlace::Absent | InPlace::LeftByVp => false,
+                InPlace::Other => {
+                    v.reasons.push(MissReason::OutputChanged(rel.clone()));
+                    if done(&v) {
+                        return v;
+                    }
+                    false
                 }
-            }
+            };
         }
         v
     }
 
-    /// Whether a hit may write `stored` at `rel`, an output the task looked
-    /// at before writing it (`CacheEntry::looked_first`): only over nothing,
-    /// the same content, or what the task's own runs left there. Whatever
-    /// else is there, the task would have seen it, and vp did not make it.
-    fn may_restore_over(&mut self, rel: &RelPath, stored: &Digest) -> bool {
-        let abs = rel.to_abs(self.req.paths.workspace_root);
-        match std::fs::symlink_metadata(&abs) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
-            Ok(meta) if meta.is_file() => {}
-            _ => return false,
-        }
-        let Ok((now, _)) = digest::hash_file(&abs) else {
-            return false;
-        };
-        if now == *stored {
-            return true;
-        }
+    /// What the task's last used entry (stored or hit) recorded at `rel`:
+    /// what vp left there. Read once per lookup, when first needed.
+    fn left_output(&mut self, rel: &RelPath) -> Option<&OutputState> {
         let (store, task) = (self.store, self.req.task);
         self.left
-            .get_or_insert_with(|| store.left_by_task(task).unwrap_or_default())
-            .holds(rel, &now)
+            .get_or_insert_with(|| {
+                store
+                    .task_record(task)
+                    .ok()
+                    .flatten()
+                    .and_then(|record| store.entry(record.entry).ok().flatten())
+                    .map(|entry| entry.outputs)
+                    .unwrap_or_default()
+            })
+            .get(rel)
     }
 }
 
@@ -301,13 +311,18 @@ impl Store {
                 return Ok(LookupOutcome::Hit(Box::new(CacheHit {
                     entry,
                     superseded: Vec::new(),
+                    in_place: verdict.in_place,
                 })));
             }
             if verdict.reasons.is_empty() {
                 let superseded = self.superseded_outputs(req.task, key, &entry)?;
                 let entry =
                     self.mark_hit(req, key, meta, entry, verdict.restamped, lookup_start)?;
-                return Ok(LookupOutcome::Hit(Box::new(CacheHit { entry, superseded })));
+                return Ok(LookupOutcome::Hit(Box::new(CacheHit {
+                    entry,
+                    superseded,
+                    in_place: verdict.in_place,
+                })));
             }
             newest.get_or_insert(entry);
         }

@@ -10,6 +10,7 @@ mod access;
 pub(crate) mod db;
 pub(crate) mod evict;
 pub(crate) mod import;
+mod in_place;
 mod journal;
 pub(crate) mod layout;
 pub(crate) mod lookup;

@@ -26,7 +26,6 @@ use crate::cache::entry::{CacheEntry, EntryKey, InputKind, LogChunk, LogRef, Out
 use crate::cache::env;
 use crate::cache::error::CacheError;
 use crate::cache::fingerprint::SpawnFingerprint;
-use crate::cache::paths::RelPath;
 use crate::cache::programs::Toolchain;
 use crate::regular_file;
 use vp_ipc::EnvQuery;
@@ -50,9 +49,6 @@ pub(crate) struct ObservedRun {
     /// outside the directories the run owns must still be missing for a
     /// hit (`collect::removals`).
     pub(crate) removed: Vec<PathBuf>,
-    /// Files the task looked at before it wrote them (the tracer's state
-    /// files): those among the outputs become `CacheEntry::looked_first`.
-    pub(crate) looked_first: Vec<PathBuf>,
     /// Files the task executed (real paths), and the `PATH` it had: see
     /// `cache::programs`.
     pub(crate) executed: Vec<PathBuf>,
@@ -195,12 +191,6 @@ impl Store {
             Some(archive.log(&run.log)?)
         };
         let new_blob_bytes = archive.new_bytes;
-        let looked_first = run
-            .looked_first
-            .iter()
-            .filter_map(|abs| RelPath::from_abs(req.paths.workspace_root, abs))
-            .filter(|rel| matches!(manifest.get(rel), Some(OutputState::File { .. })))
-            .collect();
 
         let entry = CacheEntry {
             inputs: collected.inputs,
@@ -210,7 +200,6 @@ impl Store {
             outputs: manifest,
             owned_dirs,
             created,
-            looked_first,
             toolchain: Toolchain::record(
                 &run.executed,
                 req.paths.workspace_root,

@@ -114,14 +114,27 @@ impl Store {
 
     /// Remembers what the task left in its state files (`files`: absolute
     /// paths the run read before it rewrote or created them). Files that are
-    /// gone or outside the workspace are skipped. Blocking: hashes them.
+    /// gone or outside the workspace are skipped. Of what was remembered
+    /// before, the files that were the task's own state when the run
+    /// started (`unchanged_own`, see `own_state`) and that it did not
+    /// rewrite are kept: their content is still what the task left. Blocking:
+    /// hashes `files`.
     pub(crate) fn remember_state(
         &self,
         task: &str,
         workspace_root: &Path,
         files: &[PathBuf],
+        unchanged_own: &BTreeSet<PathBuf>,
     ) -> Result<(), CacheError> {
-        let mut left: BTreeMap<RelPath, Digest> = BTreeMap::new();
+        let mut left: BTreeMap<RelPath, Digest> = self
+            .left_by_task(task)?
+            .remembered
+            .into_iter()
+            .filter(|(rel, _)| {
+                let abs = rel.to_abs(workspace_root);
+                unchanged_own.contains(&abs) && !files.contains(&abs)
+            })
+            .collect();
         for abs in files {
             let Some(rel) = RelPath::from_abs(workspace_root, abs) else {
                 continue;
@@ -146,6 +159,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
     use std::fs;
     use std::time::Duration;
 
@@ -177,7 +191,12 @@ mod tests {
         let elsewhere = outside.path().join("state");
         fs::write(&elsewhere, "x").expect("write");
         store
-            .remember_state("t", &root, &[info.clone(), cache.clone(), elsewhere])
+            .remember_state(
+                "t",
+                &root,
+                &[info.clone(), cache.clone(), elsewhere],
+                &BTreeSet::new(),
+            )
             .expect("remember");
         let own = store.own_state("t", &root).expect("read");
         assert_eq!(
@@ -195,8 +214,26 @@ mod tests {
             vec![info.clone()]
         );
         assert!(store.own_state("other", &root).expect("read").is_empty());
-        // A run that leaves no state forgets the record.
-        store.remember_state("t", &root, &[]).expect("remember");
+        // A run that only read its state (up to date, it rewrote nothing)
+        // keeps what was its own: probe, the next rewrite was taken for a
+        // modified input.
+        let own = store.own_state("t", &root).expect("read");
+        store
+            .remember_state("t", &root, &[], &own)
+            .expect("remember");
+        assert_eq!(
+            store
+                .own_state("t", &root)
+                .expect("read")
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec![info.clone()]
+        );
+        // A run that leaves no state, and had none of its own, forgets the
+        // record.
+        store
+            .remember_state("t", &root, &[], &BTreeSet::new())
+            .expect("remember");
         assert!(store.own_state("t", &root).expect("read").is_empty());
     }
 }

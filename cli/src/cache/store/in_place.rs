@@ -1,0 +1,128 @@
+//! What a hit may write over. Restoring puts every output back, which is
+//! what the task would do only where it writes blindly; and vp never
+//! modifies what it did not make. Probes of real scripts found both broken:
+//! `test -f .env.local || cp .env.example .env.local` (and `cp -n`, an
+//! `O_EXCL` create, `test -d config || cp -r defaults config`) makes a file
+//! only when it is missing, and a hit restored the template over what the
+//! user then wrote there; a fixer that rewrites an untracked file had its
+//! old result restored over the user's edit.
+//!
+//! So before a hit, each output path must hold nothing, the very content
+//! (or link, or directory) the entry stores, or what vp left there last:
+//! the output of the task's last stored run or hit. Anything else is
+//! someone else's, the lookup misses, and the command runs: it sees the
+//! file as it is, as it would without vp. (A user's edit to a build output
+//! costs one real build, which overwrites it as the tool would.)
+
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::cache::digest;
+use crate::cache::entry::OutputState;
+
+/// What is at an output's path before a hit writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InPlace {
+    /// Nothing: the hit creates it.
+    Absent,
+    /// Exactly what the entry stores: the hit leaves it (a file's mode may
+    /// still be set).
+    Same,
+    /// What vp's last run or hit of the task left there: the hit replaces it.
+    LeftByVp,
+    /// Something vp did not make there: no hit.
+    Other,
+}
+
+/// Compares the path `abs` with the entry's `stored` state, then with
+/// `left`, what the task's last used entry recorded for the same path
+/// (`None`: it recorded nothing there, or there is no such entry). Hashes
+/// a file only when its size matches one of them.
+pub(crate) fn in_place(abs: &Path, stored: &OutputState, left: Option<&OutputState>) -> InPlace {
+    let meta = match fs::symlink_metadata(abs) {
+        Err(e) if e.kind() == ErrorKind::NotFound => return InPlace::Absent,
+        Err(_) => return InPlace::Other,
+        Ok(meta) => meta,
+    };
+    let mut content = None;
+    let mut is = |state: &OutputState| match state {
+        OutputState::File { blob, size, .. } => {
+            meta.is_file()
+                && meta.len() == *size
+                && *content.get_or_insert_with(|| digest::hash_file(abs).ok().map(|(h, _)| h))
+                    == Some(*blob)
+        }
+        OutputState::Symlink { target } => {
+            meta.file_type().is_symlink()
+                && fs::read_link(abs)
+                    .is_ok_and(|now| now.as_os_str().as_bytes() == target.as_slice())
+        }
+        OutputState::Dir { .. } => meta.is_dir(),
+    };
+    if is(stored) {
+        InPlace::Same
+    } else if left.is_some_and(&mut is) {
+        InPlace::LeftByVp
+    } else {
+        InPlace::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::digest::Digest;
+
+    fn file(content: &[u8]) -> OutputState {
+        OutputState::File {
+            blob: Digest::of_content(content),
+            mode: 0o644,
+            size: content.len() as u64,
+            stored: 0,
+        }
+    }
+
+    #[test]
+    fn absent_same_left_by_vp_or_other() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let p = tmp.path().join("out.txt");
+        let stored = file(b"stored");
+        let left = file(b"left");
+        assert_eq!(in_place(&p, &stored, Some(&left)), InPlace::Absent);
+        fs::write(&p, "stored").expect("write");
+        assert_eq!(in_place(&p, &stored, Some(&left)), InPlace::Same);
+        fs::write(&p, "left").expect("write");
+        assert_eq!(in_place(&p, &stored, Some(&left)), InPlace::LeftByVp);
+        assert_eq!(in_place(&p, &stored, None), InPlace::Other);
+        // The user's edit, of the same size as the stored content too.
+        fs::write(&p, "mine!!").expect("write");
+        assert_eq!(in_place(&p, &stored, Some(&left)), InPlace::Other);
+        // A directory where a file was.
+        fs::remove_file(&p).expect("remove");
+        fs::create_dir(&p).expect("mkdir");
+        assert_eq!(in_place(&p, &stored, Some(&left)), InPlace::Other);
+        assert_eq!(
+            in_place(&p, &OutputState::Dir { mode: 0o755 }, None),
+            InPlace::Same
+        );
+    }
+
+    #[test]
+    fn links_compare_their_targets() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let p = tmp.path().join("current");
+        std::os::unix::fs::symlink("v1", &p).expect("link");
+        let v1 = OutputState::Symlink {
+            target: b"v1".to_vec(),
+        };
+        let v2 = OutputState::Symlink {
+            target: b"v2".to_vec(),
+        };
+        assert_eq!(in_place(&p, &v1, None), InPlace::Same);
+        assert_eq!(in_place(&p, &v2, Some(&v1)), InPlace::LeftByVp);
+        assert_eq!(in_place(&p, &v2, None), InPlace::Other);
+        assert_eq!(in_place(&p, &file(b"v1"), None), InPlace::Other);
+    }
+}
