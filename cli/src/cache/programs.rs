@@ -21,50 +21,73 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::entry::Stamp;
+use super::clock::Timestamp;
 use super::paths;
 
 /// The programs of one run and the `PATH` it found them on.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Toolchain {
-    /// Real path (bytes) → stamp when the run was stored.
-    programs: BTreeMap<Vec<u8>, Stamp>,
+    /// Each program by the path it was executed as (bytes).
+    programs: BTreeMap<Vec<u8>, Program>,
     /// The task's `PATH`, `None` when it had none. (An entry uploaded to
     /// the remote cache keeps no toolchain at all: its programs are one
     /// machine's paths, which say nothing on another.)
     path_var: Option<Vec<u8>>,
 }
 
+/// One program: the real file its path led to, and that file's size and
+/// mtime. Not its ctime or inode: a `chmod`, a hard link added by a store
+/// optimiser, or the same image unpacked on another host changes those, not
+/// the program.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Program {
+    real: Vec<u8>,
+    size: u64,
+    mtime: Timestamp,
+}
+
+impl Program {
+    fn of(real: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(real)
+            .ok()
+            .filter(std::fs::Metadata::is_file)?;
+        Some(Self {
+            real: real.as_os_str().as_bytes().to_vec(),
+            size: meta.len(),
+            mtime: Timestamp::mtime(&meta),
+        })
+    }
+}
+
 /// How many bytes of a script are read for its `#!` line (Linux reads 256).
 const SHEBANG_MAX: u64 = 256;
 
 impl Toolchain {
-    /// The toolchain of a run that executed `executed` (real paths) with
-    /// `PATH` = `path_var`. Blocking: a `stat` per program, and the first
-    /// bytes of each executed file for its `#!` line.
+    /// The toolchain of a run that executed `executed` (each path as
+    /// executed, and the real file it led to) with `PATH` = `path_var`.
+    /// Blocking: a `stat` per program, and the first bytes of each executed
+    /// file for its `#!` line.
     pub(crate) fn record(
-        executed: &[PathBuf],
+        executed: &[(PathBuf, PathBuf)],
         workspace_root: &Path,
         path_var: Option<&OsStr>,
     ) -> Self {
         let outside = |p: &Path| !paths::is_within(p, workspace_root);
         let mut programs = BTreeMap::new();
-        let mut keep = |p: &Path| {
-            if let Ok(meta) = std::fs::metadata(p)
-                && meta.is_file()
-            {
-                programs.insert(p.as_os_str().as_bytes().to_vec(), Stamp::of(&meta));
+        let mut keep = |run: &Path, real: &Path| {
+            if let Some(program) = Program::of(real) {
+                programs.insert(run.as_os_str().as_bytes().to_vec(), program);
             }
         };
-        for exe in executed {
-            if outside(exe) {
-                keep(exe);
+        for (run, real) in executed {
+            if outside(real) {
+                keep(run, real);
             }
-            if let Some(interpreter) = interpreter(exe)
+            if let Some(interpreter) = interpreter(real)
                 && let Ok(real) = std::fs::canonicalize(&interpreter)
                 && outside(&real)
             {
-                keep(&real);
+                keep(&interpreter, &real);
             }
         }
         Self {
@@ -73,25 +96,52 @@ impl Toolchain {
         }
     }
 
-    /// The programs that are not what the run used, as the user would
-    /// name them: changed or gone at their path, or, with another `PATH`,
-    /// no longer the first of their name on it.
+    /// The programs that are not what the run used, by the path they were
+    /// run as: gone, changed (size or mtime), their path now leading to
+    /// another file (a version manager repointed a link), or, with another
+    /// `PATH`, a program found on `PATH` that is no longer the first of its
+    /// name there (`nvm use`).
     pub(crate) fn changed(&self, path_var: Option<&OsStr>) -> Vec<String> {
-        let path_changed = self
-            .path_var
-            .as_deref()
-            .is_some_and(|then| Some(then) != path_var.map(OsStr::as_bytes));
+        let then = self.path_var.as_deref().map(OsStr::from_bytes);
+        let path_changed = then.is_some_and(|then| Some(then) != path_var);
         let mut out = Vec::new();
-        for (bytes, stamp) in &self.programs {
-            let program = Path::new(OsStr::from_bytes(bytes));
-            let same = std::fs::metadata(program).is_ok_and(|m| Stamp::of(&m) == *stamp);
-            let moved = path_changed && found_elsewhere(program, path_var);
+        for (run, program) in &self.programs {
+            let run = Path::new(OsStr::from_bytes(run));
+            let real = Path::new(OsStr::from_bytes(&program.real));
+            let same = std::fs::canonicalize(run).is_ok_and(|now| now == real)
+                && Program::of(real).as_ref() == Some(program);
+            let moved = path_changed
+                && found_on(run, then)
+                && first_on(run, path_var).is_none_or(|now| now != real);
             if !same || moved {
-                out.push(program.display().to_string());
+                out.push(run.display().to_string());
             }
         }
         out
     }
+}
+
+/// Whether `run` is where a search of `path_var` for its name would find
+/// it: its directory is one of `path_var`'s. A program run by its path
+/// (a `#!` line, an absolute command) was not chosen by `PATH`.
+fn found_on(run: &Path, path_var: Option<&OsStr>) -> bool {
+    let (Some(dir), Some(path_var)) = (run.parent(), path_var) else {
+        return false;
+    };
+    std::env::split_paths(path_var).any(|entry| entry == dir)
+}
+
+/// The real file of the first executable named like `run` on `path_var`.
+fn first_on(run: &Path, path_var: Option<&OsStr>) -> Option<PathBuf> {
+    let (name, path_var) = (run.file_name()?, path_var?);
+    std::env::split_paths(path_var)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .and_then(|candidate| std::fs::canonicalize(candidate).ok())
 }
 
 /// The absolute interpreter a script's `#!` line names, if `exe` starts
@@ -110,26 +160,6 @@ fn interpreter(exe: &Path) -> Option<PathBuf> {
         .find(|word| !word.is_empty())?;
     let path = PathBuf::from(OsStr::from_bytes(first));
     path.is_absolute().then_some(path)
-}
-
-/// Whether the first executable named like `program` on `path_var` is
-/// another file. A program not found there at all was run by its path (a
-/// `#!` line, an absolute command): `PATH` did not choose it.
-fn found_elsewhere(program: &Path, path_var: Option<&OsStr>) -> bool {
-    let (Some(name), Some(path_var)) = (program.file_name(), path_var) else {
-        return false;
-    };
-    let first = std::env::split_paths(path_var)
-        .filter(|dir| dir.is_absolute())
-        .map(|dir| dir.join(name))
-        .find(|candidate| {
-            std::fs::metadata(candidate)
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        });
-    match first {
-        Some(candidate) => std::fs::canonicalize(candidate).map_or(true, |real| real != program),
-        None => false,
-    }
 }
 
 #[cfg(test)]
@@ -174,10 +204,13 @@ mod tests {
         let s = setup();
         let script = s.root.join("node_modules/.bin/tool");
         let node = s.old_bin.join("node");
-        let t = Toolchain::record(&[script, node.clone()], &s.root, None);
+        let t = Toolchain::record(
+            &[(script.clone(), script), (node.clone(), node.clone())],
+            &s.root,
+            None,
+        );
         let kept: Vec<&[u8]> = t.programs.keys().map(Vec::as_slice).collect();
-        let env = fs::canonicalize("/usr/bin/env").expect("env exists");
-        let mut want = vec![node.as_os_str().as_bytes(), env.as_os_str().as_bytes()];
+        let mut want = vec![node.as_os_str().as_bytes(), b"/usr/bin/env".as_slice()];
         want.sort();
         assert_eq!(
             kept, want,
@@ -190,7 +223,7 @@ mod tests {
         let s = setup();
         let node = s.old_bin.join("node");
         let path = std::env::join_paths([&s.old_bin]).expect("path");
-        let t = Toolchain::record(std::slice::from_ref(&node), &s.root, Some(&path));
+        let t = Toolchain::record(&[(node.clone(), node.clone())], &s.root, Some(&path));
         assert!(t.changed(Some(&path)).is_empty(), "nothing changed");
 
         // Another PATH that still finds the same node first: nothing to say.
@@ -211,6 +244,43 @@ mod tests {
         // Gone.
         fs::remove_file(&node).expect("remove");
         assert_eq!(t.changed(Some(&path)), vec![node.display().to_string()]);
+    }
+
+    /// Review: a program run by its path (`/bin/sh` from a `#!` line) that
+    /// a `PATH` search would not find first missed on any `PATH` change (a
+    /// new terminal, direnv). Only programs found on `PATH` are looked up
+    /// again; a `chmod` is no change.
+    #[test]
+    fn a_program_run_by_its_path_ignores_path_and_its_mode() {
+        let s = setup();
+        let node = s.old_bin.join("node");
+        let path = std::env::join_paths([&s.new_bin]).expect("path");
+        let t = Toolchain::record(&[(node.clone(), node.clone())], &s.root, Some(&path));
+        executable(&s.new_bin.join("node"), "another node");
+        let other = std::env::join_paths([&s.new_bin, &s.root]).expect("path");
+        assert!(t.changed(Some(&other)).is_empty(), "PATH did not choose it");
+        fs::set_permissions(&node, fs::Permissions::from_mode(0o700)).expect("chmod");
+        assert!(t.changed(Some(&path)).is_empty(), "a mode is no version");
+    }
+
+    /// Probe: fnm, update-alternatives and Homebrew switch versions by
+    /// repointing a link; `PATH` stays the same.
+    #[test]
+    fn a_repointed_link_is_named() {
+        let s = setup();
+        let v2 = s.new_bin.join("node");
+        executable(&v2, "node two");
+        let link_dir = s.root.parent().expect("base").join("links");
+        fs::create_dir_all(&link_dir).expect("mkdir");
+        let link = link_dir.join("node");
+        std::os::unix::fs::symlink(s.old_bin.join("node"), &link).expect("link");
+        let path = std::env::join_paths([&link_dir]).expect("path");
+        let real = fs::canonicalize(&link).expect("real");
+        let t = Toolchain::record(&[(link.clone(), real)], &s.root, Some(&path));
+        assert!(t.changed(Some(&path)).is_empty());
+        fs::remove_file(&link).expect("unlink");
+        std::os::unix::fs::symlink(&v2, &link).expect("repoint");
+        assert_eq!(t.changed(Some(&path)), vec![link.display().to_string()]);
     }
 
     #[test]

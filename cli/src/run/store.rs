@@ -78,9 +78,20 @@ pub(crate) async fn look_up(
                 // command meanwhile: look again before running it.
                 local = store.lookup(&request)?;
             }
-            let (LookupOutcome::Miss(_), Some(session)) = (&local, session) else {
+            let (LookupOutcome::Miss(reasons), Some(session)) = (&local, session) else {
                 return Ok((local, None));
             };
+            // A program the task ran is not the one its entry recorded
+            // (`nvm use`): a downloaded result, which records no programs
+            // (another machine's paths), would replace that entry and hit.
+            // It runs here instead.
+            if reasons
+                .as_slice()
+                .iter()
+                .any(|r| matches!(r, cache::MissReason::ToolChanged(_)))
+            {
+                return Ok((local, None));
+            }
             // A failure of the local store while importing is the remote
             // path's failure: the local miss stands, so the task still runs
             // and is stored.

@@ -121,12 +121,14 @@ pub(crate) struct AccessClassification {
     pub(crate) untraceable: Vec<String>,
     /// How many distinct paths were ignored by the exclusion rules.
     pub(crate) excluded: usize,
-    /// Files the run executed, real paths. Those outside the workspace (a
-    /// system `node` that `#!/usr/bin/env node` found on `PATH`, a shell),
-    /// and the interpreters their `#!` lines name, are the toolchain: the
-    /// entry keeps their stamps (`cache::programs`), so an upgrade or
-    /// another version first on `PATH` (`nvm use`) is a miss.
-    pub(crate) programs: BTreeSet<PathBuf>,
+    /// Files the run executed: each path as executed (a `PATH` search's
+    /// candidate, a link such as `/usr/bin/node`) with the real file it
+    /// led to. Those outside the workspace (a system `node` that
+    /// `#!/usr/bin/env node` found on `PATH`, a shell), and the interpreters
+    /// their `#!` lines name, are the toolchain: the entry keeps them
+    /// (`cache::programs`), so an upgrade, a link repointed, or another
+    /// version first on `PATH` (`nvm use`) is a miss.
+    pub(crate) programs: BTreeMap<PathBuf, PathBuf>,
 }
 
 impl AccessClassification {
@@ -205,7 +207,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     // after reading through it leaves the read's real path unknown.
     let mut links_read_through: HashMap<&[u8], usize, RandomState> = HashMap::default();
     let mut name_changes: Vec<(usize, &Path)> = Vec::new();
-    let mut programs: BTreeSet<&Path> = BTreeSet::new();
+    let mut programs: BTreeMap<&Path, &Path> = BTreeMap::new();
     for (index, access) in log.accesses.iter().enumerate() {
         let pinned = access.at_call.as_ref().and_then(|c| c.real.as_deref());
         if access.op.changes_name() {
@@ -222,7 +224,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
             resolution.real = real;
         }
         if access.op == Op::Exec && state.kind(resolution.real) == PathKind::File {
-            programs.insert(resolution.real);
+            programs.insert(access.path.as_path(), resolution.real);
         }
         if !access.op.changes_name() {
             for link in resolution.links {
@@ -324,7 +326,10 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     prune_implied_dirs(&mut out.outputs);
     out.modified_inputs.sort();
     out.excluded = kept.excluded.len();
-    out.programs = programs.into_iter().map(Path::to_path_buf).collect();
+    out.programs = programs
+        .into_iter()
+        .map(|(run, real)| (run.to_path_buf(), real.to_path_buf()))
+        .collect();
     out
 }
 
@@ -750,11 +755,19 @@ mod tests {
             .file("/opt/node/bin/node")
             .file("/w/node_modules/.bin/tool")
             .run();
-        let programs: Vec<&str> = c.programs.iter().filter_map(|p| p.to_str()).collect();
-        // The PATH search's failed attempt is no program; a link is its target.
+        let programs: Vec<(&str, &str)> = c
+            .programs
+            .iter()
+            .filter_map(|(run, real)| Some((run.to_str()?, real.to_str()?)))
+            .collect();
+        // The PATH search's failed attempt is no program; a link leads to
+        // its target.
         assert_eq!(
             programs,
-            vec!["/opt/node/bin/node", "/w/node_modules/.bin/tool"]
+            vec![
+                ("/usr/bin/node", "/opt/node/bin/node"),
+                ("/w/node_modules/.bin/tool", "/w/node_modules/.bin/tool")
+            ]
         );
         assert_eq!(
             inputs(&c),

@@ -49,9 +49,9 @@ pub(crate) struct ObservedRun {
     /// outside the directories the run owns must still be missing for a
     /// hit (`collect::removals`).
     pub(crate) removed: Vec<PathBuf>,
-    /// Files the task executed (real paths), and the `PATH` it had: see
-    /// `cache::programs`.
-    pub(crate) executed: Vec<PathBuf>,
+    /// Files the task executed (each path as executed, and the real file
+    /// it led to), and the `PATH` it had: see `cache::programs`.
+    pub(crate) executed: Vec<(PathBuf, PathBuf)>,
     pub(crate) path_var: Option<OsString>,
     /// What tools were served for `getEnv(name, { tracked: true })`
     /// (`None`: unset), untracked names already left out by the bridge.
