@@ -250,7 +250,9 @@ pub(crate) fn removals(
         .filter_map(|abs| Some((RelPath::from_abs(root, abs)?, abs)))
         .filter(|(rel, _)| !owned.iter().any(|dir| rel.is_within(dir) && rel != dir))
         .collect();
-    tops.sort_by(|(a, _), (b, _)| a.cmp(b));
+    // In path order (a separator before every other byte), so that a
+    // directory's subtree follows it at once: `dist`, `dist/x`, `dist-old`.
+    tops.sort_by(|(_, a), (_, b)| crate::trace::path_order(a, b));
     let mut out: Vec<(PathBuf, InputKind)> = Vec::new();
     let mut last_top: Option<RelPath> = None;
     for (rel, abs) in tops {
@@ -723,6 +725,43 @@ mod tests {
             got.inputs.values().next(),
             Some(InputState::File { .. })
         ));
+    }
+
+    /// Review: sorted by bytes, `dist-old` came between `dist` and
+    /// `dist/x`, and `dist/x` stayed an input of its own.
+    #[test]
+    fn removals_count_each_removed_subtree_once() {
+        let root = Path::new("/w");
+        let removed: Vec<PathBuf> = ["/w/dist/x", "/w/dist-old", "/w/dist", "/w/dist/y/z", "/w/a"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let got: Vec<PathBuf> = removals(root, &removed, &BTreeSet::new())
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                PathBuf::from("/w/a"),
+                PathBuf::from("/w/dist"),
+                PathBuf::from("/w/dist-old")
+            ]
+        );
+        let owned = BTreeSet::from([RelPath::from_stored(b"dist").expect("valid")]);
+        let got: Vec<PathBuf> = removals(root, &removed, &owned)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                PathBuf::from("/w/a"),
+                PathBuf::from("/w/dist"),
+                PathBuf::from("/w/dist-old")
+            ],
+            "inside an owned dist, only dist itself (not strictly inside) stays"
+        );
     }
 
     #[test]

@@ -58,9 +58,13 @@ fn walk_root(pattern: &str) -> (PathBuf, Option<usize>) {
     (base, depth)
 }
 
-/// The first positive pattern of `globs` whose walk starts outside
-/// `workspace_root` (from `package_dir`, both absolute): vp fingerprints and
-/// restores nothing there, so such a pattern would select nothing, silently.
+/// The first positive pattern of `globs` that does not stay inside
+/// `workspace_root` (from `package_dir`, both absolute): an absolute
+/// pattern (globs are package-relative), one whose walk starts outside the
+/// workspace, or one with a `..` after a wildcard (`**/../../x`,
+/// `{../..,src}/x`), which no walk could follow. vp fingerprints and
+/// restores nothing outside the workspace, so each would select nothing
+/// there, silently.
 pub(crate) fn first_outside<'g>(
     globs: &'g [String],
     package_dir: &Path,
@@ -71,8 +75,14 @@ pub(crate) fn first_outside<'g>(
         .iter()
         .filter(|raw| !raw.starts_with('!'))
         .find(|raw| {
-            let (base, _) = walk_root(raw.trim_start_matches("./"));
-            !normalize(&package_dir.join(base)).starts_with(&root)
+            let pattern = raw.trim_start_matches("./");
+            let (base, _) = walk_root(pattern);
+            let wild = pattern
+                .find(['*', '?', '[', '{', '\\'])
+                .map_or("", |at| &pattern[at..]);
+            pattern.starts_with('/')
+                || wild.contains("..")
+                || !normalize(&package_dir.join(base)).starts_with(&root)
         })
         .map(String::as_str)
 }
@@ -207,6 +217,37 @@ pub(crate) fn package_relative(package_dir: &Path, abs: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Probe: an absolute pattern, or a `..` after a wildcard, passed the
+    /// check of where the walk starts and then selected nothing, silently.
+    #[test]
+    fn patterns_that_leave_the_workspace_are_found() {
+        let (pkg, root) = (Path::new("/w/packages/app"), Path::new("/w"));
+        let first = |list: &[&str]| {
+            let globs: Vec<String> = list.iter().map(|s| (*s).to_string()).collect();
+            first_outside(&globs, pkg, root).map(str::to_owned)
+        };
+        for inside in [
+            &["src/**", "../shared/*.ts", "./index.html", "!../../x/**"][..],
+            &["../../package.json"][..],
+        ] {
+            assert_eq!(first(inside), None, "{inside:?}");
+        }
+        for outside in [
+            "../../../x/*.txt",
+            "/tmp/ext/*.txt",
+            "/w/packages/app/src/*.ts",
+            "**/../../../x",
+            "{../..,src}/x",
+            "src/*/../../../../y",
+        ] {
+            assert_eq!(
+                first(&["src/**", outside]).as_deref(),
+                Some(outside),
+                "{outside}"
+            );
+        }
+    }
 
     fn globs(list: &[&str]) -> TaskGlobs {
         TaskGlobs::new(&list.iter().map(|s| (*s).to_string()).collect::<Vec<_>>())

@@ -164,9 +164,9 @@ fn task_specs(
             if let Some(glob) = crate::cache::first_glob_outside(&config.globs, &pkg.dir, &ws.root)
             {
                 anyhow::bail!(
-                    "task `{}`: its {what} glob `{glob}` reaches outside the workspace `{}`, where vp \
-                     fingerprints and restores nothing\n(hint: move those files into the workspace, or \
-                     fix `{what}` in `{}`)",
+                    "task `{}`: its {what} glob `{glob}` does not stay inside the workspace `{}`, where \
+                     vp fingerprints and restores nothing (globs are relative to the package \
+                     directory)\n(hint: move those files into the workspace, or fix `{what}` in `{}`)",
                     t.label,
                     ws.root.display(),
                     config_file().display()
@@ -190,12 +190,10 @@ fn task_specs(
         } else {
             t.def.cache.unwrap_or(default_cache)
         };
-        if cache_enabled
-            && !crate::cache::paths::is_within(
-                &crate::cache::paths::normalize(&cwd),
-                &crate::cache::paths::normalize(&ws.root),
-            )
-        {
+        // Real paths: a `cwd` that is a symlink out of the workspace is
+        // outside too.
+        let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        if cache_enabled && !crate::cache::paths::is_within(&real(&cwd), &real(&ws.root)) {
             anyhow::bail!(
                 "task `{}`: its working directory `{}` is outside the workspace `{}`, where vp \
                  fingerprints nothing, so a cached run could not notice a change there\n(hint: \

@@ -29,7 +29,9 @@ pub(crate) use in_process::{
     SWITCH_VAR as IN_PROCESS_SWITCH, library_for_run as in_process_library,
 };
 #[allow(unused_imports)]
-pub(crate) use log::{Access, AccessLog, CallCounts, EndStamps, Looked, Op, PathKind, PathMap};
+pub(crate) use log::{
+    Access, AccessLog, CallCounts, EndStamps, Looked, Op, PathKind, PathMap, path_order,
+};
 #[allow(unused_imports)]
 pub(crate) use spawn::{
     ChildStdio, InProcess, Reads, SpawnError, Trace, TraceOutcome, spawn_traced,

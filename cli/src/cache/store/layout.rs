@@ -49,6 +49,9 @@ pub(crate) struct CacheDir {
     adopted: bool,
 }
 
+/// How many times `find` waits 10 ms for a marker another vp is writing.
+const MARKER_WRITE_WAITS: usize = 50;
+
 impl CacheDir {
     /// Creates `dir` (or adopts it when it exists and is empty) and writes
     /// the marker; a directory that already has the marker is simply ours.
@@ -102,7 +105,20 @@ impl CacheDir {
     /// is empty), an error when it exists with anything else in it.
     pub(crate) fn find(dir: &Path) -> Result<Option<Self>, CacheError> {
         let marker = dir.join(MARKER);
-        match fs::read_to_string(&marker) {
+        // `claim` creates the marker, then writes it: a vp starting at the
+        // same moment may find it empty. Wait for the text a moment before
+        // calling it not vp's (and telling the user to delete a live cache).
+        let mut read = fs::read_to_string(&marker);
+        for _ in 0..MARKER_WRITE_WAITS {
+            match &read {
+                Ok(text) if text.is_empty() => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    read = fs::read_to_string(&marker);
+                }
+                _ => break,
+            }
+        }
+        match read {
             Ok(text) => {
                 let mut lines = text.lines();
                 let layout = lines
@@ -315,6 +331,26 @@ mod tests {
             fs::read_to_string(other.join(MARKER)).expect("intact"),
             "something else\n"
         );
+    }
+
+    /// Review: `claim` creates the marker, then writes it; a vp starting
+    /// at that moment read an empty marker and said the directory was not
+    /// vp's, advising to delete it.
+    #[test]
+    fn a_marker_being_written_is_waited_for() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let marker = tmp.path().join(MARKER);
+        fs::write(&marker, "").expect("create it empty");
+        let writer = std::thread::spawn({
+            let marker = marker.clone();
+            move || {
+                std::thread::sleep(std::time::Duration::from_millis(60));
+                fs::write(&marker, format!("{MAGIC}{LAYOUT}\n")).expect("write");
+            }
+        });
+        let found = CacheDir::find(tmp.path()).expect("found once written");
+        writer.join().expect("writer");
+        assert!(found.is_some());
     }
 
     #[test]
