@@ -158,6 +158,7 @@ mod tests {
             dir: Path::new("/w").join(rel),
             rel_dir: rel.to_owned(),
             workspace_deps: deps.iter().map(|d| (*d).to_owned()).collect(),
+            uses_next: false,
             scripts: Vec::new(),
             task_config: None,
         };

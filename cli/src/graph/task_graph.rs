@@ -460,6 +460,7 @@ mod tests {
                 name.to_owned()
             },
             workspace_deps: deps.iter().map(|d| (*d).to_owned()).collect(),
+            uses_next: false,
             scripts: scripts
                 .iter()
                 .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))

@@ -9,7 +9,7 @@ fn classified(c: trace::AccessClassification) -> Traced {
 }
 
 use crate::cache::GlobConfig;
-use crate::run::env::EnvPolicy;
+use crate::run::env::{EnvPolicy, Framework};
 
 fn spec(inputs: GlobConfig, outputs: GlobConfig) -> TaskSpec {
     TaskSpec {
@@ -19,7 +19,7 @@ fn spec(inputs: GlobConfig, outputs: GlobConfig) -> TaskSpec {
         package_dir: "/w/app".into(),
         cwd: "/w/app".into(),
         header_cwd: "~/app".into(),
-        env_policy: EnvPolicy::new("app#build", &[], &[]).expect("empty policy"),
+        env_policy: EnvPolicy::new("app#build", &[], &[], Framework::Plain).expect("empty policy"),
         child_env: Vec::new(),
         cache_enabled: true,
         uncached_by_default: false,

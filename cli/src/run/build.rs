@@ -12,7 +12,7 @@ use anyhow::Context;
 
 use super::command::{execute_specs, header_cwd};
 use super::command_line::CommandItem;
-use super::env::EnvPolicy;
+use super::env::{EnvPolicy, Framework};
 use super::resolve;
 use super::scheduler::SchedulerOptions;
 use super::task::TaskSpec;
@@ -43,7 +43,7 @@ pub(crate) fn build(args: BuildArgs) -> anyhow::Result<u8> {
     })?;
     let declared: Vec<String> = VITE_DECLARED_ENV.iter().map(|s| (*s).to_owned()).collect();
     let label = format!("{}#vp build", pkg.name);
-    let env_policy = EnvPolicy::new(&label, &declared, &[])?;
+    let env_policy = EnvPolicy::new(&label, &declared, &[], Framework::Plain)?;
     let mut child_env = env_policy.child_env(&full_env);
     child_env.retain(|(k, _)| k != "PATH");
     child_env.push(("PATH".into(), path));

@@ -10,7 +10,11 @@ use anyhow::Context;
 use super::scheduler::SchedulerOptions;
 use super::session::{RunSession, task_infos};
 use super::task::TaskSpec;
-use super::{command_line, env::EnvPolicy, resolve};
+use super::{
+    command_line,
+    env::{EnvPolicy, Framework},
+    resolve,
+};
 use crate::args::{ExecOptions, RunArgs};
 use crate::cache::{CacheSettings, GlobConfig};
 use crate::events::RunEvent;
@@ -173,7 +177,12 @@ fn task_specs(
                 );
             }
         }
-        let env_policy = EnvPolicy::new(&t.label, &t.def.env, &t.def.untracked_env)?;
+        let framework = if pkg.uses_next {
+            Framework::Next
+        } else {
+            Framework::Plain
+        };
+        let env_policy = EnvPolicy::new(&t.label, &t.def.env, &t.def.untracked_env, framework)?;
         let mut child_env = env_policy.child_env(&full_env);
         let bins = resolve::bin_dirs(&cwd, &ws.root);
         let path = resolve::child_path(&bins, std::env::var_os("PATH").as_deref());

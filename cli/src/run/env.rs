@@ -2,7 +2,8 @@
 //!
 //! Strict by default: a child sees only the variables its task declares
 //! (`env`, values fingerprinted), a few that tools turn into output and that
-//! are therefore declared by default (`NODE_OPTIONS`, `NEXT_PUBLIC_*`), its
+//! are therefore declared by default (`NODE_OPTIONS`; `NEXT_PUBLIC_*` in a
+//! package that depends on Next.js), its
 //! `untrackedEnv` (passed through, names only), and a default pass-through
 //! list of variables that describe the machine rather than the build (PATH,
 //! HOME, CI, ...). Everything else is stripped, so an undeclared variable
@@ -61,10 +62,24 @@ pub(crate) const DEFAULT_PASS_THROUGH: &[&str] = &[
 ];
 
 /// Declared for every task (passed, value fingerprinted) unless its
-/// `untrackedEnv` names them: each changes what tools produce. `NODE_OPTIONS`
-/// can add `--conditions` (another module resolution) or `--require`;
-/// Next.js inlines `NEXT_PUBLIC_*` values into the bundles it builds.
-pub(crate) const DEFAULT_DECLARED: &[&str] = &["NODE_OPTIONS", "NEXT_PUBLIC_*"];
+/// `untrackedEnv` names them: `NODE_OPTIONS` changes what Node does (it can
+/// add `--conditions`, another module resolution, or `--require`).
+pub(crate) const DEFAULT_DECLARED: &[&str] = &["NODE_OPTIONS"];
+
+/// Declared too for the tasks of a package that depends on Next.js, which
+/// inlines these values into the bundles it builds. Only there: Vercel sets
+/// `NEXT_PUBLIC_VERCEL_URL` and the commit per deploy, and a lint or a
+/// library build elsewhere must not miss for it.
+pub(crate) const NEXT_DECLARED: &[&str] = &["NODE_OPTIONS", "NEXT_PUBLIC_*"];
+
+/// Which defaults a task declares: by what its package builds with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framework {
+    /// Nothing known to inline env values.
+    Plain,
+    /// The package depends on `next`.
+    Next,
+}
 
 /// `DEFAULT_PASS_THROUGH`, compiled once per process rather than per task.
 fn default_pass_through() -> &'static NameSet {
@@ -75,11 +90,16 @@ fn default_pass_through() -> &'static NameSet {
     })
 }
 
-/// `DEFAULT_DECLARED`, compiled once per process.
-fn default_declared() -> &'static NameSet {
-    static COMPILED: std::sync::OnceLock<NameSet> = std::sync::OnceLock::new();
-    COMPILED.get_or_init(|| {
-        NameSet::new(DEFAULT_DECLARED, "(defaults)")
+/// `DEFAULT_DECLARED` or `NEXT_DECLARED`, each compiled once per process.
+fn default_declared(framework: Framework) -> &'static NameSet {
+    static PLAIN: std::sync::OnceLock<NameSet> = std::sync::OnceLock::new();
+    static NEXT: std::sync::OnceLock<NameSet> = std::sync::OnceLock::new();
+    let (cell, list) = match framework {
+        Framework::Plain => (&PLAIN, DEFAULT_DECLARED),
+        Framework::Next => (&NEXT, NEXT_DECLARED),
+    };
+    cell.get_or_init(|| {
+        NameSet::new(list, "(defaults)")
             .unwrap_or_else(|e| unreachable!("the built-in list is valid: {e}"))
     })
 }
@@ -137,11 +157,12 @@ impl EnvPolicy {
         task: &str,
         declared: &[String],
         untracked: &[String],
+        framework: Framework,
     ) -> Result<EnvPolicy, EnvPatternError> {
         Ok(EnvPolicy {
             declared: NameSet::new(declared, task)?,
             user_untracked: NameSet::new(untracked, task)?,
-            default_declared: default_declared(),
+            default_declared: default_declared(framework),
             defaults: default_pass_through(),
         })
     }
@@ -226,6 +247,7 @@ mod tests {
             "t",
             &["VITE_*".into(), "NODE_ENV".into()],
             &["DEBUG".into()],
+            Framework::Plain,
         )
         .expect("the test input is valid");
         let full = env(&[
@@ -256,8 +278,13 @@ mod tests {
 
     #[test]
     fn untracked_wins_over_declared() {
-        let p = EnvPolicy::new("t", &["APP_*".into()], &["APP_BUILD_ID".into()])
-            .expect("the test input is valid");
+        let p = EnvPolicy::new(
+            "t",
+            &["APP_*".into()],
+            &["APP_BUILD_ID".into()],
+            Framework::Plain,
+        )
+        .expect("the test input is valid");
         assert!(!p.is_declared(OsStr::new("APP_BUILD_ID")));
         assert!(p.is_untracked(OsStr::new("APP_BUILD_ID")));
         assert!(p.is_declared(OsStr::new("APP_URL")));
@@ -268,7 +295,7 @@ mod tests {
     /// `env: ["NEXT_*"]` was overruled by the pass-through list.
     #[test]
     fn build_affecting_defaults_are_declared_and_env_outranks_the_pass_through_list() {
-        let p = EnvPolicy::new("t", &[], &[]).expect("valid");
+        let p = EnvPolicy::new("t", &[], &[], Framework::Next).expect("valid");
         for name in ["NODE_OPTIONS", "NEXT_PUBLIC_API_URL"] {
             assert!(p.is_declared(OsStr::new(name)), "{name}");
             assert!(!p.is_untracked(OsStr::new(name)), "{name}");
@@ -278,14 +305,23 @@ mod tests {
         let declared: Vec<_> = p.declared_values(&full).into_keys().collect();
         assert_eq!(declared, ["NODE_OPTIONS"]);
 
-        let p = EnvPolicy::new("t", &["NEXT_*".into(), "CI".into()], &[]).expect("valid");
+        // Review: outside a Next.js package, NEXT_PUBLIC_* stays untracked
+        // (Vercel sets some per deploy; a lint must not miss for them).
+        let plain = EnvPolicy::new("t", &[], &[], Framework::Plain).expect("valid");
+        assert!(plain.is_declared(OsStr::new("NODE_OPTIONS")));
+        assert!(!plain.is_declared(OsStr::new("NEXT_PUBLIC_VERCEL_URL")));
+        assert!(plain.is_untracked(OsStr::new("NEXT_PUBLIC_VERCEL_URL")));
+
+        let p = EnvPolicy::new("t", &["NEXT_*".into(), "CI".into()], &[], Framework::Plain)
+            .expect("valid");
         for name in ["NEXT_TELEMETRY_DISABLED", "CI"] {
             assert!(p.is_declared(OsStr::new(name)), "{name}");
             assert!(!p.is_untracked(OsStr::new(name)), "{name}");
         }
 
         // The task's untrackedEnv still has the last word.
-        let p = EnvPolicy::new("t", &[], &["NODE_OPTIONS".into()]).expect("valid");
+        let p =
+            EnvPolicy::new("t", &[], &["NODE_OPTIONS".into()], Framework::Plain).expect("valid");
         assert!(!p.is_declared(OsStr::new("NODE_OPTIONS")));
         assert!(p.is_untracked(OsStr::new("NODE_OPTIONS")));
         let names: Vec<_> = p
@@ -298,7 +334,7 @@ mod tests {
 
     #[test]
     fn bad_pattern_is_an_error_naming_the_task() {
-        let e = EnvPolicy::new("app#build", &["VITE_[".into()], &[])
+        let e = EnvPolicy::new("app#build", &["VITE_[".into()], &[], Framework::Plain)
             .expect_err("the test input is invalid")
             .to_string();
         assert!(e.contains("`VITE_[`") && e.contains("app#build"), "{e}");
@@ -308,8 +344,13 @@ mod tests {
     #[test]
     fn config_patterns_mean_what_a_tools_query_means() {
         // One matcher: alternatives and classes work in `env` as in getEnvs.
-        let p = EnvPolicy::new("t", &["VITE_{A,B}".into(), "X[0-9]".into()], &[])
-            .expect("the test input is valid");
+        let p = EnvPolicy::new(
+            "t",
+            &["VITE_{A,B}".into(), "X[0-9]".into()],
+            &[],
+            Framework::Plain,
+        )
+        .expect("the test input is valid");
         for yes in ["VITE_A", "VITE_B", "X7"] {
             assert!(p.is_declared(OsStr::new(yes)), "{yes}");
         }
@@ -318,7 +359,7 @@ mod tests {
         }
         // Names need not be UTF-8.
         use std::os::unix::ffi::OsStrExt;
-        let p = EnvPolicy::new("t", &["A*".into()], &[]).expect("valid");
+        let p = EnvPolicy::new("t", &["A*".into()], &[], Framework::Plain).expect("valid");
         assert!(p.is_declared(OsStr::from_bytes(b"A\xff")));
     }
 }

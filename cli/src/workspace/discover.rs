@@ -457,6 +457,7 @@ fn load_package(root: &Path, dir: PathBuf) -> Result<Package, WorkspaceError> {
     Ok(Package {
         name,
         rel_dir,
+        uses_next: m.dependencies.iter().any(|(n, _)| n == "next"),
         workspace_deps: m.dependencies.into_iter().map(|(n, _)| n).collect(),
         scripts: m.scripts,
         task_config,

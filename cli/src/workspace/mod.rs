@@ -34,6 +34,9 @@ pub(crate) struct Package {
     pub(crate) rel_dir: String,
     /// Names of workspace packages this one depends on (any dependency kind).
     pub(crate) workspace_deps: Vec<String>,
+    /// Whether it depends on `next` (any dependency kind): Next.js inlines
+    /// `NEXT_PUBLIC_*` values into what it builds (`run::env`).
+    pub(crate) uses_next: bool,
     pub(crate) scripts: Vec<(String, String)>,
     pub(crate) task_config: Option<TaskConfigFile>,
 }
