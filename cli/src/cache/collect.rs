@@ -334,7 +334,10 @@ impl KnownHashes<'_> {
 /// Fingerprints every input. `outputs` are the task's own outputs: a file a
 /// glob matches but the task produced is not one of its inputs. An input
 /// whose stamp `known` vouches for is not read again
-/// (`file_state::Recorded`).
+/// (`file_state::Recorded`). `pruned_dirs` are listed directories the task
+/// itself removed entries from: their stamps changed during the run by the
+/// task's doing, not someone else's.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn collect_inputs(
     paths: TaskPaths<'_>,
     config: &GlobConfig,
@@ -343,6 +346,7 @@ pub(crate) fn collect_inputs(
     outputs: &[OutputPath],
     started: Timestamp,
     known: KnownHashes<'_>,
+    pruned_dirs: &[PathBuf],
 ) -> Result<CollectedInputs, NotStorable> {
     let scope = Scope::new(paths, config, ignored).map_err(|e| NotStorable::GlobWalk {
         error: e.to_string(),
@@ -394,8 +398,13 @@ pub(crate) fn collect_inputs(
             path: rel.clone(),
             error: e.to_string(),
         })?;
+        let pruned = || {
+            matches!(state, InputState::Dir { .. })
+                && pruned_dirs.contains(&rel.to_abs(paths.workspace_root))
+        };
         if let InputState::File { stamp, .. } | InputState::Dir { stamp, .. } = &state
             && file_state::changed_since(stamp, started)
+            && !pruned()
         {
             return Err(NotStorable::InputModifiedDuringRun(rel));
         }
@@ -462,6 +471,7 @@ mod tests {
                     prehashed: &Prehashed::default(),
                     end_stamps: &crate::trace::EndStamps::default(),
                 },
+                &[],
             )
         }
 
@@ -529,6 +539,7 @@ mod tests {
                 prehashed,
                 end_stamps,
             },
+            &[],
         )
         .expect("collects")
     }
@@ -633,6 +644,7 @@ mod tests {
                 prehashed: &Prehashed::default(),
                 end_stamps: &crate::trace::EndStamps::default(),
             },
+            &[],
         )
         .expect("collects");
         assert_eq!(names(&got.inputs), vec!["pkg/README.md", "pkg/src/a.js"]);
@@ -681,6 +693,7 @@ mod tests {
                 prehashed: &Prehashed::default(),
                 end_stamps: &crate::trace::EndStamps::default(),
             },
+            &[],
         )
         .expect("collects");
         assert_eq!(names(&got.inputs), vec!["pkg/src/a.ts", "shared/s.ts"]);

@@ -94,6 +94,7 @@ pub(crate) fn admit(
             }
             if spec.inputs.auto {
                 run.removed = c.deleted.iter().cloned().collect();
+                run.pruned_dirs = c.pruned_dirs.iter().cloned().collect();
                 run.executed = c.programs.clone().into_iter().collect();
                 run.inputs = c
                     .inputs

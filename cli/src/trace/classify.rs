@@ -121,6 +121,10 @@ pub(crate) struct AccessClassification {
     pub(crate) untraceable: Vec<String>,
     /// How many distinct paths were ignored by the exclusion rules.
     pub(crate) excluded: usize,
+    /// Listed directories, inputs, that the task removed entries from (and
+    /// added none to): their listing is the one the run left, which the
+    /// task's own removals changed while it ran (`cache::collect`).
+    pub(crate) pruned_dirs: BTreeSet<PathBuf>,
     /// Files the run executed: each path as executed (a `PATH` search's
     /// candidate, a link such as `/usr/bin/node`) with the real file it
     /// led to. Those outside the workspace (a system `node` that
@@ -159,8 +163,10 @@ enum Event {
     CreateNew,
     /// The task removed this name.
     Delete,
-    /// The task created or removed an entry of this directory.
-    ChildChanged,
+    /// The task created (or wrote) an entry of this directory.
+    ChildCreated,
+    /// The task removed an entry of this directory.
+    ChildRemoved,
     /// The task created or removed something deeper below this directory.
     DescendantChanged,
 }
@@ -259,8 +265,10 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
                     if !is_within(ancestor, opts.root) {
                         break;
                     }
-                    let event = if depth == 0 {
-                        Event::ChildChanged
+                    let event = if depth == 0 && event == Event::Delete {
+                        Event::ChildRemoved
+                    } else if depth == 0 {
+                        Event::ChildCreated
                     } else {
                         Event::DescendantChanged
                     };
@@ -386,12 +394,17 @@ fn classify_path(
     }
 
     // A directory the task writes into: its listing is the task's own doing
-    // when the task adds or removes entries, and its existence is implied by
-    // the outputs below it. Content reads cannot happen on a directory.
-    let children_changed = events.contains(&Event::ChildChanged);
-    let below_changed = children_changed || events.contains(&Event::DescendantChanged);
+    // when the task adds entries, and its existence is implied by the
+    // outputs below it. Content reads cannot happen on a directory. A
+    // directory it listed and only removed entries from (`rm -rf dist/*`,
+    // `find -name '*.tmp' -delete`) keeps its listing, as the run left it:
+    // a new entry there misses, since the task would have removed it too.
+    let children_created = events.contains(&Event::ChildCreated);
+    let children_removed = events.contains(&Event::ChildRemoved);
+    let below_changed =
+        children_created || children_removed || events.contains(&Event::DescendantChanged);
     let counts = |e: &&Event| match e {
-        Event::List => !children_changed,
+        Event::List => !children_created,
         Event::Probe | Event::Stat | Event::Read | Event::LinkRead => !below_changed,
         _ => false,
     };
@@ -407,7 +420,12 @@ fn classify_path(
         PathKind::File if reads().any(content_read) => InputAccess::ContentRead,
         PathKind::File if reads().any(|e| *e == Event::Stat) => InputAccess::Metadata,
         PathKind::File => InputAccess::Probe { found: Found::File },
-        PathKind::Dir if reads().any(|e| *e == Event::List) => InputAccess::Listing,
+        PathKind::Dir if reads().any(|e| *e == Event::List) => {
+            if children_removed {
+                out.pruned_dirs.insert(path.to_path_buf());
+            }
+            InputAccess::Listing
+        }
         PathKind::Dir => InputAccess::Probe { found: Found::Dir },
         PathKind::Other => InputAccess::Probe {
             found: Found::Other,
@@ -1102,6 +1120,22 @@ mod tests {
             .run();
         assert!(c.inputs.is_empty(), "{:?}", c.inputs);
         assert_eq!(outputs(&c), vec!["/w/gen/types.d.ts"]);
+    }
+
+    #[test]
+    fn listing_a_directory_the_task_only_removes_from_is_an_input() {
+        let c = Scenario::default()
+            .op(Op::List, "/w/dist")
+            .op(Op::Remove, "/w/dist/main.aaa.js")
+            .dir("/w/dist")
+            .run();
+        assert_eq!(inputs(&c), vec![("/w/dist", &InputAccess::Listing)]);
+        assert_eq!(
+            c.pruned_dirs,
+            BTreeSet::from([p("/w/dist")]),
+            "its stamps changed by the task's own removals"
+        );
+        assert_eq!(c.deleted, BTreeSet::from([p("/w/dist/main.aaa.js")]));
     }
 
     #[test]

@@ -429,3 +429,37 @@ fn another_node_first_on_path_is_a_miss() {
     back.assert_success();
     assert!(back.stdout.contains("node v"), "{}", back.combined());
 }
+
+/// Probe siblings of the removal rule: `rm -rf dist/*` and `find -delete` list a directory and
+/// remove what they find. The listing was dropped (the task changed the directory), so a new
+/// file there hit and survived the "clean". The listing as the run left it is an input now.
+#[test]
+fn a_task_that_empties_a_directory_runs_again_when_something_is_in_it() {
+    let ws = Workspace::new("example");
+    ws.write("dist/main.aaa.js", "1\n");
+    ws.write("tmp/a.tmp", "1\n");
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": {
+            "clean": { "command": "sh -c 'rm -rf dist/*'" },
+            "sweep": { "command": "find tmp -name '*.tmp' -delete" } } }"#,
+    );
+    for (task, dir, new) in [
+        ("clean", "dist", "dist/main.bbb.js"),
+        ("sweep", "tmp", "tmp/b.tmp"),
+    ] {
+        ws.vp(["run", task]).output().assert_success();
+        let idle = ws.vp(["run", task]).output();
+        assert!(
+            hit(&idle.stderr),
+            "{task}: nothing to remove, a hit\n{}",
+            idle.combined()
+        );
+        ws.write(new, "2\n");
+        let again = ws.vp(["run", task]).output();
+        again.assert_success();
+        assert!(!hit(&again.stderr), "{task}: {}", again.combined());
+        assert!(!ws.path(new).exists(), "{task} removed {new}");
+        assert!(ws.path(dir).is_dir(), "{task} left {dir} itself");
+    }
+}

@@ -49,6 +49,10 @@ pub(crate) struct ObservedRun {
     /// outside the directories the run owns must still be missing for a
     /// hit (`collect::removals`).
     pub(crate) removed: Vec<PathBuf>,
+    /// Listed directories, inputs, that the task itself removed entries
+    /// from (`rm -rf dist/*`): their stamps changed during the run by the
+    /// task's doing (see `collect::collect_inputs`).
+    pub(crate) pruned_dirs: Vec<PathBuf>,
     /// Files the task executed (each path as executed, and the real file
     /// it led to), and the `PATH` it had: see `cache::programs`.
     pub(crate) executed: Vec<(PathBuf, PathBuf)>,
@@ -150,6 +154,7 @@ impl Store {
                 prehashed: &run.prehashed,
                 end_stamps: &run.end_stamps,
             },
+            &run.pruned_dirs,
         ) {
             Ok(c) => c,
             Err(why) => return Ok(RecordOutcome::NotStored(why)),
