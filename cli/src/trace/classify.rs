@@ -216,7 +216,11 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     let mut programs: BTreeMap<&Path, &Path> = BTreeMap::new();
     for (index, access) in log.accesses.iter().enumerate() {
         let pinned = access.at_call.as_ref().and_then(|c| c.real.as_deref());
-        if access.op.changes_name() {
+        // A name made where nothing was (`test -e current || ln -s v1
+        // current`) was not repointed: what looked there before found
+        // nothing to read through.
+        let made_new = access.at_call.as_ref().is_some_and(|c| !c.existed);
+        if access.op.changes_name() && !made_new {
             let real = pinned.unwrap_or_else(|| state.resolve(&access.path, false).real);
             name_changes.push((index, real));
         }
@@ -914,6 +918,22 @@ mod tests {
             .run();
         assert!(c.modified_inputs.is_empty(), "{:?}", c.modified_inputs);
         assert_eq!(outputs(&c), vec!["/w/node_modules/.tmp/app.tsbuildinfo"]);
+    }
+
+    /// Probe: `test -e current || ln -s defaults current` was "not cached:
+    /// it repointed the symlink after reading through it"; it only made the
+    /// link where nothing was.
+    #[test]
+    fn making_a_link_where_nothing_was_is_not_repointing_it() {
+        let c = Scenario::default()
+            .op(Op::Stat, "/w/current")
+            .at_call(Op::Link, "/w/current", "/w/current", false)
+            .resolves("/w/current", true, "/w/defaults", &["/w/current"])
+            .link("/w/current", "defaults")
+            .dir("/w/defaults")
+            .run();
+        assert!(c.untraceable.is_empty(), "{:?}", c.untraceable);
+        assert!(c.is_cacheable());
     }
 
     /// Issue: write paths resolved after the run filed a write through a
