@@ -463,3 +463,45 @@ fn a_task_that_empties_a_directory_runs_again_when_something_is_in_it() {
         assert!(ws.path(dir).is_dir(), "{task} left {dir} itself");
     }
 }
+
+/// Review of the in-place rule: two tasks (or two `&&` items of one script) that write the
+/// same file would each find the other's content there and miss on every run. Content the
+/// store holds as some run's output is vp's to replace.
+#[test]
+fn two_tasks_writing_one_file_keep_hitting() {
+    let ws = Workspace::new("example");
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": {
+            "a": { "command": "sh -c 'echo a > shared.txt'" },
+            "b": { "command": "sh -c 'echo b > shared.txt'" },
+            "ab": { "command": "sh -c 'echo a > both.txt' && sh -c 'echo b > both.txt'" } } }"#,
+    );
+    for task in ["a", "b", "ab"] {
+        ws.vp(["run", task]).output().assert_success();
+    }
+    for round in 0..2 {
+        for (task, file, want) in [
+            ("a", "shared.txt", "a\n"),
+            ("b", "shared.txt", "b\n"),
+            ("ab", "both.txt", "b\n"),
+        ] {
+            let out = ws.vp(["run", task]).output();
+            out.assert_success();
+            assert!(
+                !out.stderr.contains("cache miss"),
+                "round {round}, {task}: {}",
+                out.combined()
+            );
+            assert_eq!(ws.read(file), want, "round {round}, {task}");
+        }
+    }
+    // The user's own content is still never written over.
+    ws.write("shared.txt", "mine\n");
+    let edited = ws.vp(["run", "a"]).output();
+    assert!(
+        edited.stderr.contains("output 'shared.txt' changed"),
+        "{}",
+        edited.combined()
+    );
+}
