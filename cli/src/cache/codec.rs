@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 /// listing's hash): a miss reuses recorded hashes whose stamps still hold,
 /// so a hash computed another way would otherwise live on. A store with
 /// another version is set aside, never read.
-pub(crate) const SCHEMA_VERSION: u32 = 4;
+pub(crate) const SCHEMA_VERSION: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot decode a stored {what}: {source}")]

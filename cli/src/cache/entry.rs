@@ -137,6 +137,14 @@ pub(crate) struct CacheEntry {
     /// place: only these may be removed by a later hit (see `owned_dirs`).
     #[serde(deserialize_with = "super::codec::sorted::set")]
     pub(crate) created: BTreeSet<RelPath>,
+    /// Outputs (files, symlinks) the run made after looking at them, even
+    /// finding them missing (`test -f .env.local || cp .env.example
+    /// .env.local`, an exclusive create, `sed -i`): what it wrote depended
+    /// on what was there. A hit writes one only over nothing, the same
+    /// content, or what the task's last stored run or hit left there
+    /// (`store::in_place`); any other output it writes as the task would.
+    #[serde(deserialize_with = "super::codec::sorted::set")]
+    pub(crate) looked_first: BTreeSet<RelPath>,
     /// The programs outside the workspace the run executed (`node` behind
     /// a `#!/usr/bin/env node`), with their stamps and the task's `PATH`.
     pub(crate) toolchain: Toolchain,
@@ -276,6 +284,7 @@ mod tests {
             outputs,
             owned_dirs: BTreeSet::new(),
             created: BTreeSet::new(),
+            looked_first: BTreeSet::new(),
             toolchain: Toolchain::default(),
             log: Some(LogRef {
                 blob: d(b"log"),

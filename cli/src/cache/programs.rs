@@ -44,10 +44,14 @@ struct Program {
     real: Vec<u8>,
     size: u64,
     mtime: Timestamp,
+    /// Found through `PATH`: executed from one of its directories, and not
+    /// an interpreter a `#!` line names by its path (`/bin/sh`, which sits
+    /// in a `PATH` directory too, but no search chose it).
+    on_path: bool,
 }
 
 impl Program {
-    fn of(real: &Path) -> Option<Self> {
+    fn of(real: &Path, on_path: bool) -> Option<Self> {
         let meta = std::fs::metadata(real)
             .ok()
             .filter(std::fs::Metadata::is_file)?;
@@ -55,7 +59,15 @@ impl Program {
             real: real.as_os_str().as_bytes().to_vec(),
             size: meta.len(),
             mtime: Timestamp::mtime(&meta),
+            on_path,
         })
+    }
+
+    /// Whether the file the path leads to today is the same version: size
+    /// and mtime.
+    fn same_file(&self, real: &Path) -> bool {
+        std::fs::metadata(real)
+            .is_ok_and(|m| m.len() == self.size && Timestamp::mtime(&m) == self.mtime)
     }
 }
 
@@ -74,20 +86,20 @@ impl Toolchain {
     ) -> Self {
         let outside = |p: &Path| !paths::is_within(p, workspace_root);
         let mut programs = BTreeMap::new();
-        let mut keep = |run: &Path, real: &Path| {
-            if let Some(program) = Program::of(real) {
+        let mut keep = |run: &Path, real: &Path, on_path: bool| {
+            if let Some(program) = Program::of(real, on_path) {
                 programs.insert(run.as_os_str().as_bytes().to_vec(), program);
             }
         };
         for (run, real) in executed {
             if outside(real) {
-                keep(run, real);
+                keep(run, real, found_on(run, path_var));
             }
             if let Some(interpreter) = interpreter(real)
                 && let Ok(real) = std::fs::canonicalize(&interpreter)
                 && outside(&real)
             {
-                keep(&interpreter, &real);
+                keep(&interpreter, &real, false);
             }
         }
         Self {
@@ -108,10 +120,10 @@ impl Toolchain {
         for (run, program) in &self.programs {
             let run = Path::new(OsStr::from_bytes(run));
             let real = Path::new(OsStr::from_bytes(&program.real));
-            let same = std::fs::canonicalize(run).is_ok_and(|now| now == real)
-                && Program::of(real).as_ref() == Some(program);
+            let same =
+                std::fs::canonicalize(run).is_ok_and(|now| now == real) && program.same_file(real);
             let moved = path_changed
-                && found_on(run, then)
+                && program.on_path
                 && first_on(run, path_var).is_none_or(|now| now != real);
             if !same || moved {
                 out.push(run.display().to_string());
@@ -244,6 +256,25 @@ mod tests {
         // Gone.
         fs::remove_file(&node).expect("remove");
         assert_eq!(t.changed(Some(&path)), vec![node.display().to_string()]);
+    }
+
+    /// Review: an interpreter a `#!` line names (`/usr/bin/env`, `/bin/sh`)
+    /// sits in a `PATH` directory, yet no search chose it: a nix shell with
+    /// its own `env` first on `PATH` must not make every task miss.
+    #[test]
+    fn an_interpreter_of_a_shebang_line_ignores_path() {
+        let s = setup();
+        let script = s.root.join("node_modules/.bin/tool");
+        let path = std::env::join_paths([Path::new("/usr/bin")]).expect("path");
+        let t = Toolchain::record(&[(script.clone(), script)], &s.root, Some(&path));
+        assert!(!t.programs.is_empty(), "env is kept");
+        executable(&s.new_bin.join("env"), "another env");
+        let nix = std::env::join_paths([s.new_bin.as_path(), Path::new("/usr/bin")]).expect("path");
+        assert!(
+            t.changed(Some(&nix)).is_empty(),
+            "{:?}",
+            t.changed(Some(&nix))
+        );
     }
 
     /// Review: a program run by its path (`/bin/sh` from a `#!` line) that

@@ -481,6 +481,7 @@ impl Observed {
             outputs: BTreeMap::new(),
             owned_dirs: BTreeSet::new(),
             created: BTreeSet::new(),
+            looked_first: BTreeSet::new(),
             toolchain: Default::default(),
             log: None,
             duration: std::time::Duration::ZERO,
@@ -510,6 +511,7 @@ fn open_result(
         .chain(entry.outputs.keys())
         .chain(&entry.owned_dirs)
         .chain(&entry.created)
+        .chain(&entry.looked_first)
         .chain(&entry.glob_inputs)
     {
         RelPath::from_stored(rel.as_bytes()).map_err(Rejection::UnsafePath)?;
@@ -592,6 +594,7 @@ mod tests {
             outputs,
             owned_dirs: BTreeSet::new(),
             created: BTreeSet::new(),
+            looked_first: BTreeSet::new(),
             toolchain: Default::default(),
             log: None,
             duration: std::time::Duration::from_secs(1),

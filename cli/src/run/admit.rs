@@ -103,6 +103,7 @@ pub(crate) fn admit(
                     .collect();
             }
             run.emptied_dirs = c.emptied_dirs.iter().cloned().collect();
+            run.looked_first = c.looked_first.iter().cloned().collect();
             if spec.outputs.auto {
                 run.outputs = c
                     .outputs

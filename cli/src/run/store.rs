@@ -81,15 +81,18 @@ pub(crate) async fn look_up(
             let (LookupOutcome::Miss(reasons), Some(session)) = (&local, session) else {
                 return Ok((local, None));
             };
-            // A program the task ran is not the one its entry recorded
-            // (`nvm use`): a downloaded result, which records no programs
-            // (another machine's paths), would replace that entry and hit.
-            // It runs here instead.
-            if reasons
-                .as_slice()
-                .iter()
-                .any(|r| matches!(r, cache::MissReason::ToolChanged(_)))
-            {
+            // Why the local entry was refused is about this machine: a
+            // program the task ran is not the one it recorded (`nvm use`;
+            // a downloaded result records no programs, so it would replace
+            // that entry and hit), or an output holds what vp did not leave
+            // (the downloaded result would be refused the same way). It
+            // runs here instead.
+            if reasons.as_slice().iter().any(|r| {
+                matches!(
+                    r,
+                    cache::MissReason::ToolChanged(_) | cache::MissReason::OutputChanged(_)
+                )
+            }) {
                 return Ok((local, None));
             }
             // A failure of the local store while importing is the remote

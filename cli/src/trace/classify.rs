@@ -125,6 +125,13 @@ pub(crate) struct AccessClassification {
     /// added none to): their listing is the one the run left, which the
     /// task's own removals changed while it ran (`cache::collect`).
     pub(crate) pruned_dirs: BTreeSet<PathBuf>,
+    /// Outputs (files, symlinks) the task made or rewrote after looking at
+    /// them, even finding them missing (`test -f .env.local || cp ...`,
+    /// `existsSync`, an exclusive create, `sed -i`), and everything below a
+    /// directory it made after finding it missing (`test -d config || cp
+    /// -r defaults config`): what it wrote depended on what was there, so a
+    /// hit writes one only over what vp left (`cache::store::in_place`).
+    pub(crate) looked_first: BTreeSet<PathBuf>,
     /// Files the run executed: each path as executed (a `PATH` search's
     /// candidate, a link such as `/usr/bin/node`) with the real file it
     /// led to. Those outside the workspace (a system `node` that
@@ -248,7 +255,17 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         let existed = access.at_call.as_ref().is_some_and(|c| c.existed);
         // Times, mode or owner change the file, not its directory's entries.
         let names_change = access.op != Op::SetMetadata;
+        // An exclusive create that succeeds first found the name free: it
+        // looked (`O_EXCL` is how a task makes a file only if missing).
+        if access.op == Op::CreateNew && created_new {
+            kept.push(resolution.real, Event::Probe);
+        }
         for &event in events_of(access.op) {
+            // A read-write open that created the file read nothing (Node's
+            // `copyFileSync` opens its destination so).
+            if event == Event::Read && access.op == Op::ReadWrite && created_new {
+                continue;
+            }
             let event = match event {
                 Event::Create if created_new => Event::CreateNew,
                 // `mkdir -p` of a directory that exists, an exclusive create
@@ -335,6 +352,29 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         }
     }
 
+    // Below a directory made after finding it missing, every output was
+    // made only because it was missing.
+    let made_if_missing: Vec<PathBuf> = out
+        .looked_first
+        .iter()
+        .filter(|p| out.outputs.get(*p) == Some(&OutputKind::Dir))
+        .cloned()
+        .collect();
+    for dir in made_if_missing {
+        let below: Vec<PathBuf> = out
+            .outputs
+            .keys()
+            .filter(|p| p.starts_with(&dir) && **p != dir)
+            .cloned()
+            .collect();
+        out.looked_first.extend(below);
+    }
+    out.looked_first.retain(|p| {
+        matches!(
+            out.outputs.get(p),
+            Some(OutputKind::File | OutputKind::Symlink)
+        )
+    });
     prune_implied_dirs(&mut out.outputs);
     out.modified_inputs.sort();
     out.excluded = kept.excluded.len();
@@ -374,6 +414,20 @@ fn classify_path(
                 .any(|e| matches!(e, Event::Read | Event::Stat));
         if looked_first && kind == PathKind::File {
             out.state_files.insert(path.to_path_buf());
+        }
+        // Made or rewritten after the task looked at it (even found it
+        // missing: `existsSync`, `test -f`, an exclusive create): what it
+        // wrote depended on what was there. Not when it removed the path
+        // first: it did so whatever was there.
+        let decided_on_it = events[first_own] != Event::Delete
+            && events[..first_own].iter().any(|e| {
+                matches!(
+                    e,
+                    Event::Read | Event::Stat | Event::Probe | Event::LinkRead | Event::List
+                )
+            });
+        if decided_on_it {
+            out.looked_first.insert(path.to_path_buf());
         }
         if read_first && !was_missing && !own_state.contains(path) {
             out.modified_inputs.push(path.to_path_buf());
@@ -918,6 +972,44 @@ mod tests {
             .run();
         assert!(c.modified_inputs.is_empty(), "{:?}", c.modified_inputs);
         assert_eq!(outputs(&c), vec!["/w/node_modules/.tmp/app.tsbuildinfo"]);
+    }
+
+    /// Outputs the task decided on: looked at, even found missing, before
+    /// making them; not a blind write, not a rewrite after removing the old
+    /// file, not the implicit read of a read-write open that created it.
+    #[test]
+    fn outputs_made_after_looking_are_looked_first() {
+        let c = Scenario::default()
+            .op(Op::Probe, "/w/.env.local")
+            .at_call(Op::Write, "/w/.env.local", "/w/.env.local", false)
+            .at_call(Op::CreateNew, "/w/.env.x", "/w/.env.x", false)
+            .op(Op::Stat, "/w/dist/index.html")
+            .op(Op::Remove, "/w/dist/index.html")
+            .at_call(Op::Write, "/w/dist/index.html", "/w/dist/index.html", false)
+            .at_call(Op::ReadWrite, "/w/copied.png", "/w/copied.png", false)
+            .at_call(Op::Write, "/w/blind.txt", "/w/blind.txt", false)
+            .op(Op::Stat, "/w/config")
+            .at_call(Op::Mkdir, "/w/config", "/w/config", false)
+            .at_call(
+                Op::Write,
+                "/w/config/settings.json",
+                "/w/config/settings.json",
+                false,
+            )
+            .file("/w/.env.local")
+            .file("/w/.env.x")
+            .dir("/w/dist")
+            .file("/w/dist/index.html")
+            .file("/w/copied.png")
+            .file("/w/blind.txt")
+            .dir("/w/config")
+            .file("/w/config/settings.json")
+            .run();
+        let looked: Vec<&str> = c.looked_first.iter().filter_map(|p| p.to_str()).collect();
+        assert_eq!(
+            looked,
+            vec!["/w/.env.local", "/w/.env.x", "/w/config/settings.json"]
+        );
     }
 
     /// Probe: `test -e current || ln -s defaults current` was "not cached:

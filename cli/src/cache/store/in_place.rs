@@ -1,21 +1,19 @@
 //! What a hit may write over. Restoring puts every output back, which is
-//! what the task would do only where it writes blindly; and vp never
-//! modifies what it did not make. Probes of real scripts found both broken:
-//! `test -f .env.local || cp .env.example .env.local` (and `cp -n`, an
-//! `O_EXCL` create, `test -d config || cp -r defaults config`) makes a file
-//! only when it is missing, and a hit restored the template over what the
-//! user then wrote there; a fixer that rewrites an untracked file had its
-//! old result restored over the user's edit.
+//! what the task does for an output it writes blindly. But a task that
+//! looked at a path before making it decided on what was there: probes of
+//! real scripts found `test -f .env.local || cp .env.example .env.local`
+//! (and `cp -n`, an exclusive create, `test -d config || cp -r defaults
+//! config`) getting its template restored over what the user then wrote,
+//! and a fixer that rewrites an untracked file (`sed -i`) getting an old
+//! result restored over the user's edit. vp never modifies what it did not
+//! make.
 //!
-//! So before a hit, each output path must hold nothing, the very content
-//! (or link, or directory) the entry stores, or something vp made: a file
-//! whose content the store holds as an output of some run (so nothing is
-//! lost, and two tasks or two `&&` items that write the same file do not
-//! refuse each other's hits), or what the task's last stored run or hit
-//! recorded there. Anything else is someone else's, the lookup misses, and
-//! the command runs: it sees the file as it is, as it would without vp. (A
-//! user's edit to a build output costs one real build, which overwrites it
-//! as the tool would.)
+//! So before a hit, each such output (`CacheEntry::looked_first`) must hold
+//! nothing, the very content (or link) the entry stores, or what the task's
+//! last stored run or hit recorded there. Anything else is someone else's,
+//! the lookup misses, and the command runs, seeing the file as it would
+//! without vp. Not content the store holds for another path or run: a file
+//! the user restored to an older version (an editor's undo) is theirs.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -33,8 +31,7 @@ pub(crate) enum InPlace {
     /// Exactly what the entry stores: the hit leaves it (a file's mode may
     /// still be set).
     Same,
-    /// Something vp made (content the store holds, or what the task's last
-    /// run or hit left there): the hit replaces it.
+    /// What the task's last stored run or hit left there: the hit replaces it.
     LeftByVp,
     /// Something vp did not make there: no hit.
     Other,
@@ -42,15 +39,9 @@ pub(crate) enum InPlace {
 
 /// Compares the path `abs` with the entry's `stored` state, then with
 /// `left`, what the task's last used entry recorded for the same path
-/// (`None`: it recorded nothing there, or there is no such entry), then
-/// asks `vp_made` whether a file's content is one the store holds. Hashes
-/// a file at most once.
-pub(crate) fn in_place(
-    abs: &Path,
-    stored: &OutputState,
-    left: Option<&OutputState>,
-    vp_made: &dyn Fn(&digest::Digest) -> bool,
-) -> InPlace {
+/// (`None`: it recorded nothing there, or there is no such entry). Hashes a
+/// file at most once, and only when its size matches one of them.
+pub(crate) fn in_place(abs: &Path, stored: &OutputState, left: Option<&OutputState>) -> InPlace {
     let meta = match fs::symlink_metadata(abs) {
         Err(e) if e.kind() == ErrorKind::NotFound => return InPlace::Absent,
         Err(_) => return InPlace::Other,
@@ -72,17 +63,8 @@ pub(crate) fn in_place(
         OutputState::Dir { .. } => meta.is_dir(),
     };
     if is(stored) {
-        return InPlace::Same;
-    }
-    if left.is_some_and(&mut is) {
-        return InPlace::LeftByVp;
-    }
-    let made = meta.is_file()
-        && content
-            .get_or_insert_with(|| digest::hash_file(abs).ok().map(|(h, _)| h))
-            .as_ref()
-            .is_some_and(vp_made);
-    if made {
+        InPlace::Same
+    } else if left.is_some_and(&mut is) {
         InPlace::LeftByVp
     } else {
         InPlace::Other
@@ -103,35 +85,27 @@ mod tests {
         }
     }
 
-    fn none(_: &Digest) -> bool {
-        false
-    }
-
     #[test]
     fn absent_same_left_by_vp_or_other() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let p = tmp.path().join("out.txt");
         let stored = file(b"stored");
         let left = file(b"left");
-        assert_eq!(in_place(&p, &stored, Some(&left), &none), InPlace::Absent);
+        assert_eq!(in_place(&p, &stored, Some(&left)), InPlace::Absent);
         fs::write(&p, "stored").expect("write");
-        assert_eq!(in_place(&p, &stored, Some(&left), &none), InPlace::Same);
+        assert_eq!(in_place(&p, &stored, Some(&left)), InPlace::Same);
         fs::write(&p, "left").expect("write");
-        assert_eq!(in_place(&p, &stored, Some(&left), &none), InPlace::LeftByVp);
-        assert_eq!(in_place(&p, &stored, None, &none), InPlace::Other);
+        assert_eq!(in_place(&p, &stored, Some(&left)), InPlace::LeftByVp);
+        assert_eq!(in_place(&p, &stored, None), InPlace::Other);
         // The user's edit, of the same size as the stored content too.
         fs::write(&p, "mine!!").expect("write");
-        assert_eq!(in_place(&p, &stored, Some(&left), &none), InPlace::Other);
-        // Content another task's run stored (two tasks write one file).
-        let theirs = Digest::of_content(b"mine!!");
-        let stored_blob = |d: &Digest| *d == theirs;
-        assert_eq!(in_place(&p, &stored, None, &stored_blob), InPlace::LeftByVp);
+        assert_eq!(in_place(&p, &stored, Some(&left)), InPlace::Other);
         // A directory where a file was.
         fs::remove_file(&p).expect("remove");
         fs::create_dir(&p).expect("mkdir");
-        assert_eq!(in_place(&p, &stored, Some(&left), &none), InPlace::Other);
+        assert_eq!(in_place(&p, &stored, Some(&left)), InPlace::Other);
         assert_eq!(
-            in_place(&p, &OutputState::Dir { mode: 0o755 }, None, &none),
+            in_place(&p, &OutputState::Dir { mode: 0o755 }, None),
             InPlace::Same
         );
     }
@@ -147,9 +121,9 @@ mod tests {
         let v2 = OutputState::Symlink {
             target: b"v2".to_vec(),
         };
-        assert_eq!(in_place(&p, &v1, None, &none), InPlace::Same);
-        assert_eq!(in_place(&p, &v2, Some(&v1), &none), InPlace::LeftByVp);
-        assert_eq!(in_place(&p, &v2, None, &none), InPlace::Other);
-        assert_eq!(in_place(&p, &file(b"v1"), None, &none), InPlace::Other);
+        assert_eq!(in_place(&p, &v1, None), InPlace::Same);
+        assert_eq!(in_place(&p, &v2, Some(&v1)), InPlace::LeftByVp);
+        assert_eq!(in_place(&p, &v2, None), InPlace::Other);
+        assert_eq!(in_place(&p, &file(b"v1"), None), InPlace::Other);
     }
 }

@@ -231,18 +231,14 @@ impl Validator<'_> {
                 }
             }
         }
-        // What a hit would write over: nothing, its own content, or what
-        // vp left there (see `in_place`).
-        let store = self.store;
-        let vp_made = |content: &crate::cache::digest::Digest| {
-            store.blob_len(content).ok().flatten().is_some()
-        };
-        for (rel, stored) in &entry.outputs {
-            rel.to_abs_in(root, &mut abs);
-            let found = match in_place(&abs, stored, None, &vp_made) {
-                InPlace::Other => in_place(&abs, stored, self.left_output(rel), &vp_made),
-                found => found,
+        // Outputs the task looked at before making them: a hit writes one
+        // only over nothing, its own content, or what vp left (`in_place`).
+        for rel in &entry.looked_first {
+            let Some(stored) = entry.outputs.get(rel) else {
+                continue;
             };
+            rel.to_abs_in(root, &mut abs);
+            let found = in_place(&abs, stored, self.left_output(rel));
             match found {
                 InPlace::Same => v.in_place.insert(rel.clone()),
                 InPlace::Absent | InPlace::LeftByVp => false,

@@ -26,6 +26,7 @@ use crate::cache::entry::{CacheEntry, EntryKey, InputKind, LogChunk, LogRef, Out
 use crate::cache::env;
 use crate::cache::error::CacheError;
 use crate::cache::fingerprint::SpawnFingerprint;
+use crate::cache::paths::RelPath;
 use crate::cache::programs::Toolchain;
 use crate::regular_file;
 use vp_ipc::EnvQuery;
@@ -53,6 +54,10 @@ pub(crate) struct ObservedRun {
     /// from (`rm -rf dist/*`): their stamps changed during the run by the
     /// task's doing (see `collect::collect_inputs`).
     pub(crate) pruned_dirs: Vec<PathBuf>,
+    /// Outputs the task looked at before making them (the tracer's
+    /// `looked_first`): those among the stored outputs become
+    /// `CacheEntry::looked_first`.
+    pub(crate) looked_first: Vec<PathBuf>,
     /// Files the task executed (each path as executed, and the real file
     /// it led to), and the `PATH` it had: see `cache::programs`.
     pub(crate) executed: Vec<(PathBuf, PathBuf)>,
@@ -196,6 +201,17 @@ impl Store {
             Some(archive.log(&run.log)?)
         };
         let new_blob_bytes = archive.new_bytes;
+        let looked_first = run
+            .looked_first
+            .iter()
+            .filter_map(|abs| RelPath::from_abs(req.paths.workspace_root, abs))
+            .filter(|rel| {
+                matches!(
+                    manifest.get(rel),
+                    Some(OutputState::File { .. } | OutputState::Symlink { .. })
+                )
+            })
+            .collect();
 
         let entry = CacheEntry {
             inputs: collected.inputs,
@@ -205,6 +221,7 @@ impl Store {
             outputs: manifest,
             owned_dirs,
             created,
+            looked_first,
             toolchain: Toolchain::record(
                 &run.executed,
                 req.paths.workspace_root,
