@@ -948,3 +948,30 @@ fn a_noexec_library_dir_is_said_and_every_call_notified() {
     assert_eq!(json["inputs"]["a.txt"]["kind"], "content-read", "{json}");
     assert_eq!(json["calls"]["in_process"], 0, "{}", json["calls"]);
 }
+
+/// Review: `cp -n` and `mv -n` onto a name that exists fail and change nothing. Taken for a
+/// write or a move, they made the user's file an output, archived and uploaded with the result.
+#[test]
+fn no_clobber_copies_and_moves_onto_a_users_file_write_nothing() {
+    let (_tmp, dir) = workdir();
+    write(&dir, ".env.example", "A=template");
+    write(&dir, ".env", "A=mine");
+    write(&dir, "incoming.env", "A=incoming");
+    let t = run(
+        &dir,
+        &[
+            "sh",
+            "-c",
+            "cp -n .env.example .env; mv -n incoming.env .env; cp -n .env.example fresh.env",
+        ],
+        &[],
+    );
+    assert_eq!(t.code, Some(0), "{}", t.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.join(".env")).expect("read"),
+        "A=mine"
+    );
+    assert_eq!(t.output(".env"), None, "{}", t.json["outputs"]);
+    assert_eq!(t.output("incoming.env"), None, "{}", t.json["outputs"]);
+    assert_eq!(t.output("fresh.env"), Some("file"), "{}", t.json["outputs"]);
+}

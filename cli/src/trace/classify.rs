@@ -195,9 +195,13 @@ fn events_of(op: Op) -> &'static [Event] {
     match op {
         Op::Read | Op::Exec => &[Event::Read],
         Op::ReadWrite => &[Event::Read, Event::Create],
-        Op::Write | Op::CreateNew | Op::Mkdir | Op::RenameTo | Op::Link | Op::SetMetadata => {
-            &[Event::Create]
-        }
+        Op::Write
+        | Op::CreateNew
+        | Op::Mkdir
+        | Op::RenameTo
+        | Op::RenameToNew
+        | Op::Link
+        | Op::SetMetadata => &[Event::Create],
         Op::Probe => &[Event::Probe],
         Op::Stat => &[Event::Stat],
         Op::ReadLink => &[Event::LinkRead],
@@ -221,6 +225,13 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     let mut links_read_through: HashMap<&[u8], usize, RandomState> = HashMap::default();
     let mut name_changes: Vec<(usize, &Path)> = Vec::new();
     let mut programs: BTreeMap<&Path, &Path> = BTreeMap::new();
+    // Whether the access after `index` is the destination of the same
+    // `rename` with RENAME_NOREPLACE, and its name existed: the call failed.
+    let rename_refused = |index: usize| {
+        log.accesses.get(index + 1).is_some_and(|to| {
+            to.op == Op::RenameToNew && to.at_call.as_ref().is_some_and(|c| c.existed)
+        })
+    };
     for (index, access) in log.accesses.iter().enumerate() {
         let pinned = access.at_call.as_ref().and_then(|c| c.real.as_deref());
         // A name made where nothing was (`test -e current || ln -s v1
@@ -257,7 +268,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         let names_change = access.op != Op::SetMetadata;
         // An exclusive create that succeeds first found the name free: it
         // looked (`O_EXCL` is how a task makes a file only if missing).
-        if access.op == Op::CreateNew && created_new {
+        if matches!(access.op, Op::CreateNew | Op::RenameToNew) && created_new {
             kept.push(resolution.real, Event::Probe);
         }
         for &event in events_of(access.op) {
@@ -272,8 +283,17 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
                 // (`cp -n`, `wx`), a `link` or `symlink` onto a name that
                 // exists: each fails and changes nothing; it only looked.
                 Event::Create
-                    if existed && matches!(access.op, Op::Mkdir | Op::CreateNew | Op::Link) =>
+                    if existed
+                        && matches!(
+                            access.op,
+                            Op::Mkdir | Op::CreateNew | Op::RenameToNew | Op::Link
+                        ) =>
                 {
+                    Event::Probe
+                }
+                // The source of a `mv -n` onto a name that existed: the call
+                // failed, and the source stayed where it was.
+                Event::Delete if access.op == Op::RenameFrom && rename_refused(index) => {
                     Event::Probe
                 }
                 other => other,
@@ -297,7 +317,8 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
                 }
             }
         }
-        if access.op == Op::RenameTo && state.kind(resolution.real) == PathKind::Dir {
+        let moved_in = access.op == Op::RenameTo || (access.op == Op::RenameToNew && !existed);
+        if moved_in && state.kind(resolution.real) == PathKind::Dir {
             renamed_dirs.push(resolution.real);
         }
     }
@@ -785,6 +806,37 @@ mod tests {
         assert_eq!(inputs(&c), vec![("/w/a", &InputAccess::ContentRead)]);
         assert_eq!(outputs(&c), vec!["/w/b"]);
         assert!(c.is_cacheable());
+    }
+
+    /// Review: `mv -n` (RENAME_NOREPLACE) onto a name that exists fails; it
+    /// was taken for a move, which made the user's file at the destination
+    /// an output, and the source, still there, one too.
+    #[test]
+    fn a_refused_no_replace_rename_moved_nothing() {
+        let c = Scenario::default()
+            .at_call(Op::RenameFrom, "/w/new.env", "/w/new.env", true)
+            .at_call(Op::RenameToNew, "/w/.env", "/w/.env", true)
+            .at_call(Op::RenameFrom, "/w/a.tmp", "/w/a.tmp", true)
+            .at_call(Op::RenameToNew, "/w/a.txt", "/w/a.txt", false)
+            .file("/w/new.env")
+            .file("/w/.env")
+            .file("/w/a.txt")
+            .run();
+        assert_eq!(outputs(&c), vec!["/w/a.txt"], "only the move that happened");
+        assert!(c.looked_first.contains(&p("/w/a.txt")), "made only if free");
+        assert_eq!(
+            c.deleted,
+            BTreeSet::from([p("/w/a.tmp")]),
+            "the one moved away"
+        );
+        assert_eq!(
+            inputs(&c),
+            vec![
+                ("/w/.env", &InputAccess::Probe { found: Found::File }),
+                ("/w/new.env", &InputAccess::Probe { found: Found::File }),
+            ],
+            "the refused move only looked at both names"
+        );
     }
 
     /// Review: an exclusive create of a name that exists (`cp -n` onto the

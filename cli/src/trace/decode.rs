@@ -46,6 +46,7 @@ const AT_SYMLINK_NOFOLLOW: u64 = libc::AT_SYMLINK_NOFOLLOW as u64;
 const AT_SYMLINK_FOLLOW: u64 = libc::AT_SYMLINK_FOLLOW as u64;
 const AT_EMPTY_PATH: u64 = libc::AT_EMPTY_PATH as u64;
 const RENAME_EXCHANGE: u64 = libc::RENAME_EXCHANGE as u64;
+const RENAME_NOREPLACE: u64 = libc::RENAME_NOREPLACE as u64;
 
 /// Decodes a call. `read_u64` reads a word of tracee memory (for `openat2`'s
 /// `struct open_how`); it returns `None` when the memory is unreadable.
@@ -225,7 +226,12 @@ fn rename(from: Source, to: Source, flags: u64) -> Targets {
         }),
         Some(Target {
             source: to,
-            op: Op::RenameTo,
+            // Fails if the name exists (`mv -n`): see `Op::RenameToNew`.
+            op: if flags & RENAME_NOREPLACE != 0 {
+                Op::RenameToNew
+            } else {
+                Op::RenameTo
+            },
             follow: false,
         }),
     ]
@@ -470,6 +476,13 @@ mod tests {
             no_memory,
         );
         assert_eq!(from.map(|t| t.op), Some(Op::RenameTo));
+        let [from, to] = decode(
+            libc::SYS_renameat2,
+            [1, 10, 2, 20, RENAME_NOREPLACE, 0],
+            no_memory,
+        );
+        assert_eq!(from.map(|t| t.op), Some(Op::RenameFrom));
+        assert_eq!(to.map(|t| t.op), Some(Op::RenameToNew), "mv -n");
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub(crate) enum Op {
     RenameFrom,
     /// Destination of a `rename` (or both sides of RENAME_EXCHANGE).
     RenameTo,
+    /// Destination of a `rename` with RENAME_NOREPLACE (`mv -n`): fails,
+    /// moving nothing, if the name exists.
+    RenameToNew,
     /// Destination of `link` / `symlink`: a new name is created.
     Link,
     /// Times, mode or owner set (`utimensat`, `chmod`, `chown`, ...): the
@@ -67,6 +70,7 @@ impl Op {
             Op::Remove => "remove",
             Op::RenameFrom => "rename-from",
             Op::RenameTo => "rename-to",
+            Op::RenameToNew => "rename-to-new",
             Op::Link => "link",
             Op::SetMetadata => "set-metadata",
         }
@@ -121,6 +125,7 @@ impl Op {
                 | Op::Remove
                 | Op::RenameFrom
                 | Op::RenameTo
+                | Op::RenameToNew
                 | Op::Link
                 | Op::SetMetadata
         )
