@@ -70,7 +70,7 @@ pub(crate) const DEFAULT_DECLARED: &[&str] = &["NODE_OPTIONS"];
 /// inlines these values into the bundles it builds. Only there: Vercel sets
 /// `NEXT_PUBLIC_VERCEL_URL` and the commit per deploy, and a lint or a
 /// library build elsewhere must not miss for it.
-pub(crate) const NEXT_DECLARED: &[&str] = &["NODE_OPTIONS", "NEXT_PUBLIC_*"];
+pub(crate) const NEXT_DECLARED: &[&str] = &["NEXT_PUBLIC_*"];
 
 /// Which defaults a task declares: by what its package builds with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,16 +90,17 @@ fn default_pass_through() -> &'static NameSet {
     })
 }
 
-/// `DEFAULT_DECLARED` or `NEXT_DECLARED`, each compiled once per process.
+/// `DEFAULT_DECLARED`, with `NEXT_DECLARED` for Next.js, each compiled
+/// once per process.
 fn default_declared(framework: Framework) -> &'static NameSet {
     static PLAIN: std::sync::OnceLock<NameSet> = std::sync::OnceLock::new();
     static NEXT: std::sync::OnceLock<NameSet> = std::sync::OnceLock::new();
-    let (cell, list) = match framework {
-        Framework::Plain => (&PLAIN, DEFAULT_DECLARED),
+    let (cell, extra) = match framework {
+        Framework::Plain => (&PLAIN, &[][..]),
         Framework::Next => (&NEXT, NEXT_DECLARED),
     };
     cell.get_or_init(|| {
-        NameSet::new(list, "(defaults)")
+        NameSet::new(&[DEFAULT_DECLARED, extra].concat(), "(defaults)")
             .unwrap_or_else(|e| unreachable!("the built-in list is valid: {e}"))
     })
 }

@@ -5,8 +5,9 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+use crate::regular_file::is_executable;
 
 /// The `node_modules/.bin` directories of `pkg_dir` and its ancestors up to
 /// and including `root`, nearest first.
@@ -122,13 +123,10 @@ impl ProgramSearch {
     }
 }
 
-fn is_executable(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     /// A `#!/bin/sh` script at `path`, executable.
     fn write_executable(path: &Path) {

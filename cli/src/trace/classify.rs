@@ -382,10 +382,13 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         .cloned()
         .collect();
     for dir in made_if_missing {
+        // In `Path` order a directory's subtree follows it at once.
         let below: Vec<PathBuf> = out
             .outputs
-            .keys()
-            .filter(|p| p.starts_with(&dir) && **p != dir)
+            .range(dir.clone()..)
+            .map(|(p, _)| p)
+            .skip(1)
+            .take_while(|p| p.starts_with(&dir))
             .cloned()
             .collect();
         out.looked_first.extend(below);
@@ -440,13 +443,8 @@ fn classify_path(
         // missing: `existsSync`, `test -f`, an exclusive create): what it
         // wrote depended on what was there. Not when it removed the path
         // first: it did so whatever was there.
-        let decided_on_it = events[first_own] != Event::Delete
-            && events[..first_own].iter().any(|e| {
-                matches!(
-                    e,
-                    Event::Read | Event::Stat | Event::Probe | Event::LinkRead | Event::List
-                )
-            });
+        let decided_on_it =
+            events[first_own] != Event::Delete && events[..first_own].iter().any(|e| e.is_read());
         if decided_on_it {
             out.looked_first.insert(path.to_path_buf());
         }

@@ -238,18 +238,18 @@ impl Validator<'_> {
                 continue;
             };
             rel.to_abs_in(root, &mut abs);
-            let found = in_place(&abs, stored, self.left_output(rel));
-            match found {
-                InPlace::Same => v.in_place.insert(rel.clone()),
-                InPlace::Absent | InPlace::LeftByVp => false,
+            match in_place(&abs, stored, self.left_output(rel)) {
+                InPlace::Same => {
+                    v.in_place.insert(rel.clone());
+                }
+                InPlace::Absent | InPlace::LeftByVp => {}
                 InPlace::Other => {
                     v.reasons.push(MissReason::OutputChanged(rel.clone()));
                     if done(&v) {
                         return v;
                     }
-                    false
                 }
-            };
+            }
         }
         v
     }
@@ -258,16 +258,9 @@ impl Validator<'_> {
     /// what vp left there. Read once per lookup, when first needed.
     fn left_output(&mut self, rel: &RelPath) -> Option<&OutputState> {
         let (store, task) = (self.store, self.req.task);
+        // Unreadable counts as nothing left there: a miss, never a wrong hit.
         self.left
-            .get_or_insert_with(|| {
-                store
-                    .task_record(task)
-                    .ok()
-                    .flatten()
-                    .and_then(|record| store.entry(record.entry).ok().flatten())
-                    .map(|entry| entry.outputs)
-                    .unwrap_or_default()
-            })
+            .get_or_insert_with(|| store.last_used_outputs(task).unwrap_or_default())
             .get(rel)
     }
 }

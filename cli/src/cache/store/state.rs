@@ -61,25 +61,39 @@ impl Store {
     /// record counts as nothing left: that costs one uncached run, or one
     /// miss, never a wrong hit.
     pub(crate) fn left_by_task(&self, task: &str) -> Result<LeftByTask, CacheError> {
-        let remembered = match self.get(CF_META, &state_key(task))? {
+        let remembered = self.remembered_state(task)?;
+        if remembered.is_empty() {
+            return Ok(LeftByTask::default());
+        }
+        Ok(LeftByTask {
+            remembered,
+            restored: self.last_used_outputs(task)?,
+        })
+    }
+
+    /// What the task's last traced run left in its state files (see
+    /// `remember_state`); empty when unreadable.
+    fn remembered_state(&self, task: &str) -> Result<BTreeMap<RelPath, Digest>, CacheError> {
+        Ok(match self.get(CF_META, &state_key(task))? {
             Some(bytes) => {
                 codec::decode::<BTreeMap<RelPath, Digest>>("task state", &bytes).unwrap_or_default()
             }
             None => BTreeMap::new(),
-        };
-        if remembered.is_empty() {
-            return Ok(LeftByTask::default());
-        }
-        let restored = match self.task_record(task)? {
+        })
+    }
+
+    /// The outputs of the entry the task last used (stored or hit): what vp
+    /// left in place. Empty without one.
+    pub(crate) fn last_used_outputs(
+        &self,
+        task: &str,
+    ) -> Result<BTreeMap<RelPath, OutputState>, CacheError> {
+        Ok(match self.task_record(task)? {
             Some(record) => self
                 .entry(record.entry)?
                 .map(|e| e.outputs)
                 .unwrap_or_default(),
             None => BTreeMap::new(),
-        };
-        Ok(LeftByTask {
-            remembered,
-            restored,
         })
     }
 
@@ -127,8 +141,7 @@ impl Store {
         unchanged_own: &BTreeSet<PathBuf>,
     ) -> Result<(), CacheError> {
         let mut left: BTreeMap<RelPath, Digest> = self
-            .left_by_task(task)?
-            .remembered
+            .remembered_state(task)?
             .into_iter()
             .filter(|(rel, _)| {
                 let abs = rel.to_abs(workspace_root);
