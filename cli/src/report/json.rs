@@ -447,6 +447,25 @@ mod tests {
         RelPath::root().join(b"packages").join(b"app")
     }
 
+    /// The reasons this session added: a program outside the workspace that
+    /// changed, and an output holding what vp did not leave there.
+    #[test]
+    fn tool_and_output_reasons_name_what_changed() {
+        let as_json =
+            |r: &MissReason| serde_json::to_value(miss_reason(r, &pkg())).expect("serializes");
+        assert_eq!(
+            as_json(&MissReason::ToolChanged("/usr/bin/node".into())),
+            serde_json::json!({"kind": "toolChanged", "text": "program '/usr/bin/node' changed",
+                "name": "/usr/bin/node"})
+        );
+        assert_eq!(
+            as_json(&MissReason::OutputChanged(pkg().join(b".env.local"))),
+            serde_json::json!({"kind": "outputChanged",
+                "text": "output '.env.local' changed since vp wrote it",
+                "path": "packages/app/.env.local"})
+        );
+    }
+
     #[test]
     fn a_plan_lists_tasks_in_order_with_their_predictions() {
         let src = pkg().join(b"src").join(b"a.ts");
