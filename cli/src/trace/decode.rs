@@ -244,6 +244,11 @@ pub(crate) fn open_op(flags: u64) -> (Op, bool) {
         && flags & (libc::O_CREAT | libc::O_EXCL) != (libc::O_CREAT | libc::O_EXCL);
     let op = if flags & libc::O_PATH != 0 {
         Op::Probe
+    } else if flags & libc::O_TMPFILE == libc::O_TMPFILE {
+        // An unnamed file in the directory: nothing there changes unless a
+        // `linkat` names it later (recorded then). The directory was only
+        // looked up, as a dirfd's is.
+        Op::Probe
     } else if flags & (libc::O_CREAT | libc::O_EXCL) == (libc::O_CREAT | libc::O_EXCL) {
         // Created exclusively: fails if the name exists (see `Op::CreateNew`).
         Op::CreateNew
@@ -510,5 +515,16 @@ mod tests {
     fn unknown_calls_name_nothing() {
         assert_eq!(decode(libc::SYS_read, [0; 6], no_memory), [None, None]);
         assert_eq!(decode(99_999, [0; 6], no_memory), [None, None]);
+    }
+
+    #[test]
+    fn an_unnamed_temporary_file_only_looks_up_its_directory() {
+        for mode in [libc::O_RDWR, libc::O_WRONLY] {
+            assert_eq!(
+                open_op((libc::O_TMPFILE | mode) as u64),
+                (Op::Probe, true),
+                "O_TMPFILE with mode {mode}"
+            );
+        }
     }
 }
