@@ -9,9 +9,11 @@ use serde::de::DeserializeOwned;
 /// Bumped whenever the layout of any persisted type or of the store changes,
 /// and whenever what a stored hash means changes (a file's content hash, a
 /// listing's hash): a miss reuses recorded hashes whose stamps still hold,
-/// so a hash computed another way would otherwise live on. A store with
-/// another version is set aside, never read.
-pub(crate) const SCHEMA_VERSION: u32 = 5;
+/// so a hash computed another way would otherwise live on. And whenever
+/// runs start recording inputs they did not record before (6: the listing
+/// of a directory the task wrote into): an older entry would keep hitting
+/// without them. A store with another version is set aside, never read.
+pub(crate) const SCHEMA_VERSION: u32 = 6;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot decode a stored {what}: {source}")]

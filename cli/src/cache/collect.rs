@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::clock::Timestamp;
@@ -42,6 +43,10 @@ pub(crate) enum NotStorable {
         path: RelPath,
         error: String,
     },
+    /// A directory the task listed and wrote into gained a name that the
+    /// task did not make while it ran (a parallel task's file): what the
+    /// task saw there is not what the run left.
+    EntryAddedDuringRun(RelPath),
     /// An output changed between the end of the run and archiving it.
     OutputChangedWhileStoring(RelPath),
     /// Walking an explicit glob failed.
@@ -55,6 +60,12 @@ impl fmt::Display for NotStorable {
         match self {
             Self::InputModifiedDuringRun(p) => {
                 write!(f, "its input '{p}' was modified while it ran")
+            }
+            Self::EntryAddedDuringRun(p) => {
+                write!(
+                    f,
+                    "'{p}' appeared while it ran, in a directory it listed and wrote into"
+                )
             }
             Self::InputUnreadable { path, error } => {
                 write!(f, "its input '{path}' could not be read: {error}")
@@ -331,12 +342,57 @@ impl KnownHashes<'_> {
     }
 }
 
+/// A listed directory, an input, whose entries the task changed itself
+/// (the tracer's `changed_listings`), with the names in it the task made:
+/// its outputs there, and what its tools asked vp not to store
+/// (`ignoreOutput`). Its listing is recorded as the run left it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct OwnListing {
+    pub(crate) dir: PathBuf,
+    pub(crate) made: BTreeSet<Vec<u8>>,
+}
+
+impl OwnListing {
+    /// The listing of `dir` for the tracer's `changed_listings`: `made` is
+    /// the first name below `dir` of each of `written` (paths the task
+    /// wrote, as the tracer classified them, and ignored output subtrees).
+    pub(crate) fn of<'a>(dir: &Path, written: impl IntoIterator<Item = &'a Path>) -> Self {
+        let made = written
+            .into_iter()
+            .filter_map(|p| p.strip_prefix(dir).ok()?.iter().next())
+            .map(|name| name.as_bytes().to_vec())
+            .collect();
+        Self {
+            dir: dir.to_path_buf(),
+            made,
+        }
+    }
+
+    /// The first of `names` (the listing recorded now) that the task did not
+    /// make and that was created at or after `started`: someone else added
+    /// it while the task ran, maybe after the task listed the directory.
+    /// Without birth times, a name changed since then counts.
+    fn added_by_others<'n>(&self, names: &'n [Vec<u8>], started: Timestamp) -> Option<&'n [u8]> {
+        names
+            .iter()
+            .filter(|name| !self.made.contains(*name))
+            .find(|name| {
+                let abs = self.dir.join(std::ffi::OsStr::from_bytes(name));
+                fs::symlink_metadata(&abs).is_ok_and(|m| {
+                    Timestamp::birth(&m).unwrap_or_else(|| Timestamp::ctime(&m)) >= started
+                })
+            })
+            .map(Vec::as_slice)
+    }
+}
+
 /// Fingerprints every input. `outputs` are the task's own outputs: a file a
 /// glob matches but the task produced is not one of its inputs. An input
 /// whose stamp `known` vouches for is not read again
-/// (`file_state::Recorded`). `pruned_dirs` are listed directories the task
-/// itself removed entries from: their stamps changed during the run by the
-/// task's doing, not someone else's.
+/// (`file_state::Recorded`). `own_listings` are listed directories whose
+/// entries the task itself changed: their stamps changed during the run by
+/// the task's doing, so each name in them the task did not make is checked
+/// instead.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn collect_inputs(
     paths: TaskPaths<'_>,
@@ -346,7 +402,7 @@ pub(crate) fn collect_inputs(
     outputs: &[OutputPath],
     started: Timestamp,
     known: KnownHashes<'_>,
-    pruned_dirs: &[PathBuf],
+    own_listings: &[OwnListing],
 ) -> Result<CollectedInputs, NotStorable> {
     let scope = Scope::new(paths, config, ignored).map_err(|e| NotStorable::GlobWalk {
         error: e.to_string(),
@@ -398,15 +454,27 @@ pub(crate) fn collect_inputs(
             path: rel.clone(),
             error: e.to_string(),
         })?;
-        let pruned = || {
-            matches!(state, InputState::Dir { .. })
-                && pruned_dirs.contains(&rel.to_abs(paths.workspace_root))
+        let own_listing = || match &state {
+            InputState::Dir { names, .. } => {
+                let abs = rel.to_abs(paths.workspace_root);
+                own_listings
+                    .iter()
+                    .find(|l| l.dir == abs)
+                    .map(|l| (l, names))
+            }
+            _ => None,
         };
         if let InputState::File { stamp, .. } | InputState::Dir { stamp, .. } = &state
             && file_state::changed_since(stamp, started)
-            && !pruned()
         {
-            return Err(NotStorable::InputModifiedDuringRun(rel));
+            match own_listing() {
+                Some((listing, names)) => {
+                    if let Some(name) = listing.added_by_others(names, started) {
+                        return Err(NotStorable::EntryAddedDuringRun(rel.join(name)));
+                    }
+                }
+                None => return Err(NotStorable::InputModifiedDuringRun(rel)),
+            }
         }
         inputs.push((rel, state));
     }
@@ -459,6 +527,16 @@ mod tests {
             observed: &[(PathBuf, InputKind)],
             start: Timestamp,
         ) -> Result<CollectedInputs, NotStorable> {
+            self.auto_inputs_of(observed, start, &[])
+        }
+
+        /// `auto_inputs` where the task changed `own_listings` itself.
+        fn auto_inputs_of(
+            &self,
+            observed: &[(PathBuf, InputKind)],
+            start: Timestamp,
+            own_listings: &[OwnListing],
+        ) -> Result<CollectedInputs, NotStorable> {
             collect_inputs(
                 self.paths(),
                 &GlobConfig::auto(),
@@ -471,7 +549,7 @@ mod tests {
                     prehashed: &Prehashed::default(),
                     end_stamps: &crate::trace::EndStamps::default(),
                 },
-                &[],
+                own_listings,
             )
         }
 
@@ -714,6 +792,46 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "its input 'pkg/a.js' was modified while it ran"
+        );
+    }
+
+    /// A directory the task listed and wrote into (a barrel generator's
+    /// `src/components/`) changed during the run by the task's own write:
+    /// recorded as the run left it. A name someone else added meanwhile is
+    /// not something the task saw: not stored.
+    #[test]
+    fn a_listing_the_task_wrote_into_is_stored_unless_someone_else_added_to_it() {
+        let w = ws(&["pkg/src/A.js"]);
+        let dir = w.root.join("pkg/src");
+        let start = Timestamp::task_start();
+        fs::write(dir.join("index.js"), "export * from './A.js';").expect("write");
+        let observed = vec![(dir.clone(), InputKind::Listing)];
+        let written = [dir.join("index.js")];
+        let own = OwnListing::of(&dir, written.iter().map(PathBuf::as_path));
+        assert_eq!(own.made, BTreeSet::from([b"index.js".to_vec()]));
+        let collect =
+            |own: &OwnListing| w.auto_inputs_of(&observed, start, std::slice::from_ref(own));
+        let stored = collect(&own).expect("stored");
+        let Some(InputState::Dir { names, .. }) = stored
+            .inputs
+            .get(&RelPath::from_stored(b"pkg/src").expect("valid"))
+        else {
+            panic!("a listing: {:?}", stored.inputs);
+        };
+        assert_eq!(names, &[b"A.js".to_vec(), b"index.js".to_vec()]);
+
+        // Not the task's own: the listing is the plain rule's.
+        let err = w.auto_inputs(&observed, start).expect_err("refused");
+        assert_eq!(
+            err,
+            NotStorable::InputModifiedDuringRun(RelPath::from_stored(b"pkg/src").expect("valid"))
+        );
+
+        fs::write(dir.join("B.js"), "a parallel task's file").expect("write");
+        let err = collect(&own).expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "'pkg/src/B.js' appeared while it ran, in a directory it listed and wrote into"
         );
     }
 

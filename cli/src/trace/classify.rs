@@ -121,10 +121,15 @@ pub(crate) struct AccessClassification {
     pub(crate) untraceable: Vec<String>,
     /// How many distinct paths were ignored by the exclusion rules.
     pub(crate) excluded: usize,
-    /// Listed directories, inputs, that the task removed entries from (and
-    /// added none to): their listing is the one the run left, which the
-    /// task's own removals changed while it ran (`cache::collect`).
-    pub(crate) pruned_dirs: BTreeSet<PathBuf>,
+    /// Listed directories, inputs, whose entries the task itself changed
+    /// while it ran: it added entries to one it did not empty (a generator
+    /// that lists `src/components/` and writes `index.ts` there, a linter
+    /// that lists the package and writes its cache file beside), or only
+    /// removed entries (`rm -rf dist/*`). Their listing is the one the run
+    /// left; a name someone else added while it ran makes the run not
+    /// stored (`cache::collect`), and a name the entry restores need not be
+    /// there for a hit (`cache::store::lookup`).
+    pub(crate) changed_listings: BTreeSet<PathBuf>,
     /// Outputs (files, symlinks) the task made or rewrote after looking at
     /// them, even finding them missing (`test -f .env.local || cp ...`,
     /// `existsSync`, an exclusive create, `sed -i`), and everything below a
@@ -266,6 +271,12 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         let existed = access.at_call.as_ref().is_some_and(|c| c.existed);
         // Times, mode or owner change the file, not its directory's entries.
         let names_change = access.op != Op::SetMetadata;
+        // Nor does writing a file that exists in place (`writeFileSync` of a
+        // barrel or a cache file the last run left), but it still writes
+        // below each directory above: a check of one (`mkdir -p dist`) was
+        // the task making room for its output, while a listing stays an
+        // input like any other.
+        let in_place = existed && matches!(access.op, Op::Write | Op::ReadWrite);
         // An exclusive create that succeeds first found the name free: it
         // looked (`O_EXCL` is how a task makes a file only if missing).
         if matches!(access.op, Op::CreateNew | Op::RenameToNew) && created_new {
@@ -306,12 +317,12 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
                     if !is_within(ancestor, opts.root) {
                         break;
                     }
-                    let event = if depth == 0 && event == Event::Delete {
-                        Event::ChildRemoved
-                    } else if depth == 0 {
-                        Event::ChildCreated
-                    } else {
+                    let event = if depth > 0 || in_place {
                         Event::DescendantChanged
+                    } else if event == Event::Delete {
+                        Event::ChildRemoved
+                    } else {
+                        Event::ChildCreated
                     };
                     kept.push(ancestor, event);
                 }
@@ -340,6 +351,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         }
     }
     let mut inputs: Vec<(PathBuf, InputAccess)> = Vec::new();
+    let mut filled_dirs: Vec<PathBuf> = Vec::new();
     kept.per_path.for_each_path(|path, events| {
         let kind = state.kind(path);
         // Most paths are files: one lookup for them.
@@ -351,8 +363,24 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
             classify_path(path, events, kind, link_target, opts.own_state, &mut out)
         {
             inputs.push((path.to_path_buf(), access));
+        } else if kind == PathKind::Dir
+            && events.contains(&Event::List)
+            && events.contains(&Event::ChildCreated)
+        {
+            filled_dirs.push(path.to_path_buf());
         }
     });
+    // A directory the task listed and then added entries to: what it found
+    // there decided what it wrote (a barrel file, a route table), so its
+    // listing as the run left it is an input. Not one it emptied (Vite's
+    // `dist/`, where the run owns what is left: "Directories the run owned"
+    // in docs/caching.md).
+    for dir in filled_dirs {
+        if !out.emptied_dirs.contains(&dir) {
+            out.changed_listings.insert(dir.clone());
+            inputs.push((dir, InputAccess::Listing));
+        }
+    }
     // Sorted first, the map is built in one pass (tens of thousands of
     // inputs inserted one by one cost most of the classification). Stable:
     // paths come in the order first met, often nearly sorted already.
@@ -499,7 +527,7 @@ fn classify_path(
         PathKind::File => InputAccess::Probe { found: Found::File },
         PathKind::Dir if reads().any(|e| *e == Event::List) => {
             if children_removed {
-                out.pruned_dirs.insert(path.to_path_buf());
+                out.changed_listings.insert(path.to_path_buf());
             }
             InputAccess::Listing
         }
@@ -1270,18 +1298,52 @@ mod tests {
     }
 
     #[test]
-    fn listing_a_directory_the_task_writes_into_is_not_an_input() {
+    fn listing_a_directory_the_task_adds_to_is_an_input_as_the_run_left_it() {
+        // A barrel generator: it lists `gen/` and writes `gen/index.ts`.
         let c = Scenario::default()
             .op(Op::List, "/w/gen")
             .op(Op::Probe, "/w")
-            .op(Op::Write, "/w/gen/types.d.ts")
+            .op(Op::Write, "/w/gen/index.ts")
             .op(Op::List, "/w/gen")
             .dir("/w/gen")
             .dir("/w")
-            .file("/w/gen/types.d.ts")
+            .file("/w/gen/index.ts")
+            .run();
+        assert_eq!(inputs(&c), vec![("/w/gen", &InputAccess::Listing)]);
+        assert_eq!(c.changed_listings, BTreeSet::from([p("/w/gen")]));
+        assert_eq!(outputs(&c), vec!["/w/gen/index.ts"]);
+    }
+
+    #[test]
+    fn rewriting_a_file_in_place_leaves_its_directory_as_it_was() {
+        // The barrel exists: the write changes no name, so the listing is
+        // a plain input, checked as any other. The check of `/w` made room
+        // for the output (`mkdir -p`), as before a write that creates.
+        let c = Scenario::default()
+            .op(Op::List, "/w/gen")
+            .op(Op::Probe, "/w")
+            .at_call(Op::Write, "/w/gen/index.ts", "/w/gen/index.ts", true)
+            .dir("/w/gen")
+            .dir("/w")
+            .file("/w/gen/index.ts")
+            .run();
+        assert_eq!(inputs(&c), vec![("/w/gen", &InputAccess::Listing)]);
+        assert!(c.changed_listings.is_empty());
+        assert_eq!(outputs(&c), vec!["/w/gen/index.ts"]);
+    }
+
+    #[test]
+    fn a_directory_the_task_emptied_and_refilled_is_not_a_listing_input() {
+        let c = Scenario::default()
+            .op(Op::List, "/w/dist")
+            .at_call(Op::Remove, "/w/dist/a-1.js", "/w/dist/a-1.js", true)
+            .op(Op::Write, "/w/dist/b-2.js")
+            .dir("/w/dist")
+            .file("/w/dist/b-2.js")
             .run();
         assert!(c.inputs.is_empty(), "{:?}", c.inputs);
-        assert_eq!(outputs(&c), vec!["/w/gen/types.d.ts"]);
+        assert!(c.changed_listings.is_empty());
+        assert_eq!(c.emptied_dirs, BTreeSet::from([p("/w/dist")]));
     }
 
     #[test]
@@ -1293,7 +1355,7 @@ mod tests {
             .run();
         assert_eq!(inputs(&c), vec![("/w/dist", &InputAccess::Listing)]);
         assert_eq!(
-            c.pruned_dirs,
+            c.changed_listings,
             BTreeSet::from([p("/w/dist")]),
             "its stamps changed by the task's own removals"
         );

@@ -514,3 +514,91 @@ fn outputs_written_blindly_are_restored_as_the_task_would_write_them() {
         assert_eq!(ws.read("out.js"), "../lib\n");
     }
 }
+
+/// A generator that lists a directory and writes its result into it (a barrel `index.js`, a
+/// route table), and a linter that lists the package and writes its cache file beside: a new
+/// file there is a miss, on the run that created the generated file and on the runs that
+/// rewrite it. A name the hit restores does not count: deleting the barrel is a hit that brings
+/// it back, and going back to the files of a stored run is a hit on that run.
+#[test]
+fn a_task_that_lists_a_directory_it_writes_into_sees_a_new_file_there() {
+    let ws = Workspace::new("example");
+    ws.write("src/components/A.js", "export const A = 1;\n");
+    ws.write(
+        "barrel.mjs",
+        "import fs from 'node:fs';\n\
+         const dir = 'src/components';\n\
+         const names = fs.readdirSync(dir).filter((n) => n !== 'index.js').sort();\n\
+         fs.writeFileSync(`${dir}/index.js`, names.map((n) => `export * from './${n}';\\n`).join(''));\n",
+    );
+    ws.write(
+        "lint.mjs",
+        "import fs from 'node:fs';\n\
+         const names = fs.readdirSync('.').filter((n) => n.endsWith('.js')).sort();\n\
+         fs.writeFileSync('.lintcache', JSON.stringify(names));\n\
+         console.log(`linted ${names.join(',')}`);\n",
+    );
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": {
+            "barrel": { "command": "node barrel.mjs" },
+            "lint": { "command": "node lint.mjs" } } }"#,
+    );
+    let barrel = || ws.read("src/components/index.js");
+
+    ws.vp(["run", "barrel"]).output().assert_success();
+    ws.write("src/components/B.js", "export const B = 1;\n");
+    let added = ws.vp(["run", "barrel"]).output();
+    added.assert_success();
+    assert!(
+        added.stderr.contains("'B.js' added in 'src/components'"),
+        "a new file where the barrel was made, on the run that created it\n{}",
+        added.combined()
+    );
+    assert_eq!(
+        barrel(),
+        "export * from './A.js';\nexport * from './B.js';\n"
+    );
+
+    // The barrel now exists: this run rewrites it in place.
+    ws.write("src/components/C.js", "export const C = 1;\n");
+    let rewrote = ws.vp(["run", "barrel"]).output();
+    rewrote.assert_success();
+    assert!(!hit(&rewrote.stderr), "{}", rewrote.combined());
+    assert!(barrel().contains("./C.js"));
+    let idle = ws.vp(["run", "barrel"]).output();
+    assert!(hit(&idle.stderr), "{}", idle.combined());
+
+    std::fs::remove_file(ws.path("src/components/index.js")).expect("remove the barrel");
+    let restored = ws.vp(["run", "barrel"]).output();
+    assert!(
+        hit(&restored.stderr),
+        "the barrel is the task's output: a hit restores it\n{}",
+        restored.combined()
+    );
+    assert!(barrel().contains("./C.js"));
+
+    std::fs::remove_file(ws.path("src/components/C.js")).expect("remove C");
+    let back = ws.vp(["run", "barrel"]).output();
+    assert!(
+        hit(&back.stderr),
+        "the files of the second run: a hit\n{}",
+        back.combined()
+    );
+    assert_eq!(
+        barrel(),
+        "export * from './A.js';\nexport * from './B.js';\n"
+    );
+
+    let first = ws.vp(["run", "lint"]).output();
+    first.assert_success();
+    assert!(hit(&ws.vp(["run", "lint"]).output().stderr));
+    ws.write("new.js", "1\n");
+    let lint = ws.vp(["run", "lint"]).output();
+    lint.assert_success();
+    assert!(
+        !hit(&lint.stderr) && lint.stdout.contains("new.js"),
+        "{}",
+        lint.combined()
+    );
+}

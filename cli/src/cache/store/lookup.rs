@@ -100,6 +100,23 @@ struct Verdict {
     in_place: BTreeSet<RelPath>,
 }
 
+/// Whether a hit on `entry` makes `path` exist: it is an output, or
+/// outputs lie below it.
+fn restores(entry: &CacheEntry, path: &RelPath) -> bool {
+    entry.outputs.keys().any(|out| out.is_within(path))
+}
+
+/// Whether a hit on `entry` brings back the directory `path`, recorded as
+/// `recorded`, with every name in it.
+fn restores_listing(entry: &CacheEntry, path: &RelPath, recorded: &InputState) -> bool {
+    match recorded {
+        InputState::Dir { names, .. } => {
+            restores(entry, path) && names.iter().all(|name| restores(entry, &path.join(name)))
+        }
+        _ => false,
+    }
+}
+
 impl Validator<'_> {
     /// Whether a name a listing gained (`added`) or lost is a directory
     /// another task's stored run owns: `tsc -b` lists the package root, and
@@ -214,7 +231,13 @@ impl Validator<'_> {
                     mut removed,
                 }) => {
                     added.retain(|name| !self.other_tasks_output_dir(rel, name, true));
-                    removed.retain(|name| !self.other_tasks_output_dir(rel, name, false));
+                    // A name the hit restores (an output, or a directory
+                    // outputs lie in) is back once it has: `rm -rf dist`
+                    // in a package a task lists, a generated barrel deleted.
+                    removed.retain(|name| {
+                        !restores(entry, &rel.join(name))
+                            && !self.other_tasks_output_dir(rel, name, false)
+                    });
                     if added.is_empty() && removed.is_empty() {
                         continue;
                     }
@@ -223,6 +246,9 @@ impl Validator<'_> {
                         return v;
                     }
                 }
+                // A listed directory that is gone, all of whose names the
+                // hit restores: once it has, the listing is the recorded one.
+                Check::Changed(Change::Removed) if restores_listing(entry, rel, recorded) => {}
                 Check::Changed(change) => {
                     change.into_reasons(rel, &mut v.reasons);
                     if done(&v) {

@@ -50,10 +50,11 @@ pub(crate) struct ObservedRun {
     /// outside the directories the run owns must still be missing for a
     /// hit (`collect::removals`).
     pub(crate) removed: Vec<PathBuf>,
-    /// Listed directories, inputs, that the task itself removed entries
-    /// from (`rm -rf dist/*`): their stamps changed during the run by the
-    /// task's doing (see `collect::collect_inputs`).
-    pub(crate) pruned_dirs: Vec<PathBuf>,
+    /// Listed directories, inputs, whose entries the task itself changed
+    /// (it wrote into them, or only removed from them: `rm -rf dist/*`):
+    /// their stamps changed during the run by the task's doing (see
+    /// `collect::collect_inputs`).
+    pub(crate) own_listings: Vec<collect::OwnListing>,
     /// Outputs the task looked at before making them (the tracer's
     /// `looked_first`): those among the stored outputs become
     /// `CacheEntry::looked_first`.
@@ -159,7 +160,7 @@ impl Store {
                 prehashed: &run.prehashed,
                 end_stamps: &run.end_stamps,
             },
-            &run.pruned_dirs,
+            &run.own_listings,
         ) {
             Ok(c) => c,
             Err(why) => return Ok(RecordOutcome::NotStored(why)),

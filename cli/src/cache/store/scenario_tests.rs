@@ -576,6 +576,62 @@ fn a_listing_ignores_another_tasks_output_dir_but_not_a_new_source() {
     assert!(!is_hit(&w.lookup("app#build", &cmd())));
 }
 
+/// A task that lists its package and writes `dist/` there (`tsc`), or a
+/// barrel generator that lists `src/` and writes `src/index.ts`: a name the
+/// hit restores need not be in the listing, and a listed directory that is
+/// gone with everything in it comes back whole. Anything else missing, or a
+/// name added, is still a change.
+#[test]
+fn a_listing_does_not_need_what_the_hit_restores() {
+    let w = ws();
+    w.write("packages/app/src/a.ts", "x");
+    let src = w.pkg.join("src");
+    let dist = w.pkg.join("dist");
+    stored(w.run_with(
+        "app#build",
+        &cmd(),
+        &[],
+        &[
+            ("packages/app/src/index.ts", "export * from './a';"),
+            ("packages/app/dist/index.js", "bundle"),
+        ],
+        |run| {
+            run.inputs = vec![
+                (w.pkg.clone(), InputKind::Listing),
+                (src.clone(), InputKind::Listing),
+                (dist.clone(), InputKind::Listing),
+            ];
+            run.own_listings = vec![
+                crate::cache::OwnListing::of(&w.pkg, run.outputs.iter().map(PathBuf::as_path)),
+                crate::cache::OwnListing::of(&src, run.outputs.iter().map(PathBuf::as_path)),
+                crate::cache::OwnListing::of(&dist, run.outputs.iter().map(PathBuf::as_path)),
+            ];
+        },
+    ));
+    assert!(is_hit(&w.lookup("app#build", &cmd())));
+    fs::remove_dir_all(&dist).expect("rm -rf dist");
+    fs::remove_file(src.join("index.ts")).expect("rm the barrel");
+    let LookupOutcome::Hit(hit) = w.lookup("app#build", &cmd()) else {
+        panic!("the hit restores dist/ and the barrel");
+    };
+    w.store.restore(&hit, &w.root).expect("restore");
+    let read = |p: &str| fs::read_to_string(w.root.join(p)).expect("restored");
+    assert_eq!(read("packages/app/src/index.ts"), "export * from './a';");
+    assert_eq!(read("packages/app/dist/index.js"), "bundle");
+
+    w.write("packages/app/src/b.ts", "a new source");
+    assert_eq!(
+        miss_text(w.lookup("app#build", &cmd())),
+        "'b.ts' added in 'src'"
+    );
+    fs::remove_file(src.join("b.ts")).expect("rm");
+    fs::remove_file(src.join("a.ts")).expect("rm a source");
+    assert_eq!(
+        miss_text(w.lookup("app#build", &cmd())),
+        "'a.ts' removed from 'src'"
+    );
+}
+
 /// Issue: the "content unchanged, fix the mode" branch chmod'ed an inode
 /// shared with a file outside the workspace.
 #[test]
