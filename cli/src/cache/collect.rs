@@ -18,6 +18,7 @@ use super::file_state;
 use super::fingerprint::GlobConfig;
 use super::globs::{GlobError, TaskGlobs, package_relative};
 use super::paths::{self, RelPath};
+use crate::trace::{AccessClassification, OwnChange};
 
 /// Where a task lives. All absolute and normalised; `workspace_root` is the
 /// directory every stored path is relative to.
@@ -43,9 +44,9 @@ pub(crate) enum NotStorable {
         path: RelPath,
         error: String,
     },
-    /// A directory the task listed and wrote into gained a name that the
-    /// task did not make while it ran (a parallel task's file): what the
-    /// task saw there is not what the run left.
+    /// A directory the task listed and wrote into holds a name the task did
+    /// not make, created while it ran (a parallel task's file, new or
+    /// replaced): the listing the run left may not be the one it saw.
     EntryAddedDuringRun(RelPath),
     /// An output changed between the end of the run and archiving it.
     OutputChangedWhileStoring(RelPath),
@@ -64,7 +65,7 @@ impl fmt::Display for NotStorable {
             Self::EntryAddedDuringRun(p) => {
                 write!(
                     f,
-                    "'{p}' appeared while it ran, in a directory it listed and wrote into"
+                    "'{p}' was created or replaced by another process while it ran, in a directory it listed and wrote into (run the two in order: dependsOn)"
                 )
             }
             Self::InputUnreadable { path, error } => {
@@ -346,9 +347,10 @@ impl KnownHashes<'_> {
 /// (the tracer's `changed_listings`), with the names in it the task made:
 /// its outputs there, and what its tools asked vp not to store
 /// (`ignoreOutput`). Its listing is recorded as the run left it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct OwnListing {
     pub(crate) dir: PathBuf,
+    pub(crate) change: OwnChange,
     pub(crate) made: BTreeSet<Vec<u8>>,
 }
 
@@ -356,7 +358,11 @@ impl OwnListing {
     /// The listing of `dir` for the tracer's `changed_listings`: `made` is
     /// the first name below `dir` of each of `written` (paths the task
     /// wrote, as the tracer classified them, and ignored output subtrees).
-    pub(crate) fn of<'a>(dir: &Path, written: impl IntoIterator<Item = &'a Path>) -> Self {
+    pub(crate) fn of<'a>(
+        dir: &Path,
+        change: OwnChange,
+        written: impl IntoIterator<Item = &'a Path>,
+    ) -> Self {
         let made = written
             .into_iter()
             .filter_map(|p| p.strip_prefix(dir).ok()?.iter().next())
@@ -364,8 +370,19 @@ impl OwnListing {
             .collect();
         Self {
             dir: dir.to_path_buf(),
+            change,
             made,
         }
+    }
+
+    /// Whether the directory, listed now as `names`, is wholly the run's:
+    /// it removed what was there and nothing of that is left (Vite's
+    /// `dist/`). Its names are then the run's outputs, not what the task
+    /// found, and an older build's names there after a newer run must not
+    /// make the older entry miss ("Directories the run owned",
+    /// docs/caching.md).
+    fn wholly_made(&self, names: &[Vec<u8>]) -> bool {
+        self.change == OwnChange::Refilled && names.iter().all(|n| self.made.contains(n))
     }
 
     /// The first of `names` (the listing recorded now) that the task did not
@@ -383,6 +400,42 @@ impl OwnListing {
                 })
             })
             .map(Vec::as_slice)
+    }
+}
+
+/// The listings the task changed itself (`changed_listings` of `c`), with
+/// what it made in each: its outputs there (before any output glob or
+/// ignore), and the subtrees its tools asked vp not to store.
+pub(crate) fn own_listings(
+    c: &AccessClassification,
+    ignored_outputs: &[PathBuf],
+) -> Vec<OwnListing> {
+    c.changed_listings
+        .iter()
+        .map(|(dir, change)| {
+            let written = c
+                .outputs
+                .keys()
+                .chain(ignored_outputs)
+                .map(PathBuf::as_path);
+            OwnListing::of(dir, *change, written)
+        })
+        .collect()
+}
+
+/// Drops from `c` the listing of each directory the run emptied and
+/// refilled with nothing left from before: all its names are the run's
+/// outputs, not what the task found. Reads those directories once the run
+/// is over, so that `vp trace` shows what a stored entry records; one that
+/// cannot be read stays an input.
+pub(crate) fn settle_refilled(c: &mut AccessClassification, ignored_outputs: &[PathBuf]) {
+    for listing in own_listings(c, ignored_outputs) {
+        let wholly_made = listing.change == OwnChange::Refilled
+            && file_state::list_names(&listing.dir).is_ok_and(|names| listing.wholly_made(&names));
+        if wholly_made {
+            c.inputs.remove(&listing.dir);
+            c.changed_listings.remove(&listing.dir);
+        }
     }
 }
 
@@ -454,7 +507,7 @@ pub(crate) fn collect_inputs(
             path: rel.clone(),
             error: e.to_string(),
         })?;
-        let own_listing = || match &state {
+        let own_listing = match &state {
             InputState::Dir { names, .. } => {
                 let abs = rel.to_abs(paths.workspace_root);
                 own_listings
@@ -467,7 +520,7 @@ pub(crate) fn collect_inputs(
         if let InputState::File { stamp, .. } | InputState::Dir { stamp, .. } = &state
             && file_state::changed_since(stamp, started)
         {
-            match own_listing() {
+            match own_listing {
                 Some((listing, names)) => {
                     if let Some(name) = listing.added_by_others(names, started) {
                         return Err(NotStorable::EntryAddedDuringRun(rel.join(name)));
@@ -807,7 +860,11 @@ mod tests {
         fs::write(dir.join("index.js"), "export * from './A.js';").expect("write");
         let observed = vec![(dir.clone(), InputKind::Listing)];
         let written = [dir.join("index.js")];
-        let own = OwnListing::of(&dir, written.iter().map(PathBuf::as_path));
+        let own = OwnListing::of(
+            &dir,
+            OwnChange::Filled,
+            written.iter().map(PathBuf::as_path),
+        );
         assert_eq!(own.made, BTreeSet::from([b"index.js".to_vec()]));
         let collect =
             |own: &OwnListing| w.auto_inputs_of(&observed, start, std::slice::from_ref(own));
@@ -831,8 +888,39 @@ mod tests {
         let err = collect(&own).expect_err("refused");
         assert_eq!(
             err.to_string(),
-            "'pkg/src/B.js' appeared while it ran, in a directory it listed and wrote into"
+            "'pkg/src/B.js' was created or replaced by another process while it ran, in a directory it listed and wrote into (run the two in order: dependsOn)"
         );
+    }
+
+    /// Vite's `dist/`: emptied and filled again, nothing that was there
+    /// left. Its names are the run's own: no input. A generator that
+    /// deletes its stale files among its sources leaves the sources: the
+    /// listing stays an input.
+    #[test]
+    fn a_refilled_listing_is_an_input_only_while_something_from_before_is_left() {
+        let w = ws(&["pkg/dist/new.js", "pkg/icons/a.svg", "pkg/icons/a.js"]);
+        let dist = w.root.join("pkg/dist");
+        let icons = w.root.join("pkg/icons");
+        let mut c = AccessClassification::default();
+        for dir in [&dist, &icons] {
+            c.inputs
+                .insert(dir.clone(), crate::trace::InputAccess::Listing);
+            c.changed_listings.insert(dir.clone(), OwnChange::Refilled);
+        }
+        for out in [dist.join("new.js"), icons.join("a.js")] {
+            c.outputs.insert(out, crate::trace::OutputKind::File);
+        }
+        settle_refilled(&mut c, &[]);
+        assert_eq!(c.inputs.keys().collect::<Vec<_>>(), [&icons]);
+        assert_eq!(c.changed_listings.keys().collect::<Vec<_>>(), [&icons]);
+
+        // What a tool asked vp not to store is the run's too.
+        fs::write(dist.join("stats.html"), "report").expect("write");
+        c.inputs
+            .insert(dist.clone(), crate::trace::InputAccess::Listing);
+        c.changed_listings.insert(dist.clone(), OwnChange::Refilled);
+        settle_refilled(&mut c, std::slice::from_ref(&dist.join("stats.html")));
+        assert!(!c.inputs.contains_key(&dist));
     }
 
     /// Probe: `touch -d '+1 day' data.txt` (or a tarball's times, a skewed

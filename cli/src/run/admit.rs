@@ -94,22 +94,10 @@ pub(crate) fn admit(
             }
             if spec.inputs.auto {
                 run.removed = c.deleted.iter().cloned().collect();
-                // What the task made in each: its outputs there (before
-                // any output glob or ignore), and the subtrees its tools
-                // asked vp not to store.
                 let ignored_outputs = obs.bridge.as_ref().map(|r| &r.ignored_outputs);
-                run.own_listings = c
-                    .changed_listings
-                    .iter()
-                    .map(|dir| {
-                        let written = c
-                            .outputs
-                            .keys()
-                            .chain(ignored_outputs.into_iter().flatten())
-                            .map(std::path::PathBuf::as_path);
-                        cache::OwnListing::of(dir, written)
-                    })
-                    .collect();
+                let ignored: Vec<std::path::PathBuf> =
+                    ignored_outputs.into_iter().flatten().cloned().collect();
+                run.own_listings = cache::own_listings(c, &ignored);
                 run.executed = c.programs.clone().into_iter().collect();
                 run.inputs = c
                     .inputs

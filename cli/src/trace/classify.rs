@@ -76,6 +76,24 @@ pub(crate) enum Found {
     Other,
 }
 
+/// How a task changed the entries of a directory it listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum OwnChange {
+    /// It only removed entries (`rm -rf dist/*`, `find -delete`).
+    Pruned,
+    /// It added entries and removed none that were there before (a
+    /// generator that lists `src/components/` and writes `index.ts` there,
+    /// a linter that lists the package and writes its cache file beside).
+    Filled,
+    /// It removed entries that were there before and added others: Vite
+    /// emptying `dist/` and writing the new build, or a generator deleting
+    /// its stale files among its sources. When nothing that was there
+    /// before is left, the directory is wholly the run's and its listing
+    /// is no input (`cache::collect`).
+    Refilled,
+}
+
 /// What an output path is at the end of the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -122,14 +140,11 @@ pub(crate) struct AccessClassification {
     /// How many distinct paths were ignored by the exclusion rules.
     pub(crate) excluded: usize,
     /// Listed directories, inputs, whose entries the task itself changed
-    /// while it ran: it added entries to one it did not empty (a generator
-    /// that lists `src/components/` and writes `index.ts` there, a linter
-    /// that lists the package and writes its cache file beside), or only
-    /// removed entries (`rm -rf dist/*`). Their listing is the one the run
-    /// left; a name someone else added while it ran makes the run not
-    /// stored (`cache::collect`), and a name the entry restores need not be
-    /// there for a hit (`cache::store::lookup`).
-    pub(crate) changed_listings: BTreeSet<PathBuf>,
+    /// while it ran, and how. Their listing is the one the run left; a name
+    /// someone else created there while it ran makes the run not stored
+    /// (`cache::collect`), and a name the entry restores need not be there
+    /// for a hit (`cache::store::lookup`).
+    pub(crate) changed_listings: BTreeMap<PathBuf, OwnChange>,
     /// Outputs (files, symlinks) the task made or rewrote after looking at
     /// them, even finding them missing (`test -f .env.local || cp ...`,
     /// `existsSync`, an exclusive create, `sed -i`), and everything below a
@@ -366,20 +381,23 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         } else if kind == PathKind::Dir
             && events.contains(&Event::List)
             && events.contains(&Event::ChildCreated)
+            && !events.iter().any(|e| e.is_own_change())
         {
             filled_dirs.push(path.to_path_buf());
         }
     });
     // A directory the task listed and then added entries to: what it found
     // there decided what it wrote (a barrel file, a route table), so its
-    // listing as the run left it is an input. Not one it emptied (Vite's
-    // `dist/`, where the run owns what is left: "Directories the run owned"
-    // in docs/caching.md).
+    // listing as the run left it is an input. Whether the run also removed
+    // what was there before (emptied `dist/`) is known only per child.
     for dir in filled_dirs {
-        if !out.emptied_dirs.contains(&dir) {
-            out.changed_listings.insert(dir.clone());
-            inputs.push((dir, InputAccess::Listing));
-        }
+        let change = if out.emptied_dirs.contains(&dir) {
+            OwnChange::Refilled
+        } else {
+            OwnChange::Filled
+        };
+        out.changed_listings.insert(dir.clone(), change);
+        inputs.push((dir, InputAccess::Listing));
     }
     // Sorted first, the map is built in one pass (tens of thousands of
     // inputs inserted one by one cost most of the classification). Stable:
@@ -527,7 +545,8 @@ fn classify_path(
         PathKind::File => InputAccess::Probe { found: Found::File },
         PathKind::Dir if reads().any(|e| *e == Event::List) => {
             if children_removed {
-                out.changed_listings.insert(path.to_path_buf());
+                out.changed_listings
+                    .insert(path.to_path_buf(), OwnChange::Pruned);
             }
             InputAccess::Listing
         }
@@ -1310,7 +1329,10 @@ mod tests {
             .file("/w/gen/index.ts")
             .run();
         assert_eq!(inputs(&c), vec![("/w/gen", &InputAccess::Listing)]);
-        assert_eq!(c.changed_listings, BTreeSet::from([p("/w/gen")]));
+        assert_eq!(
+            c.changed_listings,
+            BTreeMap::from([(p("/w/gen"), OwnChange::Filled)])
+        );
         assert_eq!(outputs(&c), vec!["/w/gen/index.ts"]);
     }
 
@@ -1333,7 +1355,8 @@ mod tests {
     }
 
     #[test]
-    fn a_directory_the_task_emptied_and_refilled_is_not_a_listing_input() {
+    fn a_directory_the_task_emptied_and_refilled_is_marked_so() {
+        // Whether anything that was there is left is storing's to see.
         let c = Scenario::default()
             .op(Op::List, "/w/dist")
             .at_call(Op::Remove, "/w/dist/a-1.js", "/w/dist/a-1.js", true)
@@ -1341,8 +1364,11 @@ mod tests {
             .dir("/w/dist")
             .file("/w/dist/b-2.js")
             .run();
-        assert!(c.inputs.is_empty(), "{:?}", c.inputs);
-        assert!(c.changed_listings.is_empty());
+        assert_eq!(inputs(&c), vec![("/w/dist", &InputAccess::Listing)]);
+        assert_eq!(
+            c.changed_listings,
+            BTreeMap::from([(p("/w/dist"), OwnChange::Refilled)])
+        );
         assert_eq!(c.emptied_dirs, BTreeSet::from([p("/w/dist")]));
     }
 
@@ -1356,7 +1382,7 @@ mod tests {
         assert_eq!(inputs(&c), vec![("/w/dist", &InputAccess::Listing)]);
         assert_eq!(
             c.changed_listings,
-            BTreeSet::from([p("/w/dist")]),
+            BTreeMap::from([(p("/w/dist"), OwnChange::Pruned)]),
             "its stamps changed by the task's own removals"
         );
         assert_eq!(c.deleted, BTreeSet::from([p("/w/dist/main.aaa.js")]));

@@ -602,3 +602,46 @@ fn a_task_that_lists_a_directory_it_writes_into_sees_a_new_file_there() {
         lint.combined()
     );
 }
+
+/// Probe of the rule above: a generator that deletes its old result first, or deletes its stale
+/// files among its sources, removed entries from the directory it lists. That made the
+/// directory "emptied", like Vite's `dist/`, and its listing no input: the second new file
+/// hit. Only a directory where nothing from before the run is left is the run's own.
+#[test]
+fn a_generator_that_deletes_before_it_writes_still_sees_a_new_file() {
+    let ws = Workspace::new("example");
+    ws.write("src/icons/a.svg", "<svg/>\n");
+    ws.write(
+        "icons.mjs",
+        "import fs from 'node:fs';\n\
+         const dir = 'src/icons';\n\
+         fs.rmSync(`${dir}/index.js`, { force: true });\n\
+         const names = fs.readdirSync(dir);\n\
+         for (const n of names.filter((n) => n.endsWith('.js') && !names.includes(n.replace(/js$/, 'svg')))) fs.rmSync(`${dir}/${n}`);\n\
+         const svgs = names.filter((n) => n.endsWith('.svg')).sort();\n\
+         for (const n of svgs) fs.writeFileSync(`${dir}/${n.replace(/svg$/, 'js')}`, `export default '${n}';\\n`);\n\
+         fs.writeFileSync(`${dir}/index.js`, svgs.map((n) => `export * from './${n.replace(/svg$/, 'js')}';\\n`).join(''));\n",
+    );
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": { "icons": { "command": "node icons.mjs" } } }"#,
+    );
+    ws.vp(["run", "icons"]).output().assert_success();
+    for (step, (add, remove)) in [("b.svg", None), ("c.svg", Some("a.svg")), ("d.svg", None)]
+        .into_iter()
+        .enumerate()
+    {
+        ws.write(format!("src/icons/{add}"), "<svg/>\n");
+        if let Some(name) = remove {
+            std::fs::remove_file(ws.path(format!("src/icons/{name}"))).expect("remove an icon");
+        }
+        let out = ws.vp(["run", "icons"]).output();
+        out.assert_success();
+        assert!(!hit(&out.stderr), "step {step}: {}", out.combined());
+        let js = add.replace(".svg", ".js");
+        assert!(ws.read("src/icons/index.js").contains(&js), "step {step}");
+        assert!(ws.path(format!("src/icons/{js}")).exists(), "step {step}");
+    }
+    let idle = ws.vp(["run", "icons"]).output();
+    assert!(hit(&idle.stderr), "{}", idle.combined());
+}

@@ -100,10 +100,14 @@ struct Verdict {
     in_place: BTreeSet<RelPath>,
 }
 
-/// Whether a hit on `entry` makes `path` exist: it is an output, or
-/// outputs lie below it.
+/// Whether a hit on `entry` brings `path` back as the run left it: it is
+/// an output, or a directory the run owned (created, or emptied of what
+/// was there), which holds its outputs and nothing else that counts. A
+/// directory that only has outputs written into it (`src/beta/` with a
+/// generated `meta.json` beside the sources) is not: the sources are not
+/// restored.
 fn restores(entry: &CacheEntry, path: &RelPath) -> bool {
-    entry.outputs.keys().any(|out| out.is_within(path))
+    entry.outputs.contains_key(path) || entry.owned_dirs.contains(path)
 }
 
 /// Whether a hit on `entry` brings back the directory `path`, recorded as

@@ -22,6 +22,7 @@ use crate::cache::entry::{CacheEntry, InputKind, LogChunk, Stream};
 use crate::cache::env::EnvView;
 use crate::cache::fingerprint::{GlobConfig, SpawnFingerprint, SpawnSpec};
 use crate::cache::paths::RelPath;
+use crate::trace::OwnChange;
 use vp_ipc::EnvQuery;
 
 struct Ws {
@@ -585,6 +586,10 @@ fn a_listing_ignores_another_tasks_output_dir_but_not_a_new_source() {
 fn a_listing_does_not_need_what_the_hit_restores() {
     let w = ws();
     w.write("packages/app/src/a.ts", "x");
+    w.write(
+        "packages/app/src/beta/b.ts",
+        "a source beside a generated file",
+    );
     let src = w.pkg.join("src");
     let dist = w.pkg.join("dist");
     stored(w.run_with(
@@ -593,6 +598,7 @@ fn a_listing_does_not_need_what_the_hit_restores() {
         &[],
         &[
             ("packages/app/src/index.ts", "export * from './a';"),
+            ("packages/app/src/beta/meta.json", "{}"),
             ("packages/app/dist/index.js", "bundle"),
         ],
         |run| {
@@ -602,9 +608,21 @@ fn a_listing_does_not_need_what_the_hit_restores() {
                 (dist.clone(), InputKind::Listing),
             ];
             run.own_listings = vec![
-                crate::cache::OwnListing::of(&w.pkg, run.outputs.iter().map(PathBuf::as_path)),
-                crate::cache::OwnListing::of(&src, run.outputs.iter().map(PathBuf::as_path)),
-                crate::cache::OwnListing::of(&dist, run.outputs.iter().map(PathBuf::as_path)),
+                crate::cache::collect::OwnListing::of(
+                    &w.pkg,
+                    OwnChange::Filled,
+                    run.outputs.iter().map(PathBuf::as_path),
+                ),
+                crate::cache::collect::OwnListing::of(
+                    &src,
+                    OwnChange::Filled,
+                    run.outputs.iter().map(PathBuf::as_path),
+                ),
+                crate::cache::collect::OwnListing::of(
+                    &dist,
+                    OwnChange::Filled,
+                    run.outputs.iter().map(PathBuf::as_path),
+                ),
             ];
         },
     ));
@@ -629,6 +647,15 @@ fn a_listing_does_not_need_what_the_hit_restores() {
     assert_eq!(
         miss_text(w.lookup("app#build", &cmd())),
         "'a.ts' removed from 'src'"
+    );
+    w.write("packages/app/src/a.ts", "x");
+    assert!(is_hit(&w.lookup("app#build", &cmd())));
+    // Outputs were written into `beta/`, but the run did not make it: the
+    // hit would bring back its `meta.json`, not its sources.
+    fs::remove_dir_all(src.join("beta")).expect("rm -rf src/beta");
+    assert_eq!(
+        miss_text(w.lookup("app#build", &cmd())),
+        "'beta' removed from 'src'"
     );
 }
 
