@@ -39,9 +39,12 @@ pub(crate) fn fixture_dir(name: &str) -> PathBuf {
     repo_root().join("fixtures").join(name)
 }
 
-/// The `vp` binary cargo built for this test run.
+/// The `vp` binary under test: the one cargo built for this test run, or `VP_TEST_BIN` (an
+/// absolute path) when set, as in `tests/trace.rs`: the release binary as shipped runs the same
+/// scenarios (docs/development.md).
 pub(crate) fn vp_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_vp"))
+    std::env::var_os("VP_TEST_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vp")), PathBuf::from)
 }
 
 /// How a fixture's installed `node_modules` reaches the copy.
