@@ -375,16 +375,6 @@ impl OwnListing {
         }
     }
 
-    /// Whether the directory, listed now as `names`, is wholly the run's:
-    /// it removed what was there and nothing of that is left (Vite's
-    /// `dist/`). Its names are then the run's outputs, not what the task
-    /// found, and an older build's names there after a newer run must not
-    /// make the older entry miss ("Directories the run owned",
-    /// docs/caching.md).
-    fn wholly_made(&self, names: &[Vec<u8>]) -> bool {
-        self.change == OwnChange::Refilled && names.iter().all(|n| self.made.contains(n))
-    }
-
     /// The first of `names` (the listing recorded now) that the task did not
     /// make and that was created at or after `started`: someone else added
     /// it while the task ran, maybe after the task listed the directory.
@@ -421,22 +411,6 @@ pub(crate) fn own_listings(
             OwnListing::of(dir, *change, written)
         })
         .collect()
-}
-
-/// Drops from `c` the listing of each directory the run emptied and
-/// refilled with nothing left from before: all its names are the run's
-/// outputs, not what the task found. Reads those directories once the run
-/// is over, so that `vp trace` shows what a stored entry records; one that
-/// cannot be read stays an input.
-pub(crate) fn settle_refilled(c: &mut AccessClassification, ignored_outputs: &[PathBuf]) {
-    for listing in own_listings(c, ignored_outputs) {
-        let wholly_made = listing.change == OwnChange::Refilled
-            && file_state::list_names(&listing.dir).is_ok_and(|names| listing.wholly_made(&names));
-        if wholly_made {
-            c.inputs.remove(&listing.dir);
-            c.changed_listings.remove(&listing.dir);
-        }
-    }
 }
 
 /// Fingerprints every input. `outputs` are the task's own outputs: a file a
@@ -890,37 +864,6 @@ mod tests {
             err.to_string(),
             "'pkg/src/B.js' was created or replaced by another process while it ran, in a directory it listed and wrote into (run the two in order: dependsOn)"
         );
-    }
-
-    /// Vite's `dist/`: emptied and filled again, nothing that was there
-    /// left. Its names are the run's own: no input. A generator that
-    /// deletes its stale files among its sources leaves the sources: the
-    /// listing stays an input.
-    #[test]
-    fn a_refilled_listing_is_an_input_only_while_something_from_before_is_left() {
-        let w = ws(&["pkg/dist/new.js", "pkg/icons/a.svg", "pkg/icons/a.js"]);
-        let dist = w.root.join("pkg/dist");
-        let icons = w.root.join("pkg/icons");
-        let mut c = AccessClassification::default();
-        for dir in [&dist, &icons] {
-            c.inputs
-                .insert(dir.clone(), crate::trace::InputAccess::Listing);
-            c.changed_listings.insert(dir.clone(), OwnChange::Refilled);
-        }
-        for out in [dist.join("new.js"), icons.join("a.js")] {
-            c.outputs.insert(out, crate::trace::OutputKind::File);
-        }
-        settle_refilled(&mut c, &[]);
-        assert_eq!(c.inputs.keys().collect::<Vec<_>>(), [&icons]);
-        assert_eq!(c.changed_listings.keys().collect::<Vec<_>>(), [&icons]);
-
-        // What a tool asked vp not to store is the run's too.
-        fs::write(dist.join("stats.html"), "report").expect("write");
-        c.inputs
-            .insert(dist.clone(), crate::trace::InputAccess::Listing);
-        c.changed_listings.insert(dist.clone(), OwnChange::Refilled);
-        settle_refilled(&mut c, std::slice::from_ref(&dist.join("stats.html")));
-        assert!(!c.inputs.contains_key(&dist));
     }
 
     /// Probe: `touch -d '+1 day' data.txt` (or a tarball's times, a skewed

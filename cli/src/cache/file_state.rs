@@ -159,11 +159,6 @@ fn read_link_bytes(abs: &Path) -> io::Result<Vec<u8>> {
     Ok(fs::read_link(abs)?.as_os_str().as_bytes().to_vec())
 }
 
-/// The sorted entry names of a directory.
-pub(crate) fn list_names(abs: &Path) -> io::Result<Vec<Vec<u8>>> {
-    Ok(list_dir(abs)?.1)
-}
-
 /// Sorted entry names and a hash over names and entry types.
 fn list_dir(abs: &Path) -> io::Result<(Digest, Vec<Vec<u8>>)> {
     let mut entries = Vec::new();

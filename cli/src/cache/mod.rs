@@ -32,7 +32,7 @@ mod store;
 pub(crate) use self::{
     clock::Timestamp,
     codec::{decode as decode_persisted, encode as encode_persisted},
-    collect::{NotStorable, TaskPaths, declared_input, own_listings, settle_refilled},
+    collect::{NotStorable, TaskPaths, declared_input, own_listings},
     digest::Digest,
     entry::{CacheEntry, EntryKey, InputKind, InputState, LogChunk, Stamp, Stream},
     env::{EnvView, query_selects},

@@ -293,7 +293,7 @@ fn classify(access_log: &trace::AccessLog, scope: &ClassifyScope) -> trace::Acce
     };
     let ignored_inputs = real(&scope.ignored_inputs);
     let ignored_outputs = real(&scope.ignored_outputs);
-    let mut classified = trace::classify(
+    trace::classify(
         access_log,
         &trace::ClassifyOptions {
             root: &root,
@@ -302,9 +302,7 @@ fn classify(access_log: &trace::AccessLog, scope: &ClassifyScope) -> trace::Acce
             ignored_outputs: &ignored_outputs,
             own_state: &scope.own_state,
         },
-    );
-    cache::settle_refilled(&mut classified, &ignored_outputs);
-    classified
+    )
 }
 
 /// `p` with symlinks resolved, as the tracer reports paths (or `p` itself

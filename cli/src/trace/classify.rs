@@ -82,16 +82,14 @@ pub(crate) enum Found {
 pub(crate) enum OwnChange {
     /// It only removed entries (`rm -rf dist/*`, `find -delete`).
     Pruned,
-    /// It added entries and removed none that were there before (a
-    /// generator that lists `src/components/` and writes `index.ts` there,
-    /// a linter that lists the package and writes its cache file beside).
+    /// It added entries, whether or not it removed some first (a generator
+    /// that lists `src/components/` and writes `index.ts` there, deleting
+    /// the old one or its stale files first; a linter that lists the
+    /// package and writes its cache file beside; Vite emptying and
+    /// refilling `dist/`). Even a directory that held only the task's own
+    /// output before the run is an input: the next source file there must
+    /// be seen.
     Filled,
-    /// It removed entries that were there before and added others: Vite
-    /// emptying `dist/` and writing the new build, or a generator deleting
-    /// its stale files among its sources. When nothing that was there
-    /// before is left, the directory is wholly the run's and its listing
-    /// is no input (`cache::collect`).
-    Refilled,
 }
 
 /// What an output path is at the end of the run.
@@ -388,15 +386,9 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     });
     // A directory the task listed and then added entries to: what it found
     // there decided what it wrote (a barrel file, a route table), so its
-    // listing as the run left it is an input. Whether the run also removed
-    // what was there before (emptied `dist/`) is known only per child.
+    // listing as the run left it is an input.
     for dir in filled_dirs {
-        let change = if out.emptied_dirs.contains(&dir) {
-            OwnChange::Refilled
-        } else {
-            OwnChange::Filled
-        };
-        out.changed_listings.insert(dir.clone(), change);
+        out.changed_listings.insert(dir.clone(), OwnChange::Filled);
         inputs.push((dir, InputAccess::Listing));
     }
     // Sorted first, the map is built in one pass (tens of thousands of
@@ -1355,8 +1347,9 @@ mod tests {
     }
 
     #[test]
-    fn a_directory_the_task_emptied_and_refilled_is_marked_so() {
-        // Whether anything that was there is left is storing's to see.
+    fn a_directory_the_task_emptied_and_refilled_is_an_input_too() {
+        // A generator that deletes its old result before listing: the
+        // next source file must still be seen.
         let c = Scenario::default()
             .op(Op::List, "/w/dist")
             .at_call(Op::Remove, "/w/dist/a-1.js", "/w/dist/a-1.js", true)
@@ -1367,7 +1360,7 @@ mod tests {
         assert_eq!(inputs(&c), vec![("/w/dist", &InputAccess::Listing)]);
         assert_eq!(
             c.changed_listings,
-            BTreeMap::from([(p("/w/dist"), OwnChange::Refilled)])
+            BTreeMap::from([(p("/w/dist"), OwnChange::Filled)])
         );
         assert_eq!(c.emptied_dirs, BTreeSet::from([p("/w/dist")]));
     }

@@ -113,8 +113,7 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<u8> {
     let mut stderr = std::io::BufWriter::new(std::io::stderr().lock());
     let written = match &outcome {
         TraceOutcome::Traced(log) => {
-            let mut classification = classify(log, &opts);
-            crate::cache::settle_refilled(&mut classification, &[]);
+            let classification = classify(log, &opts);
             if args.json {
                 let doc = report::json(&summary, Ok(&classification), args.log.then_some(log));
                 writeln!(stdout, "{doc:#}")

@@ -644,4 +644,38 @@ fn a_generator_that_deletes_before_it_writes_still_sees_a_new_file() {
     }
     let idle = ws.vp(["run", "icons"]).output();
     assert!(hit(&idle.stderr), "{}", idle.combined());
+
+    // Second probe: a directory that held only the generator's own result, which it deleted
+    // first, looked like Vite's `dist/` (nothing from before left) and its listing was dropped.
+    ws.write(
+        "src/c/index.js",
+        "// committed
+",
+    );
+    ws.write(
+        "barrel.mjs",
+        "import fs from 'node:fs';
+         fs.rmSync('src/c/index.js', { force: true });
+         const names = fs.readdirSync('src/c').filter((n) => n.endsWith('.js')).sort();
+         fs.writeFileSync('src/c/index.js', names.map((n) => `export * from './${n}';\n`).join(''));
+",
+    );
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": { "barrel": { "command": "node barrel.mjs" } } }"#,
+    );
+    ws.vp(["run", "barrel"]).output().assert_success();
+    ws.write(
+        "src/c/A.js",
+        "export const A = 1;
+",
+    );
+    let added = ws.vp(["run", "barrel"]).output();
+    added.assert_success();
+    assert!(!hit(&added.stderr), "{}", added.combined());
+    assert_eq!(
+        ws.read("src/c/index.js"),
+        "export * from './A.js';
+"
+    );
 }
