@@ -18,7 +18,7 @@ use super::file_state;
 use super::fingerprint::GlobConfig;
 use super::globs::{GlobError, TaskGlobs, package_relative};
 use super::paths::{self, RelPath};
-use crate::trace::{AccessClassification, OwnChange};
+use crate::trace::AccessClassification;
 
 /// Where a task lives. All absolute and normalised; `workspace_root` is the
 /// directory every stored path is relative to.
@@ -350,7 +350,6 @@ impl KnownHashes<'_> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct OwnListing {
     pub(crate) dir: PathBuf,
-    pub(crate) change: OwnChange,
     pub(crate) made: BTreeSet<Vec<u8>>,
 }
 
@@ -358,11 +357,7 @@ impl OwnListing {
     /// The listing of `dir` for the tracer's `changed_listings`: `made` is
     /// the first name below `dir` of each of `written` (paths the task
     /// wrote, as the tracer classified them, and ignored output subtrees).
-    pub(crate) fn of<'a>(
-        dir: &Path,
-        change: OwnChange,
-        written: impl IntoIterator<Item = &'a Path>,
-    ) -> Self {
+    pub(crate) fn of<'a>(dir: &Path, written: impl IntoIterator<Item = &'a Path>) -> Self {
         let made = written
             .into_iter()
             .filter_map(|p| p.strip_prefix(dir).ok()?.iter().next())
@@ -370,7 +365,6 @@ impl OwnListing {
             .collect();
         Self {
             dir: dir.to_path_buf(),
-            change,
             made,
         }
     }
@@ -396,19 +390,19 @@ impl OwnListing {
 /// The listings the task changed itself (`changed_listings` of `c`), with
 /// what it made in each: its outputs there (before any output glob or
 /// ignore), and the subtrees its tools asked vp not to store.
-pub(crate) fn own_listings(
-    c: &AccessClassification,
-    ignored_outputs: &[PathBuf],
+pub(crate) fn own_listings<'a>(
+    c: &'a AccessClassification,
+    ignored_outputs: impl IntoIterator<Item = &'a PathBuf> + Clone,
 ) -> Vec<OwnListing> {
     c.changed_listings
         .iter()
-        .map(|(dir, change)| {
+        .map(|dir| {
             let written = c
                 .outputs
                 .keys()
-                .chain(ignored_outputs)
+                .chain(ignored_outputs.clone())
                 .map(PathBuf::as_path);
-            OwnListing::of(dir, *change, written)
+            OwnListing::of(dir, written)
         })
         .collect()
 }
@@ -834,11 +828,7 @@ mod tests {
         fs::write(dir.join("index.js"), "export * from './A.js';").expect("write");
         let observed = vec![(dir.clone(), InputKind::Listing)];
         let written = [dir.join("index.js")];
-        let own = OwnListing::of(
-            &dir,
-            OwnChange::Filled,
-            written.iter().map(PathBuf::as_path),
-        );
+        let own = OwnListing::of(&dir, written.iter().map(PathBuf::as_path));
         assert_eq!(own.made, BTreeSet::from([b"index.js".to_vec()]));
         let collect =
             |own: &OwnListing| w.auto_inputs_of(&observed, start, std::slice::from_ref(own));

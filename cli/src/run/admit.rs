@@ -95,9 +95,7 @@ pub(crate) fn admit(
             if spec.inputs.auto {
                 run.removed = c.deleted.iter().cloned().collect();
                 let ignored_outputs = obs.bridge.as_ref().map(|r| &r.ignored_outputs);
-                let ignored: Vec<std::path::PathBuf> =
-                    ignored_outputs.into_iter().flatten().cloned().collect();
-                run.own_listings = cache::own_listings(c, &ignored);
+                run.own_listings = cache::own_listings(c, ignored_outputs.into_iter().flatten());
                 run.executed = c.programs.clone().into_iter().collect();
                 run.inputs = c
                     .inputs

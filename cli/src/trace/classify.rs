@@ -76,22 +76,6 @@ pub(crate) enum Found {
     Other,
 }
 
-/// How a task changed the entries of a directory it listed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub(crate) enum OwnChange {
-    /// It only removed entries (`rm -rf dist/*`, `find -delete`).
-    Pruned,
-    /// It added entries, whether or not it removed some first (a generator
-    /// that lists `src/components/` and writes `index.ts` there, deleting
-    /// the old one or its stale files first; a linter that lists the
-    /// package and writes its cache file beside; Vite emptying and
-    /// refilling `dist/`). Even a directory that held only the task's own
-    /// output before the run is an input: the next source file there must
-    /// be seen.
-    Filled,
-}
-
 /// What an output path is at the end of the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -138,11 +122,16 @@ pub(crate) struct AccessClassification {
     /// How many distinct paths were ignored by the exclusion rules.
     pub(crate) excluded: usize,
     /// Listed directories, inputs, whose entries the task itself changed
-    /// while it ran, and how. Their listing is the one the run left; a name
-    /// someone else created there while it ran makes the run not stored
+    /// while it ran: it added entries, whether or not it removed some first
+    /// (a generator that lists `src/components/` and writes `index.ts`
+    /// there, deleting the old one or its stale files first; a linter that
+    /// lists the package and writes its cache file beside; Vite emptying
+    /// and refilling `dist/`), or it only removed entries (`rm -rf
+    /// dist/*`). Their listing is the one the run left; a name someone else
+    /// created there while it ran makes the run not stored
     /// (`cache::collect`), and a name the entry restores need not be there
     /// for a hit (`cache::store::lookup`).
-    pub(crate) changed_listings: BTreeMap<PathBuf, OwnChange>,
+    pub(crate) changed_listings: BTreeSet<PathBuf>,
     /// Outputs (files, symlinks) the task made or rewrote after looking at
     /// them, even finding them missing (`test -f .env.local || cp ...`,
     /// `existsSync`, an exclusive create, `sed -i`), and everything below a
@@ -388,7 +377,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     // there decided what it wrote (a barrel file, a route table), so its
     // listing as the run left it is an input.
     for dir in filled_dirs {
-        out.changed_listings.insert(dir.clone(), OwnChange::Filled);
+        out.changed_listings.insert(dir.clone());
         inputs.push((dir, InputAccess::Listing));
     }
     // Sorted first, the map is built in one pass (tens of thousands of
@@ -537,8 +526,7 @@ fn classify_path(
         PathKind::File => InputAccess::Probe { found: Found::File },
         PathKind::Dir if reads().any(|e| *e == Event::List) => {
             if children_removed {
-                out.changed_listings
-                    .insert(path.to_path_buf(), OwnChange::Pruned);
+                out.changed_listings.insert(path.to_path_buf());
             }
             InputAccess::Listing
         }
@@ -1321,10 +1309,7 @@ mod tests {
             .file("/w/gen/index.ts")
             .run();
         assert_eq!(inputs(&c), vec![("/w/gen", &InputAccess::Listing)]);
-        assert_eq!(
-            c.changed_listings,
-            BTreeMap::from([(p("/w/gen"), OwnChange::Filled)])
-        );
+        assert_eq!(c.changed_listings, BTreeSet::from([p("/w/gen")]));
         assert_eq!(outputs(&c), vec!["/w/gen/index.ts"]);
     }
 
@@ -1358,10 +1343,7 @@ mod tests {
             .file("/w/dist/b-2.js")
             .run();
         assert_eq!(inputs(&c), vec![("/w/dist", &InputAccess::Listing)]);
-        assert_eq!(
-            c.changed_listings,
-            BTreeMap::from([(p("/w/dist"), OwnChange::Filled)])
-        );
+        assert_eq!(c.changed_listings, BTreeSet::from([p("/w/dist")]));
         assert_eq!(c.emptied_dirs, BTreeSet::from([p("/w/dist")]));
     }
 
@@ -1375,7 +1357,7 @@ mod tests {
         assert_eq!(inputs(&c), vec![("/w/dist", &InputAccess::Listing)]);
         assert_eq!(
             c.changed_listings,
-            BTreeMap::from([(p("/w/dist"), OwnChange::Pruned)]),
+            BTreeSet::from([p("/w/dist")]),
             "its stamps changed by the task's own removals"
         );
         assert_eq!(c.deleted, BTreeSet::from([p("/w/dist/main.aaa.js")]));

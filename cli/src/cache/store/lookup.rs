@@ -236,8 +236,8 @@ impl Validator<'_> {
                 }) => {
                     added.retain(|name| !self.other_tasks_output_dir(rel, name, true));
                     // A name the hit restores (an output, or a directory
-                    // outputs lie in) is back once it has: `rm -rf dist`
-                    // in a package a task lists, a generated barrel deleted.
+                    // the run owned) is back once it has: `rm -rf dist` in
+                    // a package a task lists, a generated barrel deleted.
                     removed.retain(|name| {
                         !restores(entry, &rel.join(name))
                             && !self.other_tasks_output_dir(rel, name, false)

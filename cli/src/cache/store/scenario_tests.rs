@@ -22,7 +22,6 @@ use crate::cache::entry::{CacheEntry, InputKind, LogChunk, Stream};
 use crate::cache::env::EnvView;
 use crate::cache::fingerprint::{GlobConfig, SpawnFingerprint, SpawnSpec};
 use crate::cache::paths::RelPath;
-use crate::trace::OwnChange;
 use vp_ipc::EnvQuery;
 
 struct Ws {
@@ -610,17 +609,14 @@ fn a_listing_does_not_need_what_the_hit_restores() {
             run.own_listings = vec![
                 crate::cache::collect::OwnListing::of(
                     &w.pkg,
-                    OwnChange::Filled,
                     run.outputs.iter().map(PathBuf::as_path),
                 ),
                 crate::cache::collect::OwnListing::of(
                     &src,
-                    OwnChange::Filled,
                     run.outputs.iter().map(PathBuf::as_path),
                 ),
                 crate::cache::collect::OwnListing::of(
                     &dist,
-                    OwnChange::Filled,
                     run.outputs.iter().map(PathBuf::as_path),
                 ),
             ];
