@@ -92,6 +92,19 @@ pub(crate) enum OutputState {
     },
 }
 
+#[cfg(test)]
+impl OutputState {
+    /// A regular file of `content` (mode 0644), as tests record one.
+    pub(crate) fn file_of(content: &[u8]) -> Self {
+        Self::File {
+            blob: super::digest::Digest::of_content(content),
+            mode: 0o644,
+            size: content.len() as u64,
+            stored: 0,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Stream {
     Stdout,

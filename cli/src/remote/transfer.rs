@@ -613,15 +613,6 @@ mod tests {
         .expect("encodes")
     }
 
-    fn file(content: &[u8]) -> OutputState {
-        OutputState::File {
-            blob: Digest::of_content(content),
-            mode: 0o644,
-            size: content.len() as u64,
-            stored: 0,
-        }
-    }
-
     #[test]
     fn a_manifest_path_leading_out_of_the_workspace_is_rejected() {
         let set = InputSet {
@@ -641,7 +632,11 @@ mod tests {
 
     #[test]
     fn a_result_is_checked_against_what_was_asked() {
-        let good = entry([(hostile(b"dist/a.js"), file(b"a"))].into_iter().collect());
+        let good = entry(
+            [(hostile(b"dist/a.js"), OutputState::file_of(b"a"))]
+                .into_iter()
+                .collect(),
+        );
         let variant = good.variant();
         let blobs = vec![(Digest::of_content(b"a"), b"a".to_vec())];
         let (got, by_hash) =
@@ -667,7 +662,7 @@ mod tests {
         ));
         // An output path that would write outside the workspace.
         let evil = entry(
-            [(hostile(b"../escape.js"), file(b"a"))]
+            [(hostile(b"../escape.js"), OutputState::file_of(b"a"))]
                 .into_iter()
                 .collect(),
         );

@@ -4,10 +4,35 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Signal, Workspace, alive, wait_until};
+use crate::harness::{Running, Signal, Workspace, alive, wait_until};
 
 fn write_tasks(ws: &Workspace, tasks: &str) {
     ws.write("vite-task.json", format!(r#"{{ "tasks": {tasks} }}"#));
+}
+
+/// Starts `vp run wait`: a task that writes the name of `signal` to `got-signal` when it gets
+/// it and exits with `exit_code`; `extra` is more of its config (`"cache": false` makes it
+/// interactive: it stays in vp's process group). Returns once the task is running.
+fn start_waiting_for(ws: &Workspace, signal: &str, exit_code: i32, extra: &str) -> Running {
+    ws.write(
+        "wait.js",
+        format!(
+            "const fs = require('fs');\n\
+             process.on('{signal}', () => {{ fs.writeFileSync('got-signal', '{signal}'); process.exit({exit_code}); }});\n\
+             fs.writeFileSync('started', '');\n\
+             setTimeout(() => {{}}, 60000);\n"
+        ),
+    );
+    write_tasks(
+        ws,
+        &format!(r#"{{ "wait": {{ "command": "node wait.js"{extra} }} }}"#),
+    );
+    let running = ws
+        .vp(["run", "wait"])
+        .timeout(Duration::from_secs(150))
+        .spawn();
+    ws.wait_for("started", Duration::from_secs(90));
+    running
 }
 
 fn kill(pid: i32) {
@@ -22,21 +47,7 @@ fn sigterm_and_sighup_are_forwarded_and_vp_exits_128_plus_the_signal() {
         (Signal::SIGHUP, "SIGHUP", 129),
     ] {
         let ws = Workspace::new("bridge-verbs");
-        ws.write(
-            "wait.js",
-            format!(
-                "const fs = require('fs');\n\
-                 process.on('{name}', () => {{ fs.writeFileSync('got-signal', '{name}'); process.exit(1); }});\n\
-                 fs.writeFileSync('started', '');\n\
-                 setTimeout(() => {{}}, 60000);\n"
-            ),
-        );
-        write_tasks(&ws, r#"{ "wait": { "command": "node wait.js" } }"#);
-        let running = ws
-            .vp(["run", "wait"])
-            .timeout(Duration::from_secs(150))
-            .spawn();
-        ws.wait_for("started", Duration::from_secs(90));
+        let running = start_waiting_for(&ws, name, 1, "");
         running.signal(signal);
         let out = running.wait();
         out.assert_code(code);
@@ -61,22 +72,7 @@ fn sigterm_and_sighup_are_forwarded_and_vp_exits_128_plus_the_signal() {
 #[test]
 fn sigterm_to_vp_alone_reaches_an_interactive_task() {
     let ws = Workspace::new("bridge-verbs");
-    ws.write(
-        "wait.js",
-        "const fs = require('fs');\n\
-         process.on('SIGTERM', () => { fs.writeFileSync('got-signal', 'SIGTERM'); process.exit(1); });\n\
-         fs.writeFileSync('started', '');\n\
-         setTimeout(() => {}, 60000);\n",
-    );
-    write_tasks(
-        &ws,
-        r#"{ "wait": { "command": "node wait.js", "cache": false } }"#,
-    );
-    let running = ws
-        .vp(["run", "wait"])
-        .timeout(Duration::from_secs(150))
-        .spawn();
-    ws.wait_for("started", Duration::from_secs(90));
+    let running = start_waiting_for(&ws, "SIGTERM", 1, r#", "cache": false"#);
     running.signal(Signal::SIGTERM);
     let out = running.wait();
     out.assert_code(143);
@@ -262,22 +258,7 @@ fn ctrl_c_does_not_wait_for_a_leftover_in_another_session() {
 #[test]
 fn sigint_to_vp_alone_reaches_an_interactive_task() {
     let ws = Workspace::new("bridge-verbs");
-    ws.write(
-        "wait.js",
-        "const fs = require('fs');\n\
-         process.on('SIGINT', () => { fs.writeFileSync('got-signal', 'SIGINT'); process.exit(130); });\n\
-         fs.writeFileSync('started', '');\n\
-         setTimeout(() => {}, 60000);\n",
-    );
-    write_tasks(
-        &ws,
-        r#"{ "wait": { "command": "node wait.js", "cache": false } }"#,
-    );
-    let running = ws
-        .vp(["run", "wait"])
-        .timeout(Duration::from_secs(150))
-        .spawn();
-    ws.wait_for("started", Duration::from_secs(90));
+    let running = start_waiting_for(&ws, "SIGINT", 130, r#", "cache": false"#);
     let sent = Instant::now();
     running.signal(Signal::SIGINT);
     let out = running.wait();

@@ -74,23 +74,13 @@ pub(crate) fn in_place(abs: &Path, stored: &OutputState, left: Option<&OutputSta
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::digest::Digest;
-
-    fn file(content: &[u8]) -> OutputState {
-        OutputState::File {
-            blob: Digest::of_content(content),
-            mode: 0o644,
-            size: content.len() as u64,
-            stored: 0,
-        }
-    }
 
     #[test]
     fn absent_same_left_by_vp_or_other() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let p = tmp.path().join("out.txt");
-        let stored = file(b"stored");
-        let left = file(b"left");
+        let stored = OutputState::file_of(b"stored");
+        let left = OutputState::file_of(b"left");
         assert_eq!(in_place(&p, &stored, Some(&left)), InPlace::Absent);
         fs::write(&p, "stored").expect("write");
         assert_eq!(in_place(&p, &stored, Some(&left)), InPlace::Same);
@@ -124,6 +114,9 @@ mod tests {
         assert_eq!(in_place(&p, &v1, None), InPlace::Same);
         assert_eq!(in_place(&p, &v2, Some(&v1)), InPlace::LeftByVp);
         assert_eq!(in_place(&p, &v2, None), InPlace::Other);
-        assert_eq!(in_place(&p, &file(b"v1"), None), InPlace::Other);
+        assert_eq!(
+            in_place(&p, &OutputState::file_of(b"v1"), None),
+            InPlace::Other
+        );
     }
 }

@@ -555,6 +555,34 @@ mod tests {
         |_| {}
     }
 
+    /// Opens a store that needs repair (no waiting for a lock): it must
+    /// come out ready; returns what the user was told.
+    fn open_repaired(dir: &Path) -> Vec<StoreNotice> {
+        let mut notices = Vec::new();
+        let got = open(
+            dir,
+            &OpenOptions {
+                lock_timeout: Duration::ZERO,
+            },
+            &mut |n| notices.push(n),
+        )
+        .expect("opens");
+        assert!(matches!(got, Opened::Ready(_)));
+        notices
+    }
+
+    /// RocksDB's `MANIFEST-*` files in the store under `dir`.
+    fn manifests(dir: &Path) -> Vec<PathBuf> {
+        fs::read_dir(dir.join("db"))
+            .expect("read dir")
+            .map(|entry| entry.expect("entry").path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("MANIFEST-"))
+            })
+            .collect()
+    }
+
     fn open_ready(dir: &Path) -> Store {
         match open(
             dir,
@@ -620,16 +648,7 @@ mod tests {
             db.put_cf(meta, META_SCHEMA, (SCHEMA_VERSION + 1).to_le_bytes())
                 .expect("put");
         }
-        let mut notices = Vec::new();
-        let got = open(
-            &dir,
-            &OpenOptions {
-                lock_timeout: Duration::ZERO,
-            },
-            &mut |n| notices.push(n),
-        )
-        .expect("opens");
-        assert!(matches!(got, Opened::Ready(_)));
+        let notices = open_repaired(&dir);
         let [
             StoreNotice::SetAside {
                 moved_to, reason, ..
@@ -653,16 +672,7 @@ mod tests {
         let dir = tmp.path().join("cache");
         drop(open_ready(&dir));
         fs::write(dir.join("db/CURRENT"), b"\x00\x01garbage").expect("write");
-        let mut notices = Vec::new();
-        let got = open(
-            &dir,
-            &OpenOptions {
-                lock_timeout: Duration::ZERO,
-            },
-            &mut |n| notices.push(n),
-        )
-        .expect("opens");
-        assert!(matches!(got, Opened::Ready(_)));
+        let notices = open_repaired(&dir);
         assert!(
             matches!(notices.as_slice(), [StoreNotice::SetAside { .. }]),
             "{notices:?}"
@@ -674,24 +684,10 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("cache");
         drop(open_ready(&dir));
-        for entry in fs::read_dir(dir.join("db")).expect("read dir") {
-            let p = entry.expect("entry").path();
-            if p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("MANIFEST-"))
-            {
-                fs::write(&p, vec![0xAB; 4096]).expect("write");
-            }
+        for p in manifests(&dir) {
+            fs::write(&p, vec![0xAB; 4096]).expect("write");
         }
-        let mut notices = Vec::new();
-        let got = open(
-            &dir,
-            &OpenOptions {
-                lock_timeout: Duration::ZERO,
-            },
-            &mut |n| notices.push(n),
-        )
-        .expect("opens");
-        assert!(matches!(got, Opened::Ready(_)));
+        let notices = open_repaired(&dir);
         assert_eq!(notices.len(), 1, "{notices:?}");
     }
 
@@ -703,24 +699,10 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("cache");
         drop(open_ready(&dir));
-        for entry in fs::read_dir(dir.join("db")).expect("read dir") {
-            let p = entry.expect("entry").path();
-            if p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("MANIFEST-"))
-            {
-                fs::remove_file(&p).expect("remove");
-            }
+        for p in manifests(&dir) {
+            fs::remove_file(&p).expect("remove");
         }
-        let mut notices = Vec::new();
-        let got = open(
-            &dir,
-            &OpenOptions {
-                lock_timeout: Duration::ZERO,
-            },
-            &mut |n| notices.push(n),
-        )
-        .expect("opens");
-        assert!(matches!(got, Opened::Ready(_)));
+        let notices = open_repaired(&dir);
         assert!(
             matches!(notices.as_slice(), [StoreNotice::SetAside { reason, .. }] if reason.contains("MANIFEST")),
             "{notices:?}"

@@ -194,10 +194,14 @@ mod tests {
         };
         let info = root.join("tsconfig.tsbuildinfo");
         let cache = root.join(".eslintcache");
-        assert!(
-            store.own_state("t", &root).expect("read").is_empty(),
-            "nothing remembered yet"
-        );
+        let own_of = |task: &str| -> Vec<std::path::PathBuf> {
+            store
+                .own_state(task, &root)
+                .expect("read")
+                .into_iter()
+                .collect()
+        };
+        assert!(own_of("t").is_empty(), "nothing remembered yet");
         fs::write(&info, "{\"version\":1}").expect("write");
         fs::write(&cache, "[]").expect("write");
         let outside = tempfile::tempdir().expect("outside");
@@ -211,22 +215,11 @@ mod tests {
                 &BTreeSet::new(),
             )
             .expect("remember");
-        let own = store.own_state("t", &root).expect("read");
-        assert_eq!(
-            own.into_iter().collect::<Vec<_>>(),
-            vec![cache.clone(), info.clone()]
-        );
+        assert_eq!(own_of("t"), vec![cache.clone(), info.clone()]);
         // The user edits one: it is an input again. Another task has none.
         fs::write(&cache, "[\"edited\"]").expect("write");
-        assert_eq!(
-            store
-                .own_state("t", &root)
-                .expect("read")
-                .into_iter()
-                .collect::<Vec<_>>(),
-            vec![info.clone()]
-        );
-        assert!(store.own_state("other", &root).expect("read").is_empty());
+        assert_eq!(own_of("t"), vec![info.clone()]);
+        assert!(own_of("other").is_empty());
         // A run that only read its state (up to date, it rewrote nothing)
         // keeps what was its own: probe, the next rewrite was taken for a
         // modified input.
@@ -234,19 +227,12 @@ mod tests {
         store
             .remember_state("t", &root, &[], &own)
             .expect("remember");
-        assert_eq!(
-            store
-                .own_state("t", &root)
-                .expect("read")
-                .into_iter()
-                .collect::<Vec<_>>(),
-            vec![info.clone()]
-        );
+        assert_eq!(own_of("t"), vec![info.clone()]);
         // A run that leaves no state, and had none of its own, forgets the
         // record.
         store
             .remember_state("t", &root, &[], &BTreeSet::new())
             .expect("remember");
-        assert!(store.own_state("t", &root).expect("read").is_empty());
+        assert!(own_of("t").is_empty());
     }
 }
