@@ -13,7 +13,7 @@ use super::settings::{CacheSettings, requested_dir};
 use super::size::format_size;
 use super::store::Store;
 use super::store::evict::{self, CleanOutcome};
-use super::store::open::{self, Opened};
+use super::store::open::{self, Opened, WhenUnusable};
 use crate::args::{CacheArgs, CacheCommand};
 use crate::remote::{RemoteConfig, RemoteInputs, RemoteSession, check_connection};
 use crate::workspace::WorkspaceError;
@@ -177,8 +177,9 @@ fn open_existing(
         _ => return Ok(None),
     }
     // Read-write: `prune` writes, and `stats` should not read around a
-    // running vp's lock.
-    match open::open_exclusive(dir, &settings.open, notify)? {
+    // running vp's lock. Neither replaces a store it cannot use: that is a
+    // run's repair, not something a user asked for here.
+    match open::open_exclusive(dir, &settings.open, WhenUnusable::Report, notify)? {
         Opened::Ready(store) => Ok(Some(store)),
         Opened::Busy { holder } => Err(super::error::CacheError::Busy {
             dir: dir.to_path_buf(),
@@ -275,6 +276,56 @@ mod tests {
         );
         assert!(r.is_ok());
         assert!(out.starts_with("removed 0 entries and 0 blobs"), "{out}");
+        let (r, out, _) = run_in(ws.path(), CacheCommand::Clean, Some(dir.clone()));
+        assert!(r.is_ok());
+        assert!(out.starts_with("removed the cache at"), "{out}");
+        assert!(!dir.exists());
+    }
+
+    /// Probe: `vp cache stats` on a store it could not open moved the
+    /// store aside and started a new one, as a run does: a command that
+    /// inspects must leave the store as it found it, and say what is wrong.
+    #[test]
+    fn inspecting_an_unusable_store_reports_it_and_leaves_it() {
+        let ws = tempfile::tempdir().expect("tempdir");
+        let dir = ws.path().join("c");
+        drop(
+            open::open(
+                &dir,
+                &open::OpenOptions {
+                    lock_timeout: std::time::Duration::ZERO,
+                },
+                &mut |_| {},
+            )
+            .expect("create"),
+        );
+        let current = dir.join("db/CURRENT");
+        std::fs::write(&current, b"\x00\x01garbage").expect("write");
+        let listing = |d: &Path| {
+            let mut names: Vec<_> = std::fs::read_dir(d)
+                .expect("read")
+                .map(|e| e.expect("entry").file_name())
+                .collect();
+            names.sort();
+            names
+        };
+        let before = listing(&dir.join("db"));
+        for command in [
+            CacheCommand::Stats,
+            CacheCommand::Prune {
+                max_size: Some("1MiB".into()),
+            },
+        ] {
+            let (r, out, err) = run_in(ws.path(), command, Some(dir.clone()));
+            let message = r.expect_err("unusable store").to_string();
+            assert!(message.contains("cannot be used"), "{message}");
+            assert!(message.contains("left as it is"), "{message}");
+            assert!(message.contains("vp cache clean"), "{message}");
+            assert!(out.is_empty() && err.is_empty(), "{out}{err}");
+            assert!(!dir.join("set-aside").exists(), "nothing moved aside");
+            assert_eq!(listing(&dir.join("db")), before);
+            assert_eq!(std::fs::read(&current).expect("read"), b"\x00\x01garbage");
+        }
         let (r, out, _) = run_in(ws.path(), CacheCommand::Clean, Some(dir.clone()));
         assert!(r.is_ok());
         assert!(out.starts_with("removed the cache at"), "{out}");

@@ -46,6 +46,10 @@ pub(crate) enum CacheError {
     MissingBlob { dir: PathBuf, blob: String },
     #[error("the cache at `{dir}` has a corrupt blob {blob} (hint: `vp cache clean` starts over)")]
     CorruptBlob { dir: PathBuf, blob: String },
+    #[error(
+        "the cache at `{dir}` cannot be used ({reason}); it was left as it is\n(hint: the next `vp run` moves it aside and starts a new one; `vp cache clean` removes it)"
+    )]
+    Unusable { dir: PathBuf, reason: String },
     #[error("the cache at `{dir}` is in use by another vp{}", holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     Busy { dir: PathBuf, holder: Option<u32> },
     #[error(

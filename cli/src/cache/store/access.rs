@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use rocksdb::DB;
 
 use super::layout::CacheDir;
-use super::open::{OpenOptions, StoreNotice, Writable, open_writable};
+use super::open::{OpenOptions, StoreNotice, WhenUnusable, Writable, open_writable};
 use crate::cache::error::CacheError;
 
 pub(super) enum Access {
@@ -150,7 +150,13 @@ impl Access {
                 dir: dir.to_path_buf(),
             });
         }
-        match open_writable(home, dir, &upgrade.options, &mut notify) {
+        match open_writable(
+            home,
+            dir,
+            &upgrade.options,
+            WhenUnusable::SetAside,
+            &mut notify,
+        ) {
             Ok(Writable::Ready(db)) => {
                 on_open(&db);
                 // Cannot fail: `attempt` is held and `writable` was empty.

@@ -13,7 +13,7 @@ use super::db::{
     cf_of, entry_meta_key,
 };
 use super::layout::{CacheDir, dir_size};
-use super::open::{self, OpenOptions, Opened, StoreNotice};
+use super::open::{self, OpenOptions, Opened, StoreNotice, WhenUnusable};
 use crate::cache::codec;
 use crate::cache::digest::Digest;
 use crate::cache::entry::{CacheEntry, EntryKey};
@@ -298,8 +298,12 @@ pub(crate) fn clean(
         // cannot be opened at all (damaged beyond setting aside, made by
         // something else in our directory) is still removed when nobody
         // holds its lock: `cache clean` is how a user starts over.
-        let opened = match open::open_exclusive(dir, options, notify) {
-            Err(CacheError::Open { .. }) if !open::lock_is_held(&home.db()) => None,
+        let opened = match open::open_exclusive(dir, options, WhenUnusable::Report, notify) {
+            Err(CacheError::Open { .. } | CacheError::Unusable { .. })
+                if !open::lock_is_held(&home.db()) =>
+            {
+                None
+            }
             other => Some(other?),
         };
         match opened {

@@ -343,34 +343,52 @@ pub(crate) fn open(
     if let Some(store) = open_read_mostly(&home, dir, options) {
         return Ok(Opened::Ready(store));
     }
-    open_exclusive_in(home, dir, options, notify)
+    open_exclusive_in(home, dir, options, WhenUnusable::SetAside, notify)
 }
 
 /// Opens the store read-write, holding its lock for as long as it is open
-/// (`vp cache clean` and `prune`, which must not share it). Blocking.
+/// (`vp cache clean`, `prune` and `stats`, which must not share it).
+/// Blocking.
 pub(crate) fn open_exclusive(
     dir: &Path,
     options: &OpenOptions,
+    unusable: WhenUnusable,
     notify: &mut dyn FnMut(StoreNotice),
 ) -> Result<Opened, CacheError> {
-    open_exclusive_in(CacheDir::claim(dir)?, dir, options, notify)
+    open_exclusive_in(CacheDir::claim(dir)?, dir, options, unusable, notify)
+}
+
+/// What opening read-write does with a store it cannot use (another
+/// schema, a damaged `CURRENT` or `MANIFEST`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WhenUnusable {
+    /// Move it aside and start a new one, saying so: what a run does, so
+    /// that a damaged cache never stops a build.
+    SetAside,
+    /// Fail with [`CacheError::Unusable`] and leave it as it is: what the
+    /// commands that inspect or maintain the store do, since a user who
+    /// asks for statistics has not asked for the cache to be replaced.
+    Report,
 }
 
 fn open_exclusive_in(
     home: CacheDir,
     dir: &Path,
     options: &OpenOptions,
+    unusable: WhenUnusable,
     notify: &mut dyn FnMut(StoreNotice),
 ) -> Result<Opened, CacheError> {
-    Ok(match open_writable(&home, dir, options, notify)? {
-        Writable::Ready(db) => {
-            let store = Store::new(Access::Writable(db), dir, home);
-            store.fold_journal(store.reader());
-            Opened::Ready(store)
-        }
-        Writable::Busy { holder } => Opened::Busy { holder },
-        Writable::HeldByAncestor { holder } => Opened::HeldByAncestor { holder },
-    })
+    Ok(
+        match open_writable(&home, dir, options, unusable, notify)? {
+            Writable::Ready(db) => {
+                let store = Store::new(Access::Writable(db), dir, home);
+                store.fold_journal(store.reader());
+                Opened::Ready(store)
+            }
+            Writable::Busy { holder } => Opened::Busy { holder },
+            Writable::HeldByAncestor { holder } => Opened::HeldByAncestor { holder },
+        },
+    )
 }
 
 /// The read-only fast path, or `None` for the read-write one: no store yet,
@@ -460,12 +478,21 @@ pub(super) fn open_writable(
     home: &CacheDir,
     dir: &Path,
     options: &OpenOptions,
+    unusable: WhenUnusable,
     notify: &mut dyn FnMut(StoreNotice),
 ) -> Result<Writable, CacheError> {
     let started = Instant::now();
     let mut announced = false;
     let mut set_aside_once = false;
     let db_dir = home.db();
+    if unusable == WhenUnusable::Report
+        && let Some(reason) = unusable_reason(&db_dir)
+    {
+        return Err(CacheError::Unusable {
+            dir: dir.to_path_buf(),
+            reason,
+        });
+    }
     loop {
         let existed = db_dir.exists();
         let problem = match DB::open_cf_descriptors(&db_options(&db_dir), &db_dir, cf_descriptors())
@@ -508,6 +535,12 @@ pub(super) fn open_writable(
                 });
             }
         };
+        if unusable == WhenUnusable::Report {
+            return Err(CacheError::Unusable {
+                dir: dir.to_path_buf(),
+                reason: problem,
+            });
+        }
         if set_aside_once {
             // A fresh store is unusable too: something else is wrong; say so.
             return Err(CacheError::Io {
@@ -523,6 +556,22 @@ pub(super) fn open_writable(
             moved_to,
             reason: problem,
         });
+    }
+}
+
+/// Why the existing store in `db_dir` cannot be used, asked read-only so
+/// that a store of another schema is not written to (a read-write open
+/// writes a new `MANIFEST` and `OPTIONS` file before the schema can be
+/// read). `None` when it looks usable, or when the question cannot be
+/// answered this way (its lock is held: the read-write open waits for it).
+fn unusable_reason(db_dir: &Path) -> Option<String> {
+    if !db_dir.exists() || lock_is_held(db_dir) {
+        return None;
+    }
+    match DB::open_cf_descriptors_read_only(&read_options(), db_dir, cf_descriptors(), false) {
+        Ok(db) => check_schema(&db, true).err(),
+        Err(e) if is_unusable_store(&e, db_dir) => Some(e.to_string()),
+        Err(_) => None,
     }
 }
 
@@ -623,7 +672,10 @@ mod tests {
             lock_timeout: Duration::from_millis(150),
         };
         let t = Instant::now();
-        let got = open_exclusive(&dir, &opts, &mut |n| notices.push(n)).expect("no error");
+        let got = open_exclusive(&dir, &opts, WhenUnusable::SetAside, &mut |n| {
+            notices.push(n)
+        })
+        .expect("no error");
         assert!(matches!(got, Opened::Busy { holder: Some(pid) } if pid == std::process::id()));
         // Our own pid is not an ancestor: another thread of one process
         // waits like another process would.
@@ -664,6 +716,40 @@ mod tests {
         assert!(moved_to.exists());
         let home = CacheDir::find(&dir).expect("ours").expect("exists");
         assert_eq!(home.set_aside_copies(), vec![moved_to.clone()]);
+    }
+
+    /// Inspecting a newer vp's store must not write to it: a read-write
+    /// open writes a new `MANIFEST` before the schema can be read.
+    #[test]
+    fn a_report_leaves_a_newer_schema_unwritten() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("cache");
+        {
+            let store = open_ready(&dir);
+            let db = store.writer().expect("writable");
+            let meta = db.cf_handle(CF_META).expect("meta cf");
+            db.put_cf(meta, META_SCHEMA, (SCHEMA_VERSION + 1).to_le_bytes())
+                .expect("put");
+        }
+        let before = manifests(&dir);
+        let err = open_exclusive(
+            &dir,
+            &OpenOptions {
+                lock_timeout: Duration::ZERO,
+            },
+            WhenUnusable::Report,
+            &mut quiet(),
+        )
+        .err()
+        .expect("reported");
+        assert!(
+            matches!(&err, CacheError::Unusable { reason, .. }
+                if reason.contains(&format!("schema version {}", SCHEMA_VERSION + 1))),
+            "{err}"
+        );
+        assert_eq!(manifests(&dir), before, "no new MANIFEST");
+        let home = CacheDir::find(&dir).expect("ours").expect("exists");
+        assert!(home.set_aside_copies().is_empty());
     }
 
     #[test]
@@ -774,6 +860,7 @@ mod tests {
             &OpenOptions {
                 lock_timeout: Duration::from_secs(5),
             },
+            WhenUnusable::SetAside,
             &mut |n| notices.push(n),
         )
         .expect("no error");

@@ -13,7 +13,7 @@ use rocksdb::IteratorMode;
 
 use super::db::{CF_ENTRIES, CF_META, Store, entry_meta_key};
 use super::lookup::{LookupOutcome, LookupRequest};
-use super::open::{OpenOptions, Opened, open, open_exclusive};
+use super::open::{OpenOptions, Opened, WhenUnusable, open, open_exclusive};
 use super::record::{ObservedRun, RecordOutcome, RecordRequest};
 use crate::cache::clock::Timestamp;
 use crate::cache::codec;
@@ -58,6 +58,7 @@ impl Ws {
             &OpenOptions {
                 lock_timeout: LOCK_TIMEOUT,
             },
+            WhenUnusable::SetAside,
             &mut |_| {},
         ) {
             Ok(Opened::Ready(s)) => s,
@@ -1301,6 +1302,7 @@ fn a_second_process_waits_then_gets_busy() {
         &OpenOptions {
             lock_timeout: Duration::from_millis(100),
         },
+        WhenUnusable::SetAside,
         &mut |_| {},
     )
     .expect("no error");
