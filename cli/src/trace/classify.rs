@@ -312,7 +312,11 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
                 other => other,
             };
             let pushed = kept.push(resolution.real, event);
-            if pushed && event.is_own_change() && names_change {
+            // An output a tool asked vp to ignore (its cache file) is still
+            // a name the task made: a directory it listed and then wrote
+            // that name into is a listing it changed, not one that changed
+            // under it (which would keep the run from being stored).
+            if pushed != Pushed::Excluded && event.is_own_change() && names_change {
                 // Creating or removing a name changes every directory above
                 // it (within the root): their listings and stats are not inputs.
                 for (depth, ancestor) in resolution.real.ancestors().skip(1).enumerate() {
@@ -549,22 +553,34 @@ struct Kept<'a, 'o> {
 
 impl<'a> Kept<'a, '_> {
     /// Keeps `event` unless the path is excluded or the tools asked to
-    /// ignore it; says whether it was kept.
-    fn push(&mut self, path: &'a Path, event: Event) -> bool {
+    /// ignore it; says which.
+    fn push(&mut self, path: &'a Path, event: Event) -> Pushed {
         let opts = self.opts;
         if is_excluded(path, opts) {
             self.excluded.insert(bytes(path));
-            return false;
+            return Pushed::Excluded;
         }
         if event.is_read() && under_any(path, opts.ignored_inputs) {
-            return false;
+            return Pushed::Ignored;
         }
         if event.is_own_change() && under_any(path, opts.ignored_outputs) {
-            return false;
+            return Pushed::Ignored;
         }
         self.per_path.push(path, event);
-        true
+        Pushed::Kept
     }
+}
+
+/// What became of an event offered to [`Kept::push`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pushed {
+    Kept,
+    /// Below a subtree a tool asked vp to ignore (`ignoreInput`,
+    /// `ignoreOutput`): not an input or output, but a change the task
+    /// still made to the directories above it.
+    Ignored,
+    /// A path vp never records (outside the root, the cache, `.git`).
+    Excluded,
 }
 
 /// Every kept event in syscall order, and each path it happened to once,
@@ -1566,6 +1582,10 @@ mod tests {
             .file("/w/cache/x")
             .run_with(&[], &[], &[p("/w/cache/x")]);
         assert_eq!(inputs(&c), vec![("/w/cache", &InputAccess::Listing)]);
+        // The ignored name is still the task's own: the listing it changed
+        // is not one that changed under it.
+        assert_eq!(c.changed_listings, BTreeSet::from([p("/w/cache")]));
+        assert!(c.outputs.is_empty());
     }
 
     #[test]

@@ -131,6 +131,47 @@ fn ignore_output_allows_read_write_overlap_and_is_not_archived() {
     );
 }
 
+/// Probe: a linter-like tool that lists its sources and keeps its cache file among them,
+/// declared with `ignoreOutput` (as `eslint --cache` keeps `.eslintcache` in the package), was
+/// never stored: the file it made changed the listing it read, which looked like someone else's
+/// change while it ran. The name is the task's own; a file someone adds there still misses.
+#[test]
+fn an_ignored_output_in_a_listed_directory_is_the_tasks_own() {
+    let ws = Workspace::new("bridge-verbs");
+    ws.write("src/a.js", "1\n");
+    ws.write(
+        "lint.js",
+        "'use strict';\n\
+         const fs = require('node:fs');\n\
+         const path = require('node:path');\n\
+         const bridge = require('./lib/bridge').load();\n\
+         const writeOutput = require('./lib/out');\n\
+         const src = path.join(__dirname, 'src');\n\
+         bridge.ignoreOutput(path.join(src, '.lintcache'));\n\
+         const names = fs.readdirSync(src).filter((n) => n.endsWith('.js')).sort();\n\
+         fs.writeFileSync(path.join(src, '.lintcache'), JSON.stringify({ at: Date.now(), names }));\n\
+         writeOutput('lint.txt', `linted ${names.join(',')}\\n`);\n",
+    );
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": { "lint": { "command": "node lint.js" } } }"#,
+    );
+    let first = ws.vp(["run", "lint"]).output();
+    first.assert_success();
+    assert!(!first.stderr.contains("not cached"), "{}", first.combined());
+    let again = ws.vp(["run", "lint"]).output();
+    assert_eq!(hits(&again.stderr), 1, "{}", again.combined());
+
+    ws.write("src/b.js", "2\n");
+    let added = ws.vp(["run", "lint"]).output();
+    added.assert_success();
+    assert_eq!(misses(&added.stderr), 1, "{}", added.combined());
+    assert_eq!(ws.read("dist/lint.txt"), "linted a.js,b.js\n");
+    assert!(!added.stderr.contains("not cached"), "{}", added.combined());
+    let idle = ws.vp(["run", "lint"]).output();
+    assert_eq!(hits(&idle.stderr), 1, "{}", idle.combined());
+}
+
 #[test]
 fn get_env_tracked_invalidates_untracked_does_not() {
     let ws = Workspace::new("bridge-verbs");
