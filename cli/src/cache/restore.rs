@@ -243,9 +243,8 @@ impl Restorer<'_> {
         Ok(())
     }
 
-    /// Removes `rel` if it is exactly what the previous run left: a file
-    /// with the recorded content and no other hard link, a symlink with the
-    /// recorded target, an empty directory. Never through a symlink. Anything
+    /// Removes `rel` if it is exactly what the previous run left (see
+    /// [`left_as_recorded`]); a directory only once it is empty. Anything
     /// else (a file the user changed or put there) stays. Returns whether
     /// something was removed.
     fn remove_superseded(
@@ -255,38 +254,13 @@ impl Restorer<'_> {
     ) -> Result<bool, RestoreError> {
         // Re-validate: entries come from disk and may be corrupt.
         let rel = RelPath::from_stored(rel.as_bytes())?;
-        let mut dir = RelPath::root();
-        let parent = rel.parent();
-        for comp in parent.components() {
-            dir = dir.join(comp);
-            match fs::symlink_metadata(dir.to_abs(&self.root)) {
-                Ok(m) if m.is_dir() => {}
-                _ => return Ok(false),
-            }
+        if !left_as_recorded(&self.root, &rel, state) {
+            return Ok(false);
         }
         let abs = rel.to_abs(&self.root);
-        let Ok(meta) = fs::symlink_metadata(&abs) else {
-            return Ok(false);
-        };
-        let same = match state {
-            OutputState::File { blob, size, .. } => {
-                meta.is_file()
-                    && meta.nlink() == 1
-                    && meta.len() == *size
-                    && digest::hash_file(&abs).is_ok_and(|(h, _)| h == *blob)
-            }
-            OutputState::Symlink { target } => {
-                meta.file_type().is_symlink()
-                    && fs::read_link(&abs)
-                        .is_ok_and(|t| t.as_os_str().as_bytes() == target.as_slice())
-            }
-            OutputState::Dir { .. } => {
-                // Not empty: something vp does not know of is inside.
-                return Ok(meta.is_dir() && fs::remove_dir(&abs).is_ok());
-            }
-        };
-        if !same {
-            return Ok(false);
+        if let OutputState::Dir { .. } = state {
+            // Not empty: something vp does not know of is inside.
+            return Ok(fs::remove_dir(&abs).is_ok());
         }
         match fs::remove_file(&abs) {
             Ok(()) => Ok(true),
@@ -399,5 +373,38 @@ impl Restorer<'_> {
             return Err(io(e));
         }
         Ok(true)
+    }
+}
+
+/// Whether `rel` (below `root`) is still exactly what a run left there, as
+/// `state` records it: a file with the recorded content and no other hard
+/// link, a symlink with the recorded target, a directory. Never through a
+/// symlink: every directory above it must be a real one. What a hit removes
+/// as superseded, and what a lookup may therefore ignore in a listing.
+pub(crate) fn left_as_recorded(root: &Path, rel: &RelPath, state: &OutputState) -> bool {
+    let mut dir = RelPath::root();
+    for comp in rel.parent().components() {
+        dir = dir.join(comp);
+        match fs::symlink_metadata(dir.to_abs(root)) {
+            Ok(m) if m.is_dir() => {}
+            _ => return false,
+        }
+    }
+    let abs = rel.to_abs(root);
+    let Ok(meta) = fs::symlink_metadata(&abs) else {
+        return false;
+    };
+    match state {
+        OutputState::File { blob, size, .. } => {
+            meta.is_file()
+                && meta.nlink() == 1
+                && meta.len() == *size
+                && digest::hash_file(&abs).is_ok_and(|(h, _)| h == *blob)
+        }
+        OutputState::Symlink { target } => {
+            meta.file_type().is_symlink()
+                && fs::read_link(&abs).is_ok_and(|t| t.as_os_str().as_bytes() == target.as_slice())
+        }
+        OutputState::Dir { .. } => meta.is_dir(),
     }
 }

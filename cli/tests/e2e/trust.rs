@@ -464,6 +464,79 @@ fn a_task_that_empties_a_directory_runs_again_when_something_is_in_it() {
     }
 }
 
+/// A bundler that empties its output directory and names its files by content hash (webpack's
+/// `output.clean`, tsup's `clean`) lists that directory. Going back to an earlier build missed:
+/// the current build's hashed files were "added" to the listing the earlier run left, though the
+/// hit removes them as superseded. They count as no change now, as long as they are exactly what
+/// the last run left; a file someone else put there, or one of those files edited, still misses.
+#[test]
+fn going_back_to_an_earlier_build_of_a_cleaning_hashing_bundler_hits() {
+    let ws = Workspace::new("example");
+    ws.write("src/app.js", "v1\n");
+    // An earlier build's output: every build below finds `dist/` there and lists it (a first
+    // build into a missing `dist/` makes it, and lists nothing it did not make).
+    ws.write("dist/main.00000000.js", "v0\n");
+    ws.write(
+        "bundle.mjs",
+        "import fs from 'node:fs';\n\
+         import crypto from 'node:crypto';\n\
+         fs.mkdirSync('dist', { recursive: true });\n\
+         for (const name of fs.readdirSync('dist')) fs.rmSync(`dist/${name}`, { recursive: true });\n\
+         const code = fs.readFileSync('src/app.js', 'utf8');\n\
+         const hash = crypto.createHash('sha256').update(code).digest('hex').slice(0, 8);\n\
+         fs.writeFileSync(`dist/main.${hash}.js`, code);\n\
+         fs.writeFileSync('dist/index.html', `<script src=\"main.${hash}.js\"></script>\\n`);\n",
+    );
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": { "bundle": { "command": "node bundle.mjs" } } }"#,
+    );
+    let bundle = || {
+        let out = ws.vp(["run", "bundle"]).output();
+        out.assert_success();
+        out
+    };
+    let names = || {
+        let mut n: Vec<String> = std::fs::read_dir(ws.path("dist"))
+            .expect("dist")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    bundle();
+    let v1 = names();
+    assert_eq!(v1.len(), 2, "{v1:?}");
+    ws.write("src/app.js", "v2\n");
+    assert!(!hit(&bundle().stderr));
+    let v2 = names();
+    assert_ne!(v1, v2);
+
+    ws.write("src/app.js", "v1\n");
+    let back = bundle();
+    assert!(
+        hit(&back.stderr),
+        "the first build's entry, with the second build's files superseded\n{}",
+        back.combined()
+    );
+    assert_eq!(names(), v1, "the second build's hashed file is removed");
+
+    // Back to v2, then to v1 with a file of v2's build edited: the hit would not remove it.
+    ws.write("src/app.js", "v2\n");
+    assert!(hit(&bundle().stderr));
+    let v2_main = v2.iter().find(|n| n.starts_with("main.")).expect("main");
+    ws.write(format!("dist/{v2_main}"), "edited by hand\n");
+    ws.write("src/app.js", "v1\n");
+    let edited = bundle();
+    assert!(!hit(&edited.stderr), "{}", edited.combined());
+    assert_eq!(names(), v1, "the run removed it, as a real build does");
+
+    // A file nobody's run made: the task would remove it, so a hit cannot stand for it.
+    ws.write("dist/notes.txt", "mine\n");
+    let foreign = bundle();
+    assert!(!hit(&foreign.stderr), "{}", foreign.combined());
+}
+
 /// Review of the in-place rule: it applies to outputs a task looked at before making them, not
 /// to what a task writes blindly. Two tasks (or two `&&` items) that write one file, and a step
 /// followed by one that rewrites its output in place and is never stored (`tsc && tsc-alias`),

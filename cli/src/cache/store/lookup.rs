@@ -5,7 +5,7 @@
 //! field and file by file so the user sees every difference.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rocksdb::WriteBatch;
 
@@ -90,6 +90,10 @@ struct Validator<'a> {
     /// The outputs of the task's last used entry: what vp left in place
     /// (loaded once, for the first output that is not the candidate's own).
     left: Option<BTreeMap<RelPath, OutputState>>,
+    /// What a hit on the candidate stored under the key would remove as
+    /// superseded (`CacheHit::superseded`), once a listing of it gained
+    /// names; the hit reuses it.
+    superseded: Option<(EntryKey, Vec<(RelPath, OutputState)>)>,
 }
 
 struct Verdict {
@@ -121,6 +125,26 @@ fn restores_listing(entry: &CacheEntry, path: &RelPath, recorded: &InputState) -
     }
 }
 
+/// Whether a hit removes `path` as superseded (`CacheHit::superseded`): a
+/// file or symlink the task's previous run made in a directory the hit's
+/// run owned, which the hit does not have, still exactly as that run left
+/// it. A listing that gained only such names is the recorded one once the
+/// hit is restored: going back to an earlier build of a tool that empties
+/// and lists its output directory and names its files by content hash
+/// (webpack's or tsup's `clean`). A directory is not counted: the hit
+/// removes it only if nothing else is left inside.
+fn removed_as_superseded(
+    superseded: &[(RelPath, OutputState)],
+    root: &Path,
+    path: &RelPath,
+) -> bool {
+    superseded.iter().any(|(rel, state)| {
+        rel == path
+            && !matches!(state, OutputState::Dir { .. })
+            && crate::cache::restore::left_as_recorded(root, rel, state)
+    })
+}
+
 impl Validator<'_> {
     /// Whether a name a listing gained (`added`) or lost is a directory
     /// another task's stored run owns: `tsc -b` lists the package root, and
@@ -148,7 +172,23 @@ impl Validator<'_> {
             .as_ref()
     }
 
-    fn validate(&mut self, entry: &CacheEntry, mode: Mode) -> Verdict {
+    /// See `superseded`. Unreadable counts as nothing superseded: a miss,
+    /// never a wrong hit.
+    fn superseded_of(&mut self, key: EntryKey, entry: &CacheEntry) -> &[(RelPath, OutputState)] {
+        if self.superseded.as_ref().is_none_or(|(k, _)| *k != key) {
+            let found = self
+                .store
+                .superseded_outputs(self.req.task, key, entry)
+                .unwrap_or_default();
+            self.superseded = Some((key, found));
+        }
+        self.superseded.as_ref().map_or(&[], |(_, s)| s.as_slice())
+    }
+
+    /// Checks `entry` against the workspace now. `key` is where it is
+    /// stored, when it is a candidate for a hit (not an entry only
+    /// explained).
+    fn validate(&mut self, key: Option<EntryKey>, entry: &CacheEntry, mode: Mode) -> Verdict {
         let mut v = Verdict {
             reasons: Vec::new(),
             restamped: Vec::new(),
@@ -235,6 +275,14 @@ impl Validator<'_> {
                     mut removed,
                 }) => {
                     added.retain(|name| !self.other_tasks_output_dir(rel, name, true));
+                    if let Some(key) = key
+                        && !added.is_empty()
+                    {
+                        let superseded = self.superseded_of(key, entry);
+                        added.retain(|name| {
+                            !removed_as_superseded(superseded, root, &rel.join(name))
+                        });
+                    }
                     // A name the hit restores (an output, or a directory
                     // the run owned) is back once it has: `rm -rf dist` in
                     // a package a task lists, a generated barrel deleted.
@@ -323,13 +371,14 @@ impl Store {
             glob_files: None,
             stated_ahead: false,
             left: None,
+            superseded: None,
         };
         let mut newest: Option<CacheEntry> = None;
         for (key, meta) in candidates {
             let Some(entry) = self.entry(key)? else {
                 continue;
             };
-            let verdict = validator.validate(&entry, Mode::FirstDifference);
+            let verdict = validator.validate(Some(key), &entry, Mode::FirstDifference);
             if verdict.reasons.is_empty() && marking == Marking::Peek {
                 return Ok(LookupOutcome::Hit(Box::new(CacheHit {
                     entry,
@@ -338,7 +387,10 @@ impl Store {
                 })));
             }
             if verdict.reasons.is_empty() {
-                let superseded = self.superseded_outputs(req.task, key, &entry)?;
+                let superseded = match validator.superseded.take() {
+                    Some((k, superseded)) if k == key => superseded,
+                    _ => self.superseded_outputs(req.task, key, &entry)?,
+                };
                 let entry =
                     self.mark_hit(req, key, meta, entry, verdict.restamped, lookup_start)?;
                 return Ok(LookupOutcome::Hit(Box::new(CacheHit {
@@ -436,7 +488,7 @@ impl Store {
             None => return Ok(vec![MissReason::NoPreviousRun]),
         };
         if let Some(entry) = previous {
-            reasons.extend(validator.validate(&entry, Mode::Every).reasons);
+            reasons.extend(validator.validate(None, &entry, Mode::Every).reasons);
         }
         if reasons.is_empty() {
             reasons.push(MissReason::PreviousRunEvicted);
