@@ -1,8 +1,10 @@
-//! The `create-vite` templates as generated (`fixtures/vue-ts`, `fixtures/vanilla-ts`), each
-//! with its own `build` script of two items, a type-checker then `vite build`: cached out of the
-//! box with `--cache`. Every scenario of the real-projects issue on each: a second run is all
-//! hits, `rm -rf dist` restores, an edit misses only the items that read the file and ships the
-//! new content, and the run after an edit is all hits again. (`react-ts` is in `real_projects`.)
+//! The `create-vite` templates as generated (`fixtures/vue-ts`, `fixtures/vanilla-ts`), each with
+//! its own `build` script of two items, a type-checker then `vite build`: cached out of the box
+//! with `--cache`. Every scenario of the real-projects issue on each: from the third build on,
+//! all hits (the checker lists the package root, so the `dist/` that first build made costs it
+//! one run more: see `first_runs`), `rm -rf dist` restores, an edit misses only the items that read
+//! the file and ships the new content, and the run after an edit is all hits again. (`react-ts` is
+//! in `real_projects`.)
 
 use crate::harness::{NodeModules, Output, Workspace, assert_same_tree};
 
@@ -73,11 +75,25 @@ fn shipped(ws: &Workspace) -> String {
         .collect()
 }
 
+/// The first two builds of a fresh checkout, which has no `dist/`. The checker lists the
+/// package root: on the second build `dist/` is a name it never saw, made by `vite build`, and
+/// what it would read there is unknown (a linter that does not ignore `dist/` reads it), so it
+/// runs once more; `vite build` hits.
+fn first_runs(ws: &Workspace, checker: &str) {
+    let first = build(ws);
+    assert_items(&first, checker, false, false);
+    let second = build(ws);
+    assert_items(&second, checker, false, true);
+    assert!(
+        status(&second, checker).contains("'dist' added in '.'"),
+        "{second}"
+    );
+}
+
 fn caches_across_edits(t: &Template) {
     let ws = Workspace::with_node_modules(t.fixture, NodeModules::Link);
-    let first = build(&ws);
-    assert_items(&first, t.checker, false, false);
-    assert_all_hit(&build(&ws), t.checker, "the second run hits");
+    first_runs(&ws, t.checker);
+    assert_all_hit(&build(&ws), t.checker, "the third run hits");
 
     let built = ws.tree("dist");
     ws.remove("dist");

@@ -537,6 +537,58 @@ fn going_back_to_an_earlier_build_of_a_cleaning_hashing_bundler_hits() {
     assert!(!hit(&foreign.stderr), "{}", foreign.combined());
 }
 
+/// Probe: a checker that walks `src/` hit after its dependency, a generator, made a new folder
+/// there with a bad file in it: a directory another task's run owns did not count as added to a
+/// listing. What the checker would read in a directory it never saw is unknown: it runs.
+#[test]
+fn a_checker_sees_a_folder_its_generator_adds() {
+    let ws = Workspace::new("example");
+    ws.write("src/index.js", "ok\n");
+    ws.write(
+        "gen.mjs",
+        "import fs from 'node:fs';\n\
+         fs.mkdirSync('src/generated', { recursive: true });\n\
+         fs.writeFileSync('src/generated/api.js', 'ok\\n');\n",
+    );
+    ws.write(
+        "check.mjs",
+        "import fs from 'node:fs';\n\
+         const bad = fs.readdirSync('src', { recursive: true }).sort()\n\
+           .filter((n) => fs.statSync(`src/${n}`).isFile() && fs.readFileSync(`src/${n}`, 'utf8').includes('oops'));\n\
+         if (bad.length) { console.error(`bad: ${bad.join(',')}`); process.exit(1); }\n\
+         console.log('all good');\n",
+    );
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": {
+            "gen": { "command": "node gen.mjs" },
+            "check": { "command": "node check.mjs", "dependsOn": ["gen"] } } }"#,
+    );
+    ws.vp(["run", "check"]).output().assert_success();
+    let idle = ws.vp(["run", "check"]).output();
+    idle.assert_success();
+    assert!(
+        idle.stderr.contains("node check.mjs ◉ cache hit"),
+        "{}",
+        idle.combined()
+    );
+
+    ws.write(
+        "gen.mjs",
+        "import fs from 'node:fs';\n\
+         fs.mkdirSync('src/generated', { recursive: true });\n\
+         fs.writeFileSync('src/generated/api.js', 'ok\\n');\n\
+         fs.mkdirSync('src/models', { recursive: true });\n\
+         fs.writeFileSync('src/models/m.js', 'oops\\n');\n",
+    );
+    let out = ws.vp(["run", "check"]).output();
+    assert!(
+        out.code != Some(0) && out.combined().contains("bad: models/m.js"),
+        "the checker must run and fail\n{}",
+        out.combined()
+    );
+}
+
 /// Review of the in-place rule: it applies to outputs a task looked at before making them, not
 /// to what a task writes blindly. Two tasks (or two `&&` items) that write one file, and a step
 /// followed by one that rewrites its output in place and is never stored (`tsc && tsc-alias`),

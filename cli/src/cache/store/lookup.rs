@@ -146,18 +146,18 @@ fn removed_as_superseded(
 }
 
 impl Validator<'_> {
-    /// Whether a name a listing gained (`added`) or lost is a directory
-    /// another task's stored run owns: `tsc -b` lists the package root, and
-    /// `vite build` of the same script creates `dist/` there. That name is
-    /// the other task's output, not a source this task walked; a new source
-    /// file, or a directory no stored run owns, still counts.
-    fn other_tasks_output_dir(&self, dir: &RelPath, name: &[u8], added: bool) -> bool {
-        let path = dir.join(name);
-        if added && !path.to_abs(self.req.paths.workspace_root).is_dir() {
-            return false;
-        }
+    /// Whether a name a listing lost is a directory another task's stored
+    /// run owns: `tsc -b` lists the package root, and `vite build`, the next
+    /// item of the same script, creates `dist/` there; `rm -rf dist` then
+    /// takes a name from that listing that the other item's hit brings
+    /// back. Whatever this task read inside that directory is an input of
+    /// its own and still counts. A name *gained* is never excused this way:
+    /// what the task would read inside a directory it did not see is
+    /// unknown (`prettier --check .` reads a new `dist/`, `tsc` a generator's
+    /// new `src/models/`).
+    fn other_tasks_output_dir(&self, dir: &RelPath, name: &[u8]) -> bool {
         self.store
-            .output_dir_owner(&path)
+            .output_dir_owner(&dir.join(name))
             .is_some_and(|owner| owner != self.req.task.as_bytes())
     }
 
@@ -274,7 +274,6 @@ impl Validator<'_> {
                     mut added,
                     mut removed,
                 }) => {
-                    added.retain(|name| !self.other_tasks_output_dir(rel, name, true));
                     if let Some(key) = key
                         && !added.is_empty()
                     {
@@ -287,8 +286,7 @@ impl Validator<'_> {
                     // the run owned) is back once it has: `rm -rf dist` in
                     // a package a task lists, a generated barrel deleted.
                     removed.retain(|name| {
-                        !restores(entry, &rel.join(name))
-                            && !self.other_tasks_output_dir(rel, name, false)
+                        !restores(entry, &rel.join(name)) && !self.other_tasks_output_dir(rel, name)
                     });
                     if added.is_empty() && removed.is_empty() {
                         continue;

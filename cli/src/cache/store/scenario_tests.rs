@@ -543,17 +543,18 @@ fn a_hit_never_removes_a_file_the_previous_run_only_rewrote() {
     assert!(generated.join("new2.ts").exists());
 }
 
-/// Issue: `tsc -b` lists the package root, so the `dist/` that `vite build`
-/// (the next item of the same script) creates made it miss on every clean
-/// build's second run. A directory another task's stored run owns does not
-/// count in a listing; a new source file does.
+/// Issue: `tsc -b` lists the package root, and `vite build` (the next item
+/// of the same script) creates `dist/` there; `rm -rf dist` then made the
+/// first item miss, though the second item's hit brings `dist/` back. A
+/// directory another task's stored run owns does not count when it is
+/// missing from a listing. Probe: it did not count when *added* either, so
+/// `tsc` hit after a generator made `src/models/` with a type error in it,
+/// and `prettier --check .` after a build made `dist/`. What a task would
+/// read in a directory it never saw is unknown: that is a miss.
 #[test]
-fn a_listing_ignores_another_tasks_output_dir_but_not_a_new_source() {
+fn a_listing_excuses_another_tasks_output_dir_only_when_it_is_gone() {
     let w = ws();
     w.write("packages/app/src/main.ts", "x");
-    stored(w.run_with("app#build", &cmd(), &[], &[], |run| {
-        run.inputs = vec![(w.pkg.clone(), InputKind::Listing)];
-    }));
     let mut vite = cmd();
     vite.args = vec!["vite.js".into()];
     stored(w.run(
@@ -562,9 +563,24 @@ fn a_listing_ignores_another_tasks_output_dir_but_not_a_new_source() {
         &[],
         &[("packages/app/dist/index.js", "bundle")],
     ));
+    fs::remove_dir_all(w.pkg.join("dist")).expect("rm -rf dist");
+    stored(w.run_with("app#build", &cmd(), &[], &[], |run| {
+        run.inputs = vec![(w.pkg.clone(), InputKind::Listing)];
+    }));
+    w.write("packages/app/dist/index.js", "bundle");
+    assert_eq!(
+        miss_text(w.lookup("app#build", &cmd())),
+        "'dist' added in '.'",
+        "a directory this task never saw, whoever made it"
+    );
+    stored(w.run_with("app#build", &cmd(), &[], &[], |run| {
+        run.inputs = vec![(w.pkg.clone(), InputKind::Listing)];
+    }));
+    assert!(is_hit(&w.lookup("app#build", &cmd())));
+    fs::remove_dir_all(w.pkg.join("dist")).expect("rm -rf dist");
     assert!(
         is_hit(&w.lookup("app#build", &cmd())),
-        "dist/ is the other item's output directory"
+        "dist/ is the other item's output directory, which its hit restores"
     );
     w.write("packages/app/notes.ts", "a new source");
     assert_eq!(
@@ -572,7 +588,7 @@ fn a_listing_ignores_another_tasks_output_dir_but_not_a_new_source() {
         "'notes.ts' added in '.'"
     );
     fs::remove_file(w.pkg.join("notes.ts")).expect("rm");
-    // A directory nobody's run owns still counts.
+    // A directory nobody's run owns still counts, gone or added.
     fs::create_dir(w.pkg.join("extra")).expect("mkdir");
     assert!(!is_hit(&w.lookup("app#build", &cmd())));
 }
