@@ -99,6 +99,9 @@ pub(crate) enum NotCached {
     PartlyTraced { why: String },
     /// The task changed a file it had read first (workspace-relative).
     ModifiedInput { path: String },
+    /// The task left a file beside the workspace, which a hit could not
+    /// restore (absolute; more: how many others).
+    WroteOutside { path: PathBuf, more: usize },
     /// The store refused the observed run.
     Store(NotStorable),
     /// Writing the store failed.

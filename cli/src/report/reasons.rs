@@ -67,6 +67,11 @@ pub(crate) fn not_cached(n: &NotCached) -> String {
             format!("its file accesses could not all be observed ({why})")
         }
         NotCached::ModifiedInput { path } => format!("it modified its input '{path}'"),
+        NotCached::WroteOutside { path, more } => format!(
+            "it wrote '{}'{} outside the workspace, which a cache hit could not restore (hint: build into the workspace)",
+            path.display(),
+            and_more(*more)
+        ),
         NotCached::Store(why) => why.to_string(),
         NotCached::StoreFailed { error } => format!("the cache could not be written ({error})"),
     }

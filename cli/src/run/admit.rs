@@ -92,6 +92,15 @@ pub(crate) fn admit(
             {
                 return Err(NotCached::PartlyTraced { why: why.clone() });
             }
+            // Declared outputs are the user's word on what a hit restores.
+            if let Some(first) = c.written_outside.first()
+                && spec.outputs.auto
+            {
+                return Err(NotCached::WroteOutside {
+                    path: first.clone(),
+                    more: c.written_outside.len() - 1,
+                });
+            }
             if spec.inputs.auto {
                 run.removed = c.deleted.iter().cloned().collect();
                 let ignored_outputs = obs.bridge.as_ref().map(|r| &r.ignored_outputs);

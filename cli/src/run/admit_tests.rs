@@ -254,6 +254,24 @@ fn a_run_that_modified_its_input_is_not_stored_whatever_the_globs() {
     assert_eq!(rejected(&obs, &declared()), expected);
 }
 
+/// Probe: `outDir: '../public'` was stored, and a hit after the directory
+/// was removed replayed "built" and restored nothing.
+#[test]
+fn a_run_that_wrote_beside_the_workspace_is_not_stored_unless_outputs_are_declared() {
+    let mut c = classification();
+    c.written_outside.push("/real/public/index.html".into());
+    c.written_outside.push("/real/public/app.js".into());
+    let obs = observation(classified(c));
+    assert_eq!(
+        rejected(&obs, &auto()),
+        NotCached::WroteOutside {
+            path: "/real/public/index.html".into(),
+            more: 1,
+        }
+    );
+    assert!(admit(&obs, &declared(), &roots()).is_ok());
+}
+
 #[test]
 fn declared_globs_take_nothing_from_the_trace() {
     let run = admit(

@@ -116,6 +116,14 @@ pub(crate) struct AccessClassification {
     /// Files whose content the run read and then changed or removed: the
     /// run modified its own input, so it must not be stored.
     pub(crate) modified_inputs: Vec<PathBuf>,
+    /// Paths the run created or wrote beside the workspace (below the
+    /// directory that holds its root, outside the root) that exist at its
+    /// end: `outDir: '../public'`. A hit could not restore them. Hidden
+    /// directories there (`~/.cache`, `~/.npm` when the workspace is in the
+    /// home directory) are tools' caches and do not count, nor does anything
+    /// farther away (`/tmp`), nor a subtree a tool asked vp to ignore, nor
+    /// anything when the workspace is right below `/`.
+    pub(crate) written_outside: Vec<PathBuf>,
     /// Why the trace may be incomplete (copied from the log). Non-empty:
     /// do not store the run as auto-tracked.
     pub(crate) untraceable: Vec<String>,
@@ -153,7 +161,9 @@ impl AccessClassification {
     /// Whether the result may be stored: nothing modified its inputs and the
     /// trace is complete.
     pub(crate) fn is_cacheable(&self) -> bool {
-        self.modified_inputs.is_empty() && self.untraceable.is_empty()
+        self.modified_inputs.is_empty()
+            && self.untraceable.is_empty()
+            && self.written_outside.is_empty()
     }
 }
 
@@ -225,6 +235,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         excluded: HashSet::default(),
     };
     let mut renamed_dirs: Vec<&Path> = Vec::new();
+    let mut written_beside: Vec<&Path> = Vec::new();
 
     // Symlinks that reads went through, with the index of the first such
     // read: a read resolves after the run, so a link the task repointed
@@ -312,6 +323,9 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
                 other => other,
             };
             let pushed = kept.push(resolution.real, event);
+            if pushed == Pushed::Excluded && matches!(event, Event::Create | Event::CreateNew) {
+                written_beside.push(resolution.real);
+            }
             // An output a tool asked vp to ignore (its cache file) is still
             // a name the task made: a directory it listed and then wrote
             // that name into is a listing it changed, not one that changed
@@ -342,6 +356,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
 
     let mut out = AccessClassification {
         untraceable: log.untraceable.clone(),
+        written_outside: outside_outputs(&written_beside, state, opts),
         ..AccessClassification::default()
     };
     for (index, changed) in &name_changes {
@@ -671,6 +686,37 @@ fn under_any(path: &Path, dirs: &[PathBuf]) -> bool {
 
 /// Asked for every event of every recorded path: byte comparisons where the
 /// paths are clean (`paths::is_within`), components only where they are not.
+/// See `AccessClassification::written_outside`: of the excluded paths the
+/// task created or wrote, those beside the workspace that it left behind,
+/// sorted, each once.
+fn outside_outputs(
+    written: &[&Path],
+    state: &super::log::EndState,
+    opts: &ClassifyOptions<'_>,
+) -> Vec<PathBuf> {
+    // A workspace right below `/` (`/app` in a container) has the whole
+    // system beside it: `/tmp` and `/usr` cannot be told from an output.
+    let Some(beside) = opts.root.parent().filter(|p| p.parent().is_some()) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = written
+        .iter()
+        .filter(|path| !is_within(path, opts.root) && is_within(path, beside))
+        .filter(|path| {
+            let below = path.strip_prefix(beside).unwrap_or(path);
+            !below
+                .components()
+                .any(|c| c.as_os_str().as_encoded_bytes().starts_with(b"."))
+        })
+        .filter(|path| !under_any(path, opts.ignored_outputs))
+        .filter(|path| state.kind(path) != PathKind::Missing)
+        .map(|path| path.to_path_buf())
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
 fn is_excluded(path: &Path, opts: &ClassifyOptions<'_>) -> bool {
     if !is_within(path, opts.root) {
         return true;
@@ -800,8 +846,17 @@ mod tests {
             ignored_in: &[PathBuf],
             ignored_out: &[PathBuf],
         ) -> AccessClassification {
+            self.run_at(ROOT, excluded, ignored_in, ignored_out)
+        }
+        fn run_at(
+            &self,
+            root: &str,
+            excluded: &[PathBuf],
+            ignored_in: &[PathBuf],
+            ignored_out: &[PathBuf],
+        ) -> AccessClassification {
             let opts = ClassifyOptions {
-                root: Path::new(ROOT),
+                root: Path::new(root),
                 excluded_dirs: excluded,
                 ignored_inputs: ignored_in,
                 ignored_outputs: ignored_out,
@@ -1586,6 +1641,35 @@ mod tests {
         // is not one that changed under it.
         assert_eq!(c.changed_listings, BTreeSet::from([p("/w/cache")]));
         assert!(c.outputs.is_empty());
+    }
+
+    #[test]
+    fn files_left_beside_the_workspace_are_written_outside() {
+        let s = Scenario::default()
+            .op(Op::Write, "/home/u/public/index.html")
+            .op(Op::Mkdir, "/home/u/public")
+            .op(Op::Write, "/home/u/public/gone.tmp")
+            .op(Op::Write, "/home/u/.cache/tool/x")
+            .op(Op::Write, "/home/u/other/.vite/y")
+            .op(Op::Write, "/home/u/tooling/z")
+            .op(Op::Write, "/tmp/scratch")
+            .op(Op::Write, "/home/u/proj/dist/a.js")
+            .dir("/home/u/public")
+            .file("/home/u/public/index.html")
+            .file("/home/u/.cache/tool/x")
+            .file("/home/u/other/.vite/y")
+            .file("/home/u/tooling/z")
+            .file("/tmp/scratch")
+            .file("/home/u/proj/dist/a.js");
+        let c = s.run_at("/home/u/proj", &[], &[], &[p("/home/u/tooling")]);
+        assert_eq!(
+            c.written_outside,
+            vec![p("/home/u/public"), p("/home/u/public/index.html")],
+            "not what is gone, hidden, ignored, far away, or inside"
+        );
+        assert_eq!(outputs(&c), vec!["/home/u/proj/dist/a.js"]);
+        // Right below `/`, the whole system is beside the workspace.
+        assert!(s.run_at("/proj", &[], &[], &[]).written_outside.is_empty());
     }
 
     #[test]

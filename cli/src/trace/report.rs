@@ -130,6 +130,16 @@ pub(crate) fn write_human(
             writeln!(out, "  {}", shown(path, root))?;
         }
     }
+    if !c.written_outside.is_empty() {
+        writeln!(
+            out,
+            "written outside the workspace ({}): a cache hit could not restore them, so `vp run` would not cache it:",
+            c.written_outside.len()
+        )?;
+        for path in &c.written_outside {
+            writeln!(out, "  {}", path.display())?;
+        }
+    }
     for reason in &c.untraceable {
         writeln!(out, "incomplete trace: {reason}")?;
     }
@@ -211,6 +221,15 @@ pub(crate) fn json(
             doc.insert(
                 "modified_inputs".into(),
                 list(&mut c.modified_inputs.iter()),
+            );
+            doc.insert(
+                "written_outside".into(),
+                Value::Array(
+                    c.written_outside
+                        .iter()
+                        .map(|p| json!(p.display().to_string()))
+                        .collect(),
+                ),
             );
             doc.insert("untraceable".into(), json!(c.untraceable));
             doc.insert("excluded".into(), json!(c.excluded));

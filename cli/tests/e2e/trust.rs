@@ -589,6 +589,57 @@ fn a_checker_sees_a_folder_its_generator_adds() {
     );
 }
 
+/// Probe: a build into `../public` (Vite's `outDir: '../public'`) was stored, and after the
+/// directory was removed a hit replayed "built" and restored nothing. A file left beside the
+/// workspace makes the run not stored, and says so; one in a hidden directory there (a tool's
+/// cache) does not.
+#[test]
+fn a_build_that_writes_beside_the_workspace_is_not_stored() {
+    let ws = Workspace::new("example");
+    ws.write(
+        "out.mjs",
+        "import fs from 'node:fs';\n\
+         fs.mkdirSync('../public', { recursive: true });\n\
+         fs.writeFileSync('../public/index.html', 'hi\\n');\n",
+    );
+    ws.write(
+        "cache.mjs",
+        "import fs from 'node:fs';\n\
+         fs.mkdirSync('../.tool-cache', { recursive: true });\n\
+         fs.writeFileSync('../.tool-cache/state', 'x\\n');\n\
+         fs.writeFileSync('dist.txt', 'built\\n');\n",
+    );
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": {
+            "out": { "command": "node out.mjs" },
+            "cache": { "command": "node cache.mjs" } } }"#,
+    );
+    let first = ws.vp(["run", "out"]).output();
+    first.assert_success();
+    assert!(
+        first.stderr.contains("not cached because it wrote '")
+            && first
+                .stderr
+                .contains("outside the workspace, which a cache hit could not restore"),
+        "{}",
+        first.combined()
+    );
+    let public = ws.path("../public");
+    std::fs::remove_dir_all(&public).expect("rm -rf ../public");
+    let again = ws.vp(["run", "out"]).output();
+    again.assert_success();
+    assert!(!hit(&again.stderr), "{}", again.combined());
+    assert!(
+        public.join("index.html").exists(),
+        "the task ran and wrote it"
+    );
+
+    ws.vp(["run", "cache"]).output().assert_success();
+    let cached = ws.vp(["run", "cache"]).output();
+    assert!(hit(&cached.stderr), "{}", cached.combined());
+}
+
 /// Review of the in-place rule: it applies to outputs a task looked at before making them, not
 /// to what a task writes blindly. Two tasks (or two `&&` items) that write one file, and a step
 /// followed by one that rewrites its output in place and is never stored (`tsc && tsc-alias`),

@@ -57,9 +57,11 @@ pub(crate) enum NodeModules {
     Copy,
 }
 
-/// A fresh copy of one fixture. The temp dir holds `ws/` (the workspace root) and `exec.log`
-/// (outside the workspace, named to every run by `VP_E2E_EXEC_LOG`; the fixture scripts append
-/// their task name to it, which tells a real execution from a cache replay).
+/// A fresh copy of one fixture. The temp dir holds `ws/` (the workspace root) and
+/// `.e2e/exec.log` (outside the workspace, named to every run by `VP_E2E_EXEC_LOG`; the fixture
+/// scripts append their task name to it, which tells a real execution from a cache replay). It
+/// is in a hidden directory: a file a task leaves beside the workspace, anywhere else, keeps the
+/// run from being stored (docs/tracing.md, "What is not looked at").
 pub(crate) struct Workspace {
     temp: Option<tempfile::TempDir>,
     root: PathBuf,
@@ -106,10 +108,12 @@ impl Workspace {
                 root.display()
             )
         });
+        let exec_log = base.join(".e2e/exec.log");
+        fs::create_dir_all(base.join(".e2e")).expect("mkdir .e2e");
         Workspace {
             temp: Some(temp),
             root,
-            exec_log: base.join("exec.log"),
+            exec_log,
             fixture: fixture.to_owned(),
         }
     }
