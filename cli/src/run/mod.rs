@@ -12,6 +12,7 @@
 pub(crate) mod admit;
 pub(crate) mod build;
 mod cache_hint;
+mod cancel;
 pub(crate) mod command;
 mod command_line;
 mod decide;

@@ -127,7 +127,7 @@ pub(crate) async fn run(
                 interrupts += 1;
                 stop = true;
                 stats.cancelled = true;
-                ctx.cancelled.set(true);
+                ctx.cancelled.cancel();
                 if interrupts == 1 {
                     stats.signal = Some(signal);
                     ctx.children.signal_all(signal);

@@ -177,7 +177,7 @@ impl RunSession {
         let ctx = Rc::new(RunContext {
             emit: Box::new(emit),
             children: super::spawn::ChildRegistry::default(),
-            cancelled: std::cell::Cell::new(false),
+            cancelled: super::cancel::Cancellation::default(),
             verbose: self.verbose,
             workspace_root: self.workspace_root.clone(),
             full_env_map: Rc::clone(&self.full_env_map),

@@ -81,7 +81,7 @@ pub(crate) struct RunCache {
 pub(crate) struct RunContext {
     pub(crate) emit: Box<dyn Fn(RunEvent)>,
     pub(crate) children: ChildRegistry,
-    pub(crate) cancelled: std::cell::Cell<bool>,
+    pub(crate) cancelled: super::cancel::Cancellation,
     pub(crate) verbose: bool,
     pub(crate) workspace_root: PathBuf,
     /// vp's own, unfiltered environment: what the bridge serves from.
@@ -216,7 +216,16 @@ async fn run_item(
         &ctx.workspace_root,
         &ctx.full_env,
     ));
-    let (miss, remote_miss) = match store::look_up(cache, spec, ctx, item_id, &fingerprint).await {
+    // A lookup that goes to the remote cache can take minutes against a
+    // slow server: a cancelled run does not wait for it.
+    let looked = ctx
+        .cancelled
+        .unless(store::look_up(cache, spec, ctx, item_id, &fingerprint))
+        .await;
+    let Some(looked) = looked else {
+        return ItemResult::Failed(TaskOutcome::Cancelled);
+    };
+    let (miss, remote_miss) = match looked {
         Looked::Hit { log, saved, remote } => {
             (ctx.emit)(header(CacheStatus::Hit {
                 remote: remote.is_some(),

@@ -317,3 +317,65 @@ fn a_server_stopped_mid_run_costs_one_line_and_every_task_succeeds() {
     again.assert_success();
     assert_eq!(again.stderr.matches("◉ cache hit, replaying").count(), 3);
 }
+
+/// A server that answers every request with a `200` whose body it drips one byte at a time:
+/// each read makes progress, so no per-read timeout fires. Serves until the test ends.
+fn dripping_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n");
+                while stream.write_all(b"x").is_ok() {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Probe: with a server that drips its answer, a Ctrl-C or SIGTERM during the download was
+/// answered by "waiting for running tasks to stop" and vp exited only when the whole-request
+/// limit (100 × the timeout) ran out: minutes. A cancelled run stops waiting for the remote
+/// cache at once, and runs nothing.
+#[test]
+fn a_signal_during_a_slow_remote_download_ends_the_run_at_once() {
+    let port = dripping_server();
+    let ws = Workspace::new("example");
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": { "touch": { "command": "node -e \"require('fs').writeFileSync('ran', '')\"" } } }"#,
+    );
+    let running = ws
+        .vp(["run", "touch"])
+        .env("VP_REMOTE_CACHE_URL", format!("http://127.0.0.1:{port}"))
+        .env("VP_REMOTE_CACHE_TOKEN", "t")
+        .env("VP_REMOTE_CACHE_TEAM", TEAM)
+        .env("VP_REMOTE_CACHE_TIMEOUT_MS", "1000")
+        .timeout(std::time::Duration::from_secs(120))
+        .spawn();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let signalled = std::time::Instant::now();
+    running.signal(crate::harness::Signal::SIGTERM);
+    let out = running.wait();
+    assert!(
+        signalled.elapsed() < std::time::Duration::from_secs(10),
+        "vp took {:?} to stop\n{out}",
+        signalled.elapsed()
+    );
+    out.assert_code(143);
+    assert!(
+        !ws.path("ran").exists(),
+        "nothing runs after the signal\n{out}"
+    );
+    assert!(!out.stderr.contains("cache miss"), "{out}");
+}
