@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use futures_lite::StreamExt;
 
+use super::catch_up::{self, RanTask};
 use super::fs_events::{Batch, FsEvents};
 use super::observe::{self, Ran, Seen};
 use super::select::{self, Selection};
@@ -67,9 +68,13 @@ impl WatchLoop<'_> {
         let mut started_persistent: BTreeSet<String> = BTreeSet::new();
         let mut succeeded = vec![false; self.planned.specs.len()];
         let mut next = self.everything(&watches);
+        // What the watcher heard while the last cycle ran.
+        let mut heard: BTreeSet<PathBuf> = BTreeSet::new();
         let signal = loop {
+            let mut ran = Vec::new();
             if !next.tasks.is_empty() {
-                let stats = self.cycle(&next, &mut watches, &mut succeeded).await;
+                let stats;
+                (stats, ran) = self.cycle(&next, &mut watches, &mut succeeded).await;
                 if stats.cancelled {
                     break stats.signal.unwrap_or(libc::SIGINT);
                 }
@@ -80,6 +85,21 @@ impl WatchLoop<'_> {
             let (dir_set, paths) =
                 dirs::watch_dirs(watches.iter().flatten(), &config, self.session.cache_dir());
             let watched = fs.set(&dir_set);
+            // Edits in directories that were not watched while the cycle
+            // ran raised no event: look for them now that they are.
+            let missed = {
+                let tasks: Vec<RanTask<'_>> = ran
+                    .iter()
+                    .filter_map(|(i, changed)| {
+                        watches[*i].as_ref().map(|watch| RanTask {
+                            watch,
+                            changed_while_running: changed.clone(),
+                        })
+                    })
+                    .collect();
+                catch_up::missed_changes(&tasks, &heard)
+            };
+            heard = dir_set.clone();
             self.emit(&WatchEvent::Watching {
                 paths,
                 tasks: watches
@@ -93,6 +113,7 @@ impl WatchLoop<'_> {
             // Edits heard while the cycle ran count too (the windows in
             // `TaskWatch` tell them from the tasks' own writes).
             let mut batch = fs.drain();
+            batch.changes.extend(missed);
             loop {
                 if !batch.is_empty()
                     && let Some(s) =
@@ -159,13 +180,15 @@ impl WatchLoop<'_> {
         })
     }
 
-    /// Runs one cycle and updates the watches of the tasks it ran.
+    /// Runs one cycle and updates the watches of the tasks it ran; returns
+    /// each of them (plan index) with the input, if any, whose change while
+    /// it ran kept its run from being stored.
     async fn cycle(
         &self,
         selection: &Selection,
         watches: &mut Watches,
         succeeded: &mut [bool],
-    ) -> RunStats {
+    ) -> (RunStats, Vec<(usize, Option<PathBuf>)>) {
         let specs: Vec<TaskSpec> = selection
             .tasks
             .iter()
@@ -183,6 +206,15 @@ impl WatchLoop<'_> {
             })
             .collect();
         let ok: Vec<bool> = ran.iter().map(|r| r.seen.succeeded()).collect();
+        let changed: Vec<(usize, Option<PathBuf>)> = selection
+            .tasks
+            .iter()
+            .zip(&ran)
+            .map(|(&i, r)| {
+                let rel = r.seen.changed_while_running();
+                (i, rel.map(|rel| rel.to_abs(&self.ws.root)))
+            })
+            .collect();
         let new = observe::watches(ran, self.session.store(), self.ws.root.clone()).await;
         for ((&i, w), ok) in selection.tasks.iter().zip(new).zip(ok) {
             succeeded[i] = ok;
@@ -208,7 +240,7 @@ impl WatchLoop<'_> {
             }
             watches[i] = Some(w);
         }
-        stats
+        (stats, changed)
     }
 
     /// One batch through the pipeline, with a reporter of its own.

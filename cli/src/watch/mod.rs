@@ -11,6 +11,7 @@
 //! as `events::WatchEvent`s to `report::watch`.
 
 mod affected;
+mod catch_up;
 mod cycle;
 mod dirs;
 mod fs_events;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::watched::{Read, Reads, RunWindow, TaskWatch};
-use crate::cache::{CacheEntry, InputState, Store};
+use crate::cache::{CacheEntry, InputState, NotStorable, Store};
 use crate::events::{
     CacheStatus, NotCached, PinReason, RunEvent, TaskNotice, TaskOutcome, Unobserved,
 };
@@ -42,6 +42,17 @@ impl TaskSeen {
     /// The task ran to success (every command exited 0 or was replayed).
     pub(crate) fn succeeded(&self) -> bool {
         self.succeeded
+    }
+
+    /// The input (workspace-relative) whose change while the task ran kept
+    /// its run from being stored: the run may have seen it half-written.
+    pub(crate) fn changed_while_running(&self) -> Option<&crate::cache::RelPath> {
+        match &self.not_cached {
+            Some(NotCached::Store(
+                NotStorable::InputModifiedDuringRun(rel) | NotStorable::EntryAddedDuringRun(rel),
+            )) => Some(rel),
+            _ => None,
+        }
     }
 }
 

@@ -289,3 +289,56 @@ fn a_task_whose_tool_disabled_the_cache_is_not_re_run_by_an_edit() {
     let stderr = interrupt(running);
     assert_eq!(cycles(&stderr), 1, "{stderr}");
 }
+
+/// Probe: an edit made while the first cycle ran was lost: the store refused the run ("its input
+/// was modified while it ran") and vp went on watching with the old output, because nothing was
+/// watched yet to hear the edit. The refused input is a change once the watches are set.
+#[test]
+fn an_edit_while_the_first_cycle_runs_is_not_lost() {
+    let ws = Workspace::new("watch");
+    ws.write(
+        "packages/a/build.js",
+        "const fs = require('node:fs');\n\
+         const text = fs.readFileSync('src/in.txt', 'utf8');\n\
+         fs.writeFileSync('started', '');\n\
+         while (!fs.existsSync('go')) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);\n\
+         fs.mkdirSync('dist', { recursive: true });\n\
+         fs.writeFileSync('dist/out.txt', `a built from: ${text}`);\n",
+    );
+    let mut running = watch(&ws, &["a#build"]);
+    ws.wait_for("packages/a/started", STEP);
+    after_a_clock_tick();
+    ws.write("packages/a/src/in.txt", "edited while it ran\n");
+    ws.write("packages/a/go", "");
+    running.wait_for_stderr(STEP, "a second cycle", |err| cycles(err) >= 2);
+    assert_eq!(
+        ws.read("packages/a/dist/out.txt"),
+        "a built from: edited while it ran\n"
+    );
+    interrupt(running);
+}
+
+/// Probe: a task that found a file missing, which a task after it in the same first cycle
+/// created, was never re-run: the file was made before its directory was watched. Once the
+/// watches are set, what a task found missing and what it read are checked again.
+#[test]
+fn a_file_a_later_task_makes_in_the_first_cycle_reruns_the_task_that_probed_it() {
+    let ws = Workspace::new("watch");
+    ws.write(
+        "packages/a/build.js",
+        "const fs = require('node:fs');\n\
+         const cfg = fs.existsSync('a.cfg') ? fs.readFileSync('a.cfg', 'utf8') : 'default\\n';\n\
+         fs.mkdirSync('dist', { recursive: true });\n\
+         fs.writeFileSync('dist/out.txt', `a built with: ${cfg}`);\n",
+    );
+    ws.write(
+        "packages/b/build.js",
+        "require('node:fs').writeFileSync('../a/a.cfg', 'from b\\n');\n",
+    );
+    let mut running = watch(&ws, &["-r", "build"]);
+    running.wait_for_stderr(STEP, "a cycle that re-ran a#build", |err| {
+        cycles(err) >= 2 && err.contains("vp: changed: packages/a/a.cfg")
+    });
+    assert_eq!(ws.read("packages/a/dist/out.txt"), "a built with: from b\n");
+    interrupt(running);
+}
