@@ -5,6 +5,7 @@
 //! that stops asking after the first failure, so a server that is down costs
 //! one timeout per run, not one per task.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -291,6 +292,10 @@ pub(crate) struct RemoteSession {
     uploaded: AtomicU64,
     requests: AtomicU64,
     nanos: AtomicU64,
+    /// Results this run downloaded and refused (corrupt, wrongly signed):
+    /// an upload of the same id replaces them instead of taking their
+    /// presence for a result already shared.
+    rejected: Mutex<BTreeSet<String>>,
 }
 
 /// A session call that did not reach the server.
@@ -316,7 +321,24 @@ impl RemoteSession {
             uploaded: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             nanos: AtomicU64::new(0),
+            rejected: Mutex::new(BTreeSet::new()),
         }
+    }
+
+    /// Notes that the artifact `id` was downloaded and refused.
+    pub(crate) fn note_rejected(&self, id: &str) {
+        self.rejected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.to_owned());
+    }
+
+    /// Whether this run downloaded the artifact `id` and refused it.
+    pub(crate) fn was_rejected(&self, id: &str) -> bool {
+        self.rejected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(id)
     }
 
     pub(crate) fn config(&self) -> &RemoteConfig {

@@ -457,6 +457,49 @@ fn remote_tampered_artifacts_are_rejected_and_nothing_is_restored() {
     assert!(!s.is_disabled(), "a bad artifact does not end the session");
 }
 
+/// Probe: a corrupt result on the server was never replaced. Each machine
+/// refused it, ran the task, and skipped the upload because the server
+/// already had that result, so every machine missed for those inputs. A
+/// result this run refused is uploaded again.
+#[test]
+fn remote_a_refused_result_is_replaced_by_the_run_that_refused_it() {
+    let server = start(ServerOptions::default());
+    let one = Ws::new();
+    let two = Ws::new();
+    let three = Ws::new();
+    for ws in [&one, &two, &three] {
+        ws.source("v1");
+    }
+    let entry = one.build();
+    one.upload(&session(&server, &[]), entry);
+    tamper(&server, |_, mut bytes| {
+        artifact::decode_result(&bytes, 1 << 30).ok()?;
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        Some(bytes)
+    });
+
+    let s = session(&server, &[]);
+    let got = miss(two.fetch(&s));
+    assert!(matches!(got, RemoteMiss::Rejected(_)), "{got:?}");
+    let entry = two.build();
+    let up = two.upload(&s, entry);
+    assert!(
+        matches!(
+            up,
+            UploadOutcome::Uploaded {
+                result_existed: false,
+                ..
+            }
+        ),
+        "the refused result is sent again: {up:?}"
+    );
+    assert_eq!(
+        three.fetch_and_restore(&session(&server, &[])),
+        b"built(v1)"
+    );
+}
+
 #[test]
 fn remote_signed_artifacts_hit_with_the_key_and_are_rejected_otherwise() {
     let server = start(ServerOptions {

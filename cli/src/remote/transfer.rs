@@ -219,9 +219,15 @@ pub(crate) fn upload_run(
     let sign = |id: &str, body: &[u8]| config.signing.as_ref().map(|k| k.tag(id, team, body));
 
     let mut sent = 0u64;
-    let result_existed = match session.exists(&result_id) {
-        Ok(b) => b,
-        Err(e) => return skipped(UploadSkipped::Unavailable(e)),
+    // A result this run downloaded and refused is there but useless to
+    // every machine: replace it, as the local store heals a broken blob.
+    let result_existed = if session.was_rejected(&result_id) {
+        false
+    } else {
+        match session.exists(&result_id) {
+            Ok(b) => b,
+            Err(e) => return skipped(UploadSkipped::Unavailable(e)),
+        }
     };
     if !result_existed {
         let mut blobs: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
@@ -365,12 +371,14 @@ pub(crate) fn fetch_run(
         return miss(unreadable.unwrap_or(RemoteMiss::NoResult));
     };
     downloaded += download.body.len() as u64;
-    if let Err(why) = verify(session, &result_id, &download, "result") {
-        return miss(RemoteMiss::Rejected(why));
-    }
-    let (entry, blobs) = match open_result(&download.body, max, &variant) {
+    let opened = verify(session, &result_id, &download, "result")
+        .and_then(|()| open_result(&download.body, max, &variant));
+    let (entry, blobs) = match opened {
         Ok(v) => v,
-        Err(why) => return miss(RemoteMiss::Rejected(why)),
+        Err(why) => {
+            session.note_rejected(&result_id);
+            return miss(RemoteMiss::Rejected(why));
+        }
     };
     // The remote entry's inputs equal `here` in content (same variant);
     // their stamps are the uploader's. Keep this machine's, so the lookup
