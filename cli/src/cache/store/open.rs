@@ -68,6 +68,8 @@ impl std::fmt::Display for StoreNotice {
                 holder,
                 timeout,
             } => {
+                // What happens after the wait is the caller's to say: a run
+                // goes on without the cache, `vp cache stats` fails.
                 write!(
                     f,
                     "waiting for the cache lock on `{}` held by another vp",
@@ -76,11 +78,7 @@ impl std::fmt::Display for StoreNotice {
                 if let Some(pid) = holder {
                     write!(f, " (pid {pid})")?;
                 }
-                write!(
-                    f,
-                    "; running without the cache after {}s",
-                    timeout.as_secs_f64()
-                )
+                write!(f, ", for up to {}s", timeout.as_secs_f64())
             }
             Self::SetAside {
                 dir,
