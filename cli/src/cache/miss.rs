@@ -69,7 +69,7 @@ impl MissReason {
             Self::OutputChanged(p) => {
                 write!(
                     f,
-                    "output '{}' changed since vp wrote it",
+                    "output '{}' holds what vp did not leave there",
                     p.relative_to(base)
                 )
             }

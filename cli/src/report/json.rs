@@ -461,7 +461,7 @@ mod tests {
         assert_eq!(
             as_json(&MissReason::OutputChanged(pkg().join(b".env.local"))),
             serde_json::json!({"kind": "outputChanged",
-                "text": "output '.env.local' changed since vp wrote it",
+                "text": "output '.env.local' holds what vp did not leave there",
                 "path": "packages/app/.env.local"})
         );
     }

@@ -273,7 +273,7 @@ fn a_hit_never_writes_over_a_file_the_task_makes_only_when_missing() {
     assert!(
         edited
             .stderr
-            .contains("output '.env.local' changed since vp wrote it"),
+            .contains("output '.env.local' holds what vp did not leave there"),
         "{}",
         edited.combined()
     );
