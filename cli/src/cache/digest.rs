@@ -31,6 +31,8 @@ pub(crate) enum Domain {
     RemoteKey,
     /// A remote result's id: the portable key and the inputs' variant.
     RemoteResult,
+    /// An input file that is executable: its content hash, marked so.
+    ExecutableInput,
 }
 
 impl Domain {
@@ -42,6 +44,7 @@ impl Domain {
             Self::Listing => "vp cache 2025-01 directory listing",
             Self::RemoteKey => "vp remote cache 2026-12 portable key",
             Self::RemoteResult => "vp remote cache 2026-12 result",
+            Self::ExecutableInput => "vp cache 2026-12 executable input",
         }
     }
 }
@@ -87,6 +90,21 @@ impl fmt::Display for Digest {
 impl fmt::Debug for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Digest({})", self.short())
+    }
+}
+
+/// The fingerprint of an input file whose content hashes to `content`:
+/// that hash, or for an executable file (any `x` bit) a hash derived from
+/// it. The executable bit is the one mode bit git keeps, and a task that
+/// copies or packs a file (`cp -r`, `tar`, a packager's `bin`) carries it
+/// into its output: `chmod +x bin/cli.js` must miss. A plain file keeps its
+/// plain content hash, so entries recorded before this rule stay valid for
+/// it. (Outputs are content-addressed blobs; their mode is stored beside.)
+pub(crate) fn input_digest(content: Digest, meta: &Metadata) -> Digest {
+    if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 == 0 {
+        content
+    } else {
+        Digest::of(Domain::ExecutableInput, content.as_bytes())
     }
 }
 
@@ -180,6 +198,33 @@ fn feed(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_executable_input_has_its_own_fingerprint() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let p = tmp.path().join("cli.js");
+        std::fs::write(&p, "x").expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let (content, meta) = hash_file_stamped(&p).expect("hash");
+        assert_eq!(
+            input_digest(content, &meta),
+            content,
+            "a plain file: its content"
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o744)).expect("chmod");
+        let (same, meta) = hash_file_stamped(&p).expect("hash");
+        assert_eq!(same, content);
+        let executable = input_digest(same, &meta);
+        assert_ne!(executable, content);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let (_, meta) = hash_file_stamped(&p).expect("hash");
+        assert_eq!(
+            input_digest(same, &meta),
+            executable,
+            "any x bit is the same"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -115,7 +115,7 @@ fn observe_followed(
             // The stamp of what was hashed, not of the `stat` above.
             let (hash, hashed) = digest::hash_file_stamped(abs)?;
             Ok(InputState::File {
-                hash,
+                hash: digest::input_digest(hash, &hashed),
                 stamp: Stamp::of(&hashed),
             })
         }
@@ -376,7 +376,9 @@ impl FsView {
             return h;
         }
         self.hashed += 1;
-        let h = digest::hash_file(abs).ok().map(|(d, _)| d);
+        let h = digest::hash_file_stamped(abs)
+            .ok()
+            .map(|(d, meta)| digest::input_digest(d, &meta));
         self.read(abs).hash = Some(h);
         h
     }

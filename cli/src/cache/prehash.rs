@@ -148,7 +148,7 @@ fn hash_until_stopped(scope: &Scope, paths: &Receiver<PathBuf>, stop: &AtomicBoo
         let stat_time = Timestamp::now_coarse();
         if let Ok(Some((hash, meta))) = super::digest::hash_if_regular_file(&path, &keep_going) {
             let state = InputState::File {
-                hash,
+                hash: super::digest::input_digest(hash, &meta),
                 stamp: Stamp::of(&meta),
             };
             out.files.insert(path, (state, stat_time));

@@ -640,6 +640,43 @@ fn a_build_that_writes_beside_the_workspace_is_not_stored() {
     assert!(hit(&cached.stderr), "{}", cached.combined());
 }
 
+/// Probe: `chmod +x` on a file a task copies (`cp -r`, `tar`, a packager's `bin`) hit, and the
+/// copy kept its old mode. The executable bit is part of an input file's fingerprint.
+#[test]
+fn making_an_input_executable_misses() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new("example");
+    ws.write("bin/cli.js", "#!/usr/bin/env node\n");
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": { "pack": { "command": "sh -c 'rm -rf out && cp -r bin out'" } } }"#,
+    );
+    ws.vp(["run", "pack"]).output().assert_success();
+    assert!(hit(&ws.vp(["run", "pack"]).output().stderr));
+    let mode = |p: &str| {
+        std::fs::metadata(ws.path(p))
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o111
+    };
+    assert_eq!(mode("out/cli.js"), 0);
+    std::fs::set_permissions(
+        ws.path("bin/cli.js"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod +x");
+    let out = ws.vp(["run", "pack"]).output();
+    out.assert_success();
+    assert!(
+        out.stderr.contains("'bin/cli.js' modified"),
+        "{}",
+        out.combined()
+    );
+    assert_ne!(mode("out/cli.js"), 0, "the copy is executable");
+    assert!(hit(&ws.vp(["run", "pack"]).output().stderr));
+}
+
 /// Review of the in-place rule: it applies to outputs a task looked at before making them, not
 /// to what a task writes blindly. Two tasks (or two `&&` items) that write one file, and a step
 /// followed by one that rewrites its output in place and is never stored (`tsc && tsc-alias`),
