@@ -160,13 +160,18 @@ pub(crate) struct OutputPath {
     pub(crate) abs: PathBuf,
 }
 
-/// Observed writes (when `output` is auto) minus ignored subtrees, plus the
-/// explicit `output` globs (user configuration wins over tool ignores).
+/// Observed writes (when `output` is auto) minus ignored subtrees, plus what
+/// the explicit `output` globs match that this run wrote (user
+/// configuration wins over tool ignores). A file a glob matches that the
+/// run did not touch, its ctime older than `started`, is not this run's
+/// output: archived, a hit would write it back over the user's own edits
+/// (`"output": ["**/*.js"]` matches the sources too).
 pub(crate) fn collect_outputs(
     paths: TaskPaths<'_>,
     config: &GlobConfig,
     observed: &[PathBuf],
     ignored: &[PathBuf],
+    started: Timestamp,
 ) -> Result<Vec<OutputPath>, NotStorable> {
     let scope = Scope::new(paths, config, ignored).map_err(|e| NotStorable::GlobWalk {
         error: e.to_string(),
@@ -182,8 +187,13 @@ pub(crate) fn collect_outputs(
             }
         }
     }
+    let written_in_run = |abs: &Path| {
+        fs::symlink_metadata(abs).is_ok_and(|m| m.is_dir() || Timestamp::ctime(&m) >= started)
+    };
     for abs in scope.walk_globs()? {
-        if let Some(rel) = scope.admit(&abs) {
+        if let Some(rel) = scope.admit(&abs)
+            && written_in_run(&abs)
+        {
             out.insert(rel.clone(), rel.to_abs(paths.workspace_root));
         }
     }
@@ -927,6 +937,7 @@ mod tests {
 
     #[test]
     fn outputs_observed_ignored_and_globbed() {
+        let started = Timestamp::task_start();
         let w = ws(&[
             "pkg/dist/a.js",
             "pkg/dist/b.js",
@@ -948,8 +959,14 @@ mod tests {
             auto: true,
             globs: vec!["extra/**".into(), "!dist/*.map".into()],
         };
-        let got = collect_outputs(w.paths(), &config, &observed, &[w.pkg.join(".cache")])
-            .expect("collects");
+        let got = collect_outputs(
+            w.paths(),
+            &config,
+            &observed,
+            &[w.pkg.join(".cache")],
+            started,
+        )
+        .expect("collects");
         let rels: Vec<String> = got.iter().map(|o| o.rel.to_string()).collect();
         assert_eq!(
             rels,
@@ -964,9 +981,33 @@ mod tests {
             auto: false,
             globs: vec![],
         };
-        let got = collect_outputs(w.paths(), &config, &[w.root.join("pkg/dist/a.js")], &[])
-            .expect("collects");
+        let got = collect_outputs(
+            w.paths(),
+            &config,
+            &[w.root.join("pkg/dist/a.js")],
+            &[],
+            Timestamp::task_start(),
+        )
+        .expect("collects");
         assert!(got.is_empty());
+    }
+
+    /// Probe: `"output": ["**/*.js"]` archived the package's sources too,
+    /// and a hit wrote them back over the user's edits. Only what the run
+    /// wrote is its output.
+    #[test]
+    fn a_glob_match_the_run_did_not_write_is_not_an_output() {
+        let w = ws(&["pkg/other.js", "pkg/src/a.js"]);
+        let started = Timestamp::task_start();
+        fs::create_dir_all(w.pkg.join("dist")).expect("mkdir");
+        fs::write(w.pkg.join("dist/a.js"), "built").expect("write");
+        let config = GlobConfig {
+            auto: false,
+            globs: vec!["**/*.js".into()],
+        };
+        let got = collect_outputs(w.paths(), &config, &[], &[], started).expect("collects");
+        let rels: Vec<String> = got.iter().map(|o| o.rel.to_string()).collect();
+        assert_eq!(rels, vec!["pkg/dist/a.js"]);
     }
 
     #[test]
@@ -976,7 +1017,8 @@ mod tests {
             auto: true,
             globs: vec!["src/[".into()],
         };
-        let err = collect_outputs(w.paths(), &config, &[], &[]).expect_err("bad glob");
+        let err = collect_outputs(w.paths(), &config, &[], &[], Timestamp::task_start())
+            .expect_err("bad glob");
         assert!(err.to_string().contains("invalid glob `src/[`"), "{err}");
     }
 

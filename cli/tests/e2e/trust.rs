@@ -677,6 +677,37 @@ fn making_an_input_executable_misses() {
     assert!(hit(&ws.vp(["run", "pack"]).output().stderr));
 }
 
+/// Probe: with `"output": ["**/*.js"]`, the package's own sources matched too; they were
+/// archived, and a hit wrote an edited file back to what it was. A glob match the run did not
+/// write is not its output.
+#[test]
+fn an_output_glob_never_writes_back_a_file_the_task_did_not_write() {
+    let ws = Workspace::new("example");
+    ws.write("src/a.js", "a\n");
+    ws.write("other.js", "// v1\n");
+    ws.write(
+        "build.mjs",
+        "import fs from 'node:fs';\n\
+         fs.mkdirSync('dist', { recursive: true });\n\
+         fs.writeFileSync('dist/a.js', fs.readFileSync('src/a.js'));\n",
+    );
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": { "build": { "command": "node build.mjs", "output": ["**/*.js", "!node_modules/**"] } } }"#,
+    );
+    ws.vp(["run", "build"]).output().assert_success();
+    ws.write("other.js", "// v2, my edit\n");
+    let out = ws.vp(["run", "build"]).output();
+    out.assert_success();
+    assert!(hit(&out.stderr), "{}", out.combined());
+    assert_eq!(ws.read("other.js"), "// v2, my edit\n");
+    std::fs::remove_dir_all(ws.path("dist")).expect("rm -rf dist");
+    let restored = ws.vp(["run", "build"]).output();
+    assert!(hit(&restored.stderr), "{}", restored.combined());
+    assert_eq!(ws.read("dist/a.js"), "a\n");
+    assert_eq!(ws.read("other.js"), "// v2, my edit\n");
+}
+
 /// Review of the in-place rule: it applies to outputs a task looked at before making them, not
 /// to what a task writes blindly. Two tasks (or two `&&` items) that write one file, and a step
 /// followed by one that rewrites its output in place and is never stored (`tsc && tsc-alias`),

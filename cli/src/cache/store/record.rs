@@ -119,6 +119,7 @@ impl Store {
             &req.spawn.outputs,
             &run.outputs,
             &run.ignored_outputs,
+            run.started,
         ) {
             Ok(o) => o,
             Err(why) => return Ok(RecordOutcome::NotStored(why)),
