@@ -55,7 +55,8 @@ fn main() {
 /// Ends vp with `code`, without the C library's exit handlers. By now every
 /// task has ended or is the guard's, every line is written, and every store
 /// is closed with its command, except one that a remote upload abandoned
-/// at its deadline or at Ctrl-C still holds on a pool thread; its writes
+/// at its deadline or at Ctrl-C, or a lookup a cancelled run stopped
+/// waiting for, still holds on a pool thread; its writes
 /// are in RocksDB's write-ahead log either way, and running RocksDB's
 /// static destructors under an open database, as `exit` would, is the less
 /// safe of the two. What the handlers would do is run those destructors

@@ -376,7 +376,13 @@ pub(crate) fn fetch_run(
     let (entry, blobs) = match opened {
         Ok(v) => v,
         Err(why) => {
-            session.note_rejected(&result_id);
+            // Damaged content is replaced by this run's upload. A
+            // signature this machine cannot verify is not: its key may be
+            // the wrong one, and replacing results the team's key signed
+            // would make every other machine refuse them in turn.
+            if !matches!(why, Rejection::Signature(..)) {
+                session.note_rejected(&result_id);
+            }
             return miss(RemoteMiss::Rejected(why));
         }
     };

@@ -43,96 +43,106 @@ use RemoteAnswer::{NotServed, Served};
 /// Looks up `fingerprint` for item `item_id`: locally, then (after a local
 /// miss) in the remote cache, whose result is imported into the local
 /// store and served by the same lookup. On a hit, restores its outputs (a
-/// hit whose outputs cannot be restored is a miss).
+/// hit whose outputs cannot be restored is a miss). `None` when the run was
+/// cancelled before the lookup answered: a download from a slow remote
+/// cache can take minutes, and a cancelled run does not wait for it (the
+/// blocking work runs on to its end and its answer is dropped; imports and
+/// hit marks are single write batches). A restore, once started, is always
+/// finished: stopping it would leave temporary files and half an output
+/// tree.
 pub(crate) async fn look_up(
     cache: &RunCache,
     spec: &TaskSpec,
     ctx: &RunContext,
     item_id: &str,
     fingerprint: &Arc<SpawnFingerprint>,
-) -> Looked {
+) -> Option<Looked> {
     let (fp, id, session) = (
         Arc::clone(fingerprint),
         item_id.to_owned(),
         ctx.remote.clone(),
     );
     let path_var = spec.path_var().map(OsStr::to_os_string);
-    let lookup = on_store(
-        cache,
-        spec,
-        &StoreScope::of(ctx),
-        move |store, paths, env| {
-            let request = cache::LookupRequest {
-                task: &id,
-                spawn: &fp,
-                paths,
-                env,
-                path_var: path_var.as_deref(),
-            };
-            let mut local = store.lookup(&request)?;
-            if let LookupOutcome::Miss(_) = local
-                && store.prepare_to_write()?
-            {
-                // The store was read-only until now, and opening it for
-                // writing may have waited for a vp that stored this very
-                // command meanwhile: look again before running it.
-                local = store.lookup(&request)?;
-            }
-            let (LookupOutcome::Miss(reasons), Some(session)) = (&local, session) else {
-                return Ok((local, None));
-            };
-            // Why the local entry was refused is about this machine: a
-            // program the task ran is not the one it recorded (`nvm use`;
-            // a downloaded result records no programs, so it would replace
-            // that entry and hit), or an output holds what vp did not leave
-            // (the downloaded result would be refused the same way). It
-            // runs here instead.
-            if reasons.as_slice().iter().any(|r| {
-                matches!(
-                    r,
-                    cache::MissReason::ToolChanged(_) | cache::MissReason::OutputChanged(_)
-                )
-            }) {
-                return Ok((local, None));
-            }
-            // A failure of the local store while importing is the remote
-            // path's failure: the local miss stands, so the task still runs
-            // and is stored.
-            let not_imported = |e: cache::CacheError| {
-                NotServed(RemoteMiss::NotImported {
-                    error: e.to_string(),
-                })
-            };
-            let fetched = remote::fetch_run(
-                &session,
-                store,
-                &remote::FetchRequest {
+    let lookup = ctx
+        .cancelled
+        .unless(on_store(
+            cache,
+            spec,
+            &StoreScope::of(ctx),
+            move |store, paths, env| {
+                let request = cache::LookupRequest {
                     task: &id,
                     spawn: &fp,
                     paths,
                     env,
-                },
-            );
-            match fetched {
-                Ok(remote::FetchOutcome::Imported(fetched)) => match store.lookup(&request) {
-                    Ok(hit @ LookupOutcome::Hit(_)) => Ok((hit, Some(Served(fetched.downloaded)))),
-                    // Imported but not served (its inputs changed meanwhile):
-                    // the local reasons stand.
-                    Ok(LookupOutcome::Miss(_)) => Ok((local, None)),
+                    path_var: path_var.as_deref(),
+                };
+                let mut local = store.lookup(&request)?;
+                if let LookupOutcome::Miss(_) = local
+                    && store.prepare_to_write()?
+                {
+                    // The store was read-only until now, and opening it for
+                    // writing may have waited for a vp that stored this very
+                    // command meanwhile: look again before running it.
+                    local = store.lookup(&request)?;
+                }
+                let (LookupOutcome::Miss(reasons), Some(session)) = (&local, session) else {
+                    return Ok((local, None));
+                };
+                // Why the local entry was refused is about this machine: a
+                // program the task ran is not the one it recorded (`nvm use`;
+                // a downloaded result records no programs, so it would replace
+                // that entry and hit), or an output holds what vp did not leave
+                // (the downloaded result would be refused the same way). It
+                // runs here instead.
+                if reasons.as_slice().iter().any(|r| {
+                    matches!(
+                        r,
+                        cache::MissReason::ToolChanged(_) | cache::MissReason::OutputChanged(_)
+                    )
+                }) {
+                    return Ok((local, None));
+                }
+                // A failure of the local store while importing is the remote
+                // path's failure: the local miss stands, so the task still runs
+                // and is stored.
+                let not_imported = |e: cache::CacheError| {
+                    NotServed(RemoteMiss::NotImported {
+                        error: e.to_string(),
+                    })
+                };
+                let fetched = remote::fetch_run(
+                    &session,
+                    store,
+                    &remote::FetchRequest {
+                        task: &id,
+                        spawn: &fp,
+                        paths,
+                        env,
+                    },
+                );
+                match fetched {
+                    Ok(remote::FetchOutcome::Imported(fetched)) => match store.lookup(&request) {
+                        Ok(hit @ LookupOutcome::Hit(_)) => {
+                            Ok((hit, Some(Served(fetched.downloaded))))
+                        }
+                        // Imported but not served (its inputs changed meanwhile):
+                        // the local reasons stand.
+                        Ok(LookupOutcome::Miss(_)) => Ok((local, None)),
+                        Err(e) => Ok((local, Some(not_imported(e)))),
+                    },
+                    Ok(remote::FetchOutcome::Miss(why)) => Ok((local, Some(NotServed(why)))),
                     Err(e) => Ok((local, Some(not_imported(e)))),
-                },
-                Ok(remote::FetchOutcome::Miss(why)) => Ok((local, Some(NotServed(why)))),
-                Err(e) => Ok((local, Some(not_imported(e)))),
-            }
-        },
-    )
-    .await;
+                }
+            },
+        ))
+        .await;
     report_store_notices(cache, ctx);
-    let (lookup, remote) = match lookup {
+    let (lookup, remote) = match lookup? {
         Ok((outcome, remote)) => (Ok::<_, cache::CacheError>(outcome), remote),
         Err(e) => (Err(e), None),
     };
-    match lookup {
+    Some(match lookup {
         Ok(LookupOutcome::Hit(hit)) => {
             let store = Arc::clone(&cache.store);
             let root = ctx.workspace_root.clone();
@@ -173,7 +183,7 @@ pub(crate) async fn look_up(
         Err(e) => Looked::Unavailable(Unavailable::ReadFailed {
             error: e.to_string(),
         }),
-    }
+    })
 }
 
 /// What a lookup of `fingerprint` would find now, for a dry run: the local

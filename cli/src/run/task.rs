@@ -217,12 +217,8 @@ async fn run_item(
         &ctx.full_env,
     ));
     // A lookup that goes to the remote cache can take minutes against a
-    // slow server: a cancelled run does not wait for it.
-    let looked = ctx
-        .cancelled
-        .unless(store::look_up(cache, spec, ctx, item_id, &fingerprint))
-        .await;
-    let Some(looked) = looked else {
+    // slow server: a cancelled run does not wait for it (`store::look_up`).
+    let Some(looked) = store::look_up(cache, spec, ctx, item_id, &fingerprint).await else {
         return ItemResult::Failed(TaskOutcome::Cancelled);
     };
     let (miss, remote_miss) = match looked {

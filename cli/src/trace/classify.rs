@@ -323,7 +323,10 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
                 other => other,
             };
             let pushed = kept.push(resolution.real, event);
-            if pushed == Pushed::Excluded && matches!(event, Event::Create | Event::CreateNew) {
+            if pushed == Pushed::Excluded
+                && matches!(event, Event::Create | Event::CreateNew)
+                && access.op != Op::SetMetadata
+            {
                 written_beside.push(resolution.real);
             }
             // An output a tool asked vp to ignore (its cache file) is still
@@ -684,8 +687,6 @@ fn under_any(path: &Path, dirs: &[PathBuf]) -> bool {
     dirs.iter().any(|dir| is_within(path, dir))
 }
 
-/// Asked for every event of every recorded path: byte comparisons where the
-/// paths are clean (`paths::is_within`), components only where they are not.
 /// See `AccessClassification::written_outside`: of the excluded paths the
 /// task created or wrote, those beside the workspace that it left behind,
 /// sorted, each once.
@@ -695,8 +696,14 @@ fn outside_outputs(
     opts: &ClassifyOptions<'_>,
 ) -> Vec<PathBuf> {
     // A workspace right below `/` (`/app` in a container) has the whole
-    // system beside it: `/tmp` and `/usr` cannot be told from an output.
-    let Some(beside) = opts.root.parent().filter(|p| p.parent().is_some()) else {
+    // system beside it, and one right below a temporary directory
+    // (`/tmp/repro`) every tool's scratch files: neither can be told from
+    // an output.
+    let Some(beside) = opts
+        .root
+        .parent()
+        .filter(|p| p.parent().is_some() && !is_temp_dir(p))
+    else {
         return Vec::new();
     };
     let mut found: Vec<PathBuf> = written
@@ -717,6 +724,20 @@ fn outside_outputs(
     found
 }
 
+/// Whether `dir` is where tools put scratch files: `/tmp`, `/var/tmp`,
+/// `/dev/shm` or the temporary directory vp's environment names.
+fn is_temp_dir(dir: &Path) -> bool {
+    [
+        Path::new("/tmp"),
+        Path::new("/var/tmp"),
+        Path::new("/dev/shm"),
+    ]
+    .contains(&dir)
+        || std::env::temp_dir() == dir
+}
+
+/// Asked for every event of every recorded path: byte comparisons where the
+/// paths are clean (`paths::is_within`), components only where they are not.
 fn is_excluded(path: &Path, opts: &ClassifyOptions<'_>) -> bool {
     if !is_within(path, opts.root) {
         return true;

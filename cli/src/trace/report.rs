@@ -137,7 +137,7 @@ pub(crate) fn write_human(
             c.written_outside.len()
         )?;
         for path in &c.written_outside {
-            writeln!(out, "  {}", path.display())?;
+            writeln!(out, "  {}", shown(path, root))?;
         }
     }
     for reason in &c.untraceable {
@@ -224,12 +224,7 @@ pub(crate) fn json(
             );
             doc.insert(
                 "written_outside".into(),
-                Value::Array(
-                    c.written_outside
-                        .iter()
-                        .map(|p| json!(p.display().to_string()))
-                        .collect(),
-                ),
+                list(&mut c.written_outside.iter()),
             );
             doc.insert("untraceable".into(), json!(c.untraceable));
             doc.insert("excluded".into(), json!(c.excluded));

@@ -16,7 +16,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::watched::{Change, ChangeKind, Read, Reads, TaskWatch};
 
 /// One task that ran in the cycle: its new watch, and the workspace path of
-/// the input its run was refused for, if it was (changed while it ran).
+/// the input its run was refused for, if it was (changed while it ran) and
+/// its run was not itself the re-run for such a refusal: two tasks that
+/// keep changing each other's inputs while they run in parallel would
+/// otherwise re-run each other forever.
 pub(super) struct RanTask<'a> {
     pub(super) watch: &'a TaskWatch,
     pub(super) changed_while_running: Option<PathBuf>,
@@ -48,11 +51,17 @@ pub(super) fn missed_changes(tasks: &[RanTask<'_>], heard: &BTreeSet<PathBuf>) -
             if read.watch_dir().is_some_and(|d| heard.contains(&d)) {
                 continue;
             }
-            if let Some(kind) = changed_since(read, finished) {
+            if let Some((kind, when)) = changed_since(read, finished) {
+                // Placed at its ctime, like a change the watcher heard: a
+                // task of the cycle that started after it saw it.
+                let at = when
+                    .and_then(|t| SystemTime::now().duration_since(t).ok())
+                    .and_then(|ago| now.checked_sub(ago))
+                    .unwrap_or(now);
                 changes.push(Change {
                     path: read.path().to_path_buf(),
                     kind,
-                    at: now,
+                    at,
                 });
             }
         }
@@ -65,18 +74,22 @@ fn wall_clock(instant: Instant, now: Instant) -> SystemTime {
     SystemTime::now() - now.saturating_duration_since(instant)
 }
 
-/// How `read` changed after `since`, if it did: a path or listing whose
-/// ctime is later (every change of content, names or metadata sets it, and
-/// nothing can set it back), a path that is gone, a missing path that
-/// exists.
-fn changed_since(read: &Read, since: SystemTime) -> Option<ChangeKind> {
+/// How `read` changed after `since`, if it did, and when (its ctime, when
+/// there is one): a path or listing whose ctime is later (every change of
+/// content, names or metadata sets it, and nothing can set it back), a path
+/// that is gone, a missing path that exists.
+fn changed_since(read: &Read, since: SystemTime) -> Option<(ChangeKind, Option<SystemTime>)> {
     let meta = std::fs::symlink_metadata(read.path());
     match (read, meta) {
-        (Read::Missing(_), Ok(_)) => Some(ChangeKind::Entries),
+        (Read::Missing(_), Ok(m)) => Some((ChangeKind::Entries, Some(ctime(&m)))),
         (Read::Missing(_), Err(_)) => None,
-        (_, Err(_)) => Some(ChangeKind::Entries),
-        (Read::Listing(_), Ok(m)) => (ctime(&m) > since).then_some(ChangeKind::Entries),
-        (Read::Path(_), Ok(m)) => (ctime(&m) > since).then_some(ChangeKind::Content),
+        (_, Err(_)) => Some((ChangeKind::Entries, None)),
+        (Read::Listing(_), Ok(m)) => {
+            (ctime(&m) > since).then_some((ChangeKind::Entries, Some(ctime(&m))))
+        }
+        (Read::Path(_), Ok(m)) => {
+            (ctime(&m) > since).then_some((ChangeKind::Content, Some(ctime(&m))))
+        }
     }
 }
 

@@ -70,6 +70,9 @@ impl WatchLoop<'_> {
         let mut next = self.everything(&watches);
         // What the watcher heard while the last cycle ran.
         let mut heard: BTreeSet<PathBuf> = BTreeSet::new();
+        // The tasks the last cycle re-ran because their run before was
+        // refused for an input changed while it ran.
+        let mut rerun_for_refusal: BTreeSet<usize> = BTreeSet::new();
         let signal = loop {
             let mut ran = Vec::new();
             if !next.tasks.is_empty() {
@@ -93,12 +96,19 @@ impl WatchLoop<'_> {
                     .filter_map(|(i, changed)| {
                         watches[*i].as_ref().map(|watch| RanTask {
                             watch,
-                            changed_while_running: changed.clone(),
+                            changed_while_running: changed
+                                .clone()
+                                .filter(|_| !rerun_for_refusal.contains(i)),
                         })
                     })
                     .collect();
                 catch_up::missed_changes(&tasks, &heard)
             };
+            rerun_for_refusal = ran
+                .iter()
+                .filter(|(i, changed)| changed.is_some() && !rerun_for_refusal.contains(i))
+                .map(|(i, _)| *i)
+                .collect();
             heard = dir_set.clone();
             self.emit(&WatchEvent::Watching {
                 paths,

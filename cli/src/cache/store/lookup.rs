@@ -133,16 +133,18 @@ fn restores_listing(entry: &CacheEntry, path: &RelPath, recorded: &InputState) -
 /// and lists its output directory and names its files by content hash
 /// (webpack's or tsup's `clean`). A directory is not counted: the hit
 /// removes it only if nothing else is left inside.
+/// `superseded` is sorted by path ([`Validator::superseded_of`]).
 fn removed_as_superseded(
     superseded: &[(RelPath, OutputState)],
     root: &Path,
     path: &RelPath,
 ) -> bool {
-    superseded.iter().any(|(rel, state)| {
-        rel == path
-            && !matches!(state, OutputState::Dir { .. })
-            && crate::cache::restore::left_as_recorded(root, rel, state)
-    })
+    let Ok(at) = superseded.binary_search_by(|(rel, _)| rel.cmp(path)) else {
+        return false;
+    };
+    let (rel, state) = &superseded[at];
+    !matches!(state, OutputState::Dir { .. })
+        && crate::cache::restore::left_as_recorded(root, rel, state)
 }
 
 impl Validator<'_> {
@@ -176,10 +178,11 @@ impl Validator<'_> {
     /// never a wrong hit.
     fn superseded_of(&mut self, key: EntryKey, entry: &CacheEntry) -> &[(RelPath, OutputState)] {
         if self.superseded.as_ref().is_none_or(|(k, _)| *k != key) {
-            let found = self
+            let mut found = self
                 .store
                 .superseded_outputs(self.req.task, key, entry)
                 .unwrap_or_default();
+            found.sort_by(|(a, _), (b, _)| a.cmp(b));
             self.superseded = Some((key, found));
         }
         self.superseded.as_ref().map_or(&[], |(_, s)| s.as_slice())

@@ -483,15 +483,17 @@ pub(super) fn open_writable(
     let mut announced = false;
     let mut set_aside_once = false;
     let db_dir = home.db();
-    if unusable == WhenUnusable::Report
-        && let Some(reason) = unusable_reason(&db_dir)
-    {
-        return Err(CacheError::Unusable {
-            dir: dir.to_path_buf(),
-            reason,
-        });
-    }
     loop {
+        // Before every read-write attempt: the store may have been replaced
+        // by another vp's while this one waited for the lock.
+        if unusable == WhenUnusable::Report
+            && let Some(reason) = unusable_reason(&db_dir)
+        {
+            return Err(CacheError::Unusable {
+                dir: dir.to_path_buf(),
+                reason,
+            });
+        }
         let existed = db_dir.exists();
         let problem = match DB::open_cf_descriptors(&db_options(&db_dir), &db_dir, cf_descriptors())
         {
@@ -560,15 +562,17 @@ pub(super) fn open_writable(
 /// Why the existing store in `db_dir` cannot be used, asked read-only so
 /// that a store of another schema is not written to (a read-write open
 /// writes a new `MANIFEST` and `OPTIONS` file before the schema can be
-/// read). `None` when it looks usable, or when the question cannot be
-/// answered this way (its lock is held: the read-write open waits for it).
+/// read). A read-only open takes no lock, so another schema is found while
+/// another vp holds it; damage is trusted only when nobody does (a writer
+/// compacting meanwhile can make a file vanish under a read-only open).
+/// `None` when it looks usable, or when there is none.
 fn unusable_reason(db_dir: &Path) -> Option<String> {
-    if !db_dir.exists() || lock_is_held(db_dir) {
+    if !db_dir.exists() {
         return None;
     }
     match DB::open_cf_descriptors_read_only(&read_options(), db_dir, cf_descriptors(), false) {
         Ok(db) => check_schema(&db, true).err(),
-        Err(e) if is_unusable_store(&e, db_dir) => Some(e.to_string()),
+        Err(e) if is_unusable_store(&e, db_dir) && !lock_is_held(db_dir) => Some(e.to_string()),
         Err(_) => None,
     }
 }
