@@ -265,7 +265,13 @@ pub(crate) fn build_plan(
     let (candidates, single): (BTreeSet<usize>, bool) = match &query.selection {
         TaskSelection::Current => (BTreeSet::from([anchor]), true),
         TaskSelection::WorkspaceRoot => (BTreeSet::from([0]), true),
-        TaskSelection::Recursive => ((0..ws.packages.len()).collect(), false),
+        // Without the workspace root when there are other packages, as
+        // pnpm's `-r` (its script is `vp run -r build` more often than not:
+        // it would run itself, over and over). `-w` runs it.
+        TaskSelection::Recursive => {
+            let first = usize::from(ws.packages.len() > 1);
+            ((first..ws.packages.len()).collect(), false)
+        }
         TaskSelection::Transitive => {
             let mut s = graph.transitive_deps(anchor);
             s.insert(anchor);

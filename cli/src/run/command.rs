@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use anyhow::Context;
 
+use super::ancestry;
 use super::scheduler::SchedulerOptions;
 use super::session::{RunSession, task_infos};
 use super::task::TaskSpec;
@@ -143,6 +144,20 @@ fn task_specs(
     let root_cache_set = root_cache_setting.is_some();
     let root_cache = root_cache_setting.map_or((false, true), |c| c.kinds());
     let single = plan.tasks.len() == 1;
+    let inherited_ancestry = std::env::var_os(ancestry::VAR);
+    if let Some(label) = ancestry::already_running(
+        inherited_ancestry.as_deref(),
+        &ws.root,
+        plan.tasks.iter().map(|t| t.label.as_str()),
+    ) {
+        anyhow::bail!(
+            "task `{label}` would run itself: a vp that started this one is running it already, \
+             and its command runs vp again, which selects `{label}` again\n(hint: a root \
+             script like `vp run -r build` should not be selected by the run it starts: `-r` \
+             leaves the workspace root out; check the command of `{label}` and the filters \
+             its vp run uses)"
+        );
+    }
     let mut specs = Vec::with_capacity(plan.tasks.len());
     for (i, t) in plan.tasks.iter().enumerate() {
         let pkg = &ws.packages[t.pkg];
@@ -186,8 +201,12 @@ fn task_specs(
         let mut child_env = env_policy.child_env(&full_env);
         let bins = resolve::bin_dirs(&cwd, &ws.root);
         let path = resolve::child_path(&bins, std::env::var_os("PATH").as_deref());
-        child_env.retain(|(k, _)| k != "PATH");
+        child_env.retain(|(k, _)| k != "PATH" && k != ancestry::VAR);
         child_env.push(("PATH".into(), path));
+        child_env.push((
+            ancestry::VAR.into(),
+            ancestry::for_child(inherited_ancestry.as_deref(), &ws.root, &t.label),
+        ));
         let default_cache = match t.kind {
             TaskKind::Task => root_cache.1,
             TaskKind::Script => root_cache.0,

@@ -10,6 +10,7 @@
 //! only, and hands the plan to `crate::report::plan`.
 
 pub(crate) mod admit;
+mod ancestry;
 pub(crate) mod build;
 mod cache_hint;
 mod cancel;

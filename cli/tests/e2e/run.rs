@@ -162,3 +162,43 @@ fn last_details_prints_the_previous_run() {
         out.stdout
     );
 }
+
+/// Probe: a root `build` script that is `vp run -r build` (the usual way to keep `npm run
+/// build` working in a monorepo) started a vp whose `-r` selected the root's `build` again, and
+/// so on, forever. `-r` leaves the workspace root out (as pnpm's does), and a plan that would
+/// run a task a vp above it is running fails at once, naming it.
+#[test]
+fn a_root_script_that_runs_vp_never_runs_itself() {
+    let ws = Workspace::new("example");
+    let bin = ws.path("node_modules/.bin");
+    std::fs::create_dir_all(&bin).expect("mkdir .bin");
+    std::os::unix::fs::symlink(crate::harness::vp_bin(), bin.join("vp")).expect("link vp");
+    ws.write(
+        "package.json",
+        r#"{ "name": "example", "private": true, "scripts": { "build": "vp run -r build", "again": "vp run -w again" } }"#,
+    );
+    let out = ws
+        .vp(["run", "build"])
+        .timeout(Duration::from_secs(120))
+        .output();
+    out.assert_success();
+    assert_eq!(
+        out.stderr.matches("node build.js").count(),
+        3,
+        "the three packages, once each\n{}",
+        out.combined()
+    );
+
+    let again = ws
+        .vp(["run", "again"])
+        .timeout(Duration::from_secs(120))
+        .output();
+    assert!(
+        again.code != Some(0)
+            && again
+                .stderr
+                .contains("task `example#again` would run itself"),
+        "{}",
+        again.combined()
+    );
+}
