@@ -3,7 +3,10 @@
 //! `a && b` becomes two items run in order (each gets its own cache entry).
 //! An item that is a plain program with arguments is spawned directly — no
 //! shell process, no quoting surprises; anything using shell syntax (pipes,
-//! redirects, globs, variables, `VAR=x cmd`) runs through `sh -c`.
+//! redirects, globs, variables, `VAR=x cmd`) runs through `sh -c`. A command
+//! with a shell builtin in it (`cd sub && node x.js`, `export`, `exit`) runs
+//! whole through `sh -c`: a builtin is no program to spawn, and what `cd` or
+//! `export` changes must reach the items after it, as `npm run` does.
 
 use std::fmt;
 
@@ -36,7 +39,10 @@ pub(crate) enum CommandLineError {
 
 /// Splits `command` into items and appends `extra` args to the last one.
 pub(crate) fn parse(command: &str, extra: &[String]) -> Result<Vec<CommandItem>, CommandLineError> {
-    let parts = split_and_chain(command)?;
+    let mut parts = split_and_chain(command)?;
+    if parts.iter().any(|p| starts_with_builtin(p)) {
+        parts = vec![command];
+    }
     let mut items = Vec::with_capacity(parts.len());
     for part in parts {
         let part = part.trim();
@@ -107,8 +113,25 @@ fn split_and_chain(command: &str) -> Result<Vec<&str>, CommandLineError> {
     Ok(parts)
 }
 
+/// Shell builtins that are no program on `PATH` (or whose program could not
+/// do what the builtin does: change the shell's directory, variables or
+/// options, or end it).
+const BUILTINS: [&str; 33] = [
+    ".", ":", "alias", "bg", "break", "cd", "command", "continue", "declare", "eval", "exec",
+    "exit", "export", "fg", "getopts", "hash", "jobs", "local", "popd", "pushd", "read",
+    "readonly", "return", "set", "shift", "shopt", "source", "times", "trap", "typeset", "ulimit",
+    "umask", "unset",
+];
+
+/// Whether the first word of `part` is a shell builtin.
+fn starts_with_builtin(part: &str) -> bool {
+    part.split_whitespace()
+        .next()
+        .is_some_and(|word| BUILTINS.contains(&word))
+}
+
 fn item(text: &str) -> Result<CommandItem, CommandLineError> {
-    if needs_shell(text) {
+    if needs_shell(text) || starts_with_builtin(text) {
         return Ok(CommandItem::Shell {
             script: text.to_owned(),
         });
@@ -230,6 +253,27 @@ mod tests {
         let items = parse("node --flag=value x", &[]).expect("the test input is valid");
         assert!(
             matches!(&items[..], [CommandItem::Direct { argv, text }] if argv == &["node", "--flag=value", "x"] && text == "node --flag=value x")
+        );
+    }
+
+    /// Probe: `cd sub && node x.js` failed with "could not start `cd`", and
+    /// so did `export` and `exit`: builtins are no programs, and `cd` must
+    /// reach the items after it.
+    #[test]
+    fn a_builtin_runs_the_whole_command_in_one_shell() {
+        assert_eq!(
+            parse("cd sub && node x.js", &[]).expect("parses"),
+            vec![shell("cd sub && node x.js")]
+        );
+        assert_eq!(
+            parse("tsc && export A=1 && node x.js", &["--v".into()]).expect("parses"),
+            vec![shell("tsc && export A=1 && node x.js --v")]
+        );
+        assert_eq!(parse("exit 3", &[]).expect("parses"), vec![shell("exit 3")]);
+        // A program whose name only starts like a builtin is spawned.
+        assert_eq!(
+            parse("cdk deploy", &[]).expect("parses"),
+            vec![direct(&["cdk", "deploy"])]
         );
     }
 

@@ -202,3 +202,22 @@ fn a_root_script_that_runs_vp_never_runs_itself() {
         again.combined()
     );
 }
+
+/// Probe: `cd sub && node x.js`, `export` and `exit` in a command failed with "could not start
+/// `cd`": builtins run through a shell, and `cd` reaches the command after it.
+#[test]
+fn shell_builtins_in_a_command_work_as_in_npm_run() {
+    let ws = Workspace::new("example");
+    ws.write(
+        "sub/x.js",
+        "require('fs').writeFileSync('where.txt', `${require('path').basename(process.cwd())} ${process.env.GREETING_X}`);\n",
+    );
+    write_tasks(
+        &ws,
+        r#"{ "cd": { "command": "cd sub && export GREETING_X=hi && node x.js" },
+             "quit": { "command": "exit 3" } }"#,
+    );
+    ws.vp(["run", "cd"]).output().assert_success();
+    assert_eq!(ws.read("sub/where.txt"), "sub hi");
+    ws.vp(["run", "quit"]).output().assert_code(3);
+}
