@@ -458,7 +458,11 @@ fn load_package(root: &Path, dir: PathBuf) -> Result<Package, WorkspaceError> {
         name,
         rel_dir,
         uses_next: m.dependencies.iter().any(|(n, _)| n == "next"),
-        workspace_deps: m.dependencies.into_iter().map(|(n, _)| n).collect(),
+        workspace_deps: m
+            .dependencies
+            .iter()
+            .map(|(name, spec)| super::manifest::depended_on(name, spec).to_owned())
+            .collect(),
         scripts: m.scripts,
         task_config,
         dir,

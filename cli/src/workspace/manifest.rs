@@ -18,6 +18,33 @@ pub(crate) struct Manifest {
     pub(crate) workspaces: Option<Vec<String>>,
 }
 
+/// The package a dependency entry `name: spec` installs: `name`, unless
+/// the spec is an alias of another package (`"mylib":
+/// "workspace:@ws/lib@*"`, `"npm:@ws/lib@^1"`), which pnpm and npm install
+/// under the alias's name. The order of a workspace's tasks follows the
+/// package, whatever its name in `node_modules`.
+pub(crate) fn depended_on<'a>(name: &'a str, spec: &'a str) -> &'a str {
+    let Some(aliased) = spec
+        .strip_prefix("workspace:")
+        .or_else(|| spec.strip_prefix("npm:"))
+    else {
+        return name;
+    };
+    // `@scope/name@range` or `name@range`; a bare range (`*`, `^1.2`) is
+    // no alias.
+    let scoped = usize::from(aliased.starts_with('@'));
+    let target = match aliased[scoped..].find('@') {
+        Some(at) => &aliased[..scoped + at],
+        None => aliased,
+    };
+    let is_name = target
+        .bytes()
+        .next()
+        .is_some_and(|b| b == b'@' || b.is_ascii_alphanumeric())
+        && !target.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if is_name { target } else { name }
+}
+
 pub(crate) fn read(path: &Path) -> Result<Manifest, WorkspaceError> {
     let text = regular_file::read_to_string(path).map_err(|source| WorkspaceError::Read {
         path: path.to_path_buf(),
@@ -111,6 +138,26 @@ fn invalid(path: &Path, message: &str) -> WorkspaceError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Probe: an app that depended on its library through an alias
+    /// (`"mylib": "workspace:@ws/lib@*"`) was built before it.
+    #[test]
+    fn an_alias_depends_on_the_package_it_names() {
+        for (spec, want) in [
+            ("workspace:*", "mylib"),
+            ("workspace:^", "mylib"),
+            ("workspace:~1.2.0", "mylib"),
+            ("workspace:1.2.3", "mylib"),
+            ("workspace:@ws/lib@*", "@ws/lib"),
+            ("workspace:lib@^1", "lib"),
+            ("npm:@ws/lib@*", "@ws/lib"),
+            ("npm:lib", "lib"),
+            ("^1.0.0", "mylib"),
+            ("file:../lib", "mylib"),
+        ] {
+            assert_eq!(depended_on("mylib", spec), want, "{spec}");
+        }
+    }
 
     #[test]
     fn reads_all_dependency_kinds_and_workspaces_object_form() {
