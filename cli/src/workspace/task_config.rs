@@ -117,7 +117,29 @@ pub(crate) fn read(path: &Path, is_root: bool) -> Result<TaskConfigFile, Workspa
     parse(&text, path, is_root)
 }
 
+/// `text` with its `//` and `/* */` comments blanked out (each comment
+/// byte becomes a space, so the columns of what follows stay right): the
+/// file may carry comments, as `tsconfig.json` does. An unterminated
+/// block comment is an error at the end of the file.
+fn without_comments(text: &str, path: &Path) -> Result<String, WorkspaceError> {
+    use std::io::Read as _;
+    let mut out = String::with_capacity(text.len());
+    match json_comments::CommentSettings::c_style()
+        .strip_comments(text.as_bytes())
+        .read_to_string(&mut out)
+    {
+        Ok(_) => Ok(out),
+        Err(_) => Err(WorkspaceError::Syntax {
+            path: path.to_path_buf(),
+            line: text.lines().count().max(1),
+            column: text.lines().last().map_or(1, |l| l.chars().count() + 1),
+            message: "a comment or string is not closed before the end of the file".to_owned(),
+        }),
+    }
+}
+
 fn parse(text: &str, path: &Path, is_root: bool) -> Result<TaskConfigFile, WorkspaceError> {
+    let text = &without_comments(text, path)?;
     let de = &mut serde_json::Deserializer::from_str(text);
     let file: TaskConfigFile = serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
@@ -263,6 +285,20 @@ mod tests {
         parse(text, Path::new("/w/vite-task.json"), is_root)
             .expect_err("the test input is invalid")
             .to_string()
+    }
+
+    /// Probe: the example in docs/config.md, copied as is, failed with "key
+    /// must be a string" at its first comment.
+    #[test]
+    fn the_documented_example_with_its_comments_parses() {
+        let doc = include_str!("../../../docs/config.md");
+        let start = doc.find("```jsonc\n").expect("a jsonc block") + "```jsonc\n".len();
+        let example = &doc[start..start + doc[start..].find("```").expect("its end")];
+        let f = parse(example, Path::new("/w/vite-task.json"), true).expect("the example parses");
+        assert!(f.tasks.contains_key("build"));
+        let err =
+            parse("{ /* open", Path::new("/w/vite-task.json"), true).expect_err("unterminated");
+        assert!(err.to_string().contains("not closed"), "{err}");
     }
 
     #[test]
