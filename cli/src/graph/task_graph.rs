@@ -85,6 +85,14 @@ pub(crate) enum GraphError {
         config: PathBuf,
         suggestions: Vec<String>,
     },
+    #[error(
+        "task `{from}` depends on `{dep}`: `^task` is Turborepo's \"this task in the packages I depend on\", which vp does not read; vp runs those first when they are selected, with `-r` (every package) or `-t` (this package and its dependencies)\n(hint: remove `{dep}` from `dependsOn` in `{config}`)"
+    )]
+    TurborepoDependency {
+        from: String,
+        dep: String,
+        config: PathBuf,
+    },
     #[error("no package named `{package}` in this workspace{}", suggestion(.suggestions))]
     UnknownPackage {
         package: String,
@@ -337,6 +345,14 @@ pub(crate) fn build_plan(
     while let Some(node) = work.pop() {
         let pkg = b.nodes[node].pkg;
         for dep in b.nodes[node].def.depends_on.clone() {
+            if dep.starts_with('^') {
+                let from = &b.nodes[node];
+                return Err(GraphError::TurborepoDependency {
+                    from: from.label.clone(),
+                    dep,
+                    config: ws.packages[from.pkg].dir.join("vite-task.json"),
+                });
+            }
             let (dep_pkg, dep_task) = match dep.rsplit_once('#') {
                 Some((p, t)) => match ws.package_by_name(p) {
                     Some(i) => (i, t.to_owned()),
@@ -589,6 +605,24 @@ mod tests {
             e,
             "tasks depend on each other in a cycle: root#a → root#b → root#a"
         );
+    }
+
+    /// Probe: `"dependsOn": ["^build"]` got "did you mean `build`?", and
+    /// following that hint made the task depend on itself.
+    #[test]
+    fn a_turborepo_caret_dependency_is_explained() {
+        let w = ws(vec![pkg(
+            "root",
+            &[],
+            &[],
+            r#"{"tasks":{"build":{"command":"x","dependsOn":["^build"]}}}"#,
+        )]);
+        let e = plan(&w, "build", TaskSelection::Current, "/w")
+            .expect_err("the test input is invalid")
+            .to_string();
+        assert!(e.contains("`^task` is Turborepo's"), "{e}");
+        assert!(e.contains("remove `^build` from `dependsOn`"), "{e}");
+        assert!(!e.contains("did you mean"), "{e}");
     }
 
     #[test]
