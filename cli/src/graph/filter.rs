@@ -1,7 +1,9 @@
 //! pnpm-style package selectors for `--filter`.
 //!
-//! `name` and `@scope/*` match names (globs allowed), `./dir` matches packages
-//! at or below a directory, `sel...` adds dependencies, `...sel` adds
+//! `name` and `@scope/*` match names (globs allowed; a scoped package's
+//! name without its scope too, when no other package has it), `./dir`
+//! matches packages at or below a directory (`./packages/*`: a glob of
+//! package directories), `sel...` adds dependencies, `...sel` adds
 //! dependents, `^` drops the named package itself, `!sel` excludes. Several
 //! filters are a union; exclusions apply last.
 
@@ -111,6 +113,21 @@ fn base_match(ws: &Workspace, core: &str, cwd: &Path) -> Result<BTreeSet<usize>,
         });
     if let Some(dir) = dir_selector {
         let dir = normalize(&cwd.join(dir));
+        if dir.to_str().is_some_and(|d| d.contains(['*', '?', '['])) {
+            // `*` stays within one directory, `**` crosses them.
+            let matcher = globset::GlobBuilder::new(&dir.to_string_lossy())
+                .literal_separator(true)
+                .build()
+                .map_err(|e| e.kind().to_string())?
+                .compile_matcher();
+            return Ok(ws
+                .packages
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| matcher.is_match(&p.dir))
+                .map(|(i, _)| i)
+                .collect());
+        }
         return Ok(ws
             .packages
             .iter()
@@ -122,13 +139,30 @@ fn base_match(ws: &Workspace, core: &str, cwd: &Path) -> Result<BTreeSet<usize>,
     let matcher = Glob::new(core)
         .map_err(|e| e.kind().to_string())?
         .compile_matcher();
-    Ok(ws
+    let named: BTreeSet<usize> = ws
         .packages
         .iter()
         .enumerate()
         .filter(|(_, p)| matcher.is_match(&p.name))
         .map(|(i, _)| i)
-        .collect())
+        .collect();
+    if !named.is_empty() || core.contains('/') {
+        return Ok(named);
+    }
+    // `app` for `@ws/app`, as pnpm allows, when no other package has it.
+    let unscoped: BTreeSet<usize> = ws
+        .packages
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            p.name
+                .strip_prefix('@')
+                .and_then(|n| n.split_once('/'))
+                .is_some_and(|(_, bare)| matcher.is_match(bare))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    Ok(if unscoped.len() == 1 { unscoped } else { named })
 }
 
 /// Lexical normalisation (`a/./b/../c` → `a/c`); the directory need not exist.
@@ -197,6 +231,17 @@ mod tests {
         assert_eq!(names(&["app...", "!util"]), ["app", "lib"]);
         assert_eq!(names(&["!root", "!app"]), ["lib", "util", "@s/x"]);
         assert_eq!(names(&["app", "util"]), ["app", "util"]);
+    }
+
+    /// Probe: `./packages/*` (the form pnpm's docs use) and `x` for `@s/x`
+    /// matched nothing.
+    #[test]
+    fn directory_globs_and_names_without_their_scope() {
+        assert_eq!(names(&["./packages/*"]), ["lib", "util", "@s/x"]);
+        assert_eq!(names(&["{packages/*}"]), ["lib", "util", "@s/x"]);
+        assert_eq!(names(&["./apps/**"]), ["app"]);
+        assert_eq!(names(&["x"]), ["@s/x"]);
+        assert_eq!(names(&["x..."]), ["lib", "util", "@s/x"]);
     }
 
     #[test]
