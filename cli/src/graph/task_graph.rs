@@ -98,12 +98,24 @@ pub(crate) enum GraphError {
         package: String,
         suggestions: Vec<String>,
     },
-    #[error("package `{package}` has no task `{task}`{}", suggestion(.suggestions))]
+    #[error("package `{package}` has no task `{task}`{}{}", suggestion(.suggestions), elsewhere_hint(.task, *.elsewhere))]
     UnknownTask {
         package: String,
         task: String,
         suggestions: Vec<String>,
+        /// How many other packages have the task.
+        elsewhere: usize,
     },
+}
+
+/// The hint for a task the current package lacks and others have: `vp run
+/// build` at the root of a monorepo whose packages build.
+fn elsewhere_hint(task: &str, elsewhere: usize) -> String {
+    match elsewhere {
+        0 => String::new(),
+        1 => format!("\n(hint: one other package has it: `vp run -r {task}` runs it there)"),
+        n => format!("\n(hint: {n} other packages have it: `vp run -r {task}` runs it in each)"),
+    }
 }
 
 fn suggestion(s: &[String]) -> String {
@@ -302,6 +314,9 @@ pub(crate) fn build_plan(
                     package: ws.packages[pkg].name.clone(),
                     task: task.to_owned(),
                     suggestions: did_you_mean(task, names.iter().map(|(n, _, _)| n.as_str())),
+                    elsewhere: (0..ws.packages.len())
+                        .filter(|&other| other != pkg && resolve_task(ws, other, task).is_some())
+                        .count(),
                 });
             }
             None => {}
@@ -604,6 +619,19 @@ mod tests {
         assert_eq!(
             e,
             "tasks depend on each other in a cycle: root#a → root#b → root#a"
+        );
+    }
+
+    /// Probe: `vp run build` at the root of a monorepo said only that the
+    /// root has no `build`.
+    #[test]
+    fn a_task_only_other_packages_have_points_to_r() {
+        let e = plan(&chain(), "build", TaskSelection::Current, "/w")
+            .expect_err("the root has no build")
+            .to_string();
+        assert!(
+            e.contains("2 other packages have it: `vp run -r build` runs it in each"),
+            "{e}"
         );
     }
 

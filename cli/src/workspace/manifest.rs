@@ -54,6 +54,9 @@ pub(crate) fn read(path: &Path) -> Result<Manifest, WorkspaceError> {
 }
 
 fn parse(text: &str, path: &Path) -> Result<Manifest, WorkspaceError> {
+    // Some editors on Windows start the file with a byte-order mark, which
+    // npm and Node skip.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let value: Value = serde_json::from_str(text).map_err(|e| json_error(path, &e))?;
     let Value::Object(obj) = value else {
         return Err(invalid(path, "the top level must be an object"));
@@ -157,6 +160,14 @@ mod tests {
         ] {
             assert_eq!(depended_on("mylib", spec), want, "{spec}");
         }
+    }
+
+    /// Probe: a `package.json` starting with a byte-order mark failed with
+    /// "expected value" at 1:1.
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let m = parse("\u{feff}{\"name\":\"a\"}", Path::new("/w/package.json")).expect("parses");
+        assert_eq!(m.name.as_deref(), Some("a"));
     }
 
     #[test]

@@ -139,6 +139,8 @@ fn without_comments(text: &str, path: &Path) -> Result<String, WorkspaceError> {
 }
 
 fn parse(text: &str, path: &Path, is_root: bool) -> Result<TaskConfigFile, WorkspaceError> {
+    // A byte-order mark, as some editors write: skipped, as Node does.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let text = &without_comments(text, path)?;
     let de = &mut serde_json::Deserializer::from_str(text);
     let file: TaskConfigFile = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -296,6 +298,12 @@ mod tests {
         let example = &doc[start..start + doc[start..].find("```").expect("its end")];
         let f = parse(example, Path::new("/w/vite-task.json"), true).expect("the example parses");
         assert!(f.tasks.contains_key("build"));
+        let bom = parse(
+            "\u{feff}{\"tasks\":{}}",
+            Path::new("/w/vite-task.json"),
+            true,
+        );
+        assert!(bom.is_ok(), "a byte-order mark is skipped: {bom:?}");
         let err =
             parse("{ /* open", Path::new("/w/vite-task.json"), true).expect_err("unterminated");
         assert!(err.to_string().contains("not closed"), "{err}");
