@@ -158,14 +158,18 @@ impl<'a> Scope<'a> {
 pub(crate) struct OutputPath {
     pub(crate) rel: RelPath,
     pub(crate) abs: PathBuf,
+    /// Matched by an `output` glob, and not touched by the run (its ctime
+    /// is older than the task's start): an incremental tool's unchanged
+    /// output, or a source a broad glob (`**/*.js`) also matches. A hit
+    /// writes it only where it is missing or as vp left it, like an output
+    /// the task looked at first: never over a user's edit.
+    pub(crate) untouched: bool,
 }
 
 /// Observed writes (when `output` is auto) minus ignored subtrees, plus what
-/// the explicit `output` globs match that this run wrote (user
-/// configuration wins over tool ignores). A file a glob matches that the
-/// run did not touch, its ctime older than `started`, is not this run's
-/// output: archived, a hit would write it back over the user's own edits
-/// (`"output": ["**/*.js"]` matches the sources too).
+/// the explicit `output` globs match (user configuration wins over tool
+/// ignores). A file a glob matches that the run did not touch, its ctime
+/// older than `started`, is marked `untouched`.
 pub(crate) fn collect_outputs(
     paths: TaskPaths<'_>,
     config: &GlobConfig,
@@ -176,30 +180,34 @@ pub(crate) fn collect_outputs(
     let scope = Scope::new(paths, config, ignored).map_err(|e| NotStorable::GlobWalk {
         error: e.to_string(),
     })?;
-    let mut out: BTreeMap<RelPath, PathBuf> = BTreeMap::new();
+    let mut out: BTreeMap<RelPath, (PathBuf, bool)> = BTreeMap::new();
     if config.auto {
         for abs in observed {
             if let Some(rel) = scope.admit(abs)
                 && !scope.ignored_by_tool(&rel)
                 && !rel.is_root()
             {
-                out.insert(rel.clone(), rel.to_abs(paths.workspace_root));
+                out.insert(rel.clone(), (rel.to_abs(paths.workspace_root), false));
             }
         }
     }
-    let written_in_run = |abs: &Path| {
-        fs::symlink_metadata(abs).is_ok_and(|m| m.is_dir() || Timestamp::ctime(&m) >= started)
+    let untouched = |abs: &Path| {
+        fs::symlink_metadata(abs).is_ok_and(|m| !m.is_dir() && Timestamp::ctime(&m) < started)
     };
     for abs in scope.walk_globs()? {
-        if let Some(rel) = scope.admit(&abs)
-            && written_in_run(&abs)
-        {
-            out.insert(rel.clone(), rel.to_abs(paths.workspace_root));
+        if let Some(rel) = scope.admit(&abs) {
+            let untouched = untouched(&abs);
+            out.entry(rel.clone())
+                .or_insert_with(|| (rel.to_abs(paths.workspace_root), untouched));
         }
     }
     Ok(out
         .into_iter()
-        .map(|(rel, abs)| OutputPath { rel, abs })
+        .map(|(rel, (abs, untouched))| OutputPath {
+            rel,
+            abs,
+            untouched,
+        })
         .collect())
 }
 
@@ -787,6 +795,7 @@ mod tests {
         let outputs = vec![OutputPath {
             rel: RelPath::from_stored(b"pkg/src/gen.ts").expect("valid"),
             abs: w.root.join("pkg/src/gen.ts"),
+            untouched: false,
         }];
         // auto is off: the observed read of /etc and of README are ignored.
         let observed = vec![(w.root.join("pkg/README.md"), InputKind::ContentRead)];
@@ -993,10 +1002,10 @@ mod tests {
     }
 
     /// Probe: `"output": ["**/*.js"]` archived the package's sources too,
-    /// and a hit wrote them back over the user's edits. Only what the run
-    /// wrote is its output.
+    /// and a hit wrote them back over the user's edits. What the run did
+    /// not touch is marked, so a hit never writes it over something else.
     #[test]
-    fn a_glob_match_the_run_did_not_write_is_not_an_output() {
+    fn a_glob_match_the_run_did_not_touch_is_marked() {
         let w = ws(&["pkg/other.js", "pkg/src/a.js"]);
         let started = Timestamp::task_start();
         fs::create_dir_all(w.pkg.join("dist")).expect("mkdir");
@@ -1006,8 +1015,18 @@ mod tests {
             globs: vec!["**/*.js".into()],
         };
         let got = collect_outputs(w.paths(), &config, &[], &[], started).expect("collects");
-        let rels: Vec<String> = got.iter().map(|o| o.rel.to_string()).collect();
-        assert_eq!(rels, vec!["pkg/dist/a.js"]);
+        let got: Vec<(String, bool)> = got
+            .iter()
+            .map(|o| (o.rel.to_string(), o.untouched))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("pkg/dist/a.js".to_owned(), false),
+                ("pkg/other.js".to_owned(), true),
+                ("pkg/src/a.js".to_owned(), true),
+            ]
+        );
     }
 
     #[test]

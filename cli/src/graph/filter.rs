@@ -112,10 +112,14 @@ fn base_match(ws: &Workspace, core: &str, cwd: &Path) -> Result<BTreeSet<usize>,
             (core.starts_with("./") || core.starts_with("../") || core == ".").then_some(core)
         });
     if let Some(dir) = dir_selector {
-        let dir = normalize(&cwd.join(dir));
-        if dir.to_str().is_some_and(|d| d.contains(['*', '?', '['])) {
-            // `*` stays within one directory, `**` crosses them.
-            let matcher = globset::GlobBuilder::new(&dir.to_string_lossy())
+        // `./packages/*`: the directories below the literal part that the
+        // rest matches (`*` within one directory, `**` across). Only the
+        // selector is a pattern, never the directory it is relative to.
+        let is_pattern = |c: &str| c.contains(['*', '?', '[']);
+        let components: Vec<&str> = dir.split('/').collect();
+        if let Some(first) = components.iter().position(|c| is_pattern(c)) {
+            let base = normalize(&cwd.join(components[..first].join("/")));
+            let matcher = globset::GlobBuilder::new(&components[first..].join("/"))
                 .literal_separator(true)
                 .build()
                 .map_err(|e| e.kind().to_string())?
@@ -124,10 +128,15 @@ fn base_match(ws: &Workspace, core: &str, cwd: &Path) -> Result<BTreeSet<usize>,
                 .packages
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| matcher.is_match(&p.dir))
+                .filter(|(_, p)| {
+                    p.dir
+                        .strip_prefix(&base)
+                        .is_ok_and(|rest| matcher.is_match(rest))
+                })
                 .map(|(i, _)| i)
                 .collect());
         }
+        let dir = normalize(&cwd.join(dir));
         return Ok(ws
             .packages
             .iter()
@@ -242,6 +251,31 @@ mod tests {
         assert_eq!(names(&["./apps/**"]), ["app"]);
         assert_eq!(names(&["x"]), ["@s/x"]);
         assert_eq!(names(&["x..."]), ["lib", "util", "@s/x"]);
+    }
+
+    /// Review: the directory a selector is relative to is never a pattern,
+    /// whatever characters its path has.
+    #[test]
+    fn a_directory_with_pattern_characters_is_literal() {
+        let pkg = |name: &str, dir: &str| Package {
+            name: name.to_owned(),
+            dir: Path::new(dir).to_path_buf(),
+            rel_dir: String::new(),
+            workspace_deps: Vec::new(),
+            uses_next: false,
+            scripts: Vec::new(),
+            task_config: None,
+        };
+        let ws = Workspace {
+            root: "/h/[x]".into(),
+            packages: vec![pkg("root", "/h/[x]"), pkg("a", "/h/[x]/packages/a")],
+        };
+        let g = PackageGraph::new(&ws);
+        for filter in ["./packages", "./packages/*"] {
+            let (sel, _) =
+                select_packages(&ws, &g, &[filter.to_owned()], Path::new("/h/[x]")).expect("valid");
+            assert_eq!(sel.into_iter().collect::<Vec<_>>(), [1], "{filter}");
+        }
     }
 
     #[test]

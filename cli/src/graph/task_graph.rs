@@ -73,10 +73,12 @@ pub(crate) enum GraphError {
         package: String,
         flag: &'static str,
     },
-    #[error("no selected package has a task `{task}`{}", suggestion(.suggestions))]
+    #[error("no selected package has a task `{task}`{}{}", suggestion(.suggestions), if *.root_has_it { format!("\n(hint: the workspace root has it, and `-r` leaves the root out: `vp run -w {task}`)") } else { String::new() })]
     TaskInNoPackage {
         task: String,
         suggestions: Vec<String>,
+        /// The workspace root has it (`-r` leaves the root out).
+        root_has_it: bool,
     },
     #[error("task `{from}` depends on `{dep}`, which does not exist{}\n  (in `{config}`)", suggestion(.suggestions))]
     UnknownDependency {
@@ -329,6 +331,7 @@ pub(crate) fn build_plan(
         return Err(GraphError::TaskInNoPackage {
             task: task.to_owned(),
             suggestions: did_you_mean(task, all.iter().map(String::as_str)),
+            root_has_it: !candidates.contains(&0) && resolve_task(ws, 0, task).is_some(),
         });
     }
 
@@ -620,6 +623,24 @@ mod tests {
             e,
             "tasks depend on each other in a cycle: root#a → root#b → root#a"
         );
+    }
+
+    /// Review: `-r` leaves the root out, so a task only the root has is in
+    /// no selected package; the error says where it is.
+    #[test]
+    fn recursive_leaves_the_root_out_and_says_so() {
+        let w = ws(vec![
+            pkg("root", &[], &[("lint", "eslint .")], ""),
+            pkg("app", &[], &[("build", "b")], ""),
+        ]);
+        let e = plan(&w, "lint", TaskSelection::Recursive, "/w")
+            .expect_err("only the root has lint")
+            .to_string();
+        assert!(e.contains("`vp run -w lint`"), "{e}");
+        let single = ws(vec![pkg("root", &[], &[("lint", "eslint .")], "")]);
+        let p = plan(&single, "lint", TaskSelection::Recursive, "/w")
+            .expect("a project of one package runs its own");
+        assert_eq!(p, vec![("root#lint".to_owned(), vec![])]);
     }
 
     /// Probe: `vp run build` at the root of a monorepo said only that the

@@ -1689,8 +1689,32 @@ mod tests {
             "not what is gone, hidden, ignored, far away, or inside"
         );
         assert_eq!(outputs(&c), vec!["/home/u/proj/dist/a.js"]);
-        // Right below `/`, the whole system is beside the workspace.
+        // Right below `/`, the whole system is beside the workspace; right
+        // below a temporary directory, every tool's scratch files.
         assert!(s.run_at("/proj", &[], &[], &[]).written_outside.is_empty());
+        let tmp = Scenario::default()
+            .op(Op::Write, "/tmp/tsx-0/cache.json")
+            .file("/tmp/tsx-0/cache.json");
+        assert!(
+            tmp.run_at("/tmp/repro", &[], &[], &[])
+                .written_outside
+                .is_empty()
+        );
+        assert_eq!(
+            tmp.run_at("/tmp/e2e/ws", &[], &[], &[]).written_outside,
+            Vec::<PathBuf>::new(),
+            "/tmp/tsx-0 is not beside /tmp/e2e/ws"
+        );
+        // Only times or mode changed: no file was left there.
+        let touched = Scenario::default()
+            .op(Op::SetMetadata, "/home/u/shared.txt")
+            .file("/home/u/shared.txt");
+        assert!(
+            touched
+                .run_at("/home/u/proj", &[], &[], &[])
+                .written_outside
+                .is_empty()
+        );
     }
 
     #[test]

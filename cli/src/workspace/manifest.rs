@@ -24,25 +24,31 @@ pub(crate) struct Manifest {
 /// under the alias's name. The order of a workspace's tasks follows the
 /// package, whatever its name in `node_modules`.
 pub(crate) fn depended_on<'a>(name: &'a str, spec: &'a str) -> &'a str {
-    let Some(aliased) = spec
-        .strip_prefix("workspace:")
-        .or_else(|| spec.strip_prefix("npm:"))
-    else {
-        return name;
+    if let Some(aliased) = spec.strip_prefix("npm:") {
+        return package_of(aliased).unwrap_or(name);
+    }
+    match spec.strip_prefix("workspace:") {
+        // `workspace:<range>` is a range of `name` (`*`, `^`, `1.x`,
+        // `1.0.0-beta.1`); `workspace:<package>@<range>` an alias.
+        Some(aliased) if aliased.starts_with('@') || aliased.contains('@') => {
+            package_of(aliased).unwrap_or(name)
+        }
+        _ => name,
+    }
+}
+
+/// The package name of `<name>[@<range>]` (`@scope/name@^1`), if it is one.
+fn package_of(spec: &str) -> Option<&str> {
+    let scoped = usize::from(spec.starts_with('@'));
+    let target = match spec[scoped..].find('@') {
+        Some(at) => &spec[..scoped + at],
+        None => spec,
     };
-    // `@scope/name@range` or `name@range`; a bare range (`*`, `^1.2`) is
-    // no alias.
-    let scoped = usize::from(aliased.starts_with('@'));
-    let target = match aliased[scoped..].find('@') {
-        Some(at) => &aliased[..scoped + at],
-        None => aliased,
-    };
-    let is_name = target
-        .bytes()
-        .next()
-        .is_some_and(|b| b == b'@' || b.is_ascii_alphanumeric())
-        && !target.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-    if is_name { target } else { name }
+    let valid = !target.is_empty()
+        && target
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~/@".contains(&b));
+    valid.then_some(target)
 }
 
 pub(crate) fn read(path: &Path) -> Result<Manifest, WorkspaceError> {
@@ -157,6 +163,10 @@ mod tests {
             ("npm:lib", "lib"),
             ("^1.0.0", "mylib"),
             ("file:../lib", "mylib"),
+            ("workspace:1.0.0-beta.1", "mylib"),
+            ("workspace:1.x", "mylib"),
+            ("workspace:1 || 2", "mylib"),
+            ("workspace:@ws/lib", "@ws/lib"),
         ] {
             assert_eq!(depended_on("mylib", spec), want, "{spec}");
         }

@@ -118,17 +118,26 @@ pub(crate) fn read(path: &Path, is_root: bool) -> Result<TaskConfigFile, Workspa
 }
 
 /// `text` with its `//` and `/* */` comments blanked out (each comment
-/// byte becomes a space, so the columns of what follows stay right): the
-/// file may carry comments, as `tsconfig.json` does. An unterminated
-/// block comment is an error at the end of the file.
+/// byte becomes a space, and each line break in a block comment stays one,
+/// so an error's line and column still point into the file): the file may
+/// carry comments, as `tsconfig.json` does. An unterminated block comment
+/// is an error at the end of the file.
 fn without_comments(text: &str, path: &Path) -> Result<String, WorkspaceError> {
     use std::io::Read as _;
-    let mut out = String::with_capacity(text.len());
+    let mut out = Vec::with_capacity(text.len());
     match json_comments::CommentSettings::c_style()
         .strip_comments(text.as_bytes())
-        .read_to_string(&mut out)
+        .read_to_end(&mut out)
     {
-        Ok(_) => Ok(out),
+        Ok(_) => {
+            for (blank, original) in out.iter_mut().zip(text.bytes()) {
+                if original == b'\n' {
+                    *blank = b'\n';
+                }
+            }
+            // Only bytes inside comments were replaced, each by a space.
+            Ok(String::from_utf8(out).unwrap_or_else(|_| text.to_owned()))
+        }
         Err(_) => Err(WorkspaceError::Syntax {
             path: path.to_path_buf(),
             line: text.lines().count().max(1),
@@ -298,6 +307,17 @@ mod tests {
         let example = &doc[start..start + doc[start..].find("```").expect("its end")];
         let f = parse(example, Path::new("/w/vite-task.json"), true).expect("the example parses");
         assert!(f.tasks.contains_key("build"));
+        let after_comment = parse(
+            "{\n/* one\n   two */\n\"tasks\": 1\n}",
+            Path::new("/w/vite-task.json"),
+            true,
+        )
+        .expect_err("tasks must be an object")
+        .to_string();
+        assert!(
+            after_comment.contains("vite-task.json:4:"),
+            "{after_comment}"
+        );
         let bom = parse(
             "\u{feff}{\"tasks\":{}}",
             Path::new("/w/vite-task.json"),

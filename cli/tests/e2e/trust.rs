@@ -679,12 +679,15 @@ fn making_an_input_executable_misses() {
 
 /// Probe: with `"output": ["**/*.js"]`, the package's own sources matched too; they were
 /// archived, and a hit wrote an edited file back to what it was. A glob match the run did not
-/// write is not its output.
+/// touch is written by a hit only where it is missing or as vp left it: an edit there is a miss
+/// (the run sees the edit), never overwritten. An incremental tool's untouched output
+/// (`dist/keep.js`, which the task did not rewrite) still comes back after `rm -rf dist`.
 #[test]
-fn an_output_glob_never_writes_back_a_file_the_task_did_not_write() {
+fn an_output_glob_never_writes_back_over_a_file_the_task_did_not_write() {
     let ws = Workspace::new("example");
     ws.write("src/a.js", "a\n");
     ws.write("other.js", "// v1\n");
+    ws.write("dist/keep.js", "kept from an earlier build\n");
     ws.write(
         "build.mjs",
         "import fs from 'node:fs';\n\
@@ -697,14 +700,24 @@ fn an_output_glob_never_writes_back_a_file_the_task_did_not_write() {
     );
     ws.vp(["run", "build"]).output().assert_success();
     ws.write("other.js", "// v2, my edit\n");
-    let out = ws.vp(["run", "build"]).output();
-    out.assert_success();
-    assert!(hit(&out.stderr), "{}", out.combined());
+    let edited = ws.vp(["run", "build"]).output();
+    edited.assert_success();
+    assert!(
+        edited
+            .stderr
+            .contains("output 'other.js' holds what vp did not leave there"),
+        "{}",
+        edited.combined()
+    );
     assert_eq!(ws.read("other.js"), "// v2, my edit\n");
+    assert!(hit(&ws.vp(["run", "build"]).output().stderr));
+    assert_eq!(ws.read("other.js"), "// v2, my edit\n");
+
     std::fs::remove_dir_all(ws.path("dist")).expect("rm -rf dist");
     let restored = ws.vp(["run", "build"]).output();
     assert!(hit(&restored.stderr), "{}", restored.combined());
     assert_eq!(ws.read("dist/a.js"), "a\n");
+    assert_eq!(ws.read("dist/keep.js"), "kept from an earlier build\n");
     assert_eq!(ws.read("other.js"), "// v2, my edit\n");
 }
 

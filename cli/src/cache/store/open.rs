@@ -562,17 +562,18 @@ pub(super) fn open_writable(
 /// Why the existing store in `db_dir` cannot be used, asked read-only so
 /// that a store of another schema is not written to (a read-write open
 /// writes a new `MANIFEST` and `OPTIONS` file before the schema can be
-/// read). A read-only open takes no lock, so another schema is found while
-/// another vp holds it; damage is trusted only when nobody does (a writer
-/// compacting meanwhile can make a file vanish under a read-only open).
-/// `None` when it looks usable, or when there is none.
+/// read). Asked before every read-write attempt, and only while no other
+/// vp holds the lock: a writer may be creating the store (no schema yet) or
+/// compacting it (a file vanishing under a read-only open). `None` when it
+/// looks usable, when there is none, or while the lock is held (the
+/// read-write open waits, and this is asked again).
 fn unusable_reason(db_dir: &Path) -> Option<String> {
-    if !db_dir.exists() {
+    if !db_dir.exists() || lock_is_held(db_dir) {
         return None;
     }
     match DB::open_cf_descriptors_read_only(&read_options(), db_dir, cf_descriptors(), false) {
         Ok(db) => check_schema(&db, true).err(),
-        Err(e) if is_unusable_store(&e, db_dir) && !lock_is_held(db_dir) => Some(e.to_string()),
+        Err(e) if is_unusable_store(&e, db_dir) => Some(e.to_string()),
         Err(_) => None,
     }
 }

@@ -203,10 +203,17 @@ impl Store {
             Some(archive.log(&run.log)?)
         };
         let new_blob_bytes = archive.new_bytes;
+        // Glob matches the run left untouched are kept like outputs the
+        // task looked at first: a hit writes them only where nothing else is.
+        let untouched = outputs
+            .iter()
+            .filter(|o| o.untouched)
+            .map(|o| o.rel.clone());
         let looked_first = run
             .looked_first
             .iter()
             .filter_map(|abs| RelPath::from_abs(req.paths.workspace_root, abs))
+            .chain(untouched)
             .filter(|rel| {
                 matches!(
                     manifest.get(rel),
