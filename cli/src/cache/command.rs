@@ -247,16 +247,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn stats_prune_clean_lifecycle() {
-        let ws = tempfile::tempdir().expect("tempdir");
-        let dir = ws.path().join("c");
-        let (_, out, _) = run_in(ws.path(), CacheCommand::Stats, Some(dir.clone()));
-        assert!(out.starts_with("no cache at"), "{out}");
-        assert!(!dir.exists(), "stats must not create a cache");
+    fn create_store(dir: &Path) {
         drop(
             open::open(
-                &dir,
+                dir,
                 &open::OpenOptions {
                     lock_timeout: std::time::Duration::ZERO,
                 },
@@ -264,6 +258,16 @@ mod tests {
             )
             .expect("create"),
         );
+    }
+
+    #[test]
+    fn stats_prune_clean_lifecycle() {
+        let ws = tempfile::tempdir().expect("tempdir");
+        let dir = ws.path().join("c");
+        let (_, out, _) = run_in(ws.path(), CacheCommand::Stats, Some(dir.clone()));
+        assert!(out.starts_with("no cache at"), "{out}");
+        assert!(!dir.exists(), "stats must not create a cache");
+        create_store(&dir);
         let (r, out, _) = run_in(ws.path(), CacheCommand::Stats, Some(dir.clone()));
         assert!(r.is_ok());
         assert!(out.contains("entries:  0"), "{out}");
@@ -289,16 +293,7 @@ mod tests {
     fn inspecting_an_unusable_store_reports_it_and_leaves_it() {
         let ws = tempfile::tempdir().expect("tempdir");
         let dir = ws.path().join("c");
-        drop(
-            open::open(
-                &dir,
-                &open::OpenOptions {
-                    lock_timeout: std::time::Duration::ZERO,
-                },
-                &mut |_| {},
-            )
-            .expect("create"),
-        );
+        create_store(&dir);
         let current = dir.join("db/CURRENT");
         std::fs::write(&current, b"\x00\x01garbage").expect("write");
         let listing = |d: &Path| {

@@ -692,17 +692,20 @@ mod tests {
         );
     }
 
+    /// Makes a store in `dir` that a newer vp would have made.
+    fn stamp_a_newer_schema(dir: &Path) {
+        let store = open_ready(dir);
+        let db = store.writer().expect("writable");
+        let meta = db.cf_handle(CF_META).expect("meta cf");
+        db.put_cf(meta, META_SCHEMA, (SCHEMA_VERSION + 1).to_le_bytes())
+            .expect("put");
+    }
+
     #[test]
     fn newer_schema_is_set_aside() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("cache");
-        {
-            let store = open_ready(&dir);
-            let db = store.writer().expect("writable");
-            let meta = db.cf_handle(CF_META).expect("meta cf");
-            db.put_cf(meta, META_SCHEMA, (SCHEMA_VERSION + 1).to_le_bytes())
-                .expect("put");
-        }
+        stamp_a_newer_schema(&dir);
         let notices = open_repaired(&dir);
         let [
             StoreNotice::SetAside {
@@ -727,13 +730,7 @@ mod tests {
     fn a_report_leaves_a_newer_schema_unwritten() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("cache");
-        {
-            let store = open_ready(&dir);
-            let db = store.writer().expect("writable");
-            let meta = db.cf_handle(CF_META).expect("meta cf");
-            db.put_cf(meta, META_SCHEMA, (SCHEMA_VERSION + 1).to_le_bytes())
-                .expect("put");
-        }
+        stamp_a_newer_schema(&dir);
         let before = manifests(&dir);
         let err = open_exclusive(
             &dir,
