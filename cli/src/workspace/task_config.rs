@@ -147,10 +147,40 @@ fn without_comments(text: &str, path: &Path) -> Result<String, WorkspaceError> {
     }
 }
 
+/// serde's message in the file's terms: "expected struct TaskDefinition with
+/// 9 elements" names a Rust type; the user wrote JSON, where it is an object.
+fn readable(message: &str) -> String {
+    let Some(at) = message.find("expected struct ") else {
+        return message.to_owned();
+    };
+    let head = &message[..at];
+    // `invalid length 0, ` is what serde says of an array given for a struct.
+    let head = if head.starts_with("invalid length ") {
+        "invalid type: array, "
+    } else {
+        head
+    };
+    format!("{head}expected an object")
+}
+
 fn parse(text: &str, path: &Path, is_root: bool) -> Result<TaskConfigFile, WorkspaceError> {
     // A byte-order mark, as some editors write: skipped, as Node does.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let text = &without_comments(text, path)?;
+    // serde would read a struct from an array too (`[]` was a valid, empty
+    // file); the file is an object.
+    if let Some((at, found)) = text.char_indices().find(|(_, c)| !c.is_whitespace())
+        && found != '{'
+    {
+        let line = text[..at].matches('\n').count() + 1;
+        let column = at - text[..at].rfind('\n').map_or(0, |n| n + 1) + 1;
+        return Err(WorkspaceError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: "the file must hold one JSON object: `{ \"tasks\": { ... } }`".to_owned(),
+        });
+    }
     let de = &mut serde_json::Deserializer::from_str(text);
     let file: TaskConfigFile = serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
@@ -163,12 +193,13 @@ fn parse(text: &str, path: &Path, is_root: bool) -> Result<TaskConfigFile, Works
             line: inner.line(),
             column: inner.column(),
             key,
-            message: inner
-                .to_string()
-                .split(" at line ")
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
+            message: readable(
+                inner
+                    .to_string()
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or_default(),
+            ),
         }
     })?;
     // Workspace-wide settings a package's file must not appear to change
@@ -327,6 +358,27 @@ mod tests {
         let err =
             parse("{ /* open", Path::new("/w/vite-task.json"), true).expect_err("unterminated");
         assert!(err.to_string().contains("not closed"), "{err}");
+    }
+
+    /// Probe: a file holding `[]` was accepted as an empty config, and an
+    /// array for a task said "expected struct TaskDefinition with 9
+    /// elements".
+    #[test]
+    fn arrays_for_objects_are_errors_in_json_terms() {
+        let p = Path::new("/w/vite-task.json");
+        let top = parse("\n  []", p, true)
+            .expect_err("not an object")
+            .to_string();
+        assert!(top.contains("vite-task.json:2:3"), "{top}");
+        assert!(top.contains("must hold one JSON object"), "{top}");
+        let task = parse(r#"{"tasks": {"build": []}}"#, p, true)
+            .expect_err("not an object")
+            .to_string();
+        assert!(
+            task.contains("invalid type: array, expected an object (at key `tasks.build`)"),
+            "{task}"
+        );
+        assert!(!task.contains("struct"), "{task}");
     }
 
     #[test]
