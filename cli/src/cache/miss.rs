@@ -90,7 +90,7 @@ impl MissReason {
 }
 
 fn name(p: &RelPath) -> String {
-    String::from_utf8_lossy(p.file_name()).into_owned()
+    crate::cache::paths::readable_name(p.file_name())
 }
 
 impl MissReason {

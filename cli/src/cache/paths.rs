@@ -155,17 +155,32 @@ impl RelPath {
         let common = mine.iter().zip(&theirs).take_while(|(a, b)| a == b).count();
         let mut parts: Vec<String> = Vec::new();
         parts.extend(std::iter::repeat_n("..".to_string(), theirs.len() - common));
-        parts.extend(
-            mine[common..]
-                .iter()
-                .map(|c| String::from_utf8_lossy(c).into_owned()),
-        );
+        parts.extend(mine[common..].iter().map(|c| readable_name(c)));
         if parts.is_empty() {
             ".".to_string()
         } else {
             parts.join("/")
         }
     }
+}
+
+/// A file name as a message shows it: lossy UTF-8, with control characters
+/// escaped (`\n`), so that a name with a line break cannot break a message
+/// across lines or forge one.
+pub(crate) fn readable_name(name: &[u8]) -> String {
+    let text = String::from_utf8_lossy(name);
+    if !text.chars().any(char::is_control) {
+        return text.into_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 impl fmt::Display for RelPath {
@@ -286,6 +301,15 @@ pub(crate) fn recordable(root: &Path, cache_rel: Option<&RelPath>, abs: &Path) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Probe: a file name with a line break broke a miss reason in two.
+    #[test]
+    fn control_characters_in_names_are_escaped_in_messages() {
+        assert_eq!(readable_name(b"a\nb.js"), "a\\nb.js");
+        assert_eq!(readable_name(b"plain.js"), "plain.js");
+        let p = RelPath::from_stored(b"src/a\tb.js").expect("valid");
+        assert_eq!(p.relative_to(&RelPath::root()), "src/a\\tb.js");
+    }
 
     #[test]
     fn recordable_is_inside_the_root_outside_git_and_the_cache() {
