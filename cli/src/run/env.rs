@@ -67,10 +67,11 @@ pub(crate) const DEFAULT_PASS_THROUGH: &[&str] = &[
 pub(crate) const DEFAULT_DECLARED: &[&str] = &["NODE_OPTIONS"];
 
 /// Declared too for the tasks of a package that depends on Next.js, which
-/// inlines these values into the bundles it builds. Only there: Vercel sets
-/// `NEXT_PUBLIC_VERCEL_URL` and the commit per deploy, and a lint or a
-/// library build elsewhere must not miss for it.
-pub(crate) const NEXT_DECLARED: &[&str] = &["NEXT_PUBLIC_*"];
+/// inlines these values into the bundles it builds (`NEXT_DEPLOYMENT_ID`
+/// into its manifests and every asset URL, for skew protection). Only
+/// there: Vercel sets `NEXT_PUBLIC_VERCEL_URL` and the commit per deploy,
+/// and a lint or a library build elsewhere must not miss for it.
+pub(crate) const NEXT_DECLARED: &[&str] = &["NEXT_PUBLIC_*", "NEXT_DEPLOYMENT_ID"];
 
 /// Which defaults a task declares: by what its package builds with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,7 +298,9 @@ mod tests {
     #[test]
     fn build_affecting_defaults_are_declared_and_env_outranks_the_pass_through_list() {
         let p = EnvPolicy::new("t", &[], &[], Framework::Next).expect("valid");
-        for name in ["NODE_OPTIONS", "NEXT_PUBLIC_API_URL"] {
+        // Probe: `NEXT_DEPLOYMENT_ID=dep-aaa` hit a build made without it,
+        // though Next writes it into its manifests and asset URLs.
+        for name in ["NODE_OPTIONS", "NEXT_PUBLIC_API_URL", "NEXT_DEPLOYMENT_ID"] {
             assert!(p.is_declared(OsStr::new(name)), "{name}");
             assert!(!p.is_untracked(OsStr::new(name)), "{name}");
         }
