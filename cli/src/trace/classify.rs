@@ -122,7 +122,8 @@ pub(crate) struct AccessClassification {
     /// directories there (`~/.cache`, `~/.npm` when the workspace is in the
     /// home directory) are tools' caches and do not count, nor does anything
     /// farther away (`/tmp`), nor a subtree a tool asked vp to ignore, nor
-    /// anything when the workspace is right below `/`.
+    /// anything when the workspace is right below `/` or a temporary
+    /// directory, nor a change of times or mode only.
     pub(crate) written_outside: Vec<PathBuf>,
     /// Why the trace may be incomplete (copied from the log). Non-empty:
     /// do not store the run as auto-tracked.

@@ -9,10 +9,10 @@
 //! changes like the ones the watcher reports.
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
+use super::fs_events::ctime;
 use super::watched::{Change, ChangeKind, Read, Reads, TaskWatch};
 
 /// One task that ran in the cycle: its new watch, and the workspace path of
@@ -79,26 +79,18 @@ fn wall_clock(instant: Instant, now: Instant) -> SystemTime {
 /// content, names or metadata sets it, and nothing can set it back), a path
 /// that is gone, a missing path that exists.
 fn changed_since(read: &Read, since: SystemTime) -> Option<(ChangeKind, Option<SystemTime>)> {
-    let meta = std::fs::symlink_metadata(read.path());
-    match (read, meta) {
-        (Read::Missing(_), Ok(m)) => Some((ChangeKind::Entries, Some(ctime(&m)))),
-        (Read::Missing(_), Err(_)) => None,
-        (_, Err(_)) => Some((ChangeKind::Entries, None)),
-        (Read::Listing(_), Ok(m)) => {
-            (ctime(&m) > since).then_some((ChangeKind::Entries, Some(ctime(&m))))
-        }
-        (Read::Path(_), Ok(m)) => {
-            (ctime(&m) > since).then_some((ChangeKind::Content, Some(ctime(&m))))
-        }
-    }
-}
-
-fn ctime(meta: &std::fs::Metadata) -> SystemTime {
-    let nanos = u32::try_from(meta.ctime_nsec()).unwrap_or(0);
-    match u64::try_from(meta.ctime()) {
-        Ok(secs) => UNIX_EPOCH + Duration::new(secs, nanos),
-        Err(_) => UNIX_EPOCH,
-    }
+    let meta = match std::fs::symlink_metadata(read.path()) {
+        Ok(meta) => meta,
+        Err(_) if matches!(read, Read::Missing(_)) => return None,
+        Err(_) => return Some((ChangeKind::Entries, None)),
+    };
+    let when = ctime(&meta);
+    let kind = match read {
+        Read::Missing(_) => return Some((ChangeKind::Entries, when)),
+        Read::Listing(_) => ChangeKind::Entries,
+        Read::Path(_) => ChangeKind::Content,
+    };
+    when.filter(|t| *t > since).map(|t| (kind, Some(t)))
 }
 
 #[cfg(test)]
@@ -106,6 +98,7 @@ mod tests {
     use super::*;
     use crate::watch::watched::RunWindow;
     use std::path::Path;
+    use std::time::Duration;
 
     fn watch(reads: Vec<Read>, window: RunWindow) -> TaskWatch {
         TaskWatch {

@@ -197,21 +197,24 @@ const CTIME_TRUSTED: Duration = Duration::from_secs(60);
 /// task's own write, heard late on a loaded machine, is still placed inside
 /// the task's run.
 fn happened(path: &Path, heard: Instant) -> Instant {
-    use std::os::unix::fs::MetadataExt;
     let meta = std::fs::symlink_metadata(path)
         .or_else(|e| path.parent().map_or(Err(e), std::fs::symlink_metadata));
-    let Ok(meta) = meta else { return heard };
-    let (Ok(secs), Ok(nanos)) = (
-        u64::try_from(meta.ctime()),
-        u32::try_from(meta.ctime_nsec()),
-    ) else {
+    let Some(ctime) = meta.ok().as_ref().and_then(ctime) else {
         return heard;
     };
-    let ctime = SystemTime::UNIX_EPOCH + Duration::new(secs, nanos);
     match SystemTime::now().duration_since(ctime) {
         Ok(age) if age <= CTIME_TRUSTED => heard.checked_sub(age).unwrap_or(heard),
         _ => heard,
     }
+}
+
+/// A file's ctime on the wall clock (`None` before 1970): when it last
+/// changed in any way, as the kernel alone sets it.
+pub(super) fn ctime(meta: &std::fs::Metadata) -> Option<SystemTime> {
+    use std::os::unix::fs::MetadataExt;
+    let secs = u64::try_from(meta.ctime()).ok()?;
+    let nanos = u32::try_from(meta.ctime_nsec()).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::new(secs, nanos))
 }
 
 /// What an event kind means for watching; `None` for reads (a task opening
