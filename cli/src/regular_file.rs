@@ -50,10 +50,15 @@ pub(crate) fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// `fs::read_to_string` for a path that must hold a regular file.
+/// `fs::read_to_string` for a path that must hold a regular file of text
+/// (`package.json`, `vite-task.json`, `pnpm-workspace.yaml`), without the
+/// UTF-8 byte-order mark some editors start it with: Node and npm skip one.
 pub(crate) fn read_to_string(path: &Path) -> io::Result<String> {
     let mut text = String::new();
     open(path)?.read_to_string(&mut text)?;
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
     Ok(text)
 }
 

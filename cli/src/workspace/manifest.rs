@@ -30,9 +30,7 @@ pub(crate) fn depended_on<'a>(name: &'a str, spec: &'a str) -> &'a str {
     match spec.strip_prefix("workspace:") {
         // `workspace:<range>` is a range of `name` (`*`, `^`, `1.x`,
         // `1.0.0-beta.1`); `workspace:<package>@<range>` an alias.
-        Some(aliased) if aliased.starts_with('@') || aliased.contains('@') => {
-            package_of(aliased).unwrap_or(name)
-        }
+        Some(aliased) if aliased.contains('@') => package_of(aliased).unwrap_or(name),
         _ => name,
     }
 }
@@ -60,9 +58,6 @@ pub(crate) fn read(path: &Path) -> Result<Manifest, WorkspaceError> {
 }
 
 fn parse(text: &str, path: &Path) -> Result<Manifest, WorkspaceError> {
-    // Some editors on Windows start the file with a byte-order mark, which
-    // npm and Node skip.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let value: Value = serde_json::from_str(text).map_err(|e| json_error(path, &e))?;
     let Value::Object(obj) = value else {
         return Err(invalid(path, "the top level must be an object"));
@@ -172,12 +167,18 @@ mod tests {
         }
     }
 
-    /// Probe: a `package.json` starting with a byte-order mark failed with
-    /// "expected value" at 1:1.
+    /// Probe: a `package.json` or `vite-task.json` starting with a
+    /// byte-order mark failed with "expected value" at 1:1.
     #[test]
     fn a_byte_order_mark_is_skipped() {
-        let m = parse("\u{feff}{\"name\":\"a\"}", Path::new("/w/package.json")).expect("parses");
-        assert_eq!(m.name.as_deref(), Some("a"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pkg = dir.path().join("package.json");
+        std::fs::write(&pkg, "\u{feff}{\"name\":\"a\"}").expect("write");
+        assert_eq!(read(&pkg).expect("parses").name.as_deref(), Some("a"));
+        let config = dir.path().join("vite-task.json");
+        std::fs::write(&config, "\u{feff}{\"tasks\":{}}").expect("write");
+        let parsed = super::super::task_config::read(&config, true);
+        assert!(parsed.is_ok(), "{parsed:?}");
     }
 
     #[test]

@@ -164,8 +164,6 @@ fn readable(message: &str) -> String {
 }
 
 fn parse(text: &str, path: &Path, is_root: bool) -> Result<TaskConfigFile, WorkspaceError> {
-    // A byte-order mark, as some editors write: skipped, as Node does.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let text = &without_comments(text, path)?;
     // serde would read a struct from an array too (`[]` was a valid, empty
     // file); the file is an object.
@@ -349,12 +347,6 @@ mod tests {
             after_comment.contains("vite-task.json:4:"),
             "{after_comment}"
         );
-        let bom = parse(
-            "\u{feff}{\"tasks\":{}}",
-            Path::new("/w/vite-task.json"),
-            true,
-        );
-        assert!(bom.is_ok(), "a byte-order mark is skipped: {bom:?}");
         let err =
             parse("{ /* open", Path::new("/w/vite-task.json"), true).expect_err("unterminated");
         assert!(err.to_string().contains("not closed"), "{err}");
