@@ -73,7 +73,7 @@ pub(crate) enum GraphError {
         package: String,
         flag: &'static str,
     },
-    #[error("no selected package has a task `{task}`{}{}", suggestion(.suggestions), if *.root_has_it { format!("\n(hint: the workspace root has it, and `-r` leaves the root out: `vp run -w {task}`)") } else { String::new() })]
+    #[error("no selected package has a task `{task}`{}{}", suggestion(.suggestions), root_hint(.task, *.root_has_it))]
     TaskInNoPackage {
         task: String,
         suggestions: Vec<String>,
@@ -117,6 +117,17 @@ fn elsewhere_hint(task: &str, elsewhere: usize) -> String {
         0 => String::new(),
         1 => format!("\n(hint: one other package has it: `vp run -r {task}` runs it there)"),
         n => format!("\n(hint: {n} other packages have it: `vp run -r {task}` runs it in each)"),
+    }
+}
+
+/// The hint for a task `-r` found nowhere because only the root has it.
+fn root_hint(task: &str, root_has_it: bool) -> String {
+    if root_has_it {
+        format!(
+            "\n(hint: the workspace root has it, and `-r` leaves the root out: `vp run -w {task}`)"
+        )
+    } else {
+        String::new()
     }
 }
 
