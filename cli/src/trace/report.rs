@@ -108,36 +108,31 @@ pub(crate) fn write_human(
         };
         writeln!(out, "  {}{suffix}", shown(path, root))?;
     }
-    let lists = [
-        ("temporaries (created and removed)", &c.temporaries),
-        ("deleted (existed before)", &c.deleted),
+    // Each list with what it means, when it is not empty.
+    let lists: [(&str, &str, Vec<&std::path::PathBuf>); 4] = [
+        (
+            "temporaries (created and removed)",
+            "",
+            c.temporaries.iter().collect(),
+        ),
+        ("deleted (existed before)", "", c.deleted.iter().collect()),
+        (
+            "modified inputs",
+            ": the command changed files it had read, so `vp run` would not cache it",
+            c.modified_inputs.iter().collect(),
+        ),
+        (
+            "written outside the workspace",
+            ": a cache hit could not restore them, so `vp run` would not cache it",
+            c.written_outside.iter().collect(),
+        ),
     ];
-    for (title, set) in lists {
-        if !set.is_empty() {
-            writeln!(out, "{title} ({}):", set.len())?;
-            for path in set {
+    for (title, meaning, paths) in lists {
+        if !paths.is_empty() {
+            writeln!(out, "{title} ({}){meaning}:", paths.len())?;
+            for path in paths {
                 writeln!(out, "  {}", shown(path, root))?;
             }
-        }
-    }
-    if !c.modified_inputs.is_empty() {
-        writeln!(
-            out,
-            "modified inputs ({}): the command changed files it had read, so `vp run` would not cache it:",
-            c.modified_inputs.len()
-        )?;
-        for path in &c.modified_inputs {
-            writeln!(out, "  {}", shown(path, root))?;
-        }
-    }
-    if !c.written_outside.is_empty() {
-        writeln!(
-            out,
-            "written outside the workspace ({}): a cache hit could not restore them, so `vp run` would not cache it:",
-            c.written_outside.len()
-        )?;
-        for path in &c.written_outside {
-            writeln!(out, "  {}", shown(path, root))?;
         }
     }
     for reason in &c.untraceable {
