@@ -31,6 +31,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -140,6 +141,23 @@ static int parse_hex(const char **s, uint64_t *out)
 	return digits > 0;
 }
 
+/* The calling thread's id, for `vp trace --log` (nothing else reads it):
+ * asked of the kernel once per thread, not once per record, where it was a
+ * system call as dear as a `stat`. A forked child's thread has another id;
+ * the fork handler the constructor registers forgets the parent's. (A
+ * vfork child shares its parent's memory and shows the parent's id; it
+ * only execs.) */
+static __thread __attribute__((tls_model("initial-exec"))) uint32_t cached_tid;
+
+static uint32_t thread_id(void)
+{
+	if (!cached_tid)
+		cached_tid = (uint32_t)call(SYS_gettid, 0, 0, 0, 0, 0, 0);
+	return cached_tid;
+}
+
+static void forget_thread_id(void) { cached_tid = 0; }
+
 /* VP_TRACE_LOG=<fd>:<nonce>:<trampoline address>, all lower-case hex.
  * Anything unexpected leaves the library off: every call is then notified. */
 __attribute__((constructor)) static void vp_trace_init(void)
@@ -179,6 +197,11 @@ __attribute__((constructor)) static void vp_trace_init(void)
 		return;
 	}
 	trampoline = (trampoline_fn)page;
+	if (pthread_atfork(NULL, NULL, forget_thread_id) != 0) {
+		munmap(page, 4096);
+		munmap(log, probe.capacity);
+		return;
+	}
 	__atomic_store_n(&log_header, (struct log_header *)log, __ATOMIC_RELEASE);
 }
 
@@ -205,7 +228,7 @@ static int commit(struct log_header *h, long nr, const long args[6], const char 
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	r->tid = (uint32_t)call(SYS_gettid, 0, 0, 0, 0, 0, 0);
+	r->tid = thread_id();
 	r->time_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
 	r->nr = nr;
 	for (int i = 0; i < 6; i++)

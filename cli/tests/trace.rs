@@ -836,6 +836,75 @@ int main(void) {
     assert_eq!(t.json["cacheable"], true);
 }
 
+/// Each in-process record names the thread that made the call: the library
+/// asks the kernel once per thread, and a forked child does not inherit
+/// its parent's answer.
+#[test]
+fn in_process_records_name_the_forked_childs_own_thread() {
+    let (_tmp, dir) = workdir();
+    let Some(bin) = c_program(
+        &dir,
+        "fork-reads",
+        r#"#include <fcntl.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void read_and_name(const char *input, const char *pid_file) {
+    close(open(input, O_RDONLY));
+    FILE *f = fopen(pid_file, "w");
+    fprintf(f, "%d", (int)getpid());
+    fclose(f);
+}
+int main(void) {
+    read_and_name("parent.txt", "parent.pid");
+    pid_t child = fork();
+    if (child == 0) {
+        read_and_name("child.txt", "child.pid");
+        _exit(0);
+    }
+    int status;
+    waitpid(child, &status, 0);
+    close(open("parent-again.txt", O_RDONLY));
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+"#,
+    ) else {
+        return;
+    };
+    for name in ["parent.txt", "child.txt", "parent-again.txt"] {
+        write(&dir, name, "x");
+    }
+    let t = run(&dir, &[bin.to_str().expect("utf-8 path")], &[]);
+    assert_eq!(t.code, Some(0), "{}", t.stderr);
+    let (_, in_process) = calls(&t);
+    assert!(
+        in_process >= 3,
+        "reads not recorded in-process: {}",
+        t.json["calls"]
+    );
+    let pid = |name: &str| -> u64 {
+        let text = fs::read_to_string(dir.join(name)).expect("pid file");
+        text.trim().parse().expect("a pid")
+    };
+    let tid_of_read = |name: &str| -> Vec<u64> {
+        t.accesses()
+            .iter()
+            .filter(|a| {
+                a["op"] == "read"
+                    && a["path"]
+                        .as_str()
+                        .is_some_and(|p| p.ends_with(&format!("/{name}")))
+            })
+            .filter_map(|a| a["tid"].as_u64())
+            .collect()
+    };
+    let (parent, child) = (pid("parent.pid"), pid("child.pid"));
+    assert_ne!(parent, child);
+    assert_eq!(tid_of_read("parent.txt"), vec![parent]);
+    assert_eq!(tid_of_read("child.txt"), vec![child]);
+    assert_eq!(tid_of_read("parent-again.txt"), vec![parent]);
+}
+
 /// Threads killed while recording (exit with others busy): a record that
 /// was never committed belongs to a call that was never made, so the run
 /// stays complete.

@@ -95,11 +95,11 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
 ///   ld arch; jeq X86_64 ? skip : ret NOTIFY      (i386 `int 0x80` and friends)
 ///   ld nr;   jge X32_BIT ? ret NOTIFY : skip     (x32 numbers)
 ///   jeq io_uring_setup ? ret ENOSYS : skip
-///   ld ip.low;  jeq LOW  ? skip : → ld nr        (only with `allowed_from`)
-///   ld ip.high; jeq HIGH ? ret ALLOW : → ld nr
-///   ld nr
-///   jeq NOTIFIED[i] ? → ret NOTIFY               (one test per call)
+///   jeq NOTIFIED[i] ? → check                    (one test per call)
 ///   ret ALLOW
+/// check:
+///   ld ip.low;  jeq LOW  ? skip : → ret NOTIFY   (only with `allowed_from`)
+///   ld ip.high; jeq HIGH ? ret ALLOW : → ret NOTIFY
 ///   ret NOTIFY
 /// ```
 ///
@@ -108,9 +108,16 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
 /// `allowed_from` is the instruction pointer of the in-process tracer's
 /// trampoline (`in_process.rs`): calls made there were recorded by the
 /// library before it made them.
+///
+/// The instruction pointer is read only for a call that would be notified.
+/// Every other call (`read`, `close`, `mmap`, `futex`, …) is then allowed
+/// by its number and architecture alone, which the kernel (5.11 and later)
+/// finds out once, when the filter is loaded, and remembers in a bitmap:
+/// such a call does not run the filter at all. A program that read the
+/// instruction pointer first would run for every system call of the task.
 pub(crate) fn program(allowed_from: Option<u64>) -> Vec<sock_filter> {
     let n = NOTIFIED.len();
-    // Every jump offset to the final NOTIFY must fit the 8-bit `jt` field.
+    // Every jump offset to `check` must fit the 8-bit `jt` field.
     debug_assert!(n < 250, "too many notified system calls for 8-bit jumps");
     let mut prog = Vec::with_capacity(n + 16);
     prog.push(stmt(LD_W_ABS, OFFSET_ARCH));
@@ -121,21 +128,20 @@ pub(crate) fn program(allowed_from: Option<u64>) -> Vec<sock_filter> {
     prog.push(stmt(RET_K, RET_NOTIFY));
     prog.push(jump(JEQ_K, libc::SYS_io_uring_setup as u32, 0, 1));
     prog.push(stmt(RET_K, RET_ENOSYS));
+    for (i, nr) in NOTIFIED.iter().enumerate() {
+        // Distance from the instruction after this one to `check`: the
+        // remaining tests (n - 1 - i) plus the ALLOW.
+        let to_check = u8::try_from(n - i).unwrap_or(u8::MAX);
+        prog.push(jump(JEQ_K, *nr as u32, to_check, 0));
+    }
+    prog.push(stmt(RET_K, RET_ALLOW));
     if let Some(ip) = allowed_from {
         prog.push(stmt(LD_W_ABS, OFFSET_IP_LOW));
         prog.push(jump(JEQ_K, ip as u32, 0, 3));
         prog.push(stmt(LD_W_ABS, OFFSET_IP_HIGH));
         prog.push(jump(JEQ_K, (ip >> 32) as u32, 0, 1));
         prog.push(stmt(RET_K, RET_ALLOW));
-        prog.push(stmt(LD_W_ABS, OFFSET_NR));
     }
-    for (i, nr) in NOTIFIED.iter().enumerate() {
-        // Distance from the instruction after this one to the final NOTIFY:
-        // the remaining tests (n - 1 - i) plus the ALLOW.
-        let to_notify = u8::try_from(n - i).unwrap_or(u8::MAX);
-        prog.push(jump(JEQ_K, *nr as u32, to_notify, 0));
-    }
-    prog.push(stmt(RET_K, RET_ALLOW));
     prog.push(stmt(RET_K, RET_NOTIFY));
     prog
 }
@@ -268,6 +274,49 @@ mod tests {
                 run(&prog, AUDIT_ARCH_X86_64, libc::SYS_fstat as u32),
                 RET_ALLOW
             );
+        }
+    }
+
+    /// What the kernel's seccomp action cache asks of a program when it is
+    /// loaded: does it allow `nr` whatever the instruction pointer and
+    /// arguments are? `None` when the answer depends on them (the program
+    /// loads anything but the number and the architecture on the way).
+    fn allowed_by_number_alone(prog: &[sock_filter], nr: u32) -> Option<bool> {
+        let mut acc = 0u32;
+        let mut pc = 0usize;
+        loop {
+            let ins = prog[pc];
+            pc += 1;
+            match ins.code {
+                LD_W_ABS => {
+                    acc = match ins.k {
+                        OFFSET_ARCH => AUDIT_ARCH_X86_64,
+                        OFFSET_NR => nr,
+                        _ => return None,
+                    }
+                }
+                JEQ_K => pc += usize::from(if acc == ins.k { ins.jt } else { ins.jf }),
+                JGE_K => pc += usize::from(if acc >= ins.k { ins.jt } else { ins.jf }),
+                RET_K => return Some(ins.k == RET_ALLOW),
+                other => panic!("unexpected instruction {other:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn calls_never_notified_are_allowed_by_their_number_alone() {
+        for (prog, trampoline) in [(program(None), false), (program(Some(TRAMPOLINE)), true)] {
+            for nr in 0..=(libc::SYS_fchmodat2 as u32 + 16) {
+                let notified = NOTIFIED.iter().any(|n| *n as u32 == nr);
+                let refused = nr == libc::SYS_io_uring_setup as u32;
+                let expected = match (notified, refused) {
+                    // The trampoline's calls depend on where they come from.
+                    (true, _) if trampoline => None,
+                    (true, _) | (_, true) => Some(false),
+                    (false, false) => Some(true),
+                };
+                assert_eq!(allowed_by_number_alone(&prog, nr), expected, "nr {nr}");
+            }
         }
     }
 
