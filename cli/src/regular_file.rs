@@ -33,14 +33,21 @@ pub(crate) fn is_not_regular(e: &io::Error) -> bool {
 /// regular file's reads) and never makes a terminal vp's own (`O_NOCTTY`),
 /// and the handle's own type is checked before anything reads it.
 pub(crate) fn open(path: &Path) -> io::Result<File> {
+    open_sized(path).map(|(file, _)| file)
+}
+
+/// [`open`], and the file's length when the handle's type was checked:
+/// what a reader that wants to know where the end is expected needs.
+pub(crate) fn open_sized(path: &Path) -> io::Result<(File, u64)> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)?;
-    if !file.metadata()?.is_file() {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, NotRegular));
     }
-    Ok(file)
+    Ok((file, meta.len()))
 }
 
 /// Whether `path` (symlinks followed) is a regular file with an execute
