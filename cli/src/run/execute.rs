@@ -213,10 +213,6 @@ pub(crate) async fn execute(
         Some(t) => Some(t.finish().await),
         None => None,
     };
-    let prehashed = match prehasher {
-        Some(hasher) => Arc::new(blocking::unblock(move || hasher.finish()).await),
-        None => Arc::default(),
-    };
     let resolved = t0.elapsed().saturating_sub(duration);
     let exit_code = match status {
         Ok(s) => spawn::exit_code(s),
@@ -256,6 +252,14 @@ pub(crate) async fn execute(
         }
         (Some(TraceOutcome::Untraced { reason }), _) => (Traced::Untraced { reason }, None),
         _ => (Traced::Off, None),
+    };
+    // Stopped only now: files the task read last are still being hashed
+    // when it exits, and the hashing thread, of the lowest priority, gets
+    // a core while classifying (one thread) leaves one idle. The `lstat`s
+    // of the end state, on every core, come first.
+    let prehashed = match prehasher {
+        Some(hasher) => Arc::new(blocking::unblock(move || hasher.finish()).await),
+        None => Arc::default(),
     };
     Ok(Observation {
         exit_code,

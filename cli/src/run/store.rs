@@ -343,12 +343,14 @@ pub(crate) async fn record(
         spec,
         &StoreScope::of(ctx),
         move |store, paths, _env| {
-            store.record(&cache::RecordRequest {
+            let outcome = store.record(&cache::RecordRequest {
                 task: &id,
                 spawn: &fingerprint,
                 paths,
                 run: run.observed(),
-            })
+            });
+            crate::parallel::drop_later(run);
+            outcome
         },
     )
     .await;

@@ -338,6 +338,7 @@ async fn run_item(
             notice: TaskNotice::MissCost(cost),
         });
     }
+    crate::parallel::drop_later(obs);
     ItemResult::Done {
         hit: None,
         saved: Duration::ZERO,

@@ -269,12 +269,14 @@ impl Store {
         );
         self.drop_excess_variants(&mut batch, key)?;
         self.write(batch)?;
-        Ok(RecordOutcome::Stored(StoredSummary {
+        let summary = StoredSummary {
             key,
             inputs: entry.inputs.len(),
             outputs: entry.outputs.len(),
             new_blob_bytes,
-        }))
+        };
+        crate::parallel::drop_later((entry, encoded));
+        Ok(RecordOutcome::Stored(summary))
     }
 
     /// Keeps at most `MAX_VARIANTS` entries per spawn key, dropping the least
