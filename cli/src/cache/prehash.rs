@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::clock::Timestamp;
@@ -64,14 +63,28 @@ impl Prehashed {
 #[derive(Debug)]
 pub(crate) struct Prehasher {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Prehashed>>,
+    /// Each file as soon as it is hashed. The thread hands its results over
+    /// one by one rather than returning them when joined: it runs at the
+    /// lowest priority, and on a machine whose cores are busy with other
+    /// tasks it may wait long for a slice in which to see that it was
+    /// stopped. Nothing waits for it.
+    hashed: Receiver<Hashed>,
+    /// For tests, which wait for the thread to drain its queue. Elsewhere
+    /// the handle is dropped at once, which detaches the thread.
+    #[cfg(test)]
+    thread: Option<std::thread::JoinHandle<()>>,
 }
+
+/// One file hashed: its absolute path, its state, and the time taken
+/// before its stamp (as storing takes its `stat_time`).
+type Hashed = (PathBuf, InputState, Timestamp);
 
 /// Starts hashing the paths sent to the returned sender that storing could
 /// record: under `root`, not under `.git` or `cache_dir`. If no thread can
 /// be started the sender's other end is gone, and nothing is hashed ahead.
 pub(crate) fn start(root: PathBuf, cache_dir: &Path) -> (SyncSender<PathBuf>, Prehasher) {
     let (send, receive) = std::sync::mpsc::sync_channel(QUEUE);
+    let (hand_over, hashed) = std::sync::mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = Arc::clone(&stop);
     let cache_rel = RelPath::from_abs(&root, cache_dir);
@@ -79,10 +92,20 @@ pub(crate) fn start(root: PathBuf, cache_dir: &Path) -> (SyncSender<PathBuf>, Pr
         .name("vp-prehash".to_owned())
         .spawn(move || {
             let scope = Scope { root, cache_rel };
-            hash_until_stopped(&scope, &receive, &stopped)
+            hash_until_stopped(&scope, &receive, &hand_over, &stopped);
         })
         .ok();
-    (send, Prehasher { stop, thread })
+    #[cfg(not(test))]
+    drop(thread);
+    (
+        send,
+        Prehasher {
+            stop,
+            hashed,
+            #[cfg(test)]
+            thread,
+        },
+    )
 }
 
 /// Which paths are worth hashing ahead: those storing could record.
@@ -98,13 +121,16 @@ impl Scope {
 }
 
 impl Prehasher {
-    /// Stops (a file being hashed is finished) and returns what was hashed.
-    pub(crate) fn finish(mut self) -> Prehashed {
+    /// Stops the thread and returns what it hashed so far, at once: a file
+    /// it is hashing now is left to storing, and the thread ends by itself
+    /// when it next looks.
+    pub(crate) fn finish(self) -> Prehashed {
         self.stop.store(true, Ordering::Release);
-        self.thread
-            .take()
-            .and_then(|thread| thread.join().ok())
-            .unwrap_or_default()
+        let mut out = Prehashed::default();
+        for (path, state, stat_time) in self.hashed.try_iter() {
+            out.files.insert(path, (state, stat_time));
+        }
+        out
     }
 }
 
@@ -119,7 +145,12 @@ const IOPRIO_IDLE: libc::c_long = 3 << 13;
 /// `IOPRIO_WHO_PROCESS`: one thread, by id.
 const IOPRIO_WHO_PROCESS: libc::c_long = 1;
 
-fn hash_until_stopped(scope: &Scope, paths: &Receiver<PathBuf>, stop: &AtomicBool) -> Prehashed {
+fn hash_until_stopped(
+    scope: &Scope,
+    paths: &Receiver<PathBuf>,
+    hashed: &std::sync::mpsc::Sender<Hashed>,
+    stop: &AtomicBool,
+) {
     // Only idle CPU and disk: the task itself must not wait for this thread.
     // `SCHED_IDLE` runs it only where nothing else wants the core; nice 19
     // alone still took a share from the task, from vp's tracer threads, and
@@ -140,7 +171,6 @@ fn hash_until_stopped(scope: &Scope, paths: &Receiver<PathBuf>, stop: &AtomicBoo
         );
     }
     let keep_going = || !stop.load(Ordering::Acquire);
-    let mut out = Prehashed::default();
     let mut seen = std::collections::HashSet::<PathBuf, foldhash::fast::RandomState>::default();
     while !stop.load(Ordering::Acquire) {
         let path = match paths.recv_timeout(STOP_POLL) {
@@ -158,10 +188,11 @@ fn hash_until_stopped(scope: &Scope, paths: &Receiver<PathBuf>, stop: &AtomicBoo
                 hash: super::digest::input_digest(hash, &meta),
                 stamp: Stamp::of(&meta),
             };
-            out.files.insert(path, (state, stat_time));
+            if hashed.send((path, state, stat_time)).is_err() {
+                break; // finished: no one reads the rest
+            }
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -231,16 +262,20 @@ mod tests {
         assert!(hasher.finish().get(&root.join("pipe")).is_none());
     }
 
-    /// The task's end does not wait for a large file being hashed.
+    /// The task's end does not wait for a large file being hashed, and
+    /// gets the files hashed before it.
     #[test]
     fn finish_stops_in_the_middle_of_a_large_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().canonicalize().expect("canonical");
+        let small = root.join("small.txt");
+        std::fs::write(&small, "small").expect("write");
         let big = root.join("big.bin");
         let file = std::fs::File::create(&big).expect("create");
         // Sparse: 64 GiB of zeros the hasher would read for a minute.
         file.set_len(64 << 30).expect("sparse file");
         let (send, hasher) = start(root.clone(), &root.join("cache"));
+        send.send(small.clone()).expect("listening");
         send.send(big.clone()).expect("listening");
         std::thread::sleep(Duration::from_millis(50));
         let started = std::time::Instant::now();
@@ -250,6 +285,7 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+        assert!(hashed.get(&small).is_some(), "{hashed:?}");
         assert!(hashed.get(&big).is_none(), "a partial hash was kept");
     }
 
