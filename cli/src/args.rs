@@ -125,8 +125,8 @@ pub(crate) struct RunArgs {
     #[arg(short = 'F', long = "filter", value_name = "SELECTOR")]
     pub(crate) filter: Vec<String>,
     /// Maximum number of tasks running at once
-    #[arg(long, env = "VP_RUN_CONCURRENCY_LIMIT", default_value_t = 4, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "VP_RUN_CONCURRENCY_LIMIT", default_value_t = DEFAULT_CONCURRENCY, value_name = "N",
+          value_parser = concurrency_limit)]
     pub(crate) concurrency_limit: u32,
     /// Start every selected task at once, ignoring dependency order and the limit
     #[arg(long)]
@@ -207,4 +207,26 @@ pub(crate) enum CacheCommand {
 /// (`cache::settings::requested_dir`).
 fn cache_dir_parser() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
     clap::builder::OsStringValueParser::new().map(PathBuf::from)
+}
+
+/// How many tasks run at once when neither the flag nor the environment
+/// says.
+const DEFAULT_CONCURRENCY: u32 = 4;
+
+/// `--concurrency-limit`'s value, from the flag or `VP_RUN_CONCURRENCY_LIMIT`.
+/// Clap names only the flag in its error, so the message names both: a
+/// value set in a CI job's environment is easy to forget. Empty is the
+/// default, as an empty `VP_CACHE_DIR` is.
+fn concurrency_limit(value: &str) -> Result<u32, String> {
+    if value.trim().is_empty() {
+        return Ok(DEFAULT_CONCURRENCY);
+    }
+    match value.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(
+            "expected a whole number of tasks, 1 or more (from `--concurrency-limit` or the \
+             environment variable VP_RUN_CONCURRENCY_LIMIT)"
+                .to_owned(),
+        ),
+    }
 }

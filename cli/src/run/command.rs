@@ -67,7 +67,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
     };
 
     let opts = SchedulerOptions {
-        concurrency: usize::try_from(args.concurrency_limit).unwrap_or(4),
+        concurrency: usize::try_from(args.concurrency_limit).unwrap_or(usize::MAX),
         parallel: args.parallel,
     };
     if args.watch {
