@@ -87,12 +87,22 @@ fn parse(text: &str, path: &Path) -> Result<Manifest, WorkspaceError> {
         "peerDependencies",
         "optionalDependencies",
     ] {
-        if let Some(Value::Object(deps)) = obj.get(kind) {
-            for (name, spec) in deps {
-                manifest
-                    .dependencies
-                    .push((name.clone(), spec.as_str().unwrap_or_default().to_owned()));
+        // The order of the workspace's tasks comes from these: one vp could
+        // not read (`["b"]`) would let a task run before what it needs.
+        let deps = match obj.get(kind) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Object(deps)) => deps,
+            Some(_) => {
+                return Err(invalid(
+                    path,
+                    &format!("`{kind}` must be an object of package names and versions"),
+                ));
             }
+        };
+        for (name, spec) in deps {
+            manifest
+                .dependencies
+                .push((name.clone(), spec.as_str().unwrap_or_default().to_owned()));
         }
     }
     manifest.workspaces = match obj.get("workspaces") {
@@ -210,6 +220,33 @@ mod tests {
         let err = parse(r#"{"scripts": []}"#, Path::new("p.json"))
             .expect_err("the test input is invalid");
         assert!(err.to_string().contains("`scripts` must be an object"));
+    }
+
+    /// Dependencies vp cannot read would order tasks wrongly; `null` is
+    /// left alone, as an absent field.
+    #[test]
+    fn dependencies_that_are_no_object_are_an_error() {
+        for kind in [
+            "dependencies",
+            "devDependencies",
+            "peerDependencies",
+            "optionalDependencies",
+        ] {
+            let err = parse(&format!(r#"{{"{kind}": ["b"]}}"#), Path::new("p.json"))
+                .expect_err("an array is invalid");
+            assert!(
+                err.to_string().contains(&format!(
+                    "`{kind}` must be an object of package names and versions"
+                )),
+                "{err}"
+            );
+        }
+        let m = parse(
+            r#"{"dependencies": null, "devDependencies": {"b": "*"}}"#,
+            Path::new("p.json"),
+        )
+        .expect("null is absent");
+        assert_eq!(m.dependencies, vec![("b".to_owned(), "*".to_owned())]);
     }
 
     /// A `package.json` that is no regular file (a FIFO swapped in after
