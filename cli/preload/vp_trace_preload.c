@@ -141,12 +141,15 @@ static int parse_hex(const char **s, uint64_t *out)
 	return digits > 0;
 }
 
-/* The calling thread's id, for `vp trace --log` (nothing else reads it):
- * asked of the kernel once per thread, not once per record, where it was a
- * system call as dear as a `stat`. A forked child's thread has another id;
- * the fork handler the constructor registers forgets the parent's. (A
- * vfork child shares its parent's memory and shows the parent's id; it
- * only execs.) */
+/* The calling thread's id, for `vp trace --log`: asked of the kernel once
+ * per thread, not once per record, where it was a system call as dear as a
+ * `stat`. A forked child's thread has another id; the fork handler the
+ * constructor registers forgets the parent's. Children made without fork
+ * handlers (vfork, which shares its parent's memory, clone, _Fork) may
+ * show their parent's id, or leave theirs to a parent that had not asked
+ * yet. Only what `vp trace --log` shows can be wrong then: vp reads the id
+ * for nothing else but a `/proc/self` path, and this library records none
+ * (see `record`). */
 static __thread __attribute__((tls_model("initial-exec"))) uint32_t cached_tid;
 
 static uint32_t thread_id(void)

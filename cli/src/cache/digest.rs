@@ -151,13 +151,31 @@ pub(crate) fn hash_if_regular_file(
     if !feed(&mut h, &file, size, keep_going)? {
         return Ok(None);
     }
-    Ok(Some((Digest(*h.finalize().as_bytes()), file.metadata()?)))
+    let meta = file.metadata()?;
+    // Left to storing, which hashes it again (or says why it cannot).
+    if h.count() != meta.len() {
+        return Ok(None);
+    }
+    Ok(Some((Digest(*h.finalize().as_bytes()), meta)))
 }
 
+/// Hashes `file` and takes its stamp after. The stamp's size must be the
+/// number of bytes hashed: one read that ends where the file's length said
+/// (`read_small`) could otherwise stop short of a file that grew meanwhile
+/// on a file system whose reads may come back short (FUSE, network file
+/// systems), leaving a hash of less than the stamp describes.
 fn hash_handle_stamped(file: &File, size: u64) -> io::Result<(Digest, Metadata)> {
     let mut h = blake3::Hasher::new();
     feed(&mut h, file, size, &|| true)?;
-    Ok((Digest(*h.finalize().as_bytes()), file.metadata()?))
+    let meta = file.metadata()?;
+    if h.count() != meta.len() {
+        return Err(io::Error::other(format!(
+            "it changed while vp read it ({} bytes read, {} bytes long after)",
+            h.count(),
+            meta.len()
+        )));
+    }
+    Ok((Digest(*h.finalize().as_bytes()), meta))
 }
 
 thread_local! {
@@ -329,6 +347,24 @@ mod tests {
                 after.len()
             );
         }
+    }
+
+    /// A hash is kept only with a stamp whose size is what was hashed: a
+    /// file whose length says otherwise (here `/proc`'s, whose length is 0
+    /// and whose reads are not) is no input vp can vouch for.
+    #[test]
+    fn a_file_whose_length_is_not_what_was_read_is_refused() {
+        let status = Path::new("/proc/self/status");
+        let err = hash_file_stamped(status).expect_err("length 0, content not");
+        assert!(
+            err.to_string().contains("changed while vp read it"),
+            "{err}"
+        );
+        assert!(
+            hash_if_regular_file(status, &|| true)
+                .expect("no error")
+                .is_none()
+        );
     }
 
     /// A path that was a file when vp `lstat`ed it can be something else

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::time::Duration;
 
 use super::clock::Timestamp;
@@ -23,8 +23,13 @@ use super::entry::{InputState, Stamp};
 use super::file_state::Recorded;
 use super::paths::{self, RelPath};
 
-/// How often a waiting hasher looks whether it was told to stop.
-const STOP_POLL: Duration = Duration::from_millis(5);
+/// How long the hasher sleeps when its queue is empty before it looks
+/// again (and whether it was told to stop). It never parks on the queue:
+/// parking takes a lock in the channel that every sender then takes to wake
+/// it, and a thread of the lowest priority, preempted while it holds that
+/// lock on a busy machine, would hold up the tracer's threads that offer it
+/// paths. Polling takes no lock on either side.
+const IDLE_POLL: Duration = Duration::from_millis(2);
 
 /// Paths waiting to be hashed, at most. The senders never wait (a traced
 /// call must not): a path that finds the queue full is left to storing.
@@ -173,10 +178,13 @@ fn hash_until_stopped(
     let keep_going = || !stop.load(Ordering::Acquire);
     let mut seen = std::collections::HashSet::<PathBuf, foldhash::fast::RandomState>::default();
     while !stop.load(Ordering::Acquire) {
-        let path = match paths.recv_timeout(STOP_POLL) {
+        let path = match paths.try_recv() {
             Ok(path) => path,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                std::thread::sleep(IDLE_POLL);
+                continue;
+            }
+            Err(TryRecvError::Disconnected) => break,
         };
         if !scope.admits(&path) || !seen.insert(path.clone()) {
             continue;

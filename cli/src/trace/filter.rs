@@ -113,8 +113,10 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
 /// Every other call (`read`, `close`, `mmap`, `futex`, …) is then allowed
 /// by its number and architecture alone, which the kernel (5.11 and later)
 /// finds out once, when the filter is loaded, and remembers in a bitmap:
-/// such a call does not run the filter at all. A program that read the
-/// instruction pointer first would run for every system call of the task.
+/// such a call does not run the filter at all (if every other filter on
+/// the task, a container runtime's say, allows it by its number too). A
+/// program that read the instruction pointer first would run for every
+/// system call of the task.
 pub(crate) fn program(allowed_from: Option<u64>) -> Vec<sock_filter> {
     let n = NOTIFIED.len();
     // Every jump offset to `check` must fit the 8-bit `jt` field.
