@@ -153,33 +153,37 @@ mod tests {
     use super::*;
 
     /// A tiny interpreter for the instructions `program` uses, so the jump
-    /// arithmetic is checked without installing anything.
-    fn run(prog: &[sock_filter], arch: u32, nr: u32) -> u32 {
-        run_at(prog, arch, nr, 0x7f00_1234_5678)
-    }
-
-    fn run_at(prog: &[sock_filter], arch: u32, nr: u32, ip: u64) -> u32 {
+    /// arithmetic is checked without installing anything. `load` answers
+    /// each load by its offset; `None` from it stops the run with `None`.
+    fn interpret(prog: &[sock_filter], load: impl Fn(u32) -> Option<u32>) -> Option<u32> {
         let mut acc = 0u32;
         let mut pc = 0usize;
         loop {
             let ins = prog[pc];
             pc += 1;
             match ins.code {
-                LD_W_ABS => {
-                    acc = match ins.k {
-                        OFFSET_ARCH => arch,
-                        OFFSET_NR => nr,
-                        OFFSET_IP_LOW => ip as u32,
-                        OFFSET_IP_HIGH => (ip >> 32) as u32,
-                        other => panic!("unexpected load offset {other}"),
-                    }
-                }
+                LD_W_ABS => acc = load(ins.k)?,
                 JEQ_K => pc += usize::from(if acc == ins.k { ins.jt } else { ins.jf }),
                 JGE_K => pc += usize::from(if acc >= ins.k { ins.jt } else { ins.jf }),
-                RET_K => return ins.k,
+                RET_K => return Some(ins.k),
                 other => panic!("unexpected instruction {other:#x}"),
             }
         }
+    }
+
+    fn run(prog: &[sock_filter], arch: u32, nr: u32) -> u32 {
+        run_at(prog, arch, nr, 0x7f00_1234_5678)
+    }
+
+    fn run_at(prog: &[sock_filter], arch: u32, nr: u32, ip: u64) -> u32 {
+        let load = |offset| match offset {
+            OFFSET_ARCH => Some(arch),
+            OFFSET_NR => Some(nr),
+            OFFSET_IP_LOW => Some(ip as u32),
+            OFFSET_IP_HIGH => Some((ip >> 32) as u32),
+            other => panic!("unexpected load offset {other}"),
+        };
+        interpret(prog, load).expect("every load answered")
     }
 
     #[test]
@@ -284,25 +288,12 @@ mod tests {
     /// arguments are? `None` when the answer depends on them (the program
     /// loads anything but the number and the architecture on the way).
     fn allowed_by_number_alone(prog: &[sock_filter], nr: u32) -> Option<bool> {
-        let mut acc = 0u32;
-        let mut pc = 0usize;
-        loop {
-            let ins = prog[pc];
-            pc += 1;
-            match ins.code {
-                LD_W_ABS => {
-                    acc = match ins.k {
-                        OFFSET_ARCH => AUDIT_ARCH_X86_64,
-                        OFFSET_NR => nr,
-                        _ => return None,
-                    }
-                }
-                JEQ_K => pc += usize::from(if acc == ins.k { ins.jt } else { ins.jf }),
-                JGE_K => pc += usize::from(if acc >= ins.k { ins.jt } else { ins.jf }),
-                RET_K => return Some(ins.k == RET_ALLOW),
-                other => panic!("unexpected instruction {other:#x}"),
-            }
-        }
+        let load = |offset| match offset {
+            OFFSET_ARCH => Some(AUDIT_ARCH_X86_64),
+            OFFSET_NR => Some(nr),
+            _ => None,
+        };
+        interpret(prog, load).map(|ret| ret == RET_ALLOW)
     }
 
     #[test]
