@@ -1,10 +1,25 @@
 //! Handing a child process an fd at a number it is told of: the bridge's
-//! broker socket (at a fixed high number) and the in-process tracer's log
-//! (at its own number). One implementation, because both run between
-//! `fork` and `exec`, where only async-signal-safe calls are allowed.
+//! broker socket (at a fixed high number), the in-process tracer's log (at
+//! its own number) and the guard's socket (fd 3 of the guard). One
+//! implementation, because all run between `fork` and `exec`, where only
+//! async-signal-safe calls are allowed.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
+
+/// A `SOCK_SEQPACKET` pair, both ends close-on-exec: the socket vp shares
+/// with a child (the bridge's broker, the tracer's handshake, the guard).
+/// The child's copy is installed without the flag by [`place`].
+pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(io::Error::from)
+}
 
 /// Runs in the forked child before `exec`: installs `raw` as `target`
 /// without `FD_CLOEXEC` (`raw == target` only clears the flag). Only

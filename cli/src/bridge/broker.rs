@@ -14,20 +14,6 @@ use vp_ipc::{
 /// for a few extra so a bad client's fds are received and closed, not leaked.
 const MAX_FDS: usize = 8;
 
-/// A `SOCK_SEQPACKET` pair, both ends close-on-exec (the child's copy is
-/// re-installed without it by `crate::child_fd::place`).
-pub(super) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
-    // The same nix call the tracer uses for its handshake pair.
-    socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(io::Error::from)
-}
-
 /// The fd number the broker gets in children: [`vp_ipc::PREFERRED_BROKER_FD`],
 /// lowered when the soft `RLIMIT_NOFILE` would make it invalid.
 pub(super) fn child_fd_number() -> RawFd {
@@ -352,7 +338,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = std::fs::File::create(dir.path().join("f")).expect("create");
         let (pipe_read, _pipe_write) = std::io::pipe().expect("pipe");
-        let (seqpacket, _peer) = seqpacket_pair().expect("socketpair");
+        let (seqpacket, _peer) = crate::child_fd::seqpacket_pair().expect("socketpair");
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp socket");
         let cases: Vec<(OwnedFd, &str)> = vec![
             (OwnedFd::from(file), "a regular file"),
@@ -427,14 +413,14 @@ mod tests {
 
     #[test]
     fn recv_reports_eof_once_the_peer_is_gone() {
-        let (ours, theirs) = seqpacket_pair().expect("socketpair");
+        let (ours, theirs) = crate::child_fd::seqpacket_pair().expect("socketpair");
         drop(theirs);
         assert!(matches!(recv(ours.as_raw_fd()), Ok(BrokerMsg::Eof)));
     }
 
     #[test]
     fn an_empty_datagram_from_a_live_peer_is_not_eof() {
-        let (ours, theirs) = seqpacket_pair().expect("socketpair");
+        let (ours, theirs) = crate::child_fd::seqpacket_pair().expect("socketpair");
         // SAFETY: sending an empty message on a socket we own.
         let rc = unsafe { libc::send(theirs.as_raw_fd(), std::ptr::null(), 0, 0) };
         assert_eq!(rc, 0);

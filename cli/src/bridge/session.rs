@@ -76,7 +76,7 @@ pub(crate) struct BridgeSession {
 impl BridgeSession {
     /// Creates the broker pair and a fresh random token.
     pub(crate) fn new(ctx: BridgeContext) -> io::Result<BridgeSession> {
-        let (server, child_end) = broker::seqpacket_pair()?;
+        let (server, child_end) = crate::child_fd::seqpacket_pair()?;
         Ok(BridgeSession {
             ctx,
             token: random_token()?,

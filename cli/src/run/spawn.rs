@@ -64,6 +64,9 @@ impl ProcessSpec {
             cmd.process_group(0);
             guard::Kind::Group
         };
+        // The guard runs from the first task on (a run of cache hits
+        // starts none).
+        guard::ensure_started();
         // SAFETY: the hook only calls getpid and send (async-signal-safe)
         // on memory it owns.
         unsafe {

@@ -98,16 +98,9 @@ fn receive_now(fd: RawFd) -> io::Result<Handshake> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
     fn pair() -> (OwnedFd, OwnedFd) {
-        socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .expect("socketpair")
+        crate::child_fd::seqpacket_pair().expect("socketpair")
     }
 
     #[test]

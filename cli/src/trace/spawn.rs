@@ -15,7 +15,7 @@ use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
@@ -25,7 +25,6 @@ use std::time::Instant;
 
 use async_io::{Async, Timer};
 use futures_lite::future;
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use smol::channel::Receiver;
 use smol::{LocalExecutor, Task};
 
@@ -283,13 +282,7 @@ pub(crate) async fn spawn_traced(
         program: program.clone(),
         source,
     };
-    let (parent_end, child_end): (OwnedFd, OwnedFd) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|errno| socket_error(errno.into()))?;
+    let (parent_end, child_end) = crate::child_fd::seqpacket_pair().map_err(socket_error)?;
     let parent_end = Async::new(parent_end).map_err(socket_error)?;
 
     let in_process = in_process
