@@ -30,7 +30,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// vp's end of the guard socket, -1 when there is no guard.
 static FD: AtomicI32 = AtomicI32::new(-1);
@@ -58,9 +58,9 @@ pub(crate) enum Kind {
 /// when there is no socket).
 static THEIRS: AtomicI32 = AtomicI32::new(-1);
 
-/// Whether the guard was started (or starting it failed, which is said
-/// once).
-static STARTED: AtomicBool = AtomicBool::new(false);
+/// Starts the guard once. A `Once`, not a flag: a second caller waits
+/// until the guard runs, so no task is spawned before it.
+static START: std::sync::Once = std::sync::Once::new();
 
 /// The argument that makes `vp` the guard ([`serve_if_asked`]). Not a
 /// subcommand: clap never sees it.
@@ -91,9 +91,10 @@ pub(crate) fn prepare() -> io::Result<()> {
 /// again, it shares nothing with vp once it has exec'd. A failure is said
 /// once; the tasks then run unguarded.
 pub(crate) fn ensure_started() {
-    if STARTED.swap(true, Ordering::SeqCst) {
-        return;
-    }
+    START.call_once(start);
+}
+
+fn start() {
     let theirs = THEIRS.swap(-1, Ordering::SeqCst);
     if theirs < 0 {
         return;
