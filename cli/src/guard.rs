@@ -30,7 +30,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// vp's end of the guard socket, -1 when there is no guard.
 static FD: AtomicI32 = AtomicI32::new(-1);
@@ -104,8 +104,30 @@ fn start() {
     // own (or there is none, and its registrations go nowhere).
     unsafe { libc::close(theirs) };
     if let Err(err) = spawned {
-        eprintln!(
-            "vp: warning: cannot start the process guard ({err}); if vp is killed, its tasks keep running"
+        warn_once(&format!(
+            "cannot start the process guard (`/proc/self/exe`: {err})"
+        ));
+    }
+}
+
+/// Whether vp has said that its tasks are unguarded.
+static WARNED: AtomicBool = AtomicBool::new(false);
+
+fn warn_once(what: &str) {
+    if !WARNED.swap(true, Ordering::SeqCst) {
+        eprintln!("vp: warning: {what}; if vp is killed, its tasks keep running");
+    }
+}
+
+/// `send` from vp itself: a guard that is gone (every copy of its end
+/// closed) is said once. That is how vp learns that what it started as the
+/// guard was no vp: a program run through a loader (`ld.so ./vp`) or a
+/// tool has another `/proc/self/exe`, which exits at once.
+fn tell(kind: u32, id: i32) {
+    if !send(kind, id) && START.is_completed() {
+        warn_once(
+            "the process guard is not running (it ended at its start: is vp run through a loader \
+             such as ld.so, or under a tool that changes /proc/self/exe?)",
         );
     }
 }
@@ -114,9 +136,10 @@ fn spawn_guard(theirs: RawFd) -> io::Result<()> {
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
     let mut cmd = Command::new("/proc/self/exe");
+    // The environment stays: a build of vp that needs `LD_LIBRARY_PATH` to
+    // start needs it as the guard too.
     cmd.arg0("vp guard")
         .arg(GUARD_ARG)
-        .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -135,9 +158,29 @@ fn spawn_guard(theirs: RawFd) -> io::Result<()> {
 /// ([`ensure_started`] ran it with [`GUARD_ARG`]), serves and never
 /// returns.
 pub(crate) fn serve_if_asked() {
-    if std::env::args_os().nth(1).is_some_and(|a| a == GUARD_ARG) {
+    if std::env::args_os().nth(1).is_some_and(|a| a == GUARD_ARG) && is_guard_socket(GUARD_FD) {
         serve(GUARD_FD)
     }
+}
+
+/// Whether `fd` is a `SOCK_SEQPACKET` socket, as only [`ensure_started`]
+/// hands the guard. Anything else (a user typing `vp __vp_guard`, an fd 3
+/// inherited from elsewhere) is not read as kill orders: clap then refuses
+/// the argument.
+fn is_guard_socket(fd: RawFd) -> bool {
+    let mut kind: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `kind`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&raw mut kind).cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && kind == libc::SOCK_SEQPACKET
 }
 
 /// One registration: a group or a single process, and when the process
@@ -320,10 +363,13 @@ unsafe fn close_all_but(keep: RawFd) {
     }
 }
 
-fn send(kind: u32, id: i32) {
+/// Sends one record to the guard; false when it was not delivered (no
+/// guard socket, or the guard's end is closed). Async-signal-safe: a
+/// child's `pre_exec` hook calls it.
+fn send(kind: u32, id: i32) -> bool {
     let fd = FD.load(Ordering::SeqCst);
     if fd < 0 {
-        return;
+        return false;
     }
     let mut record = [0u8; 8];
     record[..4].copy_from_slice(&kind.to_le_bytes());
@@ -332,9 +378,12 @@ fn send(kind: u32, id: i32) {
         // SAFETY: send of a buffer we own; MSG_NOSIGNAL: a dead guard
         // gives EPIPE, not a SIGPIPE (default again in a `pre_exec`).
         let n = unsafe { libc::send(fd, record.as_ptr().cast(), record.len(), libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return true;
+        }
         // SAFETY: reading errno right after the failed call.
-        if n >= 0 || unsafe { *libc::__errno_location() } != libc::EINTR {
-            return;
+        if unsafe { *libc::__errno_location() } != libc::EINTR {
+            return false;
         }
     }
 }
@@ -372,18 +421,18 @@ pub(crate) fn group_is_empty(pgid: i32) -> bool {
 /// registered: it dies with vp unless vp ends normally.
 pub(crate) fn forget_group_if_empty(pgid: i32) {
     if pgid > 1 && group_is_empty(pgid) {
-        send(FORGET_GROUP, pgid);
+        tell(FORGET_GROUP, pgid);
     }
 }
 
 /// After a single registered process was reaped: forgets it.
 pub(crate) fn forget_process(pid: i32) {
-    send(FORGET_PROCESS, pid);
+    tell(FORGET_PROCESS, pid);
 }
 
 /// vp finishes normally: the guard exits without killing anything.
 pub(crate) fn release() {
-    send(RELEASE, 0);
+    tell(RELEASE, 0);
     let fd = FD.swap(-1, Ordering::SeqCst);
     if fd >= 0 {
         // SAFETY: closing our own end once.

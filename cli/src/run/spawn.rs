@@ -65,7 +65,10 @@ impl ProcessSpec {
             guard::Kind::Group
         };
         // The guard runs from the first task on (a run of cache hits
-        // starts none).
+        // starts none). Spawned here on the event loop's thread, unlike
+        // tasks: std's spawn waits for the child's exec, which a traced
+        // child forked meanwhile could hold up (docs/architecture.md), but
+        // this runs once, before the first task is forked.
         guard::ensure_started();
         // SAFETY: the hook only calls getpid and send (async-signal-safe)
         // on memory it owns.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Running, Signal, Workspace, alive, wait_until};
+use crate::harness::{Running, Signal, Workspace, alive, vp_bin, wait_until};
 
 fn write_tasks(ws: &Workspace, tasks: &str) {
     ws.write("vite-task.json", format!(r#"{{ "tasks": {tasks} }}"#));
@@ -268,4 +268,39 @@ fn sigint_to_vp_alone_reaches_an_interactive_task() {
         "vp waited for a task that never got the signal: {out}"
     );
     out.assert_code(130);
+}
+
+/// vp run through the dynamic loader (`ld.so ./vp`, a way to run a binary from a `noexec`
+/// mount) has the loader as `/proc/self/exe`, so what it starts as the guard is no vp and ends
+/// at once. vp says so, once: its tasks are unguarded.
+#[test]
+fn a_guard_that_is_no_vp_is_said_once() {
+    let loader = std::path::Path::new("/lib64/ld-linux-x86-64.so.2");
+    let ws = Workspace::new("bridge-verbs");
+    let runs_through_loader =
+        loader.is_file() && ws.run(loader).arg(vp_bin()).arg("--version").output().code == Some(0);
+    if !runs_through_loader {
+        eprintln!(
+            "!!!!! SKIPPED: vp does not run through {}",
+            loader.display()
+        );
+        return;
+    }
+    write_tasks(
+        &ws,
+        r#"{ "a": { "command": "node -e 1", "cache": false }, "b": { "command": "node -e 2", "cache": false, "dependsOn": ["a"] } }"#,
+    );
+    let out = ws.run(loader).arg(vp_bin()).args(["run", "b"]).output();
+    out.assert_code(0);
+    assert_eq!(
+        out.stderr
+            .matches("the process guard is not running")
+            .count(),
+        1,
+        "{out}"
+    );
+    // Run as itself, the same workspace says nothing of the guard.
+    let out = ws.vp(["run", "b"]).output();
+    out.assert_code(0);
+    assert!(!out.stderr.contains("guard"), "{out}");
 }
