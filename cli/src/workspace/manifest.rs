@@ -35,6 +35,20 @@ pub(crate) fn depended_on<'a>(name: &'a str, spec: &'a str) -> &'a str {
     }
 }
 
+/// One entry of a dependency list (npm's deprecated array form):
+/// `name`, `name@range`, `@scope/name@range` or `name>=1.0`, as the name
+/// and its range. `None` for an empty entry.
+fn listed_dependency(entry: &str) -> Option<(String, String)> {
+    let entry = entry.trim();
+    let scoped = usize::from(entry.starts_with('@'));
+    let end = entry[scoped..]
+        .find(|c: char| c == '@' || c.is_whitespace() || "<>=".contains(c))
+        .map_or(entry.len(), |at| scoped + at);
+    let name = &entry[..end];
+    let range = entry[end..].trim().trim_start_matches('@').trim();
+    (!name.is_empty() && name != "@").then(|| (name.to_owned(), range.to_owned()))
+}
+
 /// The package name of `<name>[@<range>]` (`@scope/name@^1`), if it is one.
 fn package_of(spec: &str) -> Option<&str> {
     let scoped = usize::from(spec.starts_with('@'));
@@ -87,22 +101,35 @@ fn parse(text: &str, path: &Path) -> Result<Manifest, WorkspaceError> {
         "peerDependencies",
         "optionalDependencies",
     ] {
-        // The order of the workspace's tasks comes from these: one vp could
-        // not read (`["b"]`) would let a task run before what it needs.
-        let deps = match obj.get(kind) {
-            None | Some(Value::Null) => continue,
-            Some(Value::Object(deps)) => deps,
+        // The order of the workspace's tasks comes from these: a field vp
+        // skipped (`["b"]`) would let a task run before what it needs.
+        match obj.get(kind) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(deps)) => {
+                for (name, spec) in deps {
+                    manifest
+                        .dependencies
+                        .push((name.clone(), spec.as_str().unwrap_or_default().to_owned()));
+                }
+            }
+            // npm's deprecated forms, read as npm reads them: a list of
+            // `name[@range]`, or one string of them.
+            Some(Value::Array(items)) => manifest.dependencies.extend(
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter_map(listed_dependency),
+            ),
+            Some(Value::String(list)) => manifest.dependencies.extend(
+                list.split(|c: char| c.is_whitespace() || c == ',')
+                    .filter_map(listed_dependency),
+            ),
             Some(_) => {
                 return Err(invalid(
                     path,
                     &format!("`{kind}` must be an object of package names and versions"),
                 ));
             }
-        };
-        for (name, spec) in deps {
-            manifest
-                .dependencies
-                .push((name.clone(), spec.as_str().unwrap_or_default().to_owned()));
         }
     }
     manifest.workspaces = match obj.get("workspaces") {
@@ -222,18 +249,38 @@ mod tests {
         assert!(err.to_string().contains("`scripts` must be an object"));
     }
 
-    /// Dependencies vp cannot read would order tasks wrongly; `null` is
-    /// left alone, as an absent field.
+    /// npm's deprecated list forms of a dependency field are read as npm
+    /// reads them, so tasks still wait for what they name; `null` is an
+    /// absent field; anything else is an error naming the field.
     #[test]
-    fn dependencies_that_are_no_object_are_an_error() {
+    fn dependency_lists_are_read_and_other_values_are_an_error() {
+        let m = parse(
+            r#"{"dependencies": ["lib", "@ws/util@^1", "other>=2", " "],
+                "devDependencies": "a, b  c",
+                "peerDependencies": null}"#,
+            Path::new("p.json"),
+        )
+        .expect("lists are valid");
+        let pair = |n: &str, r: &str| (n.to_owned(), r.to_owned());
+        assert_eq!(
+            m.dependencies,
+            vec![
+                pair("lib", ""),
+                pair("@ws/util", "^1"),
+                pair("other", ">=2"),
+                pair("a", ""),
+                pair("b", ""),
+                pair("c", ""),
+            ]
+        );
         for kind in [
             "dependencies",
             "devDependencies",
             "peerDependencies",
             "optionalDependencies",
         ] {
-            let err = parse(&format!(r#"{{"{kind}": ["b"]}}"#), Path::new("p.json"))
-                .expect_err("an array is invalid");
+            let err = parse(&format!(r#"{{"{kind}": 5}}"#), Path::new("p.json"))
+                .expect_err("a number is invalid");
             assert!(
                 err.to_string().contains(&format!(
                     "`{kind}` must be an object of package names and versions"
@@ -241,12 +288,6 @@ mod tests {
                 "{err}"
             );
         }
-        let m = parse(
-            r#"{"dependencies": null, "devDependencies": {"b": "*"}}"#,
-            Path::new("p.json"),
-        )
-        .expect("null is absent");
-        assert_eq!(m.dependencies, vec![("b".to_owned(), "*".to_owned())]);
     }
 
     /// A `package.json` that is no regular file (a FIFO swapped in after
