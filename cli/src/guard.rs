@@ -168,19 +168,7 @@ pub(crate) fn serve_if_asked() {
 /// inherited from elsewhere) is not read as kill orders: clap then refuses
 /// the argument.
 fn is_guard_socket(fd: RawFd) -> bool {
-    let mut kind: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `kind`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&raw mut kind).cast(),
-            &mut len,
-        )
-    };
-    rc == 0 && kind == libc::SOCK_SEQPACKET
+    vp_ipc::sockopt_int(fd, libc::SO_TYPE) == Some(libc::SOCK_SEQPACKET)
 }
 
 /// One registration: a group or a single process, and when the process
