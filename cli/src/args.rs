@@ -218,10 +218,11 @@ const DEFAULT_CONCURRENCY: u32 = 4;
 /// value set in a CI job's environment is easy to forget. Empty is the
 /// default, as an empty `VP_CACHE_DIR` is.
 fn concurrency_limit(value: &str) -> Result<u32, String> {
-    if value.trim().is_empty() {
+    let value = value.trim();
+    if value.is_empty() {
         return Ok(DEFAULT_CONCURRENCY);
     }
-    match value.trim().parse::<u32>() {
+    match value.parse::<u32>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(
             "expected a whole number of tasks, 1 or more (from `--concurrency-limit` or the \

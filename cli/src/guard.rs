@@ -72,20 +72,25 @@ const GUARD_FD: RawFd = 3;
 /// Makes the socket the tasks register on. Cheap, and done before any
 /// thread exists, so that no task can be spawned before it; the guard
 /// process itself starts only with the first task ([`ensure_started`]): a
-/// run whose every task is a cache hit never pays for it.
-pub(crate) fn prepare() -> io::Result<()> {
+/// run whose every task is a cache hit never pays for it. A failure is
+/// said (once, like every way the guard can fail); the tasks then run
+/// unguarded.
+pub(crate) fn prepare() {
     use std::os::fd::IntoRawFd;
-    let (ours, theirs) = crate::child_fd::seqpacket_pair()?;
-    FD.store(ours.into_raw_fd(), Ordering::SeqCst);
-    THEIRS.store(theirs.into_raw_fd(), Ordering::SeqCst);
-    Ok(())
+    match crate::child_fd::seqpacket_pair() {
+        Ok((ours, theirs)) => {
+            FD.store(ours.into_raw_fd(), Ordering::SeqCst);
+            THEIRS.store(theirs.into_raw_fd(), Ordering::SeqCst);
+        }
+        Err(err) => warn_once(&format!("cannot start the process guard ({err})")),
+    }
 }
 
 /// Starts the guard if it is not running yet: call before spawning a task.
 /// The guard is vp's own binary run again (`/proc/self/exe`, which stays
 /// the running binary even if an upgrade replaced the file), with the
 /// socket's other end as fd 3, in a process group of its own. Started at
-/// vp's start instead, as a fork, it took about 0.8 ms of every cache hit
+/// vp's start instead, as a fork, it took 0.4–0.8 ms of every cache hit
 /// (docs/benchmarks.md): the fork copied vp's page tables, and every page
 /// vp wrote afterwards was copied again while the guard shared it. Run
 /// again, it shares nothing with vp once it has exec'd. A failure is said

@@ -29,12 +29,8 @@ use clap::Parser;
 fn main() {
     guard::serve_if_asked();
     let cli = args::Cli::parse();
-    if matches!(cli.command, args::Command::Run(_) | args::Command::Build(_))
-        && let Err(err) = guard::prepare()
-    {
-        eprintln!(
-            "vp: warning: cannot start the process guard ({err}); if vp is killed, its tasks keep running"
-        );
+    if matches!(cli.command, args::Command::Run(_) | args::Command::Build(_)) {
+        guard::prepare();
     }
     let result = match cli.command {
         args::Command::Run(args) => run::command::run(args),

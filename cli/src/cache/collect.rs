@@ -13,7 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::clock::Timestamp;
-use super::entry::{CacheEntry, InputKind, InputState};
+use super::entry::{CacheEntry, InputKind, InputState, Stamp};
 use super::file_state;
 use super::fingerprint::GlobConfig;
 use super::globs::{GlobError, TaskGlobs, package_relative};
@@ -192,7 +192,8 @@ pub(crate) fn collect_outputs(
         }
     }
     let untouched = |abs: &Path| {
-        fs::symlink_metadata(abs).is_ok_and(|m| !m.is_dir() && Timestamp::ctime(&m) < started)
+        fs::symlink_metadata(abs)
+            .is_ok_and(|m| !m.is_dir() && !file_state::changed_since(&Stamp::of(&m), started))
     };
     for abs in scope.walk_globs()? {
         if let Some(rel) = scope.admit(&abs) {

@@ -40,22 +40,26 @@ pub(crate) fn depended_on<'a>(name: &'a str, spec: &'a str) -> &'a str {
 /// and its range. `None` for an empty entry.
 fn listed_dependency(entry: &str) -> Option<(String, String)> {
     let entry = entry.trim();
-    let scoped = usize::from(entry.starts_with('@'));
-    let end = entry[scoped..]
-        .find(|c: char| c == '@' || c.is_whitespace() || "<>=".contains(c))
-        .map_or(entry.len(), |at| scoped + at);
+    let end = name_end(entry, |c| {
+        c == '@' || c.is_whitespace() || "<>=".contains(c)
+    });
     let name = &entry[..end];
     let range = entry[end..].trim().trim_start_matches('@').trim();
     (!name.is_empty() && name != "@").then(|| (name.to_owned(), range.to_owned()))
 }
 
+/// Where the package name at the start of `spec` ends: at the first
+/// character `stop` accepts after a scope's leading `@` (`@scope/name@^1`).
+fn name_end(spec: &str, stop: impl Fn(char) -> bool) -> usize {
+    let scoped = usize::from(spec.starts_with('@'));
+    spec[scoped..]
+        .find(stop)
+        .map_or(spec.len(), |at| scoped + at)
+}
+
 /// The package name of `<name>[@<range>]` (`@scope/name@^1`), if it is one.
 fn package_of(spec: &str) -> Option<&str> {
-    let scoped = usize::from(spec.starts_with('@'));
-    let target = match spec[scoped..].find('@') {
-        Some(at) => &spec[..scoped + at],
-        None => spec,
-    };
+    let target = &spec[..name_end(spec, |c| c == '@')];
     let valid = !target.is_empty()
         && target
             .bytes()
