@@ -16,7 +16,7 @@ use super::clock::Timestamp;
 use super::entry::{CacheEntry, InputKind, InputState, Stamp};
 use super::file_state;
 use super::fingerprint::GlobConfig;
-use super::globs::{GlobError, TaskGlobs, package_relative};
+use super::globs::{Exclusions, GlobError, TaskGlobs, package_relative};
 use super::paths::{self, RelPath};
 use crate::trace::AccessClassification;
 
@@ -114,11 +114,9 @@ impl<'a> Scope<'a> {
     /// negative glob. Tool-ignored subtrees are checked separately.
     fn admit(&self, abs: &Path) -> Option<RelPath> {
         let rel = paths::recordable(self.paths.workspace_root, self.cache_rel.as_ref(), abs)?;
-        if self.globs.has_exclusions() {
-            let pkg_rel = package_relative(self.paths.package_dir, &paths::normalize(abs));
-            if self.globs.excludes(&pkg_rel) {
-                return None;
-            }
+        let excluded = Exclusions::of(self.paths.package_dir, &self.globs);
+        if excluded.is_some_and(|e| e.excludes(abs)) {
+            return None;
         }
         Some(rel)
     }
@@ -408,7 +406,9 @@ impl OwnListing {
 
 /// The listings the task changed itself (`changed_listings` of `c`), with
 /// what it made in each: its outputs there (before any output glob or
-/// ignore), and the subtrees its tools asked vp not to store.
+/// ignore), the subtrees its tools asked vp not to store, and what it
+/// changed where nothing is stored (`unstored_changes`: those subtrees, an
+/// `output` `!` pattern, a tool's cache).
 pub(crate) fn own_listings<'a>(
     c: &'a AccessClassification,
     ignored_outputs: impl IntoIterator<Item = &'a PathBuf> + Clone,
@@ -420,6 +420,7 @@ pub(crate) fn own_listings<'a>(
                 .outputs
                 .keys()
                 .chain(ignored_outputs.clone())
+                .chain(&c.unstored_changes)
                 .map(PathBuf::as_path);
             OwnListing::of(dir, written)
         })

@@ -159,11 +159,16 @@ fn read_link_bytes(abs: &Path) -> io::Result<Vec<u8>> {
     Ok(fs::read_link(abs)?.as_os_str().as_bytes().to_vec())
 }
 
-/// Sorted entry names and a hash over names and entry types.
+/// Sorted entry names and a hash over names and entry types. A tool's
+/// cache is no entry (`tool_cache`): whether `.next/cache` is there
+/// changes no build.
 fn list_dir(abs: &Path) -> io::Result<(Digest, Vec<Vec<u8>>)> {
     let mut entries = Vec::new();
     for entry in fs::read_dir(abs)? {
         let entry = entry?;
+        if super::tool_cache::is_entry_of(abs, entry.file_name().as_bytes()) {
+            continue;
+        }
         let kind = match entry.file_type() {
             Ok(t) if t.is_dir() => b'd',
             Ok(t) if t.is_symlink() => b'l',
@@ -877,6 +882,35 @@ mod tests {
                 added: vec![b"b".to_vec()],
                 removed: vec![b"c".to_vec()]
             })
+        );
+    }
+
+    /// `rm -rf .next/cache` is no edit: Next.js's cache is not an entry of
+    /// the `.next` listing it reads (`tool_cache`).
+    #[test]
+    fn a_tools_cache_is_no_entry_of_a_listing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let next = dir.path().join(".next");
+        fs::create_dir_all(next.join("cache/turbopack")).expect("mkdir");
+        fs::write(next.join("BUILD_ID"), "1").expect("write");
+        let rec = observe(&next, InputKind::Listing).expect("observe");
+        assert!(
+            matches!(&rec, InputState::Dir { names, .. } if names == &vec![b"BUILD_ID".to_vec()]),
+            "{rec:?}"
+        );
+        fs::remove_dir_all(next.join("cache")).expect("rm");
+        let mut view = FsView::default();
+        let check = view.check(&next, &rec, later());
+        assert!(
+            matches!(check, Check::Same | Check::SameRestamped(_)),
+            "{check:?}"
+        );
+        // A directory named `cache` elsewhere is an entry like any other.
+        fs::create_dir(dir.path().join("cache")).expect("mkdir");
+        let rec = observe(dir.path(), InputKind::Listing).expect("observe");
+        assert!(
+            matches!(&rec, InputState::Dir { names, .. } if names.contains(&b"cache".to_vec())),
+            "{rec:?}"
         );
     }
 

@@ -198,6 +198,32 @@ impl TaskGlobs {
     }
 }
 
+/// The `!` patterns of one task's `input` or `output` list, asked about
+/// absolute paths: classifying drops what the task did there, as it drops
+/// what a tool asked vp to ignore, and storing leaves those paths out.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Exclusions<'a> {
+    package_dir: &'a Path,
+    globs: &'a TaskGlobs,
+}
+
+impl<'a> Exclusions<'a> {
+    /// `None` when `globs` has no `!` pattern (nothing to ask then).
+    /// `package_dir` is absolute, spelled as the paths asked about are (real
+    /// paths, for the tracer's).
+    pub(crate) fn of(package_dir: &'a Path, globs: &'a TaskGlobs) -> Option<Self> {
+        globs
+            .has_exclusions()
+            .then_some(Self { package_dir, globs })
+    }
+
+    /// Whether a `!` pattern matches `abs`, relative to the package.
+    pub(crate) fn excludes(&self, abs: &Path) -> bool {
+        self.globs
+            .excludes(&package_relative(self.package_dir, &normalize(abs)))
+    }
+}
+
 /// `abs` relative to `package_dir`, with `..` when outside it (both absolute
 /// and normalised): the form globs are matched against.
 pub(crate) fn package_relative(package_dir: &Path, abs: &Path) -> PathBuf {

@@ -27,6 +27,7 @@ mod restore;
 mod settings;
 mod size;
 mod store;
+pub(crate) mod tool_cache;
 
 // What the runner, the remote cache and `vp cache` use.
 pub(crate) use self::{
@@ -39,7 +40,7 @@ pub(crate) use self::{
     error::CacheError,
     file_state::observe,
     fingerprint::{GlobConfig, SpawnFingerprint, SpawnSpec},
-    globs::first_outside as first_glob_outside,
+    globs::{Exclusions, TaskGlobs, first_outside as first_glob_outside},
     miss::{MissReason, MissReasons},
     paths::{RelPath, UnsafePath},
     portable::{NotPortable, PortableKey},

@@ -85,7 +85,7 @@ pub(crate) struct Prehasher {
 type Hashed = (PathBuf, InputState, Timestamp);
 
 /// Starts hashing the paths sent to the returned sender that storing could
-/// record: under `root`, not under `.git` or `cache_dir`. If no thread can
+/// record: under `root`, not under `.git`, `cache_dir` or a tool's cache. If no thread can
 /// be started the sender's other end is gone, and nothing is hashed ahead.
 pub(crate) fn start(root: PathBuf, cache_dir: &Path) -> (SyncSender<PathBuf>, Prehasher) {
     let (send, receive) = std::sync::mpsc::sync_channel(QUEUE);
@@ -120,8 +120,11 @@ struct Scope {
 }
 
 impl Scope {
+    /// (A tool's cache is never an input, and Turbopack's holds files of
+    /// megabytes.)
     fn admits(&self, abs: &Path) -> bool {
         paths::recordable(&self.root, self.cache_rel.as_ref(), abs).is_some()
+            && !super::tool_cache::contains(&self.root, abs)
     }
 }
 
@@ -217,6 +220,8 @@ mod tests {
         std::fs::create_dir_all(root.join("cache")).expect("mkdir");
         std::fs::write(root.join(".git/HEAD"), "ref").expect("write");
         std::fs::write(root.join("cache/blob"), "vp's own").expect("write");
+        std::fs::create_dir_all(root.join(".next/cache")).expect("mkdir");
+        std::fs::write(root.join(".next/cache/0.sst"), "Turbopack's").expect("write");
         let outside = tempfile::NamedTempFile::new().expect("outside file");
         let (send, hasher) = start(root.clone(), &root.join("cache"));
         for path in [
@@ -226,6 +231,7 @@ mod tests {
             root.join("missing"),
             root.join(".git/HEAD"),
             root.join("cache/blob"),
+            root.join(".next/cache/0.sst"),
             outside.path().to_path_buf(),
         ] {
             send.send(path).expect("hasher listening");

@@ -230,6 +230,9 @@ pub(crate) async fn execute(
             // the other tasks' output must keep flowing meanwhile.
             let scope = ClassifyScope {
                 workspace_root: ctx.workspace_root.clone(),
+                package_dir: spec.package_dir.clone(),
+                input_globs: spec.inputs.globs.clone(),
+                output_globs: spec.outputs.globs.clone(),
                 cache_dir: rec.cache_dir.to_path_buf(),
                 own_state: rec.own_state.clone(),
                 ignored_inputs: report.as_ref().map(|r| r.ignored_inputs.clone()),
@@ -279,6 +282,11 @@ pub(crate) async fn execute(
 /// on a blocking thread.
 struct ClassifyScope {
     workspace_root: PathBuf,
+    package_dir: PathBuf,
+    /// The task's `input` and `output` globs: their `!` patterns drop
+    /// what the task did there.
+    input_globs: Vec<String>,
+    output_globs: Vec<String>,
     /// vp's cache directory: never an input or output.
     cache_dir: PathBuf,
     own_state: BTreeSet<PathBuf>,
@@ -288,15 +296,27 @@ struct ClassifyScope {
 }
 
 /// Sorts the traced accesses into inputs and outputs, leaving out vp's
-/// cache and what the tools asked to ignore. Blocking (resolves paths).
+/// cache, what the tools asked to ignore, what the task's `!` patterns
+/// exclude and the caches of tools vp knows. Blocking (resolves paths).
 fn classify(access_log: &trace::AccessLog, scope: &ClassifyScope) -> trace::AccessClassification {
     let root = real_path(&scope.workspace_root);
     let cache_dir = real_path(&scope.cache_dir);
+    let package_dir = real_path(&scope.package_dir);
     let real = |ps: &Option<BTreeSet<PathBuf>>| -> Vec<PathBuf> {
         ps.iter().flatten().map(|p| real_path(p)).collect()
     };
     let ignored_inputs = real(&scope.ignored_inputs);
     let ignored_outputs = real(&scope.ignored_outputs);
+    // A glob that does not compile was refused when the configuration was
+    // read; storing reports it again, so here it only excludes nothing.
+    let input_globs = cache::TaskGlobs::new(&scope.input_globs).ok();
+    let output_globs = cache::TaskGlobs::new(&scope.output_globs).ok();
+    fn exclusions<'a>(
+        package_dir: &'a Path,
+        globs: &'a Option<cache::TaskGlobs>,
+    ) -> Option<cache::Exclusions<'a>> {
+        cache::Exclusions::of(package_dir, globs.as_ref()?)
+    }
     trace::classify(
         access_log,
         &trace::ClassifyOptions {
@@ -304,6 +324,9 @@ fn classify(access_log: &trace::AccessLog, scope: &ClassifyScope) -> trace::Acce
             excluded_dirs: std::slice::from_ref(&cache_dir),
             ignored_inputs: &ignored_inputs,
             ignored_outputs: &ignored_outputs,
+            excluded_inputs: exclusions(&package_dir, &input_globs),
+            excluded_outputs: exclusions(&package_dir, &output_globs),
+            tool_caches: trace::ToolCaches::Ignored,
             own_state: &scope.own_state,
         },
     )

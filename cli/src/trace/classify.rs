@@ -23,6 +23,7 @@ use std::path::{Component, Path, PathBuf};
 use foldhash::fast::RandomState;
 
 use super::log::{AccessLog, Op, PathKind};
+use crate::cache::Exclusions;
 use crate::cache::paths::{bytes, is_within};
 
 /// What counts, and what the task's own tools asked to ignore.
@@ -36,11 +37,56 @@ pub(crate) struct ClassifyOptions<'a> {
     pub(crate) ignored_inputs: &'a [PathBuf],
     /// Absolute paths reported with `ignoreOutput`: writes in these subtrees are dropped.
     pub(crate) ignored_outputs: &'a [PathBuf],
+    /// The `!` patterns of the task's `input`: reads there are dropped, as
+    /// for `ignored_inputs`. The user said those paths are no inputs, so
+    /// the task rewriting one is not a modified input either.
+    pub(crate) excluded_inputs: Option<Exclusions<'a>>,
+    /// The `!` patterns of the task's `output`: writes there are dropped,
+    /// as for `ignored_outputs`.
+    pub(crate) excluded_outputs: Option<Exclusions<'a>>,
+    /// Whether the caches of tools vp knows are dropped
+    /// (`cache::tool_cache`).
+    pub(crate) tool_caches: ToolCaches,
     /// Real paths of the task's own state files: they held, when the task
     /// started, exactly what the task left there last time (see
     /// `cache::store::state`). Reading and rewriting one is not modifying
     /// an input.
     pub(crate) own_state: &'a BTreeSet<PathBuf>,
+}
+
+impl ClassifyOptions<'_> {
+    /// Whether reading `path` is no input: a tool asked (`ignoreInput`),
+    /// an `input` `!` pattern says so, or it is a tool's cache.
+    fn ignores_reads(&self, path: &Path) -> bool {
+        under_any(path, self.ignored_inputs)
+            || self.excluded_inputs.is_some_and(|e| e.excludes(path))
+            || self.in_tool_cache(path)
+    }
+
+    /// Whether what the task created, wrote or removed at `path` is no
+    /// output: a tool asked (`ignoreOutput`), an `output` `!` pattern says
+    /// so, or it is a tool's cache.
+    fn ignores_changes(&self, path: &Path) -> bool {
+        under_any(path, self.ignored_outputs)
+            || self.excluded_outputs.is_some_and(|e| e.excludes(path))
+            || self.in_tool_cache(path)
+    }
+
+    fn in_tool_cache(&self, path: &Path) -> bool {
+        self.tool_caches == ToolCaches::Ignored
+            && crate::cache::tool_cache::contains(self.root, path)
+    }
+}
+
+/// What classifying does with the caches of tools vp knows
+/// (`cache::tool_cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ToolCaches {
+    /// Neither inputs nor outputs, as if the tool had asked with
+    /// `ignoreInput` and `ignoreOutput` (`vp run`, `vp build`).
+    Ignored,
+    /// Classified like any path (`vp trace` shows what the task did).
+    Shown,
 }
 
 /// How a task depended on an input path. The cache fingerprints each kind differently.
@@ -116,6 +162,12 @@ pub(crate) struct AccessClassification {
     /// Files whose content the run read and then changed or removed: the
     /// run modified its own input, so it must not be stored.
     pub(crate) modified_inputs: Vec<PathBuf>,
+    /// Paths the run created, wrote or removed where vp was told not to
+    /// store anything (`ignoreOutput`, an `output` `!` pattern, a tool's
+    /// cache): names the task itself made, for a listing it changed
+    /// (`cache::own_listings`).
+    #[serde(skip)]
+    pub(crate) unstored_changes: BTreeSet<PathBuf>,
     /// Paths the run created or wrote beside the workspace (below the
     /// directory that holds its root, outside the root) that exist at its
     /// end: `outDir: '../public'`. A hit could not restore them. Hidden
@@ -234,6 +286,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         opts,
         per_path: EventsByPath::with_capacity(log.accesses.len()),
         excluded: HashSet::default(),
+        unstored: Vec::new(),
     };
     let mut renamed_dirs: Vec<&Path> = Vec::new();
     let mut written_beside: Vec<&Path> = Vec::new();
@@ -413,7 +466,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     for dir in renamed_dirs {
         if let Some(entries) = state.trees.get(dir) {
             for (path, kind) in entries {
-                if is_excluded(path, opts) || under_any(path, opts.ignored_outputs) {
+                if is_excluded(path, opts) || opts.ignores_changes(path) {
                     continue;
                 }
                 if let Some(kind) = output_kind(*kind) {
@@ -452,6 +505,7 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     prune_implied_dirs(&mut out.outputs);
     out.modified_inputs.sort();
     out.excluded = kept.excluded.len();
+    out.unstored_changes = kept.unstored.iter().map(|p| p.to_path_buf()).collect();
     out.programs = programs
         .into_iter()
         .map(|(run, real)| (run.to_path_buf(), real.to_path_buf()))
@@ -568,6 +622,8 @@ struct Kept<'a, 'o> {
     /// Paths excluded, each spelling once (only counted; the tracer's paths
     /// are clean, so spellings are paths).
     excluded: HashSet<&'a [u8], RandomState>,
+    /// Paths of the own changes dropped as ignored, in the order met.
+    unstored: Vec<&'a Path>,
 }
 
 impl<'a> Kept<'a, '_> {
@@ -579,10 +635,12 @@ impl<'a> Kept<'a, '_> {
             self.excluded.insert(bytes(path));
             return Pushed::Excluded;
         }
-        if event.is_read() && under_any(path, opts.ignored_inputs) {
-            return Pushed::Ignored;
-        }
-        if event.is_own_change() && under_any(path, opts.ignored_outputs) {
+        let ignored = (event.is_read() && opts.ignores_reads(path))
+            || (event.is_own_change() && opts.ignores_changes(path));
+        if ignored {
+            if event.is_own_change() {
+                self.unstored.push(path);
+            }
             return Pushed::Ignored;
         }
         self.per_path.push(path, event);
@@ -595,8 +653,9 @@ impl<'a> Kept<'a, '_> {
 enum Pushed {
     Kept,
     /// Below a subtree a tool asked vp to ignore (`ignoreInput`,
-    /// `ignoreOutput`): not an input or output, but a change the task
-    /// still made to the directories above it.
+    /// `ignoreOutput`), matched by a `!` pattern of the task, or in a
+    /// tool's cache: not an input or output, but a change the task still
+    /// made to the directories above it.
     Ignored,
     /// A path vp never records (outside the root, the cache, `.git`).
     Excluded,
@@ -716,7 +775,7 @@ fn outside_outputs(
                 .components()
                 .any(|c| c.as_os_str().as_encoded_bytes().starts_with(b"."))
         })
-        .filter(|path| !under_any(path, opts.ignored_outputs))
+        .filter(|path| !opts.ignores_changes(path))
         .filter(|path| state.kind(path) != PathKind::Missing)
         .map(|path| path.to_path_buf())
         .collect();
@@ -777,6 +836,11 @@ mod tests {
     struct Scenario {
         log: AccessLog,
         own_state: BTreeSet<PathBuf>,
+        /// The task's `input` and `output` globs, its package being `ROOT`.
+        input_globs: Vec<String>,
+        output_globs: Vec<String>,
+        /// `vp trace`'s view rather than `vp run`'s.
+        tool_caches_shown: bool,
     }
 
     impl Scenario {
@@ -820,6 +884,18 @@ mod tests {
         }
         fn own_state(mut self, path: &str) -> Self {
             self.own_state.insert(PathBuf::from(path));
+            self
+        }
+        fn input_globs(mut self, globs: &[&str]) -> Self {
+            self.input_globs = globs.iter().map(|g| g.to_string()).collect();
+            self
+        }
+        fn output_globs(mut self, globs: &[&str]) -> Self {
+            self.output_globs = globs.iter().map(|g| g.to_string()).collect();
+            self
+        }
+        fn seen_by_vp_trace(mut self) -> Self {
+            self.tool_caches_shown = true;
             self
         }
         fn exists(mut self, path: &str, kind: PathKind) -> Self {
@@ -877,11 +953,20 @@ mod tests {
             ignored_in: &[PathBuf],
             ignored_out: &[PathBuf],
         ) -> AccessClassification {
+            let input_globs = crate::cache::TaskGlobs::new(&self.input_globs).expect("globs");
+            let output_globs = crate::cache::TaskGlobs::new(&self.output_globs).expect("globs");
             let opts = ClassifyOptions {
                 root: Path::new(root),
                 excluded_dirs: excluded,
                 ignored_inputs: ignored_in,
                 ignored_outputs: ignored_out,
+                excluded_inputs: Exclusions::of(Path::new(ROOT), &input_globs),
+                excluded_outputs: Exclusions::of(Path::new(ROOT), &output_globs),
+                tool_caches: if self.tool_caches_shown {
+                    ToolCaches::Shown
+                } else {
+                    ToolCaches::Ignored
+                },
                 own_state: &self.own_state,
             };
             classify(&self.log, &opts)
@@ -1663,6 +1748,102 @@ mod tests {
         // is not one that changed under it.
         assert_eq!(c.changed_listings, BTreeSet::from([p("/w/cache")]));
         assert!(c.outputs.is_empty());
+    }
+
+    /// Issue: Next.js 16's Turbopack reads, deletes and replaces the files
+    /// of its database in `.next/cache` on every build, so no build after
+    /// an edit was stored ("it modified its input").
+    #[test]
+    fn a_tools_cache_is_neither_input_nor_output() {
+        let s = Scenario::default()
+            .op(Op::List, "/w/.next")
+            .op(Op::Read, "/w/.next/cache/turbopack/00000001.sst")
+            .op(Op::Remove, "/w/.next/cache/turbopack/00000001.sst")
+            .op(Op::Write, "/w/.next/cache/turbopack/00000002.sst")
+            .op(Op::Read, "/w/app/page.js")
+            .op(Op::Write, "/w/.next/server/page.js")
+            .dir("/w/.next")
+            .file("/w/.next/cache/turbopack/00000002.sst")
+            .file("/w/app/page.js")
+            .file("/w/.next/server/page.js");
+        let c = s.run();
+        assert!(c.is_cacheable(), "{:?}", c.modified_inputs);
+        assert_eq!(
+            inputs(&c),
+            vec![
+                ("/w/.next", &InputAccess::Listing),
+                ("/w/app/page.js", &InputAccess::ContentRead)
+            ]
+        );
+        assert_eq!(outputs(&c), vec!["/w/.next/server/page.js"]);
+        assert!(c.deleted.is_empty(), "{:?}", c.deleted);
+        // The names the task made in a listing it changed include the cache's.
+        assert!(
+            c.unstored_changes
+                .contains(&p("/w/.next/cache/turbopack/00000002.sst"))
+        );
+        // `vp trace` shows what the task did there.
+        let shown = s.seen_by_vp_trace().run();
+        assert_eq!(
+            shown.modified_inputs,
+            vec![p("/w/.next/cache/turbopack/00000001.sst")]
+        );
+    }
+
+    /// Issue: `"input": [{ "auto": true }, "!.next/cache/**"]` still kept
+    /// the run from being stored when the task rewrote a file there: the
+    /// user's exclusion applied to the stored inputs only, after the check.
+    #[test]
+    fn the_tasks_exclusions_drop_reads_and_writes_like_a_tools_ignores() {
+        let s = Scenario::default()
+            .op(Op::Read, "/w/state/db.bin")
+            .op(Op::Write, "/w/state/db.bin")
+            .op(Op::Write, "/w/dist/a.js")
+            .op(Op::Write, "/w/dist/a.js.map")
+            .file("/w/state/db.bin")
+            .file("/w/dist/a.js")
+            .file("/w/dist/a.js.map");
+        let c = s.run();
+        assert_eq!(
+            c.modified_inputs,
+            vec![p("/w/state/db.bin")],
+            "without globs"
+        );
+        // Excluded from the inputs: what the task wrote there is an output.
+        let c = s.input_globs(&["!state/**"]).run();
+        assert!(c.is_cacheable(), "{:?}", c.modified_inputs);
+        assert!(inputs(&c).is_empty(), "{:?}", c.inputs);
+        assert_eq!(
+            outputs(&c),
+            vec!["/w/dist/a.js", "/w/dist/a.js.map", "/w/state/db.bin"]
+        );
+    }
+
+    #[test]
+    fn an_output_exclusion_drops_writes_but_not_the_read_of_an_input() {
+        let s = Scenario::default()
+            .op(Op::Read, "/w/state/db.bin")
+            .op(Op::Write, "/w/state/db.bin")
+            .op(Op::List, "/w/dist")
+            .op(Op::Write, "/w/dist/a.js")
+            .op(Op::Write, "/w/dist/a.js.map")
+            .dir("/w/dist")
+            .file("/w/state/db.bin")
+            .file("/w/dist/a.js")
+            .file("/w/dist/a.js.map")
+            .output_globs(&["!**/*.map", "!state/**"]);
+        let c = s.run();
+        assert_eq!(outputs(&c), vec!["/w/dist/a.js"]);
+        // What it read stays an input, so the run that rewrote it is not
+        // stored, even though its write is no output: storing the end
+        // state as the input would be a hit for a run that read another.
+        assert_eq!(
+            inputs(&c)[1],
+            ("/w/state/db.bin", &InputAccess::ContentRead)
+        );
+        // The map is still a name the task made in the listing it changed.
+        assert_eq!(c.changed_listings, BTreeSet::from([p("/w/dist")]));
+        assert!(c.unstored_changes.contains(&p("/w/dist/a.js.map")));
     }
 
     #[test]

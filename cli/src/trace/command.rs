@@ -12,7 +12,7 @@ use std::process::Stdio;
 use anyhow::Context;
 use smol::LocalExecutor;
 
-use super::classify::{ClassifyOptions, classify};
+use super::classify::{ClassifyOptions, ToolCaches, classify};
 use super::report::{self, RunSummary};
 use super::spawn::{ChildStdio, InProcess, TraceOutcome, spawn_traced};
 use crate::args::TraceArgs;
@@ -105,6 +105,10 @@ pub(crate) fn run(args: TraceArgs) -> anyhow::Result<u8> {
         excluded_dirs: &excluded_dirs,
         ignored_inputs: &[],
         ignored_outputs: &[],
+        excluded_inputs: None,
+        excluded_outputs: None,
+        // What the command did, tools' caches included.
+        tool_caches: ToolCaches::Shown,
         own_state: &Default::default(),
     };
 

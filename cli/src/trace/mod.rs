@@ -22,7 +22,7 @@ mod tracee;
 
 #[allow(unused_imports)]
 pub(crate) use classify::{
-    AccessClassification, ClassifyOptions, Found, InputAccess, OutputKind, classify,
+    AccessClassification, ClassifyOptions, Found, InputAccess, OutputKind, ToolCaches, classify,
 };
 #[allow(unused_imports)]
 pub(crate) use in_process::{

@@ -172,6 +172,83 @@ fn an_ignored_output_in_a_listed_directory_is_the_tasks_own() {
     assert_eq!(hits(&idle.stderr), 1, "{}", idle.combined());
 }
 
+/// Probe: a tool that keeps a database of its own (reads a file of it, then rewrites it) and
+/// speaks no bridge was never stored, even with the database excluded from the task's `input`
+/// (`!state/**`): the exclusion applied to the stored inputs, after the run had already been
+/// refused for modifying one. Excluded from `input`, the file is no input, so the run is stored
+/// and the file is an output; excluded from `output` as well, it is neither, and a hit leaves it
+/// as it is. Excluded from `output` only, it is still an input that the run changed: not stored.
+#[test]
+fn a_state_file_excluded_by_the_task_does_not_keep_it_from_being_stored() {
+    let ws = Workspace::new("bridge-verbs");
+    ws.write("state/db.json", "{\"runs\":0}\n");
+    ws.write(
+        "stateful.js",
+        "'use strict';\n\
+         const fs = require('node:fs');\n\
+         const writeOutput = require('./lib/out');\n\
+         const db = JSON.parse(fs.readFileSync('state/db.json', 'utf8'));\n\
+         fs.writeFileSync('state/db.json', JSON.stringify({ runs: db.runs + 1 }) + '\\n');\n\
+         writeOutput('stateful.txt', fs.readFileSync('src/data.txt', 'utf8'));\n",
+    );
+    let configure = |input: &str, output: &str| {
+        ws.write(
+            "vite-task.json",
+            format!(
+                r#"{{ "tasks": {{ "stateful": {{ "command": "node stateful.js", "input": {input}, "output": {output} }} }} }}"#
+            ),
+        );
+    };
+    let auto = r#"[{ "auto": true }]"#;
+    let excluded = r#"[{ "auto": true }, "!state/**"]"#;
+
+    configure(auto, auto);
+    let refused = ws.vp(["run", "stateful"]).output();
+    refused.assert_success();
+    refused.assert_stderr_contains("not cached because it modified its input 'state/db.json'");
+
+    // Stored with `state/db.json` changed outside; then a hit, which leaves the file holding
+    // what it returns.
+    let stored_then_hit = || {
+        let stored = ws.vp(["run", "stateful"]).output();
+        stored.assert_success();
+        assert!(
+            !stored.stderr.contains("not cached"),
+            "{}",
+            stored.combined()
+        );
+        ws.write("state/db.json", "{\"runs\":100}\n");
+        let hit = ws.vp(["run", "stateful"]).output();
+        assert_eq!(hits(&hit.stderr), 1, "not an input: {}", hit.combined());
+        ws.read("state/db.json")
+    };
+    configure(excluded, auto);
+    assert_eq!(
+        stored_then_hit(),
+        "{\"runs\":2}\n",
+        "an output: the hit restores what the run left"
+    );
+    configure(excluded, excluded);
+    assert_eq!(
+        stored_then_hit(),
+        "{\"runs\":100}\n",
+        "neither input nor output: left as it is"
+    );
+    ws.edit("src/data.txt", |s| format!("{s}more\n"));
+    let edited = ws.vp(["run", "stateful"]).output();
+    assert_eq!(misses(&edited.stderr), 1, "{}", edited.combined());
+    assert_eq!(ws.read("state/db.json"), "{\"runs\":101}\n");
+
+    configure(auto, excluded);
+    let changed_input = ws.vp(["run", "stateful"]).output();
+    changed_input.assert_success();
+    assert!(
+        changed_input.stderr.contains("not cached"),
+        "{}",
+        changed_input.combined()
+    );
+}
+
 #[test]
 fn get_env_tracked_invalidates_untracked_does_not() {
     let ws = Workspace::new("bridge-verbs");

@@ -146,3 +146,60 @@ fn react_ts_template_caches_both_items_across_an_edit() {
         restored.combined()
     );
 }
+
+/// `vp run build --cache` in the Next.js fixture, without Next.js's telemetry notice.
+fn next_build(ws: &Workspace) -> crate::harness::Output {
+    let out = ws
+        .vp(["run", "build", "--cache"])
+        .env("NEXT_TELEMETRY_DISABLED", "1")
+        .output();
+    out.assert_success();
+    assert!(!out.stderr.contains("not cached"), "{}", out.combined());
+    out
+}
+
+/// The page Next.js prerendered, where the fixture's greeting ends up.
+fn prerendered(ws: &Workspace) -> String {
+    ws.read(".next/server/app/index.html")
+}
+
+/// Issue: Next.js 16 builds with Turbopack, which keeps a database in `.next/cache` whose files
+/// every build reads, deletes and replaces: no `next build` was stored once that cache existed
+/// ("it modified its input '.next/cache/turbopack/…/00000004.sst'"). The cache is now neither
+/// input nor output (docs/caching.md, "Tools' caches"): every build is stored, an edit misses
+/// once and ships, and removing the cache is no edit and is not restored by a hit.
+/// (`NodeModules::Copy`: Turbopack refuses a `next` that resolves outside the project.)
+#[test]
+fn next_build_with_turbopack_is_cached_across_edits() {
+    let ws = Workspace::with_node_modules("next-app", NodeModules::Copy);
+    next_build(&ws);
+    assert!(ws.exists(".next/cache"), "Turbopack made its cache");
+    assert!(prerendered(&ws).contains("Hello from the next-app fixture, v1"));
+    let again = next_build(&ws);
+    assert!(hit(&again.stderr), "{}", again.combined());
+
+    ws.edit("lib/greeting.js", |s| s.replace("Hello", "Good day"));
+    let edited = next_build(&ws);
+    assert!(!hit(&edited.stderr), "{}", edited.combined());
+    assert!(prerendered(&ws).contains("Good day from the next-app fixture, v1"));
+    let after = next_build(&ws);
+    assert!(
+        hit(&after.stderr),
+        "stored after an edit:\n{}",
+        after.combined()
+    );
+
+    ws.edit("app/page.js", |s| s.replace("'v1'", "'v2'"));
+    next_build(&ws);
+    assert!(prerendered(&ws).contains("Good day from the next-app fixture, v2"));
+
+    ws.remove(".next/cache");
+    ws.remove(".next/server");
+    let restored = next_build(&ws);
+    assert!(hit(&restored.stderr), "{}", restored.combined());
+    assert!(prerendered(&ws).contains("Good day from the next-app fixture, v2"));
+    assert!(
+        !ws.exists(".next/cache"),
+        "the cache is not archived, so a hit does not bring it back"
+    );
+}

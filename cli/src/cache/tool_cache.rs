@@ -1,0 +1,94 @@
+//! The cache directories of tools vp knows. No tool's result depends on
+//! its cache, only its speed, and each run rewrites it: as an input it kept
+//! every run from being stored, and as an output it would be archived and
+//! restored for nothing. So what a task does in one is neither input nor
+//! output (`trace::classify`), and its name in a listed directory is not
+//! part of the listing (`file_state`): `rm -rf .next/cache` is no edit.
+//!
+//! A tool that speaks to vp says the same with `ignoreInput` and
+//! `ignoreOutput` (Vite, for `node_modules/.vite`); a user can, with `!`
+//! patterns in a task's `input` and `output`. This list is for tools that
+//! do not speak to vp. Each entry, and what it was measured on:
+//!
+//! - `.next/cache`, Next.js's build caches (Turbopack's and webpack's, the
+//!   fetch and image caches). Next.js 16's Turbopack keeps a database
+//!   there whose files every build reads, deletes and replaces, so no
+//!   `next build` after an edit was stored. Next.js documents it as a
+//!   cache to keep between builds; nothing else reads it.
+
+use std::path::Path;
+
+/// Each cache as (name of the directory holding it, its own name).
+const TOOL_CACHES: &[(&[u8], &[u8])] = &[(b".next", b"cache")];
+
+/// Whether `path`, below `root` (both absolute and clean), is in a tool's
+/// cache (the cache directory itself included). Only names below `root`
+/// count: a workspace inside a directory named `.next/cache` is no cache.
+pub(crate) fn contains(root: &Path, path: &Path) -> bool {
+    // On bytes: classifying asks this of every path a task touched.
+    let root = root.as_os_str().as_encoded_bytes();
+    let Some(below) = path.as_os_str().as_encoded_bytes().strip_prefix(root) else {
+        return false;
+    };
+    if !(root.ends_with(b"/") || below.is_empty() || below.starts_with(b"/")) {
+        return false;
+    }
+    let mut parent: &[u8] = b"";
+    for name in below.split(|&b| b == b'/').filter(|n| !n.is_empty()) {
+        if is_entry(parent, name) {
+            return true;
+        }
+        parent = name;
+    }
+    false
+}
+
+/// Whether the entry `name` of the directory `dir` is a tool's cache.
+pub(crate) fn is_entry_of(dir: &Path, name: &[u8]) -> bool {
+    dir.file_name()
+        .is_some_and(|parent| is_entry(parent.as_encoded_bytes(), name))
+}
+
+fn is_entry(parent: &[u8], name: &[u8]) -> bool {
+    TOOL_CACHES.iter().any(|&(p, n)| p == parent && n == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_cache_and_everything_below_it() {
+        let root = Path::new("/ws");
+        for path in [
+            "/ws/.next/cache",
+            "/ws/.next/cache/turbopack/v16/00000001.sst",
+            "/ws/apps/web/.next/cache/webpack/client-production/0.pack",
+        ] {
+            assert!(contains(root, Path::new(path)), "{path}");
+        }
+        for path in [
+            "/ws/.next",
+            "/ws/.next/server/app/page.js",
+            "/ws/.next/cached/x",
+            "/ws/src/cache/x",
+            "/ws/.nextcache/x",
+            "/elsewhere/.next/cache/x",
+            "/ws.next/cache/x",
+        ] {
+            assert!(!contains(root, Path::new(path)), "{path}");
+        }
+        // Above the root, the names are the workspace's location.
+        assert!(!contains(
+            Path::new("/srv/.next/cache/ws"),
+            Path::new("/srv/.next/cache/ws/src/a.js")
+        ));
+    }
+
+    #[test]
+    fn the_cache_as_an_entry_of_its_directory() {
+        assert!(is_entry_of(Path::new("/ws/app/.next"), b"cache"));
+        assert!(!is_entry_of(Path::new("/ws/app/.next"), b"server"));
+        assert!(!is_entry_of(Path::new("/ws/app"), b"cache"));
+    }
+}
