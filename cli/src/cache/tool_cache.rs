@@ -15,11 +15,17 @@
 //!   there whose files every build reads, deletes and replaces, so no
 //!   `next build` after an edit was stored. Next.js documents it as a
 //!   cache to keep between builds; nothing else reads it.
+//! - `node_modules/.cache`, the directory the `find-cache-dir` convention
+//!   gives each tool (`node_modules/.cache/<tool>`): webpack 5's
+//!   filesystem cache, babel-loader, terser-webpack-plugin, Prettier's
+//!   `--cache`. Webpack 5.113 rewrites its `*.pack` files after each
+//!   edit, so every other build was not stored. (vp's own cache, there by
+//!   default, is left out before this list is asked.)
 
 use std::path::Path;
 
 /// Each cache as (name of the directory holding it, its own name).
-const TOOL_CACHES: &[(&[u8], &[u8])] = &[(b".next", b"cache")];
+const TOOL_CACHES: &[(&[u8], &[u8])] = &[(b".next", b"cache"), (b"node_modules", b".cache")];
 
 /// Whether `path`, below `root` (both absolute and clean), is in a tool's
 /// cache (the cache directory itself included). Only names below `root`
@@ -64,6 +70,8 @@ mod tests {
             "/ws/.next/cache",
             "/ws/.next/cache/turbopack/v16/00000001.sst",
             "/ws/apps/web/.next/cache/webpack/client-production/0.pack",
+            "/ws/node_modules/.cache/webpack/default-production/0.pack",
+            "/ws/packages/ui/node_modules/.cache/babel-loader/x.json.gz",
         ] {
             assert!(contains(root, Path::new(path)), "{path}");
         }
@@ -73,6 +81,9 @@ mod tests {
             "/ws/.next/cached/x",
             "/ws/src/cache/x",
             "/ws/.nextcache/x",
+            "/ws/node_modules/.vite/deps/x.js",
+            "/ws/node_modules/react/index.js",
+            "/ws/src/.cache/x",
             "/elsewhere/.next/cache/x",
             "/ws.next/cache/x",
         ] {

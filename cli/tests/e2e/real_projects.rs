@@ -203,3 +203,47 @@ fn next_build_with_turbopack_is_cached_across_edits() {
         "the cache is not archived, so a hit does not bring it back"
     );
 }
+
+/// Issue: webpack 5's persistent cache (`cache: { type: 'filesystem' }`, on by default in
+/// Create React App 5, Docusaurus and Storybook's webpack builder) rewrites its `*.pack` files
+/// in `node_modules/.cache/webpack` after an edit, so every other build was not stored ("it
+/// modified its input 'node_modules/.cache/webpack/default-production/0.pack'").
+/// `node_modules/.cache` is a tool's cache (docs/caching.md, "Tools' caches").
+#[test]
+fn webpack_with_its_filesystem_cache_is_cached_across_edits() {
+    let ws = Workspace::with_node_modules("webpack-app", NodeModules::Link);
+    cached_build(&ws);
+    assert!(
+        ws.exists("node_modules/.cache/webpack"),
+        "webpack made its cache"
+    );
+    let mut previous = "v1";
+    for version in ["v2", "v3", "v4"] {
+        ws.edit("src/index.js", |s| {
+            s.replace(
+                &format!("greeting('{previous}')"),
+                &format!("greeting('{version}')"),
+            )
+        });
+        previous = version;
+        let edited = cached_build(&ws);
+        assert!(!hit(&edited.stderr), "{}", edited.combined());
+        let after = cached_build(&ws);
+        assert!(
+            hit(&after.stderr),
+            "stored after an edit:\n{}",
+            after.combined()
+        );
+        let shipped = ws.read("dist/main.js");
+        assert!(shipped.contains(version), "{shipped}");
+    }
+    ws.remove("node_modules/.cache/webpack");
+    ws.remove("dist");
+    let restored = cached_build(&ws);
+    assert!(hit(&restored.stderr), "{}", restored.combined());
+    assert!(ws.read("dist/main.js").contains("v4"));
+    assert!(
+        !ws.exists("node_modules/.cache/webpack"),
+        "the cache is not archived, so a hit does not bring it back"
+    );
+}
