@@ -12,8 +12,10 @@ use serde::de::DeserializeOwned;
 /// so a hash computed another way would otherwise live on. And whenever
 /// runs start recording inputs they did not record before (6: the listing
 /// of a directory the task wrote into): an older entry would keep hitting
-/// without them. A store with another version is set aside, never read.
-pub(crate) const SCHEMA_VERSION: u32 = 6;
+/// without them. (7: a tool's cache is no entry of a listing, and no
+/// longer an output: an older entry would restore Turbopack's files.) A
+/// store with another version is set aside, never read.
+pub(crate) const SCHEMA_VERSION: u32 = 7;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot decode a stored {what}: {source}")]

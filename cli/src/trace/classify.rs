@@ -55,27 +55,40 @@ pub(crate) struct ClassifyOptions<'a> {
 }
 
 impl ClassifyOptions<'_> {
-    /// Whether reading `path` is no input: a tool asked (`ignoreInput`),
-    /// an `input` `!` pattern says so, or it is a tool's cache.
-    fn ignores_reads(&self, path: &Path) -> bool {
-        under_any(path, self.ignored_inputs)
-            || self.excluded_inputs.is_some_and(|e| e.excludes(path))
-            || self.in_tool_cache(path)
-    }
-
-    /// Whether what the task created, wrote or removed at `path` is no
-    /// output: a tool asked (`ignoreOutput`), an `output` `!` pattern says
-    /// so, or it is a tool's cache.
-    fn ignores_changes(&self, path: &Path) -> bool {
-        under_any(path, self.ignored_outputs)
-            || self.excluded_outputs.is_some_and(|e| e.excludes(path))
-            || self.in_tool_cache(path)
-    }
-
-    fn in_tool_cache(&self, path: &Path) -> bool {
-        self.tool_caches == ToolCaches::Ignored
+    /// What the task's configuration and vp's list of tools' caches say
+    /// about `path` (asked once per path, after its events are gathered).
+    fn declared(&self, path: &Path) -> Declared {
+        if self.tool_caches == ToolCaches::Ignored
             && crate::cache::tool_cache::contains(self.root, path)
+        {
+            return Declared::ToolCache;
+        }
+        Declared::Paths(MayBe {
+            input: !self.excluded_inputs.is_some_and(|e| e.excludes(path)),
+            output: !self.excluded_outputs.is_some_and(|e| e.excludes(path)),
+        })
     }
+}
+
+/// What may become of one path ([`ClassifyOptions::declared`]).
+#[derive(Debug, Clone, Copy)]
+enum Declared {
+    /// In a tool's cache: neither input nor output, whatever the task did.
+    ToolCache,
+    /// Anywhere else, as the task's `!` patterns allow.
+    Paths(MayBe),
+}
+
+/// Whether one path may be an input (no `input` `!` pattern matches it)
+/// and an output (no `output` `!` pattern does). Either way, all the task
+/// did there decides the rest: a read before a write still makes the
+/// write depend on what was there (`looked_first`), and a path the task
+/// read and then removed is still a modified input unless `input`
+/// excludes it.
+#[derive(Debug, Clone, Copy)]
+struct MayBe {
+    input: bool,
+    output: bool,
 }
 
 /// What classifying does with the caches of tools vp knows
@@ -162,10 +175,10 @@ pub(crate) struct AccessClassification {
     /// Files whose content the run read and then changed or removed: the
     /// run modified its own input, so it must not be stored.
     pub(crate) modified_inputs: Vec<PathBuf>,
-    /// Paths the run created, wrote or removed where vp was told not to
-    /// store anything (`ignoreOutput`, an `output` `!` pattern, a tool's
-    /// cache): names the task itself made, for a listing it changed
-    /// (`cache::own_listings`).
+    /// Paths the run created, wrote or removed where nothing is stored (an
+    /// `output` `!` pattern, a tool's cache; `ignoreOutput` subtrees are
+    /// passed on whole): names the task itself made, for a listing it
+    /// changed (`cache::own_listings`).
     #[serde(skip)]
     pub(crate) unstored_changes: BTreeSet<PathBuf>,
     /// Paths the run created or wrote beside the workspace (below the
@@ -286,7 +299,6 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
         opts,
         per_path: EventsByPath::with_capacity(log.accesses.len()),
         excluded: HashSet::default(),
-        unstored: Vec::new(),
     };
     let mut renamed_dirs: Vec<&Path> = Vec::new();
     let mut written_beside: Vec<&Path> = Vec::new();
@@ -431,17 +443,34 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     let mut inputs: Vec<(PathBuf, InputAccess)> = Vec::new();
     let mut filled_dirs: Vec<PathBuf> = Vec::new();
     kept.per_path.for_each_path(|path, events| {
+        let may_be = match opts.declared(path) {
+            Declared::ToolCache => {
+                // Still a name the task made, in a listing above it.
+                if events.iter().any(|e| e.is_own_change()) {
+                    out.unstored_changes.insert(path.to_path_buf());
+                }
+                return;
+            }
+            Declared::Paths(may_be) => may_be,
+        };
         let kind = state.kind(path);
         // Most paths are files: one lookup for them.
         let link_target = match kind {
             PathKind::Symlink => state.looked.link_target(path),
             _ => None,
         };
-        if let Some(access) =
-            classify_path(path, events, kind, link_target, opts.own_state, &mut out)
-        {
+        if let Some(access) = classify_path(
+            path,
+            events,
+            kind,
+            link_target,
+            opts.own_state,
+            may_be,
+            &mut out,
+        ) {
             inputs.push((path.to_path_buf(), access));
-        } else if kind == PathKind::Dir
+        } else if may_be.input
+            && kind == PathKind::Dir
             && events.contains(&Event::List)
             && events.contains(&Event::ChildCreated)
             && !events.iter().any(|e| e.is_own_change())
@@ -466,7 +495,13 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     for dir in renamed_dirs {
         if let Some(entries) = state.trees.get(dir) {
             for (path, kind) in entries {
-                if is_excluded(path, opts) || opts.ignores_changes(path) {
+                if is_excluded(path, opts)
+                    || under_any(path, opts.ignored_outputs)
+                    || !matches!(
+                        opts.declared(path),
+                        Declared::Paths(MayBe { output: true, .. })
+                    )
+                {
                     continue;
                 }
                 if let Some(kind) = output_kind(*kind) {
@@ -505,7 +540,6 @@ pub(crate) fn classify(log: &AccessLog, opts: &ClassifyOptions<'_>) -> AccessCla
     prune_implied_dirs(&mut out.outputs);
     out.modified_inputs.sort();
     out.excluded = kept.excluded.len();
-    out.unstored_changes = kept.unstored.iter().map(|p| p.to_path_buf()).collect();
     out.programs = programs
         .into_iter()
         .map(|(run, real)| (run.to_path_buf(), real.to_path_buf()))
@@ -521,6 +555,7 @@ fn classify_path(
     kind: PathKind,
     link_target: Option<&Path>,
     own_state: &BTreeSet<PathBuf>,
+    may_be: MayBe,
     out: &mut AccessClassification,
 ) -> Option<InputAccess> {
     // A directory has no content: opening one for reading is a probe.
@@ -552,8 +587,14 @@ fn classify_path(
         if decided_on_it {
             out.looked_first.insert(path.to_path_buf());
         }
-        if read_first && !was_missing && !own_state.contains(path) {
+        if read_first && !was_missing && !own_state.contains(path) && may_be.input {
             out.modified_inputs.push(path.to_path_buf());
+        }
+        if !may_be.output {
+            // Made, rewritten or removed where the task's configuration
+            // stores nothing; still a name it made, in a listing above.
+            out.unstored_changes.insert(path.to_path_buf());
+            return None;
         }
         if events[first_own] == Event::Delete
             && let Some(parent) = path.parent()
@@ -590,6 +631,9 @@ fn classify_path(
         _ => false,
     };
     let reads = || events.iter().filter(counts);
+    if !may_be.input {
+        return None;
+    }
     reads().next()?;
     let access = match kind {
         PathKind::Symlink => InputAccess::Symlink {
@@ -622,8 +666,6 @@ struct Kept<'a, 'o> {
     /// Paths excluded, each spelling once (only counted; the tracer's paths
     /// are clean, so spellings are paths).
     excluded: HashSet<&'a [u8], RandomState>,
-    /// Paths of the own changes dropped as ignored, in the order met.
-    unstored: Vec<&'a Path>,
 }
 
 impl<'a> Kept<'a, '_> {
@@ -635,12 +677,10 @@ impl<'a> Kept<'a, '_> {
             self.excluded.insert(bytes(path));
             return Pushed::Excluded;
         }
-        let ignored = (event.is_read() && opts.ignores_reads(path))
-            || (event.is_own_change() && opts.ignores_changes(path));
-        if ignored {
-            if event.is_own_change() {
-                self.unstored.push(path);
-            }
+        if event.is_read() && under_any(path, opts.ignored_inputs) {
+            return Pushed::Ignored;
+        }
+        if event.is_own_change() && under_any(path, opts.ignored_outputs) {
             return Pushed::Ignored;
         }
         self.per_path.push(path, event);
@@ -653,9 +693,8 @@ impl<'a> Kept<'a, '_> {
 enum Pushed {
     Kept,
     /// Below a subtree a tool asked vp to ignore (`ignoreInput`,
-    /// `ignoreOutput`), matched by a `!` pattern of the task, or in a
-    /// tool's cache: not an input or output, but a change the task still
-    /// made to the directories above it.
+    /// `ignoreOutput`): not an input or output, but a change the task
+    /// still made to the directories above it.
     Ignored,
     /// A path vp never records (outside the root, the cache, `.git`).
     Excluded,
@@ -775,7 +814,7 @@ fn outside_outputs(
                 .components()
                 .any(|c| c.as_os_str().as_encoded_bytes().starts_with(b"."))
         })
-        .filter(|path| !opts.ignores_changes(path))
+        .filter(|path| !under_any(path, opts.ignored_outputs))
         .filter(|path| state.kind(path) != PathKind::Missing)
         .map(|path| path.to_path_buf())
         .collect();
@@ -1834,16 +1873,50 @@ mod tests {
             .output_globs(&["!**/*.map", "!state/**"]);
         let c = s.run();
         assert_eq!(outputs(&c), vec!["/w/dist/a.js"]);
-        // What it read stays an input, so the run that rewrote it is not
-        // stored, even though its write is no output: storing the end
-        // state as the input would be a hit for a run that read another.
-        assert_eq!(
-            inputs(&c)[1],
-            ("/w/state/db.bin", &InputAccess::ContentRead)
-        );
+        // What it read and rewrote is still an input it modified: not
+        // stored, since a hit would stand for a run that read another one.
+        assert_eq!(c.modified_inputs, vec![p("/w/state/db.bin")]);
         // The map is still a name the task made in the listing it changed.
         assert_eq!(c.changed_listings, BTreeSet::from([p("/w/dist")]));
         assert!(c.unstored_changes.contains(&p("/w/dist/a.js.map")));
+    }
+
+    /// Review: dropping an excluded output's events one by one left the
+    /// read of a file the task then removed, so it became an input that
+    /// must be missing, and a later run with the file back could hit; and
+    /// a `stat` before rewriting (webpack's `compareBeforeEmit`) became an
+    /// input. The path's events are classified whole, then the exclusion
+    /// applies.
+    #[test]
+    fn an_output_exclusion_keeps_what_the_task_did_before() {
+        let c = Scenario::default()
+            .op(Op::Read, "/w/state/old.bin")
+            .op(Op::Remove, "/w/state/old.bin")
+            .op(Op::Stat, "/w/dist/a.js.map")
+            .op(Op::Write, "/w/dist/a.js.map")
+            .exists("/w/state/old.bin", PathKind::Missing)
+            .file("/w/dist/a.js.map")
+            .output_globs(&["!state/**", "!**/*.map"])
+            .run();
+        assert_eq!(c.modified_inputs, vec![p("/w/state/old.bin")]);
+        assert!(inputs(&c).is_empty(), "{:?}", c.inputs);
+        assert!(c.outputs.is_empty() && c.deleted.is_empty(), "{c:?}");
+    }
+
+    /// Review: an `input` exclusion dropped the read, so a hit wrote the
+    /// file over whatever was there; what the task wrote after reading it
+    /// is still written only over what vp left (`looked_first`).
+    #[test]
+    fn an_input_exclusion_keeps_the_read_before_the_write() {
+        let c = Scenario::default()
+            .op(Op::Read, "/w/state/db.bin")
+            .op(Op::Write, "/w/state/db.bin")
+            .file("/w/state/db.bin")
+            .input_globs(&["!state/**"])
+            .run();
+        assert!(c.is_cacheable(), "{:?}", c.modified_inputs);
+        assert_eq!(outputs(&c), vec!["/w/state/db.bin"]);
+        assert_eq!(c.looked_first, BTreeSet::from([p("/w/state/db.bin")]));
     }
 
     #[test]

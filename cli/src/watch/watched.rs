@@ -42,7 +42,15 @@ impl Read {
             return Match::Exact;
         }
         match self {
-            Read::Listing(d) if change.kind == ChangeKind::Entries && c.parent() == Some(d) => {
+            // A tool's cache is no entry of its directory's listing
+            // (`cache::tool_cache`): `.next/cache` made or removed.
+            Read::Listing(d)
+                if change.kind == ChangeKind::Entries
+                    && c.parent() == Some(d)
+                    && !c.file_name().is_some_and(|name| {
+                        crate::cache::tool_cache::is_entry_of(d, name.as_encoded_bytes())
+                    }) =>
+            {
                 Match::Listing
             }
             _ => Match::No,
@@ -263,6 +271,23 @@ mod tests {
         assert!(t.affected_by(&change("/ws/a/src/new.ts", ChangeKind::Entries, now), cache));
         assert!(!t.affected_by(&change("/ws/a/src/new.ts", ChangeKind::Content, now), cache));
         assert!(!t.affected_by(&change("/ws/a/src/d/e.ts", ChangeKind::Entries, now), cache));
+    }
+
+    /// Review: a listing of `.next` is recorded without `cache`, so
+    /// `.next/cache` made or removed changes nothing a task saw.
+    #[test]
+    fn a_tools_cache_is_no_entry_of_a_watched_listing() {
+        let now = Instant::now();
+        let t = observed(&[Read::Listing("/ws/a/.next".into())], &[]);
+        let cache = Path::new(CACHE);
+        assert!(!t.affected_by(
+            &change("/ws/a/.next/cache", ChangeKind::Entries, now),
+            cache
+        ));
+        assert!(t.affected_by(
+            &change("/ws/a/.next/server", ChangeKind::Entries, now),
+            cache
+        ));
     }
 
     #[test]
