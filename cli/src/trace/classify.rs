@@ -37,12 +37,11 @@ pub(crate) struct ClassifyOptions<'a> {
     pub(crate) ignored_inputs: &'a [PathBuf],
     /// Absolute paths reported with `ignoreOutput`: writes in these subtrees are dropped.
     pub(crate) ignored_outputs: &'a [PathBuf],
-    /// The `!` patterns of the task's `input`: reads there are dropped, as
-    /// for `ignored_inputs`. The user said those paths are no inputs, so
-    /// the task rewriting one is not a modified input either.
+    /// The `!` patterns of the task's `input`: a path they match is no
+    /// input, so the task rewriting one is not a modified input either.
     pub(crate) excluded_inputs: Option<Exclusions<'a>>,
-    /// The `!` patterns of the task's `output`: writes there are dropped,
-    /// as for `ignored_outputs`.
+    /// The `!` patterns of the task's `output`: a path they match is no
+    /// output (what the task read there first still counts, see `MayBe`).
     pub(crate) excluded_outputs: Option<Exclusions<'a>>,
     /// Whether the caches of tools vp knows are dropped
     /// (`cache::tool_cache`).
@@ -575,7 +574,11 @@ fn classify_path(
             || events[..first_own]
                 .iter()
                 .any(|e| matches!(e, Event::Read | Event::Stat));
-        if looked_first && kind == PathKind::File {
+        // Only a path that may be both: own state makes a modified input
+        // an output, so one that may not be an output would be tracked
+        // nowhere (an edit of it would hit), and one that may not be an
+        // input is never a modified input anyway.
+        if looked_first && kind == PathKind::File && may_be.input && may_be.output {
             out.state_files.insert(path.to_path_buf());
         }
         // Made or rewritten after the task looked at it (even found it
@@ -1876,6 +1879,9 @@ mod tests {
         // What it read and rewrote is still an input it modified: not
         // stored, since a hit would stand for a run that read another one.
         assert_eq!(c.modified_inputs, vec![p("/w/state/db.bin")]);
+        // Review: nor is it ever the task's own state, which would make it
+        // neither input nor output, so an edit of it would hit.
+        assert!(c.state_files.is_empty(), "{:?}", c.state_files);
         // The map is still a name the task made in the listing it changed.
         assert_eq!(c.changed_listings, BTreeSet::from([p("/w/dist")]));
         assert!(c.unstored_changes.contains(&p("/w/dist/a.js.map")));
@@ -1917,6 +1923,8 @@ mod tests {
         assert!(c.is_cacheable(), "{:?}", c.modified_inputs);
         assert_eq!(outputs(&c), vec!["/w/state/db.bin"]);
         assert_eq!(c.looked_first, BTreeSet::from([p("/w/state/db.bin")]));
+        // Never a modified input, so no state to remember (and hash).
+        assert!(c.state_files.is_empty(), "{:?}", c.state_files);
     }
 
     #[test]
