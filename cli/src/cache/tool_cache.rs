@@ -21,11 +21,20 @@
 //!   `--cache`. Webpack 5.113 rewrites its `*.pack` files after each
 //!   edit, so every other build was not stored. (vp's own cache, there by
 //!   default, is left out before this list is asked.)
+//! - `node_modules/.vite`, Vite's dependency optimizer cache, which Vite
+//!   8.3+ declares itself with `ignoreInput`/`ignoreOutput`. Vite 7 and
+//!   older cannot; Astro 5.18 (on Vite 6.4) fills it while it builds, and
+//!   its first build after the cache was made was not stored ("its input
+//!   `node_modules/.vite/deps/_metadata.json` was modified while it ran").
 
 use std::path::Path;
 
 /// Each cache as (name of the directory holding it, its own name).
-const TOOL_CACHES: &[(&[u8], &[u8])] = &[(b".next", b"cache"), (b"node_modules", b".cache")];
+const TOOL_CACHES: &[(&[u8], &[u8])] = &[
+    (b".next", b"cache"),
+    (b"node_modules", b".cache"),
+    (b"node_modules", b".vite"),
+];
 
 /// Whether `path`, below `root` (both absolute and clean), is in a tool's
 /// cache (the cache directory itself included). Only names below `root`
@@ -72,6 +81,7 @@ mod tests {
             "/ws/apps/web/.next/cache/webpack/client-production/0.pack",
             "/ws/node_modules/.cache/webpack/default-production/0.pack",
             "/ws/packages/ui/node_modules/.cache/babel-loader/x.json.gz",
+            "/ws/node_modules/.vite/deps/_metadata.json",
         ] {
             assert!(contains(root, Path::new(path)), "{path}");
         }
@@ -81,7 +91,7 @@ mod tests {
             "/ws/.next/cached/x",
             "/ws/src/cache/x",
             "/ws/.nextcache/x",
-            "/ws/node_modules/.vite/deps/x.js",
+            "/ws/node_modules/.vite-temp/vite.config.js.timestamp-1.mjs",
             "/ws/node_modules/react/index.js",
             "/ws/src/.cache/x",
             "/elsewhere/.next/cache/x",

@@ -1742,23 +1742,20 @@ mod tests {
     #[test]
     fn tool_reports_apply_before_the_overlap_check() {
         let s = Scenario::default()
-            .op(Op::Read, "/w/node_modules/.vite/deps/x.js")
-            .op(Op::Write, "/w/node_modules/.vite/deps/x.js")
+            .op(Op::Read, "/w/.tool-state/deps/x.js")
+            .op(Op::Write, "/w/.tool-state/deps/x.js")
             .op(Op::Read, "/w/src/a.js")
-            .file("/w/node_modules/.vite/deps/x.js")
+            .file("/w/.tool-state/deps/x.js")
             .file("/w/src/a.js");
-        let vite = p("/w/node_modules/.vite");
+        let vite = p("/w/.tool-state");
 
         let c = s.run();
-        assert_eq!(
-            c.modified_inputs,
-            vec![p("/w/node_modules/.vite/deps/x.js")]
-        );
+        assert_eq!(c.modified_inputs, vec![p("/w/.tool-state/deps/x.js")]);
 
         // ignoreInput: the read is dropped, so only an output remains.
         let c = s.run_with(&[], std::slice::from_ref(&vite), &[]);
         assert!(c.modified_inputs.is_empty());
-        assert_eq!(outputs(&c), vec!["/w/node_modules/.vite/deps/x.js"]);
+        assert_eq!(outputs(&c), vec!["/w/.tool-state/deps/x.js"]);
         assert_eq!(inputs(&c), vec![("/w/src/a.js", &InputAccess::ContentRead)]);
 
         // ignoreOutput: the write is dropped, the read is a plain input.

@@ -248,6 +248,50 @@ fn a_state_file_excluded_by_the_task_does_not_keep_it_from_being_stored() {
     run().assert_stderr_contains("not cached because it modified its input 'state/db.json'");
 }
 
+/// Probe: Astro 5 on Vite 6 fills Vite's dependency optimizer cache while it builds, and Vite
+/// older than 8.3 cannot tell vp that `node_modules/.vite` is a cache: the first build after the
+/// cache was made was not stored (its `_metadata.json` "was modified while it ran"), and removing
+/// the cache cost two more builds. The script does what the optimizer does: reads the metadata,
+/// replaces a chunk and rewrites the metadata, speaking no bridge.
+#[test]
+fn vites_dependency_cache_is_a_tools_cache_without_the_bridge() {
+    let ws = Workspace::new("bridge-verbs");
+    ws.write(
+        "optimize.js",
+        "'use strict';\n\
+         const fs = require('node:fs');\n\
+         const writeOutput = require('./lib/out');\n\
+         const deps = 'node_modules/.vite/deps';\n\
+         fs.mkdirSync(deps, { recursive: true });\n\
+         let meta = { browserHash: 0 };\n\
+         try { meta = JSON.parse(fs.readFileSync(`${deps}/_metadata.json`, 'utf8')); } catch {}\n\
+         fs.rmSync(`${deps}/chunk-${meta.browserHash}.js`, { force: true });\n\
+         meta.browserHash += 1;\n\
+         fs.writeFileSync(`${deps}/chunk-${meta.browserHash}.js`, 'export {}\\n');\n\
+         fs.writeFileSync(`${deps}/_metadata.json`, JSON.stringify(meta));\n\
+         writeOutput('optimized.txt', fs.readFileSync('src/data.txt', 'utf8'));\n",
+    );
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": { "optimize": { "command": "node optimize.js" } } }"#,
+    );
+    let run = || {
+        let out = ws.vp(["run", "optimize"]).output();
+        out.assert_success();
+        assert!(!out.stderr.contains("not cached"), "{}", out.combined());
+        out
+    };
+    run();
+    assert_eq!(hits(&run().stderr), 1, "stored");
+    ws.remove("node_modules/.vite");
+    assert_eq!(hits(&run().stderr), 1, "the cache gone is no change");
+    assert!(!ws.exists("node_modules/.vite"), "nor restored by a hit");
+    ws.edit("src/data.txt", |s| format!("{s}more\n"));
+    assert_eq!(misses(&run().stderr), 1);
+    assert!(ws.read("dist/optimized.txt").ends_with("more\n"));
+    assert_eq!(hits(&run().stderr), 1, "stored after the edit");
+}
+
 #[test]
 fn get_env_tracked_invalidates_untracked_does_not() {
     let ws = Workspace::new("bridge-verbs");
