@@ -48,6 +48,11 @@ pub(crate) fn contains(root: &Path, path: &Path) -> bool {
     if !(root.ends_with(b"/") || below.is_empty() || below.starts_with(b"/")) {
         return false;
     }
+    // Every cache on the list has a name starting with `.` on the way to
+    // it: most paths (sources, packages) are out with one short scan.
+    if !below.windows(2).any(|w| w == b"/.") && !root.ends_with(b"/") {
+        return false;
+    }
     let mut parent: &[u8] = b"";
     for name in below.split(|&b| b == b'/').filter(|n| !n.is_empty()) {
         if is_entry(parent, name) {
@@ -104,6 +109,15 @@ mod tests {
             Path::new("/srv/.next/cache/ws"),
             Path::new("/srv/.next/cache/ws/src/a.js")
         ));
+    }
+
+    /// `contains` rejects a path without a `/.` at once.
+    #[test]
+    fn every_cache_has_a_hidden_name_on_the_way() {
+        for (dir, name) in TOOL_CACHES {
+            assert!(dir.starts_with(b".") || name.starts_with(b"."));
+        }
+        assert!(contains(Path::new("/"), Path::new("/.next/cache/x")));
     }
 
     #[test]
