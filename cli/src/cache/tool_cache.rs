@@ -21,6 +21,12 @@
 //!   `--cache`. Webpack 5.113 rewrites its `*.pack` files after each
 //!   edit, so every other build was not stored. (vp's own cache, there by
 //!   default, is left out before this list is asked.)
+//! - `.angular/cache`, the Angular CLI's build cache (on by default for
+//!   local builds). Angular 20.3 keeps an LMDB database there whose lock
+//!   file each build reads and rewrites: the first build after an edit
+//!   was not stored ("it modified its input
+//!   `.angular/cache/20.3.43/app/angular-compiler.db-lock`"), the one
+//!   after it missed again, and every entry archived the 1.5 MB cache.
 //! - `node_modules/.vite`, Vite's dependency optimizer cache, which Vite
 //!   8.3+ declares itself with `ignoreInput`/`ignoreOutput`. Vite 7 and
 //!   older cannot; Astro 5.18 (on Vite 6.4) fills it while it builds, and
@@ -32,6 +38,7 @@ use std::path::Path;
 /// Each cache as (name of the directory holding it, its own name).
 const TOOL_CACHES: &[(&[u8], &[u8])] = &[
     (b".next", b"cache"),
+    (b".angular", b"cache"),
     (b"node_modules", b".cache"),
     (b"node_modules", b".vite"),
 ];
@@ -87,6 +94,7 @@ mod tests {
             "/ws/node_modules/.cache/webpack/default-production/0.pack",
             "/ws/packages/ui/node_modules/.cache/babel-loader/x.json.gz",
             "/ws/node_modules/.vite/deps/_metadata.json",
+            "/ws/apps/shop/.angular/cache/20.3.43/shop/angular-compiler.db-lock",
         ] {
             assert!(contains(root, Path::new(path)), "{path}");
         }
