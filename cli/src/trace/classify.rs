@@ -15,7 +15,12 @@
 //! - content read, then written or deleted → `modified_inputs`;
 //! - written and present at the end → output; created and gone → temporary;
 //! - tool reports are applied first; paths outside the root, in `/proc`,
-//!   `/sys`, `/dev`, under a `.git` directory or an excluded dir are only counted.
+//!   `/sys`, `/dev`, under a `.git` directory or an excluded dir are only counted;
+//! - then per path, once all its events are in: a tool's cache
+//!   (`cache::tool_cache`) is neither input nor output; a path an `input`
+//!   `!` pattern matches is no input (nor a modified input), and one an
+//!   `output` `!` pattern matches no output, while what the task read there
+//!   first still counts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
