@@ -58,10 +58,10 @@ pub(super) fn dry_run(
                 .items
                 .iter()
                 .zip(predictions)
-                .map(|(item, prediction)| PlannedCommand {
+                .map(|(item, predicted)| PlannedCommand {
                     command: spec.display.clone().unwrap_or_else(|| item.to_string()),
                     cwd: spec.header_cwd.clone(),
-                    prediction,
+                    prediction: predicted.prediction,
                 })
                 .collect(),
         })
@@ -111,8 +111,8 @@ async fn predict(
     cache: &Result<Option<RunCache>, Unavailable>,
     scope: &StoreScope,
     programs: &super::resolve::ProgramSearch,
-) -> Vec<Vec<Prediction>> {
-    let mut all: Vec<Vec<Prediction>> = Vec::with_capacity(specs.len());
+) -> Vec<Vec<Predicted>> {
+    let mut all: Vec<Vec<Predicted>> = Vec::with_capacity(specs.len());
     // Per task: itself and everything before it, as writers.
     let mut written: Vec<Vec<Rc<Writer>>> = Vec::with_capacity(specs.len());
     for (i, spec) in specs.iter().enumerate() {
@@ -121,9 +121,9 @@ async fn predict(
         let mut failed: Option<String> = None;
         for &d in deps.get(i).map_or(&[][..], Vec::as_slice) {
             let Some(theirs) = all.get(d) else { continue };
-            if theirs.iter().any(Prediction::fails) {
+            if theirs.iter().any(|p| p.prediction.fails()) {
                 failed.get_or_insert_with(|| specs[d].label.clone());
-            } else if theirs.iter().any(Prediction::may_run) {
+            } else if theirs.iter().any(Predicted::writes) {
                 before.push(Upstream::Task(specs[d].label.clone()));
             }
             for w in written.get(d).into_iter().flatten() {
@@ -138,31 +138,31 @@ async fn predict(
         };
         let mut mine = Vec::with_capacity(spec.items.len());
         for (n, item) in spec.items.iter().enumerate() {
-            let (prediction, outputs) = match &failed {
-                Some(after) => (
-                    Prediction::NotStarted {
+            let mut predicted = match &failed {
+                Some(after) => Predicted {
+                    prediction: Prediction::NotStarted {
                         after: after.clone(),
                     },
-                    Vec::new(),
-                ),
+                    outputs: Vec::new(),
+                    restore_changes: false,
+                },
                 None => predict_one(spec, n, item, cache, scope, &before, programs).await,
             };
-            let prediction = match prediction {
-                Prediction::Miss(miss) => uncertain_miss(miss, &writers),
-                p => p,
-            };
-            if failed.is_none() && prediction.fails() {
+            if let Prediction::Miss(miss) = predicted.prediction {
+                predicted.prediction = uncertain_miss(miss, &writers);
+            }
+            if failed.is_none() && predicted.prediction.fails() {
                 failed = Some(format!("its command `{item}`"));
-            } else if prediction.may_run() {
+            } else if predicted.writes() {
                 before.push(Upstream::Command(item.to_string()));
             }
             // Later commands of this task see this one as a writer.
             writers.push(Rc::new(Writer {
                 who: Upstream::Command(item.to_string()),
-                outputs: outputs.clone(),
+                outputs: predicted.outputs.clone(),
             }));
-            own.outputs.extend(outputs);
-            mine.push(prediction);
+            own.outputs.extend(predicted.outputs.iter().cloned());
+            mine.push(predicted);
         }
         // What comes after this task sees the task itself, not its commands.
         writers.retain(|w| matches!(w.who, Upstream::Task(_)));
@@ -171,6 +171,23 @@ async fn predict(
         all.push(mine);
     }
     all
+}
+
+/// One command's prediction, with what it would write: its outputs as the
+/// store knows them, and whether a hit's restore would change files.
+struct Predicted {
+    prediction: Prediction,
+    outputs: Vec<RelPath>,
+    restore_changes: bool,
+}
+
+impl Predicted {
+    /// Whether it would (or might) change files the commands after it
+    /// read: it would execute, or its hit restores other files than are on
+    /// disk (a hit on an older entry brings back that entry's outputs).
+    fn writes(&self) -> bool {
+        self.prediction.may_run() || self.restore_changes
+    }
 }
 
 /// A miss stays certain unless every difference is a file a writer before
@@ -210,19 +227,24 @@ async fn predict_one(
     scope: &StoreScope,
     before: &[Upstream],
     programs: &super::resolve::ProgramSearch,
-) -> (Prediction, Vec<RelPath>) {
+) -> Predicted {
+    let only = |prediction| Predicted {
+        prediction,
+        outputs: Vec::new(),
+        restore_changes: false,
+    };
     let process = match decide::process(spec, item, programs) {
         Ok(p) => p,
-        Err(failure) => return (Prediction::Fails(failure), Vec::new()),
+        Err(failure) => return only(Prediction::Fails(failure)),
     };
     let store = match decide::decide(spec.cache_enabled, cache) {
-        CacheMode::Disabled => return (Prediction::Disabled, Vec::new()),
+        CacheMode::Disabled => return only(Prediction::Disabled),
         // A real run waits for the holder (bounded) and may then look up.
         CacheMode::Unavailable(Unavailable::Locked { holder }) => {
-            return (Prediction::Locked { holder }, Vec::new());
+            return only(Prediction::Locked { holder });
         }
-        CacheMode::Unavailable(why) => return (Prediction::Unavailable(why), Vec::new()),
-        CacheMode::LookUp(None) => return (Prediction::Miss(Miss::FirstRun), Vec::new()),
+        CacheMode::Unavailable(why) => return only(Prediction::Unavailable(why)),
+        CacheMode::LookUp(None) => return only(Prediction::Miss(Miss::FirstRun)),
         CacheMode::LookUp(Some(store)) => store,
     };
     let fingerprint = Arc::new(decide::fingerprint(
@@ -231,8 +253,8 @@ async fn predict_one(
         &scope.workspace_root,
         &scope.full_env,
     ));
-    let (looked, outputs) = store::peek(store, spec, scope, &item_id(spec, n), &fingerprint).await;
-    let prediction = match looked {
+    let peeked = store::peek(store, spec, scope, &item_id(spec, n), &fingerprint).await;
+    let prediction = match peeked.looked {
         Looked::Hit { .. } if before.is_empty() => Prediction::Hit,
         Looked::Hit { .. } => Prediction::HitUnless {
             runs: before.to_vec(),
@@ -240,5 +262,9 @@ async fn predict_one(
         Looked::Miss(miss, _) => Prediction::Miss(miss),
         Looked::Unavailable(why) => Prediction::Unavailable(why),
     };
-    (prediction, outputs)
+    Predicted {
+        prediction,
+        outputs: peeked.outputs,
+        restore_changes: peeked.restore_changes,
+    }
 }

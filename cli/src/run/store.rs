@@ -189,16 +189,26 @@ pub(crate) async fn look_up(
 /// What a lookup of `fingerprint` would find now, for a dry run: the local
 /// store only (the remote cache is not asked: a dry run sends nothing
 /// anywhere), with `Store::peek`, which writes nothing; a hit is not
-/// restored (its `log` is empty). Also the outputs the command would
-/// write, as far as the store knows them: the hit's, or on a miss those of
-/// its last stored run (workspace-relative).
+/// restored (its `log` is empty).
+pub(crate) struct Peeked {
+    pub(crate) looked: Looked,
+    /// The outputs the command would write, as far as the store knows
+    /// them: the hit's, or on a miss those of its last stored run
+    /// (workspace-relative).
+    pub(crate) outputs: Vec<cache::RelPath>,
+    /// A hit whose restore would change files on disk (see
+    /// `CacheHit::restore_changes`).
+    pub(crate) restore_changes: bool,
+}
+
+/// See [`Peeked`].
 pub(crate) async fn peek(
     cache: &RunCache,
     spec: &TaskSpec,
     scope: &StoreScope,
     item_id: &str,
     fingerprint: &Arc<SpawnFingerprint>,
-) -> (Looked, Vec<cache::RelPath>) {
+) -> Peeked {
     let (fp, id) = (Arc::clone(fingerprint), item_id.to_owned());
     let path_var = spec.path_var().map(OsStr::to_os_string);
     let outcome = on_store(cache, spec, scope, move |store, paths, env| {
@@ -209,39 +219,48 @@ pub(crate) async fn peek(
             env,
             path_var: path_var.as_deref(),
         })?;
-        let outputs = match &outcome {
-            LookupOutcome::Hit(hit) => hit.entry.outputs.keys().cloned().collect(),
+        let (outputs, restore_changes) = match &outcome {
+            LookupOutcome::Hit(hit) => (
+                hit.entry.outputs.keys().cloned().collect(),
+                hit.restore_changes(paths.workspace_root),
+            ),
             // Only to explain the miss better: unreadable means unknown.
-            LookupOutcome::Miss(_) => store
-                .task_record(&id)
-                .ok()
-                .flatten()
-                .and_then(|r| store.entry(r.entry).ok().flatten())
-                .map(|e| e.outputs.keys().cloned().collect())
-                .unwrap_or_default(),
+            LookupOutcome::Miss(_) => (
+                store
+                    .task_record(&id)
+                    .ok()
+                    .flatten()
+                    .and_then(|r| store.entry(r.entry).ok().flatten())
+                    .map(|e| e.outputs.keys().cloned().collect())
+                    .unwrap_or_default(),
+                false,
+            ),
         };
-        Ok::<_, cache::CacheError>((outcome, outputs))
+        Ok::<_, cache::CacheError>((outcome, outputs, restore_changes))
     })
     .await;
     match outcome {
-        Ok((LookupOutcome::Hit(hit), outputs)) => (
-            Looked::Hit {
+        Ok((LookupOutcome::Hit(hit), outputs, restore_changes)) => Peeked {
+            looked: Looked::Hit {
                 log: Vec::new(),
                 saved: hit.saved(),
                 remote: None,
             },
             outputs,
-        ),
-        Ok((LookupOutcome::Miss(reasons), outputs)) => (
-            Looked::Miss(miss(reasons, &scope.workspace_root, spec), None),
+            restore_changes,
+        },
+        Ok((LookupOutcome::Miss(reasons), outputs, _)) => Peeked {
+            looked: Looked::Miss(miss(reasons, &scope.workspace_root, spec), None),
             outputs,
-        ),
-        Err(e) => (
-            Looked::Unavailable(Unavailable::ReadFailed {
+            restore_changes: false,
+        },
+        Err(e) => Peeked {
+            looked: Looked::Unavailable(Unavailable::ReadFailed {
                 error: e.to_string(),
             }),
-            Vec::new(),
-        ),
+            outputs: Vec::new(),
+            restore_changes: false,
+        },
     }
 }
 

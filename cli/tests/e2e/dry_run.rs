@@ -173,6 +173,38 @@ fn deleted_outputs_of_a_hit_are_not_a_certain_miss() {
     assert!(run.stderr.contains("3/3 cache hit"), "{}", run.combined());
 }
 
+/// Probe (a Turborepo-shaped workspace): a dependency that would hit an older entry restores
+/// that entry's outputs, which the tasks after it read. The dry run took such a hit for one that
+/// changes nothing and said "would hit" for a task that then missed. It is unknown now.
+#[test]
+fn a_hit_that_restores_other_outputs_makes_what_follows_unknown() {
+    let ws = Workspace::new("example");
+    ws.remove("node_modules/.cache");
+    ws.vp(["run", "-r", "build"]).output().assert_success();
+    let math = ws.read("packages/utils/src/math.js");
+    ws.write(
+        "packages/utils/src/math.js",
+        math.replace("total + n", "n + total"),
+    );
+    ws.vp(["run", "-r", "build"]).output().assert_success();
+    ws.edit("packages/app/src/pages.txt", |s| format!("{s}Contact\n"));
+    ws.vp(["run", "-r", "build"]).output().assert_success();
+    // Back to the first utils: its hit restores the first build's dist.
+    ws.write("packages/utils/src/math.js", &math);
+    let doc = plan(&ws);
+    assert_eq!(statuses(&doc)[..2], ["hit", "unknown"], "{doc:#}");
+    assert_eq!(doc["tasks"][1]["cache"]["reasons"][0]["kind"], "runsFirst");
+    // And indeed: app's inputs change under it, and it runs.
+    let run = ws.vp(["run", "-r", "build"]).output();
+    run.assert_success();
+    assert!(
+        run.stderr
+            .contains("~/packages/app$ node build.js ○ cache miss"),
+        "{}",
+        run.combined()
+    );
+}
+
 /// While another vp holds the cache, a dry run does not wait for it: every
 /// cached command is `unknown`, naming the holder.
 #[test]

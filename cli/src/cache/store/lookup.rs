@@ -57,6 +57,21 @@ impl CacheHit {
     pub(crate) fn saved(&self) -> std::time::Duration {
         self.entry.duration
     }
+
+    /// Whether restoring it would change what is on disk under `root`: an
+    /// output missing or holding other content (a hit on an older entry,
+    /// `rm -rf dist`). A dry run counts such a hit as writing before the
+    /// commands after it. Stops at the first difference.
+    pub(crate) fn restore_changes(&self, root: &Path) -> bool {
+        let mut abs = PathBuf::new();
+        self.entry.outputs.iter().any(|(rel, state)| {
+            if self.in_place.contains(rel) {
+                return false;
+            }
+            rel.to_abs_in(root, &mut abs);
+            in_place(&abs, state, None) != InPlace::Same
+        })
+    }
 }
 
 /// Stop at the first difference (checking candidates) or find them all
