@@ -253,7 +253,18 @@ async fn predict_one(
         &scope.workspace_root,
         &scope.full_env,
     ));
-    let peeked = store::peek(store, spec, scope, &item_id(spec, n), &fingerprint).await;
+    // Whether a hit's restore would change files only matters for a hit
+    // that is certain so far: an uncertain one already counts as writing.
+    let check_restore = before.is_empty();
+    let peeked = store::peek(
+        store,
+        spec,
+        scope,
+        &item_id(spec, n),
+        &fingerprint,
+        check_restore,
+    )
+    .await;
     let prediction = match peeked.looked {
         Looked::Hit { .. } if before.is_empty() => Prediction::Hit,
         Looked::Hit { .. } => Prediction::HitUnless {

@@ -197,17 +197,19 @@ pub(crate) struct Peeked {
     /// (workspace-relative).
     pub(crate) outputs: Vec<cache::RelPath>,
     /// A hit whose restore would change files on disk (see
-    /// `CacheHit::restore_changes`).
+    /// `CacheHit::restore_changes`; only when asked, else `false`).
     pub(crate) restore_changes: bool,
 }
 
-/// See [`Peeked`].
+/// See [`Peeked`]. `check_restore`: whether to find out if a hit's restore
+/// would change files (it may hash every output).
 pub(crate) async fn peek(
     cache: &RunCache,
     spec: &TaskSpec,
     scope: &StoreScope,
     item_id: &str,
     fingerprint: &Arc<SpawnFingerprint>,
+    check_restore: bool,
 ) -> Peeked {
     let (fp, id) = (Arc::clone(fingerprint), item_id.to_owned());
     let path_var = spec.path_var().map(OsStr::to_os_string);
@@ -222,7 +224,7 @@ pub(crate) async fn peek(
         let (outputs, restore_changes) = match &outcome {
             LookupOutcome::Hit(hit) => (
                 hit.entry.outputs.keys().cloned().collect(),
-                hit.restore_changes(paths.workspace_root),
+                check_restore && hit.restore_changes(paths.workspace_root),
             ),
             // Only to explain the miss better: unreadable means unknown.
             LookupOutcome::Miss(_) => (

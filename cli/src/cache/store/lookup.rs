@@ -60,17 +60,23 @@ impl CacheHit {
 
     /// Whether restoring it would change what is on disk under `root`: an
     /// output missing or holding other content (a hit on an older entry,
-    /// `rm -rf dist`). A dry run counts such a hit as writing before the
+    /// `rm -rf dist`), or a file of the previous run that it removes as
+    /// superseded. A dry run counts such a hit as writing before the
     /// commands after it. Stops at the first difference.
     pub(crate) fn restore_changes(&self, root: &Path) -> bool {
         let mut abs = PathBuf::new();
-        self.entry.outputs.iter().any(|(rel, state)| {
+        let rewrites = self.entry.outputs.iter().any(|(rel, state)| {
             if self.in_place.contains(rel) {
                 return false;
             }
             rel.to_abs_in(root, &mut abs);
             in_place(&abs, state, None) != InPlace::Same
-        })
+        });
+        rewrites
+            || self.superseded.iter().any(|(rel, state)| {
+                !matches!(state, OutputState::Dir { .. })
+                    && crate::cache::restore::left_as_recorded(root, rel, state)
+            })
     }
 }
 
@@ -368,9 +374,8 @@ impl Store {
     }
 
     /// The same lookup, writing nothing (a dry run, on a store opened
-    /// read-only): the same candidates and the same miss reasons, but a
-    /// hit is not marked, and its `superseded` list is left empty (nothing
-    /// is restored from it).
+    /// read-only): the same candidates, miss reasons and superseded
+    /// outputs (read from the store), but a hit is not marked.
     pub(crate) fn peek(&self, req: &LookupRequest<'_>) -> Result<LookupOutcome, CacheError> {
         self.find(req, Marking::Peek)
     }
@@ -395,18 +400,18 @@ impl Store {
                 continue;
             };
             let verdict = validator.validate(Some(key), &entry, Mode::FirstDifference);
-            if verdict.reasons.is_empty() && marking == Marking::Peek {
-                return Ok(LookupOutcome::Hit(Box::new(CacheHit {
-                    entry,
-                    superseded: Vec::new(),
-                    in_place: verdict.in_place,
-                })));
-            }
             if verdict.reasons.is_empty() {
                 let superseded = match validator.superseded.take() {
                     Some((k, superseded)) if k == key => superseded,
                     _ => self.superseded_outputs(req.task, key, &entry)?,
                 };
+                if marking == Marking::Peek {
+                    return Ok(LookupOutcome::Hit(Box::new(CacheHit {
+                        entry,
+                        superseded,
+                        in_place: verdict.in_place,
+                    })));
+                }
                 let entry =
                     self.mark_hit(req, key, meta, entry, verdict.restamped, lookup_start)?;
                 return Ok(LookupOutcome::Hit(Box::new(CacheHit {

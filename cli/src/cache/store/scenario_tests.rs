@@ -217,6 +217,21 @@ impl Ws {
         self.lookup_with(task, c, &[])
     }
 
+    /// The dry run's lookup: writes nothing.
+    fn peek(&self, task: &str, c: &Cmd) -> LookupOutcome {
+        let env = EnvView::new(std::iter::empty(), &no_untracked);
+        let spawn = self.spawn(c);
+        self.store
+            .peek(&LookupRequest {
+                task,
+                spawn: &spawn,
+                paths: self.paths(),
+                env: &env,
+                path_var: None,
+            })
+            .expect("peek")
+    }
+
     /// "Runs" a task: `inputs` are read (must exist before), then `outputs`
     /// are written after the start, then the run is recorded.
     fn run(&self, task: &str, c: &Cmd, inputs: &[&str], outputs: &[(&str, &str)]) -> RecordOutcome {
@@ -483,6 +498,41 @@ fn a_hit_on_an_older_entry_leaves_an_owned_directory_as_that_run_did() {
         first,
         "byte-identical to the first build"
     );
+}
+
+/// Review: a dry run took a hit on an older entry for one that changes
+/// nothing when its only change is removing what the newer run added (a
+/// source file deleted since): the tasks after it, which list `dist/`,
+/// were a certain hit and then missed.
+#[test]
+fn a_peeked_hit_that_only_removes_superseded_files_changes_them() {
+    let w = ws();
+    let src = "packages/app/src/main.js";
+    let page = (
+        "packages/app/dist/index.html",
+        "<script src=assets/index.js>",
+    );
+    let bundle = ("packages/app/dist/assets/index.js", "bundle");
+    w.write(src, "v1");
+    stored(w.emptying_run(&cmd(), src, &[page, bundle]));
+    w.write(src, "v2");
+    assert!(!is_hit(&w.lookup("app#build", &cmd())));
+    stored(w.emptying_run(
+        &cmd(),
+        src,
+        &[page, bundle, ("packages/app/dist/extra.js", "only in v2")],
+    ));
+    w.write(src, "v1");
+    let LookupOutcome::Hit(hit) = w.peek("app#build", &cmd()) else {
+        panic!("expected a hit on the first entry")
+    };
+    assert_eq!(hit.superseded.len(), 1, "{:?}", hit.superseded);
+    assert!(hit.restore_changes(&w.root), "it would remove extra.js");
+    fs::remove_file(w.pkg.join("dist/extra.js")).expect("rm");
+    let LookupOutcome::Hit(hit) = w.peek("app#build", &cmd()) else {
+        panic!("expected a hit on the first entry")
+    };
+    assert!(!hit.restore_changes(&w.root), "nothing left to change");
 }
 
 #[test]
