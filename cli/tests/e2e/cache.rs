@@ -292,6 +292,57 @@ fn vites_dependency_cache_is_a_tools_cache_without_the_bridge() {
     assert_eq!(hits(&run().stderr), 1, "stored after the edit");
 }
 
+/// Review: a tool that rewrites a file in place after reading it (`sed -i`), after you edited
+/// it, leaves a result that keeps your edit. That result is not the task's to overwrite: a hit
+/// on the entry from before your edit must miss, not restore the old file over it, even though
+/// the task's last run wrote what is there.
+#[test]
+fn a_state_file_rewritten_from_your_edit_is_never_written_over() {
+    let ws = Workspace::new("bridge-verbs");
+    ws.write("notes.txt", "base\n");
+    ws.write(
+        "stamp.js",
+        "'use strict';\n\
+         const fs = require('node:fs');\n\
+         const writeOutput = require('./lib/out');\n\
+         const text = fs.readFileSync('notes.txt', 'utf8');\n\
+         if (!text.includes('stamped')) fs.writeFileSync('notes.txt', text + 'stamped\\n');\n\
+         else fs.writeFileSync('notes.txt', text);\n\
+         writeOutput('stamp.txt', fs.readFileSync('src/data.txt', 'utf8'));\n",
+    );
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": { "stamp": { "command": "node stamp.js" } } }"#,
+    );
+    let run = || {
+        let out = ws.vp(["run", "stamp"]).output();
+        out.assert_success();
+        out
+    };
+    // The file is the user's at first: not stored; then it is the task's own: stored.
+    run().assert_stderr_contains("not cached because it modified its input 'notes.txt'");
+    let stored = run();
+    assert!(
+        !stored.stderr.contains("not cached"),
+        "{}",
+        stored.combined()
+    );
+    assert_eq!(hits(&run().stderr), 1);
+    // Your edit; the task rewrites it, keeping it, and that run is not stored.
+    ws.write("notes.txt", "base\nstamped\nmine\n");
+    let edited = run();
+    assert_eq!(misses(&edited.stderr), 1, "{}", edited.combined());
+    assert!(
+        edited.stderr.contains("not cached"),
+        "{}",
+        edited.combined()
+    );
+    // The entry from before the edit would restore "base\nstamped\n": it must not.
+    let after = run();
+    assert_eq!(misses(&after.stderr), 1, "{}", after.combined());
+    assert_eq!(ws.read("notes.txt"), "base\nstamped\nmine\n");
+}
+
 #[test]
 fn get_env_tracked_invalidates_untracked_does_not() {
     let ws = Workspace::new("bridge-verbs");

@@ -139,6 +139,29 @@ fn vue_ts_template_caches_both_items_across_edits() {
     });
 }
 
+/// Probe (create-vue): a type error makes `vue-tsc -b` fail after it rewrote its build info in
+/// `node_modules/.tmp`, and the fix that reverts the source missed ("output
+/// 'node_modules/.tmp/tsconfig.app.tsbuildinfo' holds what vp did not leave there"). What the
+/// task's own failed run left in its state file, untouched since, is its own: the revert hits
+/// both items.
+#[test]
+fn reverting_after_a_failed_type_check_hits() {
+    let ws = Workspace::with_node_modules("vue-ts", NodeModules::Link);
+    first_runs(&ws, "vue-tsc -b");
+    let good = ws.read("src/main.ts");
+    ws.write(
+        "src/main.ts",
+        format!("{good}export const broken: number = 'text'\n"),
+    );
+    let failed = ws.vp(["run", "build", "--cache"]).output();
+    assert!(
+        !failed.success(),
+        "the type error fails the build\n{failed}"
+    );
+    ws.write("src/main.ts", &good);
+    assert_all_hit(&build(&ws), "vue-tsc -b", "the revert hits");
+}
+
 /// `tsc && vite build` (TypeScript 7 without `-b`: `noEmit`, no build info; Vite 8.4).
 #[test]
 fn vanilla_ts_template_caches_both_items_across_edits() {

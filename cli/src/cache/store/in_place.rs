@@ -9,8 +9,11 @@
 //! make.
 //!
 //! So before a hit, each such output (`CacheEntry::looked_first`) must hold
-//! nothing, the very content (or link) the entry stores, or what the task's
-//! last stored run or hit recorded there. Anything else is someone else's,
+//! nothing, the very content (or link) the entry stores, what the task's
+//! last stored run or hit recorded there, or, for one of the task's state
+//! files, what its last traced run left there, untouched since, when that
+//! run started from the task's own content (a failed run's build info:
+//! `store::state`). Anything else is someone else's,
 //! the lookup misses, and the command runs, seeing the file as it would
 //! without vp. Not content the store holds for another path or run: a file
 //! the user restored to an older version (an editor's undo) is theirs.
@@ -20,8 +23,8 @@ use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::cache::digest;
-use crate::cache::entry::OutputState;
+use crate::cache::digest::{self, Digest};
+use crate::cache::entry::{OutputState, Stamp};
 
 /// What is at an output's path before a hit writes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +34,8 @@ pub(crate) enum InPlace {
     /// Exactly what the entry stores: the hit leaves it (a file's mode may
     /// still be set).
     Same,
-    /// What the task's last stored run or hit left there: the hit replaces it.
+    /// What the task's last stored run or hit left there, or its last
+    /// traced run in one of its state files: the hit replaces it.
     LeftByVp,
     /// Something vp did not make there: no hit.
     Other,
@@ -39,9 +43,17 @@ pub(crate) enum InPlace {
 
 /// Compares the path `abs` with the entry's `stored` state, then with
 /// `left`, what the task's last used entry recorded for the same path
-/// (`None`: it recorded nothing there, or there is no such entry). Hashes a
-/// file at most once, and only when its size matches one of them.
-pub(crate) fn in_place(abs: &Path, stored: &OutputState, left: Option<&OutputState>) -> InPlace {
+/// (`None`: it recorded nothing there, or there is no such entry), then
+/// with `state`, the content and stamp the task's last traced run left in
+/// it as a state file a hit may replace. Hashes a file at most once, and
+/// only when its size matches one of them (for `state`: when its whole
+/// stamp does).
+pub(crate) fn in_place(
+    abs: &Path,
+    stored: &OutputState,
+    left: Option<&OutputState>,
+    state: Option<(&Digest, &Stamp)>,
+) -> InPlace {
     let meta = match fs::symlink_metadata(abs) {
         Err(e) if e.kind() == ErrorKind::NotFound => return InPlace::Absent,
         Err(_) => return InPlace::Other,
@@ -66,6 +78,13 @@ pub(crate) fn in_place(abs: &Path, stored: &OutputState, left: Option<&OutputSta
         InPlace::Same
     } else if left.is_some_and(&mut is) {
         InPlace::LeftByVp
+    } else if let Some((state, stamp)) = state
+        && meta.is_file()
+        && Stamp::of(&meta) == *stamp
+        && *content.get_or_insert_with(|| digest::hash_file(abs).ok().map(|(h, _)| h))
+            == Some(*state)
+    {
+        InPlace::LeftByVp
     } else {
         InPlace::Other
     }
@@ -81,23 +100,45 @@ mod tests {
         let p = tmp.path().join("out.txt");
         let stored = OutputState::file_of(b"stored");
         let left = OutputState::file_of(b"left");
-        assert_eq!(in_place(&p, &stored, Some(&left)), InPlace::Absent);
+        assert_eq!(in_place(&p, &stored, Some(&left), None), InPlace::Absent);
         fs::write(&p, "stored").expect("write");
-        assert_eq!(in_place(&p, &stored, Some(&left)), InPlace::Same);
+        assert_eq!(in_place(&p, &stored, Some(&left), None), InPlace::Same);
         fs::write(&p, "left").expect("write");
-        assert_eq!(in_place(&p, &stored, Some(&left)), InPlace::LeftByVp);
-        assert_eq!(in_place(&p, &stored, None), InPlace::Other);
+        assert_eq!(in_place(&p, &stored, Some(&left), None), InPlace::LeftByVp);
+        assert_eq!(in_place(&p, &stored, None, None), InPlace::Other);
         // The user's edit, of the same size as the stored content too.
         fs::write(&p, "mine!!").expect("write");
-        assert_eq!(in_place(&p, &stored, Some(&left)), InPlace::Other);
+        assert_eq!(in_place(&p, &stored, Some(&left), None), InPlace::Other);
         // A directory where a file was.
         fs::remove_file(&p).expect("remove");
         fs::create_dir(&p).expect("mkdir");
-        assert_eq!(in_place(&p, &stored, Some(&left)), InPlace::Other);
+        assert_eq!(in_place(&p, &stored, Some(&left), None), InPlace::Other);
         assert_eq!(
-            in_place(&p, &OutputState::Dir { mode: 0o755 }, None),
+            in_place(&p, &OutputState::Dir { mode: 0o755 }, None, None),
             InPlace::Same
         );
+    }
+
+    /// A failed run of the task rewrote its state file (`tsc -b` with a
+    /// type error, its build info): a hit may replace that while the file
+    /// is untouched since; not once anything wrote it again, even with the
+    /// same content (an editor's undo is the user's).
+    #[test]
+    fn what_the_tasks_last_run_left_in_its_state_is_replaceable_while_untouched() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let p = tmp.path().join("app.tsbuildinfo");
+        let stored = OutputState::file_of(b"{\"ok\":1}");
+        fs::write(&p, "{\"errors\":[1,2]}").expect("write");
+        let failed = Digest::of_content(b"{\"errors\":[1,2]}");
+        let stamp = Stamp::of(&fs::symlink_metadata(&p).expect("stat"));
+        let state = Some((&failed, &stamp));
+        assert_eq!(in_place(&p, &stored, None, state), InPlace::LeftByVp);
+        assert_eq!(in_place(&p, &stored, None, None), InPlace::Other);
+        // Rewritten with the same content: someone else's now.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::remove_file(&p).expect("rm");
+        fs::write(&p, "{\"errors\":[1,2]}").expect("write");
+        assert_eq!(in_place(&p, &stored, None, state), InPlace::Other);
     }
 
     #[test]
@@ -111,11 +152,11 @@ mod tests {
         let v2 = OutputState::Symlink {
             target: b"v2".to_vec(),
         };
-        assert_eq!(in_place(&p, &v1, None), InPlace::Same);
-        assert_eq!(in_place(&p, &v2, Some(&v1)), InPlace::LeftByVp);
-        assert_eq!(in_place(&p, &v2, None), InPlace::Other);
+        assert_eq!(in_place(&p, &v1, None, None), InPlace::Same);
+        assert_eq!(in_place(&p, &v2, Some(&v1), None), InPlace::LeftByVp);
+        assert_eq!(in_place(&p, &v2, None, None), InPlace::Other);
         assert_eq!(
-            in_place(&p, &OutputState::file_of(b"v1"), None),
+            in_place(&p, &OutputState::file_of(b"v1"), None, None),
             InPlace::Other
         );
     }

@@ -14,7 +14,8 @@ use super::in_place::{InPlace, in_place};
 use crate::cache::clock::Timestamp;
 use crate::cache::codec;
 use crate::cache::collect::{Scope, TaskPaths};
-use crate::cache::entry::{CacheEntry, EntryKey, InputState, OutputState};
+use crate::cache::digest::Digest;
+use crate::cache::entry::{CacheEntry, EntryKey, InputState, OutputState, Stamp};
 use crate::cache::env::EnvView;
 use crate::cache::error::CacheError;
 use crate::cache::file_state::{Change, Check, FsView, StatMode};
@@ -70,7 +71,7 @@ impl CacheHit {
                 return false;
             }
             rel.to_abs_in(root, &mut abs);
-            in_place(&abs, state, None) != InPlace::Same
+            in_place(&abs, state, None, None) != InPlace::Same
         });
         rewrites
             || self.superseded.iter().any(|(rel, state)| {
@@ -108,9 +109,10 @@ struct Validator<'a> {
     /// explanation) would multiply the cost of a lookup with many variants.
     /// Later candidates stat as they check, and stop at the first difference.
     stated_ahead: bool,
-    /// The outputs of the task's last used entry: what vp left in place
+    /// What vp and the task left in place: the outputs of the task's last
+    /// used entry, and its state files as its last traced run left them
     /// (loaded once, for the first output that is not the candidate's own).
-    left: Option<BTreeMap<RelPath, OutputState>>,
+    left: Option<Left>,
     /// What a hit on the candidate stored under the key would remove as
     /// superseded (`CacheHit::superseded`), once a listing of it gained
     /// names; the hit reuses it.
@@ -338,7 +340,8 @@ impl Validator<'_> {
                 continue;
             };
             rel.to_abs_in(root, &mut abs);
-            match in_place(&abs, stored, self.left_output(rel)) {
+            let (left, state) = self.left_at(rel);
+            match in_place(&abs, stored, left, state) {
                 InPlace::Same => {
                     v.in_place.insert(rel.clone());
                 }
@@ -354,15 +357,27 @@ impl Validator<'_> {
         v
     }
 
-    /// What the task's last used entry (stored or hit) recorded at `rel`:
-    /// what vp left there. Read once per lookup, when first needed.
-    fn left_output(&mut self, rel: &RelPath) -> Option<&OutputState> {
+    /// What the task's last used entry (stored or hit) recorded at `rel`,
+    /// and, for one of its state files, what its last traced run (failed
+    /// too) left there, when a hit may replace that (`store::state`). Read
+    /// once per lookup, when first needed.
+    fn left_at(&mut self, rel: &RelPath) -> (Option<&OutputState>, Option<(&Digest, &Stamp)>) {
         let (store, task) = (self.store, self.req.task);
         // Unreadable counts as nothing left there: a miss, never a wrong hit.
-        self.left
-            .get_or_insert_with(|| store.last_used_outputs(task).unwrap_or_default())
-            .get(rel)
+        let left = self.left.get_or_insert_with(|| Left {
+            restored: store.last_used_outputs(task).unwrap_or_default(),
+            state: store.replaceable_state(task).unwrap_or_default(),
+        });
+        let state = left.state.get(rel).map(|(content, stamp)| (content, stamp));
+        (left.restored.get(rel), state)
     }
+}
+
+/// What the task itself left in place before this lookup (see
+/// `Validator::left_at`).
+struct Left {
+    restored: BTreeMap<RelPath, OutputState>,
+    state: BTreeMap<RelPath, (Digest, Stamp)>,
 }
 
 impl Store {

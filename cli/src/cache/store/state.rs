@@ -11,6 +11,13 @@
 //! before vp converges after one run), and before the next run checks which
 //! still hold it. A file the user (or another tool) changed no longer
 //! matches and is still a modified input.
+//!
+//! A hit may also write over what the task's last run left in one (a type
+//! error makes `vue-tsc -b` fail after it rewrote its build info; the
+//! revert that follows hits), but only while the file is untouched since
+//! that run, and only when the run started from the task's own content:
+//! a run that started from the user's edit (`sed -i` over it) leaves a
+//! result that keeps the edit, and that stays the user's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -19,8 +26,10 @@ use rocksdb::WriteBatch;
 
 use super::db::{CF_META, Store};
 use crate::cache::codec;
+use serde::{Deserialize, Serialize};
+
 use crate::cache::digest::{self, Digest};
-use crate::cache::entry::OutputState;
+use crate::cache::entry::{OutputState, Stamp};
 use crate::cache::error::CacheError;
 use crate::cache::paths::RelPath;
 
@@ -37,6 +46,17 @@ fn state_key(task: &str) -> Vec<u8> {
     k.push(META_TASK_STATE);
     k.extend_from_slice(task.as_bytes());
     k
+}
+
+/// What the task's last traced run left in one state file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct LeftInFile {
+    content: Digest,
+    /// The file's stamp right after that run, when the run started from
+    /// the task's own content there: a hit may replace the file while it
+    /// still has this stamp and content. `None` when the run started from
+    /// someone else's content (or none).
+    replaceable: Option<Stamp>,
 }
 
 /// What the task's own runs left in files: the content of each state file
@@ -73,13 +93,36 @@ impl Store {
 
     /// What the task's last traced run left in its state files (see
     /// `remember_state`); empty when unreadable.
-    fn remembered_state(&self, task: &str) -> Result<BTreeMap<RelPath, Digest>, CacheError> {
+    fn left_in_files(&self, task: &str) -> Result<BTreeMap<RelPath, LeftInFile>, CacheError> {
         Ok(match self.get(CF_META, &state_key(task))? {
-            Some(bytes) => {
-                codec::decode::<BTreeMap<RelPath, Digest>>("task state", &bytes).unwrap_or_default()
-            }
+            Some(bytes) => codec::decode::<BTreeMap<RelPath, LeftInFile>>("task state", &bytes)
+                .unwrap_or_default(),
             None => BTreeMap::new(),
         })
+    }
+
+    /// The content of each of the task's state files after its last
+    /// traced run.
+    fn remembered_state(&self, task: &str) -> Result<BTreeMap<RelPath, Digest>, CacheError> {
+        Ok(self
+            .left_in_files(task)?
+            .into_iter()
+            .map(|(rel, left)| (rel, left.content))
+            .collect())
+    }
+
+    /// The state files a hit may write over while they hold what the
+    /// task's last traced run left, with that content and the stamp the
+    /// file had right after the run (see `LeftInFile::replaceable`).
+    pub(crate) fn replaceable_state(
+        &self,
+        task: &str,
+    ) -> Result<BTreeMap<RelPath, (Digest, Stamp)>, CacheError> {
+        Ok(self
+            .left_in_files(task)?
+            .into_iter()
+            .filter_map(|(rel, left)| Some((rel, (left.content, left.replaceable?))))
+            .collect())
     }
 
     /// The outputs of the entry the task last used (stored or hit): what vp
@@ -131,8 +174,10 @@ impl Store {
     /// gone or outside the workspace are skipped. Of what was remembered
     /// before, the files that were the task's own state when the run
     /// started (`unchanged_own`, see `own_state`) and that it did not
-    /// rewrite are kept: their content is still what the task left. Blocking:
-    /// hashes `files`.
+    /// rewrite are kept: their content is still what the task left. A file
+    /// of `files` that was in `unchanged_own` is one a hit may replace
+    /// while untouched (`LeftInFile::replaceable`). Blocking: hashes
+    /// `files`.
     pub(crate) fn remember_state(
         &self,
         task: &str,
@@ -140,8 +185,8 @@ impl Store {
         files: &[PathBuf],
         unchanged_own: &BTreeSet<PathBuf>,
     ) -> Result<(), CacheError> {
-        let mut left: BTreeMap<RelPath, Digest> = self
-            .remembered_state(task)?
+        let mut left: BTreeMap<RelPath, LeftInFile> = self
+            .left_in_files(task)?
             .into_iter()
             .filter(|(rel, _)| {
                 let abs = rel.to_abs(workspace_root);
@@ -156,8 +201,17 @@ impl Store {
                 Ok(m) if m.is_file() && m.len() <= MAX_STATE_FILE => {}
                 _ => continue,
             }
-            if let Ok((hash, _)) = digest::hash_file(abs) {
-                left.insert(rel, hash);
+            // The stamp is the handle's, taken after hashing: a write while
+            // it was hashed shows in it.
+            if let Ok((content, meta)) = digest::hash_file_stamped(abs) {
+                let replaceable = unchanged_own.contains(abs).then(|| Stamp::of(&meta));
+                left.insert(
+                    rel,
+                    LeftInFile {
+                        content,
+                        replaceable,
+                    },
+                );
             }
         }
         let mut batch = WriteBatch::default();
@@ -228,6 +282,20 @@ mod tests {
             .remember_state("t", &root, &[], &own)
             .expect("remember");
         assert_eq!(own_of("t"), vec![info.clone()]);
+        // Only a file that was the task's own when the run started is one a
+        // hit may replace: `info` was, the edited `.eslintcache` was not.
+        let own = store.own_state("t", &root).expect("read");
+        store
+            .remember_state("t", &root, &[info.clone(), cache.clone()], &own)
+            .expect("remember");
+        let replaceable = store.replaceable_state("t").expect("read");
+        let rel = |p: &std::path::Path| super::RelPath::from_abs(&root, p).expect("inside");
+        assert!(replaceable.contains_key(&rel(&info)));
+        assert!(!replaceable.contains_key(&rel(&cache)));
+        assert_eq!(
+            replaceable[&rel(&info)].1,
+            crate::cache::entry::Stamp::of(&fs::symlink_metadata(&info).expect("stat"))
+        );
         // A run that leaves no state, and had none of its own, forgets the
         // record.
         store
