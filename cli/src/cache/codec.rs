@@ -13,8 +13,9 @@ use serde::de::DeserializeOwned;
 /// runs start recording inputs they did not record before (6: the listing
 /// of a directory the task wrote into): an older entry would keep hitting
 /// without them. (7: a tool's cache is no entry of a listing, and no
-/// longer an output: an older entry would restore Turbopack's files.) A
-/// store with another version is set aside, never read.
+/// longer an output: an older entry would restore Turbopack's files; and a
+/// task's remembered state records a stamp per file.) A store with another
+/// version is set aside, never read.
 pub(crate) const SCHEMA_VERSION: u32 = 7;
 
 #[derive(Debug, thiserror::Error)]

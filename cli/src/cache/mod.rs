@@ -53,6 +53,7 @@ pub(crate) use self::{
     store::open::{Opened, StoreNotice, open},
     store::read_only::{ReadOnly, open_read_only},
     store::record::{ObservedRun, RecordOutcome, RecordRequest, StoredSummary},
+    store::state::OwnState,
 };
 #[cfg(test)]
 pub(crate) use self::{entry::OutputState, store::open::OpenOptions};

@@ -3,7 +3,6 @@
 //! hit, learn and remember the task's own state files, record an admitted
 //! run; and, for a dry run, the same lookup without writing (`peek`).
 
-use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -288,7 +287,7 @@ pub(crate) async fn own_state(
     spec: &TaskSpec,
     ctx: &RunContext,
     item_id: &str,
-) -> BTreeSet<PathBuf> {
+) -> cache::OwnState {
     let (store, id, root) = (
         Arc::clone(&cache.store),
         item_id.to_owned(),
@@ -297,9 +296,12 @@ pub(crate) async fn own_state(
     let (config, pkg) = (spec.inputs.clone(), real_path(&spec.package_dir));
     blocking::unblock(move || {
         let mut own = store.own_state(&id, &root).unwrap_or_default();
-        own.retain(|p| !cache::declared_input(&config, &pkg, p));
-        let sources = super::vcs::tracked_by_git(&root, &own);
-        own.retain(|p| !sources.contains(p));
+        own.files
+            .retain(|p| !cache::declared_input(&config, &pkg, p));
+        let sources = super::vcs::tracked_by_git(&root, &own.files);
+        own.files.retain(|p| !sources.contains(p));
+        let files = own.files.clone();
+        own.replaceable.retain(|p| files.contains(p));
         own
     })
     .await
@@ -315,7 +317,7 @@ pub(crate) async fn remember_state(
     ctx: &RunContext,
     item_id: &str,
     files: Vec<PathBuf>,
-    own: BTreeSet<PathBuf>,
+    own: cache::OwnState,
 ) {
     let (store, id, root) = (
         Arc::clone(&cache.store),

@@ -272,7 +272,7 @@ async fn run_item(
     }
     let recording = Recording {
         cache_dir: &cache.dir,
-        own_state: &own_state,
+        own_state: &own_state.files,
     };
     let obs = match execute::execute(index, spec, &process, Some(recording), ctx, ex).await {
         Ok(obs) => obs,

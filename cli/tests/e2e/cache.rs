@@ -292,10 +292,10 @@ fn vites_dependency_cache_is_a_tools_cache_without_the_bridge() {
     assert_eq!(hits(&run().stderr), 1, "stored after the edit");
 }
 
-/// Review: a tool that rewrites a file in place after reading it (`sed -i`), after you edited
-/// it, leaves a result that keeps your edit. That result is not the task's to overwrite: a hit
-/// on the entry from before your edit must miss, not restore the old file over it, even though
-/// the task's last run wrote what is there.
+/// Review: a tool that rewrites a file in place after reading it (`sed -i`, `eslint --fix`),
+/// after you edited it, leaves a result that keeps your edit. That result is not the task's to
+/// overwrite, however many runs rewrite it, failed ones included: a hit on the entry from before
+/// your edit must miss, not restore the old file over it.
 #[test]
 fn a_state_file_rewritten_from_your_edit_is_never_written_over() {
     let ws = Workspace::new("bridge-verbs");
@@ -306,19 +306,16 @@ fn a_state_file_rewritten_from_your_edit_is_never_written_over() {
          const fs = require('node:fs');\n\
          const writeOutput = require('./lib/out');\n\
          const text = fs.readFileSync('notes.txt', 'utf8');\n\
-         if (!text.includes('stamped')) fs.writeFileSync('notes.txt', text + 'stamped\\n');\n\
-         else fs.writeFileSync('notes.txt', text);\n\
-         writeOutput('stamp.txt', fs.readFileSync('src/data.txt', 'utf8'));\n",
+         fs.writeFileSync('notes.txt', text.includes('stamped') ? text : text + 'stamped\\n');\n\
+         const data = fs.readFileSync('src/data.txt', 'utf8');\n\
+         if (data.includes('fail')) process.exit(1);\n\
+         writeOutput('stamp.txt', data);\n",
     );
     ws.write(
         "vite-task.json",
         r#"{ "tasks": { "stamp": { "command": "node stamp.js" } } }"#,
     );
-    let run = || {
-        let out = ws.vp(["run", "stamp"]).output();
-        out.assert_success();
-        out
-    };
+    let run = || ws.vp(["run", "stamp"]).output();
     // The file is the user's at first: not stored; then it is the task's own: stored.
     run().assert_stderr_contains("not cached because it modified its input 'notes.txt'");
     let stored = run();
@@ -337,9 +334,17 @@ fn a_state_file_rewritten_from_your_edit_is_never_written_over() {
         "{}",
         edited.combined()
     );
+    // A failed run rewrites it once more (from content the task's last run left, which it
+    // counts as its own state).
+    let data = ws.read("src/data.txt");
+    ws.write("src/data.txt", "fail\n");
+    assert!(!run().success());
+    ws.write("src/data.txt", &data);
     // The entry from before the edit would restore "base\nstamped\n": it must not.
-    let after = run();
-    assert_eq!(misses(&after.stderr), 1, "{}", after.combined());
+    let reverted = run();
+    assert_eq!(misses(&reverted.stderr), 1, "{}", reverted.combined());
+    assert_eq!(ws.read("notes.txt"), "base\nstamped\nmine\n");
+    assert_eq!(hits(&run().stderr), 1, "stored, with your edit");
     assert_eq!(ws.read("notes.txt"), "base\nstamped\nmine\n");
 }
 

@@ -53,10 +53,24 @@ fn state_key(task: &str) -> Vec<u8> {
 struct LeftInFile {
     content: Digest,
     /// The file's stamp right after that run, when the run started from
-    /// the task's own content there: a hit may replace the file while it
-    /// still has this stamp and content. `None` when the run started from
-    /// someone else's content (or none).
+    /// content vp or the task made there (`OwnState::replaceable`): a hit
+    /// may replace the file while it still has this stamp and content.
+    /// `None` when the run started from someone else's content, or from a
+    /// result of a run that did (an edit stays the user's however many runs
+    /// rewrite it).
     replaceable: Option<Stamp>,
+}
+
+/// The task's state files as a run starts (see `Store::own_state`).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct OwnState {
+    /// Those holding what the task left there: reading and rewriting one
+    /// is not modifying an input.
+    pub(crate) files: BTreeSet<PathBuf>,
+    /// Of those, the ones whose content vp restored or a run left that
+    /// itself started from such content, untouched since: what this run
+    /// leaves in them a hit may replace.
+    pub(crate) replaceable: BTreeSet<PathBuf>,
 }
 
 /// What the task's own runs left in files: the content of each state file
@@ -64,15 +78,33 @@ struct LeftInFile {
 /// (stored or hit), which a hit restored.
 #[derive(Debug, Default)]
 pub(crate) struct LeftByTask {
-    remembered: BTreeMap<RelPath, Digest>,
+    remembered: BTreeMap<RelPath, LeftInFile>,
     restored: BTreeMap<RelPath, OutputState>,
 }
 
 impl LeftByTask {
     /// Whether `content` at `rel` is what one of the task's runs left there.
     pub(crate) fn holds(&self, rel: &RelPath, content: &Digest) -> bool {
-        self.remembered.get(rel) == Some(content)
-            || matches!(self.restored.get(rel), Some(OutputState::File { blob, .. }) if blob == content)
+        self.remembered
+            .get(rel)
+            .is_some_and(|r| r.content == *content)
+            || self.restored(rel, content)
+    }
+
+    /// Whether `content` at `rel` is what the task's last used entry
+    /// restored or recorded there.
+    fn restored(&self, rel: &RelPath, content: &Digest) -> bool {
+        matches!(self.restored.get(rel), Some(OutputState::File { blob, .. }) if blob == content)
+    }
+
+    /// Whether the file at `rel`, holding `content` with `stamp`, is
+    /// content vp or a replaceable run put there (`OwnState::replaceable`).
+    fn replaceable(&self, rel: &RelPath, content: &Digest, stamp: &Stamp) -> bool {
+        self.restored(rel, content)
+            || self
+                .remembered
+                .get(rel)
+                .is_some_and(|r| r.content == *content && r.replaceable.as_ref() == Some(stamp))
     }
 }
 
@@ -81,7 +113,7 @@ impl Store {
     /// record counts as nothing left: that costs one uncached run, or one
     /// miss, never a wrong hit.
     pub(crate) fn left_by_task(&self, task: &str) -> Result<LeftByTask, CacheError> {
-        let remembered = self.remembered_state(task)?;
+        let remembered = self.left_in_files(task)?;
         if remembered.is_empty() {
             return Ok(LeftByTask::default());
         }
@@ -99,16 +131,6 @@ impl Store {
                 .unwrap_or_default(),
             None => BTreeMap::new(),
         })
-    }
-
-    /// The content of each of the task's state files after its last
-    /// traced run.
-    fn remembered_state(&self, task: &str) -> Result<BTreeMap<RelPath, Digest>, CacheError> {
-        Ok(self
-            .left_in_files(task)?
-            .into_iter()
-            .map(|(rel, left)| (rel, left.content))
-            .collect())
     }
 
     /// The state files a hit may write over while they hold what the
@@ -140,17 +162,17 @@ impl Store {
         })
     }
 
-    /// The absolute paths of the task's state files that hold, right now,
-    /// what the task left there: after its last run (recorded by
-    /// `remember_state`) or as its last used entry restored them. Blocking:
-    /// hashes those files.
+    /// The task's state files that hold, right now, what the task left
+    /// there: after its last run (recorded by `remember_state`) or as its
+    /// last used entry restored them; and which of those a hit may replace
+    /// once this run rewrote them (`OwnState`). Blocking: hashes those files.
     pub(crate) fn own_state(
         &self,
         task: &str,
         workspace_root: &Path,
-    ) -> Result<BTreeSet<PathBuf>, CacheError> {
+    ) -> Result<OwnState, CacheError> {
         let left = self.left_by_task(task)?;
-        let mut own = BTreeSet::new();
+        let mut own = OwnState::default();
         for rel in left.remembered.keys() {
             let abs = rel.to_abs(workspace_root);
             let Ok(meta) = std::fs::symlink_metadata(&abs) else {
@@ -159,11 +181,14 @@ impl Store {
             if !meta.is_file() || meta.len() > MAX_STATE_FILE {
                 continue;
             }
-            let Ok((now, _)) = digest::hash_file(&abs) else {
+            let Ok((now, after)) = digest::hash_file_stamped(&abs) else {
                 continue;
             };
             if left.holds(rel, &now) {
-                own.insert(abs);
+                if left.replaceable(rel, &now, &Stamp::of(&after)) {
+                    own.replaceable.insert(abs.clone());
+                }
+                own.files.insert(abs);
             }
         }
         Ok(own)
@@ -173,18 +198,18 @@ impl Store {
     /// paths the run read before it rewrote or created them). Files that are
     /// gone or outside the workspace are skipped. Of what was remembered
     /// before, the files that were the task's own state when the run
-    /// started (`unchanged_own`, see `own_state`) and that it did not
-    /// rewrite are kept: their content is still what the task left. A file
-    /// of `files` that was in `unchanged_own` is one a hit may replace
-    /// while untouched (`LeftInFile::replaceable`). Blocking: hashes
-    /// `files`.
+    /// started (`own.files`, see `own_state`) and that it did not rewrite
+    /// are kept: their content is still what the task left. A file of
+    /// `files` that was in `own.replaceable` is one a hit may replace while
+    /// untouched (`LeftInFile::replaceable`). Blocking: hashes `files`.
     pub(crate) fn remember_state(
         &self,
         task: &str,
         workspace_root: &Path,
         files: &[PathBuf],
-        unchanged_own: &BTreeSet<PathBuf>,
+        own: &OwnState,
     ) -> Result<(), CacheError> {
+        let unchanged_own = &own.files;
         let mut left: BTreeMap<RelPath, LeftInFile> = self
             .left_in_files(task)?
             .into_iter()
@@ -204,7 +229,7 @@ impl Store {
             // The stamp is the handle's, taken after hashing: a write while
             // it was hashed shows in it.
             if let Ok((content, meta)) = digest::hash_file_stamped(abs) {
-                let replaceable = unchanged_own.contains(abs).then(|| Stamp::of(&meta));
+                let replaceable = own.replaceable.contains(abs).then(|| Stamp::of(&meta));
                 left.insert(
                     rel,
                     LeftInFile {
@@ -252,6 +277,7 @@ mod tests {
             store
                 .own_state(task, &root)
                 .expect("read")
+                .files
                 .into_iter()
                 .collect()
         };
@@ -266,7 +292,7 @@ mod tests {
                 "t",
                 &root,
                 &[info.clone(), cache.clone(), elsewhere],
-                &BTreeSet::new(),
+                &super::OwnState::default(),
             )
             .expect("remember");
         assert_eq!(own_of("t"), vec![cache.clone(), info.clone()]);
@@ -282,24 +308,48 @@ mod tests {
             .remember_state("t", &root, &[], &own)
             .expect("remember");
         assert_eq!(own_of("t"), vec![info.clone()]);
-        // Only a file that was the task's own when the run started is one a
-        // hit may replace: `info` was, the edited `.eslintcache` was not.
+        // A hit may replace only what a run left that started from content
+        // vp put there (or a run like it): not `info`, which existed before
+        // vp and stays someone else's however many runs rewrite it.
         let own = store.own_state("t", &root).expect("read");
+        assert!(own.files.contains(&info) && own.replaceable.is_empty());
         store
             .remember_state("t", &root, &[info.clone(), cache.clone()], &own)
             .expect("remember");
-        let replaceable = store.replaceable_state("t").expect("read");
         let rel = |p: &std::path::Path| super::RelPath::from_abs(&root, p).expect("inside");
-        assert!(replaceable.contains_key(&rel(&info)));
-        assert!(!replaceable.contains_key(&rel(&cache)));
+        assert!(store.replaceable_state("t").expect("read").is_empty());
+        // From content vp put there (as a restore would), it is.
+        let from_vp = super::OwnState {
+            files: BTreeSet::from([info.clone()]),
+            replaceable: BTreeSet::from([info.clone()]),
+        };
+        store
+            .remember_state("t", &root, std::slice::from_ref(&info), &from_vp)
+            .expect("remember");
+        let replaceable = store.replaceable_state("t").expect("read");
         assert_eq!(
             replaceable[&rel(&info)].1,
             crate::cache::entry::Stamp::of(&fs::symlink_metadata(&info).expect("stat"))
         );
+        // Untouched, the next run starts from replaceable content; once
+        // written again, even with the same bytes, it does not.
+        assert!(
+            store
+                .own_state("t", &root)
+                .expect("read")
+                .replaceable
+                .contains(&info)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        let bytes = fs::read(&info).expect("read");
+        fs::remove_file(&info).expect("rm");
+        fs::write(&info, bytes).expect("write");
+        let own = store.own_state("t", &root).expect("read");
+        assert!(own.files.contains(&info) && !own.replaceable.contains(&info));
         // A run that leaves no state, and had none of its own, forgets the
         // record.
         store
-            .remember_state("t", &root, &[], &BTreeSet::new())
+            .remember_state("t", &root, &[], &super::OwnState::default())
             .expect("remember");
         assert!(own_of("t").is_empty());
     }
