@@ -12,8 +12,8 @@
 //! nothing, the very content (or link) the entry stores, what the task's
 //! last stored run or hit recorded there, or, for one of the task's state
 //! files, what its last traced run left there, untouched since, when that
-//! run started from the task's own content (a failed run's build info:
-//! `store::state`). Anything else is someone else's,
+//! run started from content vp put there or a run like it left (a failed
+//! run's build info: `store::state`). Anything else is someone else's,
 //! the lookup misses, and the command runs, seeing the file as it would
 //! without vp. Not content the store holds for another path or run: a file
 //! the user restored to an older version (an editor's undo) is theirs.

@@ -15,9 +15,14 @@
 //! A hit may also write over what the task's last run left in one (a type
 //! error makes `vue-tsc -b` fail after it rewrote its build info; the
 //! revert that follows hits), but only while the file is untouched since
-//! that run, and only when the run started from the task's own content:
-//! a run that started from the user's edit (`sed -i` over it) leaves a
-//! result that keeps the edit, and that stays the user's.
+//! that run, and only when the run started from content vp put there (what
+//! the task's last used entry restored or recorded) or that such a run
+//! left, untouched since (`OwnState::replaceable`): a run that started
+//! from the user's edit (`sed -i` over it) leaves a result that keeps the
+//! edit, and that stays the user's however many runs rewrite it. (An edit
+//! made while a run is going, between its start and its read or after its
+//! last write, is not told apart from the run's own writing: the same
+//! window a stored run's outputs have.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
