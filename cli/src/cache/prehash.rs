@@ -85,8 +85,9 @@ pub(crate) struct Prehasher {
 type Hashed = (PathBuf, InputState, Timestamp);
 
 /// Starts hashing the paths sent to the returned sender that storing could
-/// record: under `root`, not under `.git`, `cache_dir` or a tool's cache. If no thread can
-/// be started the sender's other end is gone, and nothing is hashed ahead.
+/// record: under `root`, not under `.git`, `cache_dir` or a tool's cache.
+/// If no thread can be started the sender's other end is gone, and nothing
+/// is hashed ahead.
 pub(crate) fn start(root: PathBuf, cache_dir: &Path) -> (SyncSender<PathBuf>, Prehasher) {
     let (send, receive) = std::sync::mpsc::sync_channel(QUEUE);
     let (hand_over, hashed) = std::sync::mpsc::channel();

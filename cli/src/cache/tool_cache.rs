@@ -57,7 +57,7 @@ pub(crate) fn contains(root: &Path, path: &Path) -> bool {
     }
     // Every cache on the list has a name starting with `.` on the way to
     // it: most paths (sources, packages) are out with one short scan.
-    if !below.windows(2).any(|w| w == b"/.") && !root.ends_with(b"/") {
+    if !(below.starts_with(b".") || below.windows(2).any(|w| w == b"/.")) {
         return false;
     }
     let mut parent: &[u8] = b"";

@@ -300,8 +300,8 @@ pub(crate) async fn own_state(
             .retain(|p| !cache::declared_input(&config, &pkg, p));
         let sources = super::vcs::tracked_by_git(&root, &own.files);
         own.files.retain(|p| !sources.contains(p));
-        let files = own.files.clone();
-        own.replaceable.retain(|p| files.contains(p));
+        let cache::OwnState { files, replaceable } = &mut own;
+        replaceable.retain(|p| files.contains(p));
         own
     })
     .await

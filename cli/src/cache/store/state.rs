@@ -28,11 +28,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use rocksdb::WriteBatch;
+use serde::{Deserialize, Serialize};
 
 use super::db::{CF_META, Store};
 use crate::cache::codec;
-use serde::{Deserialize, Serialize};
-
 use crate::cache::digest::{self, Digest};
 use crate::cache::entry::{OutputState, Stamp};
 use crate::cache::error::CacheError;
