@@ -128,27 +128,27 @@ pub(crate) struct LogRef {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct CacheEntry {
-    #[serde(deserialize_with = "super::codec::sorted::map")]
+    #[serde(with = "super::codec::path_keyed::map")]
     pub(crate) inputs: BTreeMap<RelPath, InputState>,
     /// Files matched by explicit `input` globs when stored; the globs are
     /// re-walked on lookup so a newly matching file is noticed.
-    #[serde(deserialize_with = "super::codec::sorted::set")]
+    #[serde(with = "super::codec::path_keyed::set")]
     pub(crate) glob_inputs: BTreeSet<RelPath>,
     /// Names a tool read with `getEnv(tracked)`: value hash, `None` = unset.
     pub(crate) tracked_env: BTreeMap<Vec<u8>, Option<Digest>>,
     /// `getEnvs(tracked)` queries and their match-sets (name → value hash).
     pub(crate) env_queries: BTreeMap<EnvQuery, BTreeMap<Vec<u8>, Digest>>,
-    #[serde(deserialize_with = "super::codec::sorted::map")]
+    #[serde(with = "super::codec::path_keyed::map")]
     pub(crate) outputs: BTreeMap<RelPath, OutputState>,
     /// Directories the run owned: it created them, or removed entries from
     /// them (Vite empties `outDir`). A hit leaves these as the run left them:
     /// outputs of the task's previous entry that this run would not have
     /// left there are removed (see `restore`).
-    #[serde(deserialize_with = "super::codec::sorted::set")]
+    #[serde(with = "super::codec::path_keyed::set")]
     pub(crate) owned_dirs: BTreeSet<RelPath>,
     /// Outputs (files, symlinks) this run created rather than rewrote in
     /// place: only these may be removed by a later hit (see `owned_dirs`).
-    #[serde(deserialize_with = "super::codec::sorted::set")]
+    #[serde(with = "super::codec::path_keyed::set")]
     pub(crate) created: BTreeSet<RelPath>,
     /// Outputs (files, symlinks) the run made after looking at them, even
     /// finding them missing (`test -f .env.local || cp .env.example
@@ -156,7 +156,7 @@ pub(crate) struct CacheEntry {
     /// on what was there. A hit writes one only over nothing, the same
     /// content, or what the task's last stored run or hit left there
     /// (`store::in_place`); any other output it writes as the task would.
-    #[serde(deserialize_with = "super::codec::sorted::set")]
+    #[serde(with = "super::codec::path_keyed::set")]
     pub(crate) looked_first: BTreeSet<RelPath>,
     /// The programs outside the workspace the run executed (`node` behind
     /// a `#!/usr/bin/env node`), with their stamps and the task's `PATH`.

@@ -57,6 +57,13 @@ impl RelPath {
         Ok(Self(bytes.to_vec()))
     }
 
+    /// A path as an entry's decoding rebuilt it (`codec::path_keyed`),
+    /// unchecked as serde's own decoding of a `RelPath` is: a path read
+    /// back is checked with `from_stored` before anything is written there.
+    pub(in crate::cache) fn from_decoded(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
     /// The workspace-relative form of `abs`, or `None` when `abs` (after
     /// resolving `.` and `..` lexically) is outside `root`. `root` must be an
     /// absolute, normalised path.

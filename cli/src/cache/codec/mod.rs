@@ -6,6 +6,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub(crate) mod path_keyed;
+
 /// Bumped whenever the layout of any persisted type or of the store changes,
 /// and whenever what a stored hash means changes (a file's content hash, a
 /// listing's hash): a miss reuses recorded hashes whose stamps still hold,
@@ -14,9 +16,11 @@ use serde::de::DeserializeOwned;
 /// of a directory the task wrote into): an older entry would keep hitting
 /// without them. (7: a tool's cache is no entry of a listing, and no
 /// longer an output: an older entry would restore Turbopack's files; and a
-/// task's remembered state records a stamp per file.) A store with another
-/// version is set aside, never read.
-pub(crate) const SCHEMA_VERSION: u32 = 7;
+/// task's remembered state records a stamp per file. 8: an entry's paths are
+/// front-coded, `path_keyed`.) A store with another version is set aside,
+/// never read; and the remote cache's keys hold it, so machines on other
+/// versions never read each other's results.
+pub(crate) const SCHEMA_VERSION: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot decode a stored {what}: {source}")]
@@ -51,69 +55,6 @@ const MAX_RESERVE_BYTES: usize = 1 << 20;
 fn reserve<T>(hint: Option<usize>) -> usize {
     let most = MAX_RESERVE_BYTES / std::mem::size_of::<T>().max(1);
     hint.unwrap_or(0).min(most)
-}
-
-/// Decoding for the large maps and sets of an entry (`#[serde(deserialize_with)]`):
-/// the same bytes as serde's own, built in one pass instead of one insert
-/// at a time. `encode` writes them in key order, and a `BTreeMap` built
-/// from a sorted `Vec` needs no search per key: the 50,000 inputs of a large
-/// entry decoded in about half the time (docs/benchmarks.md). Input that is
-/// not in order (hand-made, or another encoder) still decodes, to the same
-/// map, through the sort `from_iter` does.
-pub(crate) mod sorted {
-    use std::collections::{BTreeMap, BTreeSet};
-    use std::fmt;
-    use std::marker::PhantomData;
-
-    use serde::Deserialize;
-    use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
-
-    use super::reserve;
-
-    pub(crate) fn map<'de, D, K, V>(d: D) -> Result<BTreeMap<K, V>, D::Error>
-    where
-        D: Deserializer<'de>,
-        K: Deserialize<'de> + Ord,
-        V: Deserialize<'de>,
-    {
-        struct Pairs<K, V>(PhantomData<(K, V)>);
-        impl<'de, K: Deserialize<'de> + Ord, V: Deserialize<'de>> Visitor<'de> for Pairs<K, V> {
-            type Value = BTreeMap<K, V>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-                let mut pairs = Vec::with_capacity(reserve::<(K, V)>(access.size_hint()));
-                while let Some(pair) = access.next_entry()? {
-                    pairs.push(pair);
-                }
-                Ok(pairs.into_iter().collect())
-            }
-        }
-        d.deserialize_map(Pairs(PhantomData))
-    }
-
-    pub(crate) fn set<'de, D, T>(d: D) -> Result<BTreeSet<T>, D::Error>
-    where
-        D: Deserializer<'de>,
-        T: Deserialize<'de> + Ord,
-    {
-        struct Items<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de> + Ord> Visitor<'de> for Items<T> {
-            type Value = BTreeSet<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a sequence")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-                let mut items = Vec::with_capacity(reserve::<T>(access.size_hint()));
-                while let Some(item) = access.next_element()? {
-                    items.push(item);
-                }
-                Ok(items.into_iter().collect())
-            }
-        }
-        d.deserialize_seq(Items(PhantomData))
-    }
 }
 
 /// Decoding for byte strings (`#[serde(deserialize_with)]`): serde reads a
@@ -166,51 +107,6 @@ impl<'de> serde::de::Visitor<'de> for ByteBuf {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
-
-    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-    struct Sorted {
-        #[serde(deserialize_with = "sorted::map")]
-        map: BTreeMap<Vec<u8>, u64>,
-        #[serde(deserialize_with = "sorted::set")]
-        set: std::collections::BTreeSet<Vec<u8>>,
-    }
-
-    /// The same bytes as serde's own maps and sets, both ways; out of order
-    /// or repeated keys (not what `encode` writes) decode as one insert at
-    /// a time would: sorted, the last value of a key kept.
-    #[test]
-    fn sorted_decoding_matches_serde() {
-        let value = Sorted {
-            map: (0..2000u64)
-                .map(|i| (format!("k{i}").into_bytes(), i))
-                .collect(),
-            set: (0..300).map(|i| format!("s{i}").into_bytes()).collect(),
-        };
-        let bytes = encode(&value);
-        assert_eq!(decode::<Sorted>("sorted", &bytes).expect("decodes"), value);
-        assert_eq!(
-            bytes,
-            encode(&(&value.map, &value.set)),
-            "the field attributes do not change the encoding"
-        );
-        let shuffled: Vec<(Vec<u8>, u64)> =
-            vec![(b"b".to_vec(), 1), (b"a".to_vec(), 2), (b"b".to_vec(), 3)];
-        let items: Vec<Vec<u8>> = vec![b"z".to_vec(), b"y".to_vec(), b"z".to_vec()];
-        // A map is a length and pairs; a set a length and items.
-        let mut bytes = encode(&shuffled);
-        bytes.extend(encode(&items));
-        let got: Sorted = decode("sorted", &bytes).expect("decodes");
-        let mut want = BTreeMap::new();
-        for (k, v) in shuffled {
-            want.insert(k, v);
-        }
-        assert_eq!(got.map, want);
-        assert_eq!(got.set, items.into_iter().collect());
-        // A corrupt length fails to decode; it does not reserve it first.
-        let mut huge = encode(&u64::MAX);
-        huge.extend([0u8; 8]);
-        assert!(decode::<Sorted>("sorted", &huge).is_err());
-    }
 
     #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
     struct Bytes {
