@@ -283,6 +283,15 @@ async fn run_item(
     // after one that was cancelled half-way.
     if let (Traced::Classified(c), false) = (&obs.trace, obs.cancelled) {
         let files = c.state_files.iter().cloned().collect();
+        let mut own_state = own_state;
+        // A failed run that left more than its state (Next.js leaves chunks
+        // of the failed build in `.next`): a hit over its state would
+        // restore the entry beside those files, which a real build removes
+        // and vp never recorded. So what it left in its state is not
+        // replaceable, and the next run misses and runs.
+        if obs.exit_code != 0 && c.outputs.keys().any(|p| !c.state_files.contains(p)) {
+            own_state.replaceable.clear();
+        }
         store::remember_state(cache, ctx, item_id, files, own_state).await;
     }
     if let Some(failed) = finished(index, spec, item, &obs, ctx) {

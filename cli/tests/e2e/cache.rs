@@ -348,6 +348,55 @@ fn a_state_file_rewritten_from_your_edit_is_never_written_over() {
     assert_eq!(ws.read("notes.txt"), "base\nstamped\nmine\n");
 }
 
+/// Found by fuzzing `next build`: a failed build rewrote its state and left
+/// chunks of its own in `.next`; after the revert, a hit restored the
+/// earlier build over that state, beside the failed build's files, which
+/// vp never recorded and a real build removes. The revert must run.
+#[test]
+fn a_failed_run_that_left_files_behind_is_followed_by_a_run_not_a_hit() {
+    let ws = Workspace::new("bridge-verbs");
+    ws.write(
+        "build.js",
+        "'use strict';\n\
+         const fs = require('node:fs');\n\
+         const src = fs.readFileSync('src/data.txt', 'utf8');\n\
+         try { fs.readFileSync('.state/last.txt', 'utf8'); } catch {}\n\
+         fs.mkdirSync('.state', { recursive: true });\n\
+         fs.writeFileSync('.state/last.txt', src);\n\
+         fs.rmSync('out', { recursive: true, force: true });\n\
+         fs.mkdirSync('out');\n\
+         if (src.includes('fail')) {\n\
+           fs.writeFileSync('out/chunk-of-the-failed-build.js', src);\n\
+           process.exit(1);\n\
+         }\n\
+         fs.writeFileSync('out/page.js', src);\n",
+    );
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": { "build": { "command": "node build.js" } } }"#,
+    );
+    let run = || ws.vp(["run", "build"]).output();
+    ws.write("src/data.txt", "one\n");
+    run().assert_success();
+    ws.write("src/data.txt", "two\n");
+    run().assert_success();
+    ws.write("src/data.txt", "fail\n");
+    assert!(!run().success());
+    assert!(ws.exists("out/chunk-of-the-failed-build.js"));
+    ws.write("src/data.txt", "two\n");
+    let reverted = run();
+    reverted.assert_success();
+    assert_eq!(misses(&reverted.stderr), 1, "{}", reverted.combined());
+    assert!(
+        !ws.exists("out/chunk-of-the-failed-build.js"),
+        "{}",
+        reverted.combined()
+    );
+    assert_eq!(ws.read("out/page.js"), "two\n");
+    // And what it stored hits.
+    assert_eq!(hits(&run().stderr), 1);
+}
+
 #[test]
 fn get_env_tracked_invalidates_untracked_does_not() {
     let ws = Workspace::new("bridge-verbs");
