@@ -44,6 +44,10 @@ pub(crate) enum MissReason {
     /// An output's path holds something vp did not leave there (see
     /// `store::in_place`): a hit would write over it.
     OutputChanged(RelPath),
+    /// A run that was not stored (failed, refused, cancelled) left this
+    /// output, and the entry does not make it: a hit would leave it beside
+    /// what it restores (`store::leftovers`).
+    LeftByUnstoredRun(RelPath),
 }
 
 impl MissReason {
@@ -73,6 +77,11 @@ impl MissReason {
                     p.relative_to(base)
                 )
             }
+            Self::LeftByUnstoredRun(p) => write!(
+                f,
+                "'{}' was left by a run that was not stored",
+                p.relative_to(base)
+            ),
             Self::Added(p) => write!(
                 f,
                 "'{}' added in '{}'",
@@ -97,7 +106,9 @@ impl MissReason {
     /// The file a reason is about (file reasons are listed in path order).
     pub(crate) fn path(&self) -> Option<&RelPath> {
         match self {
-            Self::Modified(p) | Self::Added(p) | Self::Removed(p) => Some(p),
+            Self::Modified(p) | Self::Added(p) | Self::Removed(p) | Self::LeftByUnstoredRun(p) => {
+                Some(p)
+            }
             _ => None,
         }
     }
@@ -198,7 +209,8 @@ fn rank(r: &MissReason) -> u8 {
         MissReason::Modified(_)
         | MissReason::Added(_)
         | MissReason::Removed(_)
-        | MissReason::OutputChanged(_) => 7,
+        | MissReason::OutputChanged(_)
+        | MissReason::LeftByUnstoredRun(_) => 7,
     }
 }
 

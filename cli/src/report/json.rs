@@ -407,6 +407,7 @@ fn miss_reason(r: &MissReason, base: &RelPath) -> Reason {
         MissReason::Added(p) => ("added", Some(p), None),
         MissReason::Removed(p) => ("removed", Some(p), None),
         MissReason::OutputChanged(p) => ("outputChanged", Some(p), None),
+        MissReason::LeftByUnstoredRun(p) => ("leftByUnstoredRun", Some(p), None),
     };
     Reason {
         kind,
@@ -448,7 +449,8 @@ mod tests {
     }
 
     /// The reasons this session added: a program outside the workspace that
-    /// changed, and an output holding what vp did not leave there.
+    /// changed, an output holding what vp did not leave there, and a file a
+    /// run that was not stored left.
     #[test]
     fn tool_and_output_reasons_name_what_changed() {
         let as_json =
@@ -463,6 +465,12 @@ mod tests {
             serde_json::json!({"kind": "outputChanged",
                 "text": "output '.env.local' holds what vp did not leave there",
                 "path": "packages/app/.env.local"})
+        );
+        assert_eq!(
+            as_json(&MissReason::LeftByUnstoredRun(pkg().join(b"out/chunk.js"))),
+            serde_json::json!({"kind": "leftByUnstoredRun",
+                "text": "'out/chunk.js' was left by a run that was not stored",
+                "path": "packages/app/out/chunk.js"})
         );
     }
 

@@ -281,20 +281,24 @@ async fn run_item(
     // What the run left in its state files, remembered after a failed run
     // too (an error, then the fix: the fixed run finds its own state), not
     // after one that was cancelled half-way.
+    // What this run leaves besides the state it started from: remembered
+    // if the run is not stored (`cache::store::leftovers`), so that no hit
+    // restores an earlier result beside it.
+    let leftovers: Vec<PathBuf> = match &obs.trace {
+        Traced::Classified(c) => c
+            .outputs
+            .keys()
+            .filter(|p| !own_state.files.contains(*p))
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    };
     if let (Traced::Classified(c), false) = (&obs.trace, obs.cancelled) {
         let files = c.state_files.iter().cloned().collect();
-        let mut own_state = own_state;
-        // A failed run that left more than its state (Next.js leaves chunks
-        // of the failed build in `.next`): a hit over its state would
-        // restore the entry beside those files, which a real build removes
-        // and vp never recorded. So what it left in its state is not
-        // replaceable, and the next run misses and runs.
-        if obs.exit_code != 0 && c.outputs.keys().any(|p| !c.state_files.contains(p)) {
-            own_state.replaceable.clear();
-        }
         store::remember_state(cache, ctx, item_id, files, own_state).await;
     }
     if let Some(failed) = finished(index, spec, item, &obs, ctx) {
+        store::remember_leftovers(cache, ctx, item_id, leftovers).await;
         return failed;
     }
     let real_root = real_path(&ctx.workspace_root);
@@ -330,6 +334,7 @@ async fn run_item(
             store::upload(cache, ctx, index, fingerprint, &summary);
         }
         Err(why) => {
+            store::remember_leftovers(cache, ctx, item_id, leftovers).await;
             ctx.not_cached
                 .borrow_mut()
                 .push((spec.label.clone(), why.clone()));

@@ -348,53 +348,88 @@ fn a_state_file_rewritten_from_your_edit_is_never_written_over() {
     assert_eq!(ws.read("notes.txt"), "base\nstamped\nmine\n");
 }
 
-/// Found by fuzzing `next build`: a failed build rewrote its state and left
-/// chunks of its own in `.next`; after the revert, a hit restored the
-/// earlier build over that state, beside the failed build's files, which
-/// vp never recorded and a real build removes. The revert must run.
+/// Found by fuzzing `next build`: a failed build left chunks of its own in
+/// `.next`, and after the revert a hit restored the earlier build beside
+/// them: files no entry records and a real build removes. Whatever way a
+/// run ends unstored (failed after rewriting its state, failed with a
+/// chunk it looked at first, refused with exit 0), the revert must run.
 #[test]
-fn a_failed_run_that_left_files_behind_is_followed_by_a_run_not_a_hit() {
-    let ws = Workspace::new("bridge-verbs");
-    ws.write(
-        "build.js",
-        "'use strict';\n\
+fn a_run_that_was_not_stored_leaves_nothing_a_hit_would_keep() {
+    // Each script empties `out/` and writes `out/page.js`; on `bad` input
+    // it leaves a chunk there and is not stored.
+    let prologue = "'use strict';\n\
          const fs = require('node:fs');\n\
-         const src = fs.readFileSync('src/data.txt', 'utf8');\n\
-         try { fs.readFileSync('.state/last.txt', 'utf8'); } catch {}\n\
+         const src = fs.readFileSync('src/data.txt', 'utf8');\n";
+    let scripts = [
+        // Rewrites its state, leaves a chunk, fails (next build).
+        "try { fs.readFileSync('.state/last.txt', 'utf8'); } catch {}\n\
          fs.mkdirSync('.state', { recursive: true });\n\
          fs.writeFileSync('.state/last.txt', src);\n\
          fs.rmSync('out', { recursive: true, force: true });\n\
          fs.mkdirSync('out');\n\
-         if (src.includes('fail')) {\n\
-           fs.writeFileSync('out/chunk-of-the-failed-build.js', src);\n\
+         if (src.includes('bad')) { fs.writeFileSync('out/chunk.js', src); process.exit(1); }\n\
+         fs.writeFileSync('out/page.js', src);\n",
+        // Looks at the chunk before writing it (write-if-changed), fails.
+        "fs.rmSync('out', { recursive: true, force: true });\n\
+         fs.mkdirSync('out');\n\
+         if (src.includes('bad')) {\n\
+           fs.statSync('out/chunk.js', { throwIfNoEntry: false });\n\
+           fs.writeFileSync('out/chunk.js', src);\n\
            process.exit(1);\n\
          }\n\
          fs.writeFileSync('out/page.js', src);\n",
-    );
-    ws.write(
-        "vite-task.json",
-        r#"{ "tasks": { "build": { "command": "node build.js" } } }"#,
-    );
-    let run = || ws.vp(["run", "build"]).output();
-    ws.write("src/data.txt", "one\n");
-    run().assert_success();
-    ws.write("src/data.txt", "two\n");
-    run().assert_success();
-    ws.write("src/data.txt", "fail\n");
-    assert!(!run().success());
-    assert!(ws.exists("out/chunk-of-the-failed-build.js"));
-    ws.write("src/data.txt", "two\n");
-    let reverted = run();
-    reverted.assert_success();
-    assert_eq!(misses(&reverted.stderr), 1, "{}", reverted.combined());
-    assert!(
-        !ws.exists("out/chunk-of-the-failed-build.js"),
-        "{}",
-        reverted.combined()
-    );
-    assert_eq!(ws.read("out/page.js"), "two\n");
-    // And what it stored hits.
-    assert_eq!(hits(&run().stderr), 1);
+        // Exits 0 but is not stored: it writes beside the workspace.
+        "fs.rmSync('out', { recursive: true, force: true });\n\
+         fs.mkdirSync('out');\n\
+         if (src.includes('bad')) {\n\
+           fs.writeFileSync('../beside.txt', src);\n\
+           fs.writeFileSync('out/chunk.js', src);\n\
+           process.exit(0);\n\
+         }\n\
+         fs.writeFileSync('out/page.js', src);\n",
+    ];
+    for body in scripts {
+        let ws = Workspace::new("bridge-verbs");
+        ws.write("build.js", format!("{prologue}{body}"));
+        ws.write(
+            "vite-task.json",
+            r#"{ "tasks": { "build": { "command": "node build.js" } } }"#,
+        );
+        let run = || ws.vp(["run", "build"]).output();
+        ws.write("src/data.txt", "one\n");
+        run().assert_success();
+        ws.write("src/data.txt", "two\n");
+        run().assert_success();
+        ws.write("src/data.txt", "bad\n");
+        let bad = run();
+        assert!(
+            !bad.success() || bad.stderr.contains("not cached"),
+            "{}",
+            bad.combined()
+        );
+        assert!(ws.exists("out/chunk.js"), "{body}");
+        ws.write("src/data.txt", "two\n");
+        let reverted = run();
+        reverted.assert_success();
+        assert!(
+            reverted
+                .stderr
+                .contains("'out/chunk.js' was left by a run that was not stored"),
+            "{body}\n{}",
+            reverted.combined()
+        );
+        assert!(
+            !ws.exists("out/chunk.js"),
+            "{body}\n{}",
+            reverted.combined()
+        );
+        assert_eq!(ws.read("out/page.js"), "two\n");
+        // What it stored hits, and so does the entry before it.
+        assert_eq!(hits(&run().stderr), 1, "{body}");
+        ws.write("src/data.txt", "one\n");
+        assert_eq!(hits(&run().stderr), 1, "{body}");
+        assert_eq!(ws.read("out/page.js"), "one\n");
+    }
 }
 
 #[test]

@@ -354,6 +354,20 @@ impl Validator<'_> {
                 }
             }
         }
+        // What a run that was not stored left (`store::leftovers`): a hit
+        // would leave it beside what it restores, unless it makes it.
+        for rel in &self.left().unstored {
+            if entry.outputs.contains_key(rel) {
+                continue;
+            }
+            rel.to_abs_in(root, &mut abs);
+            if std::fs::symlink_metadata(&abs).is_ok() {
+                v.reasons.push(MissReason::LeftByUnstoredRun(rel.clone()));
+                if done(&v) {
+                    return v;
+                }
+            }
+        }
         v
     }
 
@@ -362,14 +376,22 @@ impl Validator<'_> {
     /// too) left there, when a hit may replace that (`store::state`). Read
     /// once per lookup, when first needed.
     fn left_at(&mut self, rel: &RelPath) -> (Option<&OutputState>, Option<(&Digest, &Stamp)>) {
-        let (store, task) = (self.store, self.req.task);
-        // Unreadable counts as nothing left there: a miss, never a wrong hit.
-        let left = self.left.get_or_insert_with(|| Left {
-            restored: store.last_used_outputs(task).unwrap_or_default(),
-            state: store.replaceable_state(task).unwrap_or_default(),
-        });
+        let left = self.left();
         let state = left.state.get(rel).map(|(content, stamp)| (content, stamp));
         (left.restored.get(rel), state)
+    }
+
+    /// What the task's own runs left, read once per lookup, when first
+    /// needed.
+    fn left(&mut self) -> &Left {
+        let (store, task) = (self.store, self.req.task);
+        // Unreadable counts as nothing left there: a miss, never a wrong
+        // hit. (Leftovers unreadable count as none: as before vp kept them.)
+        self.left.get_or_insert_with(|| Left {
+            restored: store.last_used_outputs(task).unwrap_or_default(),
+            state: store.replaceable_state(task).unwrap_or_default(),
+            unstored: store.leftovers(task).unwrap_or_default(),
+        })
     }
 }
 
@@ -378,6 +400,8 @@ impl Validator<'_> {
 struct Left {
     restored: BTreeMap<RelPath, OutputState>,
     state: BTreeMap<RelPath, (Digest, Stamp)>,
+    /// Outputs the task's runs that were not stored left.
+    unstored: BTreeSet<RelPath>,
 }
 
 impl Store {
@@ -599,6 +623,9 @@ impl Store {
             batch.put_cf(self.cf(CF_ENTRIES)?, key.to_bytes(), encoded);
         }
         batch.put_cf(self.cf(CF_META)?, entry_meta_key(key), codec::encode(&meta));
+        // The hit was taken only with nothing an unstored run left in its
+        // way (or with the hit making it): nothing is left over now.
+        batch.delete_cf(self.cf(CF_META)?, super::leftovers::leftovers_key(req.task));
         batch.put_cf(
             self.cf(CF_TASKS)?,
             req.task.as_bytes(),

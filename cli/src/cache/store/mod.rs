@@ -13,6 +13,7 @@ pub(crate) mod import;
 mod in_place;
 mod journal;
 pub(crate) mod layout;
+mod leftovers;
 pub(crate) mod lookup;
 mod memo;
 pub(crate) mod open;

@@ -267,6 +267,8 @@ impl Store {
             req.task.as_bytes(),
             codec::encode(&record),
         );
+        // What earlier unstored runs left is this run's output now, or gone.
+        batch.delete_cf(self.cf(CF_META)?, super::leftovers::leftovers_key(req.task));
         self.drop_excess_variants(&mut batch, key)?;
         self.write(batch)?;
         let summary = StoredSummary {
