@@ -113,6 +113,9 @@ struct Validator<'a> {
     /// used entry, and its state files as its last traced run left them
     /// (loaded once, for the first output that is not the candidate's own).
     left: Option<Left>,
+    /// The outputs the task's runs that were not stored left
+    /// (`store::leftovers`), read once, by the first candidate checked.
+    unstored: Option<BTreeSet<RelPath>>,
     /// What a hit on the candidate stored under the key would remove as
     /// superseded (`CacheHit::superseded`), once a listing of it gained
     /// names; the hit reuses it.
@@ -356,7 +359,12 @@ impl Validator<'_> {
         }
         // What a run that was not stored left (`store::leftovers`): a hit
         // would leave it beside what it restores, unless it makes it.
-        for rel in &self.left().unstored {
+        let (store, task) = (self.store, self.req.task);
+        // Unreadable counts as none: what vp did before it kept them.
+        let unstored = self
+            .unstored
+            .get_or_insert_with(|| store.leftovers(task).unwrap_or_default());
+        for rel in unstored.iter() {
             if entry.outputs.contains_key(rel) {
                 continue;
             }
@@ -376,22 +384,14 @@ impl Validator<'_> {
     /// too) left there, when a hit may replace that (`store::state`). Read
     /// once per lookup, when first needed.
     fn left_at(&mut self, rel: &RelPath) -> (Option<&OutputState>, Option<(&Digest, &Stamp)>) {
-        let left = self.left();
-        let state = left.state.get(rel).map(|(content, stamp)| (content, stamp));
-        (left.restored.get(rel), state)
-    }
-
-    /// What the task's own runs left, read once per lookup, when first
-    /// needed.
-    fn left(&mut self) -> &Left {
         let (store, task) = (self.store, self.req.task);
-        // Unreadable counts as nothing left there: a miss, never a wrong
-        // hit. (Leftovers unreadable count as none: as before vp kept them.)
-        self.left.get_or_insert_with(|| Left {
+        // Unreadable counts as nothing left there: a miss, never a wrong hit.
+        let left = self.left.get_or_insert_with(|| Left {
             restored: store.last_used_outputs(task).unwrap_or_default(),
             state: store.replaceable_state(task).unwrap_or_default(),
-            unstored: store.leftovers(task).unwrap_or_default(),
-        })
+        });
+        let state = left.state.get(rel).map(|(content, stamp)| (content, stamp));
+        (left.restored.get(rel), state)
     }
 }
 
@@ -400,8 +400,6 @@ impl Validator<'_> {
 struct Left {
     restored: BTreeMap<RelPath, OutputState>,
     state: BTreeMap<RelPath, (Digest, Stamp)>,
-    /// Outputs the task's runs that were not stored left.
-    unstored: BTreeSet<RelPath>,
 }
 
 impl Store {
@@ -431,6 +429,7 @@ impl Store {
             glob_files: None,
             stated_ahead: false,
             left: None,
+            unstored: None,
             superseded: None,
         };
         let mut newest: Option<CacheEntry> = None;
