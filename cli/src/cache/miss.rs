@@ -209,8 +209,10 @@ fn rank(r: &MissReason) -> u8 {
         MissReason::Modified(_)
         | MissReason::Added(_)
         | MissReason::Removed(_)
-        | MissReason::OutputChanged(_)
-        | MissReason::LeftByUnstoredRun(_) => 7,
+        | MissReason::OutputChanged(_) => 7,
+        // After the edits that explain a miss: a failed build can leave
+        // hundreds of chunks.
+        MissReason::LeftByUnstoredRun(_) => 8,
     }
 }
 

@@ -91,10 +91,11 @@ pub(crate) async fn look_up(
                 // Why the local entry was refused is about this machine: a
                 // program the task ran is not the one it recorded (`nvm use`;
                 // a downloaded result records no programs, so it would replace
-                // that entry and hit), or an output holds what vp did not leave,
-                // or a run that was not stored left a file there (the
-                // downloaded result would be refused the same way). It runs
-                // here instead.
+                // that entry and hit), or an output holds what vp did not leave
+                // (the downloaded result would be refused the same way), or a
+                // run that was not stored left a file where the task writes
+                // (refused too, unless the download makes that very file). It
+                // runs here instead.
                 if reasons.as_slice().iter().any(|r| {
                     matches!(
                         r,
@@ -334,21 +335,12 @@ pub(crate) async fn remember_state(
 /// Remembers the outputs a run that was not stored left (failed, refused
 /// or cancelled): see `cache::store::leftovers`. Best effort: forgetting
 /// them is what vp did before it kept them.
-pub(crate) async fn remember_leftovers(
-    cache: &RunCache,
-    ctx: &RunContext,
-    item_id: &str,
-    outputs: Vec<PathBuf>,
-) {
+pub(crate) async fn remember_leftovers(cache: &RunCache, ctx: &RunContext, outputs: Vec<PathBuf>) {
     if outputs.is_empty() {
         return;
     }
-    let (store, id, root) = (
-        Arc::clone(&cache.store),
-        item_id.to_owned(),
-        real_path(&ctx.workspace_root),
-    );
-    let _ = blocking::unblock(move || store.remember_leftovers(&id, &root, &outputs)).await;
+    let (store, root) = (Arc::clone(&cache.store), real_path(&ctx.workspace_root));
+    let _ = blocking::unblock(move || store.remember_leftovers(&root, &outputs)).await;
     report_store_notices(cache, ctx);
 }
 

@@ -278,9 +278,6 @@ async fn run_item(
         Ok(obs) => obs,
         Err(failure) => return failure.into(),
     };
-    // What the run left in its state files, remembered after a failed run
-    // too (an error, then the fix: the fixed run finds its own state), not
-    // after one that was cancelled half-way.
     // What this run leaves besides the state it started from: remembered
     // if the run is not stored (`cache::store::leftovers`), so that no hit
     // restores an earlier result beside it.
@@ -293,12 +290,15 @@ async fn run_item(
             .collect(),
         _ => Vec::new(),
     };
+    // What the run left in its state files, remembered after a failed run
+    // too (an error, then the fix: the fixed run finds its own state), not
+    // after one that was cancelled half-way.
     if let (Traced::Classified(c), false) = (&obs.trace, obs.cancelled) {
         let files = c.state_files.iter().cloned().collect();
         store::remember_state(cache, ctx, item_id, files, own_state).await;
     }
     if let Some(failed) = finished(index, spec, item, &obs, ctx) {
-        store::remember_leftovers(cache, ctx, item_id, leftovers).await;
+        store::remember_leftovers(cache, ctx, leftovers).await;
         return failed;
     }
     let real_root = real_path(&ctx.workspace_root);
@@ -334,7 +334,7 @@ async fn run_item(
             store::upload(cache, ctx, index, fingerprint, &summary);
         }
         Err(why) => {
-            store::remember_leftovers(cache, ctx, item_id, leftovers).await;
+            store::remember_leftovers(cache, ctx, leftovers).await;
             ctx.not_cached
                 .borrow_mut()
                 .push((spec.label.clone(), why.clone()));

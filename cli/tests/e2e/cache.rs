@@ -432,6 +432,57 @@ fn a_run_that_was_not_stored_leaves_nothing_a_hit_would_keep() {
     }
 }
 
+/// What a run that was not stored left is remembered for the workspace,
+/// not for its task: another task with the same command shares the
+/// entries. And a directory it left that the entry makes again (a build
+/// that emptied `out/` and failed leaves `out`) is not in the way.
+#[test]
+fn leftovers_count_for_every_task_with_the_command_and_an_emptied_directory_does_not() {
+    let ws = Workspace::new("bridge-verbs");
+    ws.write(
+        "build.js",
+        "'use strict';\n\
+         const fs = require('node:fs');\n\
+         const src = fs.readFileSync('src/data.txt', 'utf8');\n\
+         fs.rmSync('out', { recursive: true, force: true });\n\
+         fs.mkdirSync('out');\n\
+         if (src.includes('empty')) process.exit(1);\n\
+         if (src.includes('bad')) { fs.writeFileSync('out/chunk.js', src); process.exit(1); }\n\
+         fs.writeFileSync('out/page.js', src);\n",
+    );
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": {
+            "build": { "command": "node build.js" },
+            "again": { "command": "node build.js" }
+        } }"#,
+    );
+    let run = |task: &str| ws.vp(["run", task]).output();
+    ws.write("src/data.txt", "one\n");
+    run("build").assert_success();
+    // Failed with nothing but the emptied `out`: the revert hits.
+    ws.write("src/data.txt", "empty\n");
+    assert!(!run("build").success());
+    ws.write("src/data.txt", "one\n");
+    assert_eq!(hits(&run("build").stderr), 1);
+    assert_eq!(ws.read("out/page.js"), "one\n");
+    // Failed with a chunk: the other task, same command, does not hit beside it.
+    ws.write("src/data.txt", "bad\n");
+    assert!(!run("build").success());
+    ws.write("src/data.txt", "one\n");
+    let other = run("again");
+    other.assert_success();
+    assert!(
+        other
+            .stderr
+            .contains("'out/chunk.js' was left by a run that was not stored"),
+        "{}",
+        other.combined()
+    );
+    assert!(!ws.exists("out/chunk.js"));
+    assert_eq!(hits(&run("build").stderr), 1);
+}
+
 #[test]
 fn get_env_tracked_invalidates_untracked_does_not() {
     let ws = Workspace::new("bridge-verbs");

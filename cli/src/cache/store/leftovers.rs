@@ -1,86 +1,208 @@
-//! What a task's runs that were not stored left behind.
+//! What runs that were not stored left behind.
 //!
 //! A stored run's outputs are in its entry, so a later hit knows them:
 //! it writes over them or removes them (`superseded`). A run that failed,
 //! was refused ("not cached") or was cancelled leaves outputs no entry
 //! records: `next build` that fails leaves chunks of the failed build in
 //! `.next`. A hit after it would restore an earlier build beside those
-//! files, where a real build removes them. So vp remembers, per task (in
-//! `meta` under `u` + task id), every output such a run left that was not
-//! the task's own state when it started, and a lookup misses while one of
-//! them is there and the entry it would use does not make it
-//! ("'x' was left by a run that was not stored"). A stored run or a hit
-//! written to the store forgets them. A hit on a store still read-only
-//! (`journal.rs`) does not: the next lookup may then miss once more than
-//! needed, never hit wrongly.
+//! files, where a real build removes them.
+//!
+//! So vp remembers every output such a run left (in `meta`, one record per
+//! path under `u`: for the whole workspace, since entries are shared by
+//! command, not by task, and a nested `vp run` runs under its parent's
+//! task). A lookup misses while one of them exists in a directory the
+//! entry's run owned (made, or emptied: there a real run removes what it
+//! does not make) and the entry does not make it ([`in_the_way`]): "'x'
+//! was left by a run that was not stored". Elsewhere (a package root that
+//! several tasks write into, `dist/` of a tool that never cleans it) a
+//! real run leaves such a file too, and so does a hit. A stored run
+//! forgets the ones in the directories it owned and those that are gone.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use rocksdb::WriteBatch;
+use rocksdb::{IteratorMode, WriteBatch};
 
-use super::db::{CF_META, Store};
-use crate::cache::codec;
+use super::db::{CF_META, Store, cf_of};
+use crate::cache::entry::CacheEntry;
 use crate::cache::error::CacheError;
 use crate::cache::paths::RelPath;
 
-/// Key prefix of a task's leftovers in `meta` (`e`, `b`, `o`, `p`, `t` and
-/// `schema` are taken).
-const META_LEFTOVERS: u8 = b'u';
+/// Key prefix of a leftover's record in `meta` (`e`, `b`, `o`, `p`, `t`
+/// and `schema` are taken); the rest of the key is the path.
+const META_LEFTOVER: u8 = b'u';
 
-pub(super) fn leftovers_key(task: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + task.len());
-    k.push(META_LEFTOVERS);
-    k.extend_from_slice(task.as_bytes());
+fn leftover_key(rel: &RelPath) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + rel.as_bytes().len());
+    k.push(META_LEFTOVER);
+    k.extend_from_slice(rel.as_bytes());
     k
 }
 
+/// Whether a hit on `entry` would leave `rel`, which a run that was not
+/// stored left, beside what it restores where a real run would not: `rel`
+/// is below a directory the entry's run owned, and the entry does not make
+/// it (as an output, or as a directory above one: a build that emptied
+/// `out/` and then failed leaves `out`, which every entry makes again).
+pub(super) fn in_the_way(entry: &CacheEntry, rel: &RelPath) -> bool {
+    let makes = entry.outputs.contains_key(rel)
+        || entry.owned_dirs.contains(rel)
+        || writes_under(entry, rel);
+    !makes && below_an_owned_dir(entry, rel)
+}
+
+fn below_an_owned_dir(entry: &CacheEntry, rel: &RelPath) -> bool {
+    entry
+        .owned_dirs
+        .iter()
+        .any(|dir| rel.is_within(dir) && rel != dir)
+}
+
+/// Whether `entry` has an output below `dir`.
+fn writes_under(entry: &CacheEntry, dir: &RelPath) -> bool {
+    if dir.is_root() {
+        return !entry.outputs.is_empty();
+    }
+    // The paths below `dir` sort together, from `dir/` on.
+    let mut below = dir.as_bytes().to_vec();
+    below.push(b'/');
+    entry
+        .outputs
+        .range(RelPath::from_decoded(below.clone())..)
+        .next()
+        .is_some_and(|(o, _)| o.as_bytes().starts_with(&below))
+}
+
 impl Store {
-    /// The outputs the task's unstored runs left, since its last stored
-    /// run or hit. Unreadable counts as none: the same as before vp
-    /// remembered them.
-    pub(crate) fn leftovers(&self, task: &str) -> Result<BTreeSet<RelPath>, CacheError> {
-        Ok(self
-            .get(CF_META, &leftovers_key(task))?
-            .and_then(|bytes| {
-                codec::decode::<BTreeSet<RelPath>>("outputs of unstored runs", &bytes).ok()
-            })
-            .unwrap_or_default())
+    /// Every path runs that were not stored left, in the workspace.
+    pub(crate) fn leftovers(&self) -> Result<Vec<RelPath>, CacheError> {
+        let db = self.reader();
+        let handle = cf_of(db, &self.dir, CF_META)?;
+        let prefix = [META_LEFTOVER];
+        let mut out = Vec::new();
+        let iter = db.iterator_cf(
+            handle,
+            IteratorMode::From(&prefix, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (k, _) = item.map_err(self.db_err("scan what unstored runs left"))?;
+            let Some(path) = k.strip_prefix(&prefix) else {
+                break;
+            };
+            // A record that is not a path to write at cannot be in the way
+            // of a restore that checks every path it writes.
+            if let Ok(rel) = RelPath::from_stored(path) {
+                out.push(rel);
+            }
+        }
+        Ok(out)
     }
 
-    /// Adds what an unstored run left (`outputs`: absolute paths, those
-    /// outside the workspace skipped) to what earlier ones left.
+    /// Remembers what a run that was not stored left (`outputs`: absolute
+    /// paths, those outside the workspace skipped).
     pub(crate) fn remember_leftovers(
         &self,
-        task: &str,
         workspace_root: &Path,
         outputs: &[PathBuf],
     ) -> Result<(), CacheError> {
-        let mut left = self.leftovers(task)?;
-        let before = left.len();
-        left.extend(
-            outputs
-                .iter()
-                .filter_map(|abs| RelPath::from_abs(workspace_root, abs))
-                .filter(|rel| !rel.is_root()),
-        );
-        if left.len() == before {
+        let mut batch = WriteBatch::default();
+        for rel in outputs
+            .iter()
+            .filter_map(|abs| RelPath::from_abs(workspace_root, abs))
+            .filter(|rel| !rel.is_root())
+        {
+            batch.put_cf(self.cf(CF_META)?, leftover_key(&rel), []);
+        }
+        if batch.is_empty() {
             return Ok(());
         }
-        let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(CF_META)?, leftovers_key(task), codec::encode(&left));
         self.write(batch)
+    }
+
+    /// Adds to a stored run's batch: forget the leftovers below the
+    /// directories `entry`'s run owned (it made or emptied them: what is
+    /// there now it left there) and those that are gone.
+    pub(super) fn forget_leftovers(
+        &self,
+        batch: &mut WriteBatch,
+        entry: &CacheEntry,
+        workspace_root: &Path,
+    ) -> Result<(), CacheError> {
+        for rel in self.leftovers()? {
+            let forget = entry.outputs.contains_key(&rel)
+                || below_an_owned_dir(entry, &rel)
+                || std::fs::symlink_metadata(rel.to_abs(workspace_root)).is_err();
+            if forget {
+                batch.delete_cf(self.cf(CF_META)?, leftover_key(&rel));
+            }
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
     use std::time::Duration;
 
+    use super::*;
+    use crate::cache::clock::Timestamp;
+    use crate::cache::entry::OutputState;
+    use crate::cache::programs::Toolchain;
     use crate::cache::store::open::{OpenOptions, Opened, open};
 
+    fn rel(s: &str) -> RelPath {
+        RelPath::from_stored(s.as_bytes()).expect("valid")
+    }
+
+    /// An entry whose run owned `owned` and wrote `outputs`.
+    fn entry_writing(owned: &[&str], outputs: &[&str]) -> CacheEntry {
+        CacheEntry {
+            inputs: BTreeMap::new(),
+            glob_inputs: BTreeSet::new(),
+            tracked_env: BTreeMap::new(),
+            env_queries: BTreeMap::new(),
+            outputs: outputs
+                .iter()
+                .map(|o| (rel(o), OutputState::file_of(b"x")))
+                .collect(),
+            owned_dirs: owned.iter().map(|d| rel(d)).collect(),
+            created: BTreeSet::new(),
+            looked_first: BTreeSet::new(),
+            toolchain: Toolchain::default(),
+            log: None,
+            duration: Duration::ZERO,
+            stat_time: Timestamp(0),
+        }
+    }
+
     #[test]
-    fn leftovers_add_up_and_skip_what_is_outside() {
+    fn a_leftover_is_in_the_way_below_a_directory_the_run_owned_unless_the_entry_makes_it() {
+        let e = entry_writing(
+            &[".next", "out"],
+            &[
+                ".next/static/abc/_buildManifest.js",
+                "out/page.js",
+                "dist/a.js",
+            ],
+        );
+        for (leftover, in_way) in [
+            (".next/static/chunks/1.css", true),
+            (".next/static/failed-id", true),
+            (".next/static/abc/_buildManifest.js", false), // e makes it
+            (".next/static", false),                       // above an output
+            (".next", false),
+            ("out", false),
+            ("out/chunk.js", true),
+            ("out-x/chunk.js", false), // a sibling with a longer name
+            ("dist/stray.js", false),  // e wrote there but did not own it
+            ("build.log", false),      // nor the root
+        ] {
+            assert_eq!(in_the_way(&e, &rel(leftover)), in_way, "{leftover}");
+        }
+    }
+
+    #[test]
+    fn leftovers_are_remembered_per_path_and_a_stored_run_forgets_its_own() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().canonicalize().expect("canonical");
         let store = match open(
@@ -93,20 +215,41 @@ mod tests {
             Ok(Opened::Ready(s)) => s,
             _ => panic!("store"),
         };
-        assert!(store.leftovers("t").expect("read").is_empty());
+        assert!(store.leftovers().expect("read").is_empty());
+        for f in ["out/chunk.js", "a/chunk.js"] {
+            std::fs::create_dir_all(root.join(f).parent().expect("dir")).expect("mkdir");
+            std::fs::write(root.join(f), "x").expect("write");
+        }
         store
-            .remember_leftovers("t", &root, &[root.join("out/a.js"), "/elsewhere/b".into()])
+            .remember_leftovers(
+                &root,
+                &[
+                    root.join("out/chunk.js"),
+                    root.join("a/chunk.js"),
+                    root.join("gone.js"),
+                    "/elsewhere/b".into(),
+                    root.clone(),
+                ],
+            )
             .expect("write");
+        let shown = |s: &Store| -> Vec<String> {
+            s.leftovers()
+                .expect("read")
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(shown(&store), ["a/chunk.js", "gone.js", "out/chunk.js"]);
+        // A stored run that owned `out/` forgets what is there, and what is gone.
+        let mut batch = WriteBatch::default();
         store
-            .remember_leftovers("t", &root, &[root.join("out/c.js"), root.clone()])
-            .expect("write");
-        let left: Vec<String> = store
-            .leftovers("t")
-            .expect("read")
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(left, ["out/a.js", "out/c.js"]);
-        assert!(store.leftovers("other").expect("read").is_empty());
+            .forget_leftovers(
+                &mut batch,
+                &entry_writing(&["out"], &["out/page.js"]),
+                &root,
+            )
+            .expect("forget");
+        store.write(batch).expect("write");
+        assert_eq!(shown(&store), ["a/chunk.js"]);
     }
 }

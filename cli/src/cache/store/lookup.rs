@@ -113,9 +113,9 @@ struct Validator<'a> {
     /// used entry, and its state files as its last traced run left them
     /// (loaded once, for the first output that is not the candidate's own).
     left: Option<Left>,
-    /// The outputs the task's runs that were not stored left
-    /// (`store::leftovers`), read once, by the first candidate checked.
-    unstored: Option<BTreeSet<RelPath>>,
+    /// What runs that were not stored left (`store::leftovers`), read
+    /// once per lookup.
+    unstored: Vec<RelPath>,
     /// What a hit on the candidate stored under the key would remove as
     /// superseded (`CacheHit::superseded`), once a listing of it gained
     /// names; the hit reuses it.
@@ -359,13 +359,8 @@ impl Validator<'_> {
         }
         // What a run that was not stored left (`store::leftovers`): a hit
         // would leave it beside what it restores, unless it makes it.
-        let (store, task) = (self.store, self.req.task);
-        // Unreadable counts as none: what vp did before it kept them.
-        let unstored = self
-            .unstored
-            .get_or_insert_with(|| store.leftovers(task).unwrap_or_default());
-        for rel in unstored.iter() {
-            if entry.outputs.contains_key(rel) {
+        for rel in &self.unstored {
+            if !super::leftovers::in_the_way(entry, rel) {
                 continue;
             }
             rel.to_abs_in(root, &mut abs);
@@ -429,7 +424,7 @@ impl Store {
             glob_files: None,
             stated_ahead: false,
             left: None,
-            unstored: None,
+            unstored: self.leftovers()?,
             superseded: None,
         };
         let mut newest: Option<CacheEntry> = None;
@@ -622,9 +617,6 @@ impl Store {
             batch.put_cf(self.cf(CF_ENTRIES)?, key.to_bytes(), encoded);
         }
         batch.put_cf(self.cf(CF_META)?, entry_meta_key(key), codec::encode(&meta));
-        // The hit was taken only with nothing an unstored run left in its
-        // way (or with the hit making it): nothing is left over now.
-        batch.delete_cf(self.cf(CF_META)?, super::leftovers::leftovers_key(req.task));
         batch.put_cf(
             self.cf(CF_TASKS)?,
             req.task.as_bytes(),

@@ -267,8 +267,9 @@ impl Store {
             req.task.as_bytes(),
             codec::encode(&record),
         );
-        // What earlier unstored runs left is this run's output now, or gone.
-        batch.delete_cf(self.cf(CF_META)?, super::leftovers::leftovers_key(req.task));
+        // What runs that were not stored left where this one writes: it
+        // left them there as a real run does, or removed them.
+        self.forget_leftovers(&mut batch, &entry, req.paths.workspace_root)?;
         self.drop_excess_variants(&mut batch, key)?;
         self.write(batch)?;
         let summary = StoredSummary {
