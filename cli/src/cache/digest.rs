@@ -33,6 +33,9 @@ pub(crate) enum Domain {
     RemoteResult,
     /// An input file that is executable: its content hash, marked so.
     ExecutableInput,
+    /// A workspace's root path, where records about its files are kept in a
+    /// store that several checkouts may share (`VP_CACHE_DIR`).
+    Workspace,
 }
 
 impl Domain {
@@ -45,6 +48,7 @@ impl Domain {
             Self::RemoteKey => "vp remote cache 2026-12 portable key",
             Self::RemoteResult => "vp remote cache 2026-12 result",
             Self::ExecutableInput => "vp cache 2026-12 executable input",
+            Self::Workspace => "vp cache 2026-12 workspace root",
         }
     }
 }

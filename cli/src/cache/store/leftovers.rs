@@ -8,9 +8,10 @@
 //! files, where a real build removes them.
 //!
 //! So vp remembers every output such a run left (in `meta`, one record per
-//! path under `u`: for the whole workspace, since entries are shared by
-//! command, not by task, and a nested `vp run` runs under its parent's
-//! task). A lookup misses while one of them exists in a directory the
+//! path under `u` and the workspace root's hash: for the whole workspace,
+//! since entries are shared by command, not by task, and a nested `vp run`
+//! runs under its parent's task; and per workspace, since checkouts may
+//! share a store). A lookup misses while one of them exists in a directory the
 //! entry's run owned (made, or emptied: there a real run removes what it
 //! does not make) and the entry does not make it ([`in_the_way`]): "'x'
 //! was left by a run that was not stored". Elsewhere (a package root that
@@ -23,17 +24,30 @@ use std::path::{Path, PathBuf};
 use rocksdb::{IteratorMode, WriteBatch};
 
 use super::db::{CF_META, Store, cf_of};
+use crate::cache::digest::{Digest, Domain};
 use crate::cache::entry::CacheEntry;
 use crate::cache::error::CacheError;
 use crate::cache::paths::RelPath;
 
 /// Key prefix of a leftover's record in `meta` (`e`, `b`, `o`, `p`, `t`
-/// and `schema` are taken); the rest of the key is the path.
+/// and `schema` are taken); then [`WORKSPACE_LEN`] bytes of the workspace
+/// root's hash, then the path.
 const META_LEFTOVER: u8 = b'u';
+const WORKSPACE_LEN: usize = 8;
 
-fn leftover_key(rel: &RelPath) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + rel.as_bytes().len());
+fn workspace_prefix(workspace_root: &Path) -> Vec<u8> {
+    let root = Digest::of(
+        Domain::Workspace,
+        workspace_root.as_os_str().as_encoded_bytes(),
+    );
+    let mut k = Vec::with_capacity(1 + WORKSPACE_LEN + 64);
     k.push(META_LEFTOVER);
+    k.extend_from_slice(&root.as_bytes()[..WORKSPACE_LEN]);
+    k
+}
+
+fn leftover_key(workspace_root: &Path, rel: &RelPath) -> Vec<u8> {
+    let mut k = workspace_prefix(workspace_root);
     k.extend_from_slice(rel.as_bytes());
     k
 }
@@ -74,10 +88,10 @@ fn writes_under(entry: &CacheEntry, dir: &RelPath) -> bool {
 
 impl Store {
     /// Every path runs that were not stored left, in the workspace.
-    pub(crate) fn leftovers(&self) -> Result<Vec<RelPath>, CacheError> {
+    pub(crate) fn leftovers(&self, workspace_root: &Path) -> Result<Vec<RelPath>, CacheError> {
         let db = self.reader();
         let handle = cf_of(db, &self.dir, CF_META)?;
-        let prefix = [META_LEFTOVER];
+        let prefix = workspace_prefix(workspace_root);
         let mut out = Vec::new();
         let iter = db.iterator_cf(
             handle,
@@ -85,7 +99,7 @@ impl Store {
         );
         for item in iter {
             let (k, _) = item.map_err(self.db_err("scan what unstored runs left"))?;
-            let Some(path) = k.strip_prefix(&prefix) else {
+            let Some(path) = k.strip_prefix(prefix.as_slice()) else {
                 break;
             };
             // A record that is not a path to write at cannot be in the way
@@ -98,19 +112,26 @@ impl Store {
     }
 
     /// Remembers what a run that was not stored left (`outputs`: absolute
-    /// paths, those outside the workspace skipped).
+    /// paths, those outside the workspace skipped), and forgets the
+    /// remembered paths that are gone: a tool that names a scratch file
+    /// anew on every refused run must not grow the records without bound.
     pub(crate) fn remember_leftovers(
         &self,
         workspace_root: &Path,
         outputs: &[PathBuf],
     ) -> Result<(), CacheError> {
         let mut batch = WriteBatch::default();
+        for rel in self.leftovers(workspace_root)? {
+            if std::fs::symlink_metadata(rel.to_abs(workspace_root)).is_err() {
+                batch.delete_cf(self.cf(CF_META)?, leftover_key(workspace_root, &rel));
+            }
+        }
         for rel in outputs
             .iter()
             .filter_map(|abs| RelPath::from_abs(workspace_root, abs))
             .filter(|rel| !rel.is_root())
         {
-            batch.put_cf(self.cf(CF_META)?, leftover_key(&rel), []);
+            batch.put_cf(self.cf(CF_META)?, leftover_key(workspace_root, &rel), []);
         }
         if batch.is_empty() {
             return Ok(());
@@ -127,12 +148,12 @@ impl Store {
         entry: &CacheEntry,
         workspace_root: &Path,
     ) -> Result<(), CacheError> {
-        for rel in self.leftovers()? {
+        for rel in self.leftovers(workspace_root)? {
             let forget = entry.outputs.contains_key(&rel)
                 || below_an_owned_dir(entry, &rel)
                 || std::fs::symlink_metadata(rel.to_abs(workspace_root)).is_err();
             if forget {
-                batch.delete_cf(self.cf(CF_META)?, leftover_key(&rel));
+                batch.delete_cf(self.cf(CF_META)?, leftover_key(workspace_root, &rel));
             }
         }
         Ok(())
@@ -202,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn leftovers_are_remembered_per_path_and_a_stored_run_forgets_its_own() {
+    fn leftovers_are_remembered_per_workspace_and_forgotten_below_a_stored_runs_owned_dirs() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().canonicalize().expect("canonical");
         let store = match open(
@@ -215,7 +236,7 @@ mod tests {
             Ok(Opened::Ready(s)) => s,
             _ => panic!("store"),
         };
-        assert!(store.leftovers().expect("read").is_empty());
+        assert!(store.leftovers(&root).expect("read").is_empty());
         for f in ["out/chunk.js", "a/chunk.js"] {
             std::fs::create_dir_all(root.join(f).parent().expect("dir")).expect("mkdir");
             std::fs::write(root.join(f), "x").expect("write");
@@ -233,13 +254,25 @@ mod tests {
             )
             .expect("write");
         let shown = |s: &Store| -> Vec<String> {
-            s.leftovers()
+            s.leftovers(&root)
                 .expect("read")
                 .iter()
                 .map(ToString::to_string)
                 .collect()
         };
         assert_eq!(shown(&store), ["a/chunk.js", "gone.js", "out/chunk.js"]);
+        // Another checkout sharing the store has none of them.
+        assert!(
+            store
+                .leftovers(&root.join("other"))
+                .expect("read")
+                .is_empty()
+        );
+        // The next unstored run forgets what is gone.
+        store
+            .remember_leftovers(&root, &[root.join("a/chunk.js")])
+            .expect("write");
+        assert_eq!(shown(&store), ["a/chunk.js", "out/chunk.js"]);
         // A stored run that owned `out/` forgets what is there, and what is gone.
         let mut batch = WriteBatch::default();
         store

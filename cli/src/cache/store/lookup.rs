@@ -424,7 +424,7 @@ impl Store {
             glob_files: None,
             stated_ahead: false,
             left: None,
-            unstored: self.leftovers()?,
+            unstored: self.leftovers(req.paths.workspace_root)?,
             superseded: None,
         };
         let mut newest: Option<CacheEntry> = None;
