@@ -56,4 +56,4 @@ pub(crate) use self::{
     store::state::OwnState,
 };
 #[cfg(test)]
-pub(crate) use self::{entry::OutputState, store::open::OpenOptions};
+pub(crate) use self::{entry::OutputState, store::open::open_for_test};

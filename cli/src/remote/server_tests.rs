@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::cache::{
     EnvView, GlobConfig, InputKind, LogChunk, LookupOutcome, LookupRequest, ObservedRun,
-    OpenOptions, Opened, RecordOutcome, RecordRequest, SpawnFingerprint, SpawnSpec, Store, Stream,
-    TaskPaths, Timestamp,
+    RecordOutcome, RecordRequest, SpawnFingerprint, SpawnSpec, Store, Stream, TaskPaths, Timestamp,
 };
 
 use super::artifact::{self, ResultArtifact};
@@ -151,17 +150,7 @@ impl Ws {
         let pkg = root.join("packages/app");
         fs::create_dir_all(pkg.join("src")).expect("mkdir");
         let cache = root.join("node_modules/.cache/vp");
-        let store = match crate::cache::open(
-            &cache,
-            &OpenOptions {
-                lock_timeout: Duration::from_secs(5),
-            },
-            &mut |_| {},
-        ) {
-            Ok(Opened::Ready(s)) => s,
-            Ok(_) => panic!("store busy"),
-            Err(e) => panic!("cannot open store: {e}"),
-        };
+        let store = crate::cache::open_for_test(&cache, Duration::from_secs(5));
         Self {
             _tmp: tmp,
             root,

@@ -333,26 +333,45 @@ impl Store {
         &self,
         spawn: &Digest,
     ) -> Result<Vec<(EntryKey, Option<EntryMeta>)>, CacheError> {
-        let db = self.reader();
-        let handle = cf_of(db, &self.dir, CF_META)?;
         let mut prefix = Vec::with_capacity(1 + Digest::LEN);
         prefix.push(META_ENTRY);
         prefix.extend_from_slice(spawn.as_bytes());
         let mut out = Vec::new();
+        self.scan_meta(&prefix, "scan entries", |rest, v| {
+            if let Some(variant) = Digest::from_slice(rest) {
+                let key = EntryKey {
+                    spawn: *spawn,
+                    variant,
+                };
+                out.push((key, codec::decode("entry metadata", v).ok()));
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `each` with every `meta` record whose key starts with
+    /// `prefix`: the key's rest and the value, in key order. `what` names
+    /// the scan in a read error.
+    pub(super) fn scan_meta(
+        &self,
+        prefix: &[u8],
+        what: &'static str,
+        mut each: impl FnMut(&[u8], &[u8]),
+    ) -> Result<(), CacheError> {
+        let db = self.reader();
+        let handle = cf_of(db, &self.dir, CF_META)?;
         let iter = db.iterator_cf(
             handle,
-            IteratorMode::From(&prefix, rocksdb::Direction::Forward),
+            IteratorMode::From(prefix, rocksdb::Direction::Forward),
         );
         for item in iter {
-            let (k, v) = item.map_err(self.db_err("scan entries"))?;
-            if !k.starts_with(&prefix) {
+            let (k, v) = item.map_err(self.db_err(what))?;
+            let Some(rest) = k.strip_prefix(prefix) else {
                 break;
-            }
-            if let Some(key) = EntryKey::from_bytes(&k[1..]) {
-                out.push((key, codec::decode("entry metadata", &v).ok()));
-            }
+            };
+            each(rest, &v);
         }
-        Ok(out)
+        Ok(())
     }
 }
 

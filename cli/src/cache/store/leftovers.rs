@@ -21,9 +21,9 @@
 
 use std::path::{Path, PathBuf};
 
-use rocksdb::{IteratorMode, WriteBatch};
+use rocksdb::WriteBatch;
 
-use super::db::{CF_META, Store, cf_of};
+use super::db::{CF_META, Store};
 use crate::cache::digest::{Digest, Domain};
 use crate::cache::entry::CacheEntry;
 use crate::cache::error::CacheError;
@@ -64,11 +64,23 @@ pub(super) fn in_the_way(entry: &CacheEntry, rel: &RelPath) -> bool {
     !makes && below_an_owned_dir(entry, rel)
 }
 
+/// Whether a directory strictly above `rel` is one `entry`'s run owned:
+/// a walk up `rel`'s ancestors, not a scan of every owned directory (a
+/// Next.js build owns hundreds).
 fn below_an_owned_dir(entry: &CacheEntry, rel: &RelPath) -> bool {
-    entry
-        .owned_dirs
-        .iter()
-        .any(|dir| rel.is_within(dir) && rel != dir)
+    if rel.is_root() {
+        return false;
+    }
+    let mut dir = rel.parent();
+    loop {
+        if entry.owned_dirs.contains(&dir) {
+            return true;
+        }
+        if dir.is_root() {
+            return false;
+        }
+        dir = dir.parent();
+    }
 }
 
 /// Whether `entry` has an output below `dir`.
@@ -89,25 +101,21 @@ fn writes_under(entry: &CacheEntry, dir: &RelPath) -> bool {
 impl Store {
     /// Every path runs that were not stored left, in the workspace.
     pub(crate) fn leftovers(&self, workspace_root: &Path) -> Result<Vec<RelPath>, CacheError> {
-        let db = self.reader();
-        let handle = cf_of(db, &self.dir, CF_META)?;
-        let prefix = workspace_prefix(workspace_root);
         let mut out = Vec::new();
-        let iter = db.iterator_cf(
-            handle,
-            IteratorMode::From(&prefix, rocksdb::Direction::Forward),
-        );
-        for item in iter {
-            let (k, _) = item.map_err(self.db_err("scan what unstored runs left"))?;
-            let Some(path) = k.strip_prefix(prefix.as_slice()) else {
-                break;
-            };
-            // A record that is not a path to write at cannot be in the way
-            // of a restore that checks every path it writes.
-            if let Ok(rel) = RelPath::from_stored(path) {
-                out.push(rel);
-            }
-        }
+        self.scan_meta(
+            &workspace_prefix(workspace_root),
+            "scan what unstored runs left",
+            |path, _| {
+                // A record that is not a path below the root (never
+                // written: a damaged store's) cannot be in the way of a
+                // restore, which checks every path it writes.
+                if let Ok(rel) = RelPath::from_stored(path)
+                    && !rel.is_root()
+                {
+                    out.push(rel);
+                }
+            },
+        )?;
         Ok(out)
     }
 
@@ -169,7 +177,7 @@ mod tests {
     use crate::cache::clock::Timestamp;
     use crate::cache::entry::OutputState;
     use crate::cache::programs::Toolchain;
-    use crate::cache::store::open::{OpenOptions, Opened, open};
+    use crate::cache::store::open::open_for_test;
 
     fn rel(s: &str) -> RelPath {
         RelPath::from_stored(s.as_bytes()).expect("valid")
@@ -209,8 +217,9 @@ mod tests {
         for (leftover, in_way) in [
             (".next/static/chunks/1.css", true),
             (".next/static/failed-id", true),
+            (".next/server/app/deep/page.js", true), // several levels below
             (".next/static/abc/_buildManifest.js", false), // e makes it
-            (".next/static", false),                       // above an output
+            (".next/static", false),                 // above an output
             (".next", false),
             ("out", false),
             ("out/chunk.js", true),
@@ -226,16 +235,7 @@ mod tests {
     fn leftovers_are_remembered_per_workspace_and_forgotten_below_a_stored_runs_owned_dirs() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().canonicalize().expect("canonical");
-        let store = match open(
-            &root.join("cache"),
-            &OpenOptions {
-                lock_timeout: Duration::ZERO,
-            },
-            &mut |_| {},
-        ) {
-            Ok(Opened::Ready(s)) => s,
-            _ => panic!("store"),
-        };
+        let store = open_for_test(&root.join("cache"), Duration::ZERO);
         assert!(store.leftovers(&root).expect("read").is_empty());
         for f in ["out/chunk.js", "a/chunk.js"] {
             std::fs::create_dir_all(root.join(f).parent().expect("dir")).expect("mkdir");
@@ -284,5 +284,37 @@ mod tests {
             .expect("forget");
         store.write(batch).expect("write");
         assert_eq!(shown(&store), ["a/chunk.js"]);
+    }
+
+    #[test]
+    fn a_record_that_is_not_a_clean_relative_path_is_ignored() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().canonicalize().expect("canonical");
+        let store = open_for_test(&root.join("cache"), Duration::ZERO);
+        // What a damaged store or another writer could hold under the
+        // workspace's prefix: none of it names a path below the root.
+        let mut batch = WriteBatch::default();
+        for bad in [
+            &b"../outside.js"[..],
+            b"/etc/passwd",
+            b"a/../b",
+            b"a//b",
+            b"",
+        ] {
+            let mut k = workspace_prefix(&root);
+            k.extend_from_slice(bad);
+            batch.put_cf(store.cf(CF_META).expect("cf"), k, []);
+        }
+        store.write(batch).expect("write");
+        store
+            .remember_leftovers(&root, &[root.join("out/chunk.js")])
+            .expect("remembering beside damaged records");
+        let read: Vec<String> = store
+            .leftovers(&root)
+            .expect("read")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(read, ["out/chunk.js"]);
     }
 }

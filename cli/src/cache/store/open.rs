@@ -599,6 +599,17 @@ pub(super) fn check_schema(db: &DB, existed: bool) -> Result<(), String> {
     }
 }
 
+/// Opens the store in `dir` for a test, which expects it ready: waiting up
+/// to `lock_timeout` for another opener, with no notices looked at.
+#[cfg(test)]
+pub(crate) fn open_for_test(dir: &Path, lock_timeout: std::time::Duration) -> Store {
+    match open(dir, &OpenOptions { lock_timeout }, &mut |_| {}) {
+        Ok(Opened::Ready(s)) => s,
+        Ok(Opened::Busy { .. } | Opened::HeldByAncestor { .. }) => panic!("store busy"),
+        Err(e) => panic!("cannot open store: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -636,17 +647,7 @@ mod tests {
     }
 
     fn open_ready(dir: &Path) -> Store {
-        match open(
-            dir,
-            &OpenOptions {
-                lock_timeout: Duration::from_millis(200),
-            },
-            &mut quiet(),
-        ) {
-            Ok(Opened::Ready(s)) => s,
-            Ok(Opened::Busy { .. } | Opened::HeldByAncestor { .. }) => panic!("unexpectedly busy"),
-            Err(e) => panic!("open failed: {e}"),
-        }
+        open_for_test(dir, Duration::from_millis(200))
     }
 
     #[test]

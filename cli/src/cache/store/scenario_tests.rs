@@ -42,11 +42,7 @@ fn open_store(dir: &Path) -> Store {
 }
 
 fn open_store_with(dir: &Path, lock_timeout: Duration) -> Store {
-    match open(dir, &OpenOptions { lock_timeout }, &mut |_| {}) {
-        Ok(Opened::Ready(s)) => s,
-        Ok(Opened::Busy { .. } | Opened::HeldByAncestor { .. }) => panic!("store busy"),
-        Err(e) => panic!("cannot open store: {e}"),
-    }
+    super::open::open_for_test(dir, lock_timeout)
 }
 
 impl Ws {

@@ -259,22 +259,13 @@ mod tests {
     use std::fs;
     use std::time::Duration;
 
-    use crate::cache::store::open::{OpenOptions, Opened, open};
+    use crate::cache::store::open::open_for_test;
 
     #[test]
     fn state_left_by_the_task_is_own_and_a_change_is_not() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().canonicalize().expect("canonical");
-        let store = match open(
-            &root.join("cache"),
-            &OpenOptions {
-                lock_timeout: Duration::ZERO,
-            },
-            &mut |_| {},
-        ) {
-            Ok(Opened::Ready(s)) => s,
-            _ => panic!("store"),
-        };
+        let store = open_for_test(&root.join("cache"), Duration::ZERO);
         let info = root.join("tsconfig.tsbuildinfo");
         let cache = root.join(".eslintcache");
         let own_of = |task: &str| -> Vec<std::path::PathBuf> {
