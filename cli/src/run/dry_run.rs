@@ -45,6 +45,8 @@ pub(super) fn dry_run(
     let scope = StoreScope {
         workspace_root: ws.root.clone(),
         full_env: Arc::new(std::env::vars_os().collect::<Vec<(OsString, OsString)>>()),
+        // Peeks of every task at once, side by side on the pool.
+        thread: super::store::StoreThread::Pool,
     };
     let programs = super::resolve::ProgramSearch::new(&ws.root);
     let predictions = smol::block_on(predict(specs, deps, &cache, &scope, &programs));

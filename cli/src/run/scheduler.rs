@@ -81,14 +81,13 @@ pub(crate) async fn run(
         ..RunStats::default()
     };
     let mut started_flags = vec![false; n];
-    let mut running = 0usize;
     let mut stop = false;
     let mut interrupts = 0;
     loop {
-        while !stop && running < limit {
+        while !stop && ctx.running.count() < limit {
             let Some(i) = ready.pop_front() else { break };
             started_flags[i] = true;
-            running += 1;
+            ctx.running.started();
             let (specs, ctx, tx, task_ex) = (
                 Rc::clone(&specs),
                 Rc::clone(&ctx),
@@ -103,7 +102,7 @@ pub(crate) async fn run(
             }))
             .detach();
         }
-        if running == 0 {
+        if ctx.running.count() == 0 {
             break;
         }
         let finished = async {
@@ -137,7 +136,7 @@ pub(crate) async fn run(
                 }
             }
             Wake::Finished(i, outcome, duration) => {
-                running -= 1;
+                ctx.running.finished();
                 match &outcome {
                     TaskOutcome::Succeeded {
                         cache_hits,

@@ -191,6 +191,7 @@ impl RunSession {
             remote: self.remote.clone(),
             uploads: RefCell::new(Vec::new()),
             programs: super::resolve::ProgramSearch::new(&self.workspace_root),
+            running: super::task::RunningTasks::default(),
         });
         let specs = Rc::new(specs);
         let mut stats = scheduler::run(ex, specs, deps, opts, Rc::clone(&ctx)).await;

@@ -1,7 +1,9 @@
-//! A task's calls into the cache store, each on a blocking thread (RocksDB
-//! and hashing must stay off the event loop): look up a command, restore a
-//! hit, learn and remember the task's own state files, record an admitted
-//! run; and, for a dry run, the same lookup without writing (`peek`).
+//! A task's calls into the cache store: look up a command, restore a hit,
+//! learn and remember the task's own state files, record an admitted run;
+//! and, for a dry run, the same lookup without writing (`peek`). RocksDB
+//! and hashing block, so they run on the blocking pool while anything else
+//! needs the event loop, and on the loop's own thread when nothing does
+//! ([`StoreThread`]).
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -149,11 +151,13 @@ pub(crate) async fn look_up(
         Ok(LookupOutcome::Hit(hit)) => {
             let store = Arc::clone(&cache.store);
             let root = ctx.workspace_root.clone();
-            let (hit, restored) = blocking::unblock(move || {
-                let r = store.restore(&hit, &root);
-                (hit, r)
-            })
-            .await;
+            let thread = StoreThread::of(ctx);
+            let (hit, restored) = thread
+                .run(move || {
+                    let r = store.restore(&hit, &root);
+                    (hit, r)
+                })
+                .await;
             match restored {
                 Ok(report) => Looked::Hit {
                     log: report.log,
@@ -440,11 +444,12 @@ pub(crate) struct PendingUpload {
 }
 
 /// What every store call of a run needs besides the task: the workspace
-/// root and vp's full environment (a real run has them in its
-/// `RunContext`; a dry run has no context).
+/// root, vp's full environment (a real run has them in its `RunContext`; a
+/// dry run has no context), and where the call may block.
 pub(crate) struct StoreScope {
     pub(crate) workspace_root: PathBuf,
     pub(crate) full_env: Arc<Vec<(OsString, OsString)>>,
+    pub(crate) thread: StoreThread,
 }
 
 impl StoreScope {
@@ -452,13 +457,49 @@ impl StoreScope {
         StoreScope {
             workspace_root: ctx.workspace_root.clone(),
             full_env: Arc::clone(&ctx.full_env),
+            thread: StoreThread::of(ctx),
         }
     }
 }
 
-/// Runs `op` on a blocking thread with what every store call of a task
-/// needs: the task's paths and a view of vp's full environment under the
-/// task's untracked policy.
+/// Where a task's blocking store work runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StoreThread {
+    /// On the event loop's own thread. Only while the task is the only one
+    /// running and no remote cache is configured: then the loop has no other
+    /// task's output, lookup or child to serve, and no download for Ctrl-C
+    /// to abandon, so blocking it costs nobody anything. A hit is a handful
+    /// of small reads; handing them to a pool thread that must first be
+    /// created cost about a tenth of an `echo hi` hit (docs/benchmarks.md).
+    Loop,
+    /// On the blocking pool, so the loop goes on serving the rest.
+    Pool,
+}
+
+impl StoreThread {
+    fn of(ctx: &RunContext) -> StoreThread {
+        StoreThread::for_task(&ctx.running, ctx.remote.is_some())
+    }
+
+    fn for_task(running: &super::task::RunningTasks, remote_cache: bool) -> StoreThread {
+        if running.alone() && !remote_cache {
+            StoreThread::Loop
+        } else {
+            StoreThread::Pool
+        }
+    }
+
+    async fn run<T: Send + 'static>(self, work: impl FnOnce() -> T + Send + 'static) -> T {
+        match self {
+            StoreThread::Loop => work(),
+            StoreThread::Pool => blocking::unblock(work).await,
+        }
+    }
+}
+
+/// Runs `op` where `scope.thread` says with what every store call of a
+/// task needs: the task's paths and a view of vp's full environment under
+/// the task's untracked policy.
 async fn on_store<T: Send + 'static>(
     cache: &RunCache,
     spec: &TaskSpec,
@@ -475,18 +516,48 @@ async fn on_store<T: Send + 'static>(
         spec.package_dir.clone(),
         cache.dir.clone(),
     );
-    blocking::unblock(move || {
-        let untracked = |n: &OsStr| policy.is_untracked(n);
-        let view = cache::EnvView::new(env.iter().cloned(), &untracked);
-        op(
-            &store,
-            TaskPaths {
-                workspace_root: &root,
-                package_dir: &pkg,
-                cache_dir: &dir,
-            },
-            &view,
-        )
-    })
-    .await
+    scope
+        .thread
+        .run(move || {
+            let untracked = |n: &OsStr| policy.is_untracked(n);
+            let view = cache::EnvView::new(env.iter().cloned(), &untracked);
+            op(
+                &store,
+                TaskPaths {
+                    workspace_root: &root,
+                    package_dir: &pkg,
+                    cache_dir: &dir,
+                },
+                &view,
+            )
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreThread;
+    use crate::run::task::RunningTasks;
+
+    #[test]
+    fn store_work_stays_on_the_loop_only_for_a_lone_task_without_a_remote_cache() {
+        let running = RunningTasks::default();
+        running.started();
+        assert_eq!(StoreThread::for_task(&running, false), StoreThread::Loop);
+        assert_eq!(StoreThread::for_task(&running, true), StoreThread::Pool);
+        running.started();
+        assert_eq!(StoreThread::for_task(&running, false), StoreThread::Pool);
+        running.finished();
+        assert_eq!(StoreThread::for_task(&running, false), StoreThread::Loop);
+    }
+
+    #[test]
+    fn loop_work_runs_on_the_callers_thread_and_pool_work_elsewhere() {
+        let here = std::thread::current().id();
+        let on = |thread: StoreThread| {
+            smol::block_on(thread.run(move || std::thread::current().id() == here))
+        };
+        assert!(on(StoreThread::Loop));
+        assert!(!on(StoreThread::Pool));
+    }
 }

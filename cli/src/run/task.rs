@@ -9,7 +9,7 @@
 //! This module only sequences them and turns their results into
 //! `RunEvent`s; each stage is its own module.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
@@ -106,6 +106,34 @@ pub(crate) struct RunContext {
     pub(crate) uploads: RefCell<Vec<store::PendingUpload>>,
     /// Program lookups of this batch.
     pub(crate) programs: super::resolve::ProgramSearch,
+    /// The tasks the scheduler started that have not finished.
+    pub(crate) running: RunningTasks,
+}
+
+/// How many of a batch's tasks are running: started by the scheduler and
+/// not yet finished. Its count is the scheduler's; its `alone` lets a task
+/// know it is the only one (`store::StoreThread`). It only changes when a
+/// task starts or finishes, so it holds for the whole life of a task that
+/// found itself alone: no other task can start until one finishes.
+#[derive(Default)]
+pub(crate) struct RunningTasks(Cell<usize>);
+
+impl RunningTasks {
+    pub(crate) fn started(&self) {
+        self.0.set(self.0.get() + 1);
+    }
+
+    pub(crate) fn finished(&self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.0.get()
+    }
+
+    pub(crate) fn alone(&self) -> bool {
+        self.0.get() == 1
+    }
 }
 
 /// The outcome of one command.

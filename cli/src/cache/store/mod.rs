@@ -3,8 +3,9 @@
 //! (`record`), finding hits and explaining misses (`lookup`), bounding it
 //! (`evict`), taking in remote results (`import`, `memo`), and reading it
 //! without writing for a dry run (`read_only`, `Store::peek`). `db` holds
-//! the on-disk layout. All blocking: the runner calls these through
-//! `blocking::unblock`.
+//! the on-disk layout. All blocking: the runner calls these on the blocking
+//! pool, or on the event loop's thread when nothing else needs it
+//! (`run::store::StoreThread`).
 
 mod access;
 pub(crate) mod db;
