@@ -81,12 +81,14 @@ pub(crate) async fn run(
         ..RunStats::default()
     };
     let mut started_flags = vec![false; n];
+    let mut running = 0usize;
     let mut stop = false;
     let mut interrupts = 0;
     loop {
-        while !stop && ctx.running.count() < limit {
+        while !stop && running < limit {
             let Some(i) = ready.pop_front() else { break };
             started_flags[i] = true;
+            running += 1;
             ctx.running.started();
             let (specs, ctx, tx, task_ex) = (
                 Rc::clone(&specs),
@@ -102,7 +104,7 @@ pub(crate) async fn run(
             }))
             .detach();
         }
-        if ctx.running.count() == 0 {
+        if running == 0 {
             break;
         }
         let finished = async {
@@ -136,6 +138,7 @@ pub(crate) async fn run(
                 }
             }
             Wake::Finished(i, outcome, duration) => {
+                running -= 1;
                 ctx.running.finished();
                 match &outcome {
                     TaskOutcome::Succeeded {

@@ -46,6 +46,8 @@ pub(crate) struct RunSession {
     /// The `--cache` tip was given: at most once per session, so a watch
     /// session gives it after its first batch that earns it, not after each.
     cache_tip_given: Cell<bool>,
+    /// Every batch's running tasks (`task::RunningTasks`).
+    running: Rc<super::task::RunningTasks>,
 }
 
 /// Someone who wants to see a batch's events besides its reporter (watch
@@ -125,6 +127,7 @@ impl RunSession {
             log: exec.log.into(),
             verbose: exec.verbose,
             cache_tip_given: Cell::new(false),
+            running: Rc::default(),
         })
     }
 
@@ -191,7 +194,7 @@ impl RunSession {
             remote: self.remote.clone(),
             uploads: RefCell::new(Vec::new()),
             programs: super::resolve::ProgramSearch::new(&self.workspace_root),
-            running: super::task::RunningTasks::default(),
+            running: Rc::clone(&self.running),
         });
         let specs = Rc::new(specs);
         let mut stats = scheduler::run(ex, specs, deps, opts, Rc::clone(&ctx)).await;

@@ -69,7 +69,7 @@ pub(crate) async fn look_up(
         .unless(on_store(
             cache,
             spec,
-            &StoreScope::of(ctx),
+            &StoreScope::of(ctx, cache),
             move |store, paths, env| {
                 let request = cache::LookupRequest {
                     task: &id,
@@ -151,7 +151,7 @@ pub(crate) async fn look_up(
         Ok(LookupOutcome::Hit(hit)) => {
             let store = Arc::clone(&cache.store);
             let root = ctx.workspace_root.clone();
-            let thread = StoreThread::of(ctx);
+            let thread = StoreThread::of(ctx, &cache.store);
             let (hit, restored) = thread
                 .run(move || {
                     let r = store.restore(&hit, &root);
@@ -384,7 +384,7 @@ pub(crate) async fn record(
     let outcome = on_store(
         cache,
         spec,
-        &StoreScope::of(ctx),
+        &StoreScope::of(ctx, cache),
         move |store, paths, _env| {
             let outcome = store.record(&cache::RecordRequest {
                 task: &id,
@@ -453,11 +453,11 @@ pub(crate) struct StoreScope {
 }
 
 impl StoreScope {
-    fn of(ctx: &RunContext) -> StoreScope {
+    fn of(ctx: &RunContext, cache: &RunCache) -> StoreScope {
         StoreScope {
             workspace_root: ctx.workspace_root.clone(),
             full_env: Arc::clone(&ctx.full_env),
-            thread: StoreThread::of(ctx),
+            thread: StoreThread::of(ctx, &cache.store),
         }
     }
 }
@@ -465,24 +465,38 @@ impl StoreScope {
 /// Where a task's blocking store work runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum StoreThread {
-    /// On the event loop's own thread. Only while the task is the only one
-    /// running and no remote cache is configured: then the loop has no other
-    /// task's output, lookup or child to serve, and no download for Ctrl-C
-    /// to abandon, so blocking it costs nobody anything. A hit is a handful
-    /// of small reads; handing them to a pool thread that must first be
-    /// created cost about a tenth of an `echo hi` hit (docs/benchmarks.md).
+    /// On the event loop's own thread, when nothing else needs the loop
+    /// and nothing can make the work wait long: the task is the only one
+    /// running in the session (no other task's output, bridge or lookup to
+    /// serve), no remote cache is configured (a download can take minutes),
+    /// and no other vp holds the store's lock (a lookup that opens the store
+    /// for writing would wait for it). A hit is a handful of small reads;
+    /// handing them to a pool thread that must first be created cost about
+    /// a tenth of an `echo hi` hit (docs/benchmarks.md). What still blocks
+    /// the loop is bounded by the work itself: a Ctrl-C during a lookup of
+    /// many inputs, a large restore or storing a large run is acted on when
+    /// it ends (a restore and a store were never abandoned anyway).
     Loop,
-    /// On the blocking pool, so the loop goes on serving the rest.
+    /// On the blocking pool, so the loop goes on serving the rest, and a
+    /// cancelled run stops waiting for a lookup (`look_up`).
     Pool,
 }
 
 impl StoreThread {
-    fn of(ctx: &RunContext) -> StoreThread {
-        StoreThread::for_task(&ctx.running, ctx.remote.is_some())
+    fn of(ctx: &RunContext, store: &Store) -> StoreThread {
+        StoreThread::for_task(&ctx.running, ctx.remote.is_some(), || {
+            store.may_wait_for_lock()
+        })
     }
 
-    fn for_task(running: &super::task::RunningTasks, remote_cache: bool) -> StoreThread {
-        if running.alone() && !remote_cache {
+    /// `may_wait_for_lock` is asked last, and only for a lone task: it
+    /// reads a file.
+    fn for_task(
+        running: &super::task::RunningTasks,
+        remote_cache: bool,
+        may_wait_for_lock: impl FnOnce() -> bool,
+    ) -> StoreThread {
+        if running.alone() && !remote_cache && !may_wait_for_lock() {
             StoreThread::Loop
         } else {
             StoreThread::Pool
@@ -540,15 +554,39 @@ mod tests {
     use crate::run::task::RunningTasks;
 
     #[test]
-    fn store_work_stays_on_the_loop_only_for_a_lone_task_without_a_remote_cache() {
+    fn store_work_stays_on_the_loop_only_for_a_lone_task_that_cannot_wait_long() {
         let running = RunningTasks::default();
+        let free = || false;
         running.started();
-        assert_eq!(StoreThread::for_task(&running, false), StoreThread::Loop);
-        assert_eq!(StoreThread::for_task(&running, true), StoreThread::Pool);
+        assert_eq!(
+            StoreThread::for_task(&running, false, free),
+            StoreThread::Loop
+        );
+        assert_eq!(
+            StoreThread::for_task(&running, true, free),
+            StoreThread::Pool
+        );
+        assert_eq!(
+            StoreThread::for_task(&running, false, || true),
+            StoreThread::Pool
+        );
+        // Another task, of this batch or another batch of the session.
         running.started();
-        assert_eq!(StoreThread::for_task(&running, false), StoreThread::Pool);
+        let asked = std::cell::Cell::new(false);
+        let held = || {
+            asked.set(true);
+            true
+        };
+        assert_eq!(
+            StoreThread::for_task(&running, false, held),
+            StoreThread::Pool
+        );
+        assert!(!asked.get(), "the lock is only asked about for a lone task");
         running.finished();
-        assert_eq!(StoreThread::for_task(&running, false), StoreThread::Loop);
+        assert_eq!(
+            StoreThread::for_task(&running, false, free),
+            StoreThread::Loop
+        );
     }
 
     #[test]

@@ -106,15 +106,17 @@ pub(crate) struct RunContext {
     pub(crate) uploads: RefCell<Vec<store::PendingUpload>>,
     /// Program lookups of this batch.
     pub(crate) programs: super::resolve::ProgramSearch,
-    /// The tasks the scheduler started that have not finished.
-    pub(crate) running: RunningTasks,
+    /// The session's running tasks, shared by all its batches.
+    pub(crate) running: Rc<RunningTasks>,
 }
 
-/// How many of a batch's tasks are running: started by the scheduler and
-/// not yet finished. Its count is the scheduler's; its `alone` lets a task
-/// know it is the only one (`store::StoreThread`). It only changes when a
-/// task starts or finishes, so it holds for the whole life of a task that
-/// found itself alone: no other task can start until one finishes.
+/// How many tasks of the whole session are running: started by a
+/// scheduler and not yet finished, in every batch (`vp run --watch` runs
+/// its persistent tasks in a batch of their own, beside each cycle's, on
+/// the same loop). Its `alone` lets a task know it is the only one
+/// (`store::StoreThread`). It only changes when a task starts or finishes;
+/// within a batch no task starts until another finishes, but a batch
+/// started beside it can, so a task asks again for each store call.
 #[derive(Default)]
 pub(crate) struct RunningTasks(Cell<usize>);
 
@@ -125,10 +127,6 @@ impl RunningTasks {
 
     pub(crate) fn finished(&self) {
         self.0.set(self.0.get().saturating_sub(1));
-    }
-
-    pub(crate) fn count(&self) -> usize {
-        self.0.get()
     }
 
     pub(crate) fn alone(&self) -> bool {
@@ -431,6 +429,11 @@ async fn run_uncached(
     ex: &Rc<smol::LocalExecutor<'static>>,
     why: Uncached,
 ) -> ItemResult {
+    // After a lookup that failed (a wait for another vp's lock that ran out
+    // meanwhile), a Ctrl-C must not be followed by starting the command.
+    if ctx.cancelled.get() {
+        return ItemResult::Failed(TaskOutcome::Cancelled);
+    }
     match execute::execute(index, spec, process, None, ctx, ex).await {
         Ok(obs) => {
             if why == Uncached::Disabled {

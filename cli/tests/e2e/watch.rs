@@ -342,3 +342,71 @@ fn a_file_a_later_task_makes_in_the_first_cycle_reruns_the_task_that_probed_it()
     assert_eq!(ws.read("packages/a/dist/out.txt"), "a built with: from b\n");
     interrupt(running);
 }
+
+/// Ctrl-C while a watched task's lookup waits for another vp's lock ends the watch at once and
+/// starts nothing. The watch's store is still read-only (its first cycle only hit); another vp
+/// then takes the lock and keeps it while its task runs; an edit makes the watched task miss,
+/// and storing its run needs the lock. Found by review: when a lone task's lookup ran on the
+/// event loop's thread, the signal waited for the lock's timeout and the command then ran.
+#[test]
+fn ctrl_c_while_a_lookup_waits_for_another_vps_lock_starts_nothing() {
+    let ws = Workspace::new("bridge-verbs");
+    ws.write(
+        "t.js",
+        "const fs = require('fs');\n\
+         fs.writeFileSync('t-out.txt', fs.readFileSync('in.txt', 'utf8'));\n",
+    );
+    ws.write("in.txt", "one\n");
+    // Outside the workspace, so that no watched directory changes when it is written.
+    let holding = ws.root().parent().expect("temp dir").join("holding");
+    ws.write(
+        "hold.js",
+        format!(
+            "require('fs').writeFileSync({:?}, 'yes');\nsetTimeout(() => {{}}, 120000);\n",
+            holding.display().to_string()
+        ),
+    );
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": {
+            "t": { "command": "node t.js", "cache": true, "input": ["in.txt", "t.js"] },
+            "hold": { "command": "node hold.js", "cache": true }
+        } }"#,
+    );
+    ws.vp(["run", "t"]).output().assert_success();
+    assert_eq!(ws.read("t-out.txt"), "one\n");
+
+    let mut watching = ws
+        .vp(["run", "--watch", "t"])
+        .env("VP_CACHE_LOCK_TIMEOUT", "100")
+        .timeout(Duration::from_secs(600))
+        .spawn();
+    watching.wait_for_stderr(STEP, "the first cycle, a hit", |err| cycles(err) >= 1);
+    let holder = ws
+        .vp(["run", "hold"])
+        .timeout(Duration::from_secs(600))
+        .spawn();
+    assert!(
+        wait_until(Instant::now() + STEP, || holding.exists()),
+        "the other vp's task did not start"
+    );
+    after_a_clock_tick();
+    ws.write("in.txt", "two\n");
+    watching.wait_for_stderr(STEP, "the edit", |err| err.contains("vp: changed: in.txt"));
+    // Into the wait for the lock (its timeout is 100 s here).
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
+    let stderr = interrupt(watching);
+    assert!(
+        asked.elapsed() < Duration::from_secs(30),
+        "Ctrl-C took {:?} to end the watch\n{stderr}",
+        asked.elapsed()
+    );
+    assert_eq!(
+        ws.read("t-out.txt"),
+        "one\n",
+        "the watched task started after Ctrl-C\n{stderr}"
+    );
+    holder.signal(Signal::SIGINT);
+    holder.wait();
+}

@@ -168,6 +168,19 @@ impl Store {
         self.access.is_writable()
     }
 
+    /// Whether a write now could wait for another vp's lock: this store is
+    /// not open for writing, and the pid file names a live process other
+    /// than this one. Read from the pid file, not by asking for the lock:
+    /// closing a descriptor of `LOCK` would release the lock of a writable
+    /// instance another thread of this process may be opening
+    /// (`read_only::lock_holder`). A lock taken after the check is missed;
+    /// the caller must only lose time by that, never correctness.
+    pub(crate) fn may_wait_for_lock(&self) -> bool {
+        !self.access.is_writable()
+            && super::open::read_holder(&self.home.db())
+                .is_some_and(|pid| pid != std::process::id())
+    }
+
     /// A column family of the writable instance (opening it): for building
     /// a batch that `write` then writes.
     pub(super) fn cf(&self, name: &'static str) -> Result<&ColumnFamily, CacheError> {

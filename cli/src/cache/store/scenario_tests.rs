@@ -1607,17 +1607,24 @@ fn an_older_journaled_hit_never_replaces_a_newer_stored_pointer() {
     assert_eq!(after.entry, second.entry);
 }
 
-/// `vp cache clean` needs no lock from a vp that only read the store. When
-/// that vp then has something to store, it says the store is gone and
-/// creates nothing in its place (a database without vp's marker).
-#[test]
-fn a_reader_whose_store_was_cleaned_stores_nothing_and_says_why() {
+/// A workspace whose task `t` (`cmd()`) was stored once, reopened as the
+/// next vp opens it: read-only.
+fn one_run_stored_then_reopened() -> Ws {
     let w = ws();
     let input = "packages/app/src/a.js";
     w.write(input, "one");
     stored(w.run("t", &cmd(), &[input], &[("packages/app/dist/a.js", "out")]));
     let w = w.reopen();
     assert!(!w.store.is_writable(), "a plain reopen is read-only");
+    w
+}
+
+/// `vp cache clean` needs no lock from a vp that only read the store. When
+/// that vp then has something to store, it says the store is gone and
+/// creates nothing in its place (a database without vp's marker).
+#[test]
+fn a_reader_whose_store_was_cleaned_stores_nothing_and_says_why() {
+    let w = one_run_stored_then_reopened();
     assert!(is_hit(&w.lookup("t", &cmd())), "it reads the stored run");
 
     let cleaned = super::evict::clean(
@@ -1769,4 +1776,32 @@ fn concurrent_restores_of_one_output_do_not_collide() {
         });
         assert_eq!(fs::read_to_string(&out).expect("read"), "shared bundle");
     }
+}
+
+/// A lone task's store work stays on the event loop unless it could wait
+/// for another vp's lock (`run::store::StoreThread`): a store still
+/// read-only may, when the pid file names another live process; this
+/// process's own pid, a dead one, or a store already writable cannot.
+#[test]
+fn a_store_may_wait_for_the_lock_only_when_read_only_and_another_vp_holds_it() {
+    let w = one_run_stored_then_reopened();
+    let pid_file = super::layout::CacheDir::find(&w.cache)
+        .expect("ours")
+        .expect("exists")
+        .db()
+        .join("vp.pid");
+    // The test runner: alive, and not this process.
+    let parent = std::os::unix::process::parent_id();
+    fs::write(&pid_file, parent.to_string()).expect("write");
+    assert!(w.store.may_wait_for_lock());
+    fs::write(&pid_file, std::process::id().to_string()).expect("write");
+    assert!(!w.store.may_wait_for_lock());
+    let mut dead = std::process::Command::new("true").spawn().expect("spawn");
+    let dead_pid = dead.id();
+    dead.wait().expect("wait");
+    fs::write(&pid_file, dead_pid.to_string()).expect("write");
+    assert!(!w.store.may_wait_for_lock());
+    fs::write(&pid_file, parent.to_string()).expect("write");
+    assert!(w.store.prepare_to_write().expect("opens for writing"));
+    assert!(!w.store.may_wait_for_lock(), "it holds the lock itself");
 }
