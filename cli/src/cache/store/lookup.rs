@@ -574,8 +574,11 @@ impl Store {
         };
         // A store still read-only stays so for a hit that only counts, and
         // for one whose stamps cannot be refreshed because another vp holds
-        // the lock: the next lookup hashes those files again.
-        if !self.is_writable() && (restamped.is_empty() || self.writer().is_err()) {
+        // the lock: the next lookup hashes those files again. A hit does not
+        // wait for that lock: refreshed stamps only save later hashing.
+        if !self.is_writable()
+            && (restamped.is_empty() || self.may_wait_for_lock() || self.writer().is_err())
+        {
             self.journal_hit(req.task, record, now);
             return Ok(entry);
         }

@@ -1552,6 +1552,31 @@ fn a_stamp_refresh_after_another_vp_pruned_never_resurrects_the_entry() {
     );
 }
 
+/// A hit whose stamps need refreshing does not wait for another vp's lock
+/// to write them: it is served at once, and noted in the journal. (The
+/// pid file names a live process here, as it does while another vp holds
+/// the lock; this test's lock is free, so a wait would have opened it.)
+#[test]
+fn a_stamp_refresh_never_waits_for_another_vps_lock() {
+    let w = ws_with_app_build_stored().reopen_with(Duration::from_secs(30));
+    assert!(!w.store.is_writable());
+    let pid_file = super::layout::CacheDir::find(&w.cache)
+        .expect("ours")
+        .expect("exists")
+        .db()
+        .join("vp.pid");
+    fs::write(&pid_file, std::os::unix::process::parent_id().to_string()).expect("write");
+    // Same content, new mtime: the lookup hashes it and has stamps to refresh.
+    std::thread::sleep(Duration::from_millis(20));
+    w.write("packages/app/src/a.js", "export const a = 1;");
+    assert!(is_hit(&w.lookup("app#build", &cmd())));
+    assert!(!w.store.is_writable(), "not opened for writing");
+    assert!(
+        w.cache.join("db/vp-hits.journal").is_file(),
+        "noted in the journal"
+    );
+}
+
 /// A journaled hit older than what the database says the task used since
 /// (another vp stored a new run after it) neither answers for the task nor
 /// overwrites the newer pointer when folded.
