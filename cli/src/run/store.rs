@@ -13,9 +13,9 @@ use std::time::Duration;
 use super::admit::AdmittedRun;
 use super::execute::real_path;
 use super::task::{RunCache, RunContext, TaskSpec};
-use crate::cache::{self, LookupOutcome, SpawnFingerprint, Store, TaskPaths};
+use crate::cache::{self, LockWait, LookupOutcome, SpawnFingerprint, Store, TaskPaths};
 use crate::events::{Miss, NotCached, RunEvent, RunNotice, Unavailable};
-use crate::remote::{self, RemoteMiss};
+use crate::remote::{self, RemoteMiss, RemoteSession};
 
 /// What the store says about one command before it runs.
 pub(crate) enum Looked {
@@ -58,90 +58,41 @@ pub(crate) async fn look_up(
     item_id: &str,
     fingerprint: &Arc<SpawnFingerprint>,
 ) -> Option<Looked> {
-    let (fp, id, session) = (
-        Arc::clone(fingerprint),
-        item_id.to_owned(),
-        ctx.remote.clone(),
-    );
-    let path_var = spec.path_var().map(OsStr::to_os_string);
-    let lookup = ctx
-        .cancelled
-        .unless(on_store(
-            cache,
-            spec,
-            &StoreScope::of(ctx, cache),
-            move |store, paths, env| {
-                let request = cache::LookupRequest {
-                    task: &id,
-                    spawn: &fp,
-                    paths,
-                    env,
-                    path_var: path_var.as_deref(),
-                };
-                let mut local = store.lookup(&request)?;
-                if let LookupOutcome::Miss(_) = local
-                    && store.prepare_to_write()?
-                {
-                    // The store was read-only until now, and opening it for
-                    // writing may have waited for a vp that stored this very
-                    // command meanwhile: look again before running it.
-                    local = store.lookup(&request)?;
-                }
-                let (LookupOutcome::Miss(reasons), Some(session)) = (&local, session) else {
-                    return Ok((local, None));
-                };
-                // Why the local entry was refused is about this machine: a
-                // program the task ran is not the one it recorded (`nvm use`;
-                // a downloaded result records no programs, so it would replace
-                // that entry and hit), or an output holds what vp did not leave
-                // (the downloaded result would be refused the same way), or a
-                // run that was not stored left a file where the task writes
-                // (refused too, unless the download makes that very file). It
-                // runs here instead.
-                if reasons.as_slice().iter().any(|r| {
-                    matches!(
-                        r,
-                        cache::MissReason::ToolChanged(_)
-                            | cache::MissReason::OutputChanged(_)
-                            | cache::MissReason::LeftByUnstoredRun(_)
-                    )
-                }) {
-                    return Ok((local, None));
-                }
-                // A failure of the local store while importing is the remote
-                // path's failure: the local miss stands, so the task still runs
-                // and is stored.
-                let not_imported = |e: cache::CacheError| {
-                    NotServed(RemoteMiss::NotImported {
-                        error: e.to_string(),
-                    })
-                };
-                let fetched = remote::fetch_run(
-                    &session,
-                    store,
-                    &remote::FetchRequest {
-                        task: &id,
-                        spawn: &fp,
-                        paths,
-                        env,
+    let args = Arc::new(LookupArgs {
+        id: item_id.to_owned(),
+        fingerprint: Arc::clone(fingerprint),
+        path_var: spec.path_var().map(OsStr::to_os_string),
+    });
+    let session = ctx.remote.clone();
+    let thread = StoreThread::of(ctx);
+    let on_loop = match thread {
+        StoreThread::Loop => {
+            let args = Arc::clone(&args);
+            on_store(
+                cache,
+                spec,
+                &StoreScope::of(ctx, thread),
+                move |store, paths, env| look_up_without_waiting(store, &args.request(paths, env)),
+            )
+            .await
+        }
+        StoreThread::Pool => None,
+    };
+    let lookup = match on_loop {
+        Some(found) => Some(found.map(|outcome| (outcome, None))),
+        None => {
+            ctx.cancelled
+                .unless(on_store(
+                    cache,
+                    spec,
+                    &StoreScope::of(ctx, StoreThread::Pool),
+                    move |store, paths, env| {
+                        look_up_on_the_pool(store, &args.request(paths, env), session)
                     },
-                );
-                match fetched {
-                    Ok(remote::FetchOutcome::Imported(fetched)) => match store.lookup(&request) {
-                        Ok(hit @ LookupOutcome::Hit(_)) => {
-                            Ok((hit, Some(Served(fetched.downloaded))))
-                        }
-                        // Imported but not served (its inputs changed meanwhile):
-                        // the local reasons stand.
-                        Ok(LookupOutcome::Miss(_)) => Ok((local, None)),
-                        Err(e) => Ok((local, Some(not_imported(e)))),
-                    },
-                    Ok(remote::FetchOutcome::Miss(why)) => Ok((local, Some(NotServed(why)))),
-                    Err(e) => Ok((local, Some(not_imported(e)))),
-                }
-            },
-        ))
-        .await;
+                ))
+                .await
+        }
+    };
     report_store_notices(cache, ctx);
     let (lookup, remote) = match lookup? {
         Ok((outcome, remote)) => (Ok::<_, cache::CacheError>(outcome), remote),
@@ -151,7 +102,7 @@ pub(crate) async fn look_up(
         Ok(LookupOutcome::Hit(hit)) => {
             let store = Arc::clone(&cache.store);
             let root = ctx.workspace_root.clone();
-            let thread = StoreThread::of(ctx, &cache.store);
+            // A restore never waits for another vp's lock (`Store::restore`).
             let (hit, restored) = thread
                 .run(move || {
                     let r = store.restore(&hit, &root);
@@ -191,6 +142,121 @@ pub(crate) async fn look_up(
             error: e.to_string(),
         }),
     })
+}
+
+/// What a lookup of one command asks the store, owned so that the work can
+/// move to a blocking thread.
+struct LookupArgs {
+    id: String,
+    fingerprint: Arc<SpawnFingerprint>,
+    path_var: Option<OsString>,
+}
+
+impl LookupArgs {
+    fn request<'a>(
+        &'a self,
+        paths: TaskPaths<'a>,
+        env: &'a cache::EnvView<'a>,
+    ) -> cache::LookupRequest<'a> {
+        cache::LookupRequest {
+            task: &self.id,
+            spawn: &self.fingerprint,
+            paths,
+            env,
+            path_var: self.path_var.as_deref(),
+        }
+    }
+}
+
+/// The local lookup on the event loop's thread ([`StoreThread::Loop`]),
+/// which must never wait for another vp's lock: `None` when it would (a
+/// miss on a store not yet open for writing while another vp holds the
+/// lock), for [`look_up_on_the_pool`] to do it again where a Ctrl-C stops
+/// the wait. A hit never waits (`Store::lookup`).
+fn look_up_without_waiting(
+    store: &Store,
+    request: &cache::LookupRequest<'_>,
+) -> Option<Result<LookupOutcome, cache::CacheError>> {
+    let local = match store.lookup(request) {
+        Ok(local) => local,
+        Err(e) => return Some(Err(e)),
+    };
+    if let LookupOutcome::Miss(_) = local {
+        match store.prepare_to_write(LockWait::No) {
+            // Opened just now: a vp that held the lock may have stored it.
+            Ok(true) => return Some(store.lookup(request)),
+            Ok(false) => {}
+            Err(cache::CacheError::Busy { .. }) => return None,
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    Some(Ok(local))
+}
+
+/// The lookup on a blocking thread: local, waiting for another vp's lock
+/// to open the store for writing after a miss, then the remote cache.
+fn look_up_on_the_pool(
+    store: &Store,
+    request: &cache::LookupRequest<'_>,
+    session: Option<Arc<RemoteSession>>,
+) -> Result<(LookupOutcome, Option<RemoteAnswer>), cache::CacheError> {
+    let mut local = store.lookup(request)?;
+    if let LookupOutcome::Miss(_) = local
+        && store.prepare_to_write(LockWait::UpToTimeout)?
+    {
+        // The store was read-only until now, and opening it for writing may
+        // have waited for a vp that stored this very command meanwhile: look
+        // again before running it.
+        local = store.lookup(request)?;
+    }
+    let (LookupOutcome::Miss(reasons), Some(session)) = (&local, session) else {
+        return Ok((local, None));
+    };
+    // Why the local entry was refused is about this machine: a program the
+    // task ran is not the one it recorded (`nvm use`; a downloaded result
+    // records no programs, so it would replace that entry and hit), or an
+    // output holds what vp did not leave (the downloaded result would be
+    // refused the same way), or a run that was not stored left a file where
+    // the task writes (refused too, unless the download makes that very
+    // file). It runs here instead.
+    if reasons.as_slice().iter().any(|r| {
+        matches!(
+            r,
+            cache::MissReason::ToolChanged(_)
+                | cache::MissReason::OutputChanged(_)
+                | cache::MissReason::LeftByUnstoredRun(_)
+        )
+    }) {
+        return Ok((local, None));
+    }
+    // A failure of the local store while importing is the remote path's
+    // failure: the local miss stands, so the task still runs and is stored.
+    let not_imported = |e: cache::CacheError| {
+        NotServed(RemoteMiss::NotImported {
+            error: e.to_string(),
+        })
+    };
+    let fetched = remote::fetch_run(
+        &session,
+        store,
+        &remote::FetchRequest {
+            task: request.task,
+            spawn: request.spawn,
+            paths: request.paths,
+            env: request.env,
+        },
+    );
+    match fetched {
+        Ok(remote::FetchOutcome::Imported(fetched)) => match store.lookup(request) {
+            Ok(hit @ LookupOutcome::Hit(_)) => Ok((hit, Some(Served(fetched.downloaded)))),
+            // Imported but not served (its inputs changed meanwhile): the
+            // local reasons stand.
+            Ok(LookupOutcome::Miss(_)) => Ok((local, None)),
+            Err(e) => Ok((local, Some(not_imported(e)))),
+        },
+        Ok(remote::FetchOutcome::Miss(why)) => Ok((local, Some(NotServed(why)))),
+        Err(e) => Ok((local, Some(not_imported(e)))),
+    }
 }
 
 /// What a lookup of `fingerprint` would find now, for a dry run: the local
@@ -358,7 +424,13 @@ pub(crate) async fn prepare_for_command(ctx: &RunContext) {
         return;
     }
     let store = Arc::clone(&cache.store);
-    let _ = blocking::unblock(move || store.prepare_to_write()).await;
+    // Abandoned on Ctrl-C like a lookup: the task then ends as cancelled.
+    let _ = ctx
+        .cancelled
+        .unless(blocking::unblock(move || {
+            store.prepare_to_write(LockWait::UpToTimeout)
+        }))
+        .await;
     report_store_notices(cache, ctx);
 }
 
@@ -384,7 +456,9 @@ pub(crate) async fn record(
     let outcome = on_store(
         cache,
         spec,
-        &StoreScope::of(ctx, cache),
+        // The store is open for writing by now (the lookup's miss opened
+        // it), so storing never waits for another vp's lock.
+        &StoreScope::of(ctx, StoreThread::of(ctx)),
         move |store, paths, _env| {
             let outcome = store.record(&cache::RecordRequest {
                 task: &id,
@@ -453,11 +527,11 @@ pub(crate) struct StoreScope {
 }
 
 impl StoreScope {
-    fn of(ctx: &RunContext, cache: &RunCache) -> StoreScope {
+    fn of(ctx: &RunContext, thread: StoreThread) -> StoreScope {
         StoreScope {
             workspace_root: ctx.workspace_root.clone(),
             full_env: Arc::clone(&ctx.full_env),
-            thread: StoreThread::of(ctx, &cache.store),
+            thread,
         }
     }
 }
@@ -465,17 +539,17 @@ impl StoreScope {
 /// Where a task's blocking store work runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum StoreThread {
-    /// On the event loop's own thread, when nothing else needs the loop
-    /// and nothing can make the work wait long: the task is the only one
-    /// running in the session (no other task's output, bridge or lookup to
-    /// serve), no remote cache is configured (a download can take minutes),
-    /// and no other vp holds the store's lock (a lookup that opens the store
-    /// for writing would wait for it). A hit is a handful of small reads;
+    /// On the event loop's own thread, when nothing else needs the loop:
+    /// the task is the only one running in the session (no other task's
+    /// output, bridge or lookup to serve) and no remote cache is configured
+    /// (a download can take minutes). A hit is a handful of small reads;
     /// handing them to a pool thread that must first be created cost about
-    /// a tenth of an `echo hi` hit (docs/benchmarks.md). What still blocks
-    /// the loop is bounded by the work itself: a Ctrl-C during a lookup of
-    /// many inputs, a large restore or storing a large run is acted on when
-    /// it ends (a restore and a store were never abandoned anyway).
+    /// a tenth of an `echo hi` hit (docs/benchmarks.md). Work here never
+    /// waits for another vp's lock: a lookup that would goes to the pool
+    /// (`look_up_without_waiting`). What still blocks the loop is the work
+    /// itself: a Ctrl-C during a lookup of many inputs, a large restore or
+    /// storing a large run is acted on when it ends (a restore and a store
+    /// were never abandoned anyway).
     Loop,
     /// On the blocking pool, so the loop goes on serving the rest, and a
     /// cancelled run stops waiting for a lookup (`look_up`).
@@ -483,20 +557,12 @@ pub(crate) enum StoreThread {
 }
 
 impl StoreThread {
-    fn of(ctx: &RunContext, store: &Store) -> StoreThread {
-        StoreThread::for_task(&ctx.running, ctx.remote.is_some(), || {
-            store.may_wait_for_lock()
-        })
+    fn of(ctx: &RunContext) -> StoreThread {
+        StoreThread::for_task(&ctx.running, ctx.remote.is_some())
     }
 
-    /// `may_wait_for_lock` is asked last, and only for a lone task: it
-    /// reads a file.
-    fn for_task(
-        running: &super::task::RunningTasks,
-        remote_cache: bool,
-        may_wait_for_lock: impl FnOnce() -> bool,
-    ) -> StoreThread {
-        if running.alone() && !remote_cache && !may_wait_for_lock() {
+    fn for_task(running: &super::task::RunningTasks, remote_cache: bool) -> StoreThread {
+        if running.alone() && !remote_cache {
             StoreThread::Loop
         } else {
             StoreThread::Pool
@@ -554,39 +620,16 @@ mod tests {
     use crate::run::task::RunningTasks;
 
     #[test]
-    fn store_work_stays_on_the_loop_only_for_a_lone_task_that_cannot_wait_long() {
+    fn store_work_stays_on_the_loop_only_for_a_lone_task_without_a_remote_cache() {
         let running = RunningTasks::default();
-        let free = || false;
         running.started();
-        assert_eq!(
-            StoreThread::for_task(&running, false, free),
-            StoreThread::Loop
-        );
-        assert_eq!(
-            StoreThread::for_task(&running, true, free),
-            StoreThread::Pool
-        );
-        assert_eq!(
-            StoreThread::for_task(&running, false, || true),
-            StoreThread::Pool
-        );
+        assert_eq!(StoreThread::for_task(&running, false), StoreThread::Loop);
+        assert_eq!(StoreThread::for_task(&running, true), StoreThread::Pool);
         // Another task, of this batch or another batch of the session.
         running.started();
-        let asked = std::cell::Cell::new(false);
-        let held = || {
-            asked.set(true);
-            true
-        };
-        assert_eq!(
-            StoreThread::for_task(&running, false, held),
-            StoreThread::Pool
-        );
-        assert!(!asked.get(), "the lock is only asked about for a lone task");
+        assert_eq!(StoreThread::for_task(&running, false), StoreThread::Pool);
         running.finished();
-        assert_eq!(
-            StoreThread::for_task(&running, false, free),
-            StoreThread::Loop
-        );
+        assert_eq!(StoreThread::for_task(&running, false), StoreThread::Loop);
     }
 
     #[test]

@@ -429,11 +429,6 @@ async fn run_uncached(
     ex: &Rc<smol::LocalExecutor<'static>>,
     why: Uncached,
 ) -> ItemResult {
-    // After a lookup that failed (a wait for another vp's lock that ran out
-    // meanwhile), a Ctrl-C must not be followed by starting the command.
-    if ctx.cancelled.get() {
-        return ItemResult::Failed(TaskOutcome::Cancelled);
-    }
     match execute::execute(index, spec, process, None, ctx, ex).await {
         Ok(obs) => {
             if why == Uncached::Disabled {

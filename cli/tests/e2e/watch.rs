@@ -390,6 +390,13 @@ fn ctrl_c_while_a_lookup_waits_for_another_vps_lock_starts_nothing() {
         wait_until(Instant::now() + STEP, || holding.exists()),
         "the other vp's task did not start"
     );
+    // The pid file names the holder only as a courtesy (written after the lock is taken, best
+    // effort): the watch must not rely on it, so here it names a process that is gone.
+    let mut gone = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    gone.wait().expect("wait");
+    ws.write("node_modules/.cache/vp/db/vp.pid", gone.id().to_string());
     after_a_clock_tick();
     ws.write("in.txt", "two\n");
     watching.wait_for_stderr(STEP, "the edit", |err| err.contains("vp: changed: in.txt"));
@@ -401,6 +408,10 @@ fn ctrl_c_while_a_lookup_waits_for_another_vps_lock_starts_nothing() {
         asked.elapsed() < Duration::from_secs(30),
         "Ctrl-C took {:?} to end the watch\n{stderr}",
         asked.elapsed()
+    );
+    assert!(
+        stderr.contains("vp: waiting for the cache lock"),
+        "Ctrl-C came before the wait it is about\n{stderr}"
     );
     assert_eq!(
         ws.read("t-out.txt"),

@@ -42,6 +42,20 @@ pub(super) struct Upgrade {
     notices: Mutex<Vec<StoreNotice>>,
 }
 
+/// Whether opening read-write may wait for another vp's lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LockWait {
+    /// Up to the store's lock timeout, saying so: a write that cannot be
+    /// done later (storing a run).
+    UpToTimeout,
+    /// Not at all: a write that can be left for a later run (refreshed
+    /// stamps, forgetting a broken blob), or an attempt made where waiting
+    /// would block others (the event loop's thread), which the caller then
+    /// makes again where it may wait. Finding the lock held this way is
+    /// not remembered: a later write still waits for it.
+    No,
+}
+
 /// Why the store could not be opened read-write.
 #[derive(Clone, Copy, Debug)]
 enum Failed {
@@ -84,14 +98,15 @@ impl Access {
         }
     }
 
-    /// The writable instance, opening it (and waiting, bounded, for another
-    /// vp's lock) on first use; `on_open` runs on a newly opened instance
-    /// before any other thread can write through it. Blocking.
+    /// The writable instance, opening it on first use (and waiting for
+    /// another vp's lock as `wait` says); `on_open` runs on a newly opened
+    /// instance before any other thread can write through it. Blocking.
     pub(super) fn writer(
         &self,
         home: &CacheDir,
         dir: &Path,
         on_open: &dyn Fn(&DB),
+        wait: LockWait,
     ) -> Result<&DB, CacheError> {
         let (writable, upgrade) = match self {
             Self::Writable(db) => return Ok(db),
@@ -150,13 +165,14 @@ impl Access {
                 dir: dir.to_path_buf(),
             });
         }
-        match open_writable(
-            home,
-            dir,
-            &upgrade.options,
-            WhenUnusable::SetAside,
-            &mut notify,
-        ) {
+        let no_wait = OpenOptions {
+            lock_timeout: std::time::Duration::ZERO,
+        };
+        let options = match wait {
+            LockWait::UpToTimeout => &upgrade.options,
+            LockWait::No => &no_wait,
+        };
+        match open_writable(home, dir, options, WhenUnusable::SetAside, &mut notify) {
             Ok(Writable::Ready(db)) => {
                 on_open(&db);
                 // Cannot fail: `attempt` is held and `writable` was empty.
@@ -166,7 +182,9 @@ impl Access {
                 })
             }
             Ok(Writable::Busy { holder }) => {
-                *attempt = Some(Failed::Busy { holder });
+                if wait == LockWait::UpToTimeout {
+                    *attempt = Some(Failed::Busy { holder });
+                }
                 Err(CacheError::Busy {
                     dir: dir.to_path_buf(),
                     holder,

@@ -20,7 +20,7 @@ use std::sync::{Mutex, RwLock};
 use rocksdb::{ColumnFamily, DB, IteratorMode, ReadOptions, WriteBatch};
 use serde::{Deserialize, Serialize};
 
-use super::access::Access;
+use super::access::{Access, LockWait};
 use super::open::StoreNotice;
 use crate::cache::codec;
 use crate::cache::digest::Digest;
@@ -142,19 +142,31 @@ impl Store {
     /// journal in before anything else writes. Blocking (may wait for
     /// another vp's lock).
     pub(super) fn writer(&self) -> Result<&DB, CacheError> {
+        self.writer_waiting(LockWait::UpToTimeout)
+    }
+
+    /// [`Store::writer`], for a write that does not wait for another vp's
+    /// lock ([`LockWait::No`]): `CacheError::Busy` at once while it is held.
+    pub(super) fn writer_now(&self) -> Result<&DB, CacheError> {
+        self.writer_waiting(LockWait::No)
+    }
+
+    fn writer_waiting(&self, wait: LockWait) -> Result<&DB, CacheError> {
         self.access
-            .writer(&self.home, &self.dir, &|db| self.fold_journal(db))
+            .writer(&self.home, &self.dir, &|db| self.fold_journal(db), wait)
     }
 
     /// Opens the store for writing now, if it is not yet: before a command
     /// whose run will be recorded executes. `Ok(true)` when this call
     /// opened it (the caller may look again: a vp that held the lock may
-    /// have stored what this one was about to run). Blocking.
-    pub(crate) fn prepare_to_write(&self) -> Result<bool, CacheError> {
+    /// have stored what this one was about to run). Blocking; waits for
+    /// another vp's lock as `wait` says (with [`LockWait::No`], a held lock
+    /// is `CacheError::Busy` at once, and the caller may ask again waiting).
+    pub(crate) fn prepare_to_write(&self, wait: LockWait) -> Result<bool, CacheError> {
         if self.access.is_writable() {
             return Ok(false);
         }
-        self.writer().map(|_| true)
+        self.writer_waiting(wait).map(|_| true)
     }
 
     /// What the user should hear about opening for writing (waiting for a
@@ -166,19 +178,6 @@ impl Store {
     /// Whether writes go to the database now (else a hit is journaled).
     pub(crate) fn is_writable(&self) -> bool {
         self.access.is_writable()
-    }
-
-    /// Whether a write now could wait for another vp's lock: this store is
-    /// not open for writing, and the pid file names a live process other
-    /// than this one. Read from the pid file, not by asking for the lock:
-    /// closing a descriptor of `LOCK` would release the lock of a writable
-    /// instance another thread of this process may be opening
-    /// (`read_only::lock_holder`). A lock taken after the check is missed;
-    /// the caller must only lose time by that, never correctness.
-    pub(crate) fn may_wait_for_lock(&self) -> bool {
-        !self.access.is_writable()
-            && super::open::read_holder(&self.home.db())
-                .is_some_and(|pid| pid != std::process::id())
     }
 
     /// A column family of the writable instance (opening it): for building
@@ -298,7 +297,10 @@ impl Store {
     /// failing as a whole, and the caller is already reporting an error for
     /// this blob.
     fn forget_blob(&self, blob: &Digest) {
-        let Ok(db) = self.writer() else { return };
+        // Not waiting for another vp's lock: a blob left is forgotten by
+        // the next restore that finds it broken, or replaced by the next
+        // store of the same content.
+        let Ok(db) = self.writer_now() else { return };
         let (Ok(blobs), Ok(meta)) = (
             cf_of(db, &self.dir, CF_BLOBS),
             cf_of(db, &self.dir, CF_META),

@@ -576,9 +576,7 @@ impl Store {
         // for one whose stamps cannot be refreshed because another vp holds
         // the lock: the next lookup hashes those files again. A hit does not
         // wait for that lock: refreshed stamps only save later hashing.
-        if !self.is_writable()
-            && (restamped.is_empty() || self.may_wait_for_lock() || self.writer().is_err())
-        {
+        if !self.is_writable() && (restamped.is_empty() || self.writer_now().is_err()) {
             self.journal_hit(req.task, record, now);
             return Ok(entry);
         }

@@ -7,7 +7,7 @@
 //! pool, or on the event loop's thread when nothing else needs it
 //! (`run::store::StoreThread`).
 
-mod access;
+pub(crate) mod access;
 pub(crate) mod db;
 pub(crate) mod evict;
 pub(crate) mod import;

@@ -293,7 +293,7 @@ fn is_unusable_store(e: &rocksdb::Error, db_dir: &Path) -> bool {
 
 /// The pid in the store's pid file, if that process is alive (the file
 /// outlives its writer; a dead pid would name the wrong process).
-pub(super) fn read_holder(db_dir: &Path) -> Option<u32> {
+fn read_holder(db_dir: &Path) -> Option<u32> {
     let pid: u32 = fs::read_to_string(db_dir.join(PID_FILE))
         .ok()?
         .trim()

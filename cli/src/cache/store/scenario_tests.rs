@@ -7,10 +7,11 @@ use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rocksdb::IteratorMode;
 
+use super::access::LockWait;
 use super::db::{CF_ENTRIES, CF_META, Store, entry_meta_key};
 use super::lookup::{LookupOutcome, LookupRequest};
 use super::open::{OpenOptions, Opened, WhenUnusable, open, open_exclusive};
@@ -1449,8 +1450,16 @@ fn hits_on_a_read_only_store_go_to_the_journal_and_the_next_writer_folds_them() 
     assert!(w.cache.join("db/vp-hits.journal").is_file());
 
     let w = w.reopen();
-    assert!(w.store.prepare_to_write().expect("opens for writing"));
-    assert!(!w.store.prepare_to_write().expect("already open"));
+    assert!(
+        w.store
+            .prepare_to_write(LockWait::UpToTimeout)
+            .expect("opens for writing")
+    );
+    assert!(
+        !w.store
+            .prepare_to_write(LockWait::UpToTimeout)
+            .expect("already open")
+    );
     assert!(w.store.is_writable());
     assert!(!w.cache.join("db/vp-hits.journal").exists(), "folded in");
     assert_eq!(w.store.stats().expect("stats").hits, 4);
@@ -1492,7 +1501,11 @@ fn a_read_only_store_opened_for_writing_records_and_keeps_its_hits() {
     assert!(is_hit(&w.lookup("app#build", &cmd())));
     w.write("packages/app/src/a.js", "two");
     assert!(!is_hit(&w.lookup("app#build", &cmd())));
-    assert!(w.store.prepare_to_write().expect("opens for writing"));
+    assert!(
+        w.store
+            .prepare_to_write(LockWait::UpToTimeout)
+            .expect("opens for writing")
+    );
     stored(w.run(
         "app#build",
         &cmd(),
@@ -1544,7 +1557,7 @@ fn a_stamp_refresh_after_another_vp_pruned_never_resurrects_the_entry() {
         );
     }
     let w = w.reopen();
-    assert!(w.store.prepare_to_write().is_ok());
+    assert!(w.store.prepare_to_write(LockWait::UpToTimeout).is_ok());
     assert_eq!(
         w.store.stats().expect("stats").entries,
         0,
@@ -1553,28 +1566,28 @@ fn a_stamp_refresh_after_another_vp_pruned_never_resurrects_the_entry() {
 }
 
 /// A hit whose stamps need refreshing does not wait for another vp's lock
-/// to write them: it is served at once, and noted in the journal. (The
-/// pid file names a live process here, as it does while another vp holds
-/// the lock; this test's lock is free, so a wait would have opened it.)
+/// to write them: it is served at once, and noted in the journal.
 #[test]
 fn a_stamp_refresh_never_waits_for_another_vps_lock() {
     let w = ws_with_app_build_stored().reopen_with(Duration::from_secs(30));
     assert!(!w.store.is_writable());
-    let pid_file = super::layout::CacheDir::find(&w.cache)
-        .expect("ours")
-        .expect("exists")
-        .db()
-        .join("vp.pid");
-    fs::write(&pid_file, std::os::unix::process::parent_id().to_string()).expect("write");
+    let other = w.other_vp();
     // Same content, new mtime: the lookup hashes it and has stamps to refresh.
     std::thread::sleep(Duration::from_millis(20));
     w.write("packages/app/src/a.js", "export const a = 1;");
+    let asked = Instant::now();
     assert!(is_hit(&w.lookup("app#build", &cmd())));
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "the hit waited {:?} for the lock",
+        asked.elapsed()
+    );
     assert!(!w.store.is_writable(), "not opened for writing");
     assert!(
         w.cache.join("db/vp-hits.journal").is_file(),
         "noted in the journal"
     );
+    drop(other);
 }
 
 /// A journaled hit older than what the database says the task used since
@@ -1623,7 +1636,11 @@ fn an_older_journaled_hit_never_replaces_a_newer_stored_pointer() {
     // than that run: once this vp opens for writing, the newer stored
     // pointer still answers.
     w.store.journal_hit("app#build", first, 1);
-    assert!(w.store.prepare_to_write().expect("opens for writing"));
+    assert!(
+        w.store
+            .prepare_to_write(LockWait::UpToTimeout)
+            .expect("opens for writing")
+    );
     let after = w
         .store
         .task_record("app#build")
@@ -1666,7 +1683,10 @@ fn a_reader_whose_store_was_cleaned_stores_nothing_and_says_why() {
     ));
 
     for attempt in ["first", "second"] {
-        let err = w.store.prepare_to_write().expect_err("the store is gone");
+        let err = w
+            .store
+            .prepare_to_write(LockWait::UpToTimeout)
+            .expect_err("the store is gone");
         assert!(
             matches!(err, crate::cache::error::CacheError::Removed { .. }),
             "{attempt} attempt: {err:?}"
@@ -1705,7 +1725,10 @@ fn a_reader_that_cannot_get_the_lock_says_who_holds_it() {
     let holder = w.other_vp();
 
     let started = std::time::Instant::now();
-    let err = w.store.prepare_to_write().expect_err("the lock is held");
+    let err = w
+        .store
+        .prepare_to_write(LockWait::UpToTimeout)
+        .expect_err("the lock is held");
     assert!(started.elapsed() >= Duration::from_millis(300), "it waited");
     let text = err.to_string();
     assert!(
@@ -1725,7 +1748,7 @@ fn a_reader_that_cannot_get_the_lock_says_who_holds_it() {
     // Later writes in the same run fail at once with the same answer.
     let again = std::time::Instant::now();
     assert!(matches!(
-        w.store.prepare_to_write(),
+        w.store.prepare_to_write(LockWait::UpToTimeout),
         Err(crate::cache::error::CacheError::Busy { .. })
     ));
     assert!(
@@ -1803,30 +1826,25 @@ fn concurrent_restores_of_one_output_do_not_collide() {
     }
 }
 
-/// A lone task's store work stays on the event loop unless it could wait
-/// for another vp's lock (`run::store::StoreThread`): a store still
-/// read-only may, when the pid file names another live process; this
-/// process's own pid, a dead one, or a store already writable cannot.
+/// A write that must not wait for another vp's lock (on the event loop's
+/// thread, `run::store::look_up_without_waiting`) finds it held at once,
+/// and that is not remembered: once the lock is free, the next write opens
+/// the store.
 #[test]
-fn a_store_may_wait_for_the_lock_only_when_read_only_and_another_vp_holds_it() {
-    let w = one_run_stored_then_reopened();
-    let pid_file = super::layout::CacheDir::find(&w.cache)
-        .expect("ours")
-        .expect("exists")
-        .db()
-        .join("vp.pid");
-    // The test runner: alive, and not this process.
-    let parent = std::os::unix::process::parent_id();
-    fs::write(&pid_file, parent.to_string()).expect("write");
-    assert!(w.store.may_wait_for_lock());
-    fs::write(&pid_file, std::process::id().to_string()).expect("write");
-    assert!(!w.store.may_wait_for_lock());
-    let mut dead = std::process::Command::new("true").spawn().expect("spawn");
-    let dead_pid = dead.id();
-    dead.wait().expect("wait");
-    fs::write(&pid_file, dead_pid.to_string()).expect("write");
-    assert!(!w.store.may_wait_for_lock());
-    fs::write(&pid_file, parent.to_string()).expect("write");
-    assert!(w.store.prepare_to_write().expect("opens for writing"));
-    assert!(!w.store.may_wait_for_lock(), "it holds the lock itself");
+fn a_write_that_does_not_wait_finds_the_lock_held_at_once_and_is_not_remembered() {
+    let w = one_run_stored_then_reopened().reopen_with(Duration::from_secs(30));
+    let other = w.other_vp();
+    let asked = Instant::now();
+    assert!(matches!(
+        w.store.prepare_to_write(LockWait::No),
+        Err(crate::cache::error::CacheError::Busy { .. })
+    ));
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "it waited {:?}",
+        asked.elapsed()
+    );
+    drop(other);
+    assert!(w.store.prepare_to_write(LockWait::No).expect("free now"));
+    assert!(w.store.is_writable());
 }
