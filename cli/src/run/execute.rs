@@ -73,6 +73,20 @@ pub(crate) struct Recording<'a> {
     pub(crate) own_state: &'a BTreeSet<PathBuf>,
 }
 
+/// Why a command did not run to its end.
+pub(crate) enum NotRun {
+    Failed(Failure),
+    /// The run was cancelled before the command started (a Ctrl-C while
+    /// vp waited for another vp's lock): it was not started.
+    Cancelled,
+}
+
+impl From<Failure> for NotRun {
+    fn from(failure: Failure) -> Self {
+        NotRun::Failed(failure)
+    }
+}
+
 /// Runs `process` for task `index`; `recording` traces it and keeps its log.
 pub(crate) async fn execute(
     index: usize,
@@ -81,7 +95,7 @@ pub(crate) async fn execute(
     recording: Option<Recording<'_>>,
     ctx: &Rc<RunContext>,
     ex: &Rc<smol::LocalExecutor<'static>>,
-) -> Result<Observation, Failure> {
+) -> Result<Observation, NotRun> {
     super::store::prepare_for_command(ctx).await;
     let mut cmd = process.command();
     // Here, and not where each task's env is filtered, because every command
@@ -114,6 +128,12 @@ pub(crate) async fn execute(
         b.configure_child(&mut cmd);
     }
     let started = blocking::unblock(cache::Timestamp::task_start).await;
+    // Cancelled while this task waited for the store's lock or the clock:
+    // the scheduler has signalled the commands that were running then, and
+    // no new one starts.
+    if ctx.cancelled.get() {
+        return Err(NotRun::Cancelled);
+    }
     let t0 = Instant::now();
     // Files the task reads are hashed while it runs (`cache::prehash`),
     // so that storing the miss finds most of them done.
@@ -175,6 +195,12 @@ pub(crate) async fn execute(
     } else {
         ctx.children.add(pgid);
     }
+    // Cancelled while `spawn` ran: the signal went to the commands
+    // registered then, not to this one.
+    if ctx.cancelled.get() {
+        ctx.children
+            .signal_late(pgid, process.interactive, libc::SIGTERM);
+    }
     let log: RefCell<Vec<cache::LogChunk>> = RefCell::new(Vec::new());
     let keep_log = recording.is_some();
     let on_output = |stream, bytes: Vec<u8>| {
@@ -217,10 +243,10 @@ pub(crate) async fn execute(
     let exit_code = match status {
         Ok(s) => spawn::exit_code(s),
         Err(e) => {
-            return Err(Failure::LostTrack {
+            return Err(NotRun::Failed(Failure::LostTrack {
                 program: process.program.clone(),
                 error: e.to_string(),
-            });
+            }));
         }
     };
     let mut end_stamps = Arc::default();

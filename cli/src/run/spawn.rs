@@ -102,6 +102,21 @@ impl ChildRegistry {
         self.groups.borrow_mut().remove(&pgid);
         guard::forget_group_if_empty(pgid);
     }
+    /// Sends `signal` to one command registered after the run was
+    /// cancelled (its group, or the pid of an interactive one), which
+    /// `signal_all` did not reach.
+    pub(crate) fn signal_late(&self, pgid_or_pid: i32, interactive: bool, signal: i32) {
+        let target = if interactive {
+            pgid_or_pid
+        } else {
+            -pgid_or_pid
+        };
+        // SAFETY: kill(2) has no memory-safety preconditions; a process
+        // that already exited yields ESRCH, which is fine to ignore.
+        unsafe {
+            libc::kill(target, signal);
+        }
+    }
     pub(crate) fn add_interactive(&self, pid: i32) {
         self.interactive.borrow_mut().insert(pid);
     }

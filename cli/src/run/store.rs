@@ -417,14 +417,15 @@ pub(crate) async fn remember_leftovers(cache: &RunCache, ctx: &RunContext, outpu
 /// Before any command of the run starts (cached or not): a store opened
 /// read-only is opened for writing now, so a nested `vp run` in that
 /// command finds the lock held by its parent (`cache/store/access.rs`). A
-/// failure is reported by whatever then tries to write.
+/// failure is reported by whatever then tries to write. The wait for
+/// another vp's lock is abandoned on Ctrl-C, like a lookup's; the caller
+/// checks for that before it starts the command.
 pub(crate) async fn prepare_for_command(ctx: &RunContext) {
     let Ok(cache) = &ctx.cache else { return };
     if cache.store.is_writable() {
         return;
     }
     let store = Arc::clone(&cache.store);
-    // Abandoned on Ctrl-C like a lookup: the task then ends as cancelled.
     let _ = ctx
         .cancelled
         .unless(blocking::unblock(move || {

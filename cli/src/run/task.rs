@@ -147,6 +147,15 @@ enum Hit {
     Remote,
 }
 
+impl From<execute::NotRun> for ItemResult {
+    fn from(not_run: execute::NotRun) -> Self {
+        match not_run {
+            execute::NotRun::Failed(failure) => failure.into(),
+            execute::NotRun::Cancelled => ItemResult::Failed(TaskOutcome::Cancelled),
+        }
+    }
+}
+
 impl From<Failure> for ItemResult {
     fn from(failure: Failure) -> Self {
         ItemResult::Failed(TaskOutcome::Failed {
@@ -302,7 +311,7 @@ async fn run_item(
     };
     let obs = match execute::execute(index, spec, &process, Some(recording), ctx, ex).await {
         Ok(obs) => obs,
-        Err(failure) => return failure.into(),
+        Err(not_run) => return not_run.into(),
     };
     // What this run leaves besides the state it started from: remembered
     // if the run is not stored (`cache::store::leftovers`), so that no hit
@@ -441,7 +450,7 @@ async fn run_uncached(
                 saved: Duration::ZERO,
             })
         }
-        Err(failure) => failure.into(),
+        Err(not_run) => not_run.into(),
     }
 }
 

@@ -304,3 +304,86 @@ fn a_guard_that_is_no_vp_is_said_once() {
     out.assert_code(0);
     assert!(!out.stderr.contains("guard"), "{out}");
 }
+
+/// Ctrl-C while vp waits for another vp's lock before starting a command that is not cached
+/// ends the run at once, and the command does not start. (vp opens its store for writing before
+/// any command starts, so that a `vp run` nested in it finds the lock held.) Found by review: the
+/// cancelled wait was followed by the command, which no signal reached. To hold vp between
+/// opening its store (read-only: the lock is free then) and that wait, the test holds vp's
+/// output: `t`'s hit replays more than a pipe holds into a FIFO that the test reads only once
+/// another vp holds the lock.
+#[test]
+fn ctrl_c_while_a_command_waits_for_another_vps_lock_starts_nothing() {
+    use std::io::Read;
+
+    let ws = Workspace::new("bridge-verbs");
+    let outside = ws.root().parent().expect("temp dir").to_path_buf();
+    let (holding, marked, fifo) = (
+        outside.join("holding"),
+        outside.join("marked"),
+        outside.join("out.fifo"),
+    );
+    ws.write("t.js", "process.stdout.write('x'.repeat(1 << 20));\n");
+    ws.write(
+        "u.js",
+        format!(
+            "require('fs').writeFileSync({:?}, 'ran');\n",
+            marked.display().to_string()
+        ),
+    );
+    ws.write_lock_holder(&holding);
+    write_tasks(
+        &ws,
+        r#"{
+            "t": { "command": "node t.js", "cache": true },
+            "u": { "command": "node u.js", "cache": false, "dependsOn": ["t"] },
+            "hold": { "command": "node hold.js", "cache": true }
+        }"#,
+    );
+    ws.vp(["run", "t"]).output().assert_success();
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let running = ws
+        .run("sh")
+        .args(["-c", r#"exec "$0" run u > "$1""#])
+        .arg(vp_bin())
+        .arg(&fifo)
+        .env("VP_CACHE_LOCK_TIMEOUT", "100")
+        .timeout(Duration::from_secs(600))
+        .spawn();
+    let mut output = std::fs::File::open(&fifo).expect("open the FIFO");
+    // The first byte of the replay: vp's store is open, and vp is about to block on the rest.
+    let mut first = [0u8; 1];
+    output.read_exact(&mut first).expect("t's replay");
+    let holder = ws
+        .vp(["run", "hold"])
+        .timeout(Duration::from_secs(600))
+        .spawn();
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(90), || holding
+            .exists()),
+        "the other vp's task did not start"
+    );
+    let drained = std::thread::spawn(move || {
+        let mut rest = Vec::new();
+        let _ = output.read_to_end(&mut rest);
+    });
+    // Well into u's wait for the lock (announced a moment after it begins).
+    std::thread::sleep(Duration::from_secs(2));
+    let asked = Instant::now();
+    running.signal(Signal::SIGINT);
+    let out = running.wait();
+    assert!(
+        asked.elapsed() < Duration::from_secs(30),
+        "Ctrl-C took {:?}\n{out}",
+        asked.elapsed()
+    );
+    out.assert_code(130);
+    assert!(
+        out.stderr.contains("vp: waiting for the cache lock"),
+        "Ctrl-C came before the wait it is about\n{out}"
+    );
+    assert!(!marked.exists(), "u started after Ctrl-C\n{out}");
+    let _ = drained.join();
+    holder.signal(Signal::SIGINT);
+    holder.wait();
+}

@@ -359,13 +359,7 @@ fn ctrl_c_while_a_lookup_waits_for_another_vps_lock_starts_nothing() {
     ws.write("in.txt", "one\n");
     // Outside the workspace, so that no watched directory changes when it is written.
     let holding = ws.root().parent().expect("temp dir").join("holding");
-    ws.write(
-        "hold.js",
-        format!(
-            "require('fs').writeFileSync({:?}, 'yes');\nsetTimeout(() => {{}}, 120000);\n",
-            holding.display().to_string()
-        ),
-    );
+    ws.write_lock_holder(&holding);
     ws.write(
         "vite-task.json",
         r#"{ "tasks": {
@@ -400,8 +394,9 @@ fn ctrl_c_while_a_lookup_waits_for_another_vps_lock_starts_nothing() {
     after_a_clock_tick();
     ws.write("in.txt", "two\n");
     watching.wait_for_stderr(STEP, "the edit", |err| err.contains("vp: changed: in.txt"));
-    // Into the wait for the lock (its timeout is 100 s here).
-    std::thread::sleep(Duration::from_millis(500));
+    // Well into the wait for the lock (its timeout is 100 s here), which is announced a moment
+    // after it begins when the pid file names no live process, however loaded the machine.
+    std::thread::sleep(Duration::from_secs(2));
     let asked = Instant::now();
     let stderr = interrupt(watching);
     assert!(

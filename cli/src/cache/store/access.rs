@@ -120,10 +120,25 @@ impl Access {
         if let Some(db) = writable.get() {
             return Ok(db);
         }
-        let mut attempt = upgrade
-            .attempt
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut attempt = match wait {
+            LockWait::UpToTimeout => upgrade
+                .attempt
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+            // Another thread of this vp is opening it, maybe waiting out
+            // another vp's lock: not waiting means not waiting for that
+            // thread either.
+            LockWait::No => match upgrade.attempt.try_lock() {
+                Ok(attempt) => attempt,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    return Err(CacheError::Busy {
+                        dir: dir.to_path_buf(),
+                        holder: None,
+                    });
+                }
+            },
+        };
         // Another thread may have opened it while this one waited.
         if let Some(db) = writable.get() {
             return Ok(db);

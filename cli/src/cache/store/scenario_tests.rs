@@ -1565,6 +1565,35 @@ fn a_stamp_refresh_after_another_vp_pruned_never_resurrects_the_entry() {
     );
 }
 
+/// Nor does it wait for another thread of this vp that is waiting for the
+/// lock (a parallel task's lookup): that thread holds the one attempt to
+/// open the store.
+#[test]
+fn a_write_that_does_not_wait_does_not_queue_behind_a_thread_waiting_for_the_lock() {
+    let w = one_run_stored_then_reopened().reopen_with(Duration::from_secs(3));
+    let other = w.other_vp();
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| w.store.prepare_to_write(LockWait::UpToTimeout));
+        // Let it take the attempt and start waiting.
+        std::thread::sleep(Duration::from_millis(300));
+        let asked = Instant::now();
+        assert!(matches!(
+            w.store.prepare_to_write(LockWait::No),
+            Err(crate::cache::error::CacheError::Busy { .. })
+        ));
+        assert!(
+            asked.elapsed() < Duration::from_millis(1500),
+            "it queued for {:?} behind the waiting thread",
+            asked.elapsed()
+        );
+        assert!(
+            waiting.join().expect("joined").is_err(),
+            "the lock stayed held"
+        );
+    });
+    drop(other);
+}
+
 /// A hit whose stamps need refreshing does not wait for another vp's lock
 /// to write them: it is served at once, and noted in the journal.
 #[test]

@@ -196,6 +196,19 @@ impl Workspace {
         fs::write(&path, contents).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
     }
 
+    /// Writes `hold.js`, a script that creates `started` (best outside the workspace, so that no
+    /// watched directory changes) and then sleeps two minutes: run as a cached task, it keeps
+    /// its vp, and so the store's lock, busy while the test needs it.
+    pub(crate) fn write_lock_holder(&self, started: &Path) {
+        self.write(
+            "hold.js",
+            format!(
+                "require('fs').writeFileSync({:?}, 'yes');\nsetTimeout(() => {{}}, 120000);\n",
+                started.display().to_string()
+            ),
+        );
+    }
+
     /// Rewrites a text file through `edit`; panics if the edit changes nothing, because a test
     /// that expects a miss after a no-op edit would be testing nothing.
     #[track_caller]
