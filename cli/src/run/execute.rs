@@ -198,8 +198,7 @@ pub(crate) async fn execute(
     // Cancelled while `spawn` ran: the signal went to the commands
     // registered then, not to this one.
     if ctx.cancelled.get() {
-        ctx.children
-            .signal_late(pgid, process.interactive, libc::SIGTERM);
+        ctx.children.signal_late(pgid, process.interactive);
     }
     let log: RefCell<Vec<cache::LogChunk>> = RefCell::new(Vec::new());
     let keep_log = recording.is_some();

@@ -90,6 +90,9 @@ pub(crate) struct ChildRegistry {
     /// Interactive children: they stay in vp's process group (so the
     /// terminal's Ctrl-C reaches them directly) and are signalled by pid.
     interactive: Rc<RefCell<BTreeSet<i32>>>,
+    /// The last signal `signal_all` sent: what a command registered after
+    /// it gets (`signal_late`).
+    sent: Rc<std::cell::Cell<Option<i32>>>,
 }
 
 impl ChildRegistry {
@@ -102,10 +105,13 @@ impl ChildRegistry {
         self.groups.borrow_mut().remove(&pgid);
         guard::forget_group_if_empty(pgid);
     }
-    /// Sends `signal` to one command registered after the run was
-    /// cancelled (its group, or the pid of an interactive one), which
-    /// `signal_all` did not reach.
-    pub(crate) fn signal_late(&self, pgid_or_pid: i32, interactive: bool, signal: i32) {
+    /// Sends one command registered after the run was cancelled (its
+    /// group, or the pid of an interactive one), which `signal_all` did not
+    /// reach, what the others got: the forwarded signal, or SIGKILL after a
+    /// second one. (An interactive command too: the terminal's Ctrl-C came
+    /// before it existed.) SIGTERM if nothing was sent yet.
+    pub(crate) fn signal_late(&self, pgid_or_pid: i32, interactive: bool) {
+        let signal = self.sent.get().unwrap_or(libc::SIGTERM);
         let target = if interactive {
             pgid_or_pid
         } else {
@@ -132,6 +138,7 @@ impl ChildRegistry {
     /// (`kill -INT` from an IDE's stop button or a process manager), reaches
     /// them only this way.
     pub(crate) fn signal_all(&self, signal: i32) {
+        self.sent.set(Some(signal));
         for &pgid in self.groups.borrow().iter() {
             // SAFETY: kill(2) has no memory-safety preconditions; a group
             // that already exited yields ESRCH, which is fine to ignore.

@@ -1574,8 +1574,18 @@ fn a_write_that_does_not_wait_does_not_queue_behind_a_thread_waiting_for_the_loc
     let other = w.other_vp();
     std::thread::scope(|scope| {
         let waiting = scope.spawn(|| w.store.prepare_to_write(LockWait::UpToTimeout));
-        // Let it take the attempt and start waiting.
-        std::thread::sleep(Duration::from_millis(300));
+        // Until it holds the attempt and waits: it says so once it knows
+        // the holder (the pid file names this process).
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !w
+            .store
+            .take_notices()
+            .iter()
+            .any(|n| matches!(n, super::open::StoreNotice::WaitingForLock { .. }))
+        {
+            assert!(Instant::now() < deadline, "the other thread never waited");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let asked = Instant::now();
         assert!(matches!(
             w.store.prepare_to_write(LockWait::No),
