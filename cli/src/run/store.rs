@@ -177,20 +177,29 @@ fn look_up_without_waiting(
     store: &Store,
     request: &cache::LookupRequest<'_>,
 ) -> Option<Result<LookupOutcome, cache::CacheError>> {
-    let local = match store.lookup(request) {
-        Ok(local) => local,
-        Err(e) => return Some(Err(e)),
-    };
-    if let LookupOutcome::Miss(_) = local {
-        match store.prepare_to_write(LockWait::No) {
-            // Opened just now: a vp that held the lock may have stored it.
-            Ok(true) => return Some(store.lookup(request)),
-            Ok(false) => {}
-            Err(cache::CacheError::Busy { .. }) => return None,
-            Err(e) => return Some(Err(e)),
-        }
+    match look_up_locally(store, request, LockWait::No) {
+        Err(cache::CacheError::Busy { .. }) => None,
+        found => Some(found),
     }
-    Some(Ok(local))
+}
+
+/// The lookup in the local store. After a miss, the store is opened for
+/// writing before the command runs (waiting for another vp's lock as `wait`
+/// says); if that opened it just now, the command is looked up again: the
+/// store was read-only until then, and a vp that held the lock may have
+/// stored this very command meanwhile.
+fn look_up_locally(
+    store: &Store,
+    request: &cache::LookupRequest<'_>,
+    wait: LockWait,
+) -> Result<LookupOutcome, cache::CacheError> {
+    let local = store.lookup(request)?;
+    if let LookupOutcome::Miss(_) = local
+        && store.prepare_to_write(wait)?
+    {
+        return store.lookup(request);
+    }
+    Ok(local)
 }
 
 /// The lookup on a blocking thread: local, waiting for another vp's lock
@@ -200,15 +209,7 @@ fn look_up_on_the_pool(
     request: &cache::LookupRequest<'_>,
     session: Option<Arc<RemoteSession>>,
 ) -> Result<(LookupOutcome, Option<RemoteAnswer>), cache::CacheError> {
-    let mut local = store.lookup(request)?;
-    if let LookupOutcome::Miss(_) = local
-        && store.prepare_to_write(LockWait::UpToTimeout)?
-    {
-        // The store was read-only until now, and opening it for writing may
-        // have waited for a vp that stored this very command meanwhile: look
-        // again before running it.
-        local = store.lookup(request)?;
-    }
+    let local = look_up_locally(store, request, LockWait::UpToTimeout)?;
     let (LookupOutcome::Miss(reasons), Some(session)) = (&local, session) else {
         return Ok((local, None));
     };

@@ -354,15 +354,7 @@ fn ctrl_c_while_a_command_waits_for_another_vps_lock_starts_nothing() {
     // The first byte of the replay: vp's store is open, and vp is about to block on the rest.
     let mut first = [0u8; 1];
     output.read_exact(&mut first).expect("t's replay");
-    let holder = ws
-        .vp(["run", "hold"])
-        .timeout(Duration::from_secs(600))
-        .spawn();
-    assert!(
-        wait_until(Instant::now() + Duration::from_secs(90), || holding
-            .exists()),
-        "the other vp's task did not start"
-    );
+    let holder = ws.hold_the_lock(&holding);
     let drained = std::thread::spawn(move || {
         let mut rest = Vec::new();
         let _ = output.read_to_end(&mut rest);

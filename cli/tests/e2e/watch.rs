@@ -376,14 +376,7 @@ fn ctrl_c_while_a_lookup_waits_for_another_vps_lock_starts_nothing() {
         .timeout(Duration::from_secs(600))
         .spawn();
     watching.wait_for_stderr(STEP, "the first cycle, a hit", |err| cycles(err) >= 1);
-    let holder = ws
-        .vp(["run", "hold"])
-        .timeout(Duration::from_secs(600))
-        .spawn();
-    assert!(
-        wait_until(Instant::now() + STEP, || holding.exists()),
-        "the other vp's task did not start"
-    );
+    let holder = ws.hold_the_lock(&holding);
     // The pid file names the holder only as a courtesy (written after the lock is taken, best
     // effort): the watch must not rely on it, so here it names a process that is gone.
     let mut gone = std::process::Command::new("true")

@@ -1586,16 +1586,7 @@ fn a_write_that_does_not_wait_does_not_queue_behind_a_thread_waiting_for_the_loc
             assert!(Instant::now() < deadline, "the other thread never waited");
             std::thread::sleep(Duration::from_millis(5));
         }
-        let asked = Instant::now();
-        assert!(matches!(
-            w.store.prepare_to_write(LockWait::No),
-            Err(crate::cache::error::CacheError::Busy { .. })
-        ));
-        assert!(
-            asked.elapsed() < Duration::from_millis(1500),
-            "it queued for {:?} behind the waiting thread",
-            asked.elapsed()
-        );
+        busy_without_waiting(&w, Duration::from_millis(1500));
         assert!(
             waiting.join().expect("joined").is_err(),
             "the lock stayed held"
@@ -1865,6 +1856,23 @@ fn concurrent_restores_of_one_output_do_not_collide() {
     }
 }
 
+/// Asserts that a write that does not wait ([`LockWait::No`]) finds the
+/// lock held, and answers within `bound` (a wait would last the store's
+/// lock timeout).
+#[track_caller]
+fn busy_without_waiting(w: &Ws, bound: Duration) {
+    let asked = Instant::now();
+    assert!(matches!(
+        w.store.prepare_to_write(LockWait::No),
+        Err(crate::cache::error::CacheError::Busy { .. })
+    ));
+    assert!(
+        asked.elapsed() < bound,
+        "it waited {:?} for the lock",
+        asked.elapsed()
+    );
+}
+
 /// A write that must not wait for another vp's lock (on the event loop's
 /// thread, `run::store::look_up_without_waiting`) finds it held at once,
 /// and that is not remembered: once the lock is free, the next write opens
@@ -1873,16 +1881,7 @@ fn concurrent_restores_of_one_output_do_not_collide() {
 fn a_write_that_does_not_wait_finds_the_lock_held_at_once_and_is_not_remembered() {
     let w = one_run_stored_then_reopened().reopen_with(Duration::from_secs(30));
     let other = w.other_vp();
-    let asked = Instant::now();
-    assert!(matches!(
-        w.store.prepare_to_write(LockWait::No),
-        Err(crate::cache::error::CacheError::Busy { .. })
-    ));
-    assert!(
-        asked.elapsed() < Duration::from_secs(10),
-        "it waited {:?}",
-        asked.elapsed()
-    );
+    busy_without_waiting(&w, Duration::from_secs(10));
     drop(other);
     assert!(w.store.prepare_to_write(LockWait::No).expect("free now"));
     assert!(w.store.is_writable());

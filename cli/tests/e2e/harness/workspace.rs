@@ -209,6 +209,23 @@ impl Workspace {
         );
     }
 
+    /// Starts `vp run hold` (a cached task running the script of [`Workspace::write_lock_holder`],
+    /// which the test's config names `hold`) and returns once its script runs: its vp then holds
+    /// the store's lock until the test signals it.
+    #[track_caller]
+    pub(crate) fn hold_the_lock(&self, started: &Path) -> super::run::Running {
+        let holder = self
+            .vp(["run", "hold"])
+            .timeout(std::time::Duration::from_secs(600))
+            .spawn();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        assert!(
+            super::run::wait_until(deadline, || started.exists()),
+            "the other vp's task did not start"
+        );
+        holder
+    }
+
     /// Rewrites a text file through `edit`; panics if the edit changes nothing, because a test
     /// that expects a miss after a no-op edit would be testing nothing.
     #[track_caller]
