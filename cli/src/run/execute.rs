@@ -96,7 +96,9 @@ pub(crate) async fn execute(
     ctx: &Rc<RunContext>,
     ex: &Rc<smol::LocalExecutor<'static>>,
 ) -> Result<Observation, NotRun> {
-    super::store::prepare_for_command(ctx).await;
+    if recording.is_some() {
+        super::store::prepare_for_command(ctx).await;
+    }
     let mut cmd = process.command();
     // Here, and not where each task's env is filtered, because every command
     // of `vp run` and `vp build` passes here, after its cache key was taken.

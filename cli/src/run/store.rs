@@ -415,12 +415,18 @@ pub(crate) async fn remember_leftovers(cache: &RunCache, ctx: &RunContext, outpu
     report_store_notices(cache, ctx);
 }
 
-/// Before any command of the run starts (cached or not): a store opened
+/// Before a command whose run may be stored starts: a store opened
 /// read-only is opened for writing now, so a nested `vp run` in that
 /// command finds the lock held by its parent (`cache/store/access.rs`). A
 /// failure is reported by whatever then tries to write. The wait for
 /// another vp's lock is abandoned on Ctrl-C, like a lookup's; the caller
 /// checks for that before it starts the command.
+///
+/// A command that is not stored (`"cache": false`, a dev server) takes no
+/// lock: it writes nothing, and a lock taken for it would be held for as
+/// long as it runs, so every other vp on the workspace would wait for it
+/// and then run without the cache. A nested `vp run` in it uses the cache
+/// as any other vp does, since nothing caches its run as a whole.
 pub(crate) async fn prepare_for_command(ctx: &RunContext) {
     let Ok(cache) = &ctx.cache else { return };
     if cache.store.is_writable() {

@@ -305,9 +305,9 @@ fn a_guard_that_is_no_vp_is_said_once() {
     assert!(!out.stderr.contains("guard"), "{out}");
 }
 
-/// Ctrl-C while vp waits for another vp's lock before starting a command that is not cached
-/// ends the run at once, and the command does not start. (vp opens its store for writing before
-/// any command starts, so that a `vp run` nested in it finds the lock held.) Found by review: the
+/// Ctrl-C while vp waits for another vp's lock before starting a command that missed ends the
+/// run at once, and the command does not start. (vp opens its store for writing before such a
+/// command starts, so that a `vp run` nested in it finds the lock held.) Found by review: the
 /// cancelled wait was followed by the command, which no signal reached. To hold vp between
 /// opening its store (read-only: the lock is free then) and that wait, the test holds vp's
 /// output: `t`'s hit replays more than a pipe holds into a FIFO that the test reads only once
@@ -336,7 +336,7 @@ fn ctrl_c_while_a_command_waits_for_another_vps_lock_starts_nothing() {
         &ws,
         r#"{
             "t": { "command": "node t.js", "cache": true },
-            "u": { "command": "node u.js", "cache": false, "dependsOn": ["t"] },
+            "u": { "command": "node u.js", "cache": true, "dependsOn": ["t"] },
             "hold": { "command": "node hold.js", "cache": true }
         }"#,
     );

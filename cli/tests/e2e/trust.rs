@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{NodeModules, Workspace, assert_same_tree, vp_bin};
+use crate::harness::{NodeModules, Signal, Workspace, assert_same_tree, vp_bin, wait_until};
 
 fn hit(stderr: &str) -> bool {
     stderr.contains("◉ cache hit, replaying")
@@ -145,6 +145,27 @@ fn an_uncached_first_run_does_not_poison_the_cache_dir() {
     );
 }
 
+/// Runs vp with `args`, which must succeed without waiting for any vp's lock: the wait, 20 s
+/// here, would show in the time, and its notice on stderr.
+#[track_caller]
+fn run_not_kept_waiting(ws: &Workspace, args: &[&str], what: &str) -> crate::harness::Output {
+    let began = Instant::now();
+    let out = ws.vp(args).env("VP_CACHE_LOCK_TIMEOUT", "20").output();
+    out.assert_success();
+    assert!(
+        began.elapsed() < Duration::from_secs(15),
+        "{what} waited {:?}:\n{}",
+        began.elapsed(),
+        out.combined()
+    );
+    assert!(
+        !out.stderr.contains("waiting for the cache lock"),
+        "{what} waited for a lock:\n{}",
+        out.combined()
+    );
+    out
+}
+
 /// Issue: a task that runs `vp run` on its own workspace waited 10 s for the lock its parent
 /// held, every time, and the wait message was replayed on later hits.
 #[test]
@@ -158,28 +179,106 @@ fn a_nested_vp_run_does_not_wait_for_its_parents_lock() {
             vp.display()
         ),
     );
-    let started = Instant::now();
-    let out = ws
-        .vp(["run", "outer"])
-        .env("VP_CACHE_LOCK_TIMEOUT", "20")
-        .output();
-    out.assert_success();
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "waited {:?}:\n{}",
-        started.elapsed(),
-        out.combined()
-    );
-    assert!(
-        !out.stderr.contains("waiting for the cache lock"),
-        "{}",
-        out.combined()
-    );
+    let out = run_not_kept_waiting(&ws, &["run", "outer"], "the nested run");
     assert!(
         out.stderr.contains("the outer task caches this run"),
         "{}",
         out.combined()
     );
+}
+
+/// Found running a dev server beside a build: `vp run dev` (a `"cache": false` server that
+/// depends on a cached build, which hit) took the store's lock before starting the server and
+/// kept it for as long as the server ran. `vp run build` in another terminal then waited 10 s
+/// and ran without the cache, hit or not. A command whose run is not stored takes no lock, so
+/// the other vp hits at once, and stores what it must run.
+#[test]
+fn a_running_uncached_task_leaves_the_cache_to_other_vps() {
+    let ws = Workspace::new("example");
+    let outside = ws.root().parent().expect("temp dir").to_path_buf();
+    let started = outside.join("dev-started");
+    ws.write_lock_holder(&started);
+    ws.write(
+        "packages/utils/vite-task.json",
+        r#"{ "tasks": {
+            "build": { "command": "node build.js" },
+            "dev": { "command": "node ../../hold.js", "cache": false, "dependsOn": ["build"] }
+        } }"#,
+    );
+    ws.vp(["run", "@example/utils#build"])
+        .output()
+        .assert_success();
+    let dev = ws
+        .vp(["run", "@example/utils#dev"])
+        .timeout(Duration::from_secs(600))
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    assert!(
+        wait_until(deadline, || started.exists()),
+        "the dev task did not start"
+    );
+
+    let beside = |what: &str| {
+        let out = run_not_kept_waiting(&ws, &["run", "@example/utils#build"], what);
+        assert!(
+            !out.stderr.contains("cache lock"),
+            "{what}: another vp's lock was in the way:\n{}",
+            out.combined()
+        );
+        out
+    };
+    let unchanged = beside("a hit");
+    assert!(hit(&unchanged.stderr), "{}", unchanged.combined());
+    ws.edit("packages/utils/src/math.js", |s| format!("{s}// edited\n"));
+    let edited = beside("a miss");
+    assert!(!hit(&edited.stderr), "{}", edited.combined());
+    let stored = beside("the stored miss");
+    assert!(
+        hit(&stored.stderr),
+        "the miss beside the dev server was stored:\n{}",
+        stored.combined()
+    );
+
+    dev.signal(Signal::SIGINT);
+    dev.wait();
+}
+
+/// The same lock, seen from inside: a nested `vp run` in a command that is not cached ran its
+/// tasks without the cache, saying "the outer task caches this run", though nothing did,
+/// whenever its vp had the store open for a cached task of the same run (`first`, a hit).
+/// Nothing caches the uncached command's run as a whole, so the nested vp uses the cache.
+#[test]
+fn a_nested_vp_run_in_an_uncached_command_uses_the_cache() {
+    let ws = Workspace::new("example");
+    let vp = vp_bin();
+    ws.write(
+        "vite-task.json",
+        format!(
+            r#"{{ "tasks": {{
+                "first": {{ "command": "node -e 0" }},
+                "outer": {{ "command": "{} run @example/utils#build", "cache": false, "dependsOn": ["first"] }}
+            }} }}"#,
+            vp.display()
+        ),
+    );
+    ws.vp(["run", "first"]).output().assert_success();
+    for run in ["stores", "hits"] {
+        let out = run_not_kept_waiting(&ws, &["run", "outer"], run);
+        assert!(
+            !out.stderr.contains("the outer task caches this run")
+                && !out.stderr.contains("cache lock"),
+            "{run}: the nested vp found the lock held:\n{}",
+            out.combined()
+        );
+        if run == "hits" {
+            assert_eq!(
+                out.stderr.matches("◉ cache hit, replaying").count(),
+                2,
+                "`first` and the nested build hit:\n{}",
+                out.combined()
+            );
+        }
+    }
 }
 
 /// Review of the own-state rule: a task whose purpose is to rewrite a file git tracks
