@@ -4,8 +4,8 @@
 //! stages' first half: `decide` (the same cache mode and program
 //! resolution) and the store's lookup as `store::peek` (the same
 //! fingerprint, candidates and miss reasons). Nothing runs, nothing is
-//! restored, and nothing is written: the store is opened read-only (or not
-//! at all when another vp holds it), no cache directory is created, no
+//! restored, and nothing is written: the store is opened read-only (also
+//! while another vp holds it, as a run reads it), no cache directory is created, no
 //! `last-run.*` is written, the remote cache is not asked. The result is a
 //! `report::plan::PlannedTask` list that only `report` renders.
 

@@ -82,13 +82,17 @@ pub(crate) async fn look_up(
         Some(found) => Some(found.map(|outcome| (outcome, None))),
         None => {
             ctx.cancelled
-                .unless(on_store(
+                .unless(reporting_notices(
                     cache,
-                    spec,
-                    &StoreScope::of(ctx, StoreThread::Pool),
-                    move |store, paths, env| {
-                        look_up_on_the_pool(store, &args.request(paths, env), session)
-                    },
+                    ctx,
+                    on_store(
+                        cache,
+                        spec,
+                        &StoreScope::of(ctx, StoreThread::Pool),
+                        move |store, paths, env| {
+                            look_up_on_the_pool(store, &args.request(paths, env), session)
+                        },
+                    ),
                 ))
                 .await
         }
@@ -435,9 +439,11 @@ pub(crate) async fn prepare_for_command(ctx: &RunContext) {
     let store = Arc::clone(&cache.store);
     let _ = ctx
         .cancelled
-        .unless(blocking::unblock(move || {
-            store.prepare_to_write(LockWait::UpToTimeout)
-        }))
+        .unless(reporting_notices(
+            cache,
+            ctx,
+            blocking::unblock(move || store.prepare_to_write(LockWait::UpToTimeout)),
+        ))
         .await;
     report_store_notices(cache, ctx);
 }
@@ -448,6 +454,27 @@ fn report_store_notices(cache: &RunCache, ctx: &RunContext) {
     for notice in cache.store.take_notices() {
         (ctx.emit)(RunEvent::Notice(RunNotice::Store(notice)));
     }
+}
+
+/// `work`, store work on the pool that may wait for another vp's lock,
+/// with the store's notices reported as they are queued: "waiting for the
+/// cache lock … for up to 10s" is shown when the wait begins, not once it
+/// is over. The notices left when `work` ends are the caller's to report.
+async fn reporting_notices<T>(
+    cache: &RunCache,
+    ctx: &RunContext,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let live = async {
+        loop {
+            let Some(listener) = cache.store.listen_for_notices() else {
+                return std::future::pending().await;
+            };
+            report_store_notices(cache, ctx);
+            listener.await;
+        }
+    };
+    futures_lite::future::or(work, live).await
 }
 
 /// Stores an admitted run; says how many inputs and outputs it holds, or

@@ -243,6 +243,61 @@ fn a_running_uncached_task_leaves_the_cache_to_other_vps() {
     dev.wait();
 }
 
+/// The other side of the same lock: a vp that stored a miss keeps the lock until it exits (`vp
+/// run dev` after its build missed). Another vp then waited 10 s before its first task and ran
+/// every task without the cache, hits included; had its wait begun mid-run, it would have
+/// said so only once the wait was over. It now reads the store as the holder left it: a hit is
+/// served at once, and a miss waits for the lock, saying so as the wait begins, and is stored
+/// once the holder lets go.
+#[test]
+fn another_vps_lock_delays_only_the_misses_and_the_wait_is_announced_as_it_begins() {
+    let ws = Workspace::new("example");
+    let outside = ws.root().parent().expect("temp dir").to_path_buf();
+    let started = outside.join("holding");
+    ws.write_lock_holder(&started);
+    ws.write(
+        "vite-task.json",
+        r#"{ "tasks": { "hold": { "command": "node hold.js", "cache": true } } }"#,
+    );
+    ws.vp(["run", "@example/utils#build"])
+        .output()
+        .assert_success();
+    let holder = ws.hold_the_lock(&started);
+
+    let served = run_not_kept_waiting(&ws, &["run", "@example/utils#build"], "a hit");
+    assert!(hit(&served.stderr), "{}", served.combined());
+
+    ws.edit("packages/utils/src/math.js", |s| format!("{s}// edited\n"));
+    let mut missing = ws
+        .vp(["run", "@example/utils#build"])
+        .env("VP_CACHE_LOCK_TIMEOUT", "100")
+        .timeout(Duration::from_secs(600))
+        .spawn();
+    missing.wait_for_stderr(Duration::from_secs(30), "the wait's notice", |err| {
+        err.contains("waiting for the cache lock")
+    });
+    assert!(
+        !missing.has_exited(),
+        "the notice came once the wait was over"
+    );
+    holder.signal(Signal::SIGINT);
+    holder.wait();
+    let out = missing.wait();
+    out.assert_success();
+    assert!(
+        !out.stderr.contains("without the cache") && !hit(&out.stderr),
+        "{}",
+        out.combined()
+    );
+    let again = ws.vp(["run", "@example/utils#build"]).output();
+    again.assert_success();
+    assert!(
+        hit(&again.stderr),
+        "the miss was stored once the lock was free:\n{}",
+        again.combined()
+    );
+}
+
 /// The same lock, seen from inside: a nested `vp run` in a command that is not cached ran its
 /// tasks without the cache, saying "the outer task caches this run", though nothing did,
 /// whenever its vp had the store open for a cached task of the same run (`first`, a hit).

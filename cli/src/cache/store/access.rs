@@ -40,6 +40,10 @@ pub(super) struct Upgrade {
     attempt: Mutex<Option<Failed>>,
     /// What the user should hear about, taken by the runner.
     notices: Mutex<Vec<StoreNotice>>,
+    /// Woken when a notice is queued: a wait for another vp's lock is
+    /// announced as it begins, while the write that waits is still blocked
+    /// on a pool thread (see `Access::listen_for_notices`).
+    queued: event_listener::Event,
 }
 
 /// Whether opening read-write may wait for another vp's lock.
@@ -76,6 +80,7 @@ impl Access {
                 options,
                 attempt: Mutex::new(None),
                 notices: Mutex::new(Vec::new()),
+                queued: event_listener::Event::new(),
             },
         }))
     }
@@ -168,6 +173,7 @@ impl Access {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(n);
+            upgrade.queued.notify(usize::MAX);
         };
         // The store this one read may have been deleted meanwhile (`vp
         // cache clean` needs no lock from a reader): never create a new one
@@ -220,6 +226,17 @@ impl Access {
                 *attempt = Some(Failed::Broken);
                 Err(e)
             }
+        }
+    }
+
+    /// A listener woken by the next notice of opening read-write, `None`
+    /// for a store that never opens read-write later (it has no notices
+    /// to give). Listen before taking the notices, so that one queued in
+    /// between still wakes it.
+    pub(super) fn listen_for_notices(&self) -> Option<event_listener::EventListener> {
+        match self {
+            Self::ReadMostly(m) => Some(m.upgrade.queued.listen()),
+            Self::Writable(_) | Self::ReadOnly(_) => None,
         }
     }
 

@@ -175,6 +175,12 @@ impl Store {
         self.access.take_notices()
     }
 
+    /// A listener woken when the next such notice is queued (see
+    /// `Access::listen_for_notices`); `None` when none can come.
+    pub(crate) fn listen_for_notices(&self) -> Option<event_listener::EventListener> {
+        self.access.listen_for_notices()
+    }
+
     /// Whether writes go to the database now (else a hit is journaled).
     pub(crate) fn is_writable(&self) -> bool {
         self.access.is_writable()

@@ -328,8 +328,9 @@ fn parent_of(pid: u32) -> Option<u32> {
     after_comm.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Opens (or creates) the store in `dir`: read-only when it exists, its
-/// lock is free and nothing is waiting to be folded in (see `access.rs`),
+/// Opens (or creates) the store in `dir`: read-only when it exists and
+/// either its lock is free with nothing waiting to be folded in, or
+/// another vp holds the lock (see `access.rs` and [`open_read_mostly`]);
 /// else read-write, waiting up to `options.lock_timeout` for another vp.
 /// Blocking.
 pub(crate) fn open(
@@ -390,34 +391,58 @@ fn open_exclusive_in(
 }
 
 /// The read-only fast path, or `None` for the read-write one: no store yet,
-/// its lock held (another vp may be writing, or this is a nested run whose
-/// parent holds it: the read-write path waits or says so), hits to fold
-/// in, or anything unexpected (the read-write path repairs or reports it).
-/// Logs too long to keep replaying are flushed first when that can be done
-/// at once ([`flush_log_backlog`]).
+/// its lock held by the vp that started this one (a nested run: the
+/// read-write path says so) or by a process it cannot name, hits to fold
+/// in while the lock is free, or anything unexpected (the read-write path
+/// repairs or reports it). Logs too long to keep replaying are flushed
+/// first when that can be done at once ([`flush_log_backlog`]).
+///
+/// Another vp holding the lock does not keep this one from reading: the
+/// view is what the store held when it opened (RocksDB serves read-only
+/// instances beside a writer), and every hit is checked against the files
+/// anyway. Only a write waits for the lock, when there is one to make: a
+/// run whose tasks hit is served at once while a `vp run dev` that stored
+/// its build holds the lock for as long as the server runs.
 fn open_read_mostly(home: &CacheDir, dir: &Path, options: &OpenOptions) -> Option<Store> {
     let db_dir = home.db();
-    if !db_dir.join("CURRENT").is_file()
-        || super::read_only::lock_holder(&db_dir.join("LOCK")).is_some()
-        || super::journal::needs_folding(&db_dir)
-    {
+    if !db_dir.join("CURRENT").is_file() {
         return None;
     }
-    if LogBacklog::of(&db_dir).too_long() {
-        flush_log_backlog(&db_dir);
+    let holder = super::read_only::lock_holder(&db_dir.join("LOCK"));
+    match holder {
+        None if super::journal::needs_folding(&db_dir) => return None,
+        None => {
+            if LogBacklog::of(&db_dir).too_long() {
+                flush_log_backlog(&db_dir);
+            }
+        }
+        Some(Some(pid)) if !is_ancestor(pid) => {}
+        Some(_) => return None,
     }
     // A writer that opened while this open read the files may have flushed
     // and deleted logs this view then missed: every read-write open writes
     // a new `CURRENT` and takes the lock, so a view taken across one is
-    // dropped for the read-write path.
-    let current = fs::read(db_dir.join("CURRENT")).ok()?;
-    let db = DB::open_cf_descriptors_read_only(&read_options(), &db_dir, cf_descriptors(), false)
-        .ok()?;
-    let undisturbed = fs::read(db_dir.join("CURRENT")).ok()? == current
-        && super::read_only::lock_holder(&db_dir.join("LOCK")).is_none();
-    if !undisturbed {
-        return None;
-    }
+    // dropped. One taken while the holder was still opening (the lock is
+    // taken before `CURRENT` is written) is taken again; one across a change
+    // of holder goes to the read-write path.
+    let mut attempts = 0;
+    let db = loop {
+        let current = fs::read(db_dir.join("CURRENT")).ok()?;
+        let db =
+            DB::open_cf_descriptors_read_only(&read_options(), &db_dir, cf_descriptors(), false)
+                .ok()?;
+        let same_holder = super::read_only::lock_holder(&db_dir.join("LOCK")) == holder;
+        if !same_holder {
+            return None;
+        }
+        if fs::read(db_dir.join("CURRENT")).ok()? == current {
+            break db;
+        }
+        attempts += 1;
+        if holder.is_none() || attempts == 3 {
+            return None;
+        }
+    };
     check_schema(&db, true).ok()?;
     let store = Store::new(Access::read_mostly(db, options.clone()), dir, home.clone());
     store.load_journal();

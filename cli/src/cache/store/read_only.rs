@@ -1,9 +1,12 @@
 //! Opening the store for a dry run (`vp run --dry-run`): read-only, without
 //! taking RocksDB's lock, creating nothing and writing nothing: no cache
 //! directory or marker, no pid file, no info log (RocksDB opens no `LOG` in
-//! read-only mode), no schema stamp. A store that another vp holds is not
-//! read at all: that vp may be changing it, so what a lookup would find
-//! once it finishes is unknown, and a real run would wait for it.
+//! read-only mode), no schema stamp. A store that another vp holds is read
+//! as it was when this open took its view, as a real run reads it (see
+//! `open::open_read_mostly`): a hit is a hit, and a miss runs either way
+//! (a real run then waits for the lock to store it). Only a holder the
+//! kernel does not name, which might be the vp that started this one, is
+//! not read.
 
 use rocksdb::DB;
 use std::fs;
@@ -23,7 +26,7 @@ pub(crate) enum ReadOnly {
     /// There is no store yet (no cache directory, or no database in it):
     /// every lookup would be a first run.
     Empty,
-    /// Another vp holds the store's lock (its pid, when the lock says).
+    /// A process the kernel does not name holds the store's lock.
     Locked { holder: Option<u32> },
     /// The vp that started this one holds it (a nested `vp run`).
     HeldByAncestor { holder: u32 },
@@ -38,11 +41,12 @@ pub(crate) fn open_read_only(dir: &Path) -> Result<ReadOnly, CacheError> {
     if !db_dir.join("CURRENT").is_file() {
         return Ok(ReadOnly::Empty);
     }
-    if let Some(holder) = lock_holder(&db_dir.join("LOCK")) {
-        return Ok(match holder {
-            Some(pid) if is_ancestor(pid) => ReadOnly::HeldByAncestor { holder: pid },
-            holder => ReadOnly::Locked { holder },
-        });
+    match lock_holder(&db_dir.join("LOCK")) {
+        Some(Some(pid)) if is_ancestor(pid) => {
+            return Ok(ReadOnly::HeldByAncestor { holder: pid });
+        }
+        Some(None) => return Ok(ReadOnly::Locked { holder: None }),
+        Some(Some(_)) | None => {}
     }
     let db = DB::open_cf_descriptors_read_only(&read_options(), &db_dir, cf_descriptors(), false)
         .map_err(|source| CacheError::Open {

@@ -14,13 +14,14 @@ use rocksdb::IteratorMode;
 use super::access::LockWait;
 use super::db::{CF_ENTRIES, CF_META, Store, entry_meta_key};
 use super::lookup::{LookupOutcome, LookupRequest};
-use super::open::{OpenOptions, Opened, WhenUnusable, open, open_exclusive};
+use super::open::{OpenOptions, Opened, StoreNotice, WhenUnusable, open, open_exclusive};
 use super::record::{ObservedRun, RecordOutcome, RecordRequest};
 use crate::cache::clock::Timestamp;
 use crate::cache::codec;
 use crate::cache::collect::{NotStorable, TaskPaths};
 use crate::cache::entry::{CacheEntry, InputKind, LogChunk, Stream};
 use crate::cache::env::EnvView;
+use crate::cache::error::CacheError;
 use crate::cache::fingerprint::{GlobConfig, SpawnFingerprint, SpawnSpec};
 use crate::cache::paths::RelPath;
 use vp_ipc::EnvQuery;
@@ -1203,7 +1204,7 @@ fn replaced_variants_leave_no_blobs_behind_after_prune() {
 /// The invariant `kill -9` must never break: every entry's blobs exist and
 /// match their hashes.
 fn assert_every_entry_complete(store: &Store) -> usize {
-    let db = store.writer().expect("writable");
+    let db = store.reader();
     let cf = db.cf_handle(CF_ENTRIES).expect("entries cf");
     let mut n = 0;
     for item in db.iterator_cf(cf, IteratorMode::Start) {
@@ -1322,20 +1323,47 @@ fn kill_9_never_leaves_an_entry_without_its_blobs() {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        if round == 0 {
-            // A second process on the same store: waits, then gives up with
-            // the holder's pid rather than failing.
-            let mut notices = Vec::new();
+        if round < 10 {
+            // A second process on the same store, while the child records
+            // and prunes: it reads the store as it was when it opened, every
+            // entry with its blobs, and a write waits for the child's lock,
+            // then gives up naming the child rather than failing.
+            // The child opens an existing store read-only and takes the
+            // lock with its first record; it names itself in the pid file
+            // once that open is done.
+            let pid_file = tmp.path().join("cache/db/vp.pid");
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while fs::read_to_string(&pid_file).ok() != Some(child.id().to_string()) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the child never wrote"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
             let opts = OpenOptions {
                 lock_timeout: Duration::from_millis(100),
             };
-            let got =
-                open(&tmp.path().join("cache"), &opts, &mut |n| notices.push(n)).expect("no error");
+            let got = open(&tmp.path().join("cache"), &opts, &mut |n| {
+                panic!("opening beside a writer waits for nothing: {n}")
+            })
+            .expect("no error");
+            let Opened::Ready(view) = got else {
+                panic!("not opened read-only beside the child (round {round})");
+            };
+            assert!(!view.is_writable());
+            max_entries = max_entries.max(assert_every_entry_complete(&view));
+            let write = view.prepare_to_write(LockWait::UpToTimeout);
             assert!(
-                matches!(got, Opened::Busy { holder: Some(pid) } if pid == child.id()),
-                "not busy"
+                matches!(write, Err(CacheError::Busy { holder: Some(pid), .. }) if pid == child.id()),
+                "a write beside the child is busy: {write:?}"
             );
-            assert_eq!(notices.len(), 1, "one waiting message");
+            assert!(
+                matches!(
+                    view.take_notices().as_slice(),
+                    [StoreNotice::WaitingForLock { .. }]
+                ),
+                "one waiting message"
+            );
         }
         let mut r = [0u8; 2];
         getrandom::fill(&mut r).expect("random");
