@@ -96,9 +96,15 @@ pub(crate) async fn execute(
     ctx: &Rc<RunContext>,
     ex: &Rc<smol::LocalExecutor<'static>>,
 ) -> Result<Observation, NotRun> {
-    if recording.is_some() {
+    // A command that is not cached holds no lock; one that might be held
+    // for a cached command before it is let go first (`lock_use.rs`).
+    let _uncached = if recording.is_some() {
         super::store::prepare_for_command(ctx).await;
-    }
+        None
+    } else {
+        let store = ctx.cache.as_ref().ok().map(|c| &c.store);
+        Some(ctx.lock_use.uncached_command(store).await)
+    };
     let mut cmd = process.command();
     // Here, and not where each task's env is filtered, because every command
     // of `vp run` and `vp build` passes here, after its cache key was taken.

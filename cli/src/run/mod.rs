@@ -20,6 +20,7 @@ mod decide;
 mod dry_run;
 pub(crate) mod env;
 mod execute;
+mod lock_use;
 mod resolve;
 mod run_cache;
 pub(crate) mod scheduler;

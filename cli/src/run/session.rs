@@ -48,6 +48,8 @@ pub(crate) struct RunSession {
     cache_tip_given: Cell<bool>,
     /// Every batch's running tasks (`task::RunningTasks`).
     running: Rc<super::task::RunningTasks>,
+    /// When the store's lock may be let go (`lock_use.rs`).
+    lock_use: Rc<super::lock_use::LockUse>,
 }
 
 /// Someone who wants to see a batch's events besides its reporter (watch
@@ -128,6 +130,7 @@ impl RunSession {
             verbose: exec.verbose,
             cache_tip_given: Cell::new(false),
             running: Rc::default(),
+            lock_use: Rc::default(),
         })
     }
 
@@ -144,6 +147,16 @@ impl RunSession {
     /// The open store, if this run has one.
     pub(crate) fn store(&self) -> Option<Arc<Store>> {
         self.cache.as_ref().ok().map(|c| Arc::clone(&c.store))
+    }
+
+    /// Between batches, while the run waits for something other than its
+    /// own work (the next edit, in watch mode): lets the store's lock go
+    /// for other vps, unless a task still running needs it
+    /// (`lock_use.rs`).
+    pub(crate) async fn wait_without_the_lock(&self) {
+        if let Ok(cache) = &self.cache {
+            self.lock_use.idle(&cache.store).await;
+        }
     }
 
     /// vp's cache directory: never an input of a task.
@@ -195,6 +208,7 @@ impl RunSession {
             uploads: RefCell::new(Vec::new()),
             programs: super::resolve::ProgramSearch::new(&self.workspace_root),
             running: Rc::clone(&self.running),
+            lock_use: Rc::clone(&self.lock_use),
         });
         let specs = Rc::new(specs);
         let mut stats = scheduler::run(ex, specs, deps, opts, Rc::clone(&ctx)).await;

@@ -108,6 +108,8 @@ pub(crate) struct RunContext {
     pub(crate) programs: super::resolve::ProgramSearch,
     /// The session's running tasks, shared by all its batches.
     pub(crate) running: Rc<RunningTasks>,
+    /// When the session may let the store's lock go (`lock_use.rs`).
+    pub(crate) lock_use: Rc<super::lock_use::LockUse>,
 }
 
 /// How many tasks of the whole session are running: started by a
@@ -245,6 +247,9 @@ async fn run_item(
         }
         CacheMode::LookUp(cache) => cache,
     };
+    // Until this command is recorded, restored or given up, the run keeps
+    // the store's lock once it has it.
+    let _caching = ctx.lock_use.caching(&cache.store);
     let fingerprint = Arc::new(decide::fingerprint(
         spec,
         &process,

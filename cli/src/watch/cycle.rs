@@ -110,6 +110,9 @@ impl WatchLoop<'_> {
                 .map(|(i, _)| *i)
                 .collect();
             heard = dir_set.clone();
+            // Other vps on the workspace may store their runs while this
+            // one waits for an edit.
+            self.session.wait_without_the_lock().await;
             self.emit(&WatchEvent::Watching {
                 paths,
                 tasks: watches

@@ -188,10 +188,11 @@ fn a_nested_vp_run_does_not_wait_for_its_parents_lock() {
 }
 
 /// Found running a dev server beside a build: `vp run dev` (a `"cache": false` server that
-/// depends on a cached build, which hit) took the store's lock before starting the server and
-/// kept it for as long as the server ran. `vp run build` in another terminal then waited 10 s
-/// and ran without the cache, hit or not. A command whose run is not stored takes no lock, so
-/// the other vp hits at once, and stores what it must run.
+/// depends on a cached build) took the store's lock before starting the server, or with its
+/// build's miss, and kept it for as long as the server ran. `vp run build` in another terminal
+/// then waited 10 s and ran without the cache, hit or not. A command whose run is not stored
+/// takes no lock, and the dev run lets the lock its build took go once only the server runs,
+/// so the other vp hits at once, and stores what it must run.
 #[test]
 fn a_running_uncached_task_leaves_the_cache_to_other_vps() {
     let ws = Workspace::new("example");
@@ -208,6 +209,11 @@ fn a_running_uncached_task_leaves_the_cache_to_other_vps() {
     ws.vp(["run", "@example/utils#build"])
         .output()
         .assert_success();
+    // The dev run's build misses, and its record takes the lock, which the dev run lets go
+    // when only the server is left running.
+    ws.edit("packages/utils/src/strings.js", |s| {
+        format!("{s}// before dev\n")
+    });
     let dev = ws
         .vp(["run", "@example/utils#dev"])
         .timeout(Duration::from_secs(600))
@@ -300,8 +306,10 @@ fn another_vps_lock_delays_only_the_misses_and_the_wait_is_announced_as_it_begin
 
 /// The same lock, seen from inside: a nested `vp run` in a command that is not cached ran its
 /// tasks without the cache, saying "the outer task caches this run", though nothing did,
-/// whenever its vp had the store open for a cached task of the same run (`first`, a hit).
-/// Nothing caches the uncached command's run as a whole, so the nested vp uses the cache.
+/// whenever its vp had the store open for a cached task of the same run (`first`: a hit in the
+/// second run; in the first, a miss, whose record took the lock, which the outer vp now lets
+/// go before the uncached command starts). Nothing caches the uncached command's run as a
+/// whole, so the nested vp uses the cache.
 #[test]
 fn a_nested_vp_run_in_an_uncached_command_uses_the_cache() {
     let ws = Workspace::new("example");
@@ -316,7 +324,6 @@ fn a_nested_vp_run_in_an_uncached_command_uses_the_cache() {
             vp.display()
         ),
     );
-    ws.vp(["run", "first"]).output().assert_success();
     for run in ["stores", "hits"] {
         let out = run_not_kept_waiting(&ws, &["run", "outer"], run);
         assert!(

@@ -45,6 +45,28 @@ fn after_a_clock_tick() {
     std::thread::sleep(Duration::from_millis(30));
 }
 
+/// The `bridge-verbs` workspace with one cached task `t`, which copies `in.txt` ("one") to
+/// `t-out.txt`, and `other` (more tasks' JSON) beside it in `vite-task.json`.
+fn with_task_t(other: &str) -> Workspace {
+    let ws = Workspace::new("bridge-verbs");
+    ws.write(
+        "t.js",
+        "const fs = require('fs');\n\
+         fs.writeFileSync('t-out.txt', fs.readFileSync('in.txt', 'utf8'));\n",
+    );
+    ws.write("in.txt", "one\n");
+    ws.write(
+        "vite-task.json",
+        format!(
+            r#"{{ "tasks": {{
+                "t": {{ "command": "node t.js", "cache": true, "input": ["in.txt", "t.js"] }},
+                {other}
+            }} }}"#
+        ),
+    );
+    ws
+}
+
 /// Stops the watch with SIGINT to vp alone and checks it exits 130.
 #[track_caller]
 fn interrupt(running: Running) -> String {
@@ -350,23 +372,10 @@ fn a_file_a_later_task_makes_in_the_first_cycle_reruns_the_task_that_probed_it()
 /// event loop's thread, the signal waited for the lock's timeout and the command then ran.
 #[test]
 fn ctrl_c_while_a_lookup_waits_for_another_vps_lock_starts_nothing() {
-    let ws = Workspace::new("bridge-verbs");
-    ws.write(
-        "t.js",
-        "const fs = require('fs');\n\
-         fs.writeFileSync('t-out.txt', fs.readFileSync('in.txt', 'utf8'));\n",
-    );
-    ws.write("in.txt", "one\n");
+    let ws = with_task_t(r#""hold": { "command": "node hold.js", "cache": true }"#);
     // Outside the workspace, so that no watched directory changes when it is written.
     let holding = ws.root().parent().expect("temp dir").join("holding");
     ws.write_lock_holder(&holding);
-    ws.write(
-        "vite-task.json",
-        r#"{ "tasks": {
-            "t": { "command": "node t.js", "cache": true, "input": ["in.txt", "t.js"] },
-            "hold": { "command": "node hold.js", "cache": true }
-        } }"#,
-    );
     ws.vp(["run", "t"]).output().assert_success();
     assert_eq!(ws.read("t-out.txt"), "one\n");
 
@@ -408,4 +417,97 @@ fn ctrl_c_while_a_lookup_waits_for_another_vps_lock_starts_nothing() {
     );
     holder.signal(Signal::SIGINT);
     holder.wait();
+}
+
+/// A watch that stored its first cycle's miss kept the store's lock for as long as it watched:
+/// every other vp on the workspace waited for it and ran its misses without the cache. It now
+/// lets the lock go while it waits for an edit, and takes it again for the next miss.
+#[test]
+fn a_watch_waiting_for_an_edit_leaves_the_cache_to_other_vps() {
+    let ws = with_task_t(r#""u": { "command": "node u.js", "cache": true, "input": ["u.js"] }"#);
+    ws.write("u.js", "require('fs').writeFileSync('u-out.txt', 'u');\n");
+    let mut watching = watch(&ws, &["t"]);
+    watching.wait_for_stderr(STEP, "the first cycle, a miss", |err| cycles(err) >= 1);
+
+    let other = |what: &str| {
+        let began = Instant::now();
+        let out = ws
+            .vp(["run", "u"])
+            .env("VP_CACHE_LOCK_TIMEOUT", "30")
+            .output();
+        out.assert_success();
+        assert!(
+            began.elapsed() < Duration::from_secs(20) && !out.stderr.contains("cache lock"),
+            "{what} waited for the watch's lock ({:?}):\n{}",
+            began.elapsed(),
+            out.combined()
+        );
+        out
+    };
+    let first = other("the other vp's miss");
+    assert!(first.stderr.contains("cache miss"), "{}", first.combined());
+    let again = other("its hit");
+    assert!(
+        again.stderr.contains("cache hit"),
+        "the other vp's miss was stored beside the watch:\n{}",
+        again.combined()
+    );
+
+    // The watch still stores its own runs (the other vp's output, in the same directory, may
+    // come in the same cycle).
+    let before = cycles(&watching.output_so_far().1);
+    after_a_clock_tick();
+    ws.write("in.txt", "two\n");
+    watching.wait_for_stderr(STEP, "a cycle after the edit", |err| {
+        cycles(err) > before && err.contains("'in.txt' modified")
+    });
+    let stderr = interrupt(watching);
+    assert!(!stderr.contains("without the cache"), "{stderr}");
+    let out = ws.vp(["run", "t"]).output();
+    out.assert_success();
+    assert!(
+        out.stderr.contains("cache hit"),
+        "the watch stored its second cycle:\n{}",
+        out.combined()
+    );
+}
+
+/// A watch whose first miss waited out another vp's lock ran every later cycle without the
+/// cache, for the rest of the session, naming a vp long gone. Each cycle now waits for the lock
+/// again when it has something to store.
+#[test]
+fn a_watch_tries_the_lock_again_in_each_cycle() {
+    let ws = with_task_t(r#""hold": { "command": "node hold.js", "cache": true }"#);
+    let holding = ws.root().parent().expect("temp dir").join("holding");
+    ws.write_lock_holder(&holding);
+    let holder = ws.hold_the_lock(&holding);
+    let mut watching = ws
+        .vp(["run", "--watch", "t"])
+        .env("VP_CACHE_LOCK_TIMEOUT", "1")
+        .timeout(Duration::from_secs(600))
+        .spawn();
+    watching.wait_for_stderr(STEP, "the first cycle, without the cache", |err| {
+        cycles(err) >= 1 && err.contains("holds the cache lock")
+    });
+    holder.signal(Signal::SIGINT);
+    holder.wait();
+
+    let before = watching.output_so_far().1.len();
+    after_a_clock_tick();
+    ws.write("in.txt", "two\n");
+    watching.wait_for_stderr(STEP, "a cycle after the edit", |err| {
+        cycles(&err[before..]) >= 1
+    });
+    let stderr = interrupt(watching);
+    assert!(
+        !stderr[before..].contains("cache lock") && !stderr[before..].contains("unavailable"),
+        "the second cycle went without the cache:\n{stderr}"
+    );
+    let out = ws.vp(["run", "t"]).output();
+    out.assert_success();
+    assert!(
+        out.stderr.contains("cache hit"),
+        "the second cycle was stored:\n{}",
+        out.combined()
+    );
 }

@@ -7,35 +7,56 @@
 //! write: before a miss executes (the runner asks, so a nested `vp run` in
 //! that task still finds the lock held by its parent) or when a hit must
 //! rewrite its entry.
+//!
+//! A run's store also lets the lock go when the runner says it has nothing
+//! to write for a while ([`Access::release`]): while it runs only commands
+//! that are not cached (a dev server), or waits for the next edit in watch
+//! mode. Every other vp on the workspace would otherwise wait for the lock
+//! and run its misses without the cache for as long as this one runs.
+//! Instances are shared (`Arc`) so that a release never closes one a
+//! thread is still reading or writing through: it is closed when the last
+//! of them lets it go.
 
 use std::path::Path;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use rocksdb::DB;
 
 use super::layout::CacheDir;
-use super::open::{OpenOptions, StoreNotice, WhenUnusable, Writable, open_writable};
+use super::open::{
+    OpenOptions, StoreNotice, WhenUnusable, Writable, cf_descriptors, open_writable, read_options,
+};
 use crate::cache::error::CacheError;
 
 pub(super) enum Access {
-    /// Opened read-write: this process holds RocksDB's lock.
-    Writable(DB),
-    /// Opened read-only; opens read-write on the first write.
+    /// Opened read-write for as long as it is open: this process holds
+    /// RocksDB's lock (`vp cache stats`, `prune`, `clean`).
+    Writable(Arc<DB>),
+    /// A run's store: read-only until the first write, read-write from
+    /// then on, and read-only again once the runner lets the lock go.
     ReadMostly(Box<ReadMostly>),
     /// Opened read-only for good (a dry run): every write is refused.
-    ReadOnly(DB),
+    ReadOnly(Arc<DB>),
 }
 
 pub(super) struct ReadMostly {
-    read_only: DB,
-    writable: OnceLock<DB>,
+    view: RwLock<View>,
     upgrade: Upgrade,
+}
+
+/// The instance a run's store reads and writes through now.
+enum View {
+    /// Read-only: another vp may hold the lock; writes open read-write.
+    Reading(Arc<DB>),
+    /// Read-write: this process holds the lock; reads go here too, so a
+    /// run reads what it wrote.
+    Writing(Arc<DB>),
 }
 
 /// How a read-mostly store opens read-write, and what happened when it did.
 pub(super) struct Upgrade {
     options: OpenOptions,
-    /// Held while opening (one attempt at a time); remembers a failed
+    /// Held while opening or releasing (one at a time); remembers a failed
     /// attempt, so later writes fail at once instead of waiting again.
     attempt: Mutex<Option<Failed>>,
     /// What the user should hear about, taken by the runner.
@@ -72,10 +93,20 @@ enum Failed {
 }
 
 impl Access {
+    /// A run's store opened read-only.
     pub(super) fn read_mostly(read_only: DB, options: OpenOptions) -> Self {
+        Self::run_store(View::Reading(Arc::new(read_only)), options)
+    }
+
+    /// A run's store that had to open read-write (the first run, hits to
+    /// fold in, a store to repair): it can still let the lock go later.
+    pub(super) fn writing(db: DB, options: OpenOptions) -> Self {
+        Self::run_store(View::Writing(Arc::new(db)), options)
+    }
+
+    fn run_store(view: View, options: OpenOptions) -> Self {
         Self::ReadMostly(Box::new(ReadMostly {
-            read_only,
-            writable: OnceLock::new(),
+            view: RwLock::new(view),
             upgrade: Upgrade {
                 options,
                 attempt: Mutex::new(None),
@@ -85,12 +116,14 @@ impl Access {
         }))
     }
 
-    /// The instance reads go to: the writable one once it is open, so a run
-    /// reads what it wrote.
-    pub(super) fn reader(&self) -> &DB {
+    /// The instance reads go to: the writable one while it is open, so a
+    /// run reads what it wrote.
+    pub(super) fn reader(&self) -> Arc<DB> {
         match self {
-            Self::Writable(db) | Self::ReadOnly(db) => db,
-            Self::ReadMostly(m) => m.writable.get().unwrap_or(&m.read_only),
+            Self::Writable(db) | Self::ReadOnly(db) => Arc::clone(db),
+            Self::ReadMostly(m) => match &*m.view() {
+                View::Reading(db) | View::Writing(db) => Arc::clone(db),
+            },
         }
     }
 
@@ -98,9 +131,57 @@ impl Access {
     pub(super) fn is_writable(&self) -> bool {
         match self {
             Self::Writable(_) => true,
-            Self::ReadMostly(m) => m.writable.get().is_some(),
+            Self::ReadMostly(m) => matches!(*m.view(), View::Writing(_)),
             Self::ReadOnly(_) => false,
         }
+    }
+
+    /// Lets RocksDB's lock go, for another vp to write while this run has
+    /// nothing to write: reads go to a read-only instance opened on the
+    /// same files first (it sees everything this one wrote), and the
+    /// read-write one closes once no thread reads or writes through it any
+    /// more. A later write opens read-write again. `Ok(false)` when there is
+    /// nothing to let go (read-only already, or a store that holds the lock
+    /// for good), while a write is under way, or when `still_idle`, asked
+    /// once no upgrade can start, says the caller needs the lock after all.
+    /// Blocking.
+    pub(super) fn release(
+        &self,
+        db_dir: &Path,
+        still_idle: &dyn Fn() -> bool,
+    ) -> Result<bool, CacheError> {
+        let Self::ReadMostly(m) = self else {
+            return Ok(false);
+        };
+        // No upgrade meanwhile: it would open read-write beside this.
+        let _attempt = m
+            .upgrade
+            .attempt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !still_idle() {
+            return Ok(false);
+        }
+        let mut view = m.view.write().unwrap_or_else(PoisonError::into_inner);
+        let View::Writing(writable) = &*view else {
+            return Ok(false);
+        };
+        // A clone is a thread reading or writing through it (clones are
+        // taken under the view's lock, which this holds).
+        if Arc::strong_count(writable) > 1 {
+            return Ok(false);
+        }
+        let read_only =
+            DB::open_cf_descriptors_read_only(&read_options(), db_dir, cf_descriptors(), false)
+                .map_err(|source| CacheError::Open {
+                    dir: db_dir.to_path_buf(),
+                    source,
+                })?;
+        let closing = std::mem::replace(&mut *view, View::Reading(Arc::new(read_only)));
+        drop(view);
+        // Closes it, and the lock goes with it.
+        drop(closing);
+        Ok(true)
     }
 
     /// The writable instance, opening it on first use (and waiting for
@@ -112,17 +193,18 @@ impl Access {
         dir: &Path,
         on_open: &dyn Fn(&DB),
         wait: LockWait,
-    ) -> Result<&DB, CacheError> {
-        let (writable, upgrade) = match self {
-            Self::Writable(db) => return Ok(db),
+    ) -> Result<Arc<DB>, CacheError> {
+        let m = match self {
+            Self::Writable(db) => return Ok(Arc::clone(db)),
             Self::ReadOnly(_) => {
                 return Err(CacheError::ReadOnly {
                     dir: dir.to_path_buf(),
                 });
             }
-            Self::ReadMostly(m) => (&m.writable, &m.upgrade),
+            Self::ReadMostly(m) => m,
         };
-        if let Some(db) = writable.get() {
+        let upgrade = &m.upgrade;
+        if let Some(db) = m.writable() {
             return Ok(db);
         }
         let mut attempt = match wait {
@@ -145,7 +227,7 @@ impl Access {
             },
         };
         // Another thread may have opened it while this one waited.
-        if let Some(db) = writable.get() {
+        if let Some(db) = m.writable() {
             return Ok(db);
         }
         match *attempt {
@@ -196,11 +278,12 @@ impl Access {
         match open_writable(home, dir, options, WhenUnusable::SetAside, &mut notify) {
             Ok(Writable::Ready(db)) => {
                 on_open(&db);
-                // Cannot fail: `attempt` is held and `writable` was empty.
-                let _ = writable.set(db);
-                writable.get().ok_or_else(|| CacheError::ReadOnly {
-                    dir: dir.to_path_buf(),
-                })
+                let db = Arc::new(db);
+                // The read-only instance closes once no thread reads
+                // through it any more.
+                *m.view.write().unwrap_or_else(PoisonError::into_inner) =
+                    View::Writing(Arc::clone(&db));
+                Ok(db)
             }
             Ok(Writable::Busy { holder }) => {
                 if wait == LockWait::UpToTimeout {
@@ -229,6 +312,24 @@ impl Access {
         }
     }
 
+    /// Forgets that another vp kept the lock past the timeout, so that the
+    /// next write waits for it again: between watch cycles, where the
+    /// holder (a dev server, another watch) may be long gone by the next
+    /// edit. Within a batch the failure stays, so a run waits once, not
+    /// once per task.
+    pub(super) fn forget_busy(&self) {
+        if let Self::ReadMostly(m) = self {
+            let mut attempt = m
+                .upgrade
+                .attempt
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if matches!(*attempt, Some(Failed::Busy { .. })) {
+                *attempt = None;
+            }
+        }
+    }
+
     /// A listener woken by the next notice of opening read-write, `None`
     /// for a store that never opens read-write later (it has no notices
     /// to give). Listen before taking the notices, so that one queued in
@@ -251,6 +352,20 @@ impl Access {
                     .unwrap_or_else(PoisonError::into_inner),
             ),
             Self::Writable(_) | Self::ReadOnly(_) => Vec::new(),
+        }
+    }
+}
+
+impl ReadMostly {
+    fn view(&self) -> std::sync::RwLockReadGuard<'_, View> {
+        self.view.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The read-write instance, while it is open.
+    fn writable(&self) -> Option<Arc<DB>> {
+        match &*self.view() {
+            View::Writing(db) => Some(Arc::clone(db)),
+            View::Reading(_) => None,
         }
     }
 }

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rocksdb::{ColumnFamily, DB, IteratorMode, ReadOptions, WriteBatch};
 use serde::{Deserialize, Serialize};
@@ -133,25 +133,40 @@ impl Store {
         &self.dir
     }
 
-    /// The instance reads go to.
-    pub(super) fn reader(&self) -> &DB {
+    /// The instance reads go to. Held, it stays open (see
+    /// `Access::release`): hold it no longer than a read.
+    pub(super) fn reader(&self) -> Arc<DB> {
         self.access.reader()
     }
 
     /// The writable instance, opened on first use; opening it folds the hit
     /// journal in before anything else writes. Blocking (may wait for
-    /// another vp's lock).
-    pub(super) fn writer(&self) -> Result<&DB, CacheError> {
+    /// another vp's lock). Held, it keeps the lock (see `Access::release`).
+    pub(super) fn writer(&self) -> Result<Arc<DB>, CacheError> {
         self.writer_waiting(LockWait::UpToTimeout)
     }
 
     /// [`Store::writer`], for a write that does not wait for another vp's
     /// lock ([`LockWait::No`]): `CacheError::Busy` at once while it is held.
-    pub(super) fn writer_now(&self) -> Result<&DB, CacheError> {
+    pub(super) fn writer_now(&self) -> Result<Arc<DB>, CacheError> {
         self.writer_waiting(LockWait::No)
     }
 
-    fn writer_waiting(&self, wait: LockWait) -> Result<&DB, CacheError> {
+    /// Lets RocksDB's lock go while this run has nothing to write, so that
+    /// another vp can store its runs meanwhile (`Access::release`); the
+    /// next write takes it again. `still_idle` is asked once no write of
+    /// this store can start opening. `Ok(true)` when it was let go.
+    /// Blocking.
+    pub(crate) fn release_lock(&self, still_idle: &dyn Fn() -> bool) -> Result<bool, CacheError> {
+        self.access.release(&self.home.db(), still_idle)
+    }
+
+    /// See `Access::forget_busy`.
+    pub(crate) fn forget_busy(&self) {
+        self.access.forget_busy();
+    }
+
+    fn writer_waiting(&self, wait: LockWait) -> Result<Arc<DB>, CacheError> {
         self.access
             .writer(&self.home, &self.dir, &|db| self.fold_journal(db), wait)
     }
@@ -188,8 +203,10 @@ impl Store {
 
     /// A column family of the writable instance (opening it): for building
     /// a batch that `write` then writes.
-    pub(super) fn cf(&self, name: &'static str) -> Result<&ColumnFamily, CacheError> {
-        cf_of(self.writer()?, &self.dir, name)
+    pub(super) fn cf(&self, name: &'static str) -> Result<WriteCf, CacheError> {
+        let db = self.writer()?;
+        cf_of(&db, &self.dir, name)?;
+        Ok(WriteCf { db, name })
     }
 
     pub(super) fn db_err(
@@ -205,7 +222,7 @@ impl Store {
 
     pub(super) fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, CacheError> {
         let db = self.reader();
-        db.get_cf(cf_of(db, &self.dir, cf)?, key)
+        db.get_cf(cf_of(&db, &self.dir, cf)?, key)
             .map_err(self.db_err("read"))
     }
 
@@ -221,7 +238,7 @@ impl Store {
     ) -> Result<Option<T>, CacheError> {
         let db = self.reader();
         let value = db
-            .get_pinned_cf_opt(cf_of(db, &self.dir, cf)?, key, &read_once())
+            .get_pinned_cf_opt(cf_of(&db, &self.dir, cf)?, key, &read_once())
             .map_err(self.db_err("read"))?;
         Ok(value.map(|v| read(&v)))
     }
@@ -308,8 +325,8 @@ impl Store {
         // store of the same content.
         let Ok(db) = self.writer_now() else { return };
         let (Ok(blobs), Ok(meta)) = (
-            cf_of(db, &self.dir, CF_BLOBS),
-            cf_of(db, &self.dir, CF_META),
+            cf_of(&db, &self.dir, CF_BLOBS),
+            cf_of(&db, &self.dir, CF_META),
         ) else {
             return;
         };
@@ -337,8 +354,8 @@ impl Store {
             source: e,
         })?;
         let len = compressed.len() as u64;
-        batch.put_cf(self.cf(CF_BLOBS)?, blob.as_bytes(), compressed);
-        batch.put_cf(self.cf(CF_META)?, blob_meta_key(blob), len.to_le_bytes());
+        batch.put_cf(&*self.cf(CF_BLOBS)?, blob.as_bytes(), compressed);
+        batch.put_cf(&*self.cf(CF_META)?, blob_meta_key(blob), len.to_le_bytes());
         Ok(len)
     }
 
@@ -380,7 +397,7 @@ impl Store {
         mut each: impl FnMut(&[u8], &[u8]),
     ) -> Result<(), CacheError> {
         let db = self.reader();
-        let handle = cf_of(db, &self.dir, CF_META)?;
+        let handle = cf_of(&db, &self.dir, CF_META)?;
         let iter = db.iterator_cf(
             handle,
             IteratorMode::From(prefix, rocksdb::Direction::Forward),
@@ -404,6 +421,26 @@ fn intact(stored: &[u8], blob: &Digest) -> Option<Vec<u8>> {
 }
 
 /// A column family of `db`.
+/// A column family of the writable instance (`Store::cf`), for a batch to
+/// name. It keeps that instance open while it lives, so the handle stays
+/// valid even if the runner lets the lock go meanwhile.
+pub(super) struct WriteCf {
+    db: Arc<DB>,
+    name: &'static str,
+}
+
+impl std::ops::Deref for WriteCf {
+    type Target = ColumnFamily;
+
+    fn deref(&self) -> &ColumnFamily {
+        // `Store::cf` found it in this very instance, and an open instance
+        // never drops a column family (vp never drops one).
+        self.db
+            .cf_handle(self.name)
+            .expect("a column family found in an open instance stays there")
+    }
+}
+
 pub(super) fn cf_of<'a>(
     db: &'a DB,
     dir: &Path,

@@ -60,7 +60,7 @@ impl Store {
         let mut blob_sizes = HashMap::new();
         // Pruning writes: read what the writable instance sees.
         let db = self.writer()?;
-        for item in db.iterator_cf(cf_of(db, &self.dir, CF_META)?, IteratorMode::Start) {
+        for item in db.iterator_cf(cf_of(&db, &self.dir, CF_META)?, IteratorMode::Start) {
             let (k, v) = item.map_err(self.db_err("scan metadata"))?;
             match k.split_first() {
                 Some((b'e', rest)) => {
@@ -82,7 +82,7 @@ impl Store {
             }
         }
         let mut entries = Vec::new();
-        for item in db.iterator_cf(cf_of(db, &self.dir, CF_ENTRIES)?, IteratorMode::Start) {
+        for item in db.iterator_cf(cf_of(&db, &self.dir, CF_ENTRIES)?, IteratorMode::Start) {
             let (k, v) = item.map_err(self.db_err("scan entries"))?;
             let Some(key) = EntryKey::from_bytes(&k) else {
                 continue;
@@ -137,7 +137,7 @@ impl Store {
             batch = self.flush_if_large(batch)?;
         }
         for key in &census.orphan_metas {
-            batch.delete_cf(self.cf(CF_META)?, entry_meta_key(*key));
+            batch.delete_cf(&*self.cf(CF_META)?, entry_meta_key(*key));
         }
 
         let target = if total - report.freed_bytes > max_bytes {
@@ -153,8 +153,8 @@ impl Store {
             }
             // The entry and the blobs only it used go in the same batch: a
             // crash leaves either both or neither.
-            batch.delete_cf(self.cf(CF_ENTRIES)?, key.to_bytes());
-            batch.delete_cf(self.cf(CF_META)?, entry_meta_key(*key));
+            batch.delete_cf(&*self.cf(CF_ENTRIES)?, key.to_bytes());
+            batch.delete_cf(&*self.cf(CF_META)?, entry_meta_key(*key));
             report.freed_bytes += size;
             report.removed_entries += 1;
             kept -= 1;
@@ -206,7 +206,7 @@ impl Store {
     fn compact(&self) -> Result<(), CacheError> {
         let db = self.writer()?;
         for name in COLUMN_FAMILIES {
-            db.compact_range_cf(cf_of(db, &self.dir, name)?, None::<&[u8]>, None::<&[u8]>);
+            db.compact_range_cf(cf_of(&db, &self.dir, name)?, None::<&[u8]>, None::<&[u8]>);
         }
         Ok(())
     }
@@ -215,7 +215,7 @@ impl Store {
         let mut total = 0;
         let db = self.reader();
         for name in COLUMN_FAMILIES {
-            let cf = cf_of(db, &self.dir, name)?;
+            let cf = cf_of(&db, &self.dir, name)?;
             for prop in [
                 "rocksdb.total-sst-files-size",
                 "rocksdb.cur-size-all-mem-tables",
@@ -230,8 +230,8 @@ impl Store {
     }
 
     fn delete_blob(&self, batch: &mut WriteBatch, blob: &Digest) -> Result<(), CacheError> {
-        batch.delete_cf(self.cf(CF_BLOBS)?, blob.as_bytes());
-        batch.delete_cf(self.cf(CF_META)?, blob_meta_key(blob));
+        batch.delete_cf(&*self.cf(CF_BLOBS)?, blob.as_bytes());
+        batch.delete_cf(&*self.cf(CF_META)?, blob_meta_key(blob));
         Ok(())
     }
 
@@ -246,7 +246,7 @@ impl Store {
     pub(crate) fn stats(&self) -> Result<CacheStats, CacheError> {
         let mut s = CacheStats::default();
         let db = self.reader();
-        let cf = |name| cf_of(db, &self.dir, name);
+        let cf = |name| cf_of(&db, &self.dir, name);
         for item in db.iterator_cf(cf(CF_META)?, IteratorMode::Start) {
             let (k, v) = item.map_err(self.db_err("scan metadata"))?;
             match k.first() {

@@ -81,11 +81,19 @@ impl Store {
             hits: self.entry_meta(key)?.map_or(0, |m| m.hits),
             size: encoded.len() as u64,
         };
-        batch.put_cf(self.cf(CF_ENTRIES)?, key.to_bytes(), &encoded);
+        batch.put_cf(&*self.cf(CF_ENTRIES)?, key.to_bytes(), &encoded);
         for dir in &entry.owned_dirs {
-            batch.put_cf(self.cf(CF_META)?, output_dir_key(dir), req.task.as_bytes());
+            batch.put_cf(
+                &*self.cf(CF_META)?,
+                output_dir_key(dir),
+                req.task.as_bytes(),
+            );
         }
-        batch.put_cf(self.cf(CF_META)?, entry_meta_key(key), codec::encode(&meta));
+        batch.put_cf(
+            &*self.cf(CF_META)?,
+            entry_meta_key(key),
+            codec::encode(&meta),
+        );
         self.drop_excess_variants(&mut batch, key)?;
         self.write(batch)?;
         Ok(key)

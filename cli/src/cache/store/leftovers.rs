@@ -131,7 +131,7 @@ impl Store {
         let mut batch = WriteBatch::default();
         for rel in self.leftovers(workspace_root)? {
             if std::fs::symlink_metadata(rel.to_abs(workspace_root)).is_err() {
-                batch.delete_cf(self.cf(CF_META)?, leftover_key(workspace_root, &rel));
+                batch.delete_cf(&*self.cf(CF_META)?, leftover_key(workspace_root, &rel));
             }
         }
         for rel in outputs
@@ -139,7 +139,7 @@ impl Store {
             .filter_map(|abs| RelPath::from_abs(workspace_root, abs))
             .filter(|rel| !rel.is_root())
         {
-            batch.put_cf(self.cf(CF_META)?, leftover_key(workspace_root, &rel), []);
+            batch.put_cf(&*self.cf(CF_META)?, leftover_key(workspace_root, &rel), []);
         }
         if batch.is_empty() {
             return Ok(());
@@ -161,7 +161,7 @@ impl Store {
                 || below_an_owned_dir(entry, &rel)
                 || std::fs::symlink_metadata(rel.to_abs(workspace_root)).is_err();
             if forget {
-                batch.delete_cf(self.cf(CF_META)?, leftover_key(workspace_root, &rel));
+                batch.delete_cf(&*self.cf(CF_META)?, leftover_key(workspace_root, &rel));
             }
         }
         Ok(())
@@ -303,7 +303,7 @@ mod tests {
         ] {
             let mut k = workspace_prefix(&root);
             k.extend_from_slice(bad);
-            batch.put_cf(store.cf(CF_META).expect("cf"), k, []);
+            batch.put_cf(&*store.cf(CF_META).expect("cf"), k, []);
         }
         store.write(batch).expect("write");
         store

@@ -615,11 +615,15 @@ impl Store {
             entry.stat_time = lookup_start;
             let encoded = codec::encode(&entry);
             meta.size = encoded.len() as u64;
-            batch.put_cf(self.cf(CF_ENTRIES)?, key.to_bytes(), encoded);
+            batch.put_cf(&*self.cf(CF_ENTRIES)?, key.to_bytes(), encoded);
         }
-        batch.put_cf(self.cf(CF_META)?, entry_meta_key(key), codec::encode(&meta));
         batch.put_cf(
-            self.cf(CF_TASKS)?,
+            &*self.cf(CF_META)?,
+            entry_meta_key(key),
+            codec::encode(&meta),
+        );
+        batch.put_cf(
+            &*self.cf(CF_TASKS)?,
             req.task.as_bytes(),
             codec::encode(&record),
         );

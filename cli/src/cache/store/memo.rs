@@ -49,7 +49,7 @@ impl Store {
         let racy = after.mtime >= hashed_at || after.ctime >= hashed_at;
         if after == before && !racy {
             let mut batch = WriteBatch::default();
-            batch.put_cf(self.cf(CF_META)?, key, codec::encode(&(after, digest)));
+            batch.put_cf(&*self.cf(CF_META)?, key, codec::encode(&(after, digest)));
             self.write(batch)?;
         }
         Ok(digest)

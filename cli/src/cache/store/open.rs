@@ -8,6 +8,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, Options};
@@ -342,7 +343,17 @@ pub(crate) fn open(
     if let Some(store) = open_read_mostly(&home, dir, options) {
         return Ok(Opened::Ready(store));
     }
-    open_exclusive_in(home, dir, options, WhenUnusable::SetAside, notify)
+    // A run's store, even opened read-write, lets the lock go when the run
+    // has nothing to write (`Access::release`).
+    let run_store = |db| Access::writing(db, options.clone());
+    open_read_write(
+        home,
+        dir,
+        options,
+        WhenUnusable::SetAside,
+        notify,
+        run_store,
+    )
 }
 
 /// Opens the store read-write, holding its lock for as long as it is open
@@ -354,7 +365,15 @@ pub(crate) fn open_exclusive(
     unusable: WhenUnusable,
     notify: &mut dyn FnMut(StoreNotice),
 ) -> Result<Opened, CacheError> {
-    open_exclusive_in(CacheDir::claim(dir)?, dir, options, unusable, notify)
+    let exclusive = |db| Access::Writable(Arc::new(db));
+    open_read_write(
+        CacheDir::claim(dir)?,
+        dir,
+        options,
+        unusable,
+        notify,
+        exclusive,
+    )
 }
 
 /// What opening read-write does with a store it cannot use (another
@@ -370,18 +389,20 @@ pub(crate) enum WhenUnusable {
     Report,
 }
 
-fn open_exclusive_in(
+/// Opens read-write; `access` says how the store then holds the instance.
+fn open_read_write(
     home: CacheDir,
     dir: &Path,
     options: &OpenOptions,
     unusable: WhenUnusable,
     notify: &mut dyn FnMut(StoreNotice),
+    access: impl FnOnce(DB) -> Access,
 ) -> Result<Opened, CacheError> {
     Ok(
         match open_writable(&home, dir, options, unusable, notify)? {
             Writable::Ready(db) => {
-                let store = Store::new(Access::Writable(db), dir, home);
-                store.fold_journal(store.reader());
+                let store = Store::new(access(db), dir, home);
+                store.fold_journal(&store.reader());
                 Opened::Ready(store)
             }
             Writable::Busy { holder } => Opened::Busy { holder },
@@ -419,34 +440,63 @@ fn open_read_mostly(home: &CacheDir, dir: &Path, options: &OpenOptions) -> Optio
         Some(Some(pid)) if !is_ancestor(pid) => {}
         Some(_) => return None,
     }
-    // A writer that opened while this open read the files may have flushed
-    // and deleted logs this view then missed: every read-write open writes
-    // a new `CURRENT` and takes the lock, so a view taken across one is
-    // dropped. One taken while the holder was still opening (the lock is
-    // taken before `CURRENT` is written) is taken again; one across a change
-    // of holder goes to the read-write path.
+    // A writer may flush its logs into a table file and delete them while
+    // this open reads the files, and the view would then lack what they
+    // held: a writer's open writes a new `CURRENT`, and a flush of a running
+    // writer appends to the `MANIFEST` that `CURRENT` names. A view taken
+    // while either changed, or while the lock changed hands, is taken
+    // again, a few times while another vp holds the lock (its next write
+    // may come at any moment); while the lock is free, once is enough to
+    // send the open down the read-write path, as before.
+    let mut holder = holder;
     let mut attempts = 0;
     let db = loop {
-        let current = fs::read(db_dir.join("CURRENT")).ok()?;
-        let db =
-            DB::open_cf_descriptors_read_only(&read_options(), &db_dir, cf_descriptors(), false)
-                .ok()?;
-        let same_holder = super::read_only::lock_holder(&db_dir.join("LOCK")) == holder;
-        if !same_holder {
-            return None;
-        }
-        if fs::read(db_dir.join("CURRENT")).ok()? == current {
+        let before = ViewMark::of(&db_dir);
+        let opened =
+            DB::open_cf_descriptors_read_only(&read_options(), &db_dir, cf_descriptors(), false);
+        let now = super::read_only::lock_holder(&db_dir.join("LOCK"));
+        if let Ok(db) = opened
+            && now == holder
+            && before.is_some()
+            && ViewMark::of(&db_dir) == before
+        {
             break db;
         }
         attempts += 1;
-        if holder.is_none() || attempts == 3 {
-            return None;
+        match now {
+            Some(Some(pid)) if attempts < VIEW_ATTEMPTS && !is_ancestor(pid) => holder = now,
+            _ => return None,
         }
+        std::thread::sleep(Duration::from_millis(10));
     };
     check_schema(&db, true).ok()?;
     let store = Store::new(Access::read_mostly(db, options.clone()), dir, home.clone());
     store.load_journal();
     Some(store)
+}
+
+/// How many times a read-only view is taken beside another vp's lock
+/// before the open goes down the read-write path (and waits for the lock).
+const VIEW_ATTEMPTS: u32 = 5;
+
+/// What changes when a writer's files change under a read-only open: the
+/// `CURRENT` file, and the size of the `MANIFEST` it names.
+#[derive(PartialEq, Eq)]
+struct ViewMark {
+    current: Vec<u8>,
+    manifest_len: u64,
+}
+
+impl ViewMark {
+    fn of(db_dir: &Path) -> Option<Self> {
+        let current = fs::read(db_dir.join("CURRENT")).ok()?;
+        let name = std::str::from_utf8(&current).ok()?.trim_end();
+        let manifest_len = fs::metadata(db_dir.join(name)).ok()?.len();
+        Some(Self {
+            current,
+            manifest_len,
+        })
+    }
 }
 
 /// Flushes the write-ahead logs into table files, so that the opens after

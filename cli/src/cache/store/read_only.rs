@@ -61,7 +61,7 @@ pub(crate) fn open_read_only(dir: &Path) -> Result<ReadOnly, CacheError> {
         path: dir.to_path_buf(),
         source: std::io::Error::other(reason),
     })?;
-    let store = Store::new(Access::ReadOnly(db), dir, home);
+    let store = Store::new(Access::ReadOnly(std::sync::Arc::new(db)), dir, home);
     // What a real run would answer: the hits journaled since the last fold.
     store.load_journal();
     Ok(ReadOnly::Ready(store))

@@ -253,17 +253,25 @@ impl Store {
             hits,
             size: encoded.len() as u64,
         };
-        batch.put_cf(self.cf(CF_ENTRIES)?, key.to_bytes(), &encoded);
+        batch.put_cf(&*self.cf(CF_ENTRIES)?, key.to_bytes(), &encoded);
         for dir in &entry.owned_dirs {
-            batch.put_cf(self.cf(CF_META)?, output_dir_key(dir), req.task.as_bytes());
+            batch.put_cf(
+                &*self.cf(CF_META)?,
+                output_dir_key(dir),
+                req.task.as_bytes(),
+            );
         }
-        batch.put_cf(self.cf(CF_META)?, entry_meta_key(key), codec::encode(&meta));
+        batch.put_cf(
+            &*self.cf(CF_META)?,
+            entry_meta_key(key),
+            codec::encode(&meta),
+        );
         let record = TaskRecord {
             entry: key,
             spawn: req.spawn.clone(),
         };
         batch.put_cf(
-            self.cf(CF_TASKS)?,
+            &*self.cf(CF_TASKS)?,
             req.task.as_bytes(),
             codec::encode(&record),
         );
@@ -300,8 +308,8 @@ impl Store {
         }
         others.sort_by_key(|(_, used)| std::cmp::Reverse(*used));
         for (k, _) in others.into_iter().skip(MAX_VARIANTS - 1) {
-            batch.delete_cf(self.cf(CF_ENTRIES)?, k.to_bytes());
-            batch.delete_cf(self.cf(CF_META)?, entry_meta_key(k));
+            batch.delete_cf(&*self.cf(CF_ENTRIES)?, k.to_bytes());
+            batch.delete_cf(&*self.cf(CF_META)?, entry_meta_key(k));
         }
         Ok(())
     }

@@ -1914,3 +1914,50 @@ fn a_write_that_does_not_wait_finds_the_lock_held_at_once_and_is_not_remembered(
     assert!(w.store.prepare_to_write(LockWait::No).expect("free now"));
     assert!(w.store.is_writable());
 }
+
+/// A run lets the lock go while it has nothing to write (`run::lock_use`):
+/// another vp can then store, this one still reads everything it wrote,
+/// and its next write takes the lock again. Never while a write holds the
+/// writable instance, nor when the caller finds itself busy again once no
+/// upgrade can start.
+#[test]
+fn a_released_lock_is_free_for_another_vp_and_taken_again_by_the_next_write() {
+    let w = ws();
+    let input = "packages/app/src/a.js";
+    w.write(input, "one");
+    stored(w.run("t", &cmd(), &[input], &[("packages/app/dist/a.js", "out")]));
+    assert!(w.store.is_writable());
+
+    let writing = w.store.writer().expect("writable");
+    assert!(
+        !w.store.release_lock(&|| true).expect("no error"),
+        "a write is under way"
+    );
+    drop(writing);
+    assert!(
+        !w.store.release_lock(&|| false).expect("no error"),
+        "busy again"
+    );
+    assert!(w.store.is_writable());
+
+    assert!(w.store.release_lock(&|| true).expect("no error"));
+    assert!(!w.store.is_writable());
+    assert!(is_hit(&w.lookup("t", &cmd())), "it reads what it wrote");
+
+    let other = w.other_vp();
+    other.write(input, "two");
+    stored(other.run(
+        "t",
+        &cmd(),
+        &[input],
+        &[("packages/app/dist/a.js", "out 2")],
+    ));
+    busy_without_waiting(&w, Duration::from_secs(10));
+    drop(other);
+
+    assert!(w.store.prepare_to_write(LockWait::No).expect("free again"));
+    assert!(
+        is_hit(&w.lookup("t", &cmd())),
+        "the writable instance sees the other vp's run"
+    );
+}

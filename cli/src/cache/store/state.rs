@@ -245,9 +245,9 @@ impl Store {
         }
         let mut batch = WriteBatch::default();
         if left.is_empty() {
-            batch.delete_cf(self.cf(CF_META)?, state_key(task));
+            batch.delete_cf(&*self.cf(CF_META)?, state_key(task));
         } else {
-            batch.put_cf(self.cf(CF_META)?, state_key(task), codec::encode(&left));
+            batch.put_cf(&*self.cf(CF_META)?, state_key(task), codec::encode(&left));
         }
         self.write(batch)
     }

@@ -1,0 +1,169 @@
+//! When a run lets the store's lock go. A vp takes RocksDB's lock with its
+//! first miss (`cache/store/access.rs`); kept until it exits, a `vp run
+//! dev` whose build missed would keep every other vp on the workspace from
+//! storing anything for as long as the dev server runs, and a `vp run
+//! --watch` for as long as it watches. So the lock is let go when the run
+//! has nothing to write:
+//!
+//! - no cached command is between the start of its lookup and the end of
+//!   its record (it writes, and a `vp run` nested in it must find the lock
+//!   held by its parent, see docs/caching.md);
+//! - and a command that is not cached is running (a dev server), or is
+//!   about to start (a `vp run` nested in it then uses the cache as any
+//!   other vp), or the run waits for the next edit (`--watch`).
+//!
+//! The next write takes the lock again (reopening read-write costs a few
+//! `fsync`s, which is why a run of cached tasks keeps it between them).
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::cache::Store;
+
+/// One per run session, shared by its batches (event-loop thread).
+#[derive(Default)]
+pub(crate) struct LockUse {
+    /// Cached commands between the start of their lookup and the end of
+    /// their record. Atomic: a release on a pool thread asks again, under
+    /// the store's upgrade lock, before it lets go.
+    caching: Arc<AtomicUsize>,
+    /// Commands running that are not cached.
+    uncached: Cell<usize>,
+}
+
+impl LockUse {
+    /// A cached command's store work begins; the lock is let go only after
+    /// the returned guard is dropped.
+    pub(crate) fn caching(self: &Rc<Self>, store: &Arc<Store>) -> Caching {
+        self.caching.fetch_add(1, Ordering::SeqCst);
+        Caching {
+            uses: Rc::clone(self),
+            store: Arc::clone(store),
+        }
+    }
+
+    /// A command that is not cached is about to start: lets the lock go
+    /// first when no cached command needs it (so that a `vp run` nested in
+    /// the command finds it free), and counts the command until the
+    /// returned guard is dropped.
+    pub(crate) async fn uncached_command(self: &Rc<Self>, store: Option<&Arc<Store>>) -> Uncached {
+        self.uncached.set(self.uncached.get() + 1);
+        if let Some(store) = store {
+            self.release(store).await;
+        }
+        Uncached {
+            uses: Rc::clone(self),
+        }
+    }
+
+    /// The run waits for something other than its own work (the next edit
+    /// in watch mode): lets the lock go when no cached command needs it,
+    /// and forgets that another vp kept it too long (`Store::forget_busy`):
+    /// the next cycle waits for it again.
+    pub(crate) async fn idle(&self, store: &Arc<Store>) {
+        store.forget_busy();
+        self.release(store).await;
+    }
+
+    /// Lets the lock go on a pool thread (closing RocksDB may wait for its
+    /// background work), if no cached command needs it then.
+    fn release(&self, store: &Arc<Store>) -> blocking::Task<()> {
+        let (store, caching) = (Arc::clone(store), Arc::clone(&self.caching));
+        blocking::unblock(move || {
+            let idle = || caching.load(Ordering::SeqCst) == 0;
+            if idle() && store.is_writable() {
+                // Best effort: a store that cannot reopen read-only keeps
+                // the lock, as it did before.
+                let _ = store.release_lock(&idle);
+            }
+        })
+    }
+}
+
+/// See [`LockUse::caching`].
+pub(crate) struct Caching {
+    uses: Rc<LockUse>,
+    store: Arc<Store>,
+}
+
+impl Drop for Caching {
+    fn drop(&mut self) {
+        let left = self.uses.caching.fetch_sub(1, Ordering::SeqCst) - 1;
+        // The last cached command is done while uncached ones run on: a
+        // dev server whose build missed.
+        if left == 0 && self.uses.uncached.get() > 0 {
+            self.uses.release(&self.store).detach();
+        }
+    }
+}
+
+/// See [`LockUse::uncached_command`].
+pub(crate) struct Uncached {
+    uses: Rc<LockUse>,
+}
+
+impl Drop for Uncached {
+    fn drop(&mut self) {
+        self.uses
+            .uncached
+            .set(self.uses.uncached.get().saturating_sub(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::cache::{LockWait, open_for_test};
+
+    #[track_caller]
+    fn let_go_soon(store: &Store) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while store.is_writable() {
+            assert!(Instant::now() < deadline, "the lock was never let go");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn the_lock_is_let_go_only_when_no_cached_command_needs_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(open_for_test(
+            &tmp.path().join("cache"),
+            Duration::from_secs(5),
+        ));
+        store
+            .prepare_to_write(LockWait::UpToTimeout)
+            .expect("writable");
+        let uses = Rc::new(LockUse::default());
+
+        // A dev server starts while a cached build still runs: kept.
+        let build = uses.caching(&store);
+        let server = smol::block_on(uses.uncached_command(Some(&store)));
+        smol::block_on(uses.idle(&store));
+        assert!(store.is_writable(), "the build needs it");
+        // The build is stored: only the server is left.
+        drop(build);
+        let_go_soon(&store);
+
+        // The next cached command takes it again, and an uncached command
+        // started beside it does not take it away.
+        let next = uses.caching(&store);
+        store
+            .prepare_to_write(LockWait::UpToTimeout)
+            .expect("writable again");
+        let second = smol::block_on(uses.uncached_command(Some(&store)));
+        assert!(store.is_writable());
+        drop((second, server));
+        // Nothing uncached runs when it is done: kept for the next one.
+        drop(next);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(store.is_writable());
+        // Until the run waits for an edit.
+        smol::block_on(uses.idle(&store));
+        assert!(!store.is_writable());
+    }
+}
