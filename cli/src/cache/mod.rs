@@ -47,7 +47,7 @@ pub(crate) use self::{
     settings::{CacheSettings, default_cache_dir, requested_dir},
     size::{format_size, parse_size},
     store::Store,
-    store::access::LockWait,
+    store::access::{LockWait, Release},
     store::import::ImportRequest,
     store::layout::CacheDir,
     store::lookup::{LookupOutcome, LookupRequest},

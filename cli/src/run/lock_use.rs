@@ -15,12 +15,23 @@
 //! The next write takes the lock again (reopening read-write costs a few
 //! `fsync`s, which is why a run of cached tasks keeps it between them).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use crate::cache::Store;
+use crate::cache::{Release, Store};
+
+/// How long a release after a cached command's end waits for the next
+/// cached command to start (a chain of tasks beside a dev server), before
+/// it lets the lock go: taking it again costs RocksDB's `fsync`s, and
+/// another vp could take it in between and keep the chain waiting.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// How long a release waits for a thread that still reads or writes
+/// through the writable instance (an upload reading a blob) to finish.
+const IN_USE_WAIT: Duration = Duration::from_secs(5);
 
 /// One per run session, shared by its batches (event-loop thread).
 #[derive(Default)]
@@ -31,6 +42,10 @@ pub(crate) struct LockUse {
     caching: Arc<AtomicUsize>,
     /// Commands running that are not cached.
     uncached: Cell<usize>,
+    /// A release started when a cached command ended, still on its pool
+    /// thread: awaited before the batch ends, so no release is still
+    /// closing RocksDB when vp exits.
+    pending: RefCell<Option<blocking::Task<()>>>,
 }
 
 impl LockUse {
@@ -50,8 +65,8 @@ impl LockUse {
     /// returned guard is dropped.
     pub(crate) async fn uncached_command(self: &Rc<Self>, store: Option<&Arc<Store>>) -> Uncached {
         self.uncached.set(self.uncached.get() + 1);
-        if let Some(store) = store {
-            self.release(store).await;
+        if let Some(release) = store.and_then(|store| self.release(store, Duration::ZERO)) {
+            release.await;
         }
         Uncached {
             uses: Rc::clone(self),
@@ -64,21 +79,49 @@ impl LockUse {
     /// the next cycle waits for it again.
     pub(crate) async fn idle(&self, store: &Arc<Store>) {
         store.forget_busy();
-        self.release(store).await;
+        self.settle().await;
+        if let Some(release) = self.release(store, Duration::ZERO) {
+            release.await;
+        }
     }
 
-    /// Lets the lock go on a pool thread (closing RocksDB may wait for its
-    /// background work), if no cached command needs it then.
-    fn release(&self, store: &Arc<Store>) -> blocking::Task<()> {
+    /// Waits for a release still on its pool thread (the end of a batch).
+    pub(crate) async fn settle(&self) {
+        let pending = self.pending.borrow_mut().take();
+        if let Some(pending) = pending {
+            pending.await;
+        }
+    }
+
+    /// Lets the lock go on a pool thread (flushing and closing RocksDB take
+    /// a while), after `settle` and once no thread reads or writes through
+    /// the writable instance, if this run holds it and no cached command
+    /// needs it then, and once no write can start (`Store::release_lock`).
+    /// `None` when there is nothing to do: no thread is started for it.
+    fn release(&self, store: &Arc<Store>, settle: Duration) -> Option<blocking::Task<()>> {
+        let idle = |caching: &AtomicUsize| caching.load(Ordering::SeqCst) == 0;
+        if !idle(&self.caching) || !store.is_writable() {
+            return None;
+        }
         let (store, caching) = (Arc::clone(store), Arc::clone(&self.caching));
-        blocking::unblock(move || {
-            let idle = || caching.load(Ordering::SeqCst) == 0;
-            if idle() && store.is_writable() {
-                // Best effort: a store that cannot reopen read-only keeps
-                // the lock, as it did before.
-                let _ = store.release_lock(&idle);
+        Some(blocking::unblock(move || {
+            std::thread::sleep(settle);
+            let started = std::time::Instant::now();
+            // Best effort: a store that cannot reopen read-only keeps the
+            // lock, as it did before.
+            loop {
+                match store.release_lock(&|| idle(&caching)) {
+                    Ok(Release::InUse) if started.elapsed() < IN_USE_WAIT => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    // A cached command that needed the lock ended after it
+                    // was asked, while this release was still under way: its
+                    // end scheduled no release of its own (`Caching::drop`).
+                    Ok(Release::Needed) if idle(&caching) => std::thread::sleep(settle),
+                    _ => break,
+                }
             }
-        })
+        }))
     }
 }
 
@@ -92,9 +135,20 @@ impl Drop for Caching {
     fn drop(&mut self) {
         let left = self.uses.caching.fetch_sub(1, Ordering::SeqCst) - 1;
         // The last cached command is done while uncached ones run on: a
-        // dev server whose build missed.
-        if left == 0 && self.uses.uncached.get() > 0 {
-            self.uses.release(&self.store).detach();
+        // dev server whose build missed. (A release pending already asks
+        // again when it runs.)
+        let under_way = self
+            .uses
+            .pending
+            .borrow()
+            .as_ref()
+            .is_some_and(|pending| !pending.is_finished());
+        if left == 0
+            && self.uses.uncached.get() > 0
+            && !under_way
+            && let Some(release) = self.uses.release(&self.store, SETTLE)
+        {
+            *self.uses.pending.borrow_mut() = Some(release);
         }
     }
 }
@@ -143,15 +197,25 @@ mod tests {
         // A dev server starts while a cached build still runs: kept.
         let build = uses.caching(&store);
         let server = smol::block_on(uses.uncached_command(Some(&store)));
-        smol::block_on(uses.idle(&store));
         assert!(store.is_writable(), "the build needs it");
-        // The build is stored: only the server is left.
+
+        // A chain of cached tasks beside the server: the next one starts
+        // before the settling time is over, so the lock is kept.
         drop(build);
+        let next = uses.caching(&store);
+        std::thread::sleep(SETTLE * 2);
+        assert!(store.is_writable(), "let go between two cached tasks");
+        smol::block_on(uses.settle());
+        assert!(store.is_writable());
+
+        // The chain is stored: only the server is left.
+        drop(next);
         let_go_soon(&store);
+        smol::block_on(uses.settle());
 
         // The next cached command takes it again, and an uncached command
         // started beside it does not take it away.
-        let next = uses.caching(&store);
+        let again = uses.caching(&store);
         store
             .prepare_to_write(LockWait::UpToTimeout)
             .expect("writable again");
@@ -159,8 +223,8 @@ mod tests {
         assert!(store.is_writable());
         drop((second, server));
         // Nothing uncached runs when it is done: kept for the next one.
-        drop(next);
-        std::thread::sleep(Duration::from_millis(50));
+        drop(again);
+        std::thread::sleep(SETTLE * 2);
         assert!(store.is_writable());
         // Until the run waits for an edit.
         smol::block_on(uses.idle(&store));

@@ -237,6 +237,8 @@ impl RunSession {
             let _ = std::fs::write(home.last_run(), details);
             let _ = std::fs::write(home.last_run_json(), details_json);
         }
+        // No release of the lock is still closing RocksDB when vp exits.
+        self.lock_use.settle().await;
         if let Ok(c) = &ctx.cache {
             // Keep the cache within its bound; a failure here loses nothing.
             let _ = c.store.prune_if_needed(self.settings.max_size);

@@ -42,6 +42,9 @@ pub(super) enum Access {
 pub(super) struct ReadMostly {
     view: RwLock<View>,
     upgrade: Upgrade,
+    /// Whether this store was ever open for writing: it may have grown,
+    /// even if it let the lock go since (see `Store::prune_if_needed`).
+    wrote: std::sync::atomic::AtomicBool,
 }
 
 /// The instance a run's store reads and writes through now.
@@ -81,6 +84,20 @@ pub(crate) enum LockWait {
     No,
 }
 
+/// What [`Access::release`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Release {
+    /// The lock is let go.
+    Released,
+    /// This store did not hold it (read-only, or never releasable).
+    NotHeld,
+    /// The caller needs it after all.
+    Needed,
+    /// A thread still reads or writes through the writable instance: ask
+    /// again in a moment.
+    InUse,
+}
+
 /// Why the store could not be opened read-write.
 #[derive(Clone, Copy, Debug)]
 enum Failed {
@@ -105,7 +122,9 @@ impl Access {
     }
 
     fn run_store(view: View, options: OpenOptions) -> Self {
+        let wrote = matches!(view, View::Writing(_));
         Self::ReadMostly(Box::new(ReadMostly {
+            wrote: std::sync::atomic::AtomicBool::new(wrote),
             view: RwLock::new(view),
             upgrade: Upgrade {
                 options,
@@ -136,22 +155,40 @@ impl Access {
         }
     }
 
+    /// The writable instance if it is open now; never opens it.
+    pub(super) fn writer_if_open(&self) -> Option<Arc<DB>> {
+        match self {
+            Self::Writable(db) => Some(Arc::clone(db)),
+            Self::ReadMostly(m) => m.writable(),
+            Self::ReadOnly(_) => None,
+        }
+    }
+
+    /// Whether this store was open for writing at some point: always for
+    /// one that holds the lock for good, never for a read-only one.
+    pub(super) fn was_writable(&self) -> bool {
+        match self {
+            Self::Writable(_) => true,
+            Self::ReadMostly(m) => m.wrote.load(std::sync::atomic::Ordering::SeqCst),
+            Self::ReadOnly(_) => false,
+        }
+    }
+
     /// Lets RocksDB's lock go, for another vp to write while this run has
-    /// nothing to write: reads go to a read-only instance opened on the
-    /// same files first (it sees everything this one wrote), and the
-    /// read-write one closes once no thread reads or writes through it any
-    /// more. A later write opens read-write again. `Ok(false)` when there is
-    /// nothing to let go (read-only already, or a store that holds the lock
-    /// for good), while a write is under way, or when `still_idle`, asked
-    /// once no upgrade can start, says the caller needs the lock after all.
-    /// Blocking.
+    /// nothing to write. The read-write instance flushes what it holds into
+    /// table files first (a read-only open then replays no log: with large
+    /// outputs just stored, that replay took half a second), reads go to a
+    /// read-only instance opened on the same files, and the read-write one
+    /// closes. A later write opens read-write again. `still_idle` is asked
+    /// once no upgrade can start and no thread can take the writable
+    /// instance: the caller may need the lock after all. Blocking.
     pub(super) fn release(
         &self,
         db_dir: &Path,
         still_idle: &dyn Fn() -> bool,
-    ) -> Result<bool, CacheError> {
+    ) -> Result<Release, CacheError> {
         let Self::ReadMostly(m) = self else {
-            return Ok(false);
+            return Ok(Release::NotHeld);
         };
         // No upgrade meanwhile: it would open read-write beside this.
         let _attempt = m
@@ -159,29 +196,40 @@ impl Access {
             .attempt
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if !still_idle() {
-            return Ok(false);
-        }
+        // Held until the swap: a thread that asks whether the store is
+        // writable meanwhile waits for the answer that holds after it.
         let mut view = m.view.write().unwrap_or_else(PoisonError::into_inner);
         let View::Writing(writable) = &*view else {
-            return Ok(false);
+            return Ok(Release::NotHeld);
         };
+        if !still_idle() {
+            return Ok(Release::Needed);
+        }
         // A clone is a thread reading or writing through it (clones are
         // taken under the view's lock, which this holds).
         if Arc::strong_count(writable) > 1 {
-            return Ok(false);
+            return Ok(Release::InUse);
         }
+        let open_err = |source| CacheError::Open {
+            dir: db_dir.to_path_buf(),
+            source,
+        };
+        let families: Vec<_> = super::db::COLUMN_FAMILIES
+            .iter()
+            .filter_map(|name| writable.cf_handle(name))
+            .collect();
+        writable
+            .flush_cfs_opt(&families, &rocksdb::FlushOptions::default())
+            .map_err(open_err)?;
+        drop(families);
         let read_only =
             DB::open_cf_descriptors_read_only(&read_options(), db_dir, cf_descriptors(), false)
-                .map_err(|source| CacheError::Open {
-                    dir: db_dir.to_path_buf(),
-                    source,
-                })?;
+                .map_err(open_err)?;
         let closing = std::mem::replace(&mut *view, View::Reading(Arc::new(read_only)));
         drop(view);
         // Closes it, and the lock goes with it.
         drop(closing);
-        Ok(true)
+        Ok(Release::Released)
     }
 
     /// The writable instance, opening it on first use (and waiting for
@@ -283,6 +331,7 @@ impl Access {
                 // through it any more.
                 *m.view.write().unwrap_or_else(PoisonError::into_inner) =
                     View::Writing(Arc::clone(&db));
+                m.wrote.store(true, std::sync::atomic::Ordering::SeqCst);
                 Ok(db)
             }
             Ok(Writable::Busy { holder }) => {

@@ -155,9 +155,11 @@ impl Store {
     /// Lets RocksDB's lock go while this run has nothing to write, so that
     /// another vp can store its runs meanwhile (`Access::release`); the
     /// next write takes it again. `still_idle` is asked once no write of
-    /// this store can start opening. `Ok(true)` when it was let go.
-    /// Blocking.
-    pub(crate) fn release_lock(&self, still_idle: &dyn Fn() -> bool) -> Result<bool, CacheError> {
+    /// this store can start opening. Blocking.
+    pub(crate) fn release_lock(
+        &self,
+        still_idle: &dyn Fn() -> bool,
+    ) -> Result<super::access::Release, CacheError> {
         self.access.release(&self.home.db(), still_idle)
     }
 

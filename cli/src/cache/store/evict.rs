@@ -186,9 +186,11 @@ impl Store {
         &self,
         max_bytes: u64,
     ) -> Result<Option<PruneReport>, CacheError> {
-        // A run that wrote nothing leaves pruning to the next one that does:
-        // opening for writing only to prune could wait for another vp.
-        if !self.is_writable() {
+        // A run that wrote nothing leaves pruning to the next one that does.
+        // One that let the lock go since takes it again only if it is free:
+        // waiting for another vp only to prune would hold up the run's end
+        // (or a watch's next cycle); the next run that writes prunes.
+        if !self.access.was_writable() || self.writer_now().is_err() {
             return Ok(None);
         }
         if self.approximate_disk_bytes()? <= max_bytes {

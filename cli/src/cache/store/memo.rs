@@ -9,7 +9,7 @@ use std::path::Path;
 
 use rocksdb::WriteBatch;
 
-use super::db::{CF_META, Store};
+use super::db::{CF_META, Store, cf_of};
 use crate::cache::clock::Timestamp;
 use crate::cache::codec;
 use crate::cache::digest::{self, Digest};
@@ -47,10 +47,21 @@ impl Store {
         // hashed, and older than the hash (git's racy-clean rule), so a
         // same-tick rewrite is never remembered as the old content.
         let racy = after.mtime >= hashed_at || after.ctime >= hashed_at;
-        if after == before && !racy {
+        // Only into a store open for writing: opening it for a memo could
+        // wait for another vp's lock, or take the lock back after the run
+        // let it go (an upload after the task's record); the next run that
+        // writes memoises it.
+        if after == before
+            && !racy
+            && let Some(db) = self.access.writer_if_open()
+        {
             let mut batch = WriteBatch::default();
-            batch.put_cf(&*self.cf(CF_META)?, key, codec::encode(&(after, digest)));
-            self.write(batch)?;
+            batch.put_cf(
+                cf_of(&db, &self.dir, CF_META)?,
+                key,
+                codec::encode(&(after, digest)),
+            );
+            db.write(batch).map_err(self.db_err("write"))?;
         }
         Ok(digest)
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rocksdb::IteratorMode;
 
-use super::access::LockWait;
+use super::access::{LockWait, Release};
 use super::db::{CF_ENTRIES, CF_META, Store, entry_meta_key};
 use super::lookup::{LookupOutcome, LookupRequest};
 use super::open::{OpenOptions, Opened, StoreNotice, WhenUnusable, open, open_exclusive};
@@ -1929,19 +1929,15 @@ fn a_released_lock_is_free_for_another_vp_and_taken_again_by_the_next_write() {
     assert!(w.store.is_writable());
 
     let writing = w.store.writer().expect("writable");
-    assert!(
-        !w.store.release_lock(&|| true).expect("no error"),
-        "a write is under way"
-    );
+    let release = |idle: bool| w.store.release_lock(&|| idle).expect("no error");
+    assert_eq!(release(true), Release::InUse, "a write is under way");
     drop(writing);
-    assert!(
-        !w.store.release_lock(&|| false).expect("no error"),
-        "busy again"
-    );
+    assert_eq!(release(false), Release::Needed);
     assert!(w.store.is_writable());
 
-    assert!(w.store.release_lock(&|| true).expect("no error"));
+    assert_eq!(release(true), Release::Released);
     assert!(!w.store.is_writable());
+    assert_eq!(release(true), Release::NotHeld);
     assert!(is_hit(&w.lookup("t", &cmd())), "it reads what it wrote");
 
     let other = w.other_vp();
@@ -1960,4 +1956,26 @@ fn a_released_lock_is_free_for_another_vp_and_taken_again_by_the_next_write() {
         is_hit(&w.lookup("t", &cmd())),
         "the writable instance sees the other vp's run"
     );
+}
+
+/// A run that stored something and let the lock go since (a dev server
+/// after its build) still keeps the cache within its bound at its end,
+/// taking the lock back when it is free; a run that only read leaves
+/// pruning to the next one that writes.
+#[test]
+fn a_run_that_let_the_lock_go_still_prunes_what_it_wrote() {
+    let w = ws();
+    let input = "packages/app/src/a.js";
+    w.write(input, "one");
+    stored(w.run("t", &cmd(), &[input], &[("packages/app/dist/a.js", "out")]));
+    assert_eq!(
+        w.store.release_lock(&|| true).expect("no error"),
+        Release::Released
+    );
+    assert!(w.store.prune_if_needed(1).expect("no error").is_some());
+
+    let w = w.reopen();
+    assert!(!w.store.is_writable());
+    assert!(w.store.prune_if_needed(1).expect("no error").is_none());
+    assert!(!w.store.is_writable(), "a reader is not opened to prune");
 }
