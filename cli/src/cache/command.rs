@@ -251,9 +251,7 @@ mod tests {
         drop(
             open::open(
                 dir,
-                &open::OpenOptions {
-                    lock_timeout: std::time::Duration::ZERO,
-                },
+                &open::OpenOptions::waiting(std::time::Duration::ZERO),
                 &mut |_| {},
             )
             .expect("create"),

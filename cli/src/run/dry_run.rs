@@ -38,7 +38,7 @@ pub(super) fn dry_run(
         std::env::var(k).ok()
     })?;
     let cache = if specs.iter().any(|s| s.cache_enabled) {
-        open(&settings.dir)
+        open(&settings)
     } else {
         Err(Unavailable::NotOpened)
     };
@@ -81,8 +81,9 @@ pub(super) fn dry_run(
 
 /// The store as a dry run reads it: `Ok(None)` when there is none yet
 /// (every lookup a first run), or why it cannot be read.
-fn open(dir: &std::path::Path) -> Result<Option<RunCache>, Unavailable> {
-    match crate::cache::open_read_only(dir) {
+fn open(settings: &CacheSettings) -> Result<Option<RunCache>, Unavailable> {
+    let dir = &settings.dir;
+    match crate::cache::open_read_only(dir, &settings.open.cached_by) {
         Ok(ReadOnly::Ready(store)) => Ok(Some(RunCache {
             store: Arc::new(store),
             dir: dir.to_path_buf(),

@@ -114,6 +114,14 @@ pub(crate) async fn execute(
     if let Some((name, value)) = ctx.colours.child_env() {
         cmd.env(name, value);
     }
+    // A nested `vp run` in a cached command never waits for this vp's lock
+    // (held until the command is over); in any other command it does, like
+    // for any vp (`cache::CachedBy`). Never part of the key: `VP_*` is
+    // passed through untracked.
+    match ctx.cached_by.for_command(recording.is_some()) {
+        Some(list) => cmd.env(crate::cache::CachedBy::VAR, list),
+        None => cmd.env_remove(crate::cache::CachedBy::VAR),
+    };
     let policy = spec.env_policy.clone();
     let bridge_ctx = BridgeContext::new(
         Rc::clone(&ctx.full_env_map),

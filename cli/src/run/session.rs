@@ -209,6 +209,7 @@ impl RunSession {
             programs: super::resolve::ProgramSearch::new(&self.workspace_root),
             running: Rc::clone(&self.running),
             lock_use: Rc::clone(&self.lock_use),
+            cached_by: self.settings.open.cached_by.clone(),
         });
         let specs = Rc::new(specs);
         let mut stats = scheduler::run(ex, specs, deps, opts, Rc::clone(&ctx)).await;

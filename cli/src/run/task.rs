@@ -110,6 +110,9 @@ pub(crate) struct RunContext {
     pub(crate) running: Rc<RunningTasks>,
     /// When the session may let the store's lock go (`lock_use.rs`).
     pub(crate) lock_use: Rc<super::lock_use::LockUse>,
+    /// The vps whose cached commands this vp runs in, handed on to every
+    /// command with this vp added when it is cached (`cache::CachedBy`).
+    pub(crate) cached_by: crate::cache::CachedBy,
 }
 
 /// How many tasks of the whole session are running: started by a

@@ -343,6 +343,57 @@ fn a_nested_vp_run_in_an_uncached_command_uses_the_cache() {
     }
 }
 
+/// Review: a `vp run` nested in a command its vp does not cache (a `dev` script that builds a
+/// package) found the lock held by that vp for a cached task running beside the command, was
+/// told "the outer task caches this run", and ran without the cache, so nothing stored it. It
+/// waits for that task instead, saying for whom, and stores its own run.
+#[test]
+fn a_nested_vp_run_beside_a_cached_task_waits_for_it_and_stores_its_own_run() {
+    let ws = Workspace::new("example");
+    let vp = vp_bin();
+    ws.write("slow.js", "setTimeout(() => {}, 3000);\n");
+    ws.write(
+        "vite-task.json",
+        format!(
+            r#"{{ "tasks": {{
+                "slow": {{ "command": "node slow.js" }},
+                "outer": {{ "command": "{} run @example/utils#build", "cache": false }},
+                "both": {{ "command": "node -e 0", "cache": false, "dependsOn": ["slow", "outer"] }}
+            }} }}"#,
+            vp.display()
+        ),
+    );
+    let run = || {
+        let out = ws
+            .vp(["run", "both"])
+            .env("VP_CACHE_LOCK_TIMEOUT", "60")
+            .output();
+        out.assert_success();
+        assert!(
+            !out.stderr.contains("the outer task caches this run"),
+            "the nested run went without the cache:\n{}",
+            out.combined()
+        );
+        out
+    };
+    let first = run();
+    assert!(
+        first
+            .stderr
+            .contains("held by the vp that started this one (pid ")
+            && first.stderr.contains("for a task running beside this one"),
+        "the nested miss waited for the outer vp's lock, and said so:\n{}",
+        first.combined()
+    );
+    let second = run();
+    assert_eq!(
+        second.stderr.matches("◉ cache hit, replaying").count(),
+        2,
+        "`slow` and the nested build were stored by the first run:\n{}",
+        second.combined()
+    );
+}
+
 /// Review of the own-state rule: a task whose purpose is to rewrite a file git tracks
 /// (`npm version patch`, a counter) reads and rewrites it on every run like a tool's state
 /// file. A tracked file is a source, so every run must really run: never a hit that skips

@@ -318,6 +318,7 @@ impl Access {
         }
         let no_wait = OpenOptions {
             lock_timeout: std::time::Duration::ZERO,
+            ..upgrade.options.clone()
         };
         let options = match wait {
             LockWait::UpToTimeout => &upgrade.options,

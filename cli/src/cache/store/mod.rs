@@ -17,6 +17,7 @@ pub(crate) mod layout;
 mod leftovers;
 pub(crate) mod lookup;
 mod memo;
+pub(crate) mod nesting;
 pub(crate) mod open;
 pub(crate) mod read_only;
 pub(crate) mod record;

@@ -16,6 +16,7 @@ use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, Options};
 use super::access::Access;
 use super::db::{CF_BLOBS, CF_META, COLUMN_FAMILIES, META_SCHEMA, Store};
 use super::layout::CacheDir;
+use super::nesting::{CachedBy, is_ancestor};
 use crate::cache::codec::SCHEMA_VERSION;
 use crate::cache::error::CacheError;
 
@@ -28,19 +29,36 @@ const PID_GRACE: Duration = Duration::from_millis(250);
 pub(crate) struct OpenOptions {
     /// How long to wait for another vp's lock before giving up.
     pub(crate) lock_timeout: Duration,
+    /// The vps whose cached commands this process runs inside: their lock
+    /// is never waited for.
+    pub(crate) cached_by: CachedBy,
 }
 
 impl OpenOptions {
     pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// `VP_CACHE_LOCK_TIMEOUT` (seconds, fractions allowed) overrides the
-    /// default; `lookup` is the environment (injected for tests).
+    /// default; `lookup` is the environment (injected for tests), which
+    /// also hands down [`CachedBy`].
     pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let lock_timeout = lookup("VP_CACHE_LOCK_TIMEOUT")
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map_or(Self::DEFAULT_LOCK_TIMEOUT, Duration::from_secs_f64);
-        Self { lock_timeout }
+        Self {
+            lock_timeout,
+            cached_by: CachedBy::parse(lookup(CachedBy::VAR).as_deref()),
+        }
+    }
+
+    /// Waits up to `lock_timeout`, as a process that runs in no vp's cached
+    /// command.
+    #[cfg(test)]
+    pub(crate) fn waiting(lock_timeout: Duration) -> Self {
+        Self {
+            lock_timeout,
+            cached_by: CachedBy::default(),
+        }
     }
 }
 
@@ -51,6 +69,9 @@ pub(crate) enum StoreNotice {
     WaitingForLock {
         dir: PathBuf,
         holder: Option<u32>,
+        /// The holder is the vp that started this one, holding the lock for
+        /// a cached task beside the command this one runs in.
+        started_this: bool,
         timeout: Duration,
     },
     /// The store could not be used as is and was renamed; a fresh one is used.
@@ -67,17 +88,26 @@ impl std::fmt::Display for StoreNotice {
             Self::WaitingForLock {
                 dir,
                 holder,
+                started_this,
                 timeout,
             } => {
                 // What happens after the wait is the caller's to say: a run
                 // goes on without the cache, `vp cache stats` fails.
+                let who = if *started_this {
+                    "the vp that started this one"
+                } else {
+                    "another vp"
+                };
                 write!(
                     f,
-                    "waiting for the cache lock on `{}` held by another vp",
+                    "waiting for the cache lock on `{}` held by {who}",
                     dir.display()
                 )?;
                 if let Some(pid) = holder {
                     write!(f, " (pid {pid})")?;
+                }
+                if *started_this {
+                    f.write_str(" for a task running beside this one")?;
                 }
                 write!(f, ", for up to {}s", timeout.as_secs_f64())
             }
@@ -101,8 +131,8 @@ pub(crate) enum Opened {
     Busy {
         holder: Option<u32>,
     },
-    /// The vp that (directly or not) started this process holds the lock:
-    /// this is a nested `vp run` inside one of its tasks. Waiting could
+    /// The vp that (directly or not) started this process holds the lock
+    /// for the cached command this nested `vp run` runs in. Waiting could
     /// never succeed; the nested run is cached as part of the outer task.
     HeldByAncestor {
         holder: u32,
@@ -303,32 +333,6 @@ fn read_holder(db_dir: &Path) -> Option<u32> {
     Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
 }
 
-/// Whether `pid` is this process's parent, grandparent, ... (read from
-/// `/proc`, which every Linux vp has; any read failure means "no").
-pub(super) fn is_ancestor(pid: u32) -> bool {
-    let mut current = std::process::id();
-    for _ in 0..64 {
-        let Some(parent) = parent_of(current) else {
-            return false;
-        };
-        if parent == pid {
-            return true;
-        }
-        if parent <= 1 {
-            return false;
-        }
-        current = parent;
-    }
-    false
-}
-
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `pid (comm) state ppid ...`; comm may contain spaces and parentheses.
-    let after_comm = &stat[stat.rfind(')')? + 1..];
-    after_comm.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// Opens (or creates) the store in `dir`: read-only when it exists and
 /// either its lock is free with nothing waiting to be folded in, or
 /// another vp holds the lock (see `access.rs` and [`open_read_mostly`]);
@@ -437,7 +441,7 @@ fn open_read_mostly(home: &CacheDir, dir: &Path, options: &OpenOptions) -> Optio
                 flush_log_backlog(&db_dir);
             }
         }
-        Some(Some(pid)) if !is_ancestor(pid) => {}
+        Some(Some(pid)) if !options.cached_by.holds_for_this_process(pid) => {}
         Some(_) => return None,
     }
     // A writer may flush its logs into a table file and delete them while
@@ -464,7 +468,11 @@ fn open_read_mostly(home: &CacheDir, dir: &Path, options: &OpenOptions) -> Optio
         }
         attempts += 1;
         match now {
-            Some(Some(pid)) if attempts < VIEW_ATTEMPTS && !is_ancestor(pid) => holder = now,
+            Some(Some(pid))
+                if attempts < VIEW_ATTEMPTS && !options.cached_by.holds_for_this_process(pid) =>
+            {
+                holder = now;
+            }
             _ => return None,
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -533,7 +541,8 @@ pub(super) enum Writable {
     Busy {
         holder: Option<u32>,
     },
-    /// The vp that started this one holds the lock.
+    /// The vp that started this one holds the lock for the cached command
+    /// this process runs in.
     HeldByAncestor {
         holder: u32,
     },
@@ -582,7 +591,9 @@ pub(super) fn open_writable(
             },
             Err(e) if is_lock_error(&e) => {
                 let holder = read_holder(&db_dir);
-                if let Some(pid) = holder.filter(|&pid| is_ancestor(pid)) {
+                if let Some(pid) =
+                    holder.filter(|&pid| options.cached_by.holds_for_this_process(pid))
+                {
                     return Ok(Writable::HeldByAncestor { holder: pid });
                 }
                 if started.elapsed() >= options.lock_timeout {
@@ -596,6 +607,7 @@ pub(super) fn open_writable(
                     notify(StoreNotice::WaitingForLock {
                         dir: dir.to_path_buf(),
                         holder,
+                        started_this: holder.is_some_and(is_ancestor),
                         timeout: options.lock_timeout,
                     });
                 }
@@ -678,7 +690,7 @@ pub(super) fn check_schema(db: &DB, existed: bool) -> Result<(), String> {
 /// to `lock_timeout` for another opener, with no notices looked at.
 #[cfg(test)]
 pub(crate) fn open_for_test(dir: &Path, lock_timeout: std::time::Duration) -> Store {
-    match open(dir, &OpenOptions { lock_timeout }, &mut |_| {}) {
+    match open(dir, &OpenOptions::waiting(lock_timeout), &mut |_| {}) {
         Ok(Opened::Ready(s)) => s,
         Ok(Opened::Busy { .. } | Opened::HeldByAncestor { .. }) => panic!("store busy"),
         Err(e) => panic!("cannot open store: {e}"),
@@ -688,6 +700,7 @@ pub(crate) fn open_for_test(dir: &Path, lock_timeout: std::time::Duration) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::store::nesting::parent_of;
 
     fn quiet() -> impl FnMut(StoreNotice) {
         |_| {}
@@ -697,13 +710,9 @@ mod tests {
     /// come out ready; returns what the user was told.
     fn open_repaired(dir: &Path) -> Vec<StoreNotice> {
         let mut notices = Vec::new();
-        let got = open(
-            dir,
-            &OpenOptions {
-                lock_timeout: Duration::ZERO,
-            },
-            &mut |n| notices.push(n),
-        )
+        let got = open(dir, &OpenOptions::waiting(Duration::ZERO), &mut |n| {
+            notices.push(n)
+        })
         .expect("opens");
         assert!(matches!(got, Opened::Ready(_)));
         notices
@@ -747,9 +756,7 @@ mod tests {
         let dir = tmp.path().join("cache");
         let _held = open_ready(&dir);
         let mut notices = Vec::new();
-        let opts = OpenOptions {
-            lock_timeout: Duration::from_millis(150),
-        };
+        let opts = OpenOptions::waiting(Duration::from_millis(150));
         let t = Instant::now();
         let got = open_exclusive(&dir, &opts, WhenUnusable::SetAside, &mut |n| {
             notices.push(n)
@@ -810,9 +817,7 @@ mod tests {
         let before = manifests(&dir);
         let err = open_exclusive(
             &dir,
-            &OpenOptions {
-                lock_timeout: Duration::ZERO,
-            },
+            &OpenOptions::waiting(Duration::ZERO),
             WhenUnusable::Report,
             &mut quiet(),
         )
@@ -877,9 +882,7 @@ mod tests {
         fs::write(tmp.path().join("my-notes.txt"), "precious").expect("write");
         let err = open(
             tmp.path(),
-            &OpenOptions {
-                lock_timeout: Duration::ZERO,
-            },
+            &OpenOptions::waiting(Duration::ZERO),
             &mut quiet(),
         )
         .err()
@@ -900,9 +903,7 @@ mod tests {
         fs::write(tmp.path().join("CURRENT"), "my data").expect("write");
         let err = open(
             tmp.path(),
-            &OpenOptions {
-                lock_timeout: Duration::ZERO,
-            },
+            &OpenOptions::waiting(Duration::ZERO),
             &mut quiet(),
         )
         .err()
@@ -919,31 +920,69 @@ mod tests {
         );
     }
 
-    /// Issue: a task running `vp run` on its own workspace waited 10 s for
-    /// the lock its parent vp held. The ancestor's lock is known at once.
-    #[test]
-    fn lock_held_by_an_ancestor_is_not_waited_for() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = tmp.path().join("cache");
-        let _held = open_ready(&dir);
-        // Pretend the holder is our parent (the test runner).
+    /// A store open read-write in `dir`, whose pid file names this
+    /// process's parent (the test runner) as the holder.
+    fn held_as_if_by_parent(dir: &Path) -> (Store, u32) {
+        let held = open_ready(dir);
         let parent = parent_of(std::process::id()).expect("a parent");
         fs::write(dir.join("db").join(PID_FILE), parent.to_string()).expect("write");
+        (held, parent)
+    }
+
+    /// Issue: a task running `vp run` on its own workspace waited 10 s for
+    /// the lock its parent vp held for that task. The ancestor's lock is
+    /// known at once when the ancestor caches the command this process
+    /// runs in.
+    #[test]
+    fn lock_held_by_an_ancestor_for_this_command_is_not_waited_for() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("cache");
+        let (_held, parent) = held_as_if_by_parent(&dir);
         let mut notices = Vec::new();
         let t = Instant::now();
-        let got = open_exclusive(
-            &dir,
-            &OpenOptions {
-                lock_timeout: Duration::from_secs(5),
-            },
-            WhenUnusable::SetAside,
-            &mut |n| notices.push(n),
-        )
+        let options = OpenOptions {
+            cached_by: CachedBy::of(&[parent]),
+            ..OpenOptions::waiting(Duration::from_secs(5))
+        };
+        let got = open_exclusive(&dir, &options, WhenUnusable::SetAside, &mut |n| {
+            notices.push(n)
+        })
         .expect("no error");
         assert!(matches!(got, Opened::HeldByAncestor { holder } if holder == parent));
         assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
         assert!(notices.is_empty(), "no wait message: {notices:?}");
-        assert!(is_ancestor(parent) && !is_ancestor(std::process::id()));
+    }
+
+    /// Review: a nested `vp run` in a command its parent does not cache (a
+    /// dev script) found the lock held for a cached task running beside it,
+    /// was told "the outer task caches this run", and ran uncached. The
+    /// parent lets that lock go when its task ends: the nested run waits
+    /// for it like for any other vp's.
+    #[test]
+    fn lock_held_by_an_ancestor_for_another_command_is_waited_for() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("cache");
+        let (_held, parent) = held_as_if_by_parent(&dir);
+        let mut notices = Vec::new();
+        let got = open_exclusive(
+            &dir,
+            &OpenOptions::waiting(Duration::from_millis(300)),
+            WhenUnusable::SetAside,
+            &mut |n| notices.push(n),
+        )
+        .expect("no error");
+        assert!(matches!(got, Opened::Busy { holder: Some(h) } if h == parent));
+        assert!(
+            matches!(&notices[..], [StoreNotice::WaitingForLock { holder: Some(h), started_this: true, .. }] if *h == parent),
+            "{notices:?}"
+        );
+        assert!(
+            notices[0].to_string().contains(&format!(
+                "held by the vp that started this one (pid {parent}) for a task running beside this one"
+            )),
+            "{}",
+            notices[0]
+        );
     }
 
     /// The pid file outlives its writer: a dead pid must not be named as the

@@ -16,7 +16,8 @@ use std::path::Path;
 use super::access::Access;
 use super::db::Store;
 use super::layout::CacheDir;
-use super::open::{cf_descriptors, check_schema, is_ancestor, read_options};
+use super::nesting::CachedBy;
+use super::open::{cf_descriptors, check_schema, read_options};
 use crate::cache::error::CacheError;
 
 /// What a dry run can read.
@@ -28,12 +29,14 @@ pub(crate) enum ReadOnly {
     Empty,
     /// A process the kernel does not name holds the store's lock.
     Locked { holder: Option<u32> },
-    /// The vp that started this one holds it (a nested `vp run`).
+    /// The vp that started this one holds it for the cached command this
+    /// nested `vp run` runs in.
     HeldByAncestor { holder: u32 },
 }
 
-/// Opens the store in `dir` read-only. Blocking, never waits.
-pub(crate) fn open_read_only(dir: &Path) -> Result<ReadOnly, CacheError> {
+/// Opens the store in `dir` read-only, as a process in the cached commands
+/// of the vps in `cached_by`. Blocking, never waits.
+pub(crate) fn open_read_only(dir: &Path, cached_by: &CachedBy) -> Result<ReadOnly, CacheError> {
     let Some(home) = CacheDir::find(dir)? else {
         return Ok(ReadOnly::Empty);
     };
@@ -42,7 +45,7 @@ pub(crate) fn open_read_only(dir: &Path) -> Result<ReadOnly, CacheError> {
         return Ok(ReadOnly::Empty);
     }
     match lock_holder(&db_dir.join("LOCK")) {
-        Some(Some(pid)) if is_ancestor(pid) => {
+        Some(Some(pid)) if cached_by.holds_for_this_process(pid) => {
             return Ok(ReadOnly::HeldByAncestor { holder: pid });
         }
         Some(None) => return Ok(ReadOnly::Locked { holder: None }),
@@ -120,7 +123,10 @@ mod tests {
     fn a_missing_cache_is_empty_and_stays_missing() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("cache");
-        assert!(matches!(open_read_only(&dir), Ok(ReadOnly::Empty)));
+        assert!(matches!(
+            open_read_only(&dir, &CachedBy::default()),
+            Ok(ReadOnly::Empty)
+        ));
         assert!(!dir.exists(), "a dry run creates no cache directory");
     }
 
@@ -128,20 +134,14 @@ mod tests {
     fn reading_writes_nothing() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("cache");
-        match open(
-            &dir,
-            &OpenOptions {
-                lock_timeout: Duration::ZERO,
-            },
-            &mut |_| {},
-        ) {
+        match open(&dir, &OpenOptions::waiting(Duration::ZERO), &mut |_| {}) {
             Ok(Opened::Ready(store)) => drop(store),
             _ => panic!("the store opens"),
         }
         let before = snapshot(&dir);
         // Past the file system's timestamp granularity, so a rewrite shows.
         std::thread::sleep(Duration::from_millis(20));
-        let store = match open_read_only(&dir) {
+        let store = match open_read_only(&dir, &CachedBy::default()) {
             Ok(ReadOnly::Ready(store)) => store,
             Ok(_) => panic!("expected a readable store"),
             Err(e) => panic!("read-only open failed: {e}"),

@@ -53,9 +53,7 @@ impl Ws {
     fn other_vp(&self) -> Ws {
         let store = match open_exclusive(
             &self.cache,
-            &OpenOptions {
-                lock_timeout: LOCK_TIMEOUT,
-            },
+            &OpenOptions::waiting(LOCK_TIMEOUT),
             WhenUnusable::SetAside,
             &mut |_| {},
         ) {
@@ -1340,9 +1338,7 @@ fn kill_9_never_leaves_an_entry_without_its_blobs() {
                 );
                 std::thread::sleep(Duration::from_millis(1));
             }
-            let opts = OpenOptions {
-                lock_timeout: Duration::from_millis(100),
-            };
+            let opts = OpenOptions::waiting(Duration::from_millis(100));
             let got = open(&tmp.path().join("cache"), &opts, &mut |n| {
                 panic!("opening beside a writer waits for nothing: {n}")
             })
@@ -1390,9 +1386,7 @@ fn a_second_process_waits_then_gets_busy() {
     let t = std::time::Instant::now();
     let got = open_exclusive(
         &w.cache,
-        &OpenOptions {
-            lock_timeout: Duration::from_millis(100),
-        },
+        &OpenOptions::waiting(Duration::from_millis(100)),
         WhenUnusable::SetAside,
         &mut |_| {},
     )
@@ -1419,7 +1413,7 @@ fn a_peek_answers_like_a_lookup_and_marks_nothing() {
             .map(|(_, m)| m.map_or(0, |m| m.hits))
             .collect()
     };
-    let ro = match open_read_only(&w.cache) {
+    let ro = match open_read_only(&w.cache, &Default::default()) {
         Ok(ReadOnly::Ready(store)) => store,
         Ok(_) => panic!("expected a readable store"),
         Err(e) => panic!("read-only open failed: {e}"),
@@ -1727,14 +1721,8 @@ fn a_reader_whose_store_was_cleaned_stores_nothing_and_says_why() {
     let w = one_run_stored_then_reopened();
     assert!(is_hit(&w.lookup("t", &cmd())), "it reads the stored run");
 
-    let cleaned = super::evict::clean(
-        &w.cache,
-        &OpenOptions {
-            lock_timeout: LOCK_TIMEOUT,
-        },
-        &mut |_| {},
-    )
-    .expect("clean under a reader");
+    let cleaned = super::evict::clean(&w.cache, &OpenOptions::waiting(LOCK_TIMEOUT), &mut |_| {})
+        .expect("clean under a reader");
     assert!(matches!(
         cleaned,
         super::evict::CleanOutcome::Removed { .. }
@@ -1832,9 +1820,7 @@ fn clean_removes_a_store_that_cannot_be_opened() {
     let db = w.cache.join("db");
     std::fs::remove_dir_all(&db).expect("remove the store");
     std::fs::write(&db, "not a directory").expect("a file where the store was");
-    let options = OpenOptions {
-        lock_timeout: LOCK_TIMEOUT,
-    };
+    let options = OpenOptions::waiting(LOCK_TIMEOUT);
     assert!(
         super::open::open(&w.cache, &options, &mut |_| {}).is_err(),
         "the damaged store does not open"

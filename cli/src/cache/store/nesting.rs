@@ -1,0 +1,127 @@
+//! Whether the vp holding the store's lock is one this process runs under,
+//! and whether waiting for it can ever end.
+//!
+//! A task may run `vp run` itself. If its own command is cached, the outer
+//! vp holds the lock until that command is over, and the command includes
+//! the nested run: waiting would always time out, so the nested run goes
+//! without the cache and the outer task's entry covers what it did. If the
+//! command is not cached (a `dev` script that builds a package), the outer
+//! vp holds the lock only while a cached task runs beside it, and lets it go
+//! after (`run/lock_use.rs`): the nested run waits like for any other vp and
+//! stores its own results. Being a descendant of the holder does not tell
+//! the two apart; the list of vps whose cached commands a process runs in,
+//! handed down in [`CachedBy::VAR`], does.
+
+use std::ffi::{OsStr, OsString};
+use std::fs;
+
+/// The vps whose cached commands this process runs inside, outermost first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CachedBy(Vec<u32>);
+
+impl CachedBy {
+    /// The variable each command's processes get it in: pids separated by
+    /// spaces.
+    pub(crate) const VAR: &'static str = "VP_RUN_CACHED_BY";
+
+    /// Parses the inherited value; anything that is not a pid is skipped
+    /// (a value a user set by hand cannot make a run wait forever: at worst
+    /// a nested run waits for the lock timeout).
+    pub(crate) fn parse(value: Option<&str>) -> Self {
+        Self(
+            value
+                .unwrap_or_default()
+                .split_ascii_whitespace()
+                .filter_map(|pid| pid.parse().ok())
+                .collect(),
+        )
+    }
+
+    /// The value a command started by this process gets: the inherited
+    /// list, and this process itself when the command is cached. `None`
+    /// when the list is empty (the variable is then removed).
+    pub(crate) fn for_command(&self, cached: bool) -> Option<OsString> {
+        let own = cached.then(std::process::id);
+        let pids: Vec<String> = self
+            .0
+            .iter()
+            .copied()
+            .chain(own)
+            .map(|p| p.to_string())
+            .collect();
+        (!pids.is_empty()).then(|| OsStr::new(&pids.join(" ")).to_os_string())
+    }
+
+    /// Whether `holder` holds the lock for a cached command this process
+    /// runs inside: it is in the list, and it is this process's ancestor (a
+    /// listed pid that exited and was reused names some other process).
+    pub(crate) fn holds_for_this_process(&self, holder: u32) -> bool {
+        self.0.contains(&holder) && is_ancestor(holder)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn of(pids: &[u32]) -> Self {
+        Self(pids.to_vec())
+    }
+}
+
+/// Whether `pid` is this process's parent, grandparent, ... (read from
+/// `/proc`, which every Linux vp has; any read failure means "no").
+pub(super) fn is_ancestor(pid: u32) -> bool {
+    let mut current = std::process::id();
+    for _ in 0..64 {
+        let Some(parent) = parent_of(current) else {
+            return false;
+        };
+        if parent == pid {
+            return true;
+        }
+        if parent <= 1 {
+            return false;
+        }
+        current = parent;
+    }
+    false
+}
+
+pub(super) fn parent_of(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`; comm may contain spaces and parentheses.
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_command_adds_this_vp_and_an_uncached_one_passes_the_list_on() {
+        let inherited = CachedBy::parse(Some("12 34"));
+        let me = std::process::id();
+        assert_eq!(
+            inherited.for_command(true),
+            Some(OsString::from(format!("12 34 {me}")))
+        );
+        assert_eq!(inherited.for_command(false), Some(OsString::from("12 34")));
+        assert_eq!(CachedBy::default().for_command(false), None);
+        assert_eq!(
+            CachedBy::default().for_command(true),
+            Some(OsString::from(me.to_string()))
+        );
+        assert_eq!(CachedBy::parse(Some(" 7  x 8\n")), CachedBy::of(&[7, 8]));
+        assert_eq!(CachedBy::parse(None), CachedBy::default());
+    }
+
+    #[test]
+    fn only_a_listed_ancestor_holds_the_lock_for_this_process() {
+        let parent = parent_of(std::process::id()).expect("a parent");
+        assert!(is_ancestor(parent) && !is_ancestor(std::process::id()));
+        assert!(CachedBy::of(&[parent]).holds_for_this_process(parent));
+        // The parent runs this process in a command it does not cache.
+        assert!(!CachedBy::default().holds_for_this_process(parent));
+        // Listed, but not above this process (a reused pid).
+        let me = std::process::id();
+        assert!(!CachedBy::of(&[me]).holds_for_this_process(me));
+    }
+}
