@@ -237,12 +237,19 @@ const WARNINGS_LOG: &str = "vp-rocksdb-warnings.log";
 /// measured. vp keeps only what someone debugging a store needs: warnings
 /// and errors, in a file that exists only once there was one. Failures are
 /// reported to the caller through RocksDB's own status codes either way.
+///
+/// Except a held lock: while another vp holds it, every attempt to open
+/// (one each 50 ms) logged that `DB::Open()` failed, about 200 lines for
+/// each 10 s wait, in a file nothing trims. Waiting for the lock is vp's to
+/// report, and it does.
 fn warnings_log(path: PathBuf) -> rocksdb::InfoLogger {
     use rocksdb::LogLevel;
     // RocksDB's callback logger passes every message on, whatever its level.
     rocksdb::InfoLogger::new_callback_logger(LogLevel::Warn, move |level, message| {
         use std::io::Write;
-        if !matches!(level, LogLevel::Warn | LogLevel::Error | LogLevel::Fatal) {
+        if !matches!(level, LogLevel::Warn | LogLevel::Error | LogLevel::Fatal)
+            || is_lock_message(message)
+        {
             return;
         }
         // Best effort: a log line that cannot be written changes nothing.
@@ -299,9 +306,13 @@ pub(super) fn cf_descriptors() -> Vec<ColumnFamilyDescriptor> {
 /// already. Not a `LOCK` file that cannot be opened (a read-only directory,
 /// another user's store): waiting would never help there.
 fn is_lock_error(e: &rocksdb::Error) -> bool {
-    let message = e.to_string();
-    e.kind() == rocksdb::ErrorKind::IOError
-        && (message.contains("While lock file") || message.contains("lock hold by current process"))
+    e.kind() == rocksdb::ErrorKind::IOError && is_lock_message(e.as_ref())
+}
+
+/// Whether RocksDB's message says the store's lock is held (by another
+/// process, or by another instance in this one).
+fn is_lock_message(message: &str) -> bool {
+    message.contains("While lock file") || message.contains("lock hold by current process")
 }
 
 /// Errors that mean the files are unusable, as opposed to the environment
@@ -983,6 +994,27 @@ mod tests {
             "{}",
             notices[0]
         );
+    }
+
+    /// Review: every 50 ms attempt to open a store another instance holds
+    /// logged RocksDB's `DB::Open() failed` to the warnings log, which
+    /// nothing trims: about 200 lines per 10 s wait.
+    #[test]
+    fn waiting_for_the_lock_writes_nothing_to_the_warnings_log() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("cache");
+        let _held = open_ready(&dir);
+        let got = open_exclusive(
+            &dir,
+            &OpenOptions::waiting(Duration::from_millis(300)),
+            WhenUnusable::SetAside,
+            &mut |_| {},
+        )
+        .expect("no error");
+        assert!(matches!(got, Opened::Busy { .. }));
+        let log = dir.join("db").join(WARNINGS_LOG);
+        let logged = fs::read_to_string(&log).unwrap_or_default();
+        assert!(!logged.contains("lock"), "{logged}");
     }
 
     /// The pid file outlives its writer: a dead pid must not be named as the
