@@ -65,10 +65,41 @@ impl CachedBy {
     }
 }
 
+/// How the vp holding the lock is related to this one: what a wait for it
+/// says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kin {
+    /// Neither above nor below this process.
+    Other,
+    /// Above: it started this one, here for a task beside the command this
+    /// one runs in (for that command it is never waited for).
+    Parent,
+    /// Below: a `vp run` in one of this vp's own tasks, which lets the lock
+    /// go when its cached commands are done.
+    Child,
+}
+
+impl Kin {
+    pub(crate) fn of(holder: u32) -> Self {
+        if is_ancestor(holder) {
+            Self::Parent
+        } else if is_ancestor_of(std::process::id(), holder) {
+            Self::Child
+        } else {
+            Self::Other
+        }
+    }
+}
+
 /// Whether `pid` is this process's parent, grandparent, ... (read from
 /// `/proc`, which every Linux vp has; any read failure means "no").
 pub(super) fn is_ancestor(pid: u32) -> bool {
-    let mut current = std::process::id();
+    is_ancestor_of(pid, std::process::id())
+}
+
+/// Whether `pid` is above `of` in the process tree.
+fn is_ancestor_of(pid: u32, of: u32) -> bool {
+    let mut current = of;
     for _ in 0..64 {
         let Some(parent) = parent_of(current) else {
             return false;
@@ -123,5 +154,31 @@ mod tests {
         // Listed, but not above this process (a reused pid).
         let me = std::process::id();
         assert!(!CachedBy::of(&[me]).holds_for_this_process(me));
+    }
+
+    #[test]
+    fn a_holder_is_told_apart_by_where_it_is_in_the_process_tree() {
+        let parent = parent_of(std::process::id()).expect("a parent");
+        assert_eq!(Kin::of(parent), Kin::Parent);
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("spawn sleep");
+        assert_eq!(Kin::of(child.id()), Kin::Child);
+        let _ = child.kill();
+        let _ = child.wait();
+        // Orphaned at once: adopted by init or a subreaper, not by this
+        // process or one above it.
+        let out = std::process::Command::new("sh")
+            .args(["-c", "sleep 5 >/dev/null 2>&1 & echo $!"])
+            .output()
+            .expect("run sh");
+        let orphan: u32 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("a pid");
+        assert_eq!(Kin::of(orphan), Kin::Other);
+        // SAFETY: a plain signal to a process this test started.
+        unsafe { libc::kill(i32::try_from(orphan).expect("a pid"), libc::SIGKILL) };
     }
 }

@@ -16,7 +16,7 @@ use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, Options};
 use super::access::Access;
 use super::db::{CF_BLOBS, CF_META, COLUMN_FAMILIES, META_SCHEMA, Store};
 use super::layout::CacheDir;
-use super::nesting::{CachedBy, is_ancestor};
+use super::nesting::{CachedBy, Kin};
 use crate::cache::codec::SCHEMA_VERSION;
 use crate::cache::error::CacheError;
 
@@ -69,9 +69,8 @@ pub(crate) enum StoreNotice {
     WaitingForLock {
         dir: PathBuf,
         holder: Option<u32>,
-        /// The holder is the vp that started this one, holding the lock for
-        /// a cached task beside the command this one runs in.
-        started_this: bool,
+        /// How the holder is related to this vp.
+        kin: Kin,
         timeout: Duration,
     },
     /// The store could not be used as is and was renamed; a fresh one is used.
@@ -88,15 +87,15 @@ impl std::fmt::Display for StoreNotice {
             Self::WaitingForLock {
                 dir,
                 holder,
-                started_this,
+                kin,
                 timeout,
             } => {
                 // What happens after the wait is the caller's to say: a run
                 // goes on without the cache, `vp cache stats` fails.
-                let who = if *started_this {
-                    "the vp that started this one"
-                } else {
-                    "another vp"
+                let who = match kin {
+                    Kin::Other => "another vp",
+                    Kin::Parent => "the vp that started this one",
+                    Kin::Child => "a vp started by a task of this one",
                 };
                 write!(
                     f,
@@ -106,7 +105,7 @@ impl std::fmt::Display for StoreNotice {
                 if let Some(pid) = holder {
                     write!(f, " (pid {pid})")?;
                 }
-                if *started_this {
+                if *kin == Kin::Parent {
                     f.write_str(" for a task running beside this one")?;
                 }
                 write!(f, ", for up to {}s", timeout.as_secs_f64())
@@ -618,7 +617,7 @@ pub(super) fn open_writable(
                     notify(StoreNotice::WaitingForLock {
                         dir: dir.to_path_buf(),
                         holder,
-                        started_this: holder.is_some_and(is_ancestor),
+                        kin: holder.map_or(Kin::Other, Kin::of),
                         timeout: options.lock_timeout,
                     });
                 }
@@ -984,7 +983,7 @@ mod tests {
         .expect("no error");
         assert!(matches!(got, Opened::Busy { holder: Some(h) } if h == parent));
         assert!(
-            matches!(&notices[..], [StoreNotice::WaitingForLock { holder: Some(h), started_this: true, .. }] if *h == parent),
+            matches!(&notices[..], [StoreNotice::WaitingForLock { holder: Some(h), kin: Kin::Parent, .. }] if *h == parent),
             "{notices:?}"
         );
         assert!(
