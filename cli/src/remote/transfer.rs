@@ -233,12 +233,13 @@ pub(crate) fn upload_run(
         let mut blobs: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
         for (blob, _) in entry.blobs() {
             if let std::collections::btree_map::Entry::Vacant(slot) = blobs.entry(blob) {
-                match store.blob(&blob) {
+                match store.blob_to_send(&blob) {
                     Ok(bytes) => {
                         slot.insert(bytes);
                     }
-                    // A blob that vanished or broke locally was forgotten
-                    // by the store; the entry cannot be shared.
+                    // A blob that vanished or broke locally (forgotten now
+                    // if the store is open for writing, else by the next
+                    // restore that finds it): the entry cannot be shared.
                     Err(CacheError::MissingBlob { .. } | CacheError::CorruptBlob { .. }) => {
                         return skipped(UploadSkipped::EntryGone);
                     }

@@ -118,10 +118,10 @@ pub(crate) async fn execute(
     // (held until the command is over); in any other command it does, like
     // for any vp (`cache::CachedBy`). Never part of the key: `VP_*` is
     // passed through untracked.
-    match ctx.cached_by.for_command(recording.is_some()) {
-        Some(list) => cmd.env(crate::cache::CachedBy::VAR, list),
-        None => cmd.env_remove(crate::cache::CachedBy::VAR),
-    };
+    cmd.env(
+        crate::cache::CachedBy::VAR,
+        ctx.cached_by.for_command(recording.is_some()),
+    );
     let policy = spec.env_policy.clone();
     let bridge_ctx = BridgeContext::new(
         Rc::clone(&ctx.full_env_map),

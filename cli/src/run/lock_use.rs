@@ -15,10 +15,10 @@
 //! The next write takes the lock again (reopening read-write costs a few
 //! `fsync`s, which is why a run of cached tasks keeps it between them).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::cache::{Release, Store};
@@ -36,23 +36,83 @@ const IN_USE_WAIT: Duration = Duration::from_secs(5);
 /// One per run session, shared by its batches (event-loop thread).
 #[derive(Default)]
 pub(crate) struct LockUse {
-    /// Cached commands between the start of their lookup and the end of
-    /// their record. Atomic: a release on a pool thread asks again, under
-    /// the store's upgrade lock, before it lets go.
-    caching: Arc<AtomicUsize>,
-    /// Commands running that are not cached.
-    uncached: Cell<usize>,
-    /// A release started when a cached command ended, still on its pool
+    commands: Arc<Commands>,
+    /// The release started when a cached command ended, on its pool
     /// thread: awaited before the batch ends, so no release is still
     /// closing RocksDB when vp exits.
     pending: RefCell<Option<blocking::Task<()>>>,
+}
+
+/// What the event loop and a release's pool thread both read: a release
+/// asks again, under the store's upgrade lock, before it lets go.
+#[derive(Default)]
+struct Commands {
+    /// Cached commands between the start of their lookup and the end of
+    /// their record.
+    caching: AtomicUsize,
+    /// Commands running that are not cached.
+    uncached: AtomicUsize,
+    /// Whether the release after a cached command is on its pool thread,
+    /// and whether another cached command ended meanwhile: that thread then
+    /// asks again before it ends. Decided under one lock, so that no
+    /// command's end falls between the thread's last look and its end.
+    after_cached: Mutex<AfterCached>,
+}
+
+#[derive(Default)]
+struct AfterCached {
+    running: bool,
+    asked_again: bool,
+}
+
+/// When a release may let the lock go, asked on the pool thread right
+/// before it does.
+#[derive(Clone, Copy)]
+enum Rule {
+    /// No cached command needs it: an uncached command is about to start,
+    /// or the run waits for an edit.
+    NoCachedCommand,
+    /// After a cached command: no other cached command needs it, and an
+    /// uncached one still runs (a run of cached commands only keeps it to
+    /// its end).
+    OnlyUncachedCommands,
+}
+
+impl Commands {
+    fn allow(&self, rule: Rule) -> bool {
+        let caching = self.caching.load(Ordering::SeqCst);
+        match rule {
+            Rule::NoCachedCommand => caching == 0,
+            Rule::OnlyUncachedCommands => caching == 0 && self.uncached.load(Ordering::SeqCst) > 0,
+        }
+    }
+
+    fn after_cached(&self) -> std::sync::MutexGuard<'_, AfterCached> {
+        self.after_cached
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Lets the lock go if `rule` allows it, once no thread reads or writes
+    /// through the writable instance (waited for up to [`IN_USE_WAIT`]).
+    /// Best effort: a store that cannot reopen read-only keeps the lock, as
+    /// it did before. Blocking.
+    fn release(&self, store: &Store, rule: Rule) {
+        let started = std::time::Instant::now();
+        while let Ok(Release::InUse) = store.release_lock(&|| self.allow(rule)) {
+            if started.elapsed() > IN_USE_WAIT {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl LockUse {
     /// A cached command's store work begins; the lock is let go only after
     /// the returned guard is dropped.
     pub(crate) fn caching(self: &Rc<Self>, store: &Arc<Store>) -> Caching {
-        self.caching.fetch_add(1, Ordering::SeqCst);
+        self.commands.caching.fetch_add(1, Ordering::SeqCst);
         Caching {
             uses: Rc::clone(self),
             store: Arc::clone(store),
@@ -64,9 +124,9 @@ impl LockUse {
     /// the command finds it free), and counts the command until the
     /// returned guard is dropped.
     pub(crate) async fn uncached_command(self: &Rc<Self>, store: Option<&Arc<Store>>) -> Uncached {
-        self.uncached.set(self.uncached.get() + 1);
-        if let Some(release) = store.and_then(|store| self.release(store, Duration::ZERO)) {
-            release.await;
+        self.commands.uncached.fetch_add(1, Ordering::SeqCst);
+        if let Some(store) = store {
+            self.release_now(store).await;
         }
         Uncached {
             uses: Rc::clone(self),
@@ -80,9 +140,7 @@ impl LockUse {
     pub(crate) async fn idle(&self, store: &Arc<Store>) {
         store.forget_busy();
         self.settle().await;
-        if let Some(release) = self.release(store, Duration::ZERO) {
-            release.await;
-        }
+        self.release_now(store).await;
     }
 
     /// Waits for a release still on its pool thread (the end of a batch).
@@ -94,34 +152,49 @@ impl LockUse {
     }
 
     /// Lets the lock go on a pool thread (flushing and closing RocksDB take
-    /// a while), after `settle` and once no thread reads or writes through
-    /// the writable instance, if this run holds it and no cached command
-    /// needs it then, and once no write can start (`Store::release_lock`).
-    /// `None` when there is nothing to do: no thread is started for it.
-    fn release(&self, store: &Arc<Store>, settle: Duration) -> Option<blocking::Task<()>> {
-        let idle = |caching: &AtomicUsize| caching.load(Ordering::SeqCst) == 0;
-        if !idle(&self.caching) || !store.is_writable() {
-            return None;
+    /// a while) if this run holds it and no cached command needs it.
+    async fn release_now(&self, store: &Arc<Store>) {
+        if !self.commands.allow(Rule::NoCachedCommand) || !store.is_writable() {
+            return;
         }
-        let (store, caching) = (Arc::clone(store), Arc::clone(&self.caching));
-        Some(blocking::unblock(move || {
-            std::thread::sleep(settle);
-            let started = std::time::Instant::now();
-            // Best effort: a store that cannot reopen read-only keeps the
-            // lock, as it did before.
+        let (store, commands) = (Arc::clone(store), Arc::clone(&self.commands));
+        blocking::unblock(move || commands.release(&store, Rule::NoCachedCommand)).await;
+    }
+
+    /// After the last cached command of a run that still runs uncached
+    /// ones: lets the lock go on a pool thread after [`SETTLE`], unless a
+    /// cached command started meanwhile. One such release at a time; a
+    /// command that ends while it is under way has it ask again.
+    fn release_after_cached(&self, store: &Arc<Store>) {
+        if !self.commands.allow(Rule::OnlyUncachedCommands) || !store.is_writable() {
+            return;
+        }
+        {
+            let mut after = self.commands.after_cached();
+            if after.running {
+                after.asked_again = true;
+                return;
+            }
+            after.running = true;
+        }
+        let (store, commands) = (Arc::clone(store), Arc::clone(&self.commands));
+        let task = blocking::unblock(move || {
             loop {
-                match store.release_lock(&|| idle(&caching)) {
-                    Ok(Release::InUse) if started.elapsed() < IN_USE_WAIT => {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    // A cached command that needed the lock ended after it
-                    // was asked, while this release was still under way: its
-                    // end scheduled no release of its own (`Caching::drop`).
-                    Ok(Release::Needed) if idle(&caching) => std::thread::sleep(settle),
-                    _ => break,
+                std::thread::sleep(SETTLE);
+                commands.after_cached().asked_again = false;
+                commands.release(&store, Rule::OnlyUncachedCommands);
+                let mut after = commands.after_cached();
+                if !after.asked_again {
+                    after.running = false;
+                    break;
                 }
             }
-        }))
+        });
+        // A release before it has ended (its thread cleared `running`).
+        let earlier = self.pending.borrow_mut().replace(task);
+        if let Some(earlier) = earlier {
+            earlier.detach();
+        }
     }
 }
 
@@ -133,23 +206,10 @@ pub(crate) struct Caching {
 
 impl Drop for Caching {
     fn drop(&mut self) {
-        let left = self.uses.caching.fetch_sub(1, Ordering::SeqCst) - 1;
+        self.uses.commands.caching.fetch_sub(1, Ordering::SeqCst);
         // The last cached command is done while uncached ones run on: a
-        // dev server whose build missed. (A release pending already asks
-        // again when it runs.)
-        let under_way = self
-            .uses
-            .pending
-            .borrow()
-            .as_ref()
-            .is_some_and(|pending| !pending.is_finished());
-        if left == 0
-            && self.uses.uncached.get() > 0
-            && !under_way
-            && let Some(release) = self.uses.release(&self.store, SETTLE)
-        {
-            *self.uses.pending.borrow_mut() = Some(release);
-        }
+        // dev server whose build missed.
+        self.uses.release_after_cached(&self.store);
     }
 }
 
@@ -160,9 +220,7 @@ pub(crate) struct Uncached {
 
 impl Drop for Uncached {
     fn drop(&mut self) {
-        self.uses
-            .uncached
-            .set(self.uses.uncached.get().saturating_sub(1));
+        self.uses.commands.uncached.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -166,17 +166,15 @@ fn run_not_kept_waiting(ws: &Workspace, args: &[&str], what: &str) -> crate::har
     out
 }
 
-/// Issue: a task that runs `vp run` on its own workspace waited 10 s for the lock its parent
-/// held, every time, and the wait message was replayed on later hits.
-#[test]
-fn a_nested_vp_run_does_not_wait_for_its_parents_lock() {
+/// Runs a cached task `outer` whose command is `prefix` and a nested `vp run` of a cached
+/// build: the nested run must give up the cache at once, its outer task caching it.
+fn nested_run_gives_up_the_cache_at_once(prefix: &str) {
     let ws = Workspace::new("example");
-    let vp = vp_bin();
     ws.write(
         "vite-task.json",
         format!(
-            r#"{{ "tasks": {{ "outer": {{ "command": "{} run @example/utils#build" }} }} }}"#,
-            vp.display()
+            r#"{{ "tasks": {{ "outer": {{ "command": "{prefix}{} run @example/utils#build" }} }} }}"#,
+            vp_bin().display()
         ),
     );
     let out = run_not_kept_waiting(&ws, &["run", "outer"], "the nested run");
@@ -185,6 +183,22 @@ fn a_nested_vp_run_does_not_wait_for_its_parents_lock() {
         "{}",
         out.combined()
     );
+}
+
+/// Issue: a task that runs `vp run` on its own workspace waited 10 s for the lock its parent
+/// held, every time, and the wait message was replayed on later hits.
+#[test]
+fn a_nested_vp_run_does_not_wait_for_its_parents_lock() {
+    nested_run_gives_up_the_cache_at_once("");
+}
+
+/// Review: with the variable that lists the vps caching a command removed on the way (`env
+/// -u`, `sudo`, a tool that passes on only what it knows, an older vp above), the nested run
+/// took its parent's lock for another task's, waited the whole timeout, and ran uncached
+/// with a wrong message. Without the list, every vp above counts as caching, as before it.
+#[test]
+fn a_nested_vp_run_whose_list_was_removed_does_not_wait_for_its_parents_lock() {
+    nested_run_gives_up_the_cache_at_once("env -u VP_RUN_CACHED_BY ");
 }
 
 /// Found running a dev server beside a build: `vp run dev` (a `"cache": false` server that

@@ -196,6 +196,29 @@ impl Access {
             .attempt
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let open_err = |source| CacheError::Open {
+            dir: db_dir.to_path_buf(),
+            source,
+        };
+        // The flush first, outside the view's lock: the event loop asks
+        // whether the store is writable, and would wait for it. A write
+        // made after it is still in the log, which the read-only open
+        // replays.
+        {
+            let Some(writable) = m.writable() else {
+                return Ok(Release::NotHeld);
+            };
+            if !still_idle() {
+                return Ok(Release::Needed);
+            }
+            let families: Vec<_> = super::db::COLUMN_FAMILIES
+                .iter()
+                .filter_map(|name| writable.cf_handle(name))
+                .collect();
+            writable
+                .flush_cfs_opt(&families, &rocksdb::FlushOptions::default())
+                .map_err(open_err)?;
+        }
         // Held until the swap: a thread that asks whether the store is
         // writable meanwhile waits for the answer that holds after it.
         let mut view = m.view.write().unwrap_or_else(PoisonError::into_inner);
@@ -210,18 +233,6 @@ impl Access {
         if Arc::strong_count(writable) > 1 {
             return Ok(Release::InUse);
         }
-        let open_err = |source| CacheError::Open {
-            dir: db_dir.to_path_buf(),
-            source,
-        };
-        let families: Vec<_> = super::db::COLUMN_FAMILIES
-            .iter()
-            .filter_map(|name| writable.cf_handle(name))
-            .collect();
-        writable
-            .flush_cfs_opt(&families, &rocksdb::FlushOptions::default())
-            .map_err(open_err)?;
-        drop(families);
         let read_only =
             DB::open_cf_descriptors_read_only(&read_options(), db_dir, cf_descriptors(), false)
                 .map_err(open_err)?;

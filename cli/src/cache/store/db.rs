@@ -110,6 +110,15 @@ pub(super) fn output_dir_key(dir: &crate::cache::paths::RelPath) -> Vec<u8> {
     k
 }
 
+/// Whether forgetting a broken blob may take the store's lock.
+#[derive(Clone, Copy)]
+enum Forget {
+    /// A restore: the task runs next, and its record needs the lock anyway.
+    TakingTheLock,
+    /// An upload: only through a writable instance already open.
+    IfWritable,
+}
+
 pub(super) fn blob_meta_key(blob: &Digest) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + Digest::LEN);
     k.push(META_BLOB);
@@ -303,10 +312,23 @@ impl Store {
     /// record deleted), so the next run that produces the same content
     /// writes it again instead of deduplicating against the broken copy.
     pub(crate) fn blob(&self, blob: &Digest) -> Result<Vec<u8>, CacheError> {
+        self.checked_blob(blob, Forget::TakingTheLock)
+    }
+
+    /// [`Store::blob`] for an upload to the remote cache, which runs after
+    /// the task's record, when the run may have let the lock go: a broken
+    /// blob is forgotten only if the store is open for writing anyway
+    /// (taking the lock back here, nothing would let it go again while a
+    /// dev server runs). The next restore that finds it broken forgets it.
+    pub(crate) fn blob_to_send(&self, blob: &Digest) -> Result<Vec<u8>, CacheError> {
+        self.checked_blob(blob, Forget::IfWritable)
+    }
+
+    fn checked_blob(&self, blob: &Digest, forget: Forget) -> Result<Vec<u8>, CacheError> {
         match self.get_once(CF_BLOBS, blob.as_bytes(), |stored| intact(stored, blob))? {
             Some(Some(bytes)) => Ok(bytes),
             found => {
-                self.forget_blob(blob);
+                self.forget_blob(blob, forget);
                 let (dir, blob) = (self.dir.clone(), blob.to_string());
                 Err(match found {
                     None => CacheError::MissingBlob { dir, blob },
@@ -321,11 +343,14 @@ impl Store {
     /// stored since. Best effort: if even this write fails the store is
     /// failing as a whole, and the caller is already reporting an error for
     /// this blob.
-    fn forget_blob(&self, blob: &Digest) {
+    fn forget_blob(&self, blob: &Digest, forget: Forget) {
         // Not waiting for another vp's lock: a blob left is forgotten by
-        // the next restore that finds it broken, or replaced by the next
-        // store of the same content.
-        let Ok(db) = self.writer_now() else { return };
+        // the next restore that finds it broken.
+        let writer = match forget {
+            Forget::TakingTheLock => self.writer_now().ok(),
+            Forget::IfWritable => self.access.writer_if_open(),
+        };
+        let Some(db) = writer else { return };
         let (Ok(blobs), Ok(meta)) = (
             cf_of(&db, &self.dir, CF_BLOBS),
             cf_of(&db, &self.dir, CF_META),

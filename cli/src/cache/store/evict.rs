@@ -187,13 +187,14 @@ impl Store {
         max_bytes: u64,
     ) -> Result<Option<PruneReport>, CacheError> {
         // A run that wrote nothing leaves pruning to the next one that does.
-        // One that let the lock go since takes it again only if it is free:
-        // waiting for another vp only to prune would hold up the run's end
-        // (or a watch's next cycle); the next run that writes prunes.
-        if !self.access.was_writable() || self.writer_now().is_err() {
+        // The size is read through whichever instance is open: one that let
+        // the lock go since takes it again only to prune, and only if it is
+        // free (waiting for another vp only to prune would hold up the run's
+        // end, or a watch's next cycle; the next run that writes prunes).
+        if !self.access.was_writable() || self.approximate_disk_bytes()? <= max_bytes {
             return Ok(None);
         }
-        if self.approximate_disk_bytes()? <= max_bytes {
+        if self.writer_now().is_err() {
             return Ok(None);
         }
         let report = self.prune(max_bytes)?;

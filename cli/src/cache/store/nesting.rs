@@ -12,56 +12,79 @@
 //! the two apart; the list of vps whose cached commands a process runs in,
 //! handed down in [`CachedBy::VAR`], does.
 
-use std::ffi::{OsStr, OsString};
 use std::fs;
 
 /// The vps whose cached commands this process runs inside, outermost first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct CachedBy(Vec<u32>);
+pub(crate) struct CachedBy {
+    pids: Vec<u32>,
+    /// A vp that got no list: the variable was removed on the way (`env
+    /// -i`, `sudo`, a tool that passes only the variables it knows), or the
+    /// vp above it predates the list. Every vp above that one is taken to
+    /// cache what it runs, as before the list: a nested run that waits for
+    /// its own outer task's lock waits the whole timeout for nothing.
+    unknown_above: Option<u32>,
+}
 
 impl CachedBy {
     /// The variable each command's processes get it in: pids separated by
-    /// spaces.
+    /// spaces, and `?PID` for a vp above which nothing is known. It is set
+    /// for every command, empty when no vp above caches it: a missing
+    /// variable means that something between removed it.
     pub(crate) const VAR: &'static str = "VP_RUN_CACHED_BY";
 
-    /// Parses the inherited value; anything that is not a pid is skipped
-    /// (a value a user set by hand cannot make a run wait forever: at worst
-    /// a nested run waits for the lock timeout).
+    /// Parses the inherited value (`None` when the variable is missing:
+    /// nothing is known above this process). Anything that is not a pid is
+    /// skipped: a value a user set by hand cannot make a run wait forever,
+    /// at worst a nested run waits for the lock timeout.
     pub(crate) fn parse(value: Option<&str>) -> Self {
-        Self(
-            value
-                .unwrap_or_default()
-                .split_ascii_whitespace()
-                .filter_map(|pid| pid.parse().ok())
-                .collect(),
-        )
+        let Some(value) = value else {
+            return Self {
+                pids: Vec::new(),
+                unknown_above: Some(std::process::id()),
+            };
+        };
+        let mut out = Self::default();
+        for word in value.split_ascii_whitespace() {
+            match word.strip_prefix('?') {
+                Some(pid) => out.unknown_above = pid.parse().ok().or(out.unknown_above),
+                None => out.pids.extend(word.parse::<u32>().ok()),
+            }
+        }
+        out
     }
 
     /// The value a command started by this process gets: the inherited
-    /// list, and this process itself when the command is cached. `None`
-    /// when the list is empty (the variable is then removed).
-    pub(crate) fn for_command(&self, cached: bool) -> Option<OsString> {
+    /// list, and this process itself when the command is cached.
+    pub(crate) fn for_command(&self, cached: bool) -> String {
         let own = cached.then(std::process::id);
-        let pids: Vec<String> = self
-            .0
-            .iter()
-            .copied()
-            .chain(own)
-            .map(|p| p.to_string())
+        let words: Vec<String> = self
+            .unknown_above
+            .map(|pid| format!("?{pid}"))
+            .into_iter()
+            .chain(self.pids.iter().copied().chain(own).map(|p| p.to_string()))
             .collect();
-        (!pids.is_empty()).then(|| OsStr::new(&pids.join(" ")).to_os_string())
+        words.join(" ")
     }
 
     /// Whether `holder` holds the lock for a cached command this process
-    /// runs inside: it is in the list, and it is this process's ancestor (a
-    /// listed pid that exited and was reused names some other process).
+    /// runs inside: it is this process's ancestor (a listed pid that exited
+    /// and was reused names some other process), and it is in the list or
+    /// above the vp that got none.
     pub(crate) fn holds_for_this_process(&self, holder: u32) -> bool {
-        self.0.contains(&holder) && is_ancestor(holder)
+        is_ancestor(holder)
+            && (self.pids.contains(&holder)
+                || self
+                    .unknown_above
+                    .is_some_and(|below| is_ancestor_of(holder, below)))
     }
 
     #[cfg(test)]
     pub(crate) fn of(pids: &[u32]) -> Self {
-        Self(pids.to_vec())
+        Self {
+            pids: pids.to_vec(),
+            unknown_above: None,
+        }
     }
 }
 
@@ -130,18 +153,34 @@ mod tests {
     fn a_cached_command_adds_this_vp_and_an_uncached_one_passes_the_list_on() {
         let inherited = CachedBy::parse(Some("12 34"));
         let me = std::process::id();
-        assert_eq!(
-            inherited.for_command(true),
-            Some(OsString::from(format!("12 34 {me}")))
-        );
-        assert_eq!(inherited.for_command(false), Some(OsString::from("12 34")));
-        assert_eq!(CachedBy::default().for_command(false), None);
-        assert_eq!(
-            CachedBy::default().for_command(true),
-            Some(OsString::from(me.to_string()))
-        );
+        assert_eq!(inherited.for_command(true), format!("12 34 {me}"));
+        assert_eq!(inherited.for_command(false), "12 34");
+        let none_above = CachedBy::parse(Some(""));
+        assert_eq!(none_above, CachedBy::default());
+        assert_eq!(none_above.for_command(false), "", "set, and empty");
+        assert_eq!(none_above.for_command(true), me.to_string());
         assert_eq!(CachedBy::parse(Some(" 7  x 8\n")), CachedBy::of(&[7, 8]));
-        assert_eq!(CachedBy::parse(None), CachedBy::default());
+        // No variable: nothing is known above this vp, and its commands
+        // are told so.
+        let unknown = CachedBy::parse(None);
+        assert_eq!(unknown.for_command(true), format!("?{me} {me}"));
+        assert_eq!(CachedBy::parse(Some(&unknown.for_command(false))), unknown);
+    }
+
+    /// Review: with the variable removed on the way (`env -u`, `sudo`, an
+    /// older vp above), a nested run waited 10 s for its own outer task's
+    /// lock. Every vp above one that got no list counts as caching.
+    #[test]
+    fn without_a_list_every_vp_above_counts_as_caching() {
+        let parent = parent_of(std::process::id()).expect("a parent");
+        assert!(CachedBy::parse(None).holds_for_this_process(parent));
+        // Handed down by a vp that got none: above it, yes; itself, no.
+        let by_parent = CachedBy::parse(Some(&format!("?{parent}")));
+        assert!(!by_parent.holds_for_this_process(parent));
+        let grandparent = parent_of(parent).expect("a grandparent");
+        let by_grandparent = CachedBy::parse(Some(&format!("?{grandparent}")));
+        assert!(!by_grandparent.holds_for_this_process(grandparent));
+        assert!(by_parent.holds_for_this_process(grandparent));
     }
 
     #[test]

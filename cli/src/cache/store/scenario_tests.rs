@@ -1958,6 +1958,18 @@ fn a_run_that_let_the_lock_go_still_prunes_what_it_wrote() {
         w.store.release_lock(&|| true).expect("no error"),
         Release::Released
     );
+    // Review: the lock was taken back at the end of every batch (every
+    // watch cycle) only to find the cache within its bound.
+    assert!(
+        w.store
+            .prune_if_needed(u64::MAX)
+            .expect("no error")
+            .is_none()
+    );
+    assert!(
+        !w.store.is_writable(),
+        "not taken back to find nothing to prune"
+    );
     assert!(w.store.prune_if_needed(1).expect("no error").is_some());
 
     let w = w.reopen();
