@@ -67,8 +67,12 @@ pub(crate) enum Unavailable {
     /// Another vp holds the store's lock (its pid, while it is alive).
     Locked { holder: Option<u32> },
     /// The vp that started this one holds it; that outer task caches this
-    /// whole nested run.
-    HeldByAncestor { holder: u32 },
+    /// whole nested run (known from `VP_RUN_CACHED_BY`, or assumed when the
+    /// variable did not reach this vp).
+    HeldByAncestor {
+        holder: u32,
+        why: crate::cache::OuterCaching,
+    },
     /// The store could not be opened.
     OpenFailed { dir: PathBuf, error: String },
     /// The lookup itself failed.

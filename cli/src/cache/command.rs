@@ -186,7 +186,7 @@ fn open_existing(
             holder,
         }
         .into()),
-        Opened::HeldByAncestor { holder } => Err(super::error::CacheError::Busy {
+        Opened::HeldByAncestor { holder, .. } => Err(super::error::CacheError::Busy {
             dir: dir.to_path_buf(),
             holder: Some(holder),
         }

@@ -355,7 +355,7 @@ fn status(s: &CacheStatus) -> Cache {
 fn unavailable(u: &Unavailable) -> Reason {
     let (kind, pid) = match u {
         Unavailable::Locked { holder } => ("locked", *holder),
-        Unavailable::HeldByAncestor { holder } => ("heldByAncestor", Some(*holder)),
+        Unavailable::HeldByAncestor { holder, .. } => ("heldByAncestor", Some(*holder)),
         Unavailable::OpenFailed { .. } => ("openFailed", None),
         Unavailable::ReadFailed { .. } => ("readFailed", None),
         Unavailable::NotOpened => ("notOpened", None),
@@ -542,7 +542,8 @@ mod tests {
         assert_eq!(status_of(Prediction::Miss(Miss::FirstRun)), "miss");
         assert_eq!(
             status_of(Prediction::Unavailable(Unavailable::HeldByAncestor {
-                holder: 3
+                holder: 3,
+                why: crate::cache::OuterCaching::Listed,
             })),
             "unavailable"
         );

@@ -321,7 +321,8 @@ mod tests {
         );
         assert_eq!(
             prediction_text(&Prediction::Unavailable(Unavailable::HeldByAncestor {
-                holder: 3
+                holder: 3,
+                why: crate::cache::OuterCaching::Listed,
             })),
             "cache unavailable: the vp that started this one (pid 3) holds the cache; \
              the outer task caches this run; would run without the cache"

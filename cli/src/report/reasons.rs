@@ -7,7 +7,7 @@ use crate::events::{Failure, Miss, NotCached, RunNotice, TaskNotice, Unavailable
 
 use super::bridge_facts;
 use super::format::format_duration;
-use crate::cache::format_size;
+use crate::cache::{OuterCaching, format_size};
 
 /// How many miss reasons a header shows before "and N more".
 const MISS_REASON_LIMIT: usize = 8;
@@ -32,8 +32,20 @@ pub(crate) fn unavailable(u: &Unavailable) -> String {
             format!("another vp (pid {pid}) holds the cache lock")
         }
         Unavailable::Locked { holder: None } => "another vp holds the cache lock".to_owned(),
-        Unavailable::HeldByAncestor { holder } => format!(
+        Unavailable::HeldByAncestor {
+            holder,
+            why: OuterCaching::Listed,
+        } => format!(
             "the vp that started this one (pid {holder}) holds the cache; the outer task caches this run"
+        ),
+        Unavailable::HeldByAncestor {
+            holder,
+            why: OuterCaching::Assumed,
+        } => format!(
+            "the vp that started this one (pid {holder}) holds the cache, and {} did not reach \
+             this vp to say whether its task caches this run (something between removed it); \
+             taken as cached by the outer task",
+            crate::cache::CachedBy::VAR
         ),
         Unavailable::OpenFailed { dir, error } => format!(
             "the cache at `{}` could not be opened: {error}",

@@ -90,7 +90,9 @@ fn open(settings: &CacheSettings) -> Result<Option<RunCache>, Unavailable> {
         })),
         Ok(ReadOnly::Empty) => Ok(None),
         Ok(ReadOnly::Locked { holder }) => Err(Unavailable::Locked { holder }),
-        Ok(ReadOnly::HeldByAncestor { holder }) => Err(Unavailable::HeldByAncestor { holder }),
+        Ok(ReadOnly::HeldByAncestor { holder, why }) => {
+            Err(Unavailable::HeldByAncestor { holder, why })
+        }
         Err(e) => Err(Unavailable::OpenFailed {
             dir: dir.to_path_buf(),
             error: e.to_string(),

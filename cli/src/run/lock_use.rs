@@ -30,16 +30,17 @@ use crate::cache::{Release, Store};
 const SETTLE: Duration = Duration::from_millis(200);
 
 /// How long a release waits for a thread that still reads or writes
-/// through the writable instance (an upload reading a blob) to finish.
-const IN_USE_WAIT: Duration = Duration::from_secs(5);
+/// through the writable instance (an upload reading a blob) before the
+/// command or watch cycle that asked for it goes on; the release then goes
+/// on in the background.
+const IN_USE_PATIENCE: Duration = Duration::from_millis(500);
 
 /// One per run session, shared by its batches (event-loop thread).
 #[derive(Default)]
 pub(crate) struct LockUse {
     commands: Arc<Commands>,
-    /// The release started when a cached command ended, on its pool
-    /// thread: awaited before the batch ends, so no release is still
-    /// closing RocksDB when vp exits.
+    /// The background release's pool thread: awaited before the batch
+    /// ends, so no release is still closing RocksDB when vp exits.
     pending: RefCell<Option<blocking::Task<()>>>,
 }
 
@@ -52,22 +53,27 @@ struct Commands {
     caching: AtomicUsize,
     /// Commands running that are not cached.
     uncached: AtomicUsize,
-    /// Whether the release after a cached command is on its pool thread,
-    /// and whether another cached command ended meanwhile: that thread then
-    /// asks again before it ends. Decided under one lock, so that no
-    /// command's end falls between the thread's last look and its end.
-    after_cached: Mutex<AfterCached>,
+    /// The release in the background (after a cached command, or one a
+    /// thread reading through the writable instance held up).
+    background: Mutex<Background>,
+    /// Called by the background release after each attempt (tests).
+    #[cfg(test)]
+    after_attempt: Mutex<Option<Box<dyn Fn() + Send>>>,
 }
 
+/// Whether the background release runs, and what was asked of it since it
+/// last looked: a command that ends while it runs has it try again instead
+/// of starting a second one. Decided under one lock, so that no request
+/// falls between the thread's last look and its end.
 #[derive(Default)]
-struct AfterCached {
+struct Background {
     running: bool,
-    asked_again: bool,
+    asked: Option<Rule>,
 }
 
 /// When a release may let the lock go, asked on the pool thread right
 /// before it does.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Rule {
     /// No cached command needs it: an uncached command is about to start,
     /// or the run waits for an edit.
@@ -76,6 +82,16 @@ enum Rule {
     /// uncached one still runs (a run of cached commands only keeps it to
     /// its end).
     OnlyUncachedCommands,
+}
+
+impl Rule {
+    /// The rule that allows a release when either does.
+    fn either(self, other: Option<Rule>) -> Rule {
+        match other {
+            Some(Rule::NoCachedCommand) => Rule::NoCachedCommand,
+            _ => self,
+        }
+    }
 }
 
 impl Commands {
@@ -87,23 +103,39 @@ impl Commands {
         }
     }
 
-    fn after_cached(&self) -> std::sync::MutexGuard<'_, AfterCached> {
-        self.after_cached
+    fn background(&self) -> std::sync::MutexGuard<'_, Background> {
+        self.background
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Lets the lock go if `rule` allows it, once no thread reads or writes
-    /// through the writable instance (waited for up to [`IN_USE_WAIT`]).
-    /// Best effort: a store that cannot reopen read-only keeps the lock, as
-    /// it did before. Blocking.
-    fn release(&self, store: &Store, rule: Rule) {
+    /// through the writable instance, waiting for that up to `patience`
+    /// (`None`: for as long as the rule allows). Whether a thread still
+    /// held it up. Best effort: a store that cannot reopen read-only keeps
+    /// the lock, as it did before. Blocking.
+    fn release(&self, store: &Store, rule: Rule, patience: Option<Duration>) -> bool {
         let started = std::time::Instant::now();
         while let Ok(Release::InUse) = store.release_lock(&|| self.allow(rule)) {
-            if started.elapsed() > IN_USE_WAIT {
-                break;
+            if patience.is_some_and(|p| started.elapsed() > p) {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+/// Clears `running` when the background release's thread panics, so that
+/// a later request starts a new one (the panic itself reaches `settle`).
+struct ResetOnPanic(Arc<Commands>);
+
+impl Drop for ResetOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut background = self.0.background();
+            background.running = false;
+            background.asked = None;
         }
     }
 }
@@ -143,7 +175,7 @@ impl LockUse {
         self.release_now(store).await;
     }
 
-    /// Waits for a release still on its pool thread (the end of a batch).
+    /// Waits for the background release (the end of a batch).
     pub(crate) async fn settle(&self) {
         let pending = self.pending.borrow_mut().take();
         if let Some(pending) = pending {
@@ -152,45 +184,70 @@ impl LockUse {
     }
 
     /// Lets the lock go on a pool thread (flushing and closing RocksDB take
-    /// a while) if this run holds it and no cached command needs it.
+    /// a while) if this run holds it and no cached command needs it. A
+    /// thread that reads through the writable instance for longer than
+    /// [`IN_USE_PATIENCE`] leaves the release to the background.
     async fn release_now(&self, store: &Arc<Store>) {
-        if !self.commands.allow(Rule::NoCachedCommand) || !store.is_writable() {
+        let rule = Rule::NoCachedCommand;
+        if !self.commands.allow(rule) || !store.is_writable() {
             return;
         }
-        let (store, commands) = (Arc::clone(store), Arc::clone(&self.commands));
-        blocking::unblock(move || commands.release(&store, Rule::NoCachedCommand)).await;
+        let (held_up, commands) = (Arc::clone(store), Arc::clone(&self.commands));
+        let in_use =
+            blocking::unblock(move || commands.release(&held_up, rule, Some(IN_USE_PATIENCE)))
+                .await;
+        if in_use {
+            self.release_in_background(store, rule, Duration::ZERO);
+        }
     }
 
-    /// After the last cached command of a run that still runs uncached
-    /// ones: lets the lock go on a pool thread after [`SETTLE`], unless a
-    /// cached command started meanwhile. One such release at a time; a
-    /// command that ends while it is under way has it ask again.
-    fn release_after_cached(&self, store: &Arc<Store>) {
-        if !self.commands.allow(Rule::OnlyUncachedCommands) || !store.is_writable() {
+    /// Lets the lock go on a pool thread after `settle`, if `rule` allows
+    /// it then, waiting for as long as a thread reads through the writable
+    /// instance and the rule allows. One such release at a time: asked
+    /// while it runs, it tries again.
+    fn release_in_background(&self, store: &Arc<Store>, rule: Rule, settle: Duration) {
+        if !self.commands.allow(rule) || !store.is_writable() {
             return;
         }
         {
-            let mut after = self.commands.after_cached();
-            if after.running {
-                after.asked_again = true;
+            let mut background = self.commands.background();
+            background.asked = Some(rule.either(background.asked));
+            if background.running {
                 return;
             }
-            after.running = true;
+            background.running = true;
         }
         let (store, commands) = (Arc::clone(store), Arc::clone(&self.commands));
         let task = blocking::unblock(move || {
+            let _reset = ResetOnPanic(Arc::clone(&commands));
+            std::thread::sleep(settle);
             loop {
-                std::thread::sleep(SETTLE);
-                commands.after_cached().asked_again = false;
-                commands.release(&store, Rule::OnlyUncachedCommands);
-                let mut after = commands.after_cached();
-                if !after.asked_again {
-                    after.running = false;
-                    break;
+                // Ends only under the lock that requests take.
+                let rule = {
+                    let mut background = commands.background();
+                    match background.asked.take() {
+                        Some(rule) => rule,
+                        None => {
+                            background.running = false;
+                            break;
+                        }
+                    }
+                };
+                commands.release(&store, rule, None);
+                #[cfg(test)]
+                if let Some(hook) = &*commands
+                    .after_attempt
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                {
+                    hook();
+                }
+                if commands.background().asked.is_some() {
+                    std::thread::sleep(settle);
                 }
             }
         });
-        // A release before it has ended (its thread cleared `running`).
+        // An earlier one has cleared `running`: it is done with RocksDB.
         let earlier = self.pending.borrow_mut().replace(task);
         if let Some(earlier) = earlier {
             earlier.detach();
@@ -209,7 +266,8 @@ impl Drop for Caching {
         self.uses.commands.caching.fetch_sub(1, Ordering::SeqCst);
         // The last cached command is done while uncached ones run on: a
         // dev server whose build missed.
-        self.uses.release_after_cached(&self.store);
+        self.uses
+            .release_in_background(&self.store, Rule::OnlyUncachedCommands, SETTLE);
     }
 }
 
@@ -243,13 +301,7 @@ mod tests {
     #[test]
     fn the_lock_is_let_go_only_when_no_cached_command_needs_it() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(open_for_test(
-            &tmp.path().join("cache"),
-            Duration::from_secs(5),
-        ));
-        store
-            .prepare_to_write(LockWait::UpToTimeout)
-            .expect("writable");
+        let store = writable_store(&tmp);
         let uses = Rc::new(LockUse::default());
 
         // A dev server starts while a cached build still runs: kept.
@@ -287,5 +339,68 @@ mod tests {
         // Until the run waits for an edit.
         smol::block_on(uses.idle(&store));
         assert!(!store.is_writable());
+    }
+
+    fn writable_store(tmp: &tempfile::TempDir) -> Arc<Store> {
+        let store = Arc::new(open_for_test(
+            &tmp.path().join("cache"),
+            Duration::from_secs(5),
+        ));
+        store
+            .prepare_to_write(LockWait::UpToTimeout)
+            .expect("writable");
+        store
+    }
+
+    /// Review: a cached command that ended after the background release had
+    /// looked, before its thread was done, started no release of its own,
+    /// and the lock stayed held for as long as the dev server ran.
+    #[test]
+    fn a_command_that_ends_while_the_release_runs_has_it_try_again() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = writable_store(&tmp);
+        let uses = Rc::new(LockUse::default());
+        let (entered, wait_entered) = std::sync::mpsc::channel::<()>();
+        let (go_on, wait_go_on) = std::sync::mpsc::channel::<()>();
+        let wait_go_on = Mutex::new(wait_go_on);
+        let first = std::sync::atomic::AtomicBool::new(true);
+        *uses.commands.after_attempt.lock().expect("hook") = Some(Box::new(move || {
+            if first.swap(false, Ordering::SeqCst) {
+                let _ = entered.send(());
+                let _ = wait_go_on.lock().expect("channel").recv();
+            }
+        }));
+
+        let build = uses.caching(&store);
+        let server = smol::block_on(uses.uncached_command(Some(&store)));
+        drop(build);
+        // The next cached command starts before the release looks: it is
+        // refused, and the thread is held right after its attempt.
+        let next = uses.caching(&store);
+        wait_entered.recv().expect("the release tried");
+        assert!(store.is_writable());
+        // The command ends now, while the release is still under way.
+        drop(next);
+        go_on.send(()).expect("hook waits");
+        let_go_soon(&store);
+        smol::block_on(uses.settle());
+        drop(server);
+    }
+
+    /// Review: the release after a cached command let go of the lock even
+    /// when the uncached command beside it had ended meanwhile: a run of
+    /// cached commands only keeps it to its end.
+    #[test]
+    fn the_lock_is_kept_when_the_uncached_command_ends_during_the_settling_time() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = writable_store(&tmp);
+        let uses = Rc::new(LockUse::default());
+        let build = uses.caching(&store);
+        let server = smol::block_on(uses.uncached_command(Some(&store)));
+        drop(build);
+        drop(server);
+        std::thread::sleep(SETTLE * 2);
+        smol::block_on(uses.settle());
+        assert!(store.is_writable());
     }
 }

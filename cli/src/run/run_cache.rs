@@ -112,8 +112,8 @@ pub(super) fn open_cache(
         }
         // No notice: the header says it once per task, and the outer task
         // caches this whole nested run.
-        Ok(crate::cache::Opened::HeldByAncestor { holder }) => {
-            return Err(Unavailable::HeldByAncestor { holder });
+        Ok(crate::cache::Opened::HeldByAncestor { holder, why }) => {
+            return Err(Unavailable::HeldByAncestor { holder, why });
         }
         Ok(crate::cache::Opened::Busy { holder }) => Unavailable::Locked { holder },
         Err(e) => Unavailable::OpenFailed {

@@ -167,8 +167,9 @@ fn run_not_kept_waiting(ws: &Workspace, args: &[&str], what: &str) -> crate::har
 }
 
 /// Runs a cached task `outer` whose command is `prefix` and a nested `vp run` of a cached
-/// build: the nested run must give up the cache at once, its outer task caching it.
-fn nested_run_gives_up_the_cache_at_once(prefix: &str) {
+/// build: the nested run must give up the cache at once, its outer task caching it, and say
+/// `why`.
+fn nested_run_gives_up_the_cache_at_once(prefix: &str, why: &str) {
     let ws = Workspace::new("example");
     ws.write(
         "vite-task.json",
@@ -178,18 +179,14 @@ fn nested_run_gives_up_the_cache_at_once(prefix: &str) {
         ),
     );
     let out = run_not_kept_waiting(&ws, &["run", "outer"], "the nested run");
-    assert!(
-        out.stderr.contains("the outer task caches this run"),
-        "{}",
-        out.combined()
-    );
+    assert!(out.stderr.contains(why), "{}", out.combined());
 }
 
 /// Issue: a task that runs `vp run` on its own workspace waited 10 s for the lock its parent
 /// held, every time, and the wait message was replayed on later hits.
 #[test]
 fn a_nested_vp_run_does_not_wait_for_its_parents_lock() {
-    nested_run_gives_up_the_cache_at_once("");
+    nested_run_gives_up_the_cache_at_once("", "the outer task caches this run");
 }
 
 /// Review: with the variable that lists the vps caching a command removed on the way (`env
@@ -198,7 +195,10 @@ fn a_nested_vp_run_does_not_wait_for_its_parents_lock() {
 /// with a wrong message. Without the list, every vp above counts as caching, as before it.
 #[test]
 fn a_nested_vp_run_whose_list_was_removed_does_not_wait_for_its_parents_lock() {
-    nested_run_gives_up_the_cache_at_once("env -u VP_RUN_CACHED_BY ");
+    nested_run_gives_up_the_cache_at_once(
+        "env -u VP_RUN_CACHED_BY ",
+        "VP_RUN_CACHED_BY did not reach this vp to say whether its task caches this run",
+    );
 }
 
 /// Found running a dev server beside a build: `vp run dev` (a `"cache": false` server that

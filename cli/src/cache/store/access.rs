@@ -357,7 +357,7 @@ impl Access {
             }
             // The lock was free when this store opened, so the parent took
             // it since; its task caches this run's work.
-            Ok(Writable::HeldByAncestor { holder }) => {
+            Ok(Writable::HeldByAncestor { holder, .. }) => {
                 *attempt = Some(Failed::Busy {
                     holder: Some(holder),
                 });

@@ -318,7 +318,7 @@ pub(crate) fn clean(
                     holder,
                 });
             }
-            Some(Opened::HeldByAncestor { holder }) => {
+            Some(Opened::HeldByAncestor { holder, .. }) => {
                 return Err(CacheError::Busy {
                     dir: dir.to_path_buf(),
                     holder: Some(holder),

@@ -68,15 +68,22 @@ impl CachedBy {
     }
 
     /// Whether `holder` holds the lock for a cached command this process
-    /// runs inside: it is this process's ancestor (a listed pid that exited
-    /// and was reused names some other process), and it is in the list or
-    /// above the vp that got none.
-    pub(crate) fn holds_for_this_process(&self, holder: u32) -> bool {
-        is_ancestor(holder)
-            && (self.pids.contains(&holder)
-                || self
-                    .unknown_above
-                    .is_some_and(|below| is_ancestor_of(holder, below)))
+    /// runs inside, and how that is known: it is this process's ancestor (a
+    /// listed pid that exited and was reused names some other process), and
+    /// it is in the list, or above the vp that got none.
+    pub(crate) fn caches_this_process(&self, holder: u32) -> Option<OuterCaching> {
+        if !is_ancestor(holder) {
+            None
+        } else if self.pids.contains(&holder) {
+            Some(OuterCaching::Listed)
+        } else if self
+            .unknown_above
+            .is_some_and(|below| is_ancestor_of(holder, below))
+        {
+            Some(OuterCaching::Assumed)
+        } else {
+            None
+        }
     }
 
     #[cfg(test)]
@@ -86,6 +93,17 @@ impl CachedBy {
             unknown_above: None,
         }
     }
+}
+
+/// How a nested run knows that the vp above it holding the lock caches the
+/// command it runs in: what it tells the user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OuterCaching {
+    /// `VP_RUN_CACHED_BY` names it.
+    Listed,
+    /// The variable did not reach this process: every vp above is taken to
+    /// cache what it runs.
+    Assumed,
 }
 
 /// How the vp holding the lock is related to this one: what a wait for it
@@ -173,26 +191,30 @@ mod tests {
     #[test]
     fn without_a_list_every_vp_above_counts_as_caching() {
         let parent = parent_of(std::process::id()).expect("a parent");
-        assert!(CachedBy::parse(None).holds_for_this_process(parent));
+        assert!(CachedBy::parse(None).caches_this_process(parent).is_some());
         // Handed down by a vp that got none: above it, yes; itself, no.
         let by_parent = CachedBy::parse(Some(&format!("?{parent}")));
-        assert!(!by_parent.holds_for_this_process(parent));
+        assert!(by_parent.caches_this_process(parent).is_none());
         let grandparent = parent_of(parent).expect("a grandparent");
         let by_grandparent = CachedBy::parse(Some(&format!("?{grandparent}")));
-        assert!(!by_grandparent.holds_for_this_process(grandparent));
-        assert!(by_parent.holds_for_this_process(grandparent));
+        assert!(by_grandparent.caches_this_process(grandparent).is_none());
+        assert!(by_parent.caches_this_process(grandparent).is_some());
     }
 
     #[test]
     fn only_a_listed_ancestor_holds_the_lock_for_this_process() {
         let parent = parent_of(std::process::id()).expect("a parent");
         assert!(is_ancestor(parent) && !is_ancestor(std::process::id()));
-        assert!(CachedBy::of(&[parent]).holds_for_this_process(parent));
+        assert!(
+            CachedBy::of(&[parent])
+                .caches_this_process(parent)
+                .is_some()
+        );
         // The parent runs this process in a command it does not cache.
-        assert!(!CachedBy::default().holds_for_this_process(parent));
+        assert!(CachedBy::default().caches_this_process(parent).is_none());
         // Listed, but not above this process (a reused pid).
         let me = std::process::id();
-        assert!(!CachedBy::of(&[me]).holds_for_this_process(me));
+        assert!(CachedBy::of(&[me]).caches_this_process(me).is_none());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, Options};
 use super::access::Access;
 use super::db::{CF_BLOBS, CF_META, COLUMN_FAMILIES, META_SCHEMA, Store};
 use super::layout::CacheDir;
-use super::nesting::{CachedBy, Kin};
+use super::nesting::{CachedBy, Kin, OuterCaching};
 use crate::cache::codec::SCHEMA_VERSION;
 use crate::cache::error::CacheError;
 
@@ -135,6 +135,7 @@ pub(crate) enum Opened {
     /// never succeed; the nested run is cached as part of the outer task.
     HeldByAncestor {
         holder: u32,
+        why: OuterCaching,
     },
 }
 
@@ -420,7 +421,7 @@ fn open_read_write(
                 Opened::Ready(store)
             }
             Writable::Busy { holder } => Opened::Busy { holder },
-            Writable::HeldByAncestor { holder } => Opened::HeldByAncestor { holder },
+            Writable::HeldByAncestor { holder, why } => Opened::HeldByAncestor { holder, why },
         },
     )
 }
@@ -451,7 +452,7 @@ fn open_read_mostly(home: &CacheDir, dir: &Path, options: &OpenOptions) -> Optio
                 flush_log_backlog(&db_dir);
             }
         }
-        Some(Some(pid)) if !options.cached_by.holds_for_this_process(pid) => {}
+        Some(Some(pid)) if options.cached_by.caches_this_process(pid).is_none() => {}
         Some(_) => return None,
     }
     // A writer may flush its logs into a table file and delete them while
@@ -479,7 +480,8 @@ fn open_read_mostly(home: &CacheDir, dir: &Path, options: &OpenOptions) -> Optio
         attempts += 1;
         match now {
             Some(Some(pid))
-                if attempts < VIEW_ATTEMPTS && !options.cached_by.holds_for_this_process(pid) =>
+                if attempts < VIEW_ATTEMPTS
+                    && options.cached_by.caches_this_process(pid).is_none() =>
             {
                 holder = now;
             }
@@ -555,6 +557,7 @@ pub(super) enum Writable {
     /// this process runs in.
     HeldByAncestor {
         holder: u32,
+        why: OuterCaching,
     },
 }
 
@@ -601,10 +604,10 @@ pub(super) fn open_writable(
             },
             Err(e) if is_lock_error(&e) => {
                 let holder = read_holder(&db_dir);
-                if let Some(pid) =
-                    holder.filter(|&pid| options.cached_by.holds_for_this_process(pid))
+                if let Some((pid, why)) =
+                    holder.and_then(|pid| Some((pid, options.cached_by.caches_this_process(pid)?)))
                 {
-                    return Ok(Writable::HeldByAncestor { holder: pid });
+                    return Ok(Writable::HeldByAncestor { holder: pid, why });
                 }
                 if started.elapsed() >= options.lock_timeout {
                     return Ok(Writable::Busy { holder });
@@ -958,7 +961,10 @@ mod tests {
             notices.push(n)
         })
         .expect("no error");
-        assert!(matches!(got, Opened::HeldByAncestor { holder } if holder == parent));
+        assert!(matches!(
+            got,
+            Opened::HeldByAncestor { holder, why: OuterCaching::Listed } if holder == parent
+        ));
         assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
         assert!(notices.is_empty(), "no wait message: {notices:?}");
     }

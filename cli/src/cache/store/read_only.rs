@@ -16,7 +16,7 @@ use std::path::Path;
 use super::access::Access;
 use super::db::Store;
 use super::layout::CacheDir;
-use super::nesting::CachedBy;
+use super::nesting::{CachedBy, OuterCaching};
 use super::open::{cf_descriptors, check_schema, read_options};
 use crate::cache::error::CacheError;
 
@@ -31,7 +31,7 @@ pub(crate) enum ReadOnly {
     Locked { holder: Option<u32> },
     /// The vp that started this one holds it for the cached command this
     /// nested `vp run` runs in.
-    HeldByAncestor { holder: u32 },
+    HeldByAncestor { holder: u32, why: OuterCaching },
 }
 
 /// Opens the store in `dir` read-only, as a process in the cached commands
@@ -45,8 +45,8 @@ pub(crate) fn open_read_only(dir: &Path, cached_by: &CachedBy) -> Result<ReadOnl
         return Ok(ReadOnly::Empty);
     }
     match lock_holder(&db_dir.join("LOCK")) {
-        Some(Some(pid)) if cached_by.holds_for_this_process(pid) => {
-            return Ok(ReadOnly::HeldByAncestor { holder: pid });
+        Some(Some(pid)) if let Some(why) = cached_by.caches_this_process(pid) => {
+            return Ok(ReadOnly::HeldByAncestor { holder: pid, why });
         }
         Some(None) => return Ok(ReadOnly::Locked { holder: None }),
         Some(Some(_)) | None => {}

@@ -844,6 +844,45 @@ fn a_corrupt_blob_is_healed_by_the_next_store() {
     assert_every_entry_complete(&w.store);
 }
 
+/// Review: an upload after the run let the lock go took it back to forget
+/// a broken blob, with nothing left to let it go again while the dev server
+/// ran. An upload forgets it only through a writable instance already
+/// open; a restore, after which the task runs and stores, takes the lock.
+#[test]
+fn an_upload_that_finds_a_broken_blob_does_not_take_the_lock_back() {
+    let w = ws();
+    stored(w.run("t", &cmd(), &[], &[("packages/app/dist/a.js", "bundle")]));
+    let blob = crate::cache::digest::Digest::of_content(b"bundle");
+    {
+        let db = w.store.writer().expect("writable");
+        let cf = db.cf_handle(super::db::CF_BLOBS).expect("blobs cf");
+        db.put_cf(cf, blob.as_bytes(), b"not zstd at all")
+            .expect("corrupt it");
+    }
+    assert_eq!(
+        w.store.release_lock(&|| true).expect("no error"),
+        Release::Released
+    );
+    let err = w.store.blob_to_send(&blob).expect_err("broken");
+    assert!(
+        matches!(err, crate::cache::CacheError::CorruptBlob { .. }),
+        "{err}"
+    );
+    assert!(!w.store.is_writable(), "taken back by an upload");
+    // A restore's read forgets it, taking the lock.
+    let err = w.store.blob(&blob).expect_err("broken");
+    assert!(
+        matches!(err, crate::cache::CacheError::CorruptBlob { .. }),
+        "{err}"
+    );
+    assert!(w.store.is_writable());
+    let err = w.store.blob_to_send(&blob).expect_err("forgotten");
+    assert!(
+        matches!(err, crate::cache::CacheError::MissingBlob { .. }),
+        "{err}"
+    );
+}
+
 #[test]
 fn miss_lists_every_file_difference() {
     let w = ws();
