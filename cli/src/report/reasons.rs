@@ -40,13 +40,20 @@ pub(crate) fn unavailable(u: &Unavailable) -> String {
         ),
         Unavailable::HeldByAncestor {
             holder,
-            why: OuterCaching::Assumed,
-        } => format!(
-            "the vp that started this one (pid {holder}) holds the cache, and {} did not reach \
-             this vp to say whether its task caches this run (something between removed it); \
-             taken as cached by the outer task",
-            crate::cache::CachedBy::VAR
-        ),
+            why: OuterCaching::Assumed { below },
+        } => {
+            let var = crate::cache::CachedBy::VAR;
+            let whom = if *below == std::process::id() {
+                "this vp".to_owned()
+            } else {
+                format!("the vp above this one with pid {below}")
+            };
+            format!(
+                "the vp that started this one (pid {holder}) holds the cache, and {var} did not \
+                 reach {whom} to say whether its task caches this run (removed on the way, or \
+                 the vp above predates it); taken as cached by the outer task"
+            )
+        }
         Unavailable::OpenFailed { dir, error } => format!(
             "the cache at `{}` could not be opened: {error}",
             dir.display()

@@ -68,7 +68,31 @@ struct Commands {
 #[derive(Default)]
 struct Background {
     running: bool,
-    asked: Option<Rule>,
+    asked: Option<Asked>,
+    /// The batch is ending (`LockUse::settle`): a release held up by a
+    /// thread reading through the writable instance gives up, instead of
+    /// keeping vp from exiting, or a watch from its next cycle.
+    closing: bool,
+}
+
+/// A request to the background release: when it may let the lock go, and
+/// how long it waits first.
+#[derive(Clone, Copy)]
+struct Asked {
+    rule: Rule,
+    pause: Duration,
+}
+
+impl Asked {
+    /// One request for two: the rule that allows a release when either
+    /// does, and the longer pause.
+    fn and(self, other: Option<Asked>) -> Asked {
+        let Some(other) = other else { return self };
+        Asked {
+            rule: self.rule.either(Some(other.rule)),
+            pause: self.pause.max(other.pause),
+        }
+    }
 }
 
 /// When a release may let the lock go, asked on the pool thread right
@@ -110,14 +134,14 @@ impl Commands {
     }
 
     /// Lets the lock go if `rule` allows it, once no thread reads or writes
-    /// through the writable instance, waiting for that up to `patience`
-    /// (`None`: for as long as the rule allows). Whether a thread still
+    /// through the writable instance, waiting for that until `give_up`
+    /// (asked with the time waited so far) says so. Whether a thread still
     /// held it up. Best effort: a store that cannot reopen read-only keeps
     /// the lock, as it did before. Blocking.
-    fn release(&self, store: &Store, rule: Rule, patience: Option<Duration>) -> bool {
+    fn release(&self, store: &Store, rule: Rule, give_up: &dyn Fn(Duration) -> bool) -> bool {
         let started = std::time::Instant::now();
         while let Ok(Release::InUse) = store.release_lock(&|| self.allow(rule)) {
-            if patience.is_some_and(|p| started.elapsed() > p) {
+            if give_up(started.elapsed()) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -127,15 +151,13 @@ impl Commands {
 }
 
 /// Clears `running` when the background release's thread panics, so that
-/// a later request starts a new one (the panic itself reaches `settle`).
+/// the next request starts a new one.
 struct ResetOnPanic(Arc<Commands>);
 
 impl Drop for ResetOnPanic {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let mut background = self.0.background();
-            background.running = false;
-            background.asked = None;
+            self.0.background().running = false;
         }
     }
 }
@@ -175,11 +197,14 @@ impl LockUse {
         self.release_now(store).await;
     }
 
-    /// Waits for the background release (the end of a batch).
+    /// Waits for the background release (the end of a batch), which gives
+    /// up meanwhile if a thread holds the writable instance up.
     pub(crate) async fn settle(&self) {
         let pending = self.pending.borrow_mut().take();
         if let Some(pending) = pending {
+            self.commands.background().closing = true;
             pending.await;
+            self.commands.background().closing = false;
         }
     }
 
@@ -193,25 +218,26 @@ impl LockUse {
             return;
         }
         let (held_up, commands) = (Arc::clone(store), Arc::clone(&self.commands));
-        let in_use =
-            blocking::unblock(move || commands.release(&held_up, rule, Some(IN_USE_PATIENCE)))
-                .await;
+        let in_use = blocking::unblock(move || {
+            commands.release(&held_up, rule, &|waited| waited > IN_USE_PATIENCE)
+        })
+        .await;
         if in_use {
             self.release_in_background(store, rule, Duration::ZERO);
         }
     }
 
-    /// Lets the lock go on a pool thread after `settle`, if `rule` allows
+    /// Lets the lock go on a pool thread after `pause`, if `rule` allows
     /// it then, waiting for as long as a thread reads through the writable
-    /// instance and the rule allows. One such release at a time: asked
-    /// while it runs, it tries again.
-    fn release_in_background(&self, store: &Arc<Store>, rule: Rule, settle: Duration) {
+    /// instance and the rule allows (until the batch ends). One such
+    /// release at a time: asked while it runs, it tries again.
+    fn release_in_background(&self, store: &Arc<Store>, rule: Rule, pause: Duration) {
         if !self.commands.allow(rule) || !store.is_writable() {
             return;
         }
         {
             let mut background = self.commands.background();
-            background.asked = Some(rule.either(background.asked));
+            background.asked = Some(Asked { rule, pause }.and(background.asked));
             if background.running {
                 return;
             }
@@ -220,20 +246,20 @@ impl LockUse {
         let (store, commands) = (Arc::clone(store), Arc::clone(&self.commands));
         let task = blocking::unblock(move || {
             let _reset = ResetOnPanic(Arc::clone(&commands));
-            std::thread::sleep(settle);
             loop {
                 // Ends only under the lock that requests take.
-                let rule = {
+                let asked = {
                     let mut background = commands.background();
                     match background.asked.take() {
-                        Some(rule) => rule,
+                        Some(asked) => asked,
                         None => {
                             background.running = false;
                             break;
                         }
                     }
                 };
-                commands.release(&store, rule, None);
+                std::thread::sleep(asked.pause);
+                commands.release(&store, asked.rule, &|_| commands.background().closing);
                 #[cfg(test)]
                 if let Some(hook) = &*commands
                     .after_attempt
@@ -241,9 +267,6 @@ impl LockUse {
                     .unwrap_or_else(PoisonError::into_inner)
                 {
                     hook();
-                }
-                if commands.background().asked.is_some() {
-                    std::thread::sleep(settle);
                 }
             }
         });
@@ -352,14 +375,29 @@ mod tests {
         store
     }
 
+    /// A writable store, a cached build under way and a dev server started
+    /// beside it (the lock is kept for the build).
+    fn build_beside_a_server() -> (
+        tempfile::TempDir,
+        Arc<Store>,
+        Rc<LockUse>,
+        Caching,
+        Uncached,
+    ) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = writable_store(&tmp);
+        let uses = Rc::new(LockUse::default());
+        let build = uses.caching(&store);
+        let server = smol::block_on(uses.uncached_command(Some(&store)));
+        (tmp, store, uses, build, server)
+    }
+
     /// Review: a cached command that ended after the background release had
     /// looked, before its thread was done, started no release of its own,
     /// and the lock stayed held for as long as the dev server ran.
     #[test]
     fn a_command_that_ends_while_the_release_runs_has_it_try_again() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let store = writable_store(&tmp);
-        let uses = Rc::new(LockUse::default());
+        let (_tmp, store, uses, build, server) = build_beside_a_server();
         let (entered, wait_entered) = std::sync::mpsc::channel::<()>();
         let (go_on, wait_go_on) = std::sync::mpsc::channel::<()>();
         let wait_go_on = Mutex::new(wait_go_on);
@@ -371,8 +409,6 @@ mod tests {
             }
         }));
 
-        let build = uses.caching(&store);
-        let server = smol::block_on(uses.uncached_command(Some(&store)));
         drop(build);
         // The next cached command starts before the release looks: it is
         // refused, and the thread is held right after its attempt.
@@ -392,15 +428,35 @@ mod tests {
     /// cached commands only keeps it to its end.
     #[test]
     fn the_lock_is_kept_when_the_uncached_command_ends_during_the_settling_time() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let store = writable_store(&tmp);
-        let uses = Rc::new(LockUse::default());
-        let build = uses.caching(&store);
-        let server = smol::block_on(uses.uncached_command(Some(&store)));
+        let (_tmp, store, uses, build, server) = build_beside_a_server();
         drop(build);
         drop(server);
         std::thread::sleep(SETTLE * 2);
         smol::block_on(uses.settle());
         assert!(store.is_writable());
+    }
+
+    /// Review: a release held up by a thread reading through the writable
+    /// instance kept the end of the batch (vp's exit, a watch's next cycle)
+    /// waiting for as long as that thread read.
+    #[test]
+    fn the_end_of_a_batch_does_not_wait_for_a_release_held_up_by_a_reader() {
+        let (_tmp, store, uses, build, server) = build_beside_a_server();
+        let upload = store.hold_writer();
+        drop(build);
+        std::thread::sleep(SETTLE * 2);
+        let began = Instant::now();
+        smol::block_on(uses.settle());
+        assert!(
+            began.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            began.elapsed()
+        );
+        assert!(store.is_writable(), "the reader still holds it");
+        // Once the reader is done, the next release lets it go.
+        drop(upload);
+        smol::block_on(uses.idle(&store));
+        assert!(!store.is_writable());
+        drop(server);
     }
 }

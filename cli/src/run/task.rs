@@ -252,7 +252,7 @@ async fn run_item(
     };
     // Until this command is recorded, restored or given up, the run keeps
     // the store's lock once it has it.
-    let _caching = ctx.lock_use.caching(&cache.store);
+    let caching = ctx.lock_use.caching(&cache.store);
     let fingerprint = Arc::new(decide::fingerprint(
         spec,
         &process,
@@ -298,6 +298,8 @@ async fn run_item(
             };
         }
         Looked::Unavailable(why) => {
+            // The command runs uncached: it needs no lock (`lock_use.rs`).
+            drop(caching);
             (ctx.emit)(header(CacheStatus::Unavailable(why)));
             return run_uncached(index, spec, item, &process, ctx, ex, Uncached::Unavailable).await;
         }

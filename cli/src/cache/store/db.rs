@@ -151,6 +151,13 @@ impl Store {
     /// The writable instance, opened on first use; opening it folds the hit
     /// journal in before anything else writes. Blocking (may wait for
     /// another vp's lock). Held, it keeps the lock (see `Access::release`).
+    /// The writable instance, held as a thread reading through it holds it
+    /// (an upload): a release waits for it.
+    #[cfg(test)]
+    pub(crate) fn hold_writer(&self) -> Arc<DB> {
+        self.writer().expect("writable")
+    }
+
     pub(super) fn writer(&self) -> Result<Arc<DB>, CacheError> {
         self.writer_waiting(LockWait::UpToTimeout)
     }

@@ -76,13 +76,10 @@ impl CachedBy {
             None
         } else if self.pids.contains(&holder) {
             Some(OuterCaching::Listed)
-        } else if self
-            .unknown_above
-            .is_some_and(|below| is_ancestor_of(holder, below))
-        {
-            Some(OuterCaching::Assumed)
         } else {
-            None
+            self.unknown_above
+                .filter(|&below| is_ancestor_of(holder, below))
+                .map(|below| OuterCaching::Assumed { below })
         }
     }
 
@@ -101,9 +98,9 @@ impl CachedBy {
 pub(crate) enum OuterCaching {
     /// `VP_RUN_CACHED_BY` names it.
     Listed,
-    /// The variable did not reach this process: every vp above is taken to
-    /// cache what it runs.
-    Assumed,
+    /// The variable did not reach vp `below` (this one, or one above it):
+    /// every vp above that one is taken to cache what it runs.
+    Assumed { below: u32 },
 }
 
 /// How the vp holding the lock is related to this one: what a wait for it
@@ -198,7 +195,11 @@ mod tests {
         let grandparent = parent_of(parent).expect("a grandparent");
         let by_grandparent = CachedBy::parse(Some(&format!("?{grandparent}")));
         assert!(by_grandparent.caches_this_process(grandparent).is_none());
-        assert!(by_parent.caches_this_process(grandparent).is_some());
+        assert_eq!(
+            by_parent.caches_this_process(grandparent),
+            Some(OuterCaching::Assumed { below: parent }),
+            "the message names the vp the list did not reach"
+        );
     }
 
     #[test]
