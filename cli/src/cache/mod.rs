@@ -51,7 +51,7 @@ pub(crate) use self::{
     store::import::ImportRequest,
     store::layout::CacheDir,
     store::lookup::{LookupOutcome, LookupRequest},
-    store::nesting::{CachedBy, OuterCaching},
+    store::nesting::{CachedBy, Kin, OuterCaching},
     store::open::{Opened, StoreNotice, open},
     store::read_only::{ReadOnly, open_read_only},
     store::record::{ObservedRun, RecordOutcome, RecordRequest, StoredSummary},

@@ -28,9 +28,18 @@ pub(crate) fn miss(m: &Miss) -> Option<String> {
 /// Why the cache is unavailable, as a clause.
 pub(crate) fn unavailable(u: &Unavailable) -> String {
     match u {
-        Unavailable::Locked { holder: Some(pid) } => {
-            format!("another vp (pid {pid}) holds the cache lock")
-        }
+        // Told apart as the wait notice tells them (the holder is read
+        // from the process tree now: it held the lock a moment ago).
+        Unavailable::Locked { holder: Some(pid) } => match crate::cache::Kin::of(*pid) {
+            crate::cache::Kin::Other => format!("another vp (pid {pid}) holds the cache lock"),
+            crate::cache::Kin::Parent => format!(
+                "the vp that started this one (pid {pid}) holds the cache lock for a task beside \
+                 the one this vp runs in"
+            ),
+            crate::cache::Kin::Child => {
+                format!("a vp started by a task of this one (pid {pid}) holds the cache lock")
+            }
+        },
         Unavailable::Locked { holder: None } => "another vp holds the cache lock".to_owned(),
         Unavailable::HeldByAncestor {
             holder,
@@ -328,6 +337,15 @@ mod tests {
                 holder: None
             })),
             "another vp holds the cache lock; running without the cache"
+        );
+        // Review: a nested run that gave up waiting for its parent said
+        // "another vp", and the user looked in other terminals.
+        let parent = std::os::unix::process::parent_id();
+        assert!(
+            unavailable(&Unavailable::Locked {
+                holder: Some(parent)
+            })
+            .starts_with(&format!("the vp that started this one (pid {parent})")),
         );
     }
 

@@ -295,9 +295,17 @@ impl WatchLoop<'_> {
         if ready.is_empty() {
             return None;
         }
+        // Without the cache: left running until Ctrl-C, whose cancelled run
+        // is never stored, a cached one would only hold the store's lock for
+        // the whole session (a cached command holds it from its lookup to
+        // its record), keeping every other vp's misses from being stored.
+        // And a hit would replay a dev server's log instead of starting it.
         let specs: Vec<TaskSpec> = ready
             .iter()
-            .map(|&i| self.planned.specs[i].clone())
+            .map(|&i| TaskSpec {
+                cache_enabled: false,
+                ..self.planned.specs[i].clone()
+            })
             .collect();
         for s in &specs {
             started.insert(s.label.clone());

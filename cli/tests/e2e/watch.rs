@@ -429,21 +429,7 @@ fn a_watch_waiting_for_an_edit_leaves_the_cache_to_other_vps() {
     let mut watching = watch(&ws, &["t"]);
     watching.wait_for_stderr(STEP, "the first cycle, a miss", |err| cycles(err) >= 1);
 
-    let other = |what: &str| {
-        let began = Instant::now();
-        let out = ws
-            .vp(["run", "u"])
-            .env("VP_CACHE_LOCK_TIMEOUT", "30")
-            .output();
-        out.assert_success();
-        assert!(
-            began.elapsed() < Duration::from_secs(20) && !out.stderr.contains("cache lock"),
-            "{what} waited for the watch's lock ({:?}):\n{}",
-            began.elapsed(),
-            out.combined()
-        );
-        out
-    };
+    let other = |what: &str| run_u_beside_the_watch(&ws, what);
     let first = other("the other vp's miss");
     assert!(first.stderr.contains("cache miss"), "{}", first.combined());
     let again = other("its hit");
@@ -454,13 +440,11 @@ fn a_watch_waiting_for_an_edit_leaves_the_cache_to_other_vps() {
     );
 
     // The watch still stores its own runs (the other vp's output, in the same directory, may
-    // come in the same cycle).
-    let before = cycles(&watching.output_so_far().1);
+    // come in the same cycle, or start a cycle of its own: the one that ran `t` again must be
+    // over, not just any cycle).
     after_a_clock_tick();
     ws.write("in.txt", "two\n");
-    watching.wait_for_stderr(STEP, "a cycle after the edit", |err| {
-        cycles(err) > before && err.contains("'in.txt' modified")
-    });
+    wait_for_cycle_after(&mut watching, "'in.txt' modified");
     let stderr = interrupt(watching);
     assert!(!stderr.contains("without the cache"), "{stderr}");
     let out = ws.vp(["run", "t"]).output();
@@ -470,6 +454,45 @@ fn a_watch_waiting_for_an_edit_leaves_the_cache_to_other_vps() {
         "the watch stored its second cycle:\n{}",
         out.combined()
     );
+}
+
+/// `vp run u` beside a running watch: it must not wait for the watch's lock.
+#[track_caller]
+fn run_u_beside_the_watch(ws: &Workspace, what: &str) -> crate::harness::Output {
+    let began = Instant::now();
+    let out = ws
+        .vp(["run", "u"])
+        .env("VP_CACHE_LOCK_TIMEOUT", "30")
+        .output();
+    out.assert_success();
+    assert!(
+        began.elapsed() < Duration::from_secs(20) && !out.stderr.contains("cache lock"),
+        "{what} waited for the watch's lock ({:?}):\n{}",
+        began.elapsed(),
+        out.combined()
+    );
+    out
+}
+
+/// Review: a persistent task left cached (`tsc --watch` without `"cache": false`) held the
+/// store's lock for the whole watch session, a cached command holding it from its lookup to its
+/// record: another vp's misses waited out the timeout and ran without the cache. In watch mode
+/// a persistent task runs without the cache.
+#[test]
+fn a_cached_persistent_task_does_not_hold_the_cache_for_the_session() {
+    let ws = with_task_t(
+        r#""server": { "command": "node -e \"setInterval(() => {}, 1000)\"", "persistent": true },
+           "u": { "command": "node u.js", "cache": true, "input": ["u.js"] }"#,
+    );
+    ws.write("u.js", "require('fs').writeFileSync('u-out.txt', 'u');\n");
+    let mut watching = watch(&ws, &["server"]);
+    watching.wait_for_stderr(STEP, "the server started", |err| {
+        err.contains("is persistent: started once")
+    });
+    run_u_beside_the_watch(&ws, "the other vp's miss");
+    let again = ws.vp(["run", "u"]).output();
+    assert!(again.stderr.contains("cache hit"), "{}", again.combined());
+    interrupt(watching);
 }
 
 /// A watch whose first miss waited out another vp's lock ran every later cycle without the

@@ -211,6 +211,11 @@ impl Access {
             if !still_idle() {
                 return Ok(Release::Needed);
             }
+            // Another clone than this one: a thread reads or writes through
+            // it, and a release retried while it does need not flush.
+            if Arc::strong_count(&writable) > 2 {
+                return Ok(Release::InUse);
+            }
             let families: Vec<_> = super::db::COLUMN_FAMILIES
                 .iter()
                 .filter_map(|name| writable.cf_handle(name))
@@ -380,11 +385,14 @@ impl Access {
     /// once per task.
     pub(super) fn forget_busy(&self) {
         if let Self::ReadMostly(m) = self {
-            let mut attempt = m
-                .upgrade
-                .attempt
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            // Called on the event loop: an attempt under way (a persistent
+            // task's write waiting for another vp's lock) is not waited for;
+            // it leaves its own outcome.
+            let mut attempt = match m.upgrade.attempt.try_lock() {
+                Ok(attempt) => attempt,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return,
+            };
             if matches!(*attempt, Some(Failed::Busy { .. })) {
                 *attempt = None;
             }

@@ -148,9 +148,6 @@ impl Store {
         self.access.reader()
     }
 
-    /// The writable instance, opened on first use; opening it folds the hit
-    /// journal in before anything else writes. Blocking (may wait for
-    /// another vp's lock). Held, it keeps the lock (see `Access::release`).
     /// The writable instance, held as a thread reading through it holds it
     /// (an upload): a release waits for it.
     #[cfg(test)]
@@ -158,6 +155,9 @@ impl Store {
         self.writer().expect("writable")
     }
 
+    /// The writable instance, opened on first use; opening it folds the hit
+    /// journal in before anything else writes. Blocking (may wait for
+    /// another vp's lock). Held, it keeps the lock (see `Access::release`).
     pub(super) fn writer(&self) -> Result<Arc<DB>, CacheError> {
         self.writer_waiting(LockWait::UpToTimeout)
     }

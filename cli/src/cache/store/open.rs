@@ -577,7 +577,8 @@ pub(super) fn open_writable(
     notify: &mut dyn FnMut(StoreNotice),
 ) -> Result<Writable, CacheError> {
     let started = Instant::now();
-    let mut announced = false;
+    // The holder the last notice named (`Some(None)`: one it could not name).
+    let mut announced: Option<Option<u32>> = None;
     let mut set_aside_once = false;
     let db_dir = home.db();
     loop {
@@ -615,8 +616,14 @@ pub(super) fn open_writable(
                 // The holder writes its pid right after taking the lock: give
                 // it a moment, so the message can name it.
                 let named_or_late = holder.is_some() || started.elapsed() >= PID_GRACE;
-                if !announced && named_or_late {
-                    announced = true;
+                // Again when another vp has taken the lock meanwhile: the
+                // wait goes on for a holder the user has not been told of.
+                let not_told = match announced {
+                    None => true,
+                    Some(told) => holder.is_some() && holder != told,
+                };
+                if named_or_late && not_told {
+                    announced = Some(holder);
                     notify(StoreNotice::WaitingForLock {
                         dir: dir.to_path_buf(),
                         holder,
