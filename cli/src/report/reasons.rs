@@ -7,7 +7,7 @@ use crate::events::{Failure, Miss, NotCached, RunNotice, TaskNotice, Unavailable
 
 use super::bridge_facts;
 use super::format::format_duration;
-use crate::cache::{OuterCaching, format_size};
+use crate::cache::{Kin, OuterCaching, format_size};
 
 /// How many miss reasons a header shows before "and N more".
 const MISS_REASON_LIMIT: usize = 8;
@@ -30,16 +30,14 @@ pub(crate) fn unavailable(u: &Unavailable) -> String {
     match u {
         // Told apart as the wait notice tells them (the holder is read
         // from the process tree now: it held the lock a moment ago).
-        Unavailable::Locked { holder: Some(pid) } => match crate::cache::Kin::of(*pid) {
-            crate::cache::Kin::Other => format!("another vp (pid {pid}) holds the cache lock"),
-            crate::cache::Kin::Parent => format!(
-                "the vp that started this one (pid {pid}) holds the cache lock for a task beside \
-                 the one this vp runs in"
-            ),
-            crate::cache::Kin::Child => {
-                format!("a vp started by a task of this one (pid {pid}) holds the cache lock")
-            }
-        },
+        Unavailable::Locked { holder: Some(pid) } => {
+            let kin = Kin::of(*pid);
+            let beside = match kin {
+                Kin::Parent => " for a task beside the one this vp runs in",
+                Kin::Other | Kin::Child => "",
+            };
+            format!("{} (pid {pid}) holds the cache lock{beside}", kin.holder())
+        }
         Unavailable::Locked { holder: None } => "another vp holds the cache lock".to_owned(),
         Unavailable::HeldByAncestor {
             holder,

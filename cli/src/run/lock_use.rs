@@ -89,7 +89,7 @@ impl Asked {
     fn and(self, other: Option<Asked>) -> Asked {
         let Some(other) = other else { return self };
         Asked {
-            rule: self.rule.either(Some(other.rule)),
+            rule: self.rule.either(other.rule),
             pause: self.pause.max(other.pause),
         }
     }
@@ -110,10 +110,10 @@ enum Rule {
 
 impl Rule {
     /// The rule that allows a release when either does.
-    fn either(self, other: Option<Rule>) -> Rule {
+    fn either(self, other: Rule) -> Rule {
         match other {
-            Some(Rule::NoCachedCommand) => Rule::NoCachedCommand,
-            _ => self,
+            Rule::NoCachedCommand => Rule::NoCachedCommand,
+            Rule::OnlyUncachedCommands => self,
         }
     }
 }

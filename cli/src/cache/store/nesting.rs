@@ -127,6 +127,15 @@ impl Kin {
             Self::Other
         }
     }
+
+    /// The holder, as a wait notice and a run's header name it.
+    pub(crate) fn holder(self) -> &'static str {
+        match self {
+            Self::Other => "another vp",
+            Self::Parent => "the vp that started this one",
+            Self::Child => "a vp started by a task of this one",
+        }
+    }
 }
 
 /// Whether `pid` is this process's parent, grandparent, ... (read from

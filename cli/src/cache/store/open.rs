@@ -92,15 +92,11 @@ impl std::fmt::Display for StoreNotice {
             } => {
                 // What happens after the wait is the caller's to say: a run
                 // goes on without the cache, `vp cache stats` fails.
-                let who = match kin {
-                    Kin::Other => "another vp",
-                    Kin::Parent => "the vp that started this one",
-                    Kin::Child => "a vp started by a task of this one",
-                };
                 write!(
                     f,
-                    "waiting for the cache lock on `{}` held by {who}",
-                    dir.display()
+                    "waiting for the cache lock on `{}` held by {}",
+                    dir.display(),
+                    kin.holder()
                 )?;
                 if let Some(pid) = holder {
                     write!(f, " (pid {pid})")?;
